@@ -1,0 +1,104 @@
+//! Where the control plane's resources are (from the environment SAM or the
+//! local stack sets, docs/internals.md) and the SDK clients to reach them.
+
+use std::env;
+
+use thiserror::Error;
+
+#[derive(Debug, Error)]
+pub enum ConfigError {
+    #[error("environment variable {0} is not set; run under the SAM stack or source .local/stack.env")]
+    Missing(&'static str),
+    #[error("environment variable {0} is not a number: {1}")]
+    NotANumber(&'static str, String),
+}
+
+/// Names and addresses of the stack's resources.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub nodes_table: String,
+    pub tag_index_table: String,
+    pub activations_table: String,
+    pub commands_table: String,
+    pub invocations_table: String,
+    pub access_keys_table: String,
+    pub work_queue_url: String,
+    pub ingest_queue_url: String,
+    pub node_dlq_arn: String,
+    pub node_queue_prefix: String,
+    pub output_bucket: String,
+    pub data_key_id: String,
+    pub signing_key_id: String,
+    pub event_bus: String,
+    pub node_role_arn: String,
+    pub connection_lost_seconds: u64,
+    pub region: String,
+}
+
+fn var(name: &'static str) -> Result<String, ConfigError> {
+    env::var(name).map_err(|_| ConfigError::Missing(name))
+}
+
+impl Settings {
+    pub fn from_env() -> Result<Self, ConfigError> {
+        let lost = env::var("STEWARD_CONNECTION_LOST_SECONDS").unwrap_or_else(|_| "300".into());
+        Ok(Self {
+            nodes_table: var("STEWARD_NODES_TABLE")?,
+            tag_index_table: var("STEWARD_TAG_INDEX_TABLE")?,
+            activations_table: var("STEWARD_ACTIVATIONS_TABLE")?,
+            commands_table: var("STEWARD_COMMANDS_TABLE")?,
+            invocations_table: var("STEWARD_INVOCATIONS_TABLE")?,
+            access_keys_table: var("STEWARD_ACCESS_KEYS_TABLE")?,
+            work_queue_url: var("STEWARD_WORK_QUEUE_URL")?,
+            ingest_queue_url: var("STEWARD_INGEST_QUEUE_URL")?,
+            node_dlq_arn: var("STEWARD_NODE_DLQ_ARN")?,
+            node_queue_prefix: env::var("STEWARD_NODE_QUEUE_PREFIX")
+                .unwrap_or_else(|_| "steward-node-".into()),
+            output_bucket: var("STEWARD_OUTPUT_BUCKET")?,
+            data_key_id: var("STEWARD_DATA_KEY_ID")?,
+            signing_key_id: var("STEWARD_SIGNING_KEY_ID")?,
+            event_bus: env::var("STEWARD_EVENT_BUS").unwrap_or_else(|_| "steward".into()),
+            node_role_arn: var("STEWARD_NODE_ROLE_ARN")?,
+            connection_lost_seconds: lost
+                .parse()
+                .map_err(|_| ConfigError::NotANumber("STEWARD_CONNECTION_LOST_SECONDS", lost))?,
+            region: env::var("AWS_REGION")
+                .or_else(|_| env::var("AWS_DEFAULT_REGION"))
+                .unwrap_or_else(|_| "us-east-1".into()),
+        })
+    }
+}
+
+/// One SDK client per service, built once per process and shared by handlers.
+#[derive(Clone, Debug)]
+pub struct Clients {
+    pub dynamodb: aws_sdk_dynamodb::Client,
+    pub sqs: aws_sdk_sqs::Client,
+    pub s3: aws_sdk_s3::Client,
+    pub kms: aws_sdk_kms::Client,
+    pub events: aws_sdk_eventbridge::Client,
+    pub sts: aws_sdk_sts::Client,
+}
+
+impl Clients {
+    /// From the standard AWS configuration chain; `AWS_ENDPOINT_URL` and
+    /// `AWS_ENDPOINT_URL_DYNAMODB` point it at the local stack.
+    pub async fn from_env() -> Self {
+        let shared = aws_config::defaults(aws_config::BehaviorVersion::latest())
+            .load()
+            .await;
+        // LocalStack serves S3 on one host name; path-style addressing avoids
+        // bucket subdomains, and is harmless against AWS.
+        let s3_config = aws_sdk_s3::config::Builder::from(&shared)
+            .force_path_style(std::env::var("AWS_ENDPOINT_URL").is_ok())
+            .build();
+        Self {
+            dynamodb: aws_sdk_dynamodb::Client::new(&shared),
+            sqs: aws_sdk_sqs::Client::new(&shared),
+            s3: aws_sdk_s3::Client::from_conf(s3_config),
+            kms: aws_sdk_kms::Client::new(&shared),
+            events: aws_sdk_eventbridge::Client::new(&shared),
+            sts: aws_sdk_sts::Client::new(&shared),
+        }
+    }
+}

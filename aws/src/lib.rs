@@ -1,0 +1,22 @@
+//! Adapters: the ports of `steward-core` over AWS services. Each module is one
+//! aggregate's store or one service's port.
+
+pub mod config;
+
+pub use config::{Clients, Settings};
+
+/// What every handler needs: where the resources are and the clients to
+/// reach them. Built once per process (per Lambda cold start).
+#[derive(Clone, Debug)]
+pub struct Stack {
+    pub settings: Settings,
+    pub clients: Clients,
+}
+
+impl Stack {
+    pub async fn from_env() -> Result<Self, config::ConfigError> {
+        let settings = Settings::from_env()?;
+        let clients = Clients::from_env().await;
+        Ok(Self { settings, clients })
+    }
+}

@@ -1,0 +1,380 @@
+//! Commands and their invocations: SSM's statuses, status details, and how a
+//! command's status follows from its invocations'.
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::SsmError;
+
+/// An invocation's (and a plugin's) `StatusDetails`, which carry more than
+/// `Status`. The serialized form is SSM's exact text.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, PartialOrd, Ord)]
+pub enum InvocationDetail {
+    Pending,
+    #[serde(rename = "In Progress")]
+    InProgress,
+    Delayed,
+    Success,
+    #[serde(rename = "Delivery Timed Out")]
+    DeliveryTimedOut,
+    #[serde(rename = "Execution Timed Out")]
+    ExecutionTimedOut,
+    Failed,
+    /// SSM spells the detail "Canceled" and the status "Cancelled".
+    #[serde(rename = "Canceled")]
+    Cancelled,
+    Cancelling,
+    Undeliverable,
+    Terminated,
+}
+
+/// The coarse `Status` of an invocation or plugin.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum InvocationStatus {
+    Pending,
+    InProgress,
+    Delayed,
+    Success,
+    Cancelled,
+    TimedOut,
+    Failed,
+    Cancelling,
+}
+
+impl InvocationDetail {
+    pub fn status(self) -> InvocationStatus {
+        use InvocationDetail as D;
+        use InvocationStatus as S;
+        match self {
+            D::Pending => S::Pending,
+            D::InProgress => S::InProgress,
+            D::Delayed => S::Delayed,
+            D::Success => S::Success,
+            D::DeliveryTimedOut | D::ExecutionTimedOut => S::TimedOut,
+            D::Failed | D::Undeliverable | D::Terminated => S::Failed,
+            D::Cancelled => S::Cancelled,
+            D::Cancelling => S::Cancelling,
+        }
+    }
+
+    /// Final details never change again; a late or repeated report is ignored.
+    pub fn is_final(self) -> bool {
+        !matches!(
+            self,
+            Self::Pending | Self::InProgress | Self::Delayed | Self::Cancelling
+        )
+    }
+
+    /// Counts against MaxErrors (SSM: Failed and Execution Timed Out do;
+    /// Delivery Timed Out and Undeliverable do not).
+    pub fn is_error(self) -> bool {
+        matches!(self, Self::Failed | Self::ExecutionTimedOut)
+    }
+
+    /// Whether moving from `self` to `next` is allowed. Final states are
+    /// absorbing; otherwise a report may only move forward.
+    pub fn may_become(self, next: InvocationDetail) -> bool {
+        if self.is_final() || self == next {
+            return false;
+        }
+        match next {
+            Self::Pending => false,
+            Self::InProgress | Self::Delayed => matches!(self, Self::Pending | Self::Delayed),
+            Self::Cancelling => matches!(self, Self::Pending | Self::InProgress | Self::Delayed),
+            _ => true,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        use InvocationDetail::*;
+        match self {
+            Pending => "Pending",
+            InProgress => "In Progress",
+            Delayed => "Delayed",
+            Success => "Success",
+            DeliveryTimedOut => "Delivery Timed Out",
+            ExecutionTimedOut => "Execution Timed Out",
+            Failed => "Failed",
+            Cancelled => "Canceled",
+            Cancelling => "Cancelling",
+            Undeliverable => "Undeliverable",
+            Terminated => "Terminated",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        use InvocationDetail::*;
+        [
+            Pending,
+            InProgress,
+            Delayed,
+            Success,
+            DeliveryTimedOut,
+            ExecutionTimedOut,
+            Failed,
+            Cancelled,
+            Cancelling,
+            Undeliverable,
+            Terminated,
+        ]
+        .into_iter()
+        .find(|d| d.as_str() == s)
+    }
+}
+
+impl InvocationStatus {
+    pub fn as_str(self) -> &'static str {
+        use InvocationStatus::*;
+        match self {
+            Pending => "Pending",
+            InProgress => "InProgress",
+            Delayed => "Delayed",
+            Success => "Success",
+            Cancelled => "Cancelled",
+            TimedOut => "TimedOut",
+            Failed => "Failed",
+            Cancelling => "Cancelling",
+        }
+    }
+}
+
+/// How many invocations of a command are in each final detail, plus how many
+/// have started. Kept on the command record as counters.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Tally {
+    pub target_count: u32,
+    pub started: u32,
+    pub success: u32,
+    pub failed: u32,
+    pub execution_timed_out: u32,
+    pub delivery_timed_out: u32,
+    pub undeliverable: u32,
+    pub terminated: u32,
+    pub cancelled: u32,
+}
+
+impl Tally {
+    pub fn completed(&self) -> u32 {
+        self.success
+            + self.failed
+            + self.execution_timed_out
+            + self.delivery_timed_out
+            + self.undeliverable
+            + self.terminated
+            + self.cancelled
+    }
+
+    /// SSM's `ErrorCount`: invocations that count against MaxErrors.
+    pub fn errors(&self) -> u32 {
+        self.failed + self.execution_timed_out
+    }
+
+    pub fn record(&mut self, detail: InvocationDetail) {
+        use InvocationDetail::*;
+        match detail {
+            Success => self.success += 1,
+            Failed => self.failed += 1,
+            ExecutionTimedOut => self.execution_timed_out += 1,
+            DeliveryTimedOut => self.delivery_timed_out += 1,
+            Undeliverable => self.undeliverable += 1,
+            Terminated => self.terminated += 1,
+            Cancelled => self.cancelled += 1,
+            InProgress => self.started += 1,
+            Pending | Delayed | Cancelling => {}
+        }
+    }
+}
+
+/// A command's `Status` and `StatusDetails`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CommandState {
+    pub status: &'static str,
+    pub details: &'static str,
+}
+
+impl CommandState {
+    pub fn is_final(&self) -> bool {
+        !matches!(self.status, "Pending" | "InProgress" | "Cancelling")
+    }
+}
+
+/// The command's status from its invocations'. Where SSM's documentation is
+/// silent we decided:
+/// - any cancelled invocation makes a finished command `Cancelled`;
+/// - more than `max_errors` errors make it `Failed` (or `TimedOut` /
+///   "Execution Timed Out" when all errors were execution time-outs);
+/// - otherwise, more than `max_errors` delivery time-outs with no success
+///   make it `TimedOut` / "Delivery Timed Out";
+/// - all successes make it `Success` (so does an empty target set);
+/// - anything else is `Failed` / "Incomplete".
+pub fn command_state(t: &Tally, max_errors: u32, cancel_requested: bool) -> CommandState {
+    let st = |status, details| CommandState { status, details };
+    if t.completed() < t.target_count {
+        if cancel_requested {
+            return st("Cancelling", "Cancelling");
+        }
+        if t.started > 0 || t.completed() > 0 {
+            return st("InProgress", "In Progress");
+        }
+        return st("Pending", "Pending");
+    }
+    if t.cancelled > 0 || (cancel_requested && t.success < t.target_count) {
+        return st("Cancelled", "Canceled");
+    }
+    if t.errors() > max_errors {
+        if t.failed == 0 {
+            return st("TimedOut", "Execution Timed Out");
+        }
+        return st("Failed", "Failed");
+    }
+    if t.success == t.target_count {
+        return st("Success", "Success");
+    }
+    if t.success == 0 && t.delivery_timed_out > max_errors && t.errors() == 0 {
+        return st("TimedOut", "Delivery Timed Out");
+    }
+    st("Failed", "Incomplete")
+}
+
+/// MaxConcurrency / MaxErrors: an absolute number or a percentage of targets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Limit {
+    Absolute(u32),
+    Percent(u32),
+}
+
+impl Limit {
+    pub fn parse(field: &str, s: &str) -> Result<Self, SsmError> {
+        let bad = || {
+            SsmError::ValidationException(format!(
+                "1 validation error detected: Value '{s}' at '{field}' failed to satisfy constraint: Member must satisfy regular expression pattern: ^([1-9][0-9]*|[0]|[1-9][0-9]%|[0-9]%|100%)$"
+            ))
+        };
+        if let Some(p) = s.strip_suffix('%') {
+            let n: u32 = p.parse().map_err(|_| bad())?;
+            if n > 100 || (p.len() > 1 && p.starts_with('0')) {
+                return Err(bad());
+            }
+            Ok(Limit::Percent(n))
+        } else {
+            if s.is_empty() || (s.len() > 1 && s.starts_with('0')) {
+                return Err(bad());
+            }
+            s.parse().map(Limit::Absolute).map_err(|_| bad())
+        }
+    }
+
+    /// The absolute limit for `targets` targets. Percentages round down, as
+    /// SSM's docs imply for MaxErrors ("10% of 9 targets allows 0 errors");
+    /// for concurrency the result is at least 1 so a command always moves.
+    pub fn resolve(self, targets: u32, at_least_one: bool) -> u32 {
+        let n = match self {
+            Limit::Absolute(n) => n,
+            Limit::Percent(p) => ((targets as u64 * p as u64) / 100) as u32,
+        };
+        if at_least_one { n.max(1) } else { n }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn tally(target: u32, f: impl FnOnce(&mut Tally)) -> Tally {
+        let mut t = Tally {
+            target_count: target,
+            ..Default::default()
+        };
+        f(&mut t);
+        t
+    }
+
+    #[test]
+    fn in_flight_states() {
+        assert_eq!(command_state(&tally(3, |_| {}), 0, false).status, "Pending");
+        assert_eq!(
+            command_state(&tally(3, |t| t.started = 1), 0, false).status,
+            "InProgress"
+        );
+        assert_eq!(
+            command_state(&tally(3, |t| t.success = 1), 0, false).details,
+            "In Progress"
+        );
+        assert_eq!(command_state(&tally(3, |_| {}), 0, true).status, "Cancelling");
+    }
+
+    #[test]
+    fn final_states() {
+        let s = command_state(&tally(3, |t| t.success = 3), 0, false);
+        assert_eq!((s.status, s.details), ("Success", "Success"));
+        let s = command_state(&tally(3, |t| { t.success = 2; t.failed = 1 }), 0, false);
+        assert_eq!((s.status, s.details), ("Failed", "Failed"));
+        let s = command_state(&tally(3, |t| { t.success = 2; t.failed = 1 }), 1, false);
+        assert_eq!((s.status, s.details), ("Failed", "Incomplete"));
+        let s = command_state(&tally(2, |t| { t.success = 1; t.execution_timed_out = 1 }), 0, false);
+        assert_eq!((s.status, s.details), ("TimedOut", "Execution Timed Out"));
+        let s = command_state(&tally(2, |t| t.delivery_timed_out = 2), 0, false);
+        assert_eq!((s.status, s.details), ("TimedOut", "Delivery Timed Out"));
+        let s = command_state(&tally(2, |t| { t.success = 1; t.delivery_timed_out = 1 }), 0, false);
+        assert_eq!((s.status, s.details), ("Failed", "Incomplete"));
+        let s = command_state(&tally(2, |t| { t.success = 1; t.cancelled = 1 }), 0, true);
+        assert_eq!((s.status, s.details), ("Cancelled", "Canceled"));
+        let s = command_state(&tally(0, |_| {}), 0, false);
+        assert_eq!(s.status, "Success");
+    }
+
+    #[test]
+    fn transitions() {
+        use InvocationDetail::*;
+        assert!(Pending.may_become(InProgress));
+        assert!(InProgress.may_become(Success));
+        assert!(Pending.may_become(DeliveryTimedOut));
+        assert!(!Success.may_become(Failed));
+        assert!(!InProgress.may_become(InProgress));
+        assert!(!InProgress.may_become(Pending));
+        assert!(!Cancelled.may_become(Success));
+        assert!(Cancelling.may_become(Cancelled));
+    }
+
+    #[test]
+    fn detail_text_round_trips() {
+        use InvocationDetail::*;
+        for d in [Pending, InProgress, Delayed, Success, DeliveryTimedOut, ExecutionTimedOut, Failed, Cancelled, Cancelling, Undeliverable, Terminated] {
+            assert_eq!(InvocationDetail::parse(d.as_str()), Some(d));
+            let json = serde_json::to_string(&d).unwrap();
+            assert_eq!(json, format!("\"{}\"", d.as_str()));
+        }
+    }
+
+    #[test]
+    fn limits() {
+        assert_eq!(Limit::parse("MaxErrors", "0").unwrap(), Limit::Absolute(0));
+        assert_eq!(Limit::parse("MaxErrors", "10%").unwrap(), Limit::Percent(10));
+        for bad in ["", "01", "101%", "-1", "x", "05%"] {
+            assert!(Limit::parse("MaxErrors", bad).is_err(), "{bad}");
+        }
+        assert_eq!(Limit::Percent(10).resolve(9, false), 0);
+        assert_eq!(Limit::Percent(10).resolve(9, true), 1);
+        assert_eq!(Limit::Percent(50).resolve(3, true), 1);
+        assert_eq!(Limit::Percent(100).resolve(500, true), 500);
+    }
+
+    proptest! {
+        /// Whatever order invocations finish in, a command with every
+        /// invocation final has a final state, and one with any left does not.
+        #[test]
+        fn finality_follows_invocations(details in proptest::collection::vec(0u8..7, 0..40), max_errors in 0u32..5, cut in 0usize..40) {
+            use InvocationDetail::*;
+            let all = [Success, Failed, ExecutionTimedOut, DeliveryTimedOut, Undeliverable, Terminated, Cancelled];
+            let mut t = Tally { target_count: details.len() as u32, ..Default::default() };
+            let cut = cut.min(details.len());
+            for d in &details[..cut] { t.record(all[*d as usize]); }
+            let partial = command_state(&t, max_errors, false);
+            prop_assert_eq!(partial.is_final(), cut == details.len());
+            for d in &details[cut..] { t.record(all[*d as usize]); }
+            let done = command_state(&t, max_errors, false);
+            prop_assert!(done.is_final());
+            prop_assert_eq!(done.status == "Success", t.success == t.target_count);
+        }
+    }
+}

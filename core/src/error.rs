@@ -1,0 +1,123 @@
+//! Errors in SSM's vocabulary: the variant name is the `__type` a client sees.
+
+use thiserror::Error;
+
+#[derive(Debug, Error, Clone, PartialEq, Eq)]
+pub enum SsmError {
+    #[error("{0}")]
+    InvalidInstanceId(String),
+    #[error("{0}")]
+    InvalidDocument(String),
+    #[error("{0}")]
+    InvalidDocumentVersion(String),
+    #[error("{0}")]
+    InvalidParameters(String),
+    #[error("{0}")]
+    InvalidTarget(String),
+    #[error("{0}")]
+    InvalidCommandId(String),
+    #[error("{0}")]
+    InvocationDoesNotExist(String),
+    #[error("{0}")]
+    InvalidActivation(String),
+    #[error("{0}")]
+    InvalidActivationId(String),
+    #[error("{0}")]
+    InvalidFilterKey(String),
+    #[error("{0}")]
+    InvalidFilterValue(String),
+    #[error("{0}")]
+    InvalidInstanceInformationFilterValue(String),
+    #[error("{0}")]
+    InvalidNextToken(String),
+    #[error("{0}")]
+    InvalidResourceId(String),
+    #[error("{0}")]
+    InvalidResourceType(String),
+    #[error("{0}")]
+    InvalidOutputFolder(String),
+    #[error("{0}")]
+    TooManyTagsError(String),
+    #[error("{0}")]
+    DuplicateInstanceId(String),
+    #[error("{0}")]
+    ValidationException(String),
+    #[error("{0}")]
+    AccessDeniedException(String),
+    #[error("{0}")]
+    UnrecognizedClientException(String),
+    #[error("{0}")]
+    InvalidSignatureException(String),
+    #[error("{0}")]
+    IncompleteSignature(String),
+    #[error("{0}")]
+    MissingAuthenticationToken(String),
+    #[error("{0}")]
+    InvalidAction(String),
+    #[error("{0}")]
+    SerializationException(String),
+    #[error("{0}")]
+    ThrottlingException(String),
+    /// A fault of ours, never of the caller's input. The message is generic on
+    /// purpose: details go to the log, not to the client.
+    #[error("{0}")]
+    InternalServerError(String),
+}
+
+impl SsmError {
+    /// The `__type` of SSM's JSON 1.1 error body.
+    pub fn code(&self) -> &'static str {
+        use SsmError::*;
+        match self {
+            InvalidInstanceId(_) => "InvalidInstanceId",
+            InvalidDocument(_) => "InvalidDocument",
+            InvalidDocumentVersion(_) => "InvalidDocumentVersion",
+            InvalidParameters(_) => "InvalidParameters",
+            InvalidTarget(_) => "InvalidTarget",
+            InvalidCommandId(_) => "InvalidCommandId",
+            InvocationDoesNotExist(_) => "InvocationDoesNotExist",
+            InvalidActivation(_) => "InvalidActivation",
+            InvalidActivationId(_) => "InvalidActivationId",
+            InvalidFilterKey(_) => "InvalidFilterKey",
+            InvalidFilterValue(_) => "InvalidFilterValue",
+            InvalidInstanceInformationFilterValue(_) => "InvalidInstanceInformationFilterValue",
+            InvalidNextToken(_) => "InvalidNextToken",
+            InvalidResourceId(_) => "InvalidResourceId",
+            InvalidResourceType(_) => "InvalidResourceType",
+            InvalidOutputFolder(_) => "InvalidOutputFolder",
+            TooManyTagsError(_) => "TooManyTagsError",
+            DuplicateInstanceId(_) => "DuplicateInstanceId",
+            ValidationException(_) => "ValidationException",
+            AccessDeniedException(_) => "AccessDeniedException",
+            UnrecognizedClientException(_) => "UnrecognizedClientException",
+            InvalidSignatureException(_) => "InvalidSignatureException",
+            IncompleteSignature(_) => "IncompleteSignature",
+            MissingAuthenticationToken(_) => "MissingAuthenticationToken",
+            InvalidAction(_) => "InvalidAction",
+            SerializationException(_) => "SerializationException",
+            ThrottlingException(_) => "ThrottlingException",
+            InternalServerError(_) => "InternalServerError",
+        }
+    }
+
+    /// The HTTP status SSM answers with for this error.
+    pub fn http_status(&self) -> u16 {
+        use SsmError::*;
+        match self {
+            InternalServerError(_) => 500,
+            UnrecognizedClientException(_)
+            | InvalidSignatureException(_)
+            | IncompleteSignature(_)
+            | MissingAuthenticationToken(_) => 403,
+            AccessDeniedException(_) => 400,
+            _ => 400,
+        }
+    }
+
+    pub fn internal() -> Self {
+        SsmError::InternalServerError(
+            "An internal error occurred; retry the request. If it persists, check the control plane logs."
+                .into(),
+        )
+    }
+}

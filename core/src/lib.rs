@@ -1,0 +1,13 @@
+//! Steward's domain. It knows no AWS service: the adapters in `steward-aws`
+//! implement the [`ports`] over DynamoDB, SQS, KMS, EventBridge and S3.
+
+pub mod channel;
+pub mod clock;
+pub mod command;
+pub mod document;
+pub mod error;
+pub mod ids;
+pub mod output;
+pub mod targets;
+
+pub use error::SsmError;
