@@ -1,0 +1,28 @@
+# Steward: the two commands a new user needs, and a few for developers.
+SHELL := /usr/bin/env bash
+
+.PHONY: up down test install stack provision build bench lint
+
+up: ## Install what is missing, build, start the local stack and control plane, register three agents, run a command.
+	@bash infra/up.sh
+
+down: ## Stop the agents, the control plane and the local stack.
+	@bash infra/down.sh
+
+test: ## Run every test: unit, adapter and end-to-end (starts the stack if none runs, stops what it started).
+	@bash infra/test.sh
+
+install: ## Install the local toolchain (LocalStack, DynamoDB Local, Java, AWS CLI) into .local/.
+	@bash infra/install.sh
+
+stack: install ## Start LocalStack and DynamoDB Local and provision them from template.yaml.
+	@bash infra/stack.sh start && .local/venv/bin/python infra/provision.py
+
+build:
+	@cargo build --workspace
+
+lint:
+	@cargo fmt --all -- --check && cargo clippy --workspace --all-targets -- -D warnings
+
+bench: ## Print the figures: binary sizes, agent memory, time to all-final for 3/20/100 agents.
+	@bash bench/run.sh

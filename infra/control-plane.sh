@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# Start or stop the control plane locally: steward-local serves the api
+# function on a port and runs one poller per queue over the same handlers.
+set -euo pipefail
+source "$(dirname "$0")/lib.sh"
+
+case "${1:-}" in
+  start)
+    load_stack_env
+    if is_running steward-local; then say "control plane: already running on port $STEWARD_API_PORT"; exit 0; fi
+    [[ -x "$BIN/steward-local" ]] || die "steward-local is not built: run 'cargo build -p steward-local'"
+    start_bg steward-local "$BIN/steward-local"
+    wait_for_log steward-local "steward-local: api on" 60
+    say "control plane: api on http://127.0.0.1:$STEWARD_API_PORT (log .local/logs/steward-local.log)"
+    ;;
+  stop) stop_bg steward-local ;;
+  status) is_running steward-local && echo running || { echo stopped; exit 1; } ;;
+  *) die "usage: infra/control-plane.sh start|stop|status" ;;
+esac

@@ -1,0 +1,238 @@
+"""End-to-end harness: real agent processes registered against the running
+control plane, and the real AWS CLI and boto3 as clients.
+
+Each suite tags its nodes with a fresh `suite=<id>` so it never touches the
+demo fleet `make up` leaves running, nor another suite's nodes.
+"""
+
+import configparser
+import json
+import os
+import signal
+import subprocess
+import time
+import uuid
+from pathlib import Path
+
+import boto3
+import botocore.config
+
+ROOT = Path(__file__).resolve().parent.parent
+LOCAL = ROOT / ".local"
+BIN = Path(os.environ.get("CARGO_TARGET_DIR", ROOT / "target")) / "debug"
+AWS_CLI = LOCAL / "venv" / "bin" / "aws"
+AWS_CONFIG = LOCAL / "aws" / "config"
+
+FINAL = {"Success", "Failed", "TimedOut", "Cancelled"}
+
+
+def stack_env():
+    """The variables of .local/stack.env as a dict."""
+    env = {}
+    for line in (LOCAL / "stack.env").read_text().splitlines():
+        line = line.strip()
+        if line.startswith("export "):
+            key, _, value = line[len("export "):].partition("=")
+            env[key] = value.strip().strip("'\"")
+    return env
+
+
+def profile():
+    cfg = configparser.ConfigParser()
+    cfg.read(AWS_CONFIG)
+    return cfg["profile steward"]
+
+
+def ssm_client(secret=None):
+    """boto3's SSM client on the steward profile; `secret` overrides the key's secret."""
+    p = profile()
+    return boto3.client(
+        "ssm",
+        endpoint_url=p["endpoint_url"],
+        region_name=p["region"],
+        aws_access_key_id=p["aws_access_key_id"],
+        aws_secret_access_key=secret or p["aws_secret_access_key"],
+        config=botocore.config.Config(retries={"max_attempts": 2}),
+    )
+
+
+def localstack_client(service):
+    """A boto3 client for the emulated AWS services themselves (not Steward)."""
+    env = stack_env()
+    endpoint = env["AWS_ENDPOINT_URL_DYNAMODB"] if service == "dynamodb" else env["AWS_ENDPOINT_URL"]
+    return boto3.client(
+        service,
+        endpoint_url=endpoint,
+        region_name=env.get("AWS_REGION", "us-east-1"),
+        aws_access_key_id="test",
+        aws_secret_access_key="test",
+    )
+
+
+def aws(*args, check=True):
+    """Runs the real AWS CLI on the steward profile; returns parsed JSON output."""
+    env = dict(os.environ, AWS_CONFIG_FILE=str(AWS_CONFIG), AWS_PROFILE="steward")
+    env.pop("AWS_ACCESS_KEY_ID", None)
+    env.pop("AWS_SECRET_ACCESS_KEY", None)
+    proc = subprocess.run(
+        [str(AWS_CLI), *args, "--output", "json"], env=env, capture_output=True, text=True, timeout=120
+    )
+    if check and proc.returncode != 0:
+        raise AssertionError(f"aws {' '.join(args)} failed ({proc.returncode}): {proc.stderr}")
+    if proc.returncode != 0:
+        return proc
+    return json.loads(proc.stdout) if proc.stdout.strip() else {}
+
+
+def wait_for(what, probe, timeout=90, interval=0.5):
+    """Polls `probe` until it returns a truthy value; fails with `what` after `timeout`."""
+    deadline = time.monotonic() + timeout
+    last = None
+    while time.monotonic() < deadline:
+        last = probe()
+        if last:
+            return last
+        time.sleep(interval)
+    raise AssertionError(f"timed out waiting for {what}; last seen: {last!r}")
+
+
+class Agent:
+    """One real steward-agent process with its own state directory."""
+
+    def __init__(self, name, state_dir, api_url, sqs_endpoint, activation):
+        self.name = name
+        self.state_dir = Path(state_dir)
+        self.api_url = api_url
+        self.sqs_endpoint = sqs_endpoint
+        self.activation = activation
+        self.proc = None
+        self.log_path = self.state_dir / "agent.log"
+
+    def argv(self):
+        return [
+            str(BIN / "steward-agent"),
+            "--state-dir", str(self.state_dir),
+            "--api-url", self.api_url,
+            "--sqs-endpoint", self.sqs_endpoint,
+            "--heartbeat-seconds", "2",
+            "run",
+            "--activation-code", self.activation["ActivationCode"],
+            "--activation-id", self.activation["ActivationId"],
+        ]
+
+    def start(self):
+        self.state_dir.mkdir(parents=True, exist_ok=True)
+        log = open(self.log_path, "ab")
+        self.proc = subprocess.Popen(self.argv(), stdout=log, stderr=log, start_new_session=True)
+        return self
+
+    def kill(self, sig=signal.SIGKILL):
+        """Kills the agent process alone (not the commands it started)."""
+        if self.proc and self.proc.poll() is None:
+            os.kill(self.proc.pid, sig)
+            self.proc.wait(timeout=30)
+
+    def stop(self):
+        if self.proc and self.proc.poll() is None:
+            try:
+                os.killpg(self.proc.pid, signal.SIGTERM)
+                self.proc.wait(timeout=15)
+            except (ProcessLookupError, subprocess.TimeoutExpired):
+                try:
+                    os.killpg(self.proc.pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+
+    def instance_id(self):
+        """The node id the agent registered as, read from its state directory."""
+        for f in sorted(self.state_dir.glob("*.json")):
+            try:
+                data = json.loads(f.read_text())
+            except (ValueError, OSError):
+                continue
+            if isinstance(data, dict):
+                for key in ("InstanceId", "instance_id"):
+                    if str(data.get(key, "")).startswith("mi-"):
+                        return data[key]
+        return None
+
+    def log(self):
+        try:
+            return self.log_path.read_text(errors="replace")
+        except OSError:
+            return ""
+
+
+class Fleet:
+    """Agents registered for one test suite, tagged `suite=<id>`."""
+
+    def __init__(self, workdir):
+        self.suite = uuid.uuid4().hex[:12]
+        self.workdir = Path(workdir)
+        self.env = stack_env()
+        self.api_url = profile()["endpoint_url"]
+        self.ssm = ssm_client()
+        self.agents = {}
+
+    def activation(self, env_tag, limit):
+        return self.ssm.create_activation(
+            DefaultInstanceName=f"e2e-{env_tag}",
+            RegistrationLimit=limit,
+            Tags=[{"Key": "env", "Value": env_tag}, {"Key": "suite", "Value": self.suite}],
+        )
+
+    def add(self, name, activation):
+        agent = Agent(name, self.workdir / name, self.api_url, self.env["AWS_ENDPOINT_URL"], activation)
+        self.agents[name] = agent
+        return agent.start()
+
+    def wait_online(self, *names, timeout=60):
+        def probe():
+            for n in names:
+                a = self.agents[n]
+                if a.proc.poll() is not None:
+                    raise AssertionError(f"agent {n} exited ({a.proc.returncode}):\n{a.log()[-3000:]}")
+            ids = [self.agents[n].instance_id() for n in names]
+            if not all(ids):
+                return None
+            info = self.ssm.describe_instance_information(
+                Filters=[{"Key": "InstanceIds", "Values": ids}]
+            )["InstanceInformationList"]
+            online = {i["InstanceId"] for i in info if i["PingStatus"] == "Online"}
+            return ids if online == set(ids) else None
+
+        return wait_for(f"agents {names} online", probe, timeout=timeout)
+
+    def stop(self):
+        for a in self.agents.values():
+            a.stop()
+
+    def targets(self, env_tag):
+        return [{"Key": "tag:suite", "Values": [self.suite]}, {"Key": "tag:env", "Values": [env_tag]}]
+
+
+def wait_command_final(ssm, command_id, timeout=120):
+    def probe():
+        cmds = ssm.list_commands(CommandId=command_id)["Commands"]
+        return cmds[0] if cmds and cmds[0]["Status"] in FINAL else None
+
+    return wait_for(f"command {command_id} to finish", probe, timeout=timeout)
+
+
+def invocations(ssm, command_id):
+    return ssm.list_command_invocations(CommandId=command_id, Details=True)["CommandInvocations"]
+
+
+def process_alive(pid):
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    # A zombie is gone for our purposes.
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().split(")")[-1].split()[0]
+        return state != "Z"
+    except OSError:
+        return False

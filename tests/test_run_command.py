@@ -1,0 +1,303 @@
+"""Run Command end to end: three real agents, the real AWS CLI and boto3."""
+
+import base64
+import json
+import time
+import uuid
+
+import botocore.exceptions
+import pytest
+
+from fleet import (
+    Fleet,
+    aws,
+    invocations,
+    localstack_client,
+    process_alive,
+    ssm_client,
+    wait_command_final,
+    wait_for,
+)
+
+
+@pytest.fixture(scope="module")
+def fleet(tmp_path_factory):
+    f = Fleet(tmp_path_factory.mktemp("fleet"))
+    dev = f.activation("dev", 2)
+    prod = f.activation("prod", 1)
+    f.add("dev1", dev)
+    f.add("dev2", dev)
+    f.add("prod1", prod)
+    try:
+        f.wait_online("dev1", "dev2", "prod1")
+        yield f
+    finally:
+        f.stop()
+
+
+def ids(fleet, *names):
+    return sorted(fleet.agents[n].instance_id() for n in names)
+
+
+def test_aws_cli_send_command_to_tag_targets(fleet):
+    targets = f"Key=tag:suite,Values={fleet.suite}", "Key=tag:env,Values=dev"
+    sent = aws(
+        "ssm", "send-command", "--document-name", "AWS-RunShellScript",
+        "--targets", *targets, "--parameters", 'commands=["echo hello from $(hostname)","uname -s"]',
+        "--comment", "e2e cli",
+    )["Command"]
+    assert sent["DocumentName"] == "AWS-RunShellScript"
+    assert sent["Status"] in {"Pending", "InProgress"}
+    cid = sent["CommandId"]
+
+    cmd = wait_command_final(fleet.ssm, cid)
+    assert cmd["Status"] == "Success", cmd
+    assert cmd["TargetCount"] == 2 and cmd["CompletedCount"] == 2 and cmd["ErrorCount"] == 0
+
+    listed = aws("ssm", "list-command-invocations", "--command-id", cid, "--details")["CommandInvocations"]
+    assert sorted(i["InstanceId"] for i in listed) == ids(fleet, "dev1", "dev2")
+    for inv in listed:
+        assert inv["Status"] == "Success" and inv["StatusDetails"] == "Success"
+        plugin = inv["CommandPlugins"][0]
+        assert plugin["Name"] == "aws:runShellScript"
+        assert plugin["ResponseCode"] == 0
+        assert "hello from" in plugin["Output"] and "Linux" in plugin["Output"]
+
+        one = aws("ssm", "get-command-invocation", "--command-id", cid, "--instance-id", inv["InstanceId"])
+        assert one["Status"] == "Success" and one["ResponseCode"] == 0
+        assert "hello from" in one["StandardOutputContent"]
+        assert one["StandardErrorContent"] == ""
+
+    commands = aws("ssm", "list-commands", "--command-id", cid)["Commands"]
+    assert commands[0]["Comment"] == "e2e cli"
+    info = aws("ssm", "describe-instance-information")["InstanceInformationList"]
+    assert set(ids(fleet, "dev1", "dev2", "prod1")) <= {i["InstanceId"] for i in info}
+
+
+def test_boto3_send_command_reads_output_per_node(fleet):
+    ssm = fleet.ssm
+    cmd = ssm.send_command(
+        DocumentName="AWS-RunShellScript",
+        Targets=fleet.targets("prod"),
+        Parameters={"commands": ["echo node=$(cat /proc/sys/kernel/hostname)", "echo to-stderr >&2"]},
+    )["Command"]
+    final = wait_command_final(ssm, cmd["CommandId"])
+    assert final["Status"] == "Success"
+    (inv,) = invocations(ssm, cmd["CommandId"])
+    assert inv["InstanceId"] == fleet.agents["prod1"].instance_id()
+    got = ssm.get_command_invocation(CommandId=cmd["CommandId"], InstanceId=inv["InstanceId"])
+    assert got["StandardOutputContent"].startswith("node=")
+    assert got["StandardErrorContent"].strip() == "to-stderr"
+
+
+def test_failing_script_is_failed_with_its_exit_code(fleet):
+    ssm = fleet.ssm
+    cmd = ssm.send_command(
+        DocumentName="AWS-RunShellScript",
+        InstanceIds=ids(fleet, "dev1"),
+        Parameters={"commands": ["echo before", "exit 3"]},
+    )["Command"]
+    final = wait_command_final(ssm, cmd["CommandId"])
+    assert final["Status"] == "Failed" and final["ErrorCount"] == 1
+    (inv,) = invocations(ssm, cmd["CommandId"])
+    assert inv["Status"] == "Failed" and inv["StatusDetails"] == "Failed"
+    assert inv["CommandPlugins"][0]["ResponseCode"] == 3
+    got = ssm.get_command_invocation(CommandId=cmd["CommandId"], InstanceId=inv["InstanceId"])
+    assert got["ResponseCode"] == 3 and "before" in got["StandardOutputContent"]
+
+
+def test_execution_timeout_kills_the_whole_process_group(fleet, tmp_path):
+    ssm = fleet.ssm
+    pidfile = tmp_path / "child.pid"
+    cmd = ssm.send_command(
+        DocumentName="AWS-RunShellScript",
+        InstanceIds=ids(fleet, "dev2"),
+        Parameters={
+            "commands": [f"sleep 300 & echo $! > {pidfile}", "sleep 300"],
+            "executionTimeout": ["3"],
+        },
+    )["Command"]
+    final = wait_command_final(ssm, cmd["CommandId"])
+    assert final["Status"] == "TimedOut", final
+    (inv,) = invocations(ssm, cmd["CommandId"])
+    assert inv["StatusDetails"] == "Execution Timed Out"
+    child = int(pidfile.read_text())
+    wait_for(f"background child {child} to be gone", lambda: not process_alive(child), timeout=15)
+
+
+def test_cancel_stops_a_running_command(fleet, tmp_path):
+    ssm = fleet.ssm
+    pidfile = tmp_path / "long.pid"
+    cmd = ssm.send_command(
+        DocumentName="AWS-RunShellScript",
+        InstanceIds=ids(fleet, "prod1"),
+        Parameters={"commands": [f"echo $$ > {pidfile}", "sleep 300"]},
+    )["Command"]
+    cid = cmd["CommandId"]
+    wait_for("the command to start", lambda: pidfile.exists() and pidfile.read_text().strip())
+    aws("ssm", "cancel-command", "--command-id", cid)
+    final = wait_command_final(ssm, cid)
+    assert final["Status"] == "Cancelled", final
+    (inv,) = invocations(ssm, cid)
+    assert inv["Status"] == "Cancelled"
+    shell = int(pidfile.read_text())
+    wait_for(f"shell {shell} to be gone", lambda: not process_alive(shell), timeout=15)
+
+
+def test_unknown_instance_id_is_invalid(fleet):
+    before = len(fleet.ssm.list_commands(MaxResults=50)["Commands"])
+    with pytest.raises(botocore.exceptions.ClientError) as e:
+        fleet.ssm.send_command(
+            DocumentName="AWS-RunShellScript",
+            InstanceIds=["mi-0123456789abcdef0"],
+            Parameters={"commands": ["true"]},
+        )
+    assert e.value.response["Error"]["Code"] == "InvalidInstanceId"
+    proc = aws(
+        "ssm", "send-command", "--document-name", "AWS-RunShellScript",
+        "--instance-ids", "mi-0123456789abcdef0", "--parameters", "commands=true", check=False,
+    )
+    assert proc.returncode != 0 and "InvalidInstanceId" in proc.stderr
+    assert len(fleet.ssm.list_commands(MaxResults=50)["Commands"]) == before
+
+
+def test_wrong_secret_is_refused_and_creates_nothing(fleet):
+    before = len(fleet.ssm.list_commands(MaxResults=50)["Commands"])
+    bad = ssm_client(secret="x" * 40)
+    with pytest.raises(botocore.exceptions.ClientError) as e:
+        bad.send_command(
+            DocumentName="AWS-RunShellScript",
+            Targets=fleet.targets("dev"),
+            Parameters={"commands": ["touch /tmp/should-not-exist"]},
+        )
+    assert e.value.response["Error"]["Code"] in {"InvalidSignatureException", "UnrecognizedClientException"}
+    with pytest.raises(botocore.exceptions.ClientError):
+        bad.create_activation(DefaultInstanceName="nope")
+    assert len(fleet.ssm.list_commands(MaxResults=50)["Commands"]) == before
+
+
+def test_full_output_goes_to_s3_when_asked(fleet):
+    ssm = fleet.ssm
+    bucket = fleet.env["STEWARD_OUTPUT_BUCKET"]
+    cmd = ssm.send_command(
+        DocumentName="AWS-RunShellScript",
+        InstanceIds=ids(fleet, "dev1"),
+        Parameters={"commands": ["head -c 30000 /dev/zero | tr '\\0' 'a'"]},
+        OutputS3BucketName=bucket,
+        OutputS3KeyPrefix="e2e",
+    )["Command"]
+    assert wait_command_final(ssm, cmd["CommandId"])["Status"] == "Success"
+    got = ssm.get_command_invocation(CommandId=cmd["CommandId"], InstanceId=ids(fleet, "dev1")[0])
+    assert len(got["StandardOutputContent"]) == 24000
+    assert got["StandardOutputUrl"]
+    s3 = localstack_client("s3")
+    keys = [o["Key"] for o in s3.list_objects_v2(Bucket=bucket, Prefix=f"e2e/{cmd['CommandId']}/")["Contents"]]
+    stdout_key = next(k for k in keys if k.endswith("stdout"))
+    assert len(s3.get_object(Bucket=bucket, Key=stdout_key)["Body"].read()) == 30000
+
+
+# --- faults ------------------------------------------------------------------
+
+
+def test_agent_killed_mid_command_does_not_run_it_twice(fleet, tmp_path):
+    ssm = fleet.ssm
+    solo = fleet.add("restarted", fleet.activation("solo", 1))
+    (node,) = fleet.wait_online("restarted")
+    marker = tmp_path / "runs"
+    cmd = ssm.send_command(
+        DocumentName="AWS-RunShellScript",
+        InstanceIds=[node],
+        Parameters={"commands": [f"echo run >> {marker}", "sleep 6"]},
+    )["Command"]
+    wait_for("the command to start", lambda: marker.exists())
+    solo.kill()
+    solo.start()
+    final = wait_command_final(ssm, cmd["CommandId"])
+    assert final["Status"] in {"Failed", "Success"}
+    assert marker.read_text().count("run") == 1
+    # The restarted agent still serves new commands.
+    again = ssm.send_command(
+        DocumentName="AWS-RunShellScript", InstanceIds=[node], Parameters={"commands": ["echo ok"]}
+    )["Command"]
+    assert wait_command_final(ssm, again["CommandId"])["Status"] == "Success"
+    assert marker.read_text().count("run") == 1
+
+
+def test_stopped_agent_turns_connection_lost_and_delivery_times_out(fleet):
+    ssm = fleet.ssm
+    gone = fleet.add("stopped", fleet.activation("gone", 1))
+    (node,) = fleet.wait_online("stopped")
+    gone.stop()
+
+    def lost():
+        info = ssm.describe_instance_information(Filters=[{"Key": "InstanceIds", "Values": [node]}])
+        return info["InstanceInformationList"][0]["PingStatus"] == "ConnectionLost"
+
+    wait_for("PingStatus ConnectionLost", lost, timeout=120)
+    cmd = ssm.send_command(
+        DocumentName="AWS-RunShellScript",
+        InstanceIds=[node],
+        TimeoutSeconds=30,
+        Parameters={"commands": ["echo never"]},
+    )["Command"]
+    final = wait_command_final(ssm, cmd["CommandId"], timeout=150)
+    (inv,) = invocations(ssm, cmd["CommandId"])
+    assert inv["StatusDetails"] in {"Delivery Timed Out", "Undeliverable"}, inv
+    assert final["Status"] in {"TimedOut", "Failed"}
+
+
+@pytest.fixture
+def rejections(fleet):
+    """A queue receiving the bus's 'Steward Agent Message Rejected' events."""
+    sqs, events = localstack_client("sqs"), localstack_client("events")
+    name = f"e2e-rejections-{fleet.suite}"
+    url = sqs.create_queue(QueueName=name)["QueueUrl"]
+    arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    bus = fleet.env.get("STEWARD_EVENT_BUS", "steward")
+    events.put_rule(
+        Name=name, EventBusName=bus,
+        EventPattern=json.dumps({"detail-type": ["Steward Agent Message Rejected"]}),
+    )
+    events.put_targets(Rule=name, EventBusName=bus, Targets=[{"Id": "q", "Arn": arn}])
+    yield sqs, url
+    events.remove_targets(Rule=name, EventBusName=bus, Ids=["q"])
+    events.delete_rule(Name=name, EventBusName=bus)
+    sqs.delete_queue(QueueUrl=url)
+
+
+def test_unsigned_or_altered_messages_are_refused_and_reported(fleet, rejections, tmp_path):
+    sqs_events, events_url = rejections
+    node = ids(fleet, "dev1")[0]
+    sqs = localstack_client("sqs")
+    queue_url = sqs.get_queue_url(QueueName=f"{fleet.env.get('STEWARD_NODE_QUEUE_PREFIX', 'steward-node-')}{node}")["QueueUrl"]
+    marker = tmp_path / "must-not-exist"
+    now = time.time()
+    payload = {
+        "v": 1, "msg_id": str(uuid.uuid4()), "node_id": node, "issued_at": now, "expires_at": now + 600,
+        "kind": "RunCommand",
+        "body": {
+            "command_id": str(uuid.uuid4()), "document_name": "AWS-RunShellScript", "document_version": "1",
+            "steps": [{"name": "aws:runShellScript", "action": "aws:runShellScript",
+                       "run_command": [f"touch {marker}"], "working_directory": "", "timeout_seconds": 60}],
+            "uploads": [],
+        },
+    }
+    raw = base64.b64encode(json.dumps(payload).encode()).decode()
+    unsigned = {"v": 1, "payload": raw, "sig": "", "key": ""}
+    # A signature that is well-formed but over other bytes: what an altered message carries.
+    altered = {"v": 1, "payload": raw, "sig": base64.b64encode(b"\x30\x06\x02\x01\x01\x02\x01\x01").decode(), "key": "k"}
+    sent = set()
+    for body in (unsigned, altered):
+        sent.add(sqs.send_message(QueueUrl=queue_url, MessageBody=json.dumps(body))["MessageId"])
+
+    reported = set()
+
+    def probe():
+        for m in sqs_events.receive_message(QueueUrl=events_url, WaitTimeSeconds=2, MaxNumberOfMessages=10).get("Messages", []):
+            detail = json.loads(m["Body"])["detail"]
+            if detail.get("instance-id") == node:
+                reported.add(detail.get("queue-message-id"))
+        return sent <= reported
+
+    wait_for("both refusals reported on the bus", probe, timeout=60)
+    assert not marker.exists()
