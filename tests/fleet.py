@@ -19,7 +19,7 @@ import botocore.config
 
 ROOT = Path(__file__).resolve().parent.parent
 LOCAL = ROOT / ".local"
-BIN = Path(os.environ.get("CARGO_TARGET_DIR", ROOT / "target")) / "debug"
+BIN = Path(os.environ.get("STEWARD_BIN_DIR") or Path(os.environ.get("CARGO_TARGET_DIR", ROOT / "target")) / "debug")
 AWS_CLI = LOCAL / "venv" / "bin" / "aws"
 AWS_CONFIG = LOCAL / "aws" / "config"
 

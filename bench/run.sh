@@ -1,0 +1,17 @@
+#!/usr/bin/env bash
+# make bench: release binary sizes, agent memory, fan-out time for 3/20/100 agents.
+# Needs the local stack and control plane (make up). Prints figures only.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+source infra/lib.sh
+
+say "==> release build (takes a while on 2 cores)"
+cargo build --release -p steward-agent -p steward-fn-api -p steward-fn-dispatch -p steward-fn-ingest
+rel="${CARGO_TARGET_DIR:-$ROOT/target}/release"
+for b in steward-agent steward-api steward-dispatch steward-ingest; do
+  printf '%-18s %6.2f MB\n' "$b" "$(echo "$(stat -c %s "$rel/$b") / 1000000" | bc -l)"
+done
+
+bash infra/stack.sh status >/dev/null || die "the stack is not running: make up first"
+is_running steward-local || die "the control plane is not running: make up first"
+STEWARD_BIN_DIR="$rel" "$LOCAL/venv/bin/python" bench/fleet_bench.py "$@"
