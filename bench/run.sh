@@ -9,7 +9,7 @@ say "==> release build (takes a while on 2 cores)"
 cargo build --release -p steward-agent -p steward-fn-api -p steward-fn-dispatch -p steward-fn-ingest
 rel="${CARGO_TARGET_DIR:-$ROOT/target}/release"
 for b in steward-agent steward-api steward-dispatch steward-ingest; do
-  printf '%-18s %6.2f MB\n' "$b" "$(echo "$(stat -c %s "$rel/$b") / 1000000" | bc -l)"
+  awk -v n="$b" -v s="$(stat -c %s "$rel/$b")" 'BEGIN { printf "%-18s %6.2f MB (%d bytes)\n", n, s / 1e6, s }'
 done
 
 bash infra/stack.sh status >/dev/null || die "the stack is not running: make up first"
