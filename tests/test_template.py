@@ -1,0 +1,200 @@
+"""template.yaml is valid, and the running local stack is what it declares."""
+
+from __future__ import annotations
+
+import base64
+import importlib.util
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import boto3
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+TEMPLATE = ROOT / "template.yaml"
+
+_spec = importlib.util.spec_from_file_location("steward_provision", ROOT / "infra" / "provision.py")
+provision = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(provision)
+
+TEMPLATE_DATA = provision.load_template(TEMPLATE)
+RESOURCES = TEMPLATE_DATA["Resources"]
+
+
+def of_type(rtype: str) -> list[str]:
+    return [lid for lid, r in RESOURCES.items() if r["Type"] == rtype]
+
+
+def props(lid: str) -> dict:
+    return RESOURCES[lid].get("Properties") or {}
+
+
+# --- the template alone ------------------------------------------------------------
+
+
+def test_cfn_lint_passes():
+    exe = Path(sys.executable).with_name("cfn-lint")
+    cmd = [str(exe)] if exe.exists() else [shutil.which("cfn-lint") or "cfn-lint"]
+    result = subprocess.run(cmd + [str(TEMPLATE)], capture_output=True, text=True, cwd=ROOT)
+    assert result.returncode == 0, f"cfn-lint found problems:\n{result.stdout}{result.stderr}"
+
+
+def test_functions_get_exactly_the_documented_variables():
+    glob = TEMPLATE_DATA["Globals"]["Function"]["Environment"]["Variables"]
+    seen = set()
+    for lid in of_type("AWS::Serverless::Function"):
+        own = ((props(lid).get("Environment") or {}).get("Variables")) or {}
+        names = set(glob) | set(own)
+        assert names <= set(provision.REQUIRED_ENV), f"{lid}: undocumented variables {names - set(provision.REQUIRED_ENV)}"
+        seen |= names
+    assert seen == set(provision.REQUIRED_ENV)
+
+
+def test_queue_visibility_covers_six_function_timeouts():
+    default_timeout = TEMPLATE_DATA["Globals"]["Function"].get("Timeout", 3)
+    checked = 0
+    for lid in of_type("AWS::Serverless::Function"):
+        timeout = props(lid).get("Timeout", default_timeout)
+        for event in (props(lid).get("Events") or {}).values():
+            if event["Type"] != "SQS":
+                continue
+            queue = event["Properties"]["Queue"]["Fn::GetAtt"][0]
+            visibility = props(queue).get("VisibilityTimeout", 30)
+            assert visibility >= 6 * timeout, f"{queue}: visibility {visibility}s < 6 x {lid} timeout {timeout}s"
+            assert event["Properties"].get("FunctionResponseTypes") == ["ReportBatchItemFailures"]
+            assert props(queue)["RedrivePolicy"]["maxReceiveCount"] == 5
+            checked += 1
+    assert checked >= 2
+
+
+# --- the running stack against the template ---------------------------------------
+
+# Types the local stack has no counterpart for (see infra/provision.py).
+NOT_LOCAL = set(provision.SKIPPED_TYPES)
+
+
+def _key_schema(ks):
+    return [(k["AttributeName"], k["KeyType"]) for k in ks]
+
+
+def _indexes(ixs):
+    return sorted(
+        (ix["IndexName"], tuple(_key_schema(ix["KeySchema"])), ix["Projection"]["ProjectionType"]) for ix in ixs or []
+    )
+
+
+def test_every_template_resource_is_checked_or_not_local():
+    checked = {
+        "AWS::DynamoDB::Table", "AWS::SQS::Queue", "AWS::KMS::Key", "AWS::Events::EventBus", "AWS::S3::Bucket",
+        "AWS::IAM::Role",
+    }
+    unknown = {r["Type"] for r in RESOURCES.values()} - checked - NOT_LOCAL
+    assert not unknown, f"extend this test to check {unknown} against the local stack"
+
+
+def test_tables_match_template(stack):
+    ddb = boto3.client("dynamodb")
+    tables = of_type("AWS::DynamoDB::Table")
+    assert len(tables) == 6
+    for lid in tables:
+        name = stack.resource(lid)["physical_id"]
+        assert name == f"steward-{lid}"
+        desc = ddb.describe_table(TableName=name)["Table"]
+        p = props(lid)
+        assert _key_schema(desc["KeySchema"]) == _key_schema(p["KeySchema"]), lid
+        assert _indexes(desc.get("GlobalSecondaryIndexes")) == _indexes(p.get("GlobalSecondaryIndexes")), lid
+        have = {(a["AttributeName"], a["AttributeType"]) for a in desc["AttributeDefinitions"]}
+        assert have == {(a["AttributeName"], a["AttributeType"]) for a in p["AttributeDefinitions"]}, lid
+        assert desc["BillingModeSummary"]["BillingMode"] == "PAY_PER_REQUEST", lid
+
+
+def test_queues_match_template(stack):
+    sqs = boto3.client("sqs")
+    arns = {}
+    for lid in of_type("AWS::SQS::Queue"):
+        name = stack.resource(lid)["physical_id"]
+        assert name == f"steward-{lid}"
+        url = sqs.get_queue_url(QueueName=name)["QueueUrl"]
+        attrs = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["All"])["Attributes"]
+        arns[lid] = attrs["QueueArn"]
+        p = props(lid)
+        for key in ("VisibilityTimeout", "MessageRetentionPeriod"):
+            if key in p:
+                assert int(attrs[key]) == p[key], f"{lid}.{key}"
+        if "RedrivePolicy" in p:
+            redrive = json.loads(attrs["RedrivePolicy"])
+            dlq = p["RedrivePolicy"]["deadLetterTargetArn"]["Fn::GetAtt"][0]
+            assert int(redrive["maxReceiveCount"]) == p["RedrivePolicy"]["maxReceiveCount"], lid
+            assert redrive["deadLetterTargetArn"] == stack.resource(dlq)["attributes"]["Arn"], lid
+        else:
+            assert "RedrivePolicy" not in attrs, lid
+    assert stack.env["STEWARD_WORK_QUEUE_URL"] == stack.resource("WorkQueue")["ref"]
+    assert stack.env["STEWARD_INGEST_QUEUE_URL"] == stack.resource("IngestQueue")["ref"]
+    assert stack.env["STEWARD_NODE_DLQ_ARN"] == arns["NodeDeadLetterQueue"]
+
+
+def test_kms_keys_match_template(stack):
+    kms = boto3.client("kms")
+    for lid in of_type("AWS::KMS::Key"):
+        meta = kms.describe_key(KeyId=f"alias/steward-{lid}")["KeyMetadata"]
+        p = props(lid)
+        assert meta["KeySpec"] == p.get("KeySpec", "SYMMETRIC_DEFAULT"), lid
+        assert meta["KeyUsage"] == p.get("KeyUsage", "ENCRYPT_DECRYPT"), lid
+        assert meta["KeyState"] == "Enabled", lid
+        assert meta["KeyId"] == stack.resource(lid)["ref"], lid
+    assert stack.env["STEWARD_DATA_KEY_ID"] == stack.resource("DataKey")["ref"]
+    assert stack.env["STEWARD_SIGNING_KEY_ID"] == stack.resource("CommandSigningKey")["ref"]
+
+
+def test_event_bus_matches_template(stack):
+    events = boto3.client("events")
+    for lid in of_type("AWS::Events::EventBus"):
+        name = props(lid)["Name"]
+        assert events.describe_event_bus(Name=name)["Name"] == name
+    assert stack.env["STEWARD_EVENT_BUS"] == "steward"
+
+
+def test_bucket_matches_template(stack):
+    s3 = boto3.client("s3")
+    for lid in of_type("AWS::S3::Bucket"):
+        name = stack.resource(lid)["physical_id"]
+        s3.head_bucket(Bucket=name)
+        block = s3.get_public_access_block(Bucket=name)["PublicAccessBlockConfiguration"]
+        assert block == props(lid)["PublicAccessBlockConfiguration"], lid
+        rules = s3.get_bucket_encryption(Bucket=name)["ServerSideEncryptionConfiguration"]["Rules"]
+        want = props(lid)["BucketEncryption"]["ServerSideEncryptionConfiguration"][0]["ServerSideEncryptionByDefault"]
+        assert rules[0]["ApplyServerSideEncryptionByDefault"]["SSEAlgorithm"] == want["SSEAlgorithm"], lid
+    assert stack.env["STEWARD_OUTPUT_BUCKET"] == "steward-output-local"
+
+
+def test_node_role_matches_template(stack):
+    iam = boto3.client("iam")
+    for lid in of_type("AWS::IAM::Role"):
+        role = iam.get_role(RoleName=f"steward-{lid}")["Role"]
+        assert role["Arn"] == stack.resource(lid)["attributes"]["Arn"]
+        names = iam.list_role_policies(RoleName=f"steward-{lid}")["PolicyNames"]
+        assert sorted(names) == sorted(pol["PolicyName"] for pol in props(lid).get("Policies", []))
+    assert stack.env["STEWARD_NODE_ROLE_ARN"] == stack.resource("NodeRole")["attributes"]["Arn"]
+
+
+def test_admin_key_is_in_the_access_keys_table(stack):
+    ddb = boto3.client("dynamodb")
+    key_id = stack.facts["admin_access_key_id"]
+    item = ddb.get_item(TableName=stack.env["STEWARD_ACCESS_KEYS_TABLE"], Key={"AccessKeyId": {"S": key_id}})["Item"]
+    assert item["UserName"]["S"] == "admin" and item["Status"]["S"] == "Active"
+    assert key_id.startswith("AKST") and len(key_id) == 20
+    profile_key, profile_secret = provision.read_profile(ROOT / ".local/aws/config")
+    assert profile_key == key_id
+    plain = boto3.client("kms").decrypt(
+        CiphertextBlob=base64.b64decode(item["SecretCiphertext"]["S"]),
+        EncryptionContext={"steward:access-key-id": key_id},
+    )["Plaintext"]
+    assert plain.decode() == profile_secret
+
+
+@pytest.mark.parametrize("name", provision.REQUIRED_ENV)
+def test_stack_env_has_every_documented_variable(stack, name):
+    assert stack.env.get(name), name
