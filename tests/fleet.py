@@ -72,8 +72,9 @@ def localstack_client(service):
 def aws(*args, check=True):
     """Runs the real AWS CLI on the steward profile; returns parsed JSON output."""
     env = dict(os.environ, AWS_CONFIG_FILE=str(AWS_CONFIG), AWS_PROFILE="steward")
-    env.pop("AWS_ACCESS_KEY_ID", None)
-    env.pop("AWS_SECRET_ACCESS_KEY", None)
+    # As a user's shell would be: only the profile says where and who.
+    for var in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_SSM"):
+        env.pop(var, None)
     proc = subprocess.run(
         [str(AWS_CLI), *args, "--output", "json"], env=env, capture_output=True, text=True, timeout=120
     )
