@@ -1,0 +1,321 @@
+//! The few HTTP calls the agent makes: the Steward API (registration,
+//! credentials) and presigned S3 PUTs for whole output.
+
+use std::time::Duration;
+
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD as B64;
+use bytes::Bytes;
+use http::{Method, Request, StatusCode};
+use http_body_util::{BodyExt, Full, Limited};
+use hyper_rustls::HttpsConnector;
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::TokioExecutor;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use steward_core::channel::{NodeKey, credentials_request_message};
+use thiserror::Error;
+
+const JSON_11: &str = "application/x-amz-json-1.1";
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+/// Answers are small JSON documents; anything bigger is not ours.
+const MAX_ANSWER_BYTES: usize = 1 << 20;
+
+#[derive(Debug, Error)]
+pub enum ApiError {
+    /// The API refused the request (`{"__type","message"}`).
+    #[error("{code}: {message}")]
+    Refused { code: String, message: String },
+    #[error("{url} answered HTTP {status}")]
+    Status { url: String, status: u16 },
+    #[error("cannot reach {url}: {reason}")]
+    Transport { url: String, reason: String },
+    #[error("{url} did not answer within {secs} seconds")]
+    Timeout { url: String, secs: u64 },
+    #[error("unexpected answer from {url}: {reason}")]
+    Decode { url: String, reason: String },
+    #[error("{0}")]
+    Config(String),
+}
+
+impl ApiError {
+    /// Whether trying again later may succeed (as opposed to a refusal).
+    pub fn is_transient(&self) -> bool {
+        match self {
+            Self::Refused { code, .. } => {
+                matches!(
+                    code.as_str(),
+                    "InternalServerError" | "ThrottlingException" | "ServiceUnavailable"
+                )
+            }
+            Self::Status { status, .. } => *status >= 500 || *status == 429,
+            Self::Transport { .. } | Self::Timeout { .. } => true,
+            Self::Decode { .. } | Self::Config(_) => false,
+        }
+    }
+}
+
+/// One HTTP client for plain and TLS URLs; one TLS stack (rustls, aws-lc-rs).
+#[derive(Clone)]
+pub struct HttpClient {
+    plain: Client<HttpConnector, Full<Bytes>>,
+    tls: Result<Client<HttpsConnector<HttpConnector>, Full<Bytes>>, String>,
+}
+
+impl Default for HttpClient {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl HttpClient {
+    pub fn new() -> Self {
+        let exec = TokioExecutor::new();
+        let plain = Client::builder(exec.clone()).build(HttpConnector::new());
+        let tls = hyper_rustls::HttpsConnectorBuilder::new()
+            .with_native_roots()
+            .map(|b| Client::builder(exec).build(b.https_or_http().enable_http1().build()))
+            .map_err(|e| {
+                format!("no trusted CA certificates ({e}); install the ca-certificates package")
+            });
+        Self { plain, tls }
+    }
+
+    /// Sends a request and returns the status and (bounded) body.
+    pub async fn send(&self, req: Request<Full<Bytes>>) -> Result<(StatusCode, Bytes), ApiError> {
+        let url = redact(&req.uri().to_string());
+        let fut = async {
+            let resp = if req.uri().scheme_str() == Some("https") {
+                let client = self.tls.as_ref().map_err(|e| ApiError::Config(e.clone()))?;
+                client.request(req).await
+            } else {
+                self.plain.request(req).await
+            }
+            .map_err(|e| ApiError::Transport {
+                url: url.clone(),
+                reason: error_chain(&e),
+            })?;
+            let status = resp.status();
+            let body = Limited::new(resp.into_body(), MAX_ANSWER_BYTES)
+                .collect()
+                .await
+                .map_err(|e| ApiError::Transport {
+                    url: url.clone(),
+                    reason: e.to_string(),
+                })?
+                .to_bytes();
+            Ok((status, body))
+        };
+        tokio::time::timeout(REQUEST_TIMEOUT, fut)
+            .await
+            .map_err(|_| ApiError::Timeout {
+                url: url.clone(),
+                secs: REQUEST_TIMEOUT.as_secs(),
+            })?
+    }
+
+    /// PUTs `body` to a presigned URL.
+    pub async fn put_presigned(&self, url: &str, body: Bytes) -> Result<(), ApiError> {
+        let req = Request::builder()
+            .method(Method::PUT)
+            .uri(url)
+            .header(http::header::CONTENT_LENGTH, body.len())
+            .body(Full::new(body))
+            .map_err(|e| ApiError::Config(format!("bad presigned URL: {e}")))?;
+        let (status, _) = self.send(req).await?;
+        if status.is_success() {
+            Ok(())
+        } else {
+            Err(ApiError::Status {
+                url: redact(url),
+                status: status.as_u16(),
+            })
+        }
+    }
+}
+
+/// Presigned URLs carry credentials in their query: never show it.
+fn redact(url: &str) -> String {
+    url.split('?').next().unwrap_or_default().to_string()
+}
+
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut cur = e.source();
+    while let Some(inner) = cur {
+        s.push_str(": ");
+        s.push_str(&inner.to_string());
+        cur = inner.source();
+    }
+    s
+}
+
+/// The Steward API as the agent uses it.
+#[derive(Clone)]
+pub struct Api {
+    http: HttpClient,
+    url: String,
+}
+
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct Registration {
+    pub activation_id: String,
+    pub activation_code: String,
+    pub public_key: String,
+    pub hostname: String,
+    pub platform_name: String,
+    pub platform_version: String,
+    pub agent_version: String,
+    #[serde(rename = "IPAddress")]
+    pub ip_address: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct Registered {
+    pub instance_id: String,
+    pub queue_url: String,
+    pub ingest_queue_url: String,
+    pub region: String,
+    pub command_signing_public_key: String,
+}
+
+/// Temporary SQS credentials. `Debug` hides the secrets.
+#[derive(Clone, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct NodeCredentials {
+    pub access_key_id: String,
+    pub secret_access_key: String,
+    pub session_token: String,
+    /// Epoch seconds, or an ISO 8601 date as STS writes it.
+    pub expiration: Value,
+}
+
+impl std::fmt::Debug for NodeCredentials {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("NodeCredentials")
+            .field("access_key_id", &self.access_key_id)
+            .field("expiration", &self.expiration)
+            .finish_non_exhaustive()
+    }
+}
+
+impl NodeCredentials {
+    /// The expiry as epoch seconds.
+    pub fn expires_at(&self) -> Option<f64> {
+        match &self.expiration {
+            Value::Number(n) => n.as_f64(),
+            Value::String(s) => aws_smithy_types::DateTime::from_str(
+                s,
+                aws_smithy_types::date_time::Format::DateTime,
+            )
+            .ok()
+            .map(|d| d.as_secs_f64())
+            .or_else(|| s.parse().ok()),
+            _ => None,
+        }
+    }
+}
+
+impl Api {
+    pub fn new(http: HttpClient, url: &str) -> Self {
+        Self {
+            http,
+            url: url.to_string(),
+        }
+    }
+
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
+    async fn call<T: for<'de> Deserialize<'de>>(
+        &self,
+        op: &str,
+        body: &impl Serialize,
+    ) -> Result<T, ApiError> {
+        let bytes = serde_json::to_vec(body).map_err(|e| ApiError::Config(e.to_string()))?;
+        let req = Request::builder()
+            .method(Method::POST)
+            .uri(&self.url)
+            .header("x-amz-target", format!("Steward.{op}"))
+            .header(http::header::CONTENT_TYPE, JSON_11)
+            .body(Full::new(Bytes::from(bytes)))
+            .map_err(|e| ApiError::Config(format!("API URL {} is not usable: {e}", self.url)))?;
+        let (status, body) = self.http.send(req).await?;
+        if status.is_success() {
+            return serde_json::from_slice(&body).map_err(|e| ApiError::Decode {
+                url: self.url.clone(),
+                reason: e.to_string(),
+            });
+        }
+        #[derive(Deserialize)]
+        struct Refusal {
+            #[serde(rename = "__type")]
+            code: String,
+            #[serde(default, alias = "Message")]
+            message: String,
+        }
+        match serde_json::from_slice::<Refusal>(&body) {
+            Ok(r) => Err(ApiError::Refused {
+                // SSM may qualify the type: "com.amazonaws...#InvalidActivation".
+                code: r.code.rsplit('#').next().unwrap_or_default().to_string(),
+                message: r.message,
+            }),
+            Err(_) => Err(ApiError::Status {
+                url: self.url.clone(),
+                status: status.as_u16(),
+            }),
+        }
+    }
+
+    pub async fn register(&self, r: &Registration) -> Result<Registered, ApiError> {
+        self.call("RegisterManagedInstance", r).await
+    }
+
+    pub async fn node_credentials(
+        &self,
+        instance_id: &str,
+        key: &NodeKey,
+        now: i64,
+    ) -> Result<NodeCredentials, ApiError> {
+        let sig = key.sign(&credentials_request_message(instance_id, now));
+        let body = serde_json::json!({
+            "InstanceId": instance_id,
+            "Timestamp": now,
+            "Signature": B64.encode(sig),
+        });
+        self.call("GetNodeCredentials", &body).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn expiration_forms() {
+        let c = |v: Value| NodeCredentials {
+            access_key_id: "a".into(),
+            secret_access_key: "s".into(),
+            session_token: "t".into(),
+            expiration: v,
+        };
+        assert_eq!(c(serde_json::json!(100.5)).expires_at(), Some(100.5));
+        assert_eq!(
+            c(serde_json::json!("1970-01-01T00:01:40Z")).expires_at(),
+            Some(100.0)
+        );
+        assert_eq!(c(serde_json::json!("nope")).expires_at(), None);
+        assert!(!format!("{:?}", c(serde_json::json!(1))).contains("\"s\""));
+    }
+
+    #[test]
+    fn presigned_query_is_never_shown() {
+        assert_eq!(redact("http://b/k?X-Amz-Signature=abc"), "http://b/k");
+    }
+}

@@ -1,0 +1,316 @@
+//! Settings: command-line flags, then environment variables, then the
+//! config file (`key = value` lines), then defaults.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use thiserror::Error;
+
+pub const DEFAULT_STATE_DIR: &str = "/var/lib/steward-agent";
+pub const DEFAULT_HEARTBEAT_SECONDS: u64 = 60;
+
+const AFTER_HELP: &str = "\
+Settings come from flags, then environment variables, then the config file,
+then defaults. The config file holds `key = value` lines (`#` starts a
+comment); keys are the long flag names:
+
+    api-url = https://steward.example.com/
+    state-dir = /var/lib/steward-agent
+    sqs-endpoint = http://127.0.0.1:4566
+    heartbeat-seconds = 60
+    log-format = json
+    activation-code = ...
+    activation-id = ...
+    name = web-1
+
+The SQS endpoint also falls back to AWS_ENDPOINT_URL_SQS, then AWS_ENDPOINT_URL.
+RUST_LOG sets the log level (default: info). Logs go to standard error.
+
+Exit status:
+    0  done (register), or stopped by SIGTERM/SIGINT (run)
+    1  runtime failure: API or queues unreachable, state directory unusable
+    2  bad usage or configuration
+    3  the API refused the activation (InvalidActivation, InvalidActivationId, ...)
+    4  registration state: `run` on an unregistered node without an activation,
+       or `register` on a registered node without --force";
+
+#[derive(Debug, Parser)]
+#[command(name = "steward-agent", version, about = "The Steward agent: registers this node, long-polls its queue, runs commands and reports back.", after_help = AFTER_HELP)]
+pub struct Cli {
+    /// Config file of `key = value` lines.
+    #[arg(long, global = true, env = "STEWARD_AGENT_CONFIG", value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Where the identity, journal, spool and command files live [default: /var/lib/steward-agent].
+    #[arg(
+        long,
+        global = true,
+        env = "STEWARD_AGENT_STATE_DIR",
+        value_name = "DIR"
+    )]
+    pub state_dir: Option<PathBuf>,
+    /// The Steward API endpoint, e.g. http://127.0.0.1:7070 (remembered at registration).
+    #[arg(long, global = true, env = "STEWARD_API_URL", value_name = "URL")]
+    pub api_url: Option<String>,
+    /// SQS endpoint override, e.g. http://127.0.0.1:4566 for a local stack.
+    #[arg(
+        long,
+        global = true,
+        env = "STEWARD_AGENT_SQS_ENDPOINT",
+        value_name = "URL"
+    )]
+    pub sqs_endpoint: Option<String>,
+    /// Seconds between heartbeats [default: 60].
+    #[arg(
+        long,
+        global = true,
+        env = "STEWARD_AGENT_HEARTBEAT_SECONDS",
+        value_name = "SECONDS"
+    )]
+    pub heartbeat_seconds: Option<u64>,
+    /// Log format on standard error [default: human].
+    #[arg(long, global = true, env = "STEWARD_AGENT_LOG_FORMAT", value_enum)]
+    pub log_format: Option<LogFormat>,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    Human,
+    Json,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Register this node with an activation, save its identity, and exit.
+    Register {
+        #[command(flatten)]
+        activation: ActivationArgs,
+        /// Register again even if this node is registered (a new identity).
+        #[arg(long)]
+        force: bool,
+    },
+    /// Run the agent (registering first if needed and an activation is given).
+    Run {
+        #[command(flatten)]
+        activation: ActivationArgs,
+    },
+    /// Print this node's identity as JSON (no secrets) and exit; exit 4 if not registered.
+    Status,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct ActivationArgs {
+    /// The activation code (from CreateActivation).
+    #[arg(long, env = "STEWARD_ACTIVATION_CODE", value_name = "CODE")]
+    pub activation_code: Option<String>,
+    /// The activation id (from CreateActivation).
+    #[arg(long, env = "STEWARD_ACTIVATION_ID", value_name = "ID")]
+    pub activation_id: Option<String>,
+    /// A name for this node, sent with the registration.
+    #[arg(long, env = "STEWARD_AGENT_NAME", value_name = "NAME")]
+    pub name: Option<String>,
+}
+
+#[derive(Debug, Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("config file {path}, line {line}: {reason}")]
+    Line {
+        path: PathBuf,
+        line: usize,
+        reason: String,
+    },
+    #[error("{0}")]
+    Invalid(String),
+}
+
+/// Everything resolved.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub state_dir: PathBuf,
+    pub api_url: Option<String>,
+    pub sqs_endpoint: Option<String>,
+    pub heartbeat_seconds: u64,
+    pub log_format: LogFormat,
+    pub activation_code: Option<String>,
+    pub activation_id: Option<String>,
+    pub name: Option<String>,
+}
+
+const KEYS: &[&str] = &[
+    "state-dir",
+    "api-url",
+    "sqs-endpoint",
+    "heartbeat-seconds",
+    "log-format",
+    "activation-code",
+    "activation-id",
+    "name",
+];
+
+/// Parses `key = value` lines; `_` and `-` are the same in keys.
+pub fn parse_config_file(path: &Path, text: &str) -> Result<HashMap<String, String>, ConfigError> {
+    let mut map = HashMap::new();
+    for (i, raw) in text.lines().enumerate() {
+        let line = raw.trim();
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        let err = |reason: String| ConfigError::Line {
+            path: path.to_path_buf(),
+            line: i + 1,
+            reason,
+        };
+        let (k, v) = line
+            .split_once('=')
+            .ok_or_else(|| err("expected `key = value`".into()))?;
+        let key = k.trim().replace('_', "-");
+        if !KEYS.contains(&key.as_str()) {
+            return Err(err(format!(
+                "unknown key `{key}`; known keys: {}",
+                KEYS.join(", ")
+            )));
+        }
+        let v = v.trim();
+        let v = v
+            .strip_prefix('"')
+            .and_then(|s| s.strip_suffix('"'))
+            .unwrap_or(v);
+        map.insert(key, v.to_string());
+    }
+    Ok(map)
+}
+
+impl Settings {
+    pub fn resolve(
+        cli: &Cli,
+        env: impl Fn(&str) -> Option<String>,
+    ) -> Result<Settings, ConfigError> {
+        let file = match &cli.config {
+            Some(path) => {
+                let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+                    path: path.clone(),
+                    source,
+                })?;
+                parse_config_file(path, &text)?
+            }
+            None => HashMap::new(),
+        };
+        let get = |k: &str| file.get(k).cloned().filter(|v| !v.is_empty());
+        let activation = match &cli.command {
+            Command::Register { activation, .. } | Command::Run { activation } => {
+                Some(activation.clone())
+            }
+            Command::Status => None,
+        };
+        let from_activation = |f: fn(&ActivationArgs) -> &Option<String>, key: &str| {
+            activation
+                .as_ref()
+                .and_then(|a| f(a).clone())
+                .or_else(|| get(key))
+        };
+        let heartbeat_seconds = match cli.heartbeat_seconds {
+            Some(n) => n,
+            None => match get("heartbeat-seconds") {
+                Some(s) => s.parse().map_err(|_| {
+                    ConfigError::Invalid(format!(
+                        "heartbeat-seconds `{s}` is not a whole number of seconds"
+                    ))
+                })?,
+                None => DEFAULT_HEARTBEAT_SECONDS,
+            },
+        };
+        if heartbeat_seconds == 0 {
+            return Err(ConfigError::Invalid(
+                "heartbeat-seconds must be at least 1".into(),
+            ));
+        }
+        let log_format = match cli.log_format {
+            Some(f) => f,
+            None => match get("log-format").as_deref() {
+                None | Some("human") => LogFormat::Human,
+                Some("json") => LogFormat::Json,
+                Some(other) => {
+                    return Err(ConfigError::Invalid(format!(
+                        "log-format `{other}` is not human or json"
+                    )));
+                }
+            },
+        };
+        Ok(Settings {
+            state_dir: cli
+                .state_dir
+                .clone()
+                .or_else(|| get("state-dir").map(PathBuf::from))
+                .unwrap_or_else(|| PathBuf::from(DEFAULT_STATE_DIR)),
+            api_url: cli.api_url.clone().or_else(|| get("api-url")),
+            sqs_endpoint: cli
+                .sqs_endpoint
+                .clone()
+                .or_else(|| get("sqs-endpoint"))
+                .or_else(|| env("AWS_ENDPOINT_URL_SQS"))
+                .or_else(|| env("AWS_ENDPOINT_URL"))
+                .filter(|s| !s.is_empty()),
+            heartbeat_seconds,
+            log_format,
+            activation_code: from_activation(|a| &a.activation_code, "activation-code"),
+            activation_id: from_activation(|a| &a.activation_id, "activation-id"),
+            name: from_activation(|a| &a.name, "name"),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cli(args: &[&str]) -> Cli {
+        Cli::try_parse_from(std::iter::once("steward-agent").chain(args.iter().copied())).unwrap()
+    }
+
+    #[test]
+    fn flags_win_over_the_file_which_wins_over_defaults() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("agent.conf");
+        std::fs::write(
+            &file,
+            "# comment\napi-url = http://file:7070\nstate_dir = \"/srv/agent\"\nheartbeat-seconds = 5\nactivation-id = A\n",
+        )
+        .unwrap();
+        let f = file.to_str().unwrap();
+        let s = Settings::resolve(
+            &cli(&["--config", f, "run", "--api-url", "http://flag"]),
+            |_| None,
+        )
+        .unwrap();
+        // `--api-url` after the subcommand works because the flag is global.
+        assert_eq!(s.api_url.as_deref(), Some("http://flag"));
+        assert_eq!(s.state_dir, PathBuf::from("/srv/agent"));
+        assert_eq!(s.heartbeat_seconds, 5);
+        assert_eq!(s.activation_id.as_deref(), Some("A"));
+        assert_eq!(s.activation_code, None);
+        assert_eq!(s.log_format, LogFormat::Human);
+
+        let s = Settings::resolve(&cli(&["status"]), |k| {
+            (k == "AWS_ENDPOINT_URL").then(|| "http://ls".to_string())
+        })
+        .unwrap();
+        assert_eq!(s.state_dir, PathBuf::from(DEFAULT_STATE_DIR));
+        assert_eq!(s.heartbeat_seconds, DEFAULT_HEARTBEAT_SECONDS);
+        assert_eq!(s.sqs_endpoint.as_deref(), Some("http://ls"));
+    }
+
+    #[test]
+    fn bad_config_lines_are_reported_with_their_line() {
+        let p = Path::new("agent.conf");
+        let e = parse_config_file(p, "api-url = x\ncolour = red\n").unwrap_err();
+        assert!(e.to_string().contains("line 2"), "{e}");
+        assert!(parse_config_file(p, "no equals sign").is_err());
+    }
+}

@@ -1,0 +1,591 @@
+//! The daemon: long-polls the node queue, runs what verifies, reports
+//! through the spool, sends heartbeats, and stops cleanly.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use bytes::Bytes;
+use steward_core::channel::{
+    ChannelError, Downlink, DownlinkVerifier, Heartbeat, InvocationUpdate, MessageRejected,
+    NodeKey, PluginResult, RunCommand, StepUpload, Uplink, UplinkPayload, VERSION,
+};
+use steward_core::clock::now_epoch;
+use steward_core::command::InvocationDetail;
+use tokio::sync::{Notify, watch};
+use tokio::task::JoinSet;
+
+use crate::api::HttpClient;
+use crate::journal::{CommandState, Journal};
+use crate::platform::Platform;
+use crate::queue::{IngestQueue, NodeQueue, Received};
+use crate::runner::{self, Stop};
+use crate::spool::{self, Spool};
+
+/// What a restart reports for a command it finds started and not finished.
+pub const RESTARTED_STDERR: &str =
+    "the agent restarted while this command ran; it was not run again";
+const MAX_BACKOFF: Duration = Duration::from_secs(60);
+const UPLOAD_ATTEMPTS: u32 = 4;
+
+pub struct Agent<Q: NodeQueue, I: IngestQueue> {
+    node_id: String,
+    key: Arc<NodeKey>,
+    verifier: DownlinkVerifier,
+    state_dir: PathBuf,
+    node_queue: Q,
+    ingest: I,
+    http: HttpClient,
+    platform: Platform,
+    journal: Mutex<Journal>,
+    spool: Mutex<Spool>,
+    spooled: Notify,
+    running: Mutex<HashMap<String, watch::Sender<Option<Stop>>>>,
+    tasks: Mutex<JoinSet<()>>,
+}
+
+pub struct AgentParts<Q, I> {
+    pub node_id: String,
+    pub key: Arc<NodeKey>,
+    pub verifier: DownlinkVerifier,
+    pub state_dir: PathBuf,
+    pub node_queue: Q,
+    pub ingest: I,
+    pub http: HttpClient,
+    pub platform: Platform,
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    // A panic aborts the agent (panic = "abort"), so poisoning cannot be seen
+    // in release builds; in tests, keep going with the data as it is.
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+impl<Q: NodeQueue, I: IngestQueue> Agent<Q, I> {
+    /// Opens the journal and the spool in the state directory.
+    pub fn new(parts: AgentParts<Q, I>) -> std::io::Result<Arc<Self>> {
+        let journal = Journal::open(&parts.state_dir.join("journal"), now_epoch())?;
+        let spool = Spool::open(&parts.state_dir.join("spool"))?;
+        Ok(Arc::new(Self {
+            node_id: parts.node_id,
+            key: parts.key,
+            verifier: parts.verifier,
+            state_dir: parts.state_dir,
+            node_queue: parts.node_queue,
+            ingest: parts.ingest,
+            http: parts.http,
+            platform: parts.platform,
+            journal: Mutex::new(journal),
+            spool: Mutex::new(spool),
+            spooled: Notify::new(),
+            running: Mutex::new(HashMap::new()),
+            tasks: Mutex::new(JoinSet::new()),
+        }))
+    }
+
+    fn spool_dir(&self) -> PathBuf {
+        self.state_dir.join("spool")
+    }
+
+    fn run_dir(&self, command_id: &str) -> PathBuf {
+        // Command ids are UUIDs; keep anything else from leaving the directory.
+        let safe: String = command_id
+            .chars()
+            .map(|c| {
+                if c.is_ascii_alphanumeric() || c == '-' {
+                    c
+                } else {
+                    '_'
+                }
+            })
+            .collect();
+        self.state_dir.join("runs").join(safe)
+    }
+
+    /// Spools a report; the sender delivers it.
+    pub fn report(&self, message: Uplink) -> std::io::Result<()> {
+        let payload = UplinkPayload {
+            v: VERSION,
+            msg_id: uuid::Uuid::new_v4().to_string(),
+            sent_at: now_epoch(),
+            message,
+        };
+        lock(&self.spool).push(&payload)?;
+        self.spooled.notify_one();
+        Ok(())
+    }
+
+    fn report_or_log(&self, message: Uplink) {
+        if let Err(e) = self.report(message) {
+            tracing::error!(error = %e, "cannot spool a report; it is lost");
+        }
+    }
+
+    /// Reports every command the journal shows started and never finished
+    /// as Failed: it is never run again.
+    pub fn recover(&self) -> std::io::Result<()> {
+        let unfinished = lock(&self.journal).unfinished();
+        for (command_id, rec) in unfinished {
+            tracing::warn!(
+                command_id,
+                "command was interrupted by an agent restart; reporting it Failed"
+            );
+            let now = now_epoch();
+            let plugins = rec
+                .plugins
+                .iter()
+                .map(|name| PluginResult {
+                    name: name.clone(),
+                    detail: InvocationDetail::Failed,
+                    response_code: -1,
+                    start: None,
+                    end: Some(now),
+                    stdout: String::new(),
+                    stderr: RESTARTED_STDERR.into(),
+                    uploaded: false,
+                })
+                .collect();
+            self.report(Uplink::InvocationUpdate(InvocationUpdate {
+                command_id: command_id.clone(),
+                detail: InvocationDetail::Failed,
+                response_code: -1,
+                execution_start: None,
+                execution_end: Some(now),
+                plugins,
+            }))?;
+            lock(&self.journal).record_command(&command_id, CommandState::Finished, &[], now)?;
+            let _ = std::fs::remove_dir_all(self.run_dir(&command_id));
+        }
+        Ok(())
+    }
+
+    /// Long-polls until `shutdown` turns true.
+    pub async fn poll(self: &Arc<Self>, mut shutdown: watch::Receiver<bool>) {
+        let mut backoff = Duration::from_secs(1);
+        loop {
+            if *shutdown.borrow() {
+                return;
+            }
+            let received = tokio::select! {
+                r = self.node_queue.receive() => r,
+                _ = shutdown.wait_for(|s| *s) => return,
+            };
+            match received {
+                Ok(messages) => {
+                    backoff = Duration::from_secs(1);
+                    for m in messages {
+                        self.handle(m).await;
+                    }
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, retry_in = backoff.as_secs(), "cannot receive from the node queue");
+                    tokio::select! {
+                        _ = tokio::time::sleep(backoff) => {}
+                        _ = shutdown.wait_for(|s| *s) => return,
+                    }
+                    backoff = (backoff * 2).min(MAX_BACKOFF);
+                }
+            }
+        }
+    }
+
+    /// Handles one node-queue message: verify, journal, act, delete.
+    pub async fn handle(self: &Arc<Self>, m: Received) {
+        let now = now_epoch();
+        let verdict = self
+            .verifier
+            .open(&m.body, &self.node_id, now)
+            .and_then(|p| {
+                if lock(&self.journal).seen(&p.msg_id) {
+                    Err(ChannelError::Replayed)
+                } else {
+                    Ok(p)
+                }
+            });
+        let payload = match verdict {
+            Ok(p) => p,
+            Err(e) => {
+                tracing::warn!(queue_message_id = m.message_id, reason = %e, "refusing a node-queue message");
+                self.report_or_log(Uplink::MessageRejected(MessageRejected {
+                    reason: e.to_string(),
+                    queue_message_id: m.message_id.clone(),
+                }));
+                self.delete(&m).await;
+                return;
+            }
+        };
+        // Durable before the delete: a crash now redelivers the message,
+        // which is then refused as a replay instead of running twice.
+        let acted = {
+            let mut journal = lock(&self.journal);
+            journal
+                .record_message(&payload.msg_id, now)
+                .and_then(|_| self.act(&mut journal, payload.message, now))
+        };
+        match acted {
+            Ok(()) => self.delete(&m).await,
+            Err(e) => {
+                tracing::error!(error = %e, "cannot write the journal; the message stays queued")
+            }
+        }
+    }
+
+    /// Decides what a verified message does; called with the journal locked.
+    fn act(
+        self: &Arc<Self>,
+        journal: &mut Journal,
+        message: Downlink,
+        now: f64,
+    ) -> std::io::Result<()> {
+        match message {
+            Downlink::RunCommand(cmd) => {
+                let command_id = cmd.command_id.clone();
+                match journal.command(&command_id).map(|r| r.state) {
+                    None => {
+                        let plugins: Vec<String> =
+                            cmd.steps.iter().map(|s| s.name.clone()).collect();
+                        journal.record_command(
+                            &command_id,
+                            CommandState::Accepted,
+                            &plugins,
+                            now,
+                        )?;
+                        let (tx, rx) = watch::channel(None);
+                        lock(&self.running).insert(command_id.clone(), tx);
+                        tracing::info!(command_id, steps = cmd.steps.len(), "running command");
+                        let this = Arc::clone(self);
+                        let mut tasks = lock(&self.tasks);
+                        while tasks.try_join_next().is_some() {}
+                        tasks.spawn(async move { this.run_command(cmd, rx).await });
+                    }
+                    Some(CommandState::Cancelled) => {
+                        tracing::info!(
+                            command_id,
+                            "command was cancelled before it arrived; not running it"
+                        );
+                        self.report(Uplink::InvocationUpdate(InvocationUpdate {
+                            command_id: command_id.clone(),
+                            detail: InvocationDetail::Cancelled,
+                            response_code: -1,
+                            execution_start: None,
+                            execution_end: Some(now),
+                            plugins: Vec::new(),
+                        }))?;
+                        journal.record_command(&command_id, CommandState::Finished, &[], now)?;
+                    }
+                    Some(state) => {
+                        tracing::info!(
+                            command_id,
+                            ?state,
+                            "command already received; not running it again"
+                        );
+                    }
+                }
+            }
+            Downlink::CancelCommand(c) => {
+                let running = lock(&self.running).get(&c.command_id).cloned();
+                if let Some(tx) = running {
+                    tracing::info!(command_id = c.command_id, "cancelling running command");
+                    let _ = tx.send(Some(Stop::Cancel));
+                } else if journal.command(&c.command_id).is_none() {
+                    tracing::info!(
+                        command_id = c.command_id,
+                        "cancel arrived before the command; it will not run"
+                    );
+                    journal.record_command(&c.command_id, CommandState::Cancelled, &[], now)?;
+                } else {
+                    tracing::info!(
+                        command_id = c.command_id,
+                        "cancel for a command that is not running; ignored"
+                    );
+                }
+            }
+        }
+        Ok(())
+    }
+
+    async fn delete(&self, m: &Received) {
+        if let Err(e) = self.node_queue.delete(&m.receipt).await {
+            // It comes back after its visibility timeout and is then refused as a replay.
+            tracing::warn!(queue_message_id = m.message_id, error = %e, "cannot delete a node-queue message");
+        }
+    }
+
+    /// Runs a command's steps in order and reports. On shutdown it reports
+    /// nothing and leaves the journal at Started.
+    async fn run_command(
+        self: Arc<Self>,
+        cmd: RunCommand,
+        mut stop: watch::Receiver<Option<Stop>>,
+    ) {
+        let command_id = cmd.command_id.clone();
+        let finished = self.run_steps(&cmd, &mut stop).await;
+        lock(&self.running).remove(&command_id);
+        match finished {
+            Ok(true) => {
+                let _ = std::fs::remove_dir_all(self.run_dir(&command_id));
+            }
+            Ok(false) => tracing::info!(
+                command_id,
+                "command stopped by shutdown; a restart reports it"
+            ),
+            Err(e) => {
+                tracing::error!(command_id, error = %e, "cannot record the command's progress")
+            }
+        }
+    }
+
+    /// Ok(true) when the final report is spooled.
+    async fn run_steps(
+        &self,
+        cmd: &RunCommand,
+        stop: &mut watch::Receiver<Option<Stop>>,
+    ) -> std::io::Result<bool> {
+        let command_id = &cmd.command_id;
+        let started = now_epoch();
+        let early = *stop.borrow();
+        match early {
+            Some(Stop::Shutdown) => return Ok(false),
+            Some(Stop::Cancel) => {
+                self.report(Uplink::InvocationUpdate(InvocationUpdate {
+                    command_id: command_id.clone(),
+                    detail: InvocationDetail::Cancelled,
+                    response_code: -1,
+                    execution_start: None,
+                    execution_end: Some(started),
+                    plugins: Vec::new(),
+                }))?;
+                lock(&self.journal).record_command(
+                    command_id,
+                    CommandState::Finished,
+                    &[],
+                    now_epoch(),
+                )?;
+                return Ok(true);
+            }
+            None => {}
+        }
+        lock(&self.journal).record_command(command_id, CommandState::Started, &[], started)?;
+        self.report(Uplink::InvocationUpdate(InvocationUpdate {
+            command_id: command_id.clone(),
+            detail: InvocationDetail::InProgress,
+            response_code: -1,
+            execution_start: Some(started),
+            execution_end: None,
+            plugins: Vec::new(),
+        }))?;
+
+        let mut plugins = Vec::new();
+        let mut detail = InvocationDetail::Success;
+        let mut response_code = 0;
+        let run_dir = self.run_dir(command_id);
+        for (i, step) in cmd.steps.iter().enumerate() {
+            let outcome = runner::run_step(step, &run_dir.join(i.to_string()), stop).await;
+            if outcome.stopped == Some(Stop::Shutdown) {
+                return Ok(false);
+            }
+            let uploaded = match cmd.uploads.get(i) {
+                Some(urls) => self.upload(command_id, urls, &outcome).await,
+                None => false,
+            };
+            tracing::info!(
+                command_id,
+                step = step.name,
+                detail = outcome.detail.as_str(),
+                exit_code = outcome.response_code,
+                "step finished"
+            );
+            detail = outcome.detail;
+            response_code = outcome.response_code;
+            plugins.push(PluginResult {
+                name: step.name.clone(),
+                detail: outcome.detail,
+                response_code: outcome.response_code,
+                start: Some(outcome.start),
+                end: Some(outcome.end),
+                stdout: outcome.stdout.inline,
+                stderr: outcome.stderr.inline,
+                uploaded,
+            });
+            if detail != InvocationDetail::Success {
+                // Later steps are not run and not reported.
+                break;
+            }
+        }
+        if cmd.steps.is_empty() {
+            detail = InvocationDetail::Failed;
+            response_code = -1;
+        }
+        let ended = now_epoch();
+        self.report(Uplink::InvocationUpdate(InvocationUpdate {
+            command_id: command_id.clone(),
+            detail,
+            response_code,
+            execution_start: Some(started),
+            execution_end: Some(ended),
+            plugins,
+        }))?;
+        lock(&self.journal).record_command(command_id, CommandState::Finished, &[], ended)?;
+        Ok(true)
+    }
+
+    /// PUTs a step's whole output to its presigned URLs, retrying a few times.
+    async fn upload(
+        &self,
+        command_id: &str,
+        urls: &StepUpload,
+        outcome: &runner::StepOutcome,
+    ) -> bool {
+        let mut ok = true;
+        for (url, path) in [
+            (&urls.stdout_put_url, &outcome.stdout.path),
+            (&urls.stderr_put_url, &outcome.stderr.path),
+        ] {
+            if url.is_empty() {
+                continue;
+            }
+            let body = match tokio::fs::read(path).await {
+                Ok(b) => Bytes::from(b),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => Bytes::new(),
+                Err(e) => {
+                    tracing::warn!(command_id, error = %e, "cannot read output to upload");
+                    ok = false;
+                    continue;
+                }
+            };
+            let mut delay = Duration::from_secs(1);
+            let mut done = false;
+            for attempt in 1..=UPLOAD_ATTEMPTS {
+                match self.http.put_presigned(url, body.clone()).await {
+                    Ok(()) => {
+                        done = true;
+                        break;
+                    }
+                    Err(e) => {
+                        tracing::warn!(command_id, attempt, error = %e, "output upload failed");
+                        if attempt < UPLOAD_ATTEMPTS {
+                            tokio::time::sleep(delay).await;
+                            delay *= 2;
+                        }
+                    }
+                }
+            }
+            ok &= done;
+        }
+        ok
+    }
+
+    /// Sends spooled reports oldest first, forever, until `shutdown`.
+    pub async fn send_spooled(self: &Arc<Self>, mut shutdown: watch::Receiver<bool>) {
+        let dir = self.spool_dir();
+        let mut backoff = Duration::from_secs(1);
+        loop {
+            if *shutdown.borrow() {
+                return;
+            }
+            // Register interest before listing, so a report spooled meanwhile wakes us.
+            let notified = self.spooled.notified();
+            let files = match spool::pending(&dir) {
+                Ok(f) => f,
+                Err(e) => {
+                    tracing::error!(error = %e, "cannot list the spool");
+                    Vec::new()
+                }
+            };
+            if files.is_empty() {
+                tokio::select! {
+                    _ = notified => {}
+                    _ = tokio::time::sleep(Duration::from_secs(30)) => {}
+                    _ = shutdown.wait_for(|s| *s) => return,
+                }
+                continue;
+            }
+            for path in files {
+                match self.send_one(&path).await {
+                    Ok(()) => backoff = Duration::from_secs(1),
+                    Err(e) => {
+                        tracing::warn!(error = %e, retry_in = backoff.as_secs(), "cannot send a report; will retry");
+                        tokio::select! {
+                            _ = tokio::time::sleep(backoff) => {}
+                            _ = shutdown.wait_for(|s| *s) => return,
+                        }
+                        backoff = (backoff * 2).min(MAX_BACKOFF);
+                        // Start over from the oldest: order is kept.
+                        break;
+                    }
+                }
+            }
+        }
+    }
+
+    async fn send_one(&self, path: &Path) -> Result<(), String> {
+        let payload = match spool::read(path) {
+            Ok(p) => p,
+            Err(e) if e.kind() == std::io::ErrorKind::InvalidData => {
+                tracing::error!(file = %path.display(), "dropping a damaged spool file");
+                return spool::remove(path).map_err(|e| e.to_string());
+            }
+            Err(e) => return Err(e.to_string()),
+        };
+        let body = self
+            .key
+            .seal(&self.node_id, &payload)
+            .map_err(|e| e.to_string())?;
+        self.ingest.send(body).await.map_err(|e| e.to_string())?;
+        spool::remove(path).map_err(|e| e.to_string())
+    }
+
+    pub fn heartbeat(&self) -> Heartbeat {
+        Heartbeat {
+            agent_version: env!("CARGO_PKG_VERSION").into(),
+            platform_type: "Linux".into(),
+            platform_name: self.platform.name.clone(),
+            platform_version: self.platform.version.clone(),
+            ip_address: self.platform.ip_address.clone(),
+            computer_name: self.platform.hostname.clone(),
+        }
+    }
+
+    /// Sends a heartbeat straight to the ingest queue every `every` (not
+    /// spooled: a lost heartbeat is replaced by the next one).
+    pub async fn send_heartbeats(
+        self: &Arc<Self>,
+        every: Duration,
+        mut shutdown: watch::Receiver<bool>,
+    ) {
+        loop {
+            let payload = UplinkPayload {
+                v: VERSION,
+                msg_id: uuid::Uuid::new_v4().to_string(),
+                sent_at: now_epoch(),
+                message: Uplink::Heartbeat(self.heartbeat()),
+            };
+            match self.key.seal(&self.node_id, &payload) {
+                Ok(body) => match self.ingest.send(body).await {
+                    Ok(()) => tracing::debug!("heartbeat sent"),
+                    Err(e) => tracing::warn!(error = %e, "cannot send a heartbeat"),
+                },
+                Err(e) => tracing::error!(error = %e, "cannot sign a heartbeat"),
+            }
+            tokio::select! {
+                _ = tokio::time::sleep(every) => {}
+                _ = shutdown.wait_for(|s| *s) => return,
+            }
+        }
+    }
+
+    /// Stops every running command (killing its process group) and waits for them.
+    pub async fn stop_commands(&self) {
+        for (command_id, tx) in lock(&self.running).iter() {
+            tracing::info!(command_id, "stopping command for shutdown");
+            let _ = tx.send(Some(Stop::Shutdown));
+        }
+        let mut tasks = std::mem::take(&mut *lock(&self.tasks));
+        while tasks.join_next().await.is_some() {}
+    }
+
+    pub fn running_commands(&self) -> usize {
+        lock(&self.running).len()
+    }
+}

@@ -1,0 +1,15 @@
+//! steward-agent: registers a node, long-polls its queue, runs commands,
+//! reports back. The binary (`main.rs`) is the command line over these parts.
+
+pub mod api;
+pub mod config;
+pub mod credentials;
+pub mod daemon;
+pub mod fsutil;
+pub mod identity;
+pub mod journal;
+pub mod platform;
+pub mod queue;
+pub mod register;
+pub mod runner;
+pub mod spool;

@@ -1,0 +1,75 @@
+//! Registration with an activation: a fresh Ed25519 key, the API's answer,
+//! and the identity written to the state directory.
+
+use std::path::Path;
+
+use steward_core::channel::{ChannelError, DownlinkVerifier, NodeKey};
+use thiserror::Error;
+
+use crate::api::{Api, ApiError, Registration};
+use crate::identity::{Identity, IdentityError};
+use crate::platform::Platform;
+
+#[derive(Debug, Error)]
+pub enum RegisterError {
+    #[error("{0}")]
+    Api(#[from] ApiError),
+    #[error("{0}")]
+    Identity(#[from] IdentityError),
+    #[error("cannot make a node key: {0}")]
+    Key(ChannelError),
+    #[error("the API answered a command-signing key the agent cannot use: {0}")]
+    SigningKey(ChannelError),
+}
+
+impl RegisterError {
+    /// The API refused the activation itself: trying again will not help.
+    pub fn is_refusal(&self) -> bool {
+        matches!(self, Self::Api(e) if !e.is_transient() && matches!(e, ApiError::Refused { .. }))
+    }
+
+    pub fn is_transient(&self) -> bool {
+        matches!(self, Self::Api(e) if e.is_transient())
+    }
+}
+
+pub struct Activation {
+    pub code: String,
+    pub id: String,
+    pub name: Option<String>,
+}
+
+/// Registers and saves the identity; returns it.
+pub async fn register(
+    api: &Api,
+    state_dir: &Path,
+    activation: &Activation,
+    platform: &Platform,
+) -> Result<Identity, RegisterError> {
+    let (key, pkcs8) = NodeKey::generate().map_err(RegisterError::Key)?;
+    let request = Registration {
+        activation_id: activation.id.clone(),
+        activation_code: activation.code.clone(),
+        public_key: key.public_key_base64(),
+        hostname: platform.hostname.clone(),
+        platform_name: platform.name.clone(),
+        platform_version: platform.version.clone(),
+        agent_version: env!("CARGO_PKG_VERSION").into(),
+        ip_address: platform.ip_address.clone(),
+        name: activation.name.clone(),
+    };
+    let answer = api.register(&request).await?;
+    // Refuse to save a key that could never verify a command.
+    DownlinkVerifier::from_base64(&answer.command_signing_public_key)
+        .map_err(RegisterError::SigningKey)?;
+    let identity = Identity {
+        instance_id: answer.instance_id,
+        queue_url: answer.queue_url,
+        ingest_queue_url: answer.ingest_queue_url,
+        region: answer.region,
+        command_signing_public_key: answer.command_signing_public_key,
+        api_url: api.url().to_string(),
+    };
+    identity.save(state_dir, &pkcs8)?;
+    Ok(identity)
+}

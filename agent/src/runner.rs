@@ -1,0 +1,434 @@
+//! Runs `aws:runShellScript` steps: the commands as one `/bin/sh` script in
+//! its own process group, output to files, a timeout that kills the whole
+//! group.
+
+use std::os::unix::fs::OpenOptionsExt;
+use std::os::unix::process::ExitStatusExt;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::Duration;
+
+use nix::sys::signal::{Signal, killpg};
+use nix::unistd::Pid;
+use steward_core::clock::now_epoch;
+use steward_core::command::InvocationDetail;
+use steward_core::document::{DEFAULT_EXECUTION_TIMEOUT, PluginStep, RUN_SHELL_SCRIPT_PLUGIN};
+use steward_core::output::{STDERR_INLINE_LIMIT, STDOUT_INLINE_LIMIT, lossy, truncate_chars};
+use tokio::sync::watch;
+
+/// SSM's exit code for a step that ran out of time on Linux.
+pub const TIMEOUT_EXIT_CODE: i32 = 124;
+/// How long a process group has to exit after SIGTERM before SIGKILL.
+pub const KILL_GRACE: Duration = Duration::from_secs(5);
+
+/// Why a running command is asked to stop.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stop {
+    /// CancelCommand: report it Cancelled.
+    Cancel,
+    /// The agent is shutting down: report nothing (a restart reports Failed).
+    Shutdown,
+}
+
+/// One stream of a step's output, kept whole in a file.
+#[derive(Debug, Clone)]
+pub struct Captured {
+    pub path: PathBuf,
+    /// Bytes the step wrote.
+    pub total: u64,
+    /// The start of the output as text, within SSM's inline limit.
+    pub inline: String,
+}
+
+#[derive(Debug, Clone)]
+pub struct StepOutcome {
+    pub detail: InvocationDetail,
+    pub response_code: i32,
+    pub start: f64,
+    pub end: f64,
+    pub stdout: Captured,
+    pub stderr: Captured,
+    /// Set when the step was stopped by a cancel or a shutdown.
+    pub stopped: Option<Stop>,
+}
+
+/// Runs one step in `dir` (created; it holds the script and the output files).
+pub async fn run_step(
+    step: &PluginStep,
+    dir: &Path,
+    stop: &mut watch::Receiver<Option<Stop>>,
+) -> StepOutcome {
+    let start = now_epoch();
+    let out_path = dir.join("stdout");
+    let err_path = dir.join("stderr");
+    let refuse = |message: String| {
+        // Best effort: the refusal is also in the report itself.
+        let _ = std::fs::write(&err_path, message.as_bytes());
+        StepOutcome {
+            detail: InvocationDetail::Failed,
+            response_code: 1,
+            start,
+            end: now_epoch(),
+            stdout: Captured {
+                path: out_path.clone(),
+                total: 0,
+                inline: String::new(),
+            },
+            stderr: Captured {
+                path: err_path.clone(),
+                total: message.len() as u64,
+                inline: message,
+            },
+            stopped: None,
+        }
+    };
+    if let Err(e) = std::fs::create_dir_all(dir) {
+        return refuse(format!(
+            "cannot create the step directory {}: {e}",
+            dir.display()
+        ));
+    }
+    if step.action != RUN_SHELL_SCRIPT_PLUGIN {
+        return refuse(format!(
+            "plugin {} is not supported by this agent; it runs {RUN_SHELL_SCRIPT_PLUGIN}",
+            step.action
+        ));
+    }
+    let cwd = if step.working_directory.is_empty() {
+        dir.to_path_buf()
+    } else {
+        let wd = PathBuf::from(&step.working_directory);
+        if !wd.is_dir() {
+            return refuse(format!(
+                "working directory {} does not exist or is not a directory; create it or change workingDirectory",
+                step.working_directory
+            ));
+        }
+        wd
+    };
+    let script = dir.join("script.sh");
+    let mut text = step.run_command.join("\n");
+    text.push('\n');
+    if let Err(e) = write_private(&script, text.as_bytes()) {
+        return refuse(format!("cannot write the script {}: {e}", script.display()));
+    }
+    let (stdout, stderr) = match (create_output(&out_path), create_output(&err_path)) {
+        (Ok(o), Ok(e)) => (o, e),
+        (Err(e), _) | (_, Err(e)) => {
+            return refuse(format!(
+                "cannot create output files in {}: {e}",
+                dir.display()
+            ));
+        }
+    };
+
+    let mut cmd = tokio::process::Command::new("/bin/sh");
+    cmd.arg(&script)
+        .current_dir(&cwd)
+        .stdin(Stdio::null())
+        .stdout(Stdio::from(stdout))
+        .stderr(Stdio::from(stderr))
+        .process_group(0);
+    let mut child = match cmd.spawn() {
+        Ok(c) => c,
+        Err(e) => return refuse(format!("cannot start /bin/sh: {e}")),
+    };
+    let pgid = child.id().map(|id| Pid::from_raw(id as i32));
+    let timeout = Duration::from_secs(u64::from(if step.timeout_seconds == 0 {
+        DEFAULT_EXECUTION_TIMEOUT
+    } else {
+        step.timeout_seconds
+    }));
+
+    enum End {
+        Exited(std::io::Result<std::process::ExitStatus>),
+        TimedOut,
+        Stopped(Stop),
+    }
+    let end = tokio::select! {
+        status = child.wait() => End::Exited(status),
+        _ = tokio::time::sleep(timeout) => End::TimedOut,
+        reason = wait_stop(stop) => End::Stopped(reason),
+    };
+    let (detail, response_code, stopped) = match end {
+        End::Exited(Ok(status)) => {
+            let code = status
+                .code()
+                .or_else(|| status.signal().map(|s| 128 + s))
+                .unwrap_or(-1);
+            let detail = if code == 0 {
+                InvocationDetail::Success
+            } else {
+                InvocationDetail::Failed
+            };
+            (detail, code, None)
+        }
+        End::Exited(Err(e)) => {
+            tracing::warn!(error = %e, "cannot wait for the step's process");
+            (InvocationDetail::Failed, -1, None)
+        }
+        End::TimedOut => {
+            if let Some(pgid) = pgid {
+                kill_group(pgid, &mut child).await;
+            }
+            (InvocationDetail::ExecutionTimedOut, TIMEOUT_EXIT_CODE, None)
+        }
+        End::Stopped(reason) => {
+            if let Some(pgid) = pgid {
+                kill_group(pgid, &mut child).await;
+            }
+            (InvocationDetail::Cancelled, -1, Some(reason))
+        }
+    };
+    let end = now_epoch();
+    StepOutcome {
+        detail,
+        response_code,
+        start,
+        end,
+        stdout: capture(&out_path, STDOUT_INLINE_LIMIT),
+        stderr: capture(&err_path, STDERR_INLINE_LIMIT),
+        stopped,
+    }
+}
+
+async fn wait_stop(stop: &mut watch::Receiver<Option<Stop>>) -> Stop {
+    let seen = stop.wait_for(|s| s.is_some()).await.map(|s| *s);
+    match seen {
+        Ok(s) => s.unwrap_or(Stop::Shutdown),
+        // The sender is gone: nobody can stop us any more.
+        Err(_) => std::future::pending().await,
+    }
+}
+
+/// SIGTERM to the whole group, then SIGKILL to whatever is left after the
+/// grace period. The group outlives its leader, so it is killed even when
+/// the shell already exited.
+pub async fn kill_group(pgid: Pid, child: &mut tokio::process::Child) {
+    let _ = killpg(pgid, Signal::SIGTERM);
+    let deadline = tokio::time::Instant::now() + KILL_GRACE;
+    loop {
+        // Reap the leader so that it does not count as a member.
+        let _ = child.try_wait();
+        if killpg(pgid, None).is_err() {
+            break;
+        }
+        if tokio::time::Instant::now() >= deadline {
+            let _ = killpg(pgid, Signal::SIGKILL);
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let _ = child.wait().await;
+}
+
+fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o700)
+        .open(path)?;
+    f.write_all(bytes)?;
+    f.sync_all()
+}
+
+fn create_output(path: &Path) -> std::io::Result<std::fs::File> {
+    std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path)
+}
+
+/// Reads only as much of the file as the inline limit can need (at most
+/// four bytes per character).
+fn capture(path: &Path, limit_chars: usize) -> Captured {
+    use std::io::Read;
+    let mut head = Vec::new();
+    let total = std::fs::File::open(path)
+        .and_then(|f| {
+            let total = f.metadata()?.len();
+            f.take((limit_chars * 4) as u64).read_to_end(&mut head)?;
+            Ok(total)
+        })
+        .unwrap_or(0);
+    let text = lossy(&head);
+    Captured {
+        path: path.to_path_buf(),
+        total,
+        inline: truncate_chars(&text, limit_chars).to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn step(lines: &[&str], wd: &str, timeout: u32) -> PluginStep {
+        PluginStep {
+            name: RUN_SHELL_SCRIPT_PLUGIN.into(),
+            action: RUN_SHELL_SCRIPT_PLUGIN.into(),
+            run_command: lines.iter().map(|s| s.to_string()).collect(),
+            working_directory: wd.into(),
+            timeout_seconds: timeout,
+        }
+    }
+
+    async fn run(s: &PluginStep, dir: &Path) -> StepOutcome {
+        let (_tx, mut rx) = watch::channel(None);
+        run_step(s, dir, &mut rx).await
+    }
+
+    /// Whether a process is gone (or a zombie nobody reaped yet).
+    fn gone(pid: i32) -> bool {
+        match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+            Err(_) => true,
+            Ok(stat) => stat
+                .rsplit(')')
+                .next()
+                .is_some_and(|rest| rest.trim_start().starts_with('Z')),
+        }
+    }
+
+    #[tokio::test]
+    async fn success_and_output() {
+        let dir = tempfile::tempdir().unwrap();
+        let o = run(
+            &step(&["echo hello", "echo oops >&2"], "", 60),
+            &dir.path().join("s"),
+        )
+        .await;
+        assert_eq!(o.detail, InvocationDetail::Success);
+        assert_eq!(o.response_code, 0);
+        assert_eq!(o.stdout.inline, "hello\n");
+        assert_eq!(o.stderr.inline, "oops\n");
+        assert!(o.start <= o.end);
+    }
+
+    #[tokio::test]
+    async fn non_zero_exit_fails_with_its_code() {
+        let dir = tempfile::tempdir().unwrap();
+        let o = run(
+            &step(&["echo partial", "exit 3", "echo never"], "", 60),
+            dir.path(),
+        )
+        .await;
+        assert_eq!(o.detail, InvocationDetail::Failed);
+        assert_eq!(o.response_code, 3);
+        assert_eq!(o.stdout.inline, "partial\n");
+    }
+
+    #[tokio::test]
+    async fn working_directory_is_used_and_checked() {
+        let dir = tempfile::tempdir().unwrap();
+        let wd = dir.path().join("wd");
+        std::fs::create_dir(&wd).unwrap();
+        let o = run(
+            &step(&["pwd"], wd.to_str().unwrap(), 60),
+            &dir.path().join("s1"),
+        )
+        .await;
+        assert_eq!(o.detail, InvocationDetail::Success);
+        assert_eq!(
+            o.stdout.inline.trim_end(),
+            wd.canonicalize().unwrap().to_str().unwrap()
+        );
+
+        let missing = dir.path().join("missing");
+        let o = run(
+            &step(&["pwd"], missing.to_str().unwrap(), 60),
+            &dir.path().join("s2"),
+        )
+        .await;
+        assert_eq!(o.detail, InvocationDetail::Failed);
+        assert!(
+            o.stderr.inline.contains("does not exist"),
+            "{}",
+            o.stderr.inline
+        );
+        assert_eq!(o.stdout.inline, "");
+    }
+
+    #[tokio::test]
+    async fn output_is_truncated_inline_but_counted_and_kept_whole() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = step(
+            &[
+                "head -c 30000 /dev/zero | tr '\\0' a",
+                "head -c 9000 /dev/zero | tr '\\0' b >&2",
+            ],
+            "",
+            60,
+        );
+        let o = run(&s, dir.path()).await;
+        assert_eq!(o.detail, InvocationDetail::Success);
+        assert_eq!(o.stdout.inline.len(), STDOUT_INLINE_LIMIT);
+        assert_eq!(o.stderr.inline.len(), STDERR_INLINE_LIMIT);
+        assert_eq!(o.stdout.total, 30_000);
+        assert_eq!(o.stderr.total, 9_000);
+        assert_eq!(std::fs::metadata(&o.stdout.path).unwrap().len(), 30_000);
+    }
+
+    #[tokio::test]
+    async fn timeout_kills_the_whole_process_group() {
+        let dir = tempfile::tempdir().unwrap();
+        let pidfile = dir.path().join("child.pid");
+        let s = step(
+            &[
+                &format!("sleep 300 & echo $! > {}", pidfile.display()),
+                "echo started",
+                "sleep 300",
+            ],
+            "",
+            1,
+        );
+        let o = run(&s, &dir.path().join("s")).await;
+        assert_eq!(o.detail, InvocationDetail::ExecutionTimedOut);
+        assert_eq!(o.response_code, TIMEOUT_EXIT_CODE);
+        assert_eq!(o.stdout.inline, "started\n");
+        let pid: i32 = std::fs::read_to_string(&pidfile)
+            .unwrap()
+            .trim()
+            .parse()
+            .unwrap();
+        // SIGKILL is delivered but death is asynchronous: wait for it, bounded.
+        for _ in 0..100 {
+            if gone(pid) {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        assert!(gone(pid), "background child {pid} survived the timeout");
+    }
+
+    #[tokio::test]
+    async fn cancel_stops_the_step() {
+        let dir = tempfile::tempdir().unwrap();
+        let (tx, mut rx) = watch::channel(None);
+        let s = step(&["echo running", "sleep 300"], "", 600);
+        let d = dir.path().to_path_buf();
+        let task = tokio::spawn(async move { run_step(&s, &d, &mut rx).await });
+        // Cancel once the script is surely running.
+        let out = dir.path().join("stdout");
+        while std::fs::read_to_string(&out).unwrap_or_default().is_empty() {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        tx.send(Some(Stop::Cancel)).unwrap();
+        let o = task.await.unwrap();
+        assert_eq!(o.detail, InvocationDetail::Cancelled);
+        assert_eq!(o.stopped, Some(Stop::Cancel));
+    }
+
+    #[tokio::test]
+    async fn unknown_plugins_fail() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut s = step(&["true"], "", 60);
+        s.action = "aws:runPowerShellScript".into();
+        let o = run(&s, dir.path()).await;
+        assert_eq!(o.detail, InvocationDetail::Failed);
+        assert!(o.stderr.inline.contains("not supported"));
+    }
+}
