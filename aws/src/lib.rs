@@ -2,6 +2,8 @@
 //! aggregate's store or one service's port.
 
 pub mod config;
+pub mod nodes;
+pub mod tag_index;
 
 pub use config::{Clients, Settings};
 

@@ -23,6 +23,8 @@ pub enum SsmError {
     #[error("{0}")]
     InvalidActivationId(String),
     #[error("{0}")]
+    InvalidFilter(String),
+    #[error("{0}")]
     InvalidFilterKey(String),
     #[error("{0}")]
     InvalidFilterValue(String),
@@ -58,6 +60,8 @@ pub enum SsmError {
     SerializationException(String),
     #[error("{0}")]
     ThrottlingException(String),
+    #[error("{0}")]
+    TooManyUpdates(String),
     /// A fault of ours, never of the caller's input. The message is generic on
     /// purpose: details go to the log, not to the client.
     #[error("{0}")]
@@ -78,6 +82,7 @@ impl SsmError {
             InvocationDoesNotExist(_) => "InvocationDoesNotExist",
             InvalidActivation(_) => "InvalidActivation",
             InvalidActivationId(_) => "InvalidActivationId",
+            InvalidFilter(_) => "InvalidFilter",
             InvalidFilterKey(_) => "InvalidFilterKey",
             InvalidFilterValue(_) => "InvalidFilterValue",
             InvalidInstanceInformationFilterValue(_) => "InvalidInstanceInformationFilterValue",
@@ -96,6 +101,7 @@ impl SsmError {
             InvalidAction(_) => "InvalidAction",
             SerializationException(_) => "SerializationException",
             ThrottlingException(_) => "ThrottlingException",
+            TooManyUpdates(_) => "TooManyUpdates",
             InternalServerError(_) => "InternalServerError",
         }
     }

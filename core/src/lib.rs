@@ -6,6 +6,7 @@ pub mod clock;
 pub mod command;
 pub mod document;
 pub mod error;
+pub mod fleet;
 pub mod ids;
 pub mod output;
 pub mod targets;

@@ -1,0 +1,402 @@
+//! Nodes (`NodesTable`) over DynamoDB: the node record, registration in one
+//! transaction with its activation and its tag index rows, heartbeats, tags.
+
+use std::collections::HashMap;
+
+use aws_sdk_dynamodb::Client;
+use aws_sdk_dynamodb::error::SdkError;
+use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
+use aws_sdk_dynamodb::types::{Put, ReturnValue, TransactWriteItem, Update};
+use steward_core::SsmError;
+use steward_core::channel::Heartbeat;
+use steward_core::fleet::activation::invalid_activation;
+use steward_core::fleet::{MANAGED_INSTANCE, Node, NodeStore, TagSet};
+
+use crate::Stack;
+use crate::tag_index;
+use item::*;
+
+pub const KIND: &str = "node";
+/// DynamoDB's limit on the actions of one transaction.
+const MAX_TRANSACTION_ITEMS: usize = 100;
+
+/// Attribute helpers shared by this crate's fleet stores.
+pub(crate) mod item {
+    use std::collections::HashMap;
+
+    use aws_sdk_dynamodb::types::AttributeValue;
+    use steward_core::SsmError;
+    use steward_core::fleet::TagSet;
+
+    pub type Item = HashMap<String, AttributeValue>;
+
+    pub fn s(v: impl Into<String>) -> AttributeValue {
+        AttributeValue::S(v.into())
+    }
+
+    pub fn n(v: impl ToString) -> AttributeValue {
+        AttributeValue::N(v.to_string())
+    }
+
+    pub fn tags_av(tags: &TagSet) -> AttributeValue {
+        AttributeValue::M(tags.iter().map(|(k, v)| (k.clone(), s(v))).collect())
+    }
+
+    pub fn get_s(item: &Item, k: &str) -> String {
+        match item.get(k) {
+            Some(AttributeValue::S(v)) => v.clone(),
+            _ => String::new(),
+        }
+    }
+
+    pub fn get_n(item: &Item, k: &str) -> f64 {
+        match item.get(k) {
+            Some(AttributeValue::N(v)) => v.parse().unwrap_or(0.0),
+            _ => 0.0,
+        }
+    }
+
+    pub fn get_tags(item: &Item, k: &str) -> TagSet {
+        match item.get(k) {
+            Some(AttributeValue::M(m)) => m
+                .iter()
+                .filter_map(|(k, v)| match v {
+                    AttributeValue::S(v) => Some((k.clone(), v.clone())),
+                    _ => None,
+                })
+                .collect(),
+            _ => TagSet::new(),
+        }
+    }
+
+    /// Logs a service failure (never request content) and answers SSM's
+    /// generic internal error.
+    pub fn internal<E: std::error::Error + 'static>(e: E) -> SsmError {
+        tracing::error!(error = %aws_smithy_types::error::display::DisplayErrorContext(&e), "AWS call failed");
+        SsmError::internal()
+    }
+}
+
+pub fn node_to_item(node: &Node) -> Item {
+    HashMap::from([
+        ("InstanceId".into(), s(&node.instance_id)),
+        ("Kind".into(), s(KIND)),
+        ("ActivationId".into(), s(&node.activation_id)),
+        ("Name".into(), s(&node.name)),
+        ("IamRole".into(), s(&node.iam_role)),
+        ("RegistrationDate".into(), n(node.registration_date)),
+        ("LastPingDateTime".into(), n(node.last_ping_date_time)),
+        ("AgentVersion".into(), s(&node.agent_version)),
+        ("PlatformType".into(), s(&node.platform_type)),
+        ("PlatformName".into(), s(&node.platform_name)),
+        ("PlatformVersion".into(), s(&node.platform_version)),
+        ("ComputerName".into(), s(&node.computer_name)),
+        ("IPAddress".into(), s(&node.ip_address)),
+        ("PublicKey".into(), s(&node.public_key)),
+        ("QueueUrl".into(), s(&node.queue_url)),
+        ("QueueArn".into(), s(&node.queue_arn)),
+        ("Tags".into(), tags_av(&node.tags)),
+        ("TagsVersion".into(), n(node.tags_version)),
+    ])
+}
+
+pub fn node_from_item(item: &Item) -> Node {
+    Node {
+        instance_id: get_s(item, "InstanceId"),
+        activation_id: get_s(item, "ActivationId"),
+        name: get_s(item, "Name"),
+        iam_role: get_s(item, "IamRole"),
+        registration_date: get_n(item, "RegistrationDate"),
+        last_ping_date_time: get_n(item, "LastPingDateTime"),
+        agent_version: get_s(item, "AgentVersion"),
+        platform_type: get_s(item, "PlatformType"),
+        platform_name: get_s(item, "PlatformName"),
+        platform_version: get_s(item, "PlatformVersion"),
+        computer_name: get_s(item, "ComputerName"),
+        ip_address: get_s(item, "IPAddress"),
+        public_key: get_s(item, "PublicKey"),
+        queue_url: get_s(item, "QueueUrl"),
+        queue_arn: get_s(item, "QueueArn"),
+        tags: get_tags(item, "Tags"),
+        tags_version: get_n(item, "TagsVersion") as u64,
+    }
+}
+
+/// BatchGetItem on `InstanceId` in chunks of 100, retrying unprocessed keys.
+pub(crate) async fn batch_get(
+    client: &Client,
+    table: &str,
+    ids: &[String],
+    projection: Option<&str>,
+) -> Result<Vec<Item>, SsmError> {
+    let mut out = Vec::new();
+    let unique: std::collections::BTreeSet<&String> = ids.iter().collect();
+    let unique: Vec<String> = unique.into_iter().cloned().collect();
+    for chunk in unique.chunks(100) {
+        let mut keys = tag_index::instance_keys(chunk)?;
+        if let Some(p) = projection {
+            keys.projection_expression = Some(p.to_string());
+        }
+        let mut request = HashMap::from([(table.to_string(), keys)]);
+        for attempt in 0..8u32 {
+            let resp = client
+                .batch_get_item()
+                .set_request_items(Some(request.clone()))
+                .send()
+                .await
+                .map_err(internal)?;
+            if let Some(mut r) = resp.responses {
+                out.extend(r.remove(table).unwrap_or_default());
+            }
+            match resp.unprocessed_keys {
+                Some(u) if !u.is_empty() => {
+                    request = u;
+                    tokio::time::sleep(std::time::Duration::from_millis(50 << attempt)).await;
+                }
+                _ => {
+                    request.clear();
+                    break;
+                }
+            }
+        }
+        if !request.is_empty() {
+            return Err(SsmError::ThrottlingException(
+                "The node table is busy; retry the request shortly.".into(),
+            ));
+        }
+    }
+    Ok(out)
+}
+
+/// Why a transaction was cancelled, per action ("None" when it was not the cause).
+fn cancellation_codes(e: &SdkError<TransactWriteItemsError>) -> Option<Vec<String>> {
+    match e.as_service_error() {
+        Some(TransactWriteItemsError::TransactionCanceledException(t)) => Some(
+            t.cancellation_reasons()
+                .iter()
+                .map(|r| r.code().unwrap_or("None").to_string())
+                .collect(),
+        ),
+        _ => None,
+    }
+}
+
+/// Nodes over DynamoDB.
+#[derive(Clone, Debug)]
+pub struct NodeTable {
+    client: Client,
+    nodes_table: String,
+    tag_index_table: String,
+    activations_table: String,
+}
+
+impl NodeTable {
+    pub fn new(stack: &Stack) -> Self {
+        Self {
+            client: stack.clients.dynamodb.clone(),
+            nodes_table: stack.settings.nodes_table.clone(),
+            tag_index_table: stack.settings.tag_index_table.clone(),
+            activations_table: stack.settings.activations_table.clone(),
+        }
+    }
+
+    /// The node's own queue, for whoever sends it messages.
+    pub async fn queue_url(&self, instance_id: &str) -> Result<Option<String>, SsmError> {
+        Ok(self.get(instance_id).await?.map(|n| n.queue_url))
+    }
+
+    /// Runs `items` as one transaction, or, past DynamoDB's 100-action limit
+    /// (only when some 50 tags change at once), as the conditional part
+    /// first and the remaining index rows after: index rows are derived data
+    /// and their writes are idempotent.
+    async fn transact(
+        &self,
+        items: Vec<TransactWriteItem>,
+    ) -> Result<(), SdkError<TransactWriteItemsError>> {
+        let mut rest = items;
+        while !rest.is_empty() {
+            let tail = rest.split_off(rest.len().min(MAX_TRANSACTION_ITEMS));
+            self.client
+                .transact_write_items()
+                .set_transact_items(Some(rest))
+                .send()
+                .await?;
+            rest = tail;
+        }
+        Ok(())
+    }
+}
+
+#[async_trait::async_trait]
+impl NodeStore for NodeTable {
+    async fn get(&self, instance_id: &str) -> Result<Option<Node>, SsmError> {
+        let resp = self
+            .client
+            .get_item()
+            .table_name(&self.nodes_table)
+            .key("InstanceId", s(instance_id))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(internal)?;
+        Ok(resp.item.as_ref().map(node_from_item))
+    }
+
+    async fn get_many(&self, ids: &[String]) -> Result<Vec<Node>, SsmError> {
+        let items = batch_get(&self.client, &self.nodes_table, ids, None).await?;
+        Ok(items.iter().map(node_from_item).collect())
+    }
+
+    async fn list(&self, after: Option<&str>, limit: usize) -> Result<(Vec<Node>, bool), SsmError> {
+        let start = after.map(|id| {
+            HashMap::from([
+                ("Kind".to_string(), s(KIND)),
+                ("InstanceId".to_string(), s(id)),
+            ])
+        });
+        let resp = self
+            .client
+            .query()
+            .table_name(&self.nodes_table)
+            .index_name("ByKind")
+            .key_condition_expression("Kind = :k")
+            .expression_attribute_values(":k", s(KIND))
+            .set_exclusive_start_key(start)
+            .limit(limit.max(1) as i32)
+            .send()
+            .await
+            .map_err(internal)?;
+        let nodes: Vec<Node> = resp.items().iter().map(node_from_item).collect();
+        let more = resp.last_evaluated_key.is_some_and(|k| !k.is_empty());
+        Ok((nodes, more))
+    }
+
+    async fn register(&self, node: &Node, code_hash: &str, now: f64) -> Result<(), SsmError> {
+        let take = Update::builder()
+            .table_name(&self.activations_table)
+            .key("ActivationId", s(&node.activation_id))
+            .update_expression("SET RegistrationsCount = RegistrationsCount + :one")
+            .condition_expression(
+                "attribute_exists(ActivationId) AND CodeHash = :h AND RegistrationsCount < RegistrationLimit AND ExpirationDate > :now",
+            )
+            .expression_attribute_values(":one", n(1))
+            .expression_attribute_values(":h", s(code_hash))
+            .expression_attribute_values(":now", n(now))
+            .build()
+            .map_err(internal)?;
+        let put = Put::builder()
+            .table_name(&self.nodes_table)
+            .set_item(Some(node_to_item(node)))
+            .condition_expression("attribute_not_exists(InstanceId)")
+            .build()
+            .map_err(internal)?;
+        let mut items = vec![
+            TransactWriteItem::builder().update(take).build(),
+            TransactWriteItem::builder().put(put).build(),
+        ];
+        items.extend(tag_index::index_changes(
+            &self.tag_index_table,
+            MANAGED_INSTANCE,
+            &node.instance_id,
+            &TagSet::new(),
+            &node.tags,
+        )?);
+        // Concurrent registrations on one activation conflict; DynamoDB
+        // cancels one with TransactionConflict, and it is retried so that the
+        // activation's condition, not the race, decides.
+        for attempt in 0..6u32 {
+            match self.transact(items.clone()).await {
+                Ok(()) => return Ok(()),
+                Err(e) => match cancellation_codes(&e) {
+                    Some(codes)
+                        if codes.first().map(String::as_str) == Some("ConditionalCheckFailed") =>
+                    {
+                        return Err(invalid_activation());
+                    }
+                    Some(codes) if codes.iter().any(|c| c == "TransactionConflict") => {
+                        tokio::time::sleep(std::time::Duration::from_millis(20 << attempt)).await;
+                    }
+                    _ => return Err(internal(e)),
+                },
+            }
+        }
+        Err(SsmError::ThrottlingException(
+            "Too many nodes are registering with this activation at once; retry shortly.".into(),
+        ))
+    }
+
+    async fn record_heartbeat(
+        &self,
+        instance_id: &str,
+        hb: &Heartbeat,
+        at: f64,
+    ) -> Result<bool, SsmError> {
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.nodes_table)
+            .key("InstanceId", s(instance_id))
+            .update_expression(
+                "SET LastPingDateTime = :t, AgentVersion = :av, PlatformType = :pt, PlatformName = :pn, PlatformVersion = :pv, IPAddress = :ip, ComputerName = :cn",
+            )
+            // A late, redelivered heartbeat never moves the clock back.
+            .condition_expression("attribute_exists(InstanceId) AND (attribute_not_exists(LastPingDateTime) OR LastPingDateTime < :t)")
+            .expression_attribute_values(":t", n(at))
+            .expression_attribute_values(":av", s(&hb.agent_version))
+            .expression_attribute_values(":pt", s(&hb.platform_type))
+            .expression_attribute_values(":pn", s(&hb.platform_name))
+            .expression_attribute_values(":pv", s(&hb.platform_version))
+            .expression_attribute_values(":ip", s(&hb.ip_address))
+            .expression_attribute_values(":cn", s(&hb.computer_name))
+            .return_values(ReturnValue::None)
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(true),
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|se| se.is_conditional_check_failed_exception()) =>
+            {
+                // Stale heartbeat of a known node, or no such node.
+                Ok(self.get(instance_id).await?.is_some())
+            }
+            Err(e) => Err(internal(e)),
+        }
+    }
+
+    async fn replace_tags(&self, node: &Node, next: &TagSet) -> Result<bool, SsmError> {
+        let update = Update::builder()
+            .table_name(&self.nodes_table)
+            .key("InstanceId", s(&node.instance_id))
+            .update_expression("SET Tags = :tags, TagsVersion = :next")
+            .condition_expression(
+                "attribute_exists(InstanceId) AND (attribute_not_exists(TagsVersion) OR TagsVersion = :v)",
+            )
+            .expression_attribute_values(":tags", tags_av(next))
+            .expression_attribute_values(":v", n(node.tags_version))
+            .expression_attribute_values(":next", n(node.tags_version + 1))
+            .build()
+            .map_err(internal)?;
+        let mut items = vec![TransactWriteItem::builder().update(update).build()];
+        items.extend(tag_index::index_changes(
+            &self.tag_index_table,
+            MANAGED_INSTANCE,
+            &node.instance_id,
+            &node.tags,
+            next,
+        )?);
+        match self.transact(items).await {
+            Ok(()) => Ok(true),
+            Err(e) => match cancellation_codes(&e) {
+                Some(codes)
+                    if codes
+                        .iter()
+                        .any(|c| c == "ConditionalCheckFailed" || c == "TransactionConflict") =>
+                {
+                    Ok(false)
+                }
+                _ => Err(internal(e)),
+            },
+        }
+    }
+}

@@ -1,0 +1,113 @@
+//! What the fleet operations need from the outside world. The adapters in
+//! `steward-aws` implement these over DynamoDB, SQS, KMS and STS.
+
+use async_trait::async_trait;
+
+use crate::channel::Heartbeat;
+use crate::error::SsmError;
+
+use super::Secret;
+use super::access::AccessKey;
+use super::activation::Activation;
+use super::node::Node;
+use super::tags::TagSet;
+
+/// Nodes and, with them, their rows in the tag index.
+#[async_trait]
+pub trait NodeStore: Send + Sync {
+    async fn get(&self, instance_id: &str) -> Result<Option<Node>, SsmError>;
+    /// The nodes among `ids` that exist, in any order.
+    async fn get_many(&self, ids: &[String]) -> Result<Vec<Node>, SsmError>;
+    /// Up to `limit` nodes in `InstanceId` order after `after`; `true` when
+    /// more may follow.
+    async fn list(&self, after: Option<&str>, limit: usize) -> Result<(Vec<Node>, bool), SsmError>;
+    /// In one transaction: takes one registration from the activation (only
+    /// while its count is below its limit, it is unexpired and its code hash
+    /// matches), puts the node (only if new) and indexes its tags.
+    /// `InvalidActivation` when the activation's condition fails.
+    async fn register(&self, node: &Node, code_hash: &str, now: f64) -> Result<(), SsmError>;
+    /// Records a heartbeat; `false` when no such node exists (nothing written).
+    async fn record_heartbeat(
+        &self,
+        instance_id: &str,
+        hb: &Heartbeat,
+        at: f64,
+    ) -> Result<bool, SsmError>;
+    /// Replaces the node's tags (and their index rows) in one transaction,
+    /// only if its tags are still at `node.tags_version`. `Ok(false)` when
+    /// the node is gone or someone else changed its tags meanwhile (read
+    /// again and retry).
+    async fn replace_tags(&self, node: &Node, next: &TagSet) -> Result<bool, SsmError>;
+}
+
+#[async_trait]
+pub trait ActivationStore: Send + Sync {
+    /// Puts a new activation (only if its id is new).
+    async fn create(&self, activation: &Activation) -> Result<(), SsmError>;
+    async fn get(&self, activation_id: &str) -> Result<Option<Activation>, SsmError>;
+    /// Up to `limit` activations, oldest first, after the cursor
+    /// `(CreatedDate, ActivationId)`; `true` when more may follow.
+    async fn list(
+        &self,
+        after: Option<(f64, String)>,
+        limit: usize,
+    ) -> Result<(Vec<Activation>, bool), SsmError>;
+    /// `false` when there was no such activation.
+    async fn delete(&self, activation_id: &str) -> Result<bool, SsmError>;
+}
+
+#[async_trait]
+pub trait AccessKeyStore: Send + Sync {
+    async fn get(&self, access_key_id: &str) -> Result<Option<AccessKey>, SsmError>;
+}
+
+/// Decrypts an access key's secret (KMS, bound to the key id).
+#[async_trait]
+pub trait SecretDecrypter: Send + Sync {
+    async fn decrypt(&self, access_key_id: &str, ciphertext_b64: &str) -> Result<Secret, SsmError>;
+}
+
+/// A node's own queue.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QueueRef {
+    pub url: String,
+    pub arn: String,
+}
+
+#[async_trait]
+pub trait NodeQueues: Send + Sync {
+    /// Creates (or finds) the node's queue; calling it twice is harmless.
+    async fn ensure_queue(&self, instance_id: &str) -> Result<QueueRef, SsmError>;
+    /// Removes a queue made for a registration that did not complete.
+    async fn delete_queue(&self, url: &str) -> Result<(), SsmError>;
+    fn ingest_queue_url(&self) -> &str;
+    async fn ingest_queue_arn(&self) -> Result<String, SsmError>;
+    fn region(&self) -> &str;
+}
+
+/// Short-lived credentials for a node.
+#[derive(Debug, Clone)]
+pub struct NodeCredentials {
+    pub access_key_id: String,
+    pub secret_access_key: Secret,
+    pub session_token: Secret,
+    pub expiration: f64,
+}
+
+#[async_trait]
+pub trait CredentialIssuer: Send + Sync {
+    /// Credentials for `session_name`, narrowed by `session_policy` (IAM JSON).
+    async fn issue(
+        &self,
+        session_name: &str,
+        session_policy: &str,
+        duration_seconds: i32,
+    ) -> Result<NodeCredentials, SsmError>;
+}
+
+/// The command-signing key agents pin at registration.
+#[async_trait]
+pub trait SigningKey: Send + Sync {
+    /// Base64 DER SubjectPublicKeyInfo.
+    async fn public_key_b64(&self) -> Result<String, SsmError>;
+}
