@@ -589,3 +589,334 @@ impl<Q: NodeQueue, I: IngestQueue> Agent<Q, I> {
         lock(&self.running).len()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::queue::QueueError;
+    use aws_lc_rs::rand::SystemRandom;
+    use aws_lc_rs::signature::{ECDSA_P256_SHA256_ASN1_SIGNING, EcdsaKeyPair, KeyPair};
+    use base64::Engine;
+    use base64::engine::general_purpose::STANDARD as B64;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use steward_core::channel::{
+        CancelCommand, DownlinkPayload, SignedDownlink, open_uplink, uplink_sender,
+    };
+    use steward_core::document::{PluginStep, RUN_SHELL_SCRIPT_PLUGIN};
+
+    const NODE: &str = "mi-0123456789abcdef0";
+
+    #[derive(Default)]
+    struct MemQueue {
+        deleted: Mutex<Vec<String>>,
+    }
+    impl NodeQueue for MemQueue {
+        async fn receive(&self) -> Result<Vec<Received>, QueueError> {
+            std::future::pending().await
+        }
+        async fn delete(&self, receipt: &str) -> Result<(), QueueError> {
+            lock(&self.deleted).push(receipt.to_string());
+            Ok(())
+        }
+    }
+
+    /// Refuses the first `fail_first` sends, then keeps what it is sent.
+    #[derive(Default)]
+    struct MemIngest {
+        sent: Mutex<Vec<String>>,
+        fail_first: AtomicUsize,
+    }
+    impl IngestQueue for MemIngest {
+        async fn send(&self, body: String) -> Result<(), QueueError> {
+            if self
+                .fail_first
+                .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+                .is_ok()
+            {
+                return Err(QueueError("ingest is down".into()));
+            }
+            lock(&self.sent).push(body);
+            Ok(())
+        }
+    }
+
+    struct Fixture {
+        signer: EcdsaKeyPair,
+        point: Vec<u8>,
+        pkcs8: Vec<u8>,
+        dir: tempfile::TempDir,
+    }
+
+    impl Fixture {
+        fn new() -> Self {
+            let rng = SystemRandom::new();
+            let doc = EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_ASN1_SIGNING, &rng).unwrap();
+            let signer =
+                EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_ASN1_SIGNING, doc.as_ref()).unwrap();
+            let point = signer.public_key().as_ref().to_vec();
+            let (_, pkcs8) = NodeKey::generate().unwrap();
+            Self {
+                signer,
+                point,
+                pkcs8,
+                dir: tempfile::tempdir().unwrap(),
+            }
+        }
+
+        fn agent(&self) -> Arc<Agent<MemQueue, MemIngest>> {
+            Agent::new(AgentParts {
+                node_id: NODE.into(),
+                key: Arc::new(NodeKey::from_pkcs8(&self.pkcs8).unwrap()),
+                verifier: DownlinkVerifier::from_der(&self.point).unwrap(),
+                state_dir: self.dir.path().to_path_buf(),
+                node_queue: MemQueue::default(),
+                ingest: MemIngest::default(),
+                http: HttpClient::new(),
+                platform: Platform::detect(),
+            })
+            .unwrap()
+        }
+
+        fn message(&self, msg_id: &str, node: &str, body: Downlink) -> Received {
+            let now = now_epoch();
+            let payload = DownlinkPayload {
+                v: 1,
+                msg_id: msg_id.into(),
+                node_id: node.into(),
+                issued_at: now,
+                expires_at: now + 3600.0,
+                message: body,
+            };
+            let bytes = serde_json::to_vec(&payload).unwrap();
+            let sig = self.signer.sign(&SystemRandom::new(), &bytes).unwrap();
+            let env = SignedDownlink {
+                v: 1,
+                payload: B64.encode(&bytes),
+                sig: B64.encode(sig.as_ref()),
+                key: "test".into(),
+            };
+            Received {
+                message_id: format!("q-{msg_id}"),
+                receipt: format!("r-{msg_id}"),
+                body: serde_json::to_string(&env).unwrap(),
+            }
+        }
+
+        /// The spooled reports, oldest first.
+        fn reports(&self) -> Vec<Uplink> {
+            spool::pending(&self.dir.path().join("spool"))
+                .unwrap()
+                .iter()
+                .map(|p| spool::read(p).unwrap().message)
+                .collect()
+        }
+    }
+
+    fn run(command_id: &str, lines: &[&str]) -> Downlink {
+        Downlink::RunCommand(RunCommand {
+            command_id: command_id.into(),
+            document_name: "AWS-RunShellScript".into(),
+            document_version: "1".into(),
+            steps: vec![PluginStep {
+                name: RUN_SHELL_SCRIPT_PLUGIN.into(),
+                action: RUN_SHELL_SCRIPT_PLUGIN.into(),
+                run_command: lines.iter().map(|s| s.to_string()).collect(),
+                working_directory: String::new(),
+                timeout_seconds: 600,
+            }],
+            uploads: Vec::new(),
+        })
+    }
+
+    fn cancel(command_id: &str) -> Downlink {
+        Downlink::CancelCommand(CancelCommand {
+            command_id: command_id.into(),
+        })
+    }
+
+    async fn idle(agent: &Arc<Agent<MemQueue, MemIngest>>) {
+        while agent.running_commands() > 0 {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    fn update(u: &Uplink) -> &InvocationUpdate {
+        match u {
+            Uplink::InvocationUpdate(u) => u,
+            other => panic!("expected an invocation update, got {other:?}"),
+        }
+    }
+
+    fn rejected(u: &Uplink) -> &MessageRejected {
+        match u {
+            Uplink::MessageRejected(r) => r,
+            other => panic!("expected a rejection, got {other:?}"),
+        }
+    }
+
+    #[tokio::test]
+    async fn a_command_runs_once_and_a_replay_is_refused() {
+        let f = Fixture::new();
+        let agent = f.agent();
+        let m = f.message("m1", NODE, run("c1", &["echo hi"]));
+        agent.handle(m.clone()).await;
+        idle(&agent).await;
+        agent.handle(m).await;
+        idle(&agent).await;
+
+        let reports = f.reports();
+        assert_eq!(reports.len(), 3, "{reports:?}");
+        assert_eq!(update(&reports[0]).detail, InvocationDetail::InProgress);
+        let done = update(&reports[1]);
+        assert_eq!(done.detail, InvocationDetail::Success);
+        assert_eq!(done.response_code, 0);
+        assert_eq!(done.plugins[0].stdout, "hi\n");
+        let r = rejected(&reports[2]);
+        assert_eq!(r.reason, ChannelError::Replayed.to_string());
+        assert_eq!(r.queue_message_id, "q-m1");
+        // Both deliveries are deleted.
+        assert_eq!(*lock(&agent.node_queue.deleted), vec!["r-m1", "r-m1"]);
+    }
+
+    #[tokio::test]
+    async fn messages_for_another_node_or_forged_are_refused_and_not_run() {
+        let f = Fixture::new();
+        let agent = f.agent();
+        agent
+            .handle(f.message("m1", "mi-00000000000000000", run("c1", &["echo hi"])))
+            .await;
+        let mut forged = f.message("m2", NODE, run("c2", &["echo hi"]));
+        forged.body = forged.body.replace("\"sig\":\"", "\"sig\":\"AAAA");
+        agent.handle(forged).await;
+        idle(&agent).await;
+        let reports = f.reports();
+        assert_eq!(reports.len(), 2);
+        assert_eq!(
+            rejected(&reports[0]).reason,
+            ChannelError::WrongNode.to_string()
+        );
+        assert_eq!(
+            rejected(&reports[1]).reason,
+            ChannelError::BadSignature.to_string()
+        );
+        assert_eq!(lock(&agent.node_queue.deleted).len(), 2);
+        assert!(lock(&agent.journal).command("c1").is_none());
+    }
+
+    #[tokio::test]
+    async fn a_cancel_before_the_command_means_it_never_runs() {
+        let f = Fixture::new();
+        let agent = f.agent();
+        let marker = f.dir.path().join("ran");
+        agent.handle(f.message("m1", NODE, cancel("c1"))).await;
+        agent
+            .handle(f.message(
+                "m2",
+                NODE,
+                run("c1", &[&format!("touch {}", marker.display())]),
+            ))
+            .await;
+        idle(&agent).await;
+        let reports = f.reports();
+        assert_eq!(reports.len(), 1);
+        assert_eq!(update(&reports[0]).detail, InvocationDetail::Cancelled);
+        assert!(!marker.exists());
+    }
+
+    #[tokio::test]
+    async fn a_running_command_is_cancelled() {
+        let f = Fixture::new();
+        let agent = f.agent();
+        agent
+            .handle(f.message("m1", NODE, run("c1", &["sleep 300"])))
+            .await;
+        // Wait until the command has started.
+        while f.reports().is_empty() {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        agent.handle(f.message("m2", NODE, cancel("c1"))).await;
+        idle(&agent).await;
+        let reports = f.reports();
+        assert_eq!(reports.len(), 2);
+        let last = update(&reports[1]);
+        assert_eq!(last.detail, InvocationDetail::Cancelled);
+        assert_eq!(last.plugins[0].detail, InvocationDetail::Cancelled);
+    }
+
+    #[tokio::test]
+    async fn a_command_cut_by_a_restart_is_reported_failed_and_not_run_again() {
+        let f = Fixture::new();
+        let agent = f.agent();
+        let counter = f.dir.path().join("runs-count");
+        let script = [
+            format!("echo x >> {}", counter.display()),
+            "sleep 300".to_string(),
+        ];
+        let lines: Vec<&str> = script.iter().map(String::as_str).collect();
+        agent.handle(f.message("m1", NODE, run("c1", &lines))).await;
+        while f.reports().is_empty() || !counter.exists() {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        // Shutdown: the command is killed and nothing final is reported.
+        agent.stop_commands().await;
+        assert_eq!(f.reports().len(), 1);
+        drop(agent);
+
+        let agent = f.agent();
+        agent.recover().unwrap();
+        let reports = f.reports();
+        assert_eq!(reports.len(), 2);
+        let failed = update(&reports[1]);
+        assert_eq!(failed.detail, InvocationDetail::Failed);
+        assert_eq!(failed.response_code, -1);
+        assert_eq!(failed.plugins[0].stderr, RESTARTED_STDERR);
+        assert_eq!(failed.plugins[0].response_code, -1);
+
+        // The same command delivered again (a new message) does not run.
+        agent.handle(f.message("m2", NODE, run("c1", &lines))).await;
+        idle(&agent).await;
+        assert_eq!(f.reports().len(), 2);
+        assert_eq!(std::fs::read_to_string(&counter).unwrap(), "x\n");
+        // Recovery is done once.
+        agent.recover().unwrap();
+        assert_eq!(f.reports().len(), 2);
+    }
+
+    #[tokio::test]
+    async fn spooled_reports_survive_an_outage_and_go_out_signed_in_order() {
+        let f = Fixture::new();
+        let agent = f.agent();
+        for n in 0..3 {
+            agent
+                .report(Uplink::MessageRejected(MessageRejected {
+                    reason: "r".into(),
+                    queue_message_id: format!("q{n}"),
+                }))
+                .unwrap();
+        }
+        agent.ingest.fail_first.store(2, Ordering::SeqCst);
+        let (tx, rx) = watch::channel(false);
+        let sender = {
+            let a = Arc::clone(&agent);
+            tokio::spawn(async move { a.send_spooled(rx).await })
+        };
+        while lock(&agent.ingest.sent).len() < 3 {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        tx.send(true).unwrap();
+        sender.await.unwrap();
+        let public = NodeKey::from_pkcs8(&f.pkcs8).unwrap().public_key_base64();
+        let ids: Vec<String> = lock(&agent.ingest.sent)
+            .iter()
+            .map(|body| {
+                let env = uplink_sender(body).unwrap();
+                assert_eq!(env.node_id, NODE);
+                rejected(&open_uplink(&env, &public).unwrap().message)
+                    .queue_message_id
+                    .clone()
+            })
+            .collect();
+        assert_eq!(ids, vec!["q0", "q1", "q2"]);
+        assert!(f.reports().is_empty());
+    }
+}

@@ -1,0 +1,351 @@
+//! The dispatch side: work items from the work queue fan a command out to
+//! its nodes, enforce its deadlines and carry cancellations to the nodes.
+//! Each step is idempotent: a redelivered work item changes nothing twice.
+
+use super::RunCommand;
+use super::events::invocation_status_changed;
+use super::model::{Command, Invocation, PluginRecord, Transition, WorkItem, output_key};
+use super::ports::Delivery;
+use super::progress::settle;
+use crate::channel::{
+    CancelCommand, Downlink, DownlinkPayload, RunCommand as RunCommandMessage, StepUpload, VERSION,
+    seal_downlink,
+};
+use crate::command::InvocationDetail;
+use crate::error::SsmError;
+
+/// Time allowed past a node's last possible finish before an invocation
+/// still running is declared `Execution Timed Out` (seconds).
+pub const EXECUTION_MARGIN: f64 = 300.0;
+/// SQS's longest DelaySeconds.
+pub const MAX_DELAY_SECONDS: u32 = 900;
+/// SigV4 presigned URLs live at most a week.
+const MAX_PRESIGN_SECONDS: u64 = 604_800;
+
+/// What became of a work item, for the shell's log.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    Done,
+    /// Not due yet: enqueued again with this delay.
+    Postponed(u32),
+    /// Nothing to do (unknown command or invocation, already final…).
+    Skipped(&'static str),
+}
+
+/// Parses and runs one work item.
+pub async fn process(rc: &RunCommand<'_>, body: &str, now: f64) -> Result<Outcome, SsmError> {
+    let item: WorkItem = serde_json::from_str(body)
+        .map_err(|e| SsmError::SerializationException(format!("work item is not valid: {e}")))?;
+    run(rc, &item, now).await
+}
+
+pub async fn run(rc: &RunCommand<'_>, item: &WorkItem, now: f64) -> Result<Outcome, SsmError> {
+    match item {
+        WorkItem::FanOut { command_id } => fan_out(rc, command_id, now).await,
+        WorkItem::DeliveryDeadline {
+            command_id,
+            instance_id,
+            at,
+        }
+        | WorkItem::ExecutionDeadline {
+            command_id,
+            instance_id,
+            at,
+        } => {
+            if now < *at {
+                let delay = delay_until(*at, now);
+                rc.work.enqueue(item, delay).await?;
+                return Ok(Outcome::Postponed(delay));
+            }
+            let execution = matches!(item, WorkItem::ExecutionDeadline { .. });
+            deadline(rc, command_id, instance_id, execution).await
+        }
+        WorkItem::Cancel {
+            command_id,
+            instance_ids,
+        } => cancel(rc, command_id, instance_ids, now).await,
+    }
+}
+
+/// Whole seconds from `now` to `at`, within SQS's bounds.
+pub fn delay_until(at: f64, now: f64) -> u32 {
+    let d = (at - now).ceil();
+    if d <= 0.0 {
+        0
+    } else {
+        (d as u64).min(MAX_DELAY_SECONDS as u64) as u32
+    }
+}
+
+/// Which of the command's nodes may be sent to now. MaxConcurrency is not
+/// enforced yet: every node is released at once. When it is, this picks the
+/// first nodes up to the limit and each finished invocation releases the
+/// next through a work item.
+fn release(c: &Command) -> &[String] {
+    &c.resolved_instance_ids
+}
+
+async fn fan_out(rc: &RunCommand<'_>, command_id: &str, now: f64) -> Result<Outcome, SsmError> {
+    let Some(c) = rc.store.get_command(command_id).await? else {
+        return Ok(Outcome::Skipped("no such command"));
+    };
+    for node in release(&c) {
+        deliver(rc, &c, node, now).await?;
+    }
+    settle(rc, command_id).await?;
+    Ok(Outcome::Done)
+}
+
+/// Moves an invocation and, when it moved, tells EventBridge.
+async fn apply(rc: &RunCommand<'_>, inv: &Invocation, t: Transition) -> Result<bool, SsmError> {
+    if !inv.status_details.may_become(t.to) {
+        return Ok(false);
+    }
+    let moved = rc.store.transition(&t).await?;
+    if moved {
+        let mut after = inv.clone();
+        after.status_details = t.to;
+        rc.emit(invocation_status_changed(&after)).await;
+    }
+    Ok(moved)
+}
+
+fn mv(inv: &Invocation, to: InvocationDetail) -> Transition {
+    Transition::status_only(&inv.command_id, &inv.instance_id, inv.status_details, to)
+}
+
+/// Creates (unless it exists) the node's invocation and sends it the signed
+/// RunCommand. A redelivery finds the invocation, and resends only while it
+/// is still Pending, with the same `msg_id` so the agent drops the repeat.
+async fn deliver(rc: &RunCommand<'_>, c: &Command, node: &str, now: f64) -> Result<(), SsmError> {
+    let address = rc.nodes.node_address(node).await?;
+    let fresh = Invocation {
+        command_id: c.command_id.clone(),
+        instance_id: node.to_string(),
+        instance_name: address
+            .as_ref()
+            .map(|a| a.computer_name.clone())
+            .unwrap_or_default(),
+        comment: c.comment.clone(),
+        document_name: c.document_name.clone(),
+        document_version: c.document_version.clone(),
+        requested_date_time: c.requested_date_time,
+        status_details: InvocationDetail::Pending,
+        response_code: -1,
+        execution_start_date_time: None,
+        execution_end_date_time: None,
+        plugins: c
+            .steps
+            .iter()
+            .map(|s| PluginRecord {
+                name: s.name.clone(),
+                status_details: InvocationDetail::Pending,
+                response_code: -1,
+                response_start_date_time: None,
+                response_finish_date_time: None,
+                standard_output_content: String::new(),
+                standard_error_content: String::new(),
+                standard_output_url: String::new(),
+                standard_error_url: String::new(),
+            })
+            .collect(),
+        output_s3_bucket_name: c.output_s3_bucket_name.clone(),
+        output_s3_key_prefix: c.output_s3_key_prefix.clone(),
+        output_s3_region: c.output_s3_region.clone(),
+        service_role: c.service_role.clone(),
+        notification_config: c.notification_config.clone(),
+        message_id: uuid::Uuid::new_v4().to_string(),
+        delivery_deadline: now + c.timeout_seconds as f64,
+    };
+    let inv = if rc.store.put_invocation(&fresh).await? {
+        fresh
+    } else {
+        match rc.store.get_invocation(&c.command_id, node).await? {
+            Some(existing) => existing,
+            None => return Err(SsmError::internal()),
+        }
+    };
+    if inv.status_details != InvocationDetail::Pending {
+        return Ok(());
+    }
+    if c.cancel_requested || c.is_final() {
+        apply(rc, &inv, mv(&inv, InvocationDetail::Cancelled)).await?;
+        return Ok(());
+    }
+    let Some(address) = address else {
+        apply(rc, &inv, mv(&inv, InvocationDetail::Undeliverable)).await?;
+        return Ok(());
+    };
+    if now >= inv.delivery_deadline {
+        apply(rc, &inv, mv(&inv, InvocationDetail::DeliveryTimedOut)).await?;
+        return Ok(());
+    }
+    let execution_deadline = inv.delivery_deadline + c.execution_budget() as f64 + EXECUTION_MARGIN;
+    let mut uploads = Vec::new();
+    if !c.output_s3_bucket_name.is_empty() {
+        let ttl = ((execution_deadline - now).ceil() as u64).clamp(1, MAX_PRESIGN_SECONDS);
+        for (i, step) in c.steps.iter().enumerate() {
+            let key = |stream| {
+                output_key(
+                    &c.output_s3_key_prefix,
+                    &c.command_id,
+                    node,
+                    &step.name,
+                    i,
+                    stream,
+                )
+            };
+            let out = rc
+                .outputs
+                .presign_put(
+                    &c.output_s3_bucket_name,
+                    &c.output_s3_region,
+                    &key("stdout"),
+                    ttl,
+                )
+                .await?;
+            let err = rc
+                .outputs
+                .presign_put(
+                    &c.output_s3_bucket_name,
+                    &c.output_s3_region,
+                    &key("stderr"),
+                    ttl,
+                )
+                .await?;
+            uploads.push(StepUpload {
+                stdout_put_url: out.put_url,
+                stderr_put_url: err.put_url,
+            });
+        }
+    }
+    let payload = DownlinkPayload {
+        v: VERSION,
+        msg_id: inv.message_id.clone(),
+        node_id: node.to_string(),
+        issued_at: now,
+        expires_at: inv.delivery_deadline,
+        message: Downlink::RunCommand(RunCommandMessage {
+            command_id: c.command_id.clone(),
+            document_name: c.document_name.clone(),
+            document_version: c.document_version.clone(),
+            steps: c.steps.clone(),
+            uploads,
+        }),
+    };
+    let body = seal_downlink(&payload, rc.signer)
+        .await
+        .map_err(|_| SsmError::internal())?;
+    if rc.mailbox.send(&address.queue_url, &body).await? == Delivery::QueueGone {
+        apply(rc, &inv, mv(&inv, InvocationDetail::Undeliverable)).await?;
+        return Ok(());
+    }
+    let deadlines = [
+        WorkItem::DeliveryDeadline {
+            command_id: c.command_id.clone(),
+            instance_id: node.to_string(),
+            at: inv.delivery_deadline,
+        },
+        WorkItem::ExecutionDeadline {
+            command_id: c.command_id.clone(),
+            instance_id: node.to_string(),
+            at: execution_deadline,
+        },
+    ];
+    for d in &deadlines {
+        let at = match d {
+            WorkItem::DeliveryDeadline { at, .. } | WorkItem::ExecutionDeadline { at, .. } => *at,
+            _ => now,
+        };
+        rc.work.enqueue(d, delay_until(at, now)).await?;
+    }
+    Ok(())
+}
+
+async fn deadline(
+    rc: &RunCommand<'_>,
+    command_id: &str,
+    node: &str,
+    execution: bool,
+) -> Result<Outcome, SsmError> {
+    use InvocationDetail as D;
+    let Some(inv) = rc.store.get_invocation(command_id, node).await? else {
+        return Ok(Outcome::Skipped("no such invocation"));
+    };
+    let to = match (inv.status_details, execution) {
+        (D::Pending | D::Delayed, _) => D::DeliveryTimedOut,
+        (D::InProgress, true) => D::ExecutionTimedOut,
+        (D::Cancelling, true) => D::Cancelled,
+        _ => return Ok(Outcome::Skipped("invocation already moved on")),
+    };
+    apply(rc, &inv, mv(&inv, to)).await?;
+    settle(rc, command_id).await?;
+    Ok(Outcome::Done)
+}
+
+async fn cancel(
+    rc: &RunCommand<'_>,
+    command_id: &str,
+    instance_ids: &[String],
+    now: f64,
+) -> Result<Outcome, SsmError> {
+    use InvocationDetail as D;
+    let Some(c) = rc.store.get_command(command_id).await? else {
+        return Ok(Outcome::Skipped("no such command"));
+    };
+    let mut invocations = Vec::new();
+    if instance_ids.is_empty() {
+        let mut token: Option<String> = None;
+        loop {
+            let page = rc
+                .store
+                .query_invocations(command_id, 50, token.as_deref())
+                .await?;
+            invocations.extend(page.items);
+            token = page.next_token;
+            if token.is_none() {
+                break;
+            }
+        }
+    } else {
+        for node in instance_ids {
+            if let Some(inv) = rc.store.get_invocation(command_id, node).await? {
+                invocations.push(inv);
+            }
+        }
+    }
+    for inv in invocations {
+        let to = match inv.status_details {
+            D::Pending | D::Delayed => D::Cancelled,
+            D::InProgress => D::Cancelling,
+            // A redelivered Cancel resends the message to nodes still cancelling.
+            D::Cancelling => D::Cancelling,
+            _ => continue,
+        };
+        if to != inv.status_details {
+            apply(rc, &inv, mv(&inv, to)).await?;
+        }
+        // Told even when it was only Pending: a RunCommand may still wait in
+        // its queue, and the agent must not run it.
+        if let Some(address) = rc.nodes.node_address(&inv.instance_id).await? {
+            let payload = DownlinkPayload {
+                v: VERSION,
+                msg_id: uuid::Uuid::new_v4().to_string(),
+                node_id: inv.instance_id.clone(),
+                issued_at: now,
+                expires_at: inv.delivery_deadline.max(now)
+                    + c.execution_budget() as f64
+                    + EXECUTION_MARGIN,
+                message: Downlink::CancelCommand(CancelCommand {
+                    command_id: command_id.to_string(),
+                }),
+            };
+            let body = seal_downlink(&payload, rc.signer)
+                .await
+                .map_err(|_| SsmError::internal())?;
+            rc.mailbox.send(&address.queue_url, &body).await?;
+        }
+    }
+    settle(rc, command_id).await?;
+    Ok(Outcome::Done)
+}

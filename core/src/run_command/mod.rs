@@ -1,0 +1,62 @@
+//! Run Command: SendCommand and its companions on the API, the dispatch of a
+//! command to its nodes' queues, and the agents' reports coming back.
+//!
+//! The operations here are written against the [`ports`]; the functions are
+//! thin shells that build [`RunCommand`] from the stack's adapters.
+//!
+//! Choices where SSM is silent or the platform differs:
+//! - every invocation is created `Pending` when its command fans out, with its
+//!   own `DeliveryDeadline` (creation + TimeoutSeconds); the RunCommand
+//!   message to the node expires then too;
+//! - an `ExecutionDeadline` safety net fires at the delivery deadline plus
+//!   the steps' execution timeouts plus [`dispatch::EXECUTION_MARGIN`]: an
+//!   invocation still `In Progress` then (its agent gone for good) becomes
+//!   `Execution Timed Out`, one still `Cancelling` becomes `Canceled`;
+//! - a cancelled `Pending` invocation becomes `Canceled` at once, and its node
+//!   also gets a CancelCommand so that a RunCommand still queued is not run;
+//! - events are published after the state change they describe; a crash in
+//!   between loses the event (never the state change).
+
+pub mod dispatch;
+pub mod events;
+pub mod ingest;
+pub mod model;
+pub mod operations;
+pub mod ports;
+pub mod progress;
+pub mod request;
+pub mod time;
+pub mod view;
+
+#[cfg(test)]
+mod memory;
+#[cfg(test)]
+mod tests;
+
+use crate::channel::DigestSigner;
+use crate::targets::TargetDirectory;
+use ports::{CommandStore, EventSink, NodeDirectory, NodeMailbox, OutputLocations, WorkQueue};
+
+/// The ports Run Command works through.
+#[derive(Clone, Copy)]
+pub struct RunCommand<'a> {
+    pub store: &'a dyn CommandStore,
+    pub targets: &'a dyn TargetDirectory,
+    pub nodes: &'a dyn NodeDirectory,
+    pub mailbox: &'a dyn NodeMailbox,
+    pub work: &'a dyn WorkQueue,
+    pub outputs: &'a dyn OutputLocations,
+    pub events: &'a dyn EventSink,
+    pub signer: &'a dyn DigestSigner,
+}
+
+impl RunCommand<'_> {
+    /// Publishes an event; a failure is logged, never fatal: the state change
+    /// it reports has already happened.
+    pub(crate) async fn emit(&self, event: events::Event) {
+        let _ = self
+            .events
+            .publish(event.detail_type, event.resources, event.detail)
+            .await;
+    }
+}

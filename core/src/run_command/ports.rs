@@ -1,0 +1,131 @@
+//! What Run Command needs from the outside world. `steward-aws` implements
+//! these over DynamoDB, SQS, S3 and EventBridge.
+
+use async_trait::async_trait;
+use serde_json::Value;
+
+use super::model::{Command, Invocation, Page, Transition, WorkItem};
+use crate::command::CommandState;
+use crate::error::SsmError;
+
+/// A window on `RequestedDateTime` (epoch seconds, both bounds inclusive).
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct TimeRange {
+    pub after: Option<f64>,
+    pub before: Option<f64>,
+}
+
+/// Commands and their invocations. Every write is conditional.
+#[async_trait]
+pub trait CommandStore: Send + Sync {
+    /// Writes a new command; an existing id is an error (never overwritten).
+    async fn put_command(&self, command: &Command) -> Result<(), SsmError>;
+    /// A consistent read.
+    async fn get_command(&self, command_id: &str) -> Result<Option<Command>, SsmError>;
+    /// Commands newest first, at most `limit`, from `token`.
+    async fn query_commands(
+        &self,
+        range: TimeRange,
+        limit: u32,
+        token: Option<&str>,
+    ) -> Result<Page<Command>, SsmError>;
+    /// Sets Status/StatusDetails if they still are `from`. `false`: they were not.
+    async fn set_command_state(
+        &self,
+        command_id: &str,
+        from: (&str, &str),
+        to: CommandState,
+    ) -> Result<bool, SsmError>;
+    /// Marks the whole command as asked to cancel, unless it is final.
+    /// `false`: it was final already.
+    async fn request_cancel(&self, command_id: &str) -> Result<bool, SsmError>;
+
+    /// Creates an invocation unless one exists. `false`: it existed.
+    async fn put_invocation(&self, invocation: &Invocation) -> Result<bool, SsmError>;
+    /// A consistent read.
+    async fn get_invocation(
+        &self,
+        command_id: &str,
+        instance_id: &str,
+    ) -> Result<Option<Invocation>, SsmError>;
+    /// A command's invocations by instance id, at most `limit`, from `token`.
+    async fn query_invocations(
+        &self,
+        command_id: &str,
+        limit: u32,
+        token: Option<&str>,
+    ) -> Result<Page<Invocation>, SsmError>;
+    /// A node's invocations, newest first, at most `limit`, from `token`.
+    async fn query_node_invocations(
+        &self,
+        instance_id: &str,
+        range: TimeRange,
+        limit: u32,
+        token: Option<&str>,
+    ) -> Result<Page<Invocation>, SsmError>;
+    /// Applies a transition and adds its counters to the command in one
+    /// transaction, if the invocation is still in `transition.from`.
+    /// `false`: it was not, and nothing changed.
+    async fn transition(&self, transition: &Transition) -> Result<bool, SsmError>;
+}
+
+/// Where a node's queue is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NodeAddress {
+    pub queue_url: String,
+    pub computer_name: String,
+}
+
+#[async_trait]
+pub trait NodeDirectory: Send + Sync {
+    /// `None`: the node is not registered (or was deregistered).
+    async fn node_address(&self, instance_id: &str) -> Result<Option<NodeAddress>, SsmError>;
+}
+
+/// What became of a message sent to a node's queue.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Delivery {
+    Queued,
+    /// The queue does not exist any more.
+    QueueGone,
+}
+
+#[async_trait]
+pub trait NodeMailbox: Send + Sync {
+    async fn send(&self, queue_url: &str, body: &str) -> Result<Delivery, SsmError>;
+}
+
+#[async_trait]
+pub trait WorkQueue: Send + Sync {
+    /// Enqueues `item`, visible after `delay_seconds` (at most 900).
+    async fn enqueue(&self, item: &WorkItem, delay_seconds: u32) -> Result<(), SsmError>;
+}
+
+/// A presigned PUT and the plain URL of the object it writes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PresignedPut {
+    pub put_url: String,
+    pub object_url: String,
+}
+
+#[async_trait]
+pub trait OutputLocations: Send + Sync {
+    async fn presign_put(
+        &self,
+        bucket: &str,
+        region: &str,
+        key: &str,
+        expires_in_seconds: u64,
+    ) -> Result<PresignedPut, SsmError>;
+}
+
+#[async_trait]
+pub trait EventSink: Send + Sync {
+    /// Publishes one `aws.ssm` event.
+    async fn publish(
+        &self,
+        detail_type: &str,
+        resources: Vec<String>,
+        detail: Value,
+    ) -> Result<(), SsmError>;
+}

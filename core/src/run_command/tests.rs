@@ -1,0 +1,611 @@
+//! The operations end to end over the in-memory ports.
+
+use std::collections::BTreeMap;
+
+use serde_json::{Value, json};
+
+use super::memory::*;
+use super::model::WorkItem;
+use super::{RunCommand, dispatch, ingest, operations};
+use crate::channel::{Downlink, InvocationUpdate, PluginResult};
+use crate::command::InvocationDetail as D;
+
+fn node(n: u8) -> String {
+    format!("mi-{n:017x}")
+}
+
+struct World {
+    store: Store,
+    fleet: Fleet,
+    mailbox: Mailbox,
+    work: Work,
+    events: Events,
+    signer: Signer,
+}
+
+impl World {
+    fn new(nodes: &[(u8, &[(&str, &str)])]) -> Self {
+        let mut fleet = Fleet::default();
+        for (n, tags) in nodes {
+            fleet.nodes.insert(
+                node(*n),
+                tags.iter()
+                    .map(|(k, v)| (k.to_string(), v.to_string()))
+                    .collect::<BTreeMap<_, _>>(),
+            );
+        }
+        Self {
+            store: Store::default(),
+            fleet,
+            mailbox: Mailbox::default(),
+            work: Work::default(),
+            events: Events::default(),
+            signer: Signer::new(),
+        }
+    }
+
+    fn rc(&self) -> RunCommand<'_> {
+        RunCommand {
+            store: &self.store,
+            targets: &self.fleet,
+            nodes: &self.fleet,
+            mailbox: &self.mailbox,
+            work: &self.work,
+            outputs: &Outputs,
+            events: &self.events,
+            signer: &self.signer,
+        }
+    }
+
+    async fn send(&self, body: Value) -> Result<Value, crate::SsmError> {
+        operations::send_command(&self.rc(), &body, 1000.0).await
+    }
+
+    /// Runs every queued work item whose time has come by `now`.
+    async fn drain(&self, now: f64) {
+        loop {
+            let items: Vec<(WorkItem, u32)> = std::mem::take(&mut *self.work.items.lock().unwrap());
+            if items.is_empty() {
+                return;
+            }
+            let mut postponed = Vec::new();
+            for (item, _) in items {
+                if let dispatch::Outcome::Postponed(_) =
+                    dispatch::run(&self.rc(), &item, now).await.unwrap()
+                {
+                    // run() re-enqueued it; keep it out of this drain.
+                    postponed.push(self.work.items.lock().unwrap().pop().unwrap());
+                }
+            }
+            if self.work.items.lock().unwrap().is_empty() {
+                self.work.items.lock().unwrap().extend(postponed);
+                return;
+            }
+            self.work.items.lock().unwrap().extend(postponed.clone());
+            if postponed.len() == self.work.items.lock().unwrap().len() {
+                return;
+            }
+        }
+    }
+
+    fn command(&self, id: &str) -> super::model::Command {
+        self.store
+            .commands
+            .lock()
+            .unwrap()
+            .get(id)
+            .cloned()
+            .unwrap()
+    }
+
+    fn detail(&self, id: &str, n: u8) -> D {
+        self.store
+            .invocations
+            .lock()
+            .unwrap()
+            .get(&(id.to_string(), node(n)))
+            .unwrap()
+            .status_details
+    }
+}
+
+fn shell(ids: &[String]) -> Value {
+    json!({"DocumentName": "AWS-RunShellScript", "InstanceIds": ids, "Parameters": {"commands": ["echo hi"]}, "TimeoutSeconds": 60})
+}
+
+fn update(cid: &str, detail: D, code: i32, stdout: &str) -> InvocationUpdate {
+    InvocationUpdate {
+        command_id: cid.into(),
+        detail,
+        response_code: code,
+        execution_start: Some(1001.0),
+        execution_end: detail.is_final().then_some(1002.5),
+        plugins: vec![PluginResult {
+            name: "aws:runShellScript".into(),
+            detail,
+            response_code: code,
+            start: Some(1001.0),
+            end: detail.is_final().then_some(1002.5),
+            stdout: stdout.into(),
+            stderr: String::new(),
+            uploaded: false,
+        }],
+    }
+}
+
+#[tokio::test]
+async fn send_fan_out_and_reports_reach_success() {
+    let w = World::new(&[(1, &[]), (2, &[])]);
+    let answer = w.send(shell(&[node(1), node(2)])).await.unwrap();
+    let c = &answer["Command"];
+    assert_eq!(c["Status"], "Pending");
+    assert_eq!(c["TargetCount"], 2);
+    assert_eq!(c["ExpiresAfter"], 1060.0);
+    assert_eq!(c["MaxConcurrency"], "50");
+    let cid = c["CommandId"].as_str().unwrap().to_string();
+
+    w.drain(1000.0).await;
+    let sent = w.mailbox.sent.lock().unwrap().clone();
+    assert_eq!(sent.len(), 2);
+    let verifier = w.signer.verifier();
+    for (queue, body) in &sent {
+        let id = queue.trim_start_matches("q-");
+        let p = verifier.open(body, id, 1001.0).unwrap();
+        assert_eq!(p.expires_at, 1060.0);
+        match p.message {
+            Downlink::RunCommand(r) => {
+                assert_eq!(r.command_id, cid);
+                assert_eq!(r.steps[0].run_command, vec!["echo hi"]);
+                assert!(r.uploads.is_empty());
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    assert_eq!(w.detail(&cid, 1), D::Pending);
+
+    let rc = w.rc();
+    assert_eq!(
+        ingest::apply_update(&rc, &node(1), update(&cid, D::InProgress, -1, ""))
+            .await
+            .unwrap(),
+        ingest::Applied::Changed
+    );
+    assert_eq!(w.command(&cid).status, "InProgress");
+    ingest::apply_update(&rc, &node(1), update(&cid, D::Success, 0, "hi\n"))
+        .await
+        .unwrap();
+    // A redelivered report changes nothing and counts nothing twice.
+    assert_eq!(
+        ingest::apply_update(&rc, &node(1), update(&cid, D::Success, 0, "hi\n"))
+            .await
+            .unwrap(),
+        ingest::Applied::Unchanged
+    );
+    assert_eq!(w.command(&cid).tally.success, 1);
+    assert_eq!(w.command(&cid).status, "InProgress");
+    ingest::apply_update(&rc, &node(2), update(&cid, D::Success, 0, "hi\n"))
+        .await
+        .unwrap();
+    let done = w.command(&cid);
+    assert_eq!(
+        (done.status.as_str(), done.status_details.as_str()),
+        ("Success", "Success")
+    );
+    assert_eq!(done.tally.completed(), 2);
+
+    let got = operations::get_command_invocation(
+        &rc,
+        &json!({"CommandId": cid, "InstanceId": node(1)}),
+        2000.0,
+    )
+    .await
+    .unwrap();
+    assert_eq!(got["StandardOutputContent"], "hi\n");
+    assert_eq!(got["ResponseCode"], 0);
+    assert_eq!(got["Status"], "Success");
+    assert_eq!(got["ExecutionElapsedTime"], "PT1.5S");
+    assert_eq!(got["ExecutionStartDateTime"], "1970-01-01T00:16:41.000Z");
+
+    let listed =
+        operations::list_command_invocations(&rc, &json!({"CommandId": cid, "Details": true}))
+            .await
+            .unwrap();
+    let invs = listed["CommandInvocations"].as_array().unwrap();
+    assert_eq!(invs.len(), 2);
+    assert_eq!(invs[0]["CommandPlugins"][0]["Output"], "hi\n");
+    assert_eq!(invs[0]["InstanceName"], format!("host-{}", node(1)));
+
+    let kinds: Vec<String> = w
+        .events
+        .published
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|(k, _)| k.clone())
+        .collect();
+    assert!(
+        kinds
+            .iter()
+            .filter(|k| k.as_str() == super::events::INVOCATION_STATUS_CHANGE)
+            .count()
+            >= 3
+    );
+    let last_command_event = w
+        .events
+        .published
+        .lock()
+        .unwrap()
+        .iter()
+        .rev()
+        .find(|(k, _)| k == super::events::COMMAND_STATUS_CHANGE)
+        .cloned()
+        .unwrap();
+    assert_eq!(last_command_event.1["status"], "Success");
+    assert_eq!(last_command_event.1["command-id"], cid.as_str());
+}
+
+#[tokio::test]
+async fn redelivered_fan_out_creates_nothing_twice() {
+    let w = World::new(&[(1, &[])]);
+    let cid = w.send(shell(&[node(1)])).await.unwrap()["Command"]["CommandId"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let fan = WorkItem::FanOut {
+        command_id: cid.clone(),
+    };
+    dispatch::run(&w.rc(), &fan, 1000.0).await.unwrap();
+    dispatch::run(&w.rc(), &fan, 1001.0).await.unwrap();
+    assert_eq!(w.store.invocations.lock().unwrap().len(), 1);
+    // Resent while Pending, with the same msg_id: the agent drops the repeat.
+    let sent = w.mailbox.sent.lock().unwrap().clone();
+    let v = w.signer.verifier();
+    let ids: Vec<String> = sent
+        .iter()
+        .map(|(_, b)| v.open(b, &node(1), 1002.0).unwrap().msg_id)
+        .collect();
+    assert_eq!(ids.len(), 2);
+    assert_eq!(ids[0], ids[1]);
+    // Once started, a redelivered fan-out sends nothing.
+    ingest::apply_update(&w.rc(), &node(1), update(&cid, D::InProgress, -1, ""))
+        .await
+        .unwrap();
+    dispatch::run(&w.rc(), &fan, 1003.0).await.unwrap();
+    assert_eq!(w.mailbox.sent.lock().unwrap().len(), 2);
+}
+
+#[tokio::test]
+async fn unknown_instance_is_refused_and_nothing_written() {
+    let w = World::new(&[(1, &[])]);
+    let err = w.send(shell(&[node(1), node(9)])).await.unwrap_err();
+    assert_eq!(err.code(), "InvalidInstanceId");
+    assert!(w.store.commands.lock().unwrap().is_empty());
+    assert!(w.work.items.lock().unwrap().is_empty());
+    let err = w
+        .send(json!({"DocumentName": "Nope", "InstanceIds": [node(1)]}))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), "InvalidDocument");
+}
+
+#[tokio::test]
+async fn tag_targets_and_empty_matches() {
+    let w = World::new(&[(1, &[("env", "dev")]), (2, &[("env", "prod")])]);
+    let c = w.send(json!({"DocumentName": "AWS-RunShellScript", "Targets": [{"Key": "tag:env", "Values": ["dev"]}],
+        "Parameters": {"commands": ["id"]}})).await.unwrap();
+    assert_eq!(c["Command"]["TargetCount"], 1);
+    assert_eq!(c["Command"]["InstanceIds"], json!([]));
+    let none = w.send(json!({"DocumentName": "AWS-RunShellScript", "Targets": [{"Key": "tag:env", "Values": ["qa"]}],
+        "Parameters": {"commands": ["id"]}})).await.unwrap();
+    assert_eq!(none["Command"]["TargetCount"], 0);
+    assert_eq!(none["Command"]["Status"], "Success");
+}
+
+#[tokio::test]
+async fn delivery_deadline_times_out_pending_invocations() {
+    let w = World::new(&[(1, &[]), (2, &[])]);
+    let cid = w.send(shell(&[node(1), node(2)])).await.unwrap()["Command"]["CommandId"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    w.drain(1000.0).await;
+    ingest::apply_update(&w.rc(), &node(1), update(&cid, D::InProgress, -1, ""))
+        .await
+        .unwrap();
+    // Not yet due: postponed with the remaining delay.
+    let dl = WorkItem::DeliveryDeadline {
+        command_id: cid.clone(),
+        instance_id: node(2),
+        at: 1060.0,
+    };
+    assert_eq!(
+        dispatch::run(&w.rc(), &dl, 1010.0).await.unwrap(),
+        dispatch::Outcome::Postponed(50)
+    );
+    let far = WorkItem::DeliveryDeadline {
+        command_id: cid.clone(),
+        instance_id: node(2),
+        at: 5000.0,
+    };
+    assert_eq!(
+        dispatch::run(&w.rc(), &far, 1010.0).await.unwrap(),
+        dispatch::Outcome::Postponed(900)
+    );
+    // Due: node 2 never started, node 1 did.
+    for n in [1, 2] {
+        let dl = WorkItem::DeliveryDeadline {
+            command_id: cid.clone(),
+            instance_id: node(n),
+            at: 1060.0,
+        };
+        dispatch::run(&w.rc(), &dl, 1061.0).await.unwrap();
+        dispatch::run(&w.rc(), &dl, 1062.0).await.unwrap();
+    }
+    assert_eq!(w.detail(&cid, 1), D::InProgress);
+    assert_eq!(w.detail(&cid, 2), D::DeliveryTimedOut);
+    assert_eq!(w.command(&cid).tally.delivery_timed_out, 1);
+    ingest::apply_update(&w.rc(), &node(1), update(&cid, D::Success, 0, "ok"))
+        .await
+        .unwrap();
+    let c = w.command(&cid);
+    assert_eq!(
+        (c.status.as_str(), c.status_details.as_str()),
+        ("Failed", "Incomplete")
+    );
+    // A late report for the timed-out node changes nothing.
+    ingest::apply_update(&w.rc(), &node(2), update(&cid, D::Success, 0, "late"))
+        .await
+        .unwrap();
+    assert_eq!(w.detail(&cid, 2), D::DeliveryTimedOut);
+    assert_eq!(w.command(&cid).status, "Failed");
+}
+
+#[tokio::test]
+async fn all_delivery_timeouts_make_the_command_timed_out() {
+    let w = World::new(&[(1, &[])]);
+    let cid = w.send(shell(&[node(1)])).await.unwrap()["Command"]["CommandId"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    w.drain(1000.0).await;
+    w.drain(1061.0).await;
+    assert_eq!(w.detail(&cid, 1), D::DeliveryTimedOut);
+    let c = w.command(&cid);
+    assert_eq!(
+        (c.status.as_str(), c.status_details.as_str()),
+        ("TimedOut", "Delivery Timed Out")
+    );
+}
+
+#[tokio::test]
+async fn execution_deadline_catches_a_dead_agent() {
+    let w = World::new(&[(1, &[])]);
+    let cid = w.send(shell(&[node(1)])).await.unwrap()["Command"]["CommandId"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    w.drain(1000.0).await;
+    ingest::apply_update(&w.rc(), &node(1), update(&cid, D::InProgress, -1, ""))
+        .await
+        .unwrap();
+    // Delivery deadline passes: the invocation had started, it stays.
+    w.drain(1061.0).await;
+    assert_eq!(w.detail(&cid, 1), D::InProgress);
+    // 1060 + 3600 (executionTimeout) + 300.
+    w.drain(4959.0).await;
+    assert_eq!(w.detail(&cid, 1), D::InProgress);
+    w.drain(4961.0).await;
+    assert_eq!(w.detail(&cid, 1), D::ExecutionTimedOut);
+    assert_eq!(w.command(&cid).status, "TimedOut");
+}
+
+#[tokio::test]
+async fn another_nodes_report_is_ignored() {
+    let w = World::new(&[(1, &[]), (2, &[])]);
+    let cid = w.send(shell(&[node(1)])).await.unwrap()["Command"]["CommandId"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    w.drain(1000.0).await;
+    let r = ingest::apply_update(&w.rc(), &node(2), update(&cid, D::Success, 0, "forged"))
+        .await
+        .unwrap();
+    assert_eq!(r, ingest::Applied::NotFound);
+    assert_eq!(w.detail(&cid, 1), D::Pending);
+    assert_eq!(w.command(&cid).tally.success, 0);
+}
+
+#[tokio::test]
+async fn undeliverable_when_the_queue_is_gone() {
+    let mut w = World::new(&[(1, &[]), (2, &[])]);
+    w.mailbox.gone.push(format!("q-{}", node(2)));
+    let cid = w.send(shell(&[node(1), node(2)])).await.unwrap()["Command"]["CommandId"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    w.drain(1000.0).await;
+    assert_eq!(w.detail(&cid, 2), D::Undeliverable);
+    assert_eq!(w.detail(&cid, 1), D::Pending);
+}
+
+#[tokio::test]
+async fn cancel_pending_and_running() {
+    let w = World::new(&[(1, &[]), (2, &[])]);
+    let cid = w.send(shell(&[node(1), node(2)])).await.unwrap()["Command"]["CommandId"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    w.drain(1000.0).await;
+    ingest::apply_update(&w.rc(), &node(1), update(&cid, D::InProgress, -1, ""))
+        .await
+        .unwrap();
+    let before = w.mailbox.sent.lock().unwrap().len();
+
+    let err = operations::cancel_command(
+        &w.rc(),
+        &json!({"CommandId": "00000000-0000-4000-8000-000000000000"}),
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(err.code(), "InvalidCommandId");
+    operations::cancel_command(&w.rc(), &json!({"CommandId": cid}))
+        .await
+        .unwrap();
+    assert_eq!(w.command(&cid).status, "Cancelling");
+    w.drain(1010.0).await;
+    assert_eq!(w.detail(&cid, 1), D::Cancelling);
+    assert_eq!(w.detail(&cid, 2), D::Cancelled);
+    let sent = w.mailbox.sent.lock().unwrap().clone();
+    assert_eq!(sent.len() - before, 2);
+    let v = w.signer.verifier();
+    for (q, b) in &sent[before..] {
+        let p = v.open(b, q.trim_start_matches("q-"), 1011.0).unwrap();
+        assert!(matches!(p.message, Downlink::CancelCommand(_)));
+    }
+    ingest::apply_update(&w.rc(), &node(1), update(&cid, D::Cancelled, -1, ""))
+        .await
+        .unwrap();
+    let c = w.command(&cid);
+    assert_eq!(
+        (c.status.as_str(), c.status_details.as_str()),
+        ("Cancelled", "Canceled")
+    );
+    // Cancelling a final command is a no-op.
+    operations::cancel_command(&w.rc(), &json!({"CommandId": cid}))
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn s3_output_urls() {
+    let w = World::new(&[(1, &[])]);
+    let mut body = shell(&[node(1)]);
+    body["OutputS3BucketName"] = json!("out-bucket");
+    body["OutputS3KeyPrefix"] = json!("runs");
+    let cid = w.send(body).await.unwrap()["Command"]["CommandId"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    w.drain(1000.0).await;
+    let (_, b) = w.mailbox.sent.lock().unwrap()[0].clone();
+    let p = w.signer.verifier().open(&b, &node(1), 1001.0).unwrap();
+    let Downlink::RunCommand(r) = p.message else {
+        panic!()
+    };
+    assert_eq!(r.uploads.len(), 1);
+    assert!(r.uploads[0].stdout_put_url.contains(&format!(
+        "runs/{cid}/{}/awsrunShellScript/0.awsrunShellScript/stdout",
+        node(1)
+    )));
+    let mut u = update(&cid, D::Success, 0, "ok");
+    u.plugins[0].uploaded = true;
+    ingest::apply_update(&w.rc(), &node(1), u).await.unwrap();
+    let got = operations::get_command_invocation(
+        &w.rc(),
+        &json!({"CommandId": cid, "InstanceId": node(1)}),
+        2000.0,
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        got["StandardOutputUrl"],
+        format!(
+            "https://s3.local/out-bucket/runs/{cid}/{}/awsrunShellScript/0.awsrunShellScript/stdout",
+            node(1)
+        )
+    );
+}
+
+#[tokio::test]
+async fn listing_and_paging() {
+    let w = World::new(&[(1, &[])]);
+    let mut ids = Vec::new();
+    for i in 0..5 {
+        let c = operations::send_command(&w.rc(), &shell(&[node(1)]), 1000.0 + i as f64)
+            .await
+            .unwrap();
+        ids.push(c["Command"]["CommandId"].as_str().unwrap().to_string());
+    }
+    w.drain(1010.0).await;
+    let rc = w.rc();
+    let p1 = operations::list_commands(&rc, &json!({"MaxResults": 2}))
+        .await
+        .unwrap();
+    assert_eq!(p1["Commands"].as_array().unwrap().len(), 2);
+    assert_eq!(p1["Commands"][0]["CommandId"], ids[4].as_str());
+    let tok = p1["NextToken"].as_str().unwrap();
+    let p2 = operations::list_commands(&rc, &json!({"MaxResults": 2, "NextToken": tok}))
+        .await
+        .unwrap();
+    assert_eq!(p2["Commands"][0]["CommandId"], ids[2].as_str());
+    let all = operations::list_commands(&rc, &json!({"InstanceId": node(1)}))
+        .await
+        .unwrap();
+    assert_eq!(all["Commands"].as_array().unwrap().len(), 5);
+    assert!(all.get("NextToken").is_none());
+    let after = operations::list_commands(
+        &rc,
+        &json!({"Filters": [{"key": "InvokedAfter", "value": "1970-01-01T00:16:43Z"}]}),
+    )
+    .await
+    .unwrap();
+    assert_eq!(after["Commands"].as_array().unwrap().len(), 2);
+    let one = operations::list_commands(&rc, &json!({"CommandId": ids[0]}))
+        .await
+        .unwrap();
+    assert_eq!(one["Commands"].as_array().unwrap().len(), 1);
+    assert_eq!(
+        operations::list_commands(
+            &rc,
+            &json!({"CommandId": "00000000-0000-4000-8000-000000000000"})
+        )
+        .await
+        .unwrap_err()
+        .code(),
+        "InvalidCommandId"
+    );
+    assert_eq!(
+        operations::list_commands(&rc, &json!({"NextToken": "garbage"}))
+            .await
+            .unwrap_err()
+            .code(),
+        "InvalidNextToken"
+    );
+
+    let mut seen = Vec::new();
+    let mut token: Option<String> = None;
+    loop {
+        let mut body = json!({"MaxResults": 2});
+        if let Some(t) = &token {
+            body["NextToken"] = json!(t);
+        }
+        let page = operations::list_command_invocations(&rc, &body)
+            .await
+            .unwrap();
+        for inv in page["CommandInvocations"].as_array().unwrap() {
+            seen.push(inv["CommandId"].as_str().unwrap().to_string());
+        }
+        match page.get("NextToken") {
+            Some(t) => token = Some(t.as_str().unwrap().into()),
+            None => break,
+        }
+    }
+    let mut expected = ids.clone();
+    expected.reverse();
+    assert_eq!(seen, expected);
+    let by_node = operations::list_command_invocations(
+        &rc,
+        &json!({"InstanceId": node(1), "Filters": [{"key": "Status", "value": "Pending"}]}),
+    )
+    .await
+    .unwrap();
+    assert_eq!(by_node["CommandInvocations"].as_array().unwrap().len(), 5);
+    let err = operations::get_command_invocation(
+        &rc,
+        &json!({"CommandId": ids[0], "InstanceId": node(2)}),
+        0.0,
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(err.code(), "InvocationDoesNotExist");
+}
