@@ -1,0 +1,386 @@
+//! The command line: global flags, subcommands, and the parsers of their values.
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+/// steward: run commands on your fleet and look at its nodes, over the SSM API
+/// of a Steward control plane (or anything else that speaks SSM).
+#[derive(Debug, Parser)]
+#[command(name = "steward", version, propagate_version = true)]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: Global,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Args)]
+pub struct Global {
+    /// API endpoint (default: the profile's endpoint_url, AWS_ENDPOINT_URL_SSM or AWS_ENDPOINT_URL).
+    #[arg(long, global = true, env = "STEWARD_ENDPOINT_URL")]
+    pub endpoint_url: Option<String>,
+    /// Named profile from the AWS config and credentials files.
+    #[arg(long, global = true)]
+    pub profile: Option<String>,
+    /// Region (default: from the profile or AWS_REGION; us-east-1 if none).
+    #[arg(long, global = true)]
+    pub region: Option<String>,
+    /// `table` for people, `json` for scripts (the API's own shapes, nothing else on stdout).
+    #[arg(
+        short = 'o',
+        long = "output",
+        global = true,
+        value_enum,
+        default_value = "table"
+    )]
+    pub output: OutputFormat,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum OutputFormat {
+    Table,
+    Json,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run a shell command on nodes chosen by tags or ids, and wait for the result.
+    Run(RunArgs),
+    /// List managed nodes with their status and tags.
+    Nodes,
+    /// Create or list hybrid activations (how nodes register).
+    #[command(subcommand)]
+    Activation(ActivationCommand),
+    /// List recent commands.
+    Commands(CommandsArgs),
+    /// List the invocations (one per node) of a command.
+    Invocations {
+        /// The command's id.
+        command_id: String,
+    },
+    /// Show the output of a command, per node.
+    Output {
+        /// The command's id.
+        command_id: String,
+        /// Only this node.
+        #[arg(long)]
+        instance_id: Option<String>,
+    },
+    /// Cancel a command (on every node, or only the nodes given).
+    Cancel {
+        /// The command's id.
+        command_id: String,
+        /// Only these nodes.
+        #[arg(long, value_delimiter = ',')]
+        instance_ids: Vec<String>,
+    },
+}
+
+#[derive(Debug, Args)]
+#[command(
+    after_help = "Example:\n  steward run --targets tag:env=dev --targets tag:role=web,db -- uname -a"
+)]
+pub struct RunArgs {
+    /// Nodes to run on: `tag:<key>=<v1>[,<v2>…]`, `InstanceIds=<id>[,…]`, or `Key=<key>,Values=<v1>[,…]`. Repeat to narrow.
+    #[arg(long = "targets", short = 't', value_parser = parse_target)]
+    pub targets: Vec<Target>,
+    /// Node ids (mi-…), comma separated or repeated.
+    #[arg(long, value_delimiter = ',')]
+    pub instance_ids: Vec<String>,
+    /// Document to run.
+    #[arg(long, default_value = "AWS-RunShellScript")]
+    pub document: String,
+    /// Seconds a node has to start the command before it counts as undeliverable (TimeoutSeconds).
+    #[arg(long)]
+    pub timeout: Option<i32>,
+    /// Seconds the command may run on a node (the document's executionTimeout).
+    #[arg(long)]
+    pub execution_timeout: Option<u32>,
+    /// Working directory on the node.
+    #[arg(long)]
+    pub workdir: Option<String>,
+    /// Comment stored with the command.
+    #[arg(long)]
+    pub comment: Option<String>,
+    /// Nodes running at once: a number or a percentage (e.g. 10 or 25%).
+    #[arg(long)]
+    pub max_concurrency: Option<String>,
+    /// Errors after which the command stops being sent: a number or a percentage.
+    #[arg(long)]
+    pub max_errors: Option<String>,
+    /// Print the command id and return without waiting.
+    #[arg(long)]
+    pub no_wait: bool,
+    /// The command line to run, after `--`; its words are joined with spaces.
+    #[arg(last = true, required = true, num_args = 1.., value_name = "COMMAND")]
+    pub command: Vec<String>,
+}
+
+impl RunArgs {
+    /// The single command line the words after `--` make.
+    pub fn command_line(&self) -> String {
+        self.command.join(" ")
+    }
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ActivationCommand {
+    /// Create an activation and print the line that registers a node with it.
+    Create(ActivationCreateArgs),
+    /// List activations.
+    List,
+}
+
+#[derive(Debug, Args)]
+pub struct ActivationCreateArgs {
+    /// Name given to the nodes that register with it (DefaultInstanceName).
+    #[arg(long)]
+    pub name: Option<String>,
+    /// Description of the activation.
+    #[arg(long)]
+    pub description: Option<String>,
+    /// How many nodes may register with it (RegistrationLimit, default 1).
+    #[arg(long)]
+    pub limit: Option<i32>,
+    /// Tag for the activation and the nodes registering with it: `key=value`; repeat for more.
+    #[arg(long = "tag", value_parser = parse_tag)]
+    pub tags: Vec<(String, String)>,
+    /// Hours until the activation expires (default 24, at most 720).
+    #[arg(long)]
+    pub expires_in_hours: Option<u32>,
+    /// IAM role recorded on the nodes.
+    #[arg(long)]
+    pub iam_role: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct CommandsArgs {
+    /// Only commands sent to this node.
+    #[arg(long)]
+    pub instance_id: Option<String>,
+    /// At most this many commands.
+    #[arg(long, default_value_t = 50)]
+    pub limit: usize,
+}
+
+/// One SSM `Target`: a key and its values.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Target {
+    pub key: String,
+    pub values: Vec<String>,
+}
+
+/// Parses `tag:k=v1,v2`, `InstanceIds=mi-1,mi-2` or the AWS CLI's
+/// `Key=tag:k,Values=v1,v2`.
+pub fn parse_target(s: &str) -> Result<Target, String> {
+    let (key, values) = if let Some(rest) = s.strip_prefix("Key=") {
+        let (key, values) = rest
+            .split_once(",Values=")
+            .ok_or_else(|| format!("`{s}`: expected Key=<key>,Values=<v1>[,<v2>…]"))?;
+        (key, values)
+    } else {
+        s.split_once('=').ok_or_else(|| {
+            format!("`{s}`: expected tag:<key>=<value>[,<value>…], e.g. tag:env=dev")
+        })?
+    };
+    let key = key.trim();
+    if key.is_empty() || key == "tag:" {
+        return Err(format!("`{s}`: the key is empty; e.g. tag:env=dev"));
+    }
+    let values: Vec<String> = values
+        .split(',')
+        .map(str::trim)
+        .filter(|v| !v.is_empty())
+        .map(str::to_string)
+        .collect();
+    if values.is_empty() {
+        return Err(format!(
+            "`{s}`: give at least one value after `=`, e.g. {key}=dev"
+        ));
+    }
+    Ok(Target {
+        key: key.to_string(),
+        values,
+    })
+}
+
+/// Parses `key=value` (the value may be empty, as SSM tags allow).
+pub fn parse_tag(s: &str) -> Result<(String, String), String> {
+    let (k, v) = s
+        .split_once('=')
+        .ok_or_else(|| format!("`{s}`: expected key=value, e.g. env=dev"))?;
+    if k.trim().is_empty() {
+        return Err(format!("`{s}`: the tag key is empty"));
+    }
+    Ok((k.trim().to_string(), v.trim().to_string()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(args: &[&str]) -> Result<Cli, clap::Error> {
+        Cli::try_parse_from(std::iter::once("steward").chain(args.iter().copied()))
+    }
+
+    #[test]
+    fn targets_parse_into_key_and_values() {
+        assert_eq!(
+            parse_target("tag:env=dev").unwrap(),
+            Target {
+                key: "tag:env".into(),
+                values: vec!["dev".into()]
+            }
+        );
+        assert_eq!(
+            parse_target("tag:role=web,db").unwrap(),
+            Target {
+                key: "tag:role".into(),
+                values: vec!["web".into(), "db".into()]
+            }
+        );
+        assert_eq!(
+            parse_target("InstanceIds=mi-0123456789abcdef0,mi-0123456789abcdef1").unwrap(),
+            Target {
+                key: "InstanceIds".into(),
+                values: vec!["mi-0123456789abcdef0".into(), "mi-0123456789abcdef1".into()]
+            }
+        );
+        assert_eq!(
+            parse_target("Key=tag:env,Values=dev,prod").unwrap(),
+            Target {
+                key: "tag:env".into(),
+                values: vec!["dev".into(), "prod".into()]
+            }
+        );
+        // A value may itself contain '=' (only the first one splits).
+        assert_eq!(
+            parse_target("tag:expr=a=b").unwrap().values,
+            vec!["a=b".to_string()]
+        );
+    }
+
+    #[test]
+    fn malformed_targets_are_refused() {
+        assert!(parse_target("tag:env").is_err());
+        assert!(parse_target("tag:env=").is_err());
+        assert!(parse_target("=dev").is_err());
+        assert!(parse_target("tag:=dev").is_err());
+        assert!(parse_target("Key=tag:env").is_err());
+    }
+
+    #[test]
+    fn run_joins_the_words_after_the_double_dash() {
+        let cli = parse(&[
+            "run",
+            "--targets",
+            "tag:env=dev",
+            "-t",
+            "tag:role=web",
+            "--timeout",
+            "60",
+            "--",
+            "echo",
+            "hello",
+            "--targets",
+            "-o",
+        ])
+        .unwrap();
+        let Command::Run(run) = cli.command else {
+            panic!("not run")
+        };
+        assert_eq!(run.targets.len(), 2);
+        assert_eq!(run.targets[1].key, "tag:role");
+        assert_eq!(run.timeout, Some(60));
+        // Flags after `--` belong to the command, not to steward.
+        assert_eq!(run.command_line(), "echo hello --targets -o");
+        assert_eq!(cli.global.output, OutputFormat::Table);
+    }
+
+    #[test]
+    fn run_keeps_a_quoted_command_line_whole() {
+        let cli = parse(&["run", "--instance-ids", "mi-1,mi-2", "--", "uname -a; id"]).unwrap();
+        let Command::Run(run) = cli.command else {
+            panic!("not run")
+        };
+        assert_eq!(run.instance_ids, vec!["mi-1", "mi-2"]);
+        assert_eq!(run.command_line(), "uname -a; id");
+        assert_eq!(run.document, "AWS-RunShellScript");
+    }
+
+    #[test]
+    fn run_needs_a_command() {
+        assert!(parse(&["run", "--targets", "tag:env=dev"]).is_err());
+        assert!(parse(&["run", "--targets", "tag:env=dev", "--"]).is_err());
+        // Words without `--` are refused rather than guessed.
+        assert!(parse(&["run", "--targets", "tag:env=dev", "uptime"]).is_err());
+    }
+
+    #[test]
+    fn bad_target_is_a_usage_error() {
+        let e = parse(&["run", "--targets", "env", "--", "true"]).unwrap_err();
+        assert_eq!(e.exit_code(), 2);
+        assert!(e.to_string().contains("tag:<key>=<value>"));
+    }
+
+    #[test]
+    fn global_flags_go_anywhere() {
+        let cli = parse(&[
+            "nodes",
+            "-o",
+            "json",
+            "--endpoint-url",
+            "http://127.0.0.1:7070",
+        ])
+        .unwrap();
+        assert_eq!(cli.global.output, OutputFormat::Json);
+        assert_eq!(
+            cli.global.endpoint_url.as_deref(),
+            Some("http://127.0.0.1:7070")
+        );
+        let cli = parse(&[
+            "--profile",
+            "steward",
+            "output",
+            "abc",
+            "--instance-id",
+            "mi-1",
+        ])
+        .unwrap();
+        assert_eq!(cli.global.profile.as_deref(), Some("steward"));
+        assert!(matches!(
+            cli.command,
+            Command::Output {
+                instance_id: Some(_),
+                ..
+            }
+        ));
+    }
+
+    #[test]
+    fn activation_create_takes_tags() {
+        let cli = parse(&[
+            "activation",
+            "create",
+            "--name",
+            "web",
+            "--limit",
+            "5",
+            "--tag",
+            "env=dev",
+            "--tag",
+            "role=web",
+            "--expires-in-hours",
+            "48",
+        ])
+        .unwrap();
+        let Command::Activation(ActivationCommand::Create(a)) = cli.command else {
+            panic!()
+        };
+        assert_eq!(
+            a.tags,
+            vec![("env".into(), "dev".into()), ("role".into(), "web".into())]
+        );
+        assert_eq!((a.limit, a.expires_in_hours), (Some(5), Some(48)));
+        assert!(parse(&["activation", "create", "--tag", "novalue"]).is_err());
+    }
+}
