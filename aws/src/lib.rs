@@ -2,6 +2,12 @@
 //! aggregate's store or one service's port.
 
 pub mod config;
+pub mod access_keys;
+pub mod activations;
+pub mod credentials;
+pub mod key_service;
+pub mod node_events;
+pub mod node_queues;
 pub mod nodes;
 pub mod tag_index;
 

@@ -111,11 +111,8 @@ impl SsmError {
         use SsmError::*;
         match self {
             InternalServerError(_) => 500,
-            UnrecognizedClientException(_)
-            | InvalidSignatureException(_)
-            | IncompleteSignature(_)
-            | MissingAuthenticationToken(_) => 403,
-            AccessDeniedException(_) => 400,
+            // SSM (a JSON 1.1 "Coral" service) answers authentication and
+            // authorization failures with 400, not 403.
             _ => 400,
         }
     }

@@ -1,0 +1,46 @@
+//! Operator access keys (`AccessKeysTable`); the secret stays KMS-encrypted
+//! in the record and is decrypted by [`crate::key_service::DataKey`].
+
+use aws_sdk_dynamodb::Client;
+use steward_core::SsmError;
+use steward_core::fleet::AccessKeyStore;
+use steward_core::fleet::access::AccessKey;
+
+use crate::Stack;
+use crate::nodes::item::*;
+
+#[derive(Clone, Debug)]
+pub struct AccessKeyTable {
+    client: Client,
+    table: String,
+}
+
+impl AccessKeyTable {
+    pub fn new(stack: &Stack) -> Self {
+        Self {
+            client: stack.clients.dynamodb.clone(),
+            table: stack.settings.access_keys_table.clone(),
+        }
+    }
+}
+
+#[async_trait::async_trait]
+impl AccessKeyStore for AccessKeyTable {
+    async fn get(&self, access_key_id: &str) -> Result<Option<AccessKey>, SsmError> {
+        let resp = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .key("AccessKeyId", s(access_key_id))
+            .send()
+            .await
+            .map_err(internal)?;
+        Ok(resp.item.as_ref().map(|i| AccessKey {
+            access_key_id: get_s(i, "AccessKeyId"),
+            secret_ciphertext: get_s(i, "SecretCiphertext"),
+            policy: get_s(i, "Policy"),
+            user_name: get_s(i, "UserName"),
+            status: get_s(i, "Status"),
+        }))
+    }
+}

@@ -1,0 +1,129 @@
+//! Activations (`ActivationsTable`) over DynamoDB. Only the SHA-256 of the
+//! code is stored (`CodeHash`).
+
+use std::collections::HashMap;
+
+use aws_sdk_dynamodb::Client;
+use aws_sdk_dynamodb::types::ReturnValue;
+use steward_core::SsmError;
+use steward_core::fleet::{Activation, ActivationStore};
+
+use crate::Stack;
+use crate::nodes::item::*;
+
+pub const KIND: &str = "activation";
+
+pub fn activation_to_item(a: &Activation) -> Item {
+    HashMap::from([
+        ("ActivationId".into(), s(&a.activation_id)),
+        ("Kind".into(), s(KIND)),
+        ("CodeHash".into(), s(&a.code_hash)),
+        ("Description".into(), s(&a.description)),
+        ("DefaultInstanceName".into(), s(&a.default_instance_name)),
+        ("IamRole".into(), s(&a.iam_role)),
+        ("RegistrationLimit".into(), n(a.registration_limit)),
+        ("RegistrationsCount".into(), n(a.registrations_count)),
+        ("ExpirationDate".into(), n(a.expiration_date)),
+        ("CreatedDate".into(), n(a.created_date)),
+        ("Tags".into(), tags_av(&a.tags)),
+    ])
+}
+
+pub fn activation_from_item(i: &Item) -> Activation {
+    Activation {
+        activation_id: get_s(i, "ActivationId"),
+        code_hash: get_s(i, "CodeHash"),
+        description: get_s(i, "Description"),
+        default_instance_name: get_s(i, "DefaultInstanceName"),
+        iam_role: get_s(i, "IamRole"),
+        registration_limit: get_n(i, "RegistrationLimit") as u32,
+        registrations_count: get_n(i, "RegistrationsCount") as u32,
+        expiration_date: get_n(i, "ExpirationDate"),
+        created_date: get_n(i, "CreatedDate"),
+        tags: get_tags(i, "Tags"),
+    }
+}
+
+#[derive(Clone, Debug)]
+pub struct ActivationTable {
+    client: Client,
+    table: String,
+}
+
+impl ActivationTable {
+    pub fn new(stack: &Stack) -> Self {
+        Self {
+            client: stack.clients.dynamodb.clone(),
+            table: stack.settings.activations_table.clone(),
+        }
+    }
+}
+
+#[async_trait::async_trait]
+impl ActivationStore for ActivationTable {
+    async fn create(&self, a: &Activation) -> Result<(), SsmError> {
+        self.client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(activation_to_item(a)))
+            .condition_expression("attribute_not_exists(ActivationId)")
+            .send()
+            .await
+            .map_err(internal)?;
+        Ok(())
+    }
+
+    async fn get(&self, activation_id: &str) -> Result<Option<Activation>, SsmError> {
+        let resp = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .key("ActivationId", s(activation_id))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(internal)?;
+        Ok(resp.item.as_ref().map(activation_from_item))
+    }
+
+    async fn list(
+        &self,
+        after: Option<(f64, String)>,
+        limit: usize,
+    ) -> Result<(Vec<Activation>, bool), SsmError> {
+        let start = after.map(|(created, id)| {
+            HashMap::from([
+                ("Kind".to_string(), s(KIND)),
+                ("CreatedDate".to_string(), n(created)),
+                ("ActivationId".to_string(), s(id)),
+            ])
+        });
+        let resp = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .index_name("ByKind")
+            .key_condition_expression("Kind = :k")
+            .expression_attribute_values(":k", s(KIND))
+            .set_exclusive_start_key(start)
+            .limit(limit.max(1) as i32)
+            .send()
+            .await
+            .map_err(internal)?;
+        let list = resp.items().iter().map(activation_from_item).collect();
+        Ok((list, resp.last_evaluated_key.is_some_and(|k| !k.is_empty())))
+    }
+
+    async fn delete(&self, activation_id: &str) -> Result<bool, SsmError> {
+        let resp = self
+            .client
+            .delete_item()
+            .table_name(&self.table)
+            .key("ActivationId", s(activation_id))
+            .return_values(ReturnValue::AllOld)
+            .send()
+            .await
+            .map_err(internal)?;
+        Ok(resp.attributes.is_some_and(|a| !a.is_empty()))
+    }
+}
