@@ -25,7 +25,7 @@ comment); keys are the long flag names:
     name = web-1
 
 The SQS endpoint also falls back to AWS_ENDPOINT_URL_SQS, then AWS_ENDPOINT_URL.
-RUST_LOG sets the log level (default: info). Logs go to standard error.
+RUST_LOG sets the log level: error, warn, info (default), debug or trace. Logs go to standard error.
 
 Exit status:
     0  done (register), or stopped by SIGTERM/SIGINT (run)

@@ -2,7 +2,6 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 
-use aws_sdk_sqs::config::{BehaviorVersion, Region};
 use clap::Parser;
 use steward_agent::api::{Api, HttpClient};
 use steward_agent::config::{Cli, Command, LogFormat, Settings};
@@ -10,7 +9,7 @@ use steward_agent::credentials::NodeCredentialsProvider;
 use steward_agent::daemon::{Agent, AgentParts};
 use steward_agent::identity::Identity;
 use steward_agent::platform::Platform;
-use steward_agent::queue::{SqsIngestQueue, SqsNodeQueue};
+use steward_agent::queue::{SqsIngestQueue, SqsNodeQueue, sqs_client};
 use steward_agent::register::{self, Activation, RegisterError};
 use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::watch;
@@ -59,10 +58,18 @@ fn main() -> ExitCode {
 }
 
 fn init_logging(format: LogFormat) {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    // A plain level (no per-target filters): EnvFilter's regex engine would
+    // cost more binary than the rest of the logging.
+    let level = std::env::var("RUST_LOG")
+        .ok()
+        .and_then(|s| {
+            s.trim()
+                .parse::<tracing_subscriber::filter::LevelFilter>()
+                .ok()
+        })
+        .unwrap_or(tracing_subscriber::filter::LevelFilter::INFO);
     let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
+        .with_max_level(level)
         .with_writer(std::io::stderr);
     match format {
         LogFormat::Json => builder.json().init(),
@@ -234,14 +241,7 @@ async fn run(settings: Settings) -> Result<(), Fail> {
     let key = Arc::new(key);
     let provider =
         NodeCredentialsProvider::new(api.clone(), identity.instance_id.clone(), Arc::clone(&key));
-    let mut config = aws_sdk_sqs::Config::builder()
-        .behavior_version(BehaviorVersion::latest())
-        .region(Region::new(identity.region.clone()))
-        .credentials_provider(provider);
-    if let Some(endpoint) = &settings.sqs_endpoint {
-        config = config.endpoint_url(endpoint);
-    }
-    let client = aws_sdk_sqs::Client::from_conf(config.build());
+    let client = sqs_client(&identity.region, settings.sqs_endpoint.as_deref(), provider);
 
     let agent = Agent::new(AgentParts {
         node_id: identity.instance_id.clone(),

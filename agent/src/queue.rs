@@ -89,3 +89,21 @@ impl IngestQueue for SqsIngestQueue {
         Ok(())
     }
 }
+
+/// An SQS client configured directly (no aws-config): region, optional
+/// endpoint override, and the given credentials provider.
+pub fn sqs_client(
+    region: &str,
+    endpoint: Option<&str>,
+    credentials: impl aws_credential_types::provider::ProvideCredentials + 'static,
+) -> aws_sdk_sqs::Client {
+    use aws_sdk_sqs::config::{BehaviorVersion, Region};
+    let mut config = aws_sdk_sqs::Config::builder()
+        .behavior_version(BehaviorVersion::latest())
+        .region(Region::new(region.to_string()))
+        .credentials_provider(credentials);
+    if let Some(endpoint) = endpoint {
+        config = config.endpoint_url(endpoint);
+    }
+    aws_sdk_sqs::Client::from_conf(config.build())
+}

@@ -1,0 +1,178 @@
+//! The daemon over real SQS (LocalStack): a signed command put on a node
+//! queue runs, and its reports arrive signed on an ingest queue. Queues are
+//! made for the test so nothing else consumes them.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use aws_lc_rs::rand::SystemRandom;
+use aws_lc_rs::signature::{ECDSA_P256_SHA256_ASN1_SIGNING, EcdsaKeyPair, KeyPair};
+use aws_sdk_sqs::config::Credentials;
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD as B64;
+use steward_agent::api::HttpClient;
+use steward_agent::daemon::{Agent, AgentParts};
+use steward_agent::platform::Platform;
+use steward_agent::queue::{SqsIngestQueue, SqsNodeQueue, sqs_client};
+use steward_core::channel::{
+    Downlink, DownlinkPayload, DownlinkVerifier, NodeKey, RunCommand, SignedDownlink, Uplink,
+    open_uplink, uplink_sender,
+};
+use steward_core::clock::now_epoch;
+use steward_core::command::InvocationDetail;
+use steward_core::document::{PluginStep, RUN_SHELL_SCRIPT_PLUGIN};
+use tokio::sync::watch;
+
+fn env(name: &str) -> String {
+    std::env::var(name)
+        .unwrap_or_else(|_| panic!("{name} is not set: source .local/stack.env (make test does)"))
+}
+
+#[tokio::test]
+#[ignore = "needs the local stack: make test runs it"]
+async fn a_command_round_trips_over_sqs() {
+    let endpoint = env("AWS_ENDPOINT_URL");
+    let region = std::env::var("AWS_REGION").unwrap_or_else(|_| "us-east-1".into());
+    let creds = Credentials::new(
+        env("AWS_ACCESS_KEY_ID"),
+        env("AWS_SECRET_ACCESS_KEY"),
+        None,
+        None,
+        "test",
+    );
+    let client = sqs_client(&region, Some(&endpoint), creds);
+    let suffix = uuid::Uuid::new_v4().simple().to_string();
+    let node_url = client
+        .create_queue()
+        .queue_name(format!("agent-test-node-{suffix}"))
+        .send()
+        .await
+        .unwrap()
+        .queue_url
+        .unwrap();
+    let ingest_url = client
+        .create_queue()
+        .queue_name(format!("agent-test-ingest-{suffix}"))
+        .send()
+        .await
+        .unwrap()
+        .queue_url
+        .unwrap();
+
+    let rng = SystemRandom::new();
+    let doc = EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_ASN1_SIGNING, &rng).unwrap();
+    let signer = EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_ASN1_SIGNING, doc.as_ref()).unwrap();
+    let (node_key, pkcs8) = NodeKey::generate().unwrap();
+    let public = node_key.public_key_base64();
+    let node_id = "mi-0123456789abcdef0";
+
+    let now = now_epoch();
+    let payload = DownlinkPayload {
+        v: 1,
+        msg_id: uuid::Uuid::new_v4().to_string(),
+        node_id: node_id.into(),
+        issued_at: now,
+        expires_at: now + 600.0,
+        message: Downlink::RunCommand(RunCommand {
+            command_id: uuid::Uuid::new_v4().to_string(),
+            document_name: "AWS-RunShellScript".into(),
+            document_version: "1".into(),
+            steps: vec![PluginStep {
+                name: RUN_SHELL_SCRIPT_PLUGIN.into(),
+                action: RUN_SHELL_SCRIPT_PLUGIN.into(),
+                run_command: vec!["echo over-sqs".into()],
+                working_directory: String::new(),
+                timeout_seconds: 60,
+            }],
+            uploads: Vec::new(),
+        }),
+    };
+    let bytes = serde_json::to_vec(&payload).unwrap();
+    let sig = signer.sign(&rng, &bytes).unwrap();
+    let body = serde_json::to_string(&SignedDownlink {
+        v: 1,
+        payload: B64.encode(&bytes),
+        sig: B64.encode(sig.as_ref()),
+        key: "test".into(),
+    })
+    .unwrap();
+    client
+        .send_message()
+        .queue_url(&node_url)
+        .message_body(body)
+        .send()
+        .await
+        .unwrap();
+
+    let state = tempfile::tempdir().unwrap();
+    let agent = Agent::new(AgentParts {
+        node_id: node_id.into(),
+        key: Arc::new(NodeKey::from_pkcs8(&pkcs8).unwrap()),
+        verifier: DownlinkVerifier::from_der(signer.public_key().as_ref()).unwrap(),
+        state_dir: state.path().to_path_buf(),
+        node_queue: SqsNodeQueue {
+            client: client.clone(),
+            url: node_url.clone(),
+        },
+        ingest: SqsIngestQueue {
+            client: client.clone(),
+            url: ingest_url.clone(),
+        },
+        http: HttpClient::new(),
+        platform: Platform::detect(),
+    })
+    .unwrap();
+    let (stop, shutdown) = watch::channel(false);
+    let tasks = {
+        let (a, b) = (Arc::clone(&agent), Arc::clone(&agent));
+        let (s1, s2) = (shutdown.clone(), shutdown.clone());
+        (
+            tokio::spawn(async move { a.poll(s1).await }),
+            tokio::spawn(async move { b.send_spooled(s2).await }),
+        )
+    };
+
+    let mut updates = Vec::new();
+    for _ in 0..30 {
+        let out = client
+            .receive_message()
+            .queue_url(&ingest_url)
+            .wait_time_seconds(2)
+            .max_number_of_messages(10)
+            .send()
+            .await
+            .unwrap();
+        for m in out.messages.unwrap_or_default() {
+            let env = uplink_sender(m.body.as_deref().unwrap()).unwrap();
+            assert_eq!(env.node_id, node_id);
+            if let Uplink::InvocationUpdate(u) = open_uplink(&env, &public).unwrap().message {
+                updates.push(u);
+            }
+        }
+        if updates
+            .iter()
+            .any(|u| u.detail == InvocationDetail::Success)
+        {
+            break;
+        }
+    }
+    stop.send(true).unwrap();
+    let _ = tokio::time::timeout(Duration::from_secs(30), async {
+        let _ = tasks.0.await;
+        let _ = tasks.1.await;
+    })
+    .await;
+    let _ = client.delete_queue().queue_url(&node_url).send().await;
+    let _ = client.delete_queue().queue_url(&ingest_url).send().await;
+
+    assert_eq!(
+        updates.first().map(|u| u.detail),
+        Some(InvocationDetail::InProgress),
+        "{updates:?}"
+    );
+    let done = updates
+        .iter()
+        .find(|u| u.detail == InvocationDetail::Success)
+        .expect("no Success report arrived");
+    assert_eq!(done.plugins[0].stdout, "over-sqs\n");
+}
