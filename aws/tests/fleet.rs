@@ -1,0 +1,475 @@
+//! The fleet adapters against the local stack (`source .local/stack.env`).
+
+use std::collections::BTreeSet;
+
+use serde_json::{Value, json};
+use steward_aws::Stack;
+use steward_aws::activations::ActivationTable;
+use steward_aws::key_service::CommandSigningKey;
+use steward_aws::node_queues::SqsNodeQueues;
+use steward_aws::nodes::NodeTable;
+use steward_aws::tag_index::FleetDirectory;
+use steward_core::channel::{Heartbeat, NodeKey};
+use steward_core::clock::now_epoch;
+use steward_core::fleet::ops;
+use steward_core::fleet::{ActivationStore, NodeStore};
+use steward_core::targets::TargetDirectory;
+
+async fn stack() -> Stack {
+    Stack::from_env()
+        .await
+        .expect("STEWARD_* variables missing: source .local/stack.env (make test does)")
+}
+
+/// A value no other test run uses.
+fn unique() -> String {
+    steward_core::ids::new_command_id()[..8].to_string()
+}
+
+async fn activation(stack: &Stack, limit: i64, tags: Value) -> (String, String) {
+    let resp = ops::create_activation(
+        &ActivationTable::new(stack),
+        &json!({"DefaultInstanceName": "web", "IamRole": "StewardNode", "RegistrationLimit": limit, "Tags": tags}),
+        now_epoch(),
+    )
+    .await
+    .unwrap();
+    (
+        resp["ActivationId"].as_str().unwrap().to_string(),
+        resp["ActivationCode"].as_str().unwrap().to_string(),
+    )
+}
+
+async fn register(
+    stack: &Stack,
+    id: &str,
+    code: &str,
+) -> Result<ops::RegisterResponse, steward_core::SsmError> {
+    let (key, _) = NodeKey::generate().unwrap();
+    let body = json!({
+        "ActivationId": id, "ActivationCode": code, "PublicKey": key.public_key_base64(),
+        "Hostname": "host-1", "PlatformName": "Debian", "PlatformVersion": "12",
+        "AgentVersion": "0.1.0", "IPAddress": "10.0.0.1"
+    });
+    ops::register(
+        &NodeTable::new(stack),
+        &ActivationTable::new(stack),
+        &SqsNodeQueues::new(stack),
+        &CommandSigningKey::new(stack),
+        &body,
+        now_epoch(),
+    )
+    .await
+}
+
+#[tokio::test]
+#[ignore = "needs the local stack: make test runs it"]
+async fn registration_takes_one_registration_applies_tags_and_creates_the_queue() {
+    let stack = stack().await;
+    let run = unique();
+    let (id, code) = activation(&stack, 1, json!([{"Key": "run", "Value": run}])).await;
+
+    // Two nodes race for the one registration: exactly one wins.
+    let (a, b) = tokio::join!(register(&stack, &id, &code), register(&stack, &id, &code));
+    let (won, lost) = match (a, b) {
+        (Ok(w), Err(l)) | (Err(l), Ok(w)) => (w, l),
+        other => panic!("expected one registration to win, got {other:?}"),
+    };
+    assert_eq!(lost.code(), "InvalidActivation");
+    assert!(lost.to_string().contains("create a new activation"));
+
+    let act = ActivationTable::new(&stack)
+        .get(&id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(act.registrations_count, 1);
+
+    let node = NodeTable::new(&stack)
+        .get(&won.instance_id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(node.name, "web");
+    assert_eq!(node.tags.get("run"), Some(&run));
+    assert_eq!(node.queue_url, won.queue_url);
+    assert!(!won.command_signing_public_key.is_empty());
+    assert_eq!(won.ingest_queue_url, stack.settings.ingest_queue_url);
+
+    // The queue exists under its name, redriven to the node DLQ.
+    let name = format!("{}{}", stack.settings.node_queue_prefix, won.instance_id);
+    let url = stack
+        .clients
+        .sqs
+        .get_queue_url()
+        .queue_name(&name)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(url.queue_url(), Some(won.queue_url.as_str()));
+    let attrs = stack
+        .clients
+        .sqs
+        .get_queue_attributes()
+        .queue_url(&won.queue_url)
+        .attribute_names(aws_sdk_sqs::types::QueueAttributeName::RedrivePolicy)
+        .send()
+        .await
+        .unwrap();
+    let redrive = attrs.attributes().unwrap().values().next().unwrap().clone();
+    assert!(redrive.contains(&stack.settings.node_dlq_arn));
+
+    // The activation's tags reach target resolution.
+    let dir = FleetDirectory::new(&stack);
+    assert_eq!(
+        dir.nodes_with_tag("run", &run).await.unwrap(),
+        vec![won.instance_id.clone()]
+    );
+    assert!(
+        dir.nodes_with_tag_key("run")
+            .await
+            .unwrap()
+            .contains(&won.instance_id)
+    );
+
+    // A wrong code never registers, even with registrations left.
+    let (id2, _) = activation(&stack, 5, json!([])).await;
+    assert_eq!(
+        register(&stack, &id2, "wrong-code-000000000")
+            .await
+            .unwrap_err()
+            .code(),
+        "InvalidActivation"
+    );
+    assert_eq!(
+        ActivationTable::new(&stack)
+            .get(&id2)
+            .await
+            .unwrap()
+            .unwrap()
+            .registrations_count,
+        0
+    );
+}
+
+#[tokio::test]
+#[ignore = "needs the local stack: make test runs it"]
+async fn describe_instance_information_pages_and_filters() {
+    let stack = stack().await;
+    let run = unique();
+    let (id, code) = activation(&stack, 7, json!([{"Key": "batch", "Value": run}])).await;
+    let mut ids = BTreeSet::new();
+    for _ in 0..7 {
+        ids.insert(register(&stack, &id, &code).await.unwrap().instance_id);
+    }
+    let nodes = NodeTable::new(&stack);
+    let dir = FleetDirectory::new(&stack);
+    let describe = |body: Value| {
+        let nodes = nodes.clone();
+        let dir = dir.clone();
+        let lost = stack.settings.connection_lost_seconds;
+        async move { ops::describe_instance_information(&nodes, &dir, &body, now_epoch(), lost).await }
+    };
+
+    // By tag, 5 per page.
+    let first = describe(
+        json!({"Filters": [{"Key": format!("tag:batch"), "Values": [run]}], "MaxResults": 5}),
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        first["InstanceInformationList"].as_array().unwrap().len(),
+        5
+    );
+    let token = first["NextToken"].as_str().unwrap().to_string();
+    let second = describe(json!({"Filters": [{"Key": "tag:batch", "Values": [run]}], "MaxResults": 5, "NextToken": token}))
+        .await
+        .unwrap();
+    assert!(second.get("NextToken").is_none());
+    let seen: BTreeSet<String> = first["InstanceInformationList"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .chain(second["InstanceInformationList"].as_array().unwrap())
+        .map(|i| i["InstanceId"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(seen, ids);
+    let info = &first["InstanceInformationList"][0];
+    assert_eq!(info["PingStatus"], "Online");
+    assert_eq!(info["ResourceType"], "ManagedInstance");
+    assert_eq!(info["SourceType"], "AWS::SSM::ManagedInstance");
+    assert_eq!(info["ActivationId"], id.as_str());
+    assert_eq!(info["IPAddress"], "10.0.0.1");
+
+    // The whole fleet, page by page, includes all of them exactly once.
+    let mut all = Vec::new();
+    let mut token: Option<String> = None;
+    loop {
+        let mut body = json!({"MaxResults": 5});
+        if let Some(t) = &token {
+            body["NextToken"] = json!(t);
+        }
+        let page = describe(body).await.unwrap();
+        all.extend(
+            page["InstanceInformationList"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|i| i["InstanceId"].as_str().unwrap().to_string()),
+        );
+        match page.get("NextToken").and_then(Value::as_str) {
+            Some(t) => token = Some(t.to_string()),
+            None => break,
+        }
+    }
+    let all_set: BTreeSet<String> = all.iter().cloned().collect();
+    assert_eq!(all_set.len(), all.len(), "a node appeared twice");
+    assert!(ids.is_subset(&all_set));
+
+    // Ids, legacy filter list, attribute filters.
+    let two: Vec<String> = ids.iter().take(2).cloned().collect();
+    let by_ids = describe(
+        json!({"InstanceInformationFilterList": [{"key": "InstanceIds", "valueSet": two}]}),
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        by_ids["InstanceInformationList"].as_array().unwrap().len(),
+        2
+    );
+    let by_activation = describe(json!({"Filters": [{"Key": "ActivationIds", "Values": [id]}, {"Key": "PingStatus", "Values": ["Online"]}]}))
+        .await
+        .unwrap();
+    assert_eq!(
+        by_activation["InstanceInformationList"]
+            .as_array()
+            .unwrap()
+            .len(),
+        7
+    );
+    let none = describe(json!({"Filters": [{"Key": "tag:batch", "Values": [run]}, {"Key": "PingStatus", "Values": ["ConnectionLost"]}]}))
+        .await
+        .unwrap();
+    assert!(
+        none["InstanceInformationList"]
+            .as_array()
+            .unwrap()
+            .is_empty()
+    );
+
+    // Refusals.
+    assert_eq!(
+        describe(json!({"MaxResults": 4})).await.unwrap_err().code(),
+        "ValidationException"
+    );
+    assert_eq!(
+        describe(json!({"NextToken": "garbage"}))
+            .await
+            .unwrap_err()
+            .code(),
+        "InvalidNextToken"
+    );
+    assert_eq!(
+        describe(json!({"Filters": [{"Key": "Color", "Values": ["x"]}]}))
+            .await
+            .unwrap_err()
+            .code(),
+        "InvalidFilterKey"
+    );
+    assert_eq!(
+        describe(json!({"Filters": [{"Key": "InstanceIds", "Values": ["nope"]}]}))
+            .await
+            .unwrap_err()
+            .code(),
+        "InvalidInstanceInformationFilterValue"
+    );
+}
+
+#[tokio::test]
+#[ignore = "needs the local stack: make test runs it"]
+async fn tags_and_their_index_change_together() {
+    let stack = stack().await;
+    let (id, code) = activation(&stack, 1, json!([])).await;
+    let node_id = register(&stack, &id, &code).await.unwrap().instance_id;
+    let nodes = NodeTable::new(&stack);
+    let dir = FleetDirectory::new(&stack);
+    let env = format!("env-{}", unique());
+    let res = |extra: Value| {
+        let mut b = json!({"ResourceType": "ManagedInstance", "ResourceId": node_id});
+        for (k, v) in extra.as_object().unwrap() {
+            b[k] = v.clone();
+        }
+        b
+    };
+
+    ops::add_tags_to_resource(
+        &nodes,
+        &res(json!({"Tags": [{"Key": env, "Value": "dev"}, {"Key": "role", "Value": "web"}]})),
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        dir.nodes_with_tag(&env, "dev").await.unwrap(),
+        vec![node_id.clone()]
+    );
+    // A changed value moves the node in the index.
+    ops::add_tags_to_resource(
+        &nodes,
+        &res(json!({"Tags": [{"Key": env, "Value": "prod"}]})),
+    )
+    .await
+    .unwrap();
+    assert!(dir.nodes_with_tag(&env, "dev").await.unwrap().is_empty());
+    assert_eq!(
+        dir.nodes_with_tag(&env, "prod").await.unwrap(),
+        vec![node_id.clone()]
+    );
+    assert_eq!(
+        dir.nodes_with_tag_key(&env).await.unwrap(),
+        vec![node_id.clone()]
+    );
+    let list = ops::list_tags_for_resource(&nodes, &res(json!({})))
+        .await
+        .unwrap();
+    assert_eq!(
+        list["TagList"],
+        json!([{"Key": env, "Value": "prod"}, {"Key": "role", "Value": "web"}])
+    );
+
+    ops::remove_tags_from_resource(&nodes, &res(json!({"TagKeys": [env]})))
+        .await
+        .unwrap();
+    assert!(dir.nodes_with_tag(&env, "prod").await.unwrap().is_empty());
+    assert!(dir.nodes_with_tag_key(&env).await.unwrap().is_empty());
+    let list = ops::list_tags_for_resource(&nodes, &res(json!({})))
+        .await
+        .unwrap();
+    assert_eq!(list["TagList"], json!([{"Key": "role", "Value": "web"}]));
+
+    // Refusals change nothing.
+    let err = ops::add_tags_to_resource(
+        &nodes,
+        &res(json!({"Tags": [{"Key": "aws:x", "Value": "1"}]})),
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(err.code(), "ValidationException");
+    let many: Vec<Value> = (0..50)
+        .map(|i| json!({"Key": format!("k{i}"), "Value": "v"}))
+        .collect();
+    let err = ops::add_tags_to_resource(&nodes, &res(json!({"Tags": many})))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), "TooManyTagsError");
+    let bad_type = json!({"ResourceType": "Document", "ResourceId": node_id, "Tags": [{"Key": "a", "Value": "b"}]});
+    assert_eq!(
+        ops::add_tags_to_resource(&nodes, &bad_type)
+            .await
+            .unwrap_err()
+            .code(),
+        "InvalidResourceType"
+    );
+    let missing = json!({"ResourceType": "ManagedInstance", "ResourceId": "mi-00000000000000000", "Tags": [{"Key": "a", "Value": "b"}]});
+    assert_eq!(
+        ops::add_tags_to_resource(&nodes, &missing)
+            .await
+            .unwrap_err()
+            .code(),
+        "InvalidResourceId"
+    );
+    let list = ops::list_tags_for_resource(&nodes, &res(json!({})))
+        .await
+        .unwrap();
+    assert_eq!(list["TagList"].as_array().unwrap().len(), 1);
+
+    // Heartbeats move forward only, and only for known nodes.
+    let hb = Heartbeat {
+        agent_version: "0.2.0".into(),
+        platform_type: "Linux".into(),
+        platform_name: "Debian".into(),
+        platform_version: "13".into(),
+        ip_address: "10.0.0.9".into(),
+        computer_name: "host-9".into(),
+    };
+    let t = now_epoch() + 1.0;
+    assert!(nodes.record_heartbeat(&node_id, &hb, t).await.unwrap());
+    let old = Heartbeat {
+        agent_version: "0.0.1".into(),
+        ..hb.clone()
+    };
+    assert!(
+        nodes
+            .record_heartbeat(&node_id, &old, t - 100.0)
+            .await
+            .unwrap()
+    );
+    let n = nodes.get(&node_id).await.unwrap().unwrap();
+    assert_eq!(n.agent_version, "0.2.0");
+    assert_eq!(n.last_ping_date_time, t);
+    assert!(
+        !nodes
+            .record_heartbeat("mi-00000000000000000", &hb, t)
+            .await
+            .unwrap()
+    );
+    assert!(nodes.get("mi-00000000000000000").await.unwrap().is_none());
+}
+
+#[tokio::test]
+#[ignore = "needs the local stack: make test runs it"]
+async fn activations_are_described_without_their_code_and_deleted() {
+    let stack = stack().await;
+    let store = ActivationTable::new(&stack);
+    let name = format!("n-{}", unique());
+    let resp = ops::create_activation(
+        &store,
+        &json!({"DefaultInstanceName": name, "IamRole": "R", "RegistrationLimit": 3, "Description": "d"}),
+        now_epoch(),
+    )
+    .await
+    .unwrap();
+    let id = resp["ActivationId"].as_str().unwrap().to_string();
+    let code = resp["ActivationCode"].as_str().unwrap().to_string();
+    let described = ops::describe_activations(
+        &store,
+        &json!({"Filters": [{"FilterKey": "ActivationIds", "FilterValues": [id]}]}),
+        now_epoch(),
+    )
+    .await
+    .unwrap();
+    let list = described["ActivationList"].as_array().unwrap();
+    assert_eq!(list.len(), 1);
+    assert_eq!(list[0]["DefaultInstanceName"], name.as_str());
+    assert_eq!(list[0]["RegistrationLimit"], 3);
+    assert_eq!(list[0]["Expired"], false);
+    assert!(
+        !described.to_string().contains(&code),
+        "the activation code leaked"
+    );
+    // Filtered by name, across pages, it is found exactly once.
+    let mut found = 0;
+    let mut token: Option<String> = None;
+    loop {
+        let mut body = json!({"Filters": [{"FilterKey": "DefaultInstanceName", "FilterValues": [name]}], "MaxResults": 10});
+        if let Some(t) = &token {
+            body["NextToken"] = json!(t);
+        }
+        let page = ops::describe_activations(&store, &body, now_epoch())
+            .await
+            .unwrap();
+        found += page["ActivationList"].as_array().unwrap().len();
+        match page.get("NextToken").and_then(Value::as_str) {
+            Some(t) => token = Some(t.to_string()),
+            None => break,
+        }
+    }
+    assert_eq!(found, 1);
+    ops::delete_activation(&store, &json!({"ActivationId": id}))
+        .await
+        .unwrap();
+    assert!(store.get(&id).await.unwrap().is_none());
+    let again = ops::delete_activation(&store, &json!({"ActivationId": id}))
+        .await
+        .unwrap_err();
+    assert_eq!(again.code(), "InvalidActivationId");
+}
