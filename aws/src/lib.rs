@@ -11,6 +11,14 @@ pub mod node_queues;
 pub mod nodes;
 pub mod tag_index;
 
+// Run Command.
+pub mod commands;
+pub mod events;
+pub mod invocations;
+pub mod output;
+pub mod signer;
+pub mod work_queue;
+
 pub use config::{Clients, Settings};
 
 /// What every handler needs: where the resources are and the clients to

@@ -1,10 +1,46 @@
-//! SendCommand and friends. (Being written.)
+//! Run Command on the API: SendCommand, ListCommands, ListCommandInvocations,
+//! GetCommandInvocation, CancelCommand. The work is in
+//! `steward_core::run_command::operations`; this is the seam.
+
 use serde_json::Value;
 use steward_aws::Stack;
+use steward_aws::commands::RunCommandAdapters;
 use steward_core::SsmError;
+use steward_core::clock::now_epoch;
+use steward_core::run_command::operations;
 
 use crate::auth::Principal;
 
-pub async fn handle(_stack: &Stack, _p: &Principal, _op: &str, _body: &Value) -> Option<Result<Value, SsmError>> {
-    None
+const OPERATIONS: [&str; 5] = [
+    "SendCommand",
+    "ListCommands",
+    "ListCommandInvocations",
+    "GetCommandInvocation",
+    "CancelCommand",
+];
+
+/// `None`: not a Run Command operation.
+pub async fn handle(
+    stack: &Stack,
+    _p: &Principal,
+    op: &str,
+    body: &Value,
+) -> Option<Result<Value, SsmError>> {
+    if !OPERATIONS.contains(&op) {
+        return None;
+    }
+    let adapters = RunCommandAdapters::new(stack);
+    let result = operations::handle(&adapters.ports(), op, body, now_epoch()).await?;
+    if let Ok(answer) = &result
+        && op == "SendCommand"
+    {
+        tracing::info!(
+            command_id = answer["Command"]["CommandId"].as_str().unwrap_or_default(),
+            target_count = answer["Command"]["TargetCount"]
+                .as_u64()
+                .unwrap_or_default(),
+            "command sent"
+        );
+    }
+    Some(result)
 }
