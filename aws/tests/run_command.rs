@@ -1,0 +1,639 @@
+//! The Run Command adapters against the local stack (`source .local/stack.env`):
+//! the DynamoDB store's conditional transitions and counters, the KMS signer,
+//! and dispatch from a FanOut to a real node queue and a delivery deadline.
+
+use aws_sdk_sqs::types::QueueAttributeName;
+use serde_json::{Value, json};
+use steward_aws::Stack;
+use steward_aws::commands::{CommandTable, RunCommandAdapters};
+use steward_aws::nodes::node_to_item;
+use steward_aws::signer::KmsSigner;
+use steward_aws::work_queue::SqsWorkQueue;
+use steward_core::channel::{
+    CancelCommand, Downlink, DownlinkPayload, DownlinkVerifier, InvocationUpdate, PluginResult,
+    seal_downlink,
+};
+use steward_core::clock::now_epoch;
+use steward_core::command::InvocationDetail as D;
+use steward_core::fleet::Node;
+use steward_core::run_command::dispatch;
+use steward_core::run_command::ingest::{Applied, apply_update};
+use steward_core::run_command::model::{Transition, WorkItem};
+use steward_core::run_command::operations;
+use steward_core::run_command::ports::{CommandStore, TimeRange};
+
+async fn stack() -> Stack {
+    Stack::from_env()
+        .await
+        .expect("STEWARD_* variables missing: source .local/stack.env (make test does)")
+}
+
+fn new_node_id() -> String {
+    steward_core::ids::new_managed_instance_id()
+}
+
+/// A queue of this test's own: nothing else consumes it.
+async fn queue(stack: &Stack, purpose: &str) -> String {
+    let name = format!(
+        "steward-test-{purpose}-{}",
+        &steward_core::ids::new_command_id()[..8]
+    );
+    stack
+        .clients
+        .sqs
+        .create_queue()
+        .queue_name(name)
+        .attributes(QueueAttributeName::VisibilityTimeout, "30")
+        .send()
+        .await
+        .unwrap()
+        .queue_url
+        .unwrap()
+}
+
+/// A registered node with its own queue (written directly; registration
+/// itself is the fleet's and tested there).
+async fn node(stack: &Stack) -> (String, String) {
+    let id = new_node_id();
+    let q = queue(stack, "node").await;
+    let n = Node {
+        instance_id: id.clone(),
+        activation_id: "test".into(),
+        name: "test".into(),
+        iam_role: "StewardNode".into(),
+        registration_date: now_epoch(),
+        last_ping_date_time: now_epoch(),
+        agent_version: "0.1.0".into(),
+        platform_type: "Linux".into(),
+        platform_name: "Debian".into(),
+        platform_version: "12".into(),
+        computer_name: format!("host-{id}"),
+        ip_address: "10.0.0.1".into(),
+        public_key: String::new(),
+        queue_url: q.clone(),
+        queue_arn: String::new(),
+        tags: Default::default(),
+        tags_version: 0,
+    };
+    stack
+        .clients
+        .dynamodb
+        .put_item()
+        .table_name(&stack.settings.nodes_table)
+        .set_item(Some(node_to_item(&n)))
+        .send()
+        .await
+        .unwrap();
+    (id, q)
+}
+
+async fn receive_all(stack: &Stack, url: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    loop {
+        let resp = stack
+            .clients
+            .sqs
+            .receive_message()
+            .queue_url(url)
+            .max_number_of_messages(10)
+            .wait_time_seconds(1)
+            .send()
+            .await
+            .unwrap();
+        let msgs = resp.messages.unwrap_or_default();
+        if msgs.is_empty() {
+            return out;
+        }
+        for m in msgs {
+            out.push(m.body.unwrap_or_default());
+            stack
+                .clients
+                .sqs
+                .delete_message()
+                .queue_url(url)
+                .receipt_handle(m.receipt_handle.unwrap_or_default())
+                .send()
+                .await
+                .unwrap();
+        }
+    }
+}
+
+async fn verifier(stack: &Stack) -> DownlinkVerifier {
+    let der = KmsSigner::new(stack).public_key_der().await.unwrap();
+    DownlinkVerifier::from_der(&der).unwrap()
+}
+
+/// Adapters whose work queue is a private one, so that a running local
+/// dispatcher does not take this test's work items.
+async fn adapters(stack: &Stack) -> (RunCommandAdapters, String) {
+    let mut a = RunCommandAdapters::new(stack);
+    let url = queue(stack, "work").await;
+    a.work = SqsWorkQueue::with_url(stack.clients.sqs.clone(), &url);
+    (a, url)
+}
+
+fn shell(ids: &[&str]) -> Value {
+    json!({"DocumentName": "AWS-RunShellScript", "InstanceIds": ids,
+           "Parameters": {"commands": ["echo hello"]}, "TimeoutSeconds": 60})
+}
+
+fn report(cid: &str, detail: D, code: i32, out: &str) -> InvocationUpdate {
+    InvocationUpdate {
+        command_id: cid.into(),
+        detail,
+        response_code: code,
+        execution_start: Some(now_epoch()),
+        execution_end: detail.is_final().then(now_epoch),
+        plugins: vec![PluginResult {
+            name: "aws:runShellScript".into(),
+            detail,
+            response_code: code,
+            start: None,
+            end: None,
+            stdout: out.into(),
+            stderr: String::new(),
+            uploaded: false,
+        }],
+    }
+}
+
+#[tokio::test]
+#[ignore = "needs the local stack: make test runs it"]
+async fn kms_signed_downlink_verifies_with_the_public_key() {
+    let stack = stack().await;
+    let signer = KmsSigner::new(&stack);
+    let payload = DownlinkPayload {
+        v: 1,
+        msg_id: "m-1".into(),
+        node_id: "mi-00000000000000001".into(),
+        issued_at: 100.0,
+        expires_at: 200.0,
+        message: Downlink::CancelCommand(CancelCommand {
+            command_id: "c".into(),
+        }),
+    };
+    let body = seal_downlink(&payload, &signer).await.unwrap();
+    let v = verifier(&stack).await;
+    assert_eq!(
+        v.open(&body, "mi-00000000000000001", 150.0).unwrap(),
+        payload
+    );
+    // Another node, or too late: refused.
+    assert!(v.open(&body, "mi-00000000000000002", 150.0).is_err());
+    assert!(v.open(&body, "mi-00000000000000001", 250.0).is_err());
+}
+
+#[tokio::test]
+#[ignore = "needs the local stack: make test runs it"]
+async fn store_transitions_are_conditional_and_counters_exact() {
+    let stack = stack().await;
+    let (a, _) = adapters(&stack).await;
+    let rc = a.ports();
+    let (n1, _) = node(&stack).await;
+    let (n2, _) = node(&stack).await;
+    let sent = operations::send_command(&rc, &shell(&[&n1, &n2]), now_epoch())
+        .await
+        .unwrap();
+    let cid = sent["Command"]["CommandId"].as_str().unwrap().to_string();
+    dispatch::run(
+        &rc,
+        &WorkItem::FanOut {
+            command_id: cid.clone(),
+        },
+        now_epoch(),
+    )
+    .await
+    .unwrap();
+    let store = CommandTable::new(&stack);
+
+    // Pending → In Progress once; the same move again changes nothing.
+    let start = Transition::status_only(&cid, &n1, D::Pending, D::InProgress);
+    assert!(store.transition(&start).await.unwrap());
+    assert!(!store.transition(&start).await.unwrap());
+    let c = store.get_command(&cid).await.unwrap().unwrap();
+    assert_eq!(c.tally.started, 1);
+
+    // A report, redelivered three times: one change, one count.
+    for _ in 0..3 {
+        apply_update(&rc, &n1, report(&cid, D::Success, 0, "hello\n"))
+            .await
+            .unwrap();
+    }
+    let c = store.get_command(&cid).await.unwrap().unwrap();
+    assert_eq!(
+        (c.tally.success, c.tally.completed(), c.tally.started),
+        (1, 1, 1)
+    );
+    assert_eq!(c.status, "InProgress");
+    let inv = store.get_invocation(&cid, &n1).await.unwrap().unwrap();
+    assert_eq!(inv.status_details, D::Success);
+    assert_eq!(inv.plugins[0].standard_output_content, "hello\n");
+    assert_eq!(inv.response_code, 0);
+
+    // Another node's report about n2's invocation is not applied.
+    let (stranger, _) = node(&stack).await;
+    assert_eq!(
+        apply_update(&rc, &stranger, report(&cid, D::Failed, 1, "x"))
+            .await
+            .unwrap(),
+        Applied::NotFound
+    );
+    apply_update(&rc, &n2, report(&cid, D::Failed, 2, "boom"))
+        .await
+        .unwrap();
+    let c = store.get_command(&cid).await.unwrap().unwrap();
+    assert_eq!(
+        (c.status.as_str(), c.status_details.as_str()),
+        ("Failed", "Failed")
+    );
+    assert_eq!((c.tally.failed, c.tally.completed()), (1, 2));
+    // Final: no later report or state write moves it.
+    assert!(
+        !store
+            .set_command_state(
+                &cid,
+                ("InProgress", "In Progress"),
+                steward_core::command::CommandState {
+                    status: "Success",
+                    details: "Success"
+                }
+            )
+            .await
+            .unwrap()
+    );
+    assert!(!store.request_cancel(&cid).await.unwrap());
+
+    // SSM's shapes on the way out.
+    let got = operations::get_command_invocation(
+        &rc,
+        &json!({"CommandId": cid, "InstanceId": n2}),
+        now_epoch(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(got["Status"], "Failed");
+    assert_eq!(got["ResponseCode"], 2);
+    assert_eq!(got["StandardOutputContent"], "boom");
+    let listed = operations::list_commands(&rc, &json!({"CommandId": cid}))
+        .await
+        .unwrap();
+    assert_eq!(listed["Commands"][0]["CompletedCount"], 2);
+    assert_eq!(listed["Commands"][0]["ErrorCount"], 1);
+    let by_node =
+        operations::list_command_invocations(&rc, &json!({"InstanceId": n1, "Details": true}))
+            .await
+            .unwrap();
+    assert_eq!(by_node["CommandInvocations"][0]["CommandId"], cid.as_str());
+    assert_eq!(
+        by_node["CommandInvocations"][0]["CommandPlugins"][0]["Output"],
+        "hello\n"
+    );
+}
+
+#[tokio::test]
+#[ignore = "needs the local stack: make test runs it"]
+async fn commands_list_newest_first_with_tokens() {
+    let stack = stack().await;
+    let (a, _) = adapters(&stack).await;
+    let rc = a.ports();
+    let (n1, _) = node(&stack).await;
+    let base = now_epoch();
+    let mut ids = Vec::new();
+    for i in 0..3 {
+        let sent = operations::send_command(&rc, &shell(&[&n1]), base + i as f64)
+            .await
+            .unwrap();
+        ids.push(sent["Command"]["CommandId"].as_str().unwrap().to_string());
+        dispatch::run(
+            &rc,
+            &WorkItem::FanOut {
+                command_id: ids[i].clone(),
+            },
+            base,
+        )
+        .await
+        .unwrap();
+    }
+    let store = CommandTable::new(&stack);
+    // The node's invocations, newest first, a page at a time.
+    let range = TimeRange::default();
+    let p1 = store
+        .query_node_invocations(&n1, range, 2, None)
+        .await
+        .unwrap();
+    assert_eq!(
+        p1.items
+            .iter()
+            .map(|i| i.command_id.clone())
+            .collect::<Vec<_>>(),
+        vec![ids[2].clone(), ids[1].clone()]
+    );
+    let p2 = store
+        .query_node_invocations(&n1, range, 2, p1.next_token.as_deref())
+        .await
+        .unwrap();
+    assert_eq!(p2.items[0].command_id, ids[0]);
+    // All commands, newest first, within a window that only holds these three.
+    let window = TimeRange {
+        after: Some(base),
+        before: Some(base + 2.0),
+    };
+    let page = store.query_commands(window, 10, None).await.unwrap();
+    let got: Vec<String> = page.items.iter().map(|c| c.command_id.clone()).collect();
+    let mut expected = ids.clone();
+    expected.reverse();
+    assert_eq!(
+        got.iter()
+            .filter(|g| ids.contains(g))
+            .cloned()
+            .collect::<Vec<_>>(),
+        expected
+    );
+    let listed = operations::list_commands(&rc, &json!({"InstanceId": n1, "MaxResults": 2}))
+        .await
+        .unwrap();
+    assert_eq!(listed["Commands"].as_array().unwrap().len(), 2);
+    let tok = listed["NextToken"].as_str().unwrap();
+    let rest = operations::list_commands(
+        &rc,
+        &json!({"InstanceId": n1, "MaxResults": 2, "NextToken": tok}),
+    )
+    .await
+    .unwrap();
+    assert_eq!(rest["Commands"][0]["CommandId"], ids[0].as_str());
+    assert_eq!(
+        store
+            .query_commands(range, 1, Some("not-a-token"))
+            .await
+            .unwrap_err()
+            .code(),
+        "InvalidNextToken"
+    );
+}
+
+#[tokio::test]
+#[ignore = "needs the local stack: make test runs it"]
+async fn fan_out_reaches_the_node_queue_signed_and_deadlines_are_queued() {
+    let stack = stack().await;
+    let (a, work_url) = adapters(&stack).await;
+    let rc = a.ports();
+    let (n1, q1) = node(&stack).await;
+    let now = now_epoch();
+    let mut body = shell(&[&n1]);
+    body["OutputS3BucketName"] = json!(stack.settings.output_bucket);
+    body["OutputS3KeyPrefix"] = json!("test");
+    let sent = operations::send_command(&rc, &body, now).await.unwrap();
+    let cid = sent["Command"]["CommandId"].as_str().unwrap().to_string();
+
+    // The FanOut the API enqueued, as the dispatch function receives it.
+    let items = receive_all(&stack, &work_url).await;
+    assert_eq!(items.len(), 1);
+    let fan: WorkItem = serde_json::from_str(&items[0]).unwrap();
+    assert_eq!(
+        fan,
+        WorkItem::FanOut {
+            command_id: cid.clone()
+        }
+    );
+    dispatch::process(&rc, &items[0], now).await.unwrap();
+    // Redelivered: creates nothing twice, resends under the same msg_id.
+    dispatch::process(&rc, &items[0], now).await.unwrap();
+
+    let v = verifier(&stack).await;
+    let msgs = receive_all(&stack, &q1).await;
+    assert_eq!(msgs.len(), 2);
+    let opened: Vec<DownlinkPayload> = msgs
+        .iter()
+        .map(|m| v.open(m, &n1, now + 1.0).unwrap())
+        .collect();
+    assert_eq!(opened[0].msg_id, opened[1].msg_id);
+    assert_eq!(opened[0].expires_at, now + 60.0);
+    let Downlink::RunCommand(run) = &opened[0].message else {
+        panic!("not a RunCommand")
+    };
+    assert_eq!(run.command_id, cid);
+    assert_eq!(run.steps[0].run_command, vec!["echo hello"]);
+    // The presigned URL really writes the object SSM's layout names.
+    let put = &run.uploads[0].stdout_put_url;
+    let key = format!("test/{cid}/{n1}/awsrunShellScript/0.awsrunShellScript/stdout");
+    assert!(put.contains(&key), "{put}");
+
+    // The deadlines wait, delayed, on the work queue (one pair per delivery).
+    let attrs = stack
+        .clients
+        .sqs
+        .get_queue_attributes()
+        .queue_url(&work_url)
+        .attribute_names(QueueAttributeName::ApproximateNumberOfMessagesDelayed)
+        .send()
+        .await
+        .unwrap();
+    let delayed: u32 = attrs
+        .attributes
+        .unwrap_or_default()
+        .get(&QueueAttributeName::ApproximateNumberOfMessagesDelayed)
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0);
+    assert_eq!(delayed, 4);
+    let inv = CommandTable::new(&stack)
+        .get_invocation(&cid, &n1)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(inv.status_details, D::Pending);
+    assert_eq!(inv.instance_name, format!("host-{n1}"));
+}
+
+#[tokio::test]
+#[ignore = "needs the local stack: make test runs it"]
+async fn delivery_deadline_times_out_a_pending_invocation_and_ends_the_command() {
+    let stack = stack().await;
+    let (a, work_url) = adapters(&stack).await;
+    let rc = a.ports();
+    let (n1, _) = node(&stack).await;
+    let now = now_epoch();
+    let sent = operations::send_command(&rc, &shell(&[&n1]), now)
+        .await
+        .unwrap();
+    let cid = sent["Command"]["CommandId"].as_str().unwrap().to_string();
+    dispatch::run(
+        &rc,
+        &WorkItem::FanOut {
+            command_id: cid.clone(),
+        },
+        now,
+    )
+    .await
+    .unwrap();
+    receive_all(&stack, &work_url).await;
+
+    let deadline = WorkItem::DeliveryDeadline {
+        command_id: cid.clone(),
+        instance_id: n1.clone(),
+        at: now + 60.0,
+    };
+    // Early: put back on the queue with the remaining delay, nothing changes.
+    assert_eq!(
+        dispatch::run(&rc, &deadline, now + 10.0).await.unwrap(),
+        dispatch::Outcome::Postponed(50)
+    );
+    let store = CommandTable::new(&stack);
+    assert_eq!(
+        store
+            .get_invocation(&cid, &n1)
+            .await
+            .unwrap()
+            .unwrap()
+            .status_details,
+        D::Pending
+    );
+    // Due (twice, as a redelivery would): one change, one count.
+    dispatch::run(&rc, &deadline, now + 61.0).await.unwrap();
+    dispatch::run(&rc, &deadline, now + 62.0).await.unwrap();
+    let inv = store.get_invocation(&cid, &n1).await.unwrap().unwrap();
+    assert_eq!(inv.status_details, D::DeliveryTimedOut);
+    let c = store.get_command(&cid).await.unwrap().unwrap();
+    assert_eq!(
+        (c.status.as_str(), c.status_details.as_str()),
+        ("TimedOut", "Delivery Timed Out")
+    );
+    assert_eq!(c.tally.delivery_timed_out, 1);
+    // The agent's late report cannot revive it.
+    apply_update(&rc, &n1, report(&cid, D::InProgress, -1, ""))
+        .await
+        .unwrap();
+    assert_eq!(
+        store
+            .get_invocation(&cid, &n1)
+            .await
+            .unwrap()
+            .unwrap()
+            .status_details,
+        D::DeliveryTimedOut
+    );
+}
+
+#[tokio::test]
+#[ignore = "needs the local stack: make test runs it"]
+async fn unknown_instance_writes_nothing_and_deleted_queue_is_undeliverable() {
+    let stack = stack().await;
+    let (a, work_url) = adapters(&stack).await;
+    let rc = a.ports();
+    let err = operations::send_command(&rc, &shell(&[&new_node_id()]), now_epoch())
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), "InvalidInstanceId");
+    assert!(receive_all(&stack, &work_url).await.is_empty());
+
+    let (n1, q1) = node(&stack).await;
+    stack
+        .clients
+        .sqs
+        .delete_queue()
+        .queue_url(&q1)
+        .send()
+        .await
+        .unwrap();
+    let now = now_epoch();
+    let sent = operations::send_command(&rc, &shell(&[&n1]), now)
+        .await
+        .unwrap();
+    let cid = sent["Command"]["CommandId"].as_str().unwrap().to_string();
+    dispatch::run(
+        &rc,
+        &WorkItem::FanOut {
+            command_id: cid.clone(),
+        },
+        now,
+    )
+    .await
+    .unwrap();
+    let store = CommandTable::new(&stack);
+    assert_eq!(
+        store
+            .get_invocation(&cid, &n1)
+            .await
+            .unwrap()
+            .unwrap()
+            .status_details,
+        D::Undeliverable
+    );
+    let c = store.get_command(&cid).await.unwrap().unwrap();
+    assert_eq!(c.status, "Failed");
+}
+
+#[tokio::test]
+#[ignore = "needs the local stack: make test runs it"]
+async fn cancel_reaches_running_nodes() {
+    let stack = stack().await;
+    let (a, work_url) = adapters(&stack).await;
+    let rc = a.ports();
+    let (n1, q1) = node(&stack).await;
+    let (n2, _) = node(&stack).await;
+    let now = now_epoch();
+    let sent = operations::send_command(&rc, &shell(&[&n1, &n2]), now)
+        .await
+        .unwrap();
+    let cid = sent["Command"]["CommandId"].as_str().unwrap().to_string();
+    dispatch::run(
+        &rc,
+        &WorkItem::FanOut {
+            command_id: cid.clone(),
+        },
+        now,
+    )
+    .await
+    .unwrap();
+    receive_all(&stack, &work_url).await;
+    receive_all(&stack, &q1).await;
+    apply_update(&rc, &n1, report(&cid, D::InProgress, -1, ""))
+        .await
+        .unwrap();
+
+    operations::cancel_command(&rc, &json!({"CommandId": cid}))
+        .await
+        .unwrap();
+    let store = CommandTable::new(&stack);
+    assert_eq!(
+        store.get_command(&cid).await.unwrap().unwrap().status,
+        "Cancelling"
+    );
+    let items = receive_all(&stack, &work_url).await;
+    assert_eq!(items.len(), 1);
+    dispatch::process(&rc, &items[0], now + 1.0).await.unwrap();
+    assert_eq!(
+        store
+            .get_invocation(&cid, &n1)
+            .await
+            .unwrap()
+            .unwrap()
+            .status_details,
+        D::Cancelling
+    );
+    assert_eq!(
+        store
+            .get_invocation(&cid, &n2)
+            .await
+            .unwrap()
+            .unwrap()
+            .status_details,
+        D::Cancelled
+    );
+    let v = verifier(&stack).await;
+    let msgs = receive_all(&stack, &q1).await;
+    assert_eq!(msgs.len(), 1);
+    assert!(matches!(
+        v.open(&msgs[0], &n1, now + 2.0).unwrap().message,
+        Downlink::CancelCommand(_)
+    ));
+    apply_update(&rc, &n1, report(&cid, D::Cancelled, -1, ""))
+        .await
+        .unwrap();
+    let c = store.get_command(&cid).await.unwrap().unwrap();
+    assert_eq!(
+        (c.status.as_str(), c.status_details.as_str()),
+        ("Cancelled", "Canceled")
+    );
+    assert_eq!(c.tally.cancelled, 2);
+}
