@@ -1,0 +1,168 @@
+//! The dispatch function's handler against the local stack
+//! (`source .local/stack.env`): an SQS batch in, signed messages on the
+//! node's queue and partial batch failures out.
+
+use aws_lambda_events::sqs::{SqsEvent, SqsMessage};
+use serde_json::json;
+use steward_aws::Stack;
+use steward_aws::commands::{CommandTable, RunCommandAdapters};
+use steward_aws::nodes::node_to_item;
+use steward_aws::signer::KmsSigner;
+use steward_core::channel::{Downlink, DownlinkVerifier};
+use steward_core::clock::now_epoch;
+use steward_core::command::InvocationDetail;
+use steward_core::fleet::Node;
+use steward_core::run_command::ports::CommandStore;
+use steward_core::run_command::{model::Command, operations};
+
+async fn stack() -> Stack {
+    Stack::from_env()
+        .await
+        .expect("STEWARD_* variables missing: source .local/stack.env (make test does)")
+}
+
+async fn node(stack: &Stack) -> (String, String) {
+    let id = steward_core::ids::new_managed_instance_id();
+    let url = stack
+        .clients
+        .sqs
+        .create_queue()
+        .queue_name(format!("steward-test-dispatch-{}", &id[3..]))
+        .send()
+        .await
+        .unwrap()
+        .queue_url
+        .unwrap();
+    let n = Node {
+        instance_id: id.clone(),
+        activation_id: "test".into(),
+        name: "test".into(),
+        iam_role: "StewardNode".into(),
+        registration_date: now_epoch(),
+        last_ping_date_time: now_epoch(),
+        agent_version: "0.1.0".into(),
+        platform_type: "Linux".into(),
+        platform_name: "Debian".into(),
+        platform_version: "12".into(),
+        computer_name: "host".into(),
+        ip_address: "10.0.0.1".into(),
+        public_key: String::new(),
+        queue_url: url.clone(),
+        queue_arn: String::new(),
+        tags: Default::default(),
+        tags_version: 0,
+    };
+    stack
+        .clients
+        .dynamodb
+        .put_item()
+        .table_name(&stack.settings.nodes_table)
+        .set_item(Some(node_to_item(&n)))
+        .send()
+        .await
+        .unwrap();
+    (id, url)
+}
+
+fn record(id: &str, body: String) -> SqsMessage {
+    let mut m = SqsMessage::default();
+    m.message_id = Some(id.into());
+    m.body = Some(body);
+    m
+}
+
+async fn command(stack: &Stack, node: &str) -> Command {
+    let adapters = RunCommandAdapters::new(stack);
+    let sent = operations::send_command(
+        &adapters.ports(),
+        &json!({"DocumentName": "AWS-RunShellScript", "InstanceIds": [node],
+                "Parameters": {"commands": ["uptime"]}}),
+        now_epoch(),
+    )
+    .await
+    .unwrap();
+    let id = sent["Command"]["CommandId"].as_str().unwrap();
+    CommandTable::new(stack)
+        .get_command(id)
+        .await
+        .unwrap()
+        .unwrap()
+}
+
+#[tokio::test]
+#[ignore = "needs the local stack: make test runs it"]
+async fn a_fan_out_batch_delivers_a_signed_run_command() {
+    let stack = stack().await;
+    let (n1, q1) = node(&stack).await;
+    let c = command(&stack, &n1).await;
+    let fan = json!({"kind": "FanOut", "command_id": c.command_id}).to_string();
+    let mut event = SqsEvent::default();
+    event.records = vec![record("m-1", fan), record("m-2", "not a work item".into())];
+    let resp = steward_fn_dispatch::handle(&stack, event).await;
+    // The malformed record is dropped (a retry cannot fix it), not failed.
+    assert!(resp.batch_item_failures.is_empty());
+
+    let msgs = stack
+        .clients
+        .sqs
+        .receive_message()
+        .queue_url(&q1)
+        .max_number_of_messages(10)
+        .wait_time_seconds(2)
+        .send()
+        .await
+        .unwrap()
+        .messages
+        .unwrap_or_default();
+    assert_eq!(msgs.len(), 1);
+    let der = KmsSigner::new(&stack).public_key_der().await.unwrap();
+    let v = DownlinkVerifier::from_der(&der).unwrap();
+    let p = v
+        .open(msgs[0].body.as_deref().unwrap(), &n1, now_epoch())
+        .unwrap();
+    let Downlink::RunCommand(run) = p.message else {
+        panic!("not a RunCommand")
+    };
+    assert_eq!(run.command_id, c.command_id);
+    assert_eq!(run.steps[0].run_command, vec!["uptime"]);
+    let inv = CommandTable::new(&stack)
+        .get_invocation(&c.command_id, &n1)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(inv.status_details, InvocationDetail::Pending);
+}
+
+#[tokio::test]
+#[ignore = "needs the local stack: make test runs it"]
+async fn a_due_delivery_deadline_times_the_invocation_out() {
+    let stack = stack().await;
+    let (n1, _) = node(&stack).await;
+    let c = command(&stack, &n1).await;
+    let mut event = SqsEvent::default();
+    event.records = vec![record(
+        "m-1",
+        json!({"kind": "FanOut", "command_id": c.command_id}).to_string(),
+    )];
+    steward_fn_dispatch::handle(&stack, event).await;
+    // A deadline already past, as the queue would deliver it late.
+    let mut event = SqsEvent::default();
+    event.records = vec![record(
+        "m-2",
+        json!({"kind": "DeliveryDeadline", "command_id": c.command_id, "instance_id": n1, "at": now_epoch() - 1.0}).to_string(),
+    )];
+    let resp = steward_fn_dispatch::handle(&stack, event).await;
+    assert!(resp.batch_item_failures.is_empty());
+    let store = CommandTable::new(&stack);
+    let inv = store
+        .get_invocation(&c.command_id, &n1)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(inv.status_details, InvocationDetail::DeliveryTimedOut);
+    let c = store.get_command(&c.command_id).await.unwrap().unwrap();
+    assert_eq!(
+        (c.status.as_str(), c.status_details.as_str()),
+        ("TimedOut", "Delivery Timed Out")
+    );
+}

@@ -1,0 +1,149 @@
+//! Ingest's invocation updates against the local stack
+//! (`source .local/stack.env`): one node's report moves its own invocation
+//! once, and the command follows.
+
+use serde_json::json;
+use steward_aws::Stack;
+use steward_aws::commands::{CommandTable, RunCommandAdapters};
+use steward_aws::nodes::node_to_item;
+use steward_core::channel::{InvocationUpdate, PluginResult};
+use steward_core::clock::now_epoch;
+use steward_core::command::InvocationDetail as D;
+use steward_core::fleet::Node;
+use steward_core::run_command::dispatch;
+use steward_core::run_command::model::WorkItem;
+use steward_core::run_command::operations;
+use steward_core::run_command::ports::CommandStore;
+
+async fn stack() -> Stack {
+    Stack::from_env()
+        .await
+        .expect("STEWARD_* variables missing: source .local/stack.env (make test does)")
+}
+
+async fn node(stack: &Stack) -> String {
+    let id = steward_core::ids::new_managed_instance_id();
+    let url = stack
+        .clients
+        .sqs
+        .create_queue()
+        .queue_name(format!("steward-test-ingest-{}", &id[3..]))
+        .send()
+        .await
+        .unwrap()
+        .queue_url
+        .unwrap();
+    let n = Node {
+        instance_id: id.clone(),
+        activation_id: "test".into(),
+        name: "test".into(),
+        iam_role: "StewardNode".into(),
+        registration_date: now_epoch(),
+        last_ping_date_time: now_epoch(),
+        agent_version: "0.1.0".into(),
+        platform_type: "Linux".into(),
+        platform_name: "Debian".into(),
+        platform_version: "12".into(),
+        computer_name: "host".into(),
+        ip_address: "10.0.0.1".into(),
+        public_key: String::new(),
+        queue_url: url,
+        queue_arn: String::new(),
+        tags: Default::default(),
+        tags_version: 0,
+    };
+    stack
+        .clients
+        .dynamodb
+        .put_item()
+        .table_name(&stack.settings.nodes_table)
+        .set_item(Some(node_to_item(&n)))
+        .send()
+        .await
+        .unwrap();
+    id
+}
+
+fn update(cid: &str, detail: D, stdout: String) -> InvocationUpdate {
+    InvocationUpdate {
+        command_id: cid.into(),
+        detail,
+        response_code: if detail == D::Success { 0 } else { -1 },
+        execution_start: Some(now_epoch()),
+        execution_end: detail.is_final().then(now_epoch),
+        plugins: vec![PluginResult {
+            name: "aws:runShellScript".into(),
+            detail,
+            response_code: if detail == D::Success { 0 } else { -1 },
+            start: None,
+            end: None,
+            stdout,
+            stderr: String::new(),
+            uploaded: false,
+        }],
+    }
+}
+
+#[tokio::test]
+#[ignore = "needs the local stack: make test runs it"]
+async fn reports_apply_once_to_the_senders_invocation() {
+    let stack = stack().await;
+    let (n1, n2) = (node(&stack).await, node(&stack).await);
+    let adapters = RunCommandAdapters::new(&stack);
+    let rc = adapters.ports();
+    let sent = operations::send_command(
+        &rc,
+        &json!({"DocumentName": "AWS-RunShellScript", "InstanceIds": [n1],
+                "Parameters": {"commands": ["yes | head -c 30000"]}}),
+        now_epoch(),
+    )
+    .await
+    .unwrap();
+    let cid = sent["Command"]["CommandId"].as_str().unwrap().to_string();
+    dispatch::run(
+        &rc,
+        &WorkItem::FanOut {
+            command_id: cid.clone(),
+        },
+        now_epoch(),
+    )
+    .await
+    .unwrap();
+
+    // n2 has no invocation of this command: its report is ignored.
+    steward_fn_ingest::invocations::apply(&stack, &n2, update(&cid, D::Success, "x".into()))
+        .await
+        .unwrap();
+    let store = CommandTable::new(&stack);
+    assert_eq!(
+        store
+            .get_invocation(&cid, &n1)
+            .await
+            .unwrap()
+            .unwrap()
+            .status_details,
+        D::Pending
+    );
+
+    steward_fn_ingest::invocations::apply(&stack, &n1, update(&cid, D::InProgress, String::new()))
+        .await
+        .unwrap();
+    // Too long for SSM's inline limit: kept to its first 24,000 characters.
+    let long = "y\n".repeat(15_000);
+    for _ in 0..2 {
+        steward_fn_ingest::invocations::apply(&stack, &n1, update(&cid, D::Success, long.clone()))
+            .await
+            .unwrap();
+    }
+    let inv = store.get_invocation(&cid, &n1).await.unwrap().unwrap();
+    assert_eq!(inv.status_details, D::Success);
+    assert_eq!(
+        inv.plugins[0].standard_output_content.chars().count(),
+        24_000
+    );
+    let c = store.get_command(&cid).await.unwrap().unwrap();
+    assert_eq!(
+        (c.status.as_str(), c.tally.success, c.tally.started),
+        ("Success", 1, 1)
+    );
+}
