@@ -473,3 +473,70 @@ async fn activations_are_described_without_their_code_and_deleted() {
         .unwrap_err();
     assert_eq!(again.code(), "InvalidActivationId");
 }
+
+#[tokio::test]
+#[ignore = "needs the local stack: make test runs it"]
+async fn node_credentials_need_the_nodes_signature_and_a_fresh_timestamp() {
+    use base64::Engine;
+    let b64 = base64::engine::general_purpose::STANDARD;
+    let stack = stack().await;
+    let (id, code) = activation(&stack, 1, json!([])).await;
+    let (key, _) = NodeKey::generate().unwrap();
+    let reg = ops::register(
+        &NodeTable::new(&stack),
+        &ActivationTable::new(&stack),
+        &SqsNodeQueues::new(&stack),
+        &CommandSigningKey::new(&stack),
+        &json!({"ActivationId": id, "ActivationCode": code, "PublicKey": key.public_key_base64(), "Hostname": "h"}),
+        now_epoch(),
+    )
+    .await
+    .unwrap();
+    let node = reg.instance_id;
+    let issuer = steward_aws::credentials::StsCredentialIssuer::new(&stack);
+    let ask = |ts: i64, signer: &NodeKey| {
+        let sig = b64.encode(
+            signer.sign(&steward_core::channel::credentials_request_message(
+                &node, ts,
+            )),
+        );
+        json!({"InstanceId": node, "Timestamp": ts, "Signature": sig})
+    };
+    let now = now_epoch() as i64;
+    let queues = SqsNodeQueues::new(&stack);
+    let creds = ops::node_credentials(
+        &NodeTable::new(&stack),
+        &queues,
+        &issuer,
+        &ask(now, &key),
+        now_epoch(),
+    )
+    .await
+    .unwrap();
+    assert!(!creds["AccessKeyId"].as_str().unwrap().is_empty());
+    assert!(!creds["SessionToken"].as_str().unwrap().is_empty());
+    assert!(creds["Expiration"].as_f64().unwrap() > now_epoch());
+
+    let (other, _) = NodeKey::generate().unwrap();
+    let err = ops::node_credentials(
+        &NodeTable::new(&stack),
+        &queues,
+        &issuer,
+        &ask(now, &other),
+        now_epoch(),
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(err.code(), "InvalidSignatureException");
+    let err = ops::node_credentials(
+        &NodeTable::new(&stack),
+        &queues,
+        &issuer,
+        &ask(now - 600, &key),
+        now_epoch(),
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(err.code(), "InvalidSignatureException");
+    assert!(err.to_string().contains("clock"));
+}
