@@ -70,6 +70,7 @@ fn init_logging(format: LogFormat) {
         .unwrap_or(tracing_subscriber::filter::LevelFilter::INFO);
     let builder = tracing_subscriber::fmt()
         .with_max_level(level)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_writer(std::io::stderr);
     match format {
         LogFormat::Json => builder.json().init(),
