@@ -24,7 +24,7 @@ start_fleet() {
   for env in dev prod; do
     local limit=1; [[ $env == dev ]] && limit=2
     local out
-    out="$("${AWS[@]}" ssm create-activation --default-instance-name "demo-$env" \
+    out="$("${AWS[@]}" ssm create-activation --default-instance-name "demo-$env" --iam-role steward-node \
       --registration-limit "$limit" --tags "Key=env,Value=$env" --output json)" \
       || die "create-activation failed; is the control plane up? see .local/logs/steward-local.log"
     code[$env]="$(python3 -c 'import json,sys; print(json.load(sys.stdin)["ActivationCode"])' <<<"$out")"

@@ -178,6 +178,7 @@ class Fleet:
     def activation(self, env_tag, limit):
         return self.ssm.create_activation(
             DefaultInstanceName=f"e2e-{env_tag}",
+            IamRole="steward-node",
             RegistrationLimit=limit,
             Tags=[{"Key": "env", "Value": env_tag}, {"Key": "suite", "Value": self.suite}],
         )
