@@ -172,7 +172,7 @@ def test_wrong_secret_is_refused_and_creates_nothing(fleet):
         )
     assert e.value.response["Error"]["Code"] in {"InvalidSignatureException", "UnrecognizedClientException"}
     with pytest.raises(botocore.exceptions.ClientError):
-        bad.create_activation(DefaultInstanceName="nope")
+        bad.create_activation(DefaultInstanceName="nope", IamRole="steward-node")
     assert len(fleet.ssm.list_commands(MaxResults=50)["Commands"]) == before
 
 
