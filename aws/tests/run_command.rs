@@ -637,3 +637,80 @@ async fn cancel_reaches_running_nodes() {
     );
     assert_eq!(c.tally.cancelled, 2);
 }
+
+#[tokio::test]
+#[ignore = "needs the local stack: make test runs it"]
+async fn status_changes_reach_an_eventbridge_rule_shaped_as_ssms() {
+    use steward_core::run_command::ports::EventSink;
+    let stack = stack().await;
+    let target = queue(&stack, "events").await;
+    let arn = stack
+        .clients
+        .sqs
+        .get_queue_attributes()
+        .queue_url(&target)
+        .attribute_names(QueueAttributeName::QueueArn)
+        .send()
+        .await
+        .unwrap()
+        .attributes
+        .unwrap()
+        .remove(&QueueAttributeName::QueueArn)
+        .unwrap();
+    let command_id = steward_core::ids::new_command_id();
+    let rule = format!("steward-test-{}", &command_id[..8]);
+    stack
+        .clients
+        .events
+        .put_rule()
+        .name(&rule)
+        .event_bus_name(&stack.settings.event_bus)
+        .event_pattern(
+            json!({"source": ["aws.ssm"], "detail-type": ["EC2 Command Status-change Notification"],
+                   "detail": {"command-id": [command_id]}})
+            .to_string(),
+        )
+        .send()
+        .await
+        .unwrap();
+    stack
+        .clients
+        .events
+        .put_targets()
+        .rule(&rule)
+        .event_bus_name(&stack.settings.event_bus)
+        .targets(
+            aws_sdk_eventbridge::types::Target::builder()
+                .id("q")
+                .arn(arn)
+                .build()
+                .unwrap(),
+        )
+        .send()
+        .await
+        .unwrap();
+    let bus = steward_aws::events::EventBus::new(&stack);
+    bus.publish(
+        "EC2 Command Status-change Notification",
+        vec!["mi-00000000000000001".into()],
+        json!({"command-id": command_id, "document-name": "AWS-RunShellScript", "status": "Success"}),
+    )
+    .await
+    .unwrap();
+    let mut got = Vec::new();
+    for _ in 0..5 {
+        got = receive_all(&stack, &target).await;
+        if !got.is_empty() {
+            break;
+        }
+    }
+    assert_eq!(got.len(), 1);
+    let event: Value = serde_json::from_str(&got[0]).unwrap();
+    assert_eq!(event["source"], "aws.ssm");
+    assert_eq!(event["detail"]["status"], "Success");
+    let expected = format!(
+        "arn:aws:ssm:{}::managed-instance/mi-00000000000000001",
+        stack.settings.region
+    );
+    assert_eq!(event["resources"][0], expected.as_str());
+}
