@@ -1,0 +1,220 @@
+//! steward-local: the control plane's functions in one process, over the same
+//! handler code as the Lambda binaries. Reads the environment written to
+//! `.local/stack.env`.
+
+use std::io::Write;
+use std::net::{Ipv4Addr, SocketAddr};
+use std::sync::Arc;
+
+use anyhow::Context;
+use aws_lambda_events::sqs::SqsEvent;
+use clap::{Parser, ValueEnum};
+use steward_aws::Stack;
+use steward_local::api;
+use steward_local::poller::{MAX_BATCH_SIZE, MAX_WAIT_SECONDS, Poller, PollerConfig, QueueSource};
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio::task::JoinSet;
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum LogFormat {
+    Json,
+    Text,
+}
+
+/// Runs the Steward control plane locally: the api function on a port and a
+/// poller per queue (work → dispatch, ingest → ingest).
+#[derive(Debug, Parser)]
+#[command(name = "steward-local", version)]
+struct Args {
+    /// Port of the API on 127.0.0.1.
+    #[arg(long, env = "STEWARD_API_PORT", default_value_t = 7070)]
+    api_port: u16,
+    /// Do not serve the API.
+    #[arg(long)]
+    no_api: bool,
+    /// Do not poll the work and ingest queues.
+    #[arg(long)]
+    no_pollers: bool,
+    /// Log line format (logs go to stderr).
+    #[arg(long, value_enum, default_value = "text")]
+    log_format: LogFormat,
+    /// Messages per batch handed to a handler (1-10), as an event source mapping's BatchSize.
+    #[arg(long, default_value_t = MAX_BATCH_SIZE, value_parser = clap::value_parser!(i32).range(1..=10))]
+    batch_size: i32,
+    /// Batches in flight at once per queue.
+    #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u16).range(1..=64))]
+    concurrency: u16,
+    /// Largest request body the API accepts; larger ones get 413.
+    #[arg(long, default_value_t = api::DEFAULT_MAX_BODY)]
+    max_body_bytes: usize,
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    init_logging(args.log_format);
+
+    let stack = Arc::new(
+        Stack::from_env()
+            .await
+            .context("cannot read the stack's settings")?,
+    );
+    // Installed before the ready line so that a signal never finds the
+    // default action (terminate without draining).
+    let mut signals = Signals::install()?;
+    let (shutdown_tx, shutdown_rx) = watch::channel(false);
+    let mut tasks = JoinSet::new();
+    let mut ready = Vec::new();
+
+    if !args.no_pollers {
+        let config = PollerConfig {
+            batch_size: args.batch_size,
+            concurrency: usize::from(args.concurrency),
+            wait_time_seconds: MAX_WAIT_SECONDS,
+        };
+        let sqs = &stack.clients.sqs;
+        let region = stack.settings.region.clone();
+
+        let work =
+            QueueSource::resolve(sqs, "work", &stack.settings.work_queue_url, &region).await?;
+        let s = Arc::clone(&stack);
+        let work = Poller::new(sqs.clone(), work, config, move |event: SqsEvent| {
+            let s = Arc::clone(&s);
+            async move { steward_fn_dispatch::handle(&s, event).await }
+        })?;
+
+        let ingest =
+            QueueSource::resolve(sqs, "ingest", &stack.settings.ingest_queue_url, &region).await?;
+        let s = Arc::clone(&stack);
+        let ingest = Poller::new(sqs.clone(), ingest, config, move |event: SqsEvent| {
+            let s = Arc::clone(&s);
+            async move { steward_fn_ingest::handle(&s, event).await }
+        })?;
+
+        for poller in [&work.source(), &ingest.source()] {
+            tracing::info!(queue = %poller.name, arn = %poller.queue_arn, batch_size = config.batch_size, concurrency = config.concurrency, "polling");
+        }
+        tasks.spawn(work.run(shutdown_rx.clone()));
+        tasks.spawn(ingest.run(shutdown_rx.clone()));
+    }
+
+    let mut api_line = String::from("api off");
+    if !args.no_api {
+        let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, args.api_port));
+        let listener = TcpListener::bind(addr).await.with_context(|| {
+            format!("cannot listen on {addr}; is another steward-local running? pass --api-port")
+        })?;
+        let s = Arc::clone(&stack);
+        let handler = move |req: http::Request<bytes::Bytes>| {
+            let s = Arc::clone(&s);
+            async move { steward_fn_api::handle(&s, req).await }
+        };
+        tasks.spawn(api::serve(
+            listener,
+            handler,
+            args.max_body_bytes,
+            shutdown_rx.clone(),
+        ));
+        api_line = format!("api on http://{addr}");
+    }
+    ready.push(api_line);
+    ready.push(if args.no_pollers {
+        "pollers: none".to_string()
+    } else {
+        "pollers: work, ingest".to_string()
+    });
+
+    {
+        let mut out = std::io::stdout().lock();
+        writeln!(out, "steward-local: {}", ready.join(", "))?;
+        out.flush()?;
+    }
+
+    if tasks.is_empty() {
+        tracing::warn!("--no-api and --no-pollers: nothing to run");
+        return Ok(());
+    }
+
+    tokio::select! {
+        signal = signals.next() => {
+            tracing::info!(signal, "shutting down: finishing batches and requests in flight");
+        }
+        Some(ended) = tasks.join_next() => {
+            // A part ended on its own: that is a fault, stop the rest.
+            tracing::error!(result = ?ended.err(), "a component stopped unexpectedly; shutting down");
+        }
+    }
+    let _ = shutdown_tx.send(true);
+    tokio::select! {
+        _ = async { while tasks.join_next().await.is_some() {} } => {}
+        signal = signals.next() => {
+            tracing::warn!(signal, "second signal: exiting now");
+            std::process::exit(130);
+        }
+    }
+    tracing::info!("stopped");
+    Ok(())
+}
+
+struct Signals {
+    term: tokio::signal::unix::Signal,
+    int: tokio::signal::unix::Signal,
+}
+
+impl Signals {
+    fn install() -> anyhow::Result<Self> {
+        use tokio::signal::unix::{SignalKind, signal};
+        Ok(Self {
+            term: signal(SignalKind::terminate()).context("cannot install the SIGTERM handler")?,
+            int: signal(SignalKind::interrupt()).context("cannot install the SIGINT handler")?,
+        })
+    }
+
+    async fn next(&mut self) -> &'static str {
+        tokio::select! {
+            _ = self.term.recv() => "SIGTERM",
+            _ = self.int.recv() => "SIGINT",
+        }
+    }
+}
+
+fn init_logging(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Json => builder.json().init(),
+        LogFormat::Text => builder.init(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn flags_parse() {
+        let a = Args::try_parse_from([
+            "steward-local",
+            "--api-port",
+            "9000",
+            "--no-pollers",
+            "--log-format",
+            "json",
+            "--batch-size",
+            "5",
+            "--concurrency",
+            "3",
+        ])
+        .unwrap();
+        assert_eq!(a.api_port, 9000);
+        assert!(a.no_pollers && !a.no_api);
+        assert!(matches!(a.log_format, LogFormat::Json));
+        assert_eq!((a.batch_size, a.concurrency), (5, 3));
+        assert!(Args::try_parse_from(["steward-local", "--batch-size", "11"]).is_err());
+        assert!(Args::try_parse_from(["steward-local", "--concurrency", "0"]).is_err());
+    }
+}
