@@ -61,28 +61,17 @@ impl World {
         operations::send_command(&self.rc(), &body, 1000.0).await
     }
 
-    /// Runs every queued work item whose time has come by `now`.
+    /// Runs queued work items at `now` until only items not yet due remain
+    /// (those `run` puts back on the queue).
     async fn drain(&self, now: f64) {
         loop {
             let items: Vec<(WorkItem, u32)> = std::mem::take(&mut *self.work.items.lock().unwrap());
-            if items.is_empty() {
-                return;
-            }
-            let mut postponed = Vec::new();
+            let mut progressed = false;
             for (item, _) in items {
-                if let dispatch::Outcome::Postponed(_) =
-                    dispatch::run(&self.rc(), &item, now).await.unwrap()
-                {
-                    // run() re-enqueued it; keep it out of this drain.
-                    postponed.push(self.work.items.lock().unwrap().pop().unwrap());
-                }
+                let outcome = dispatch::run(&self.rc(), &item, now).await.unwrap();
+                progressed |= !matches!(outcome, dispatch::Outcome::Postponed(_));
             }
-            if self.work.items.lock().unwrap().is_empty() {
-                self.work.items.lock().unwrap().extend(postponed);
-                return;
-            }
-            self.work.items.lock().unwrap().extend(postponed.clone());
-            if postponed.len() == self.work.items.lock().unwrap().len() {
+            if !progressed {
                 return;
             }
         }
