@@ -4,8 +4,11 @@
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 
-AWS=("$LOCAL/venv/bin/aws")
-export AWS_CONFIG_FILE="$LOCAL/aws/config" AWS_PROFILE=steward
+# The AWS CLI as an operator runs it: the steward profile alone says where and
+# who (stack.env's emulator credentials and endpoints must not leak in).
+AWS=(env -u AWS_ACCESS_KEY_ID -u AWS_SECRET_ACCESS_KEY -u AWS_SESSION_TOKEN
+  -u AWS_ENDPOINT_URL -u AWS_ENDPOINT_URL_SSM
+  AWS_CONFIG_FILE="$LOCAL/aws/config" AWS_PROFILE=steward "$LOCAL/venv/bin/aws")
 NODES=(node1:dev node2:dev node3:prod)
 
 fleet_stamp() { cat "$RUN_DIR/localstack.pid" 2>/dev/null || echo none; }
