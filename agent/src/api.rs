@@ -7,7 +7,9 @@ use base64::Engine;
 use base64::engine::general_purpose::STANDARD as B64;
 use bytes::Bytes;
 use http::{Method, Request, StatusCode};
-use http_body_util::{BodyExt, Full, Limited};
+use http_body_util::combinators::UnsyncBoxBody;
+use http_body_util::{BodyExt, Full, Limited, StreamBody};
+use hyper::body::Frame;
 use hyper_rustls::HttpsConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
@@ -16,9 +18,22 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use steward_core::channel::{NodeKey, credentials_request_message};
 use thiserror::Error;
+use tokio::io::AsyncReadExt;
 
 const JSON_11: &str = "application/x-amz-json-1.1";
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+/// Whole output can be large: an upload gets longer.
+const UPLOAD_TIMEOUT: Duration = Duration::from_secs(900);
+const UPLOAD_CHUNK: usize = 64 * 1024;
+
+/// Request bodies: small JSON documents, or a file streamed from disk.
+pub type ReqBody = UnsyncBoxBody<Bytes, std::io::Error>;
+
+fn full(bytes: Bytes) -> ReqBody {
+    Full::new(bytes)
+        .map_err(|never| match never {})
+        .boxed_unsync()
+}
 /// Answers are small JSON documents; anything bigger is not ours.
 const MAX_ANSWER_BYTES: usize = 1 << 20;
 
@@ -59,8 +74,8 @@ impl ApiError {
 /// One HTTP client for plain and TLS URLs; one TLS stack (rustls, aws-lc-rs).
 #[derive(Clone)]
 pub struct HttpClient {
-    plain: Client<HttpConnector, Full<Bytes>>,
-    tls: Result<Client<HttpsConnector<HttpConnector>, Full<Bytes>>, String>,
+    plain: Client<HttpConnector, ReqBody>,
+    tls: Result<Client<HttpsConnector<HttpConnector>, ReqBody>, String>,
 }
 
 impl Default for HttpClient {
@@ -83,7 +98,11 @@ impl HttpClient {
     }
 
     /// Sends a request and returns the status and (bounded) body.
-    pub async fn send(&self, req: Request<Full<Bytes>>) -> Result<(StatusCode, Bytes), ApiError> {
+    pub async fn send(
+        &self,
+        req: Request<ReqBody>,
+        timeout: Duration,
+    ) -> Result<(StatusCode, Bytes), ApiError> {
         let url = redact(&req.uri().to_string());
         let fut = async {
             let resp = if req.uri().scheme_str() == Some("https") {
@@ -107,23 +126,46 @@ impl HttpClient {
                 .to_bytes();
             Ok((status, body))
         };
-        tokio::time::timeout(REQUEST_TIMEOUT, fut)
+        tokio::time::timeout(timeout, fut)
             .await
             .map_err(|_| ApiError::Timeout {
                 url: url.clone(),
-                secs: REQUEST_TIMEOUT.as_secs(),
+                secs: timeout.as_secs(),
             })?
     }
 
-    /// PUTs `body` to a presigned URL.
-    pub async fn put_presigned(&self, url: &str, body: Bytes) -> Result<(), ApiError> {
+    /// PUTs a file (streamed, never whole in memory) to a presigned URL. A
+    /// missing file is uploaded as empty.
+    pub async fn put_file(&self, url: &str, path: &std::path::Path) -> Result<(), ApiError> {
+        let local =
+            |e: std::io::Error| ApiError::Config(format!("cannot read {}: {e}", path.display()));
+        let (len, body) = match tokio::fs::File::open(path).await {
+            Ok(file) => {
+                let len = file.metadata().await.map_err(local)?.len();
+                let chunks = futures::stream::unfold(Some(file), |file| async move {
+                    let mut file = file?;
+                    let mut buf = vec![0u8; UPLOAD_CHUNK];
+                    match file.read(&mut buf).await {
+                        Ok(0) => None,
+                        Ok(n) => {
+                            buf.truncate(n);
+                            Some((Ok(Frame::data(Bytes::from(buf))), Some(file)))
+                        }
+                        Err(e) => Some((Err(e), None)),
+                    }
+                });
+                (len, StreamBody::new(chunks).boxed_unsync())
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => (0, full(Bytes::new())),
+            Err(e) => return Err(local(e)),
+        };
         let req = Request::builder()
             .method(Method::PUT)
             .uri(url)
-            .header(http::header::CONTENT_LENGTH, body.len())
-            .body(Full::new(body))
+            .header(http::header::CONTENT_LENGTH, len)
+            .body(body)
             .map_err(|e| ApiError::Config(format!("bad presigned URL: {e}")))?;
-        let (status, _) = self.send(req).await?;
+        let (status, _) = self.send(req, UPLOAD_TIMEOUT).await?;
         if status.is_success() {
             Ok(())
         } else {
@@ -244,9 +286,9 @@ impl Api {
             .uri(&self.url)
             .header("x-amz-target", format!("Steward.{op}"))
             .header(http::header::CONTENT_TYPE, JSON_11)
-            .body(Full::new(Bytes::from(bytes)))
+            .body(full(Bytes::from(bytes)))
             .map_err(|e| ApiError::Config(format!("API URL {} is not usable: {e}", self.url)))?;
-        let (status, body) = self.http.send(req).await?;
+        let (status, body) = self.http.send(req, REQUEST_TIMEOUT).await?;
         if status.is_success() {
             return serde_json::from_slice(&body).map_err(|e| ApiError::Decode {
                 url: self.url.clone(),

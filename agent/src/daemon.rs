@@ -6,7 +6,6 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
-use bytes::Bytes;
 use steward_core::channel::{
     ChannelError, Downlink, DownlinkVerifier, Heartbeat, InvocationUpdate, MessageRejected,
     NodeKey, PluginResult, RunCommand, StepUpload, Uplink, UplinkPayload, VERSION,
@@ -445,19 +444,10 @@ impl<Q: NodeQueue, I: IngestQueue> Agent<Q, I> {
             if url.is_empty() {
                 continue;
             }
-            let body = match tokio::fs::read(path).await {
-                Ok(b) => Bytes::from(b),
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => Bytes::new(),
-                Err(e) => {
-                    tracing::warn!(command_id, error = %e, "cannot read output to upload");
-                    ok = false;
-                    continue;
-                }
-            };
             let mut delay = Duration::from_secs(1);
             let mut done = false;
             for attempt in 1..=UPLOAD_ATTEMPTS {
-                match self.http.put_presigned(url, body.clone()).await {
+                match self.http.put_file(url, path).await {
                     Ok(()) => {
                         done = true;
                         break;
