@@ -2,10 +2,13 @@
 
 use std::fmt::Write as _;
 
-use comfy_table::{ContentArrangement, Table, presets};
+use comfy_table::{ColumnConstraint, ContentArrangement, Table, presets};
 
 /// Lines of output shown in a table cell.
 pub const PREVIEW_LINES: usize = 3;
+
+/// Narrowest terminal a table is fitted to; narrower ones get the table unwrapped.
+const MIN_FIT_WIDTH: u16 = 60;
 
 /// One node's result of a command, as the tables show it.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -24,12 +27,19 @@ pub struct InvocationRow {
 pub fn table(header: &[&str], wide: bool) -> Table {
     let mut t = Table::new();
     t.load_preset(presets::UTF8_FULL_CONDENSED);
-    t.set_content_arrangement(if wide {
+    t.set_header(header.iter().copied());
+    // Fit to the terminal only when its width is known and usable: a pty
+    // that reports no size would squeeze every column to one character.
+    let fits = wide && t.width().is_some_and(|w| w >= MIN_FIT_WIDTH);
+    t.set_content_arrangement(if fits {
         ContentArrangement::Dynamic
     } else {
         ContentArrangement::Disabled
     });
-    t.set_header(header.iter().copied());
+    // The first column is an id: never wrap it.
+    if let Some(first) = t.column_mut(0) {
+        first.set_constraint(ColumnConstraint::ContentWidth);
+    }
     t
 }
 

@@ -82,7 +82,7 @@ pub async fn run(ctx: &Ctx, args: &RunArgs) -> Result<Exit, CliError> {
         bar.set_length(target_count.max(statuses.len() as u64));
         bar.set_position(statuses.iter().filter(|s| is_final_invocation(s)).count() as u64);
         bar.set_message(format!(
-            "{status} — {}",
+            "command {status}; nodes: {}",
             render::status_counts(statuses.iter().copied())
         ));
         if is_final_command(&status) {
