@@ -7,7 +7,9 @@ use thiserror::Error;
 
 #[derive(Debug, Error)]
 pub enum ConfigError {
-    #[error("environment variable {0} is not set; run under the SAM stack or source .local/stack.env")]
+    #[error(
+        "environment variable {0} is not set; run under the SAM stack or source .local/stack.env"
+    )]
     Missing(&'static str),
     #[error("environment variable {0} is not a number: {1}")]
     NotANumber(&'static str, String),

@@ -1,9 +1,9 @@
 //! Adapters: the ports of `steward-core` over AWS services. Each module is one
 //! aggregate's store or one service's port.
 
-pub mod config;
 pub mod access_keys;
 pub mod activations;
+pub mod config;
 pub mod credentials;
 pub mod key_service;
 pub mod node_events;

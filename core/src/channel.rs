@@ -135,9 +135,13 @@ impl DownlinkVerifier {
             }
         };
         if point[0] != 0x04 {
-            return Err(ChannelError::Malformed("public key point is not uncompressed".into()));
+            return Err(ChannelError::Malformed(
+                "public key point is not uncompressed".into(),
+            ));
         }
-        Ok(Self { point: point.to_vec() })
+        Ok(Self {
+            point: point.to_vec(),
+        })
     }
 
     pub fn from_base64(b64: &str) -> Result<Self, ChannelError> {
@@ -149,7 +153,12 @@ impl DownlinkVerifier {
 
     /// Verifies and decodes a node-queue message for `node_id` at time `now`.
     /// Replay is checked by the caller against its journal with the returned `msg_id`.
-    pub fn open(&self, body: &str, node_id: &str, now: f64) -> Result<DownlinkPayload, ChannelError> {
+    pub fn open(
+        &self,
+        body: &str,
+        node_id: &str,
+        now: f64,
+    ) -> Result<DownlinkPayload, ChannelError> {
         let env: SignedDownlink =
             serde_json::from_str(body).map_err(|e| ChannelError::Malformed(e.to_string()))?;
         if env.v != VERSION {
@@ -161,7 +170,9 @@ impl DownlinkVerifier {
         let bytes = B64
             .decode(&env.payload)
             .map_err(|e| ChannelError::Malformed(e.to_string()))?;
-        let sig = B64.decode(&env.sig).map_err(|_| ChannelError::BadSignature)?;
+        let sig = B64
+            .decode(&env.sig)
+            .map_err(|_| ChannelError::BadSignature)?;
         UnparsedPublicKey::new(&signature::ECDSA_P256_SHA256_ASN1, &self.point)
             .verify(&bytes, &sig)
             .map_err(|_| ChannelError::BadSignature)?;
@@ -305,7 +316,10 @@ pub fn uplink_sender(body: &str) -> Result<SignedUplink, ChannelError> {
 }
 
 /// Verifies an uplink envelope with the sender's registered public key (base64).
-pub fn open_uplink(env: &SignedUplink, public_key_b64: &str) -> Result<UplinkPayload, ChannelError> {
+pub fn open_uplink(
+    env: &SignedUplink,
+    public_key_b64: &str,
+) -> Result<UplinkPayload, ChannelError> {
     let bytes = B64
         .decode(&env.payload)
         .map_err(|e| ChannelError::Malformed(e.to_string()))?;
@@ -319,9 +333,17 @@ pub fn open_uplink(env: &SignedUplink, public_key_b64: &str) -> Result<UplinkPay
 }
 
 /// Checks a base64 Ed25519 signature by a node over `data`.
-pub fn verify_node_signature(public_key_b64: &str, data: &[u8], sig_b64: &str) -> Result<(), ChannelError> {
-    let pk = B64.decode(public_key_b64).map_err(|_| ChannelError::BadSignature)?;
-    let sig = B64.decode(sig_b64).map_err(|_| ChannelError::BadSignature)?;
+pub fn verify_node_signature(
+    public_key_b64: &str,
+    data: &[u8],
+    sig_b64: &str,
+) -> Result<(), ChannelError> {
+    let pk = B64
+        .decode(public_key_b64)
+        .map_err(|_| ChannelError::BadSignature)?;
+    let sig = B64
+        .decode(sig_b64)
+        .map_err(|_| ChannelError::BadSignature)?;
     UnparsedPublicKey::new(&signature::ED25519, &pk)
         .verify(data, &sig)
         .map_err(|_| ChannelError::BadSignature)
@@ -340,7 +362,8 @@ mod tests {
     fn signer() -> (EcdsaKeyPair, Vec<u8>) {
         let rng = SystemRandom::new();
         let pkcs8 = EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_ASN1_SIGNING, &rng).unwrap();
-        let pair = EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_ASN1_SIGNING, pkcs8.as_ref()).unwrap();
+        let pair =
+            EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_ASN1_SIGNING, pkcs8.as_ref()).unwrap();
         let point = pair.public_key().as_ref().to_vec();
         (pair, point)
     }
@@ -366,7 +389,9 @@ mod tests {
             node_id: node.into(),
             issued_at: 100.0,
             expires_at,
-            message: Downlink::CancelCommand(CancelCommand { command_id: "c".into() }),
+            message: Downlink::CancelCommand(CancelCommand {
+                command_id: "c".into(),
+            }),
         }
     }
 
@@ -375,9 +400,18 @@ mod tests {
         let (pair, point) = signer();
         let v = DownlinkVerifier::from_der(&point).unwrap();
         let body = envelope(&pair, &payload("mi-1", 200.0));
-        assert_eq!(v.open(&body, "mi-1", 150.0).unwrap(), payload("mi-1", 200.0));
-        assert_eq!(v.open(&body, "mi-2", 150.0).unwrap_err(), ChannelError::WrongNode);
-        assert_eq!(v.open(&body, "mi-1", 250.0).unwrap_err(), ChannelError::Expired);
+        assert_eq!(
+            v.open(&body, "mi-1", 150.0).unwrap(),
+            payload("mi-1", 200.0)
+        );
+        assert_eq!(
+            v.open(&body, "mi-2", 150.0).unwrap_err(),
+            ChannelError::WrongNode
+        );
+        assert_eq!(
+            v.open(&body, "mi-1", 250.0).unwrap_err(),
+            ChannelError::Expired
+        );
 
         // Altered payload: same signature, other bytes.
         let mut env: SignedDownlink = serde_json::from_str(&body).unwrap();
@@ -386,19 +420,31 @@ mod tests {
         bytes[pos] = b'd';
         env.payload = B64.encode(&bytes);
         let altered = serde_json::to_string(&env).unwrap();
-        assert_eq!(v.open(&altered, "mi-1", 150.0).unwrap_err(), ChannelError::BadSignature);
+        assert_eq!(
+            v.open(&altered, "mi-1", 150.0).unwrap_err(),
+            ChannelError::BadSignature
+        );
 
         // Unsigned.
         env.sig.clear();
         let unsigned = serde_json::to_string(&env).unwrap();
-        assert_eq!(v.open(&unsigned, "mi-1", 150.0).unwrap_err(), ChannelError::Unsigned);
+        assert_eq!(
+            v.open(&unsigned, "mi-1", 150.0).unwrap_err(),
+            ChannelError::Unsigned
+        );
 
         // Signed by someone else.
         let (other, _) = signer();
         let forged = envelope(&other, &payload("mi-1", 200.0));
-        assert_eq!(v.open(&forged, "mi-1", 150.0).unwrap_err(), ChannelError::BadSignature);
+        assert_eq!(
+            v.open(&forged, "mi-1", 150.0).unwrap_err(),
+            ChannelError::BadSignature
+        );
 
-        assert!(matches!(v.open("not json", "mi-1", 1.0), Err(ChannelError::Malformed(_))));
+        assert!(matches!(
+            v.open("not json", "mi-1", 1.0),
+            Err(ChannelError::Malformed(_))
+        ));
     }
 
     #[test]

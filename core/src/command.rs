@@ -300,24 +300,62 @@ mod tests {
             command_state(&tally(3, |t| t.success = 1), 0, false).details,
             "In Progress"
         );
-        assert_eq!(command_state(&tally(3, |_| {}), 0, true).status, "Cancelling");
+        assert_eq!(
+            command_state(&tally(3, |_| {}), 0, true).status,
+            "Cancelling"
+        );
     }
 
     #[test]
     fn final_states() {
         let s = command_state(&tally(3, |t| t.success = 3), 0, false);
         assert_eq!((s.status, s.details), ("Success", "Success"));
-        let s = command_state(&tally(3, |t| { t.success = 2; t.failed = 1 }), 0, false);
+        let s = command_state(
+            &tally(3, |t| {
+                t.success = 2;
+                t.failed = 1
+            }),
+            0,
+            false,
+        );
         assert_eq!((s.status, s.details), ("Failed", "Failed"));
-        let s = command_state(&tally(3, |t| { t.success = 2; t.failed = 1 }), 1, false);
+        let s = command_state(
+            &tally(3, |t| {
+                t.success = 2;
+                t.failed = 1
+            }),
+            1,
+            false,
+        );
         assert_eq!((s.status, s.details), ("Failed", "Incomplete"));
-        let s = command_state(&tally(2, |t| { t.success = 1; t.execution_timed_out = 1 }), 0, false);
+        let s = command_state(
+            &tally(2, |t| {
+                t.success = 1;
+                t.execution_timed_out = 1
+            }),
+            0,
+            false,
+        );
         assert_eq!((s.status, s.details), ("TimedOut", "Execution Timed Out"));
         let s = command_state(&tally(2, |t| t.delivery_timed_out = 2), 0, false);
         assert_eq!((s.status, s.details), ("TimedOut", "Delivery Timed Out"));
-        let s = command_state(&tally(2, |t| { t.success = 1; t.delivery_timed_out = 1 }), 0, false);
+        let s = command_state(
+            &tally(2, |t| {
+                t.success = 1;
+                t.delivery_timed_out = 1
+            }),
+            0,
+            false,
+        );
         assert_eq!((s.status, s.details), ("Failed", "Incomplete"));
-        let s = command_state(&tally(2, |t| { t.success = 1; t.cancelled = 1 }), 0, true);
+        let s = command_state(
+            &tally(2, |t| {
+                t.success = 1;
+                t.cancelled = 1
+            }),
+            0,
+            true,
+        );
         assert_eq!((s.status, s.details), ("Cancelled", "Canceled"));
         let s = command_state(&tally(0, |_| {}), 0, false);
         assert_eq!(s.status, "Success");
@@ -339,7 +377,19 @@ mod tests {
     #[test]
     fn detail_text_round_trips() {
         use InvocationDetail::*;
-        for d in [Pending, InProgress, Delayed, Success, DeliveryTimedOut, ExecutionTimedOut, Failed, Cancelled, Cancelling, Undeliverable, Terminated] {
+        for d in [
+            Pending,
+            InProgress,
+            Delayed,
+            Success,
+            DeliveryTimedOut,
+            ExecutionTimedOut,
+            Failed,
+            Cancelled,
+            Cancelling,
+            Undeliverable,
+            Terminated,
+        ] {
             assert_eq!(InvocationDetail::parse(d.as_str()), Some(d));
             let json = serde_json::to_string(&d).unwrap();
             assert_eq!(json, format!("\"{}\"", d.as_str()));
@@ -349,7 +399,10 @@ mod tests {
     #[test]
     fn limits() {
         assert_eq!(Limit::parse("MaxErrors", "0").unwrap(), Limit::Absolute(0));
-        assert_eq!(Limit::parse("MaxErrors", "10%").unwrap(), Limit::Percent(10));
+        assert_eq!(
+            Limit::parse("MaxErrors", "10%").unwrap(),
+            Limit::Percent(10)
+        );
         for bad in ["", "01", "101%", "-1", "x", "05%"] {
             assert!(Limit::parse("MaxErrors", bad).is_err(), "{bad}");
         }

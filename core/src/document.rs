@@ -68,7 +68,10 @@ pub fn resolve(
 
 fn run_shell_script_step(params: &Parameters) -> Result<PluginStep, SsmError> {
     for key in params.keys() {
-        if !matches!(key.as_str(), "commands" | "workingDirectory" | "executionTimeout") {
+        if !matches!(
+            key.as_str(),
+            "commands" | "workingDirectory" | "executionTimeout"
+        ) {
             return Err(SsmError::InvalidParameters(format!(
                 "Parameter \"{key}\" is not defined by {RUN_SHELL_SCRIPT}; it takes commands, workingDirectory and executionTimeout."
             )));
@@ -123,7 +126,12 @@ mod tests {
 
     #[test]
     fn run_shell_script_defaults() {
-        let d = resolve(RUN_SHELL_SCRIPT, None, &params(&[("commands", &["uname -a"])])).unwrap();
+        let d = resolve(
+            RUN_SHELL_SCRIPT,
+            None,
+            &params(&[("commands", &["uname -a"])]),
+        )
+        .unwrap();
         assert_eq!(d.steps.len(), 1);
         assert_eq!(d.steps[0].run_command, vec!["uname -a"]);
         assert_eq!(d.steps[0].timeout_seconds, 3600);
@@ -134,11 +142,41 @@ mod tests {
     fn parameters_are_checked() {
         let code = |p: Parameters| resolve(RUN_SHELL_SCRIPT, None, &p).unwrap_err().code();
         assert_eq!(code(params(&[])), "InvalidParameters");
-        assert_eq!(code(params(&[("commands", &["x"]), ("color", &["red"])])), "InvalidParameters");
-        assert_eq!(code(params(&[("commands", &["x"]), ("executionTimeout", &["0"])])), "InvalidParameters");
-        assert_eq!(code(params(&[("commands", &["x"]), ("executionTimeout", &["172801"])])), "InvalidParameters");
-        assert_eq!(code(params(&[("commands", &["x"]), ("workingDirectory", &["/a", "/b"])])), "InvalidParameters");
-        let d = resolve(RUN_SHELL_SCRIPT, None, &params(&[("commands", &["x"]), ("executionTimeout", &["5"]), ("workingDirectory", &["/tmp"])])).unwrap();
+        assert_eq!(
+            code(params(&[("commands", &["x"]), ("color", &["red"])])),
+            "InvalidParameters"
+        );
+        assert_eq!(
+            code(params(&[
+                ("commands", &["x"]),
+                ("executionTimeout", &["0"])
+            ])),
+            "InvalidParameters"
+        );
+        assert_eq!(
+            code(params(&[
+                ("commands", &["x"]),
+                ("executionTimeout", &["172801"])
+            ])),
+            "InvalidParameters"
+        );
+        assert_eq!(
+            code(params(&[
+                ("commands", &["x"]),
+                ("workingDirectory", &["/a", "/b"])
+            ])),
+            "InvalidParameters"
+        );
+        let d = resolve(
+            RUN_SHELL_SCRIPT,
+            None,
+            &params(&[
+                ("commands", &["x"]),
+                ("executionTimeout", &["5"]),
+                ("workingDirectory", &["/tmp"]),
+            ]),
+        )
+        .unwrap();
         assert_eq!(d.steps[0].timeout_seconds, 5);
         assert_eq!(d.steps[0].working_directory, "/tmp");
     }
@@ -146,8 +184,21 @@ mod tests {
     #[test]
     fn unknown_documents_and_versions() {
         let p = params(&[("commands", &["x"])]);
-        assert_eq!(resolve("Nope", None, &p).unwrap_err().code(), "InvalidDocument");
-        assert_eq!(resolve(RUN_SHELL_SCRIPT, Some("7"), &p).unwrap_err().code(), "InvalidDocumentVersion");
-        assert!(resolve("arn:aws:ssm:us-east-1::document/AWS-RunShellScript", Some("$LATEST"), &p).is_ok());
+        assert_eq!(
+            resolve("Nope", None, &p).unwrap_err().code(),
+            "InvalidDocument"
+        );
+        assert_eq!(
+            resolve(RUN_SHELL_SCRIPT, Some("7"), &p).unwrap_err().code(),
+            "InvalidDocumentVersion"
+        );
+        assert!(
+            resolve(
+                "arn:aws:ssm:us-east-1::document/AWS-RunShellScript",
+                Some("$LATEST"),
+                &p
+            )
+            .is_ok()
+        );
     }
 }

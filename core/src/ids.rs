@@ -11,7 +11,10 @@ pub fn new_managed_instance_id() -> String {
 
 /// A managed instance (`mi-` + 17 hex) or an EC2 instance (`i-` + 8 or 17 hex).
 pub fn is_instance_id(s: &str) -> bool {
-    let hex = |t: &str| t.bytes().all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase());
+    let hex = |t: &str| {
+        t.bytes()
+            .all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase())
+    };
     if let Some(rest) = s.strip_prefix("mi-") {
         rest.len() == 17 && hex(rest)
     } else if let Some(rest) = s.strip_prefix("i-") {

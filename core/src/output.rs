@@ -53,7 +53,10 @@ mod tests {
     #[test]
     fn plugin_output_joins_streams() {
         assert_eq!(plugin_output("out", ""), "out");
-        assert_eq!(plugin_output("out", "err"), "out\n----------ERROR-------\nerr");
+        assert_eq!(
+            plugin_output("out", "err"),
+            "out\n----------ERROR-------\nerr"
+        );
     }
 
     proptest! {

@@ -23,7 +23,10 @@ pub struct Target {
 pub enum Criterion {
     InstanceIds(Vec<String>),
     /// `tag:<key>` with one or more values (any of them matches).
-    Tag { key: String, values: Vec<String> },
+    Tag {
+        key: String,
+        values: Vec<String>,
+    },
     /// `tag-key` with one or more keys (a node having any of them matches).
     TagKey(Vec<String>),
 }
@@ -155,7 +158,12 @@ pub async fn resolve(
     match spec {
         TargetSpec::InstanceIds(ids) => {
             require_existing(ids, dir).await?;
-            Ok(ids.iter().cloned().collect::<BTreeSet<_>>().into_iter().collect())
+            Ok(ids
+                .iter()
+                .cloned()
+                .collect::<BTreeSet<_>>()
+                .into_iter()
+                .collect())
         }
         TargetSpec::Criteria(criteria) => {
             let mut result: Option<BTreeSet<String>> = None;
@@ -234,7 +242,11 @@ mod tests {
                 .collect())
         }
         async fn existing_nodes(&self, ids: &[String]) -> Result<BTreeSet<String>, SsmError> {
-            Ok(ids.iter().filter(|i| self.0.contains_key(*i)).cloned().collect())
+            Ok(ids
+                .iter()
+                .filter(|i| self.0.contains_key(*i))
+                .cloned()
+                .collect())
         }
     }
 
@@ -271,27 +283,49 @@ mod tests {
 
     #[tokio::test]
     async fn one_tag_one_value() {
-        assert_eq!(run(&[], &[target("tag:env", &["dev"])]).await.unwrap(), vec![id(1), id(2)]);
+        assert_eq!(
+            run(&[], &[target("tag:env", &["dev"])]).await.unwrap(),
+            vec![id(1), id(2)]
+        );
     }
 
     #[tokio::test]
     async fn values_are_ored_and_keys_anded() {
         assert_eq!(
-            run(&[], &[target("tag:env", &["dev", "prod"])]).await.unwrap(),
+            run(&[], &[target("tag:env", &["dev", "prod"])])
+                .await
+                .unwrap(),
             vec![id(1), id(2), id(3)]
         );
         assert_eq!(
-            run(&[], &[target("tag:env", &["dev", "prod"]), target("tag:role", &["web"])])
-                .await
-                .unwrap(),
+            run(
+                &[],
+                &[
+                    target("tag:env", &["dev", "prod"]),
+                    target("tag:role", &["web"])
+                ]
+            )
+            .await
+            .unwrap(),
             vec![id(1), id(3)]
         );
-        assert_eq!(run(&[], &[target("tag-key", &["role"])]).await.unwrap().len(), 3);
+        assert_eq!(
+            run(&[], &[target("tag-key", &["role"])])
+                .await
+                .unwrap()
+                .len(),
+            3
+        );
     }
 
     #[tokio::test]
     async fn no_match_is_empty_not_an_error() {
-        assert!(run(&[], &[target("tag:env", &["qa"])]).await.unwrap().is_empty());
+        assert!(
+            run(&[], &[target("tag:env", &["qa"])])
+                .await
+                .unwrap()
+                .is_empty()
+        );
     }
 
     #[tokio::test]
@@ -300,31 +334,50 @@ mod tests {
         assert_eq!(err.code(), "InvalidInstanceId");
         let err = run(&["bogus".into()], &[]).await.unwrap_err();
         assert_eq!(err.code(), "InvalidInstanceId");
-        let err = run(&[], &[target("InstanceIds", &[&id(1), &id(9)])]).await.unwrap_err();
+        let err = run(&[], &[target("InstanceIds", &[&id(1), &id(9)])])
+            .await
+            .unwrap_err();
         assert_eq!(err.code(), "InvalidInstanceId");
     }
 
     #[tokio::test]
     async fn explicit_ids_are_deduplicated() {
-        assert_eq!(run(&[id(2), id(1), id(2)], &[]).await.unwrap(), vec![id(1), id(2)]);
+        assert_eq!(
+            run(&[id(2), id(1), id(2)], &[]).await.unwrap(),
+            vec![id(1), id(2)]
+        );
     }
 
     #[test]
     fn malformed_requests_are_refused() {
-        assert_eq!(TargetSpec::parse(&[], &[]).unwrap_err().code(), "ValidationException");
         assert_eq!(
-            TargetSpec::parse(&[id(1)], &[target("tag:a", &["b"])]).unwrap_err().code(),
+            TargetSpec::parse(&[], &[]).unwrap_err().code(),
             "ValidationException"
         );
         assert_eq!(
-            TargetSpec::parse(&[], &[target("color", &["b"])]).unwrap_err().code(),
+            TargetSpec::parse(&[id(1)], &[target("tag:a", &["b"])])
+                .unwrap_err()
+                .code(),
+            "ValidationException"
+        );
+        assert_eq!(
+            TargetSpec::parse(&[], &[target("color", &["b"])])
+                .unwrap_err()
+                .code(),
             "InvalidTarget"
         );
         assert_eq!(
-            TargetSpec::parse(&[], &[target("tag:a", &[])]).unwrap_err().code(),
+            TargetSpec::parse(&[], &[target("tag:a", &[])])
+                .unwrap_err()
+                .code(),
             "InvalidTarget"
         );
-        let six: Vec<Target> = (0..6).map(|i| target(&format!("tag:k{i}"), &["v"])).collect();
-        assert_eq!(TargetSpec::parse(&[], &six).unwrap_err().code(), "ValidationException");
+        let six: Vec<Target> = (0..6)
+            .map(|i| target(&format!("tag:k{i}"), &["v"]))
+            .collect();
+        assert_eq!(
+            TargetSpec::parse(&[], &six).unwrap_err().code(),
+            "ValidationException"
+        );
     }
 }

@@ -71,7 +71,12 @@ async fn route(stack: &Stack, req: &http::Request<Bytes>) -> Result<Value, SsmEr
     }
 }
 
-fn respond(status: u16, request_id: &str, error: Option<&str>, body: Value) -> http::Response<Bytes> {
+fn respond(
+    status: u16,
+    request_id: &str,
+    error: Option<&str>,
+    body: Value,
+) -> http::Response<Bytes> {
     let mut b = http::Response::builder()
         .status(status)
         .header("content-type", JSON_11)

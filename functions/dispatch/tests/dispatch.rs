@@ -122,7 +122,10 @@ async fn a_fan_out_batch_delivers_a_signed_run_command() {
     let v = DownlinkVerifier::from_der(&der).unwrap();
     let opened: Vec<_> = msgs
         .iter()
-        .map(|m| v.open(m.body.as_deref().unwrap(), &n1, now_epoch()).unwrap())
+        .map(|m| {
+            v.open(m.body.as_deref().unwrap(), &n1, now_epoch())
+                .unwrap()
+        })
         .collect();
     assert!(opened.iter().all(|p| p.msg_id == opened[0].msg_id));
     let Downlink::RunCommand(run) = opened[0].message.clone() else {
