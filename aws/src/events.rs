@@ -8,8 +8,10 @@ use steward_core::run_command::ports::EventSink;
 
 use crate::Stack;
 
-/// The source SSM's own events carry, so existing rules match unchanged.
-pub const SOURCE: &str = "aws.ssm";
+/// EventBridge refuses `aws.*` sources from anyone but AWS, so SSM-shaped
+/// events carry `steward.ssm`: an SSM rule ports over by changing its source
+/// (and naming the `steward` bus); detail-types and details are SSM's.
+pub const SOURCE: &str = "steward.ssm";
 
 #[derive(Clone, Debug)]
 pub struct EventBus {

@@ -666,7 +666,7 @@ async fn status_changes_reach_an_eventbridge_rule_shaped_as_ssms() {
         .name(&rule)
         .event_bus_name(&stack.settings.event_bus)
         .event_pattern(
-            json!({"source": ["aws.ssm"], "detail-type": ["EC2 Command Status-change Notification"],
+            json!({"source": ["steward.ssm"], "detail-type": ["EC2 Command Status-change Notification"],
                    "detail": {"command-id": [command_id]}})
             .to_string(),
         )
@@ -706,7 +706,7 @@ async fn status_changes_reach_an_eventbridge_rule_shaped_as_ssms() {
     }
     assert_eq!(got.len(), 1);
     let event: Value = serde_json::from_str(&got[0]).unwrap();
-    assert_eq!(event["source"], "aws.ssm");
+    assert_eq!(event["source"], "steward.ssm");
     assert_eq!(event["detail"]["status"], "Success");
     let expected = format!(
         "arn:aws:ssm:{}::managed-instance/mi-00000000000000001",

@@ -1,4 +1,4 @@
-//! Run Command's events, shaped as SSM's on EventBridge (source `aws.ssm`).
+//! Run Command's events, shaped as SSM's on EventBridge (source `steward.ssm`).
 
 use serde_json::{Value, json};
 

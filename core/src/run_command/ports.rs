@@ -121,7 +121,7 @@ pub trait OutputLocations: Send + Sync {
 
 #[async_trait]
 pub trait EventSink: Send + Sync {
-    /// Publishes one `aws.ssm` event.
+    /// Publishes one SSM-shaped event.
     async fn publish(
         &self,
         detail_type: &str,
