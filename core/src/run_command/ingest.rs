@@ -20,17 +20,28 @@ pub enum Applied {
     NotFound,
 }
 
+/// Moves forward at most through every detail there is; more attempts than
+/// that cannot be needed, since each failed one saw the invocation move.
+const MAX_ATTEMPTS: usize = 12;
+
 pub async fn apply_update(
     rc: &RunCommand<'_>,
     node_id: &str,
     update: InvocationUpdate,
 ) -> Result<Applied, SsmError> {
     // Only (command, sender) is looked up: a node cannot touch another's invocation.
-    let Some(inv) = rc.store.get_invocation(&update.command_id, node_id).await? else {
+    let Some(mut inv) = rc.store.get_invocation(&update.command_id, node_id).await? else {
         return Ok(Applied::NotFound);
     };
     let mut outcome = Applied::Unchanged;
-    if inv.status_details.may_become(update.detail) {
+    // A failed condition means the invocation moved since we read it: a
+    // duplicate of this report, or another report (In Progress and the result
+    // can be applied concurrently). Read again and decide again; only when the
+    // move is no longer allowed is this report a no-op.
+    for _ in 0..MAX_ATTEMPTS {
+        if !inv.status_details.may_become(update.detail) {
+            break;
+        }
         let plugins = if update.plugins.is_empty() {
             None
         } else {
@@ -92,6 +103,11 @@ pub async fn apply_update(
             after.status_details = update.detail;
             rc.emit(invocation_status_changed(&after)).await;
             outcome = Applied::Changed;
+            break;
+        }
+        match rc.store.get_invocation(&update.command_id, node_id).await? {
+            Some(now) => inv = now,
+            None => return Ok(Applied::NotFound),
         }
     }
     // Always: a crash after the transaction and before this is healed by the

@@ -30,6 +30,48 @@ fn page<T: Clone>(all: Vec<T>, limit: u32, token: Option<&str>) -> Page<T> {
 pub struct Store {
     pub commands: Mutex<BTreeMap<String, Command>>,
     pub invocations: Mutex<BTreeMap<(String, String), Invocation>>,
+    /// Applied just before the next `transition`, as a concurrent writer
+    /// (another report of the same invocation) would.
+    pub interleave: Mutex<Option<Transition>>,
+}
+
+impl Store {
+    fn apply(&self, t: &Transition) -> bool {
+        let mut invs = self.invocations.lock().unwrap();
+        let Some(inv) = invs.get_mut(&(t.command_id.clone(), t.instance_id.clone())) else {
+            return false;
+        };
+        if inv.status_details != t.from {
+            return false;
+        }
+        inv.status_details = t.to;
+        if let Some(rc) = t.response_code {
+            inv.response_code = rc;
+        }
+        if t.execution_start_date_time.is_some() {
+            inv.execution_start_date_time = t.execution_start_date_time;
+        }
+        if t.execution_end_date_time.is_some() {
+            inv.execution_end_date_time = t.execution_end_date_time;
+        }
+        if let Some(p) = &t.plugins {
+            inv.plugins = p.clone();
+        }
+        let d = t.tally_delta();
+        let mut cmds = self.commands.lock().unwrap();
+        if let Some(c) = cmds.get_mut(&t.command_id) {
+            let x = &mut c.tally;
+            x.started += d.started;
+            x.success += d.success;
+            x.failed += d.failed;
+            x.execution_timed_out += d.execution_timed_out;
+            x.delivery_timed_out += d.delivery_timed_out;
+            x.undeliverable += d.undeliverable;
+            x.terminated += d.terminated;
+            x.cancelled += d.cancelled;
+        }
+        true
+    }
 }
 
 #[async_trait]
@@ -145,40 +187,11 @@ impl CommandStore for Store {
         Ok(page(all, limit, token))
     }
     async fn transition(&self, t: &Transition) -> Result<bool, SsmError> {
-        let mut invs = self.invocations.lock().unwrap();
-        let Some(inv) = invs.get_mut(&(t.command_id.clone(), t.instance_id.clone())) else {
-            return Ok(false);
-        };
-        if inv.status_details != t.from {
-            return Ok(false);
+        let concurrent = self.interleave.lock().unwrap().take();
+        if let Some(other) = concurrent {
+            self.apply(&other);
         }
-        inv.status_details = t.to;
-        if let Some(rc) = t.response_code {
-            inv.response_code = rc;
-        }
-        if t.execution_start_date_time.is_some() {
-            inv.execution_start_date_time = t.execution_start_date_time;
-        }
-        if t.execution_end_date_time.is_some() {
-            inv.execution_end_date_time = t.execution_end_date_time;
-        }
-        if let Some(p) = &t.plugins {
-            inv.plugins = p.clone();
-        }
-        let d = t.tally_delta();
-        let mut cmds = self.commands.lock().unwrap();
-        if let Some(c) = cmds.get_mut(&t.command_id) {
-            let x = &mut c.tally;
-            x.started += d.started;
-            x.success += d.success;
-            x.failed += d.failed;
-            x.execution_timed_out += d.execution_timed_out;
-            x.delivery_timed_out += d.delivery_timed_out;
-            x.undeliverable += d.undeliverable;
-            x.terminated += d.terminated;
-            x.cancelled += d.cancelled;
-        }
-        Ok(true)
+        Ok(self.apply(t))
     }
 }
 

@@ -598,3 +598,27 @@ async fn listing_and_paging() {
     .unwrap_err();
     assert_eq!(err.code(), "InvocationDoesNotExist");
 }
+
+#[tokio::test]
+async fn a_result_racing_its_in_progress_report_is_still_applied() {
+    let w = World::new(&[(1, &[])]);
+    let answer = w.send(shell(&[node(1)])).await.unwrap();
+    let cid = answer["Command"]["CommandId"].as_str().unwrap().to_string();
+    w.drain(1000.0).await;
+    assert_eq!(w.detail(&cid, 1), D::Pending);
+    // The In Progress report lands between the result's read and its write.
+    *w.store.interleave.lock().unwrap() = Some(super::model::Transition::status_only(
+        &cid,
+        &node(1),
+        D::Pending,
+        D::InProgress,
+    ));
+    let result = ingest::apply_update(&w.rc(), &node(1), update(&cid, D::Failed, 3, "x"))
+        .await
+        .unwrap();
+    assert_eq!(result, ingest::Applied::Changed);
+    assert_eq!(w.detail(&cid, 1), D::Failed);
+    let c = w.command(&cid);
+    assert_eq!((c.tally.started, c.tally.failed), (1, 1));
+    assert_eq!(c.status, "Failed");
+}
