@@ -691,8 +691,13 @@ def read_profile(path: Path) -> tuple[str, str] | None:
     return (key_id, secret) if key_id and secret else None
 
 
-def ensure_admin_key(table: str, data_key_id: str, config_path: Path) -> tuple[str, str, str]:
-    ddb, kms = client("dynamodb"), client("kms")
+def ensure_admin_key(
+    table: str, data_key_id: str, config_path: Path, ddb: Any = None, kms: Any = None
+) -> tuple[str, str, str]:
+    """Reuses the admin key the profile file names if the table holds it, else
+    creates one. Clients default to the local stack; infra/admin-key.py passes
+    a deployed stack's."""
+    ddb, kms = ddb or client("dynamodb"), kms or client("kms")
     existing = read_profile(config_path)
     if existing:
         key_id, secret = existing
