@@ -10,6 +10,8 @@ pub mod node_events;
 pub mod node_queues;
 pub mod nodes;
 pub mod tag_index;
+#[cfg(feature = "testing")]
+pub mod testing;
 
 // Run Command.
 pub mod commands;

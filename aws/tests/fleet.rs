@@ -9,22 +9,12 @@ use steward_aws::key_service::CommandSigningKey;
 use steward_aws::node_queues::SqsNodeQueues;
 use steward_aws::nodes::NodeTable;
 use steward_aws::tag_index::FleetDirectory;
+use steward_aws::testing::{stack, unique};
 use steward_core::channel::{Heartbeat, NodeKey};
 use steward_core::clock::now_epoch;
 use steward_core::fleet::ops;
 use steward_core::fleet::{ActivationStore, NodeStore};
 use steward_core::targets::TargetDirectory;
-
-async fn stack() -> Stack {
-    Stack::from_env()
-        .await
-        .expect("STEWARD_* variables missing: source .local/stack.env (make test does)")
-}
-
-/// A value no other test run uses.
-fn unique() -> String {
-    steward_core::ids::new_command_id()[..8].to_string()
-}
 
 async fn activation(stack: &Stack, limit: i64, tags: Value) -> (String, String) {
     let resp = ops::create_activation(

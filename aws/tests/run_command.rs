@@ -6,8 +6,8 @@ use aws_sdk_sqs::types::QueueAttributeName;
 use serde_json::{Value, json};
 use steward_aws::Stack;
 use steward_aws::commands::{CommandTable, RunCommandAdapters};
-use steward_aws::nodes::node_to_item;
 use steward_aws::signer::KmsSigner;
+use steward_aws::testing::{queue, registered_node, stack};
 use steward_aws::work_queue::SqsWorkQueue;
 use steward_core::channel::{
     CancelCommand, Downlink, DownlinkPayload, DownlinkVerifier, InvocationUpdate, PluginResult,
@@ -15,76 +15,18 @@ use steward_core::channel::{
 };
 use steward_core::clock::now_epoch;
 use steward_core::command::InvocationDetail as D;
-use steward_core::fleet::Node;
 use steward_core::run_command::dispatch;
 use steward_core::run_command::ingest::{Applied, apply_update};
 use steward_core::run_command::model::{Transition, WorkItem};
 use steward_core::run_command::operations;
 use steward_core::run_command::ports::{CommandStore, TimeRange};
 
-async fn stack() -> Stack {
-    Stack::from_env()
-        .await
-        .expect("STEWARD_* variables missing: source .local/stack.env (make test does)")
+async fn node(stack: &Stack) -> (String, String) {
+    registered_node(stack, "node").await
 }
 
 fn new_node_id() -> String {
     steward_core::ids::new_managed_instance_id()
-}
-
-/// A queue of this test's own: nothing else consumes it.
-async fn queue(stack: &Stack, purpose: &str) -> String {
-    let name = format!(
-        "steward-test-{purpose}-{}",
-        &steward_core::ids::new_command_id()[..8]
-    );
-    stack
-        .clients
-        .sqs
-        .create_queue()
-        .queue_name(name)
-        .attributes(QueueAttributeName::VisibilityTimeout, "30")
-        .send()
-        .await
-        .unwrap()
-        .queue_url
-        .unwrap()
-}
-
-/// A registered node with its own queue (written directly; registration
-/// itself is the fleet's and tested there).
-async fn node(stack: &Stack) -> (String, String) {
-    let id = new_node_id();
-    let q = queue(stack, "node").await;
-    let n = Node {
-        instance_id: id.clone(),
-        activation_id: "test".into(),
-        name: "test".into(),
-        iam_role: "StewardNode".into(),
-        registration_date: now_epoch(),
-        last_ping_date_time: now_epoch(),
-        agent_version: "0.1.0".into(),
-        platform_type: "Linux".into(),
-        platform_name: "Debian".into(),
-        platform_version: "12".into(),
-        computer_name: format!("host-{id}"),
-        ip_address: "10.0.0.1".into(),
-        public_key: String::new(),
-        queue_url: q.clone(),
-        queue_arn: String::new(),
-        tags: Default::default(),
-        tags_version: 0,
-    };
-    stack
-        .clients
-        .dynamodb
-        .put_item()
-        .table_name(&stack.settings.nodes_table)
-        .set_item(Some(node_to_item(&n)))
-        .send()
-        .await
-        .unwrap();
-    (id, q)
 }
 
 async fn receive_all(stack: &Stack, url: &str) -> Vec<String> {

@@ -1,74 +1,13 @@
 //! Run Command on the SSM wire: signed JSON 1.1 requests through the api
 //! function's router, against the local stack (`source .local/stack.env`).
 
-use std::time::SystemTime;
-
-use aws_credential_types::Credentials;
-use aws_sigv4::http_request::{SignableBody, SignableRequest, SigningSettings, sign};
-use aws_sigv4::sign::v4;
 use bytes::Bytes;
 use serde_json::{Value, json};
 use steward_aws::Stack;
-use steward_aws::nodes::node_to_item;
-use steward_core::clock::now_epoch;
-use steward_core::fleet::Node;
+use steward_aws::testing::{admin_key, registered_node, signed, stack};
 
-async fn stack() -> Stack {
-    Stack::from_env()
-        .await
-        .expect("STEWARD_* variables missing: source .local/stack.env (make test does)")
-}
-
-/// The admin key of the local stack: (access key id, secret).
-fn admin_key() -> (String, String) {
-    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../.local/aws/config");
-    let text = std::fs::read_to_string(path)
-        .expect("no .local/aws/config: provision the local stack first");
-    let field = |name: &str| {
-        text.lines()
-            .filter_map(|l| l.split_once('='))
-            .find(|(k, _)| k.trim() == name)
-            .map(|(_, v)| v.trim().to_string())
-            .unwrap_or_else(|| panic!("{name} missing from .local/aws/config"))
-    };
-    (field("aws_access_key_id"), field("aws_secret_access_key"))
-}
-
-fn signed(target: &str, body: &Value, akid: &str, secret: &str) -> http::Request<Bytes> {
-    let body = Bytes::from(body.to_string());
-    let mut req = http::Request::builder()
-        .method("POST")
-        .uri("http://127.0.0.1:7070/")
-        .header("host", "127.0.0.1:7070")
-        .header("content-type", "application/x-amz-json-1.1")
-        .header("x-amz-target", format!("AmazonSSM.{target}"))
-        .body(body.clone())
-        .unwrap();
-    let identity = Credentials::new(akid, secret, None, None, "test").into();
-    let params = v4::SigningParams::builder()
-        .identity(&identity)
-        .region("us-east-1")
-        .name("ssm")
-        .time(SystemTime::now())
-        .settings(SigningSettings::default())
-        .build()
-        .unwrap()
-        .into();
-    let headers: Vec<(String, String)> = req
-        .headers()
-        .iter()
-        .map(|(k, v)| (k.as_str().to_string(), v.to_str().unwrap().to_string()))
-        .collect();
-    let signable = SignableRequest::new(
-        "POST",
-        "http://127.0.0.1:7070/",
-        headers.iter().map(|(k, v)| (k.as_str(), v.as_str())),
-        SignableBody::Bytes(&body),
-    )
-    .unwrap();
-    let (instructions, _) = sign(signable, &params).unwrap().into_parts();
-    instructions.apply_to_request_http1x(&mut req);
-    req
+async fn node(stack: &Stack) -> String {
+    registered_node(stack, "api").await.0
 }
 
 async fn call(stack: &Stack, req: http::Request<Bytes>) -> (u16, Value) {
@@ -80,49 +19,6 @@ async fn call(stack: &Stack, req: http::Request<Bytes>) -> (u16, Value) {
 async fn ssm(stack: &Stack, op: &str, body: Value) -> (u16, Value) {
     let (akid, secret) = admin_key();
     call(stack, signed(op, &body, &akid, &secret)).await
-}
-
-async fn node(stack: &Stack) -> String {
-    let id = steward_core::ids::new_managed_instance_id();
-    let url = stack
-        .clients
-        .sqs
-        .create_queue()
-        .queue_name(format!("steward-test-api-{}", &id[3..]))
-        .send()
-        .await
-        .unwrap()
-        .queue_url
-        .unwrap();
-    let n = Node {
-        instance_id: id.clone(),
-        activation_id: "test".into(),
-        name: "test".into(),
-        iam_role: "StewardNode".into(),
-        registration_date: now_epoch(),
-        last_ping_date_time: now_epoch(),
-        agent_version: "0.1.0".into(),
-        platform_type: "Linux".into(),
-        platform_name: "Debian".into(),
-        platform_version: "12".into(),
-        computer_name: "host".into(),
-        ip_address: "10.0.0.1".into(),
-        public_key: String::new(),
-        queue_url: url,
-        queue_arn: String::new(),
-        tags: Default::default(),
-        tags_version: 0,
-    };
-    stack
-        .clients
-        .dynamodb
-        .put_item()
-        .table_name(&stack.settings.nodes_table)
-        .set_item(Some(node_to_item(&n)))
-        .send()
-        .await
-        .unwrap();
-    id
 }
 
 #[tokio::test]

@@ -2,72 +2,10 @@
 //! signed by `aws-sigv4` as an SDK signs them, using the bootstrap admin key
 //! that provisioning wrote to `.local/aws/config`.
 
-use std::time::SystemTime;
-
-use aws_credential_types::Credentials;
-use aws_sigv4::http_request::{SignableBody, SignableRequest, SigningSettings, sign};
-use aws_sigv4::sign::v4;
 use bytes::Bytes;
 use serde_json::{Value, json};
 use steward_aws::Stack;
-
-async fn stack() -> Stack {
-    Stack::from_env()
-        .await
-        .expect("STEWARD_* variables missing: source .local/stack.env (make test does)")
-}
-
-/// The admin key of the local stack: (access key id, secret).
-fn admin_key() -> (String, String) {
-    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../.local/aws/config");
-    let text = std::fs::read_to_string(path)
-        .expect("no .local/aws/config: provision the local stack first");
-    let field = |name: &str| {
-        text.lines()
-            .filter_map(|l| l.split_once('='))
-            .find(|(k, _)| k.trim() == name)
-            .map(|(_, v)| v.trim().to_string())
-            .unwrap_or_else(|| panic!("{name} missing from .local/aws/config"))
-    };
-    (field("aws_access_key_id"), field("aws_secret_access_key"))
-}
-
-fn signed(target: &str, body: &Value, akid: &str, secret: &str) -> http::Request<Bytes> {
-    let body = Bytes::from(body.to_string());
-    let mut req = http::Request::builder()
-        .method("POST")
-        .uri("http://127.0.0.1:7070/")
-        .header("host", "127.0.0.1:7070")
-        .header("content-type", "application/x-amz-json-1.1")
-        .header("x-amz-target", format!("AmazonSSM.{target}"))
-        .body(body.clone())
-        .unwrap();
-    let identity = Credentials::new(akid, secret, None, None, "test").into();
-    let params = v4::SigningParams::builder()
-        .identity(&identity)
-        .region("us-east-1")
-        .name("ssm")
-        .time(SystemTime::now())
-        .settings(SigningSettings::default())
-        .build()
-        .unwrap()
-        .into();
-    let headers: Vec<(String, String)> = req
-        .headers()
-        .iter()
-        .map(|(k, v)| (k.as_str().to_string(), v.to_str().unwrap().to_string()))
-        .collect();
-    let signable = SignableRequest::new(
-        "POST",
-        "http://127.0.0.1:7070/",
-        headers.iter().map(|(k, v)| (k.as_str(), v.as_str())),
-        SignableBody::Bytes(&body),
-    )
-    .unwrap();
-    let (instructions, _) = sign(signable, &params).unwrap().into_parts();
-    instructions.apply_to_request_http1x(&mut req);
-    req
-}
+use steward_aws::testing::{admin_key, signed, stack};
 
 async fn call(stack: &Stack, req: http::Request<Bytes>) -> (u16, Value) {
     let resp = steward_fn_api::handle(stack, req).await;

@@ -6,62 +6,16 @@ use aws_lambda_events::sqs::{SqsEvent, SqsMessage};
 use serde_json::json;
 use steward_aws::Stack;
 use steward_aws::commands::{CommandTable, RunCommandAdapters};
-use steward_aws::nodes::node_to_item;
 use steward_aws::signer::KmsSigner;
+use steward_aws::testing::{registered_node, stack};
 use steward_core::channel::{Downlink, DownlinkVerifier};
 use steward_core::clock::now_epoch;
 use steward_core::command::InvocationDetail;
-use steward_core::fleet::Node;
 use steward_core::run_command::ports::CommandStore;
 use steward_core::run_command::{model::Command, operations};
 
-async fn stack() -> Stack {
-    Stack::from_env()
-        .await
-        .expect("STEWARD_* variables missing: source .local/stack.env (make test does)")
-}
-
 async fn node(stack: &Stack) -> (String, String) {
-    let id = steward_core::ids::new_managed_instance_id();
-    let url = stack
-        .clients
-        .sqs
-        .create_queue()
-        .queue_name(format!("steward-test-dispatch-{}", &id[3..]))
-        .send()
-        .await
-        .unwrap()
-        .queue_url
-        .unwrap();
-    let n = Node {
-        instance_id: id.clone(),
-        activation_id: "test".into(),
-        name: "test".into(),
-        iam_role: "StewardNode".into(),
-        registration_date: now_epoch(),
-        last_ping_date_time: now_epoch(),
-        agent_version: "0.1.0".into(),
-        platform_type: "Linux".into(),
-        platform_name: "Debian".into(),
-        platform_version: "12".into(),
-        computer_name: "host".into(),
-        ip_address: "10.0.0.1".into(),
-        public_key: String::new(),
-        queue_url: url.clone(),
-        queue_arn: String::new(),
-        tags: Default::default(),
-        tags_version: 0,
-    };
-    stack
-        .clients
-        .dynamodb
-        .put_item()
-        .table_name(&stack.settings.nodes_table)
-        .set_item(Some(node_to_item(&n)))
-        .send()
-        .await
-        .unwrap();
-    (id, url)
+    registered_node(stack, "dispatch").await
 }
 
 fn record(id: &str, body: String) -> SqsMessage {

@@ -1,0 +1,151 @@
+//! Support for tests against the local stack, shared by every crate's adapter
+//! and end-to-end tests (feature `testing`; never in a shipped binary).
+//! Panics are the point here: a test that cannot set up must stop loudly.
+
+use std::time::SystemTime;
+
+use aws_credential_types::Credentials;
+use aws_sdk_sqs::types::QueueAttributeName;
+use aws_sigv4::http_request::{SignableBody, SignableRequest, SigningSettings, sign};
+use aws_sigv4::sign::v4;
+use bytes::Bytes;
+use serde_json::Value;
+use steward_core::clock::now_epoch;
+use steward_core::fleet::Node;
+
+use crate::Stack;
+use crate::nodes::node_to_item;
+
+/// The local stack, from `.local/stack.env` (which `make test` sources).
+pub async fn stack() -> Stack {
+    Stack::from_env()
+        .await
+        .expect("STEWARD_* variables missing: source .local/stack.env (make test does)")
+}
+
+/// A value no other test run uses.
+pub fn unique() -> String {
+    steward_core::ids::new_command_id()[..8].to_string()
+}
+
+/// A queue of the calling test's own: nothing else consumes it.
+pub async fn queue(stack: &Stack, purpose: &str) -> String {
+    stack
+        .clients
+        .sqs
+        .create_queue()
+        .queue_name(format!("steward-test-{purpose}-{}", unique()))
+        .attributes(QueueAttributeName::VisibilityTimeout, "30")
+        .send()
+        .await
+        .expect("create a test queue")
+        .queue_url
+        .expect("a queue url")
+}
+
+/// A node written straight into the nodes table, with a queue of its own
+/// (registration itself is the fleet's, and tested there). Returns (id, queue url).
+pub async fn registered_node(stack: &Stack, purpose: &str) -> (String, String) {
+    let id = steward_core::ids::new_managed_instance_id();
+    let queue_url = queue(stack, purpose).await;
+    let n = Node {
+        instance_id: id.clone(),
+        activation_id: "test".into(),
+        name: "test".into(),
+        iam_role: "StewardNode".into(),
+        registration_date: now_epoch(),
+        last_ping_date_time: now_epoch(),
+        agent_version: "0.1.0".into(),
+        platform_type: "Linux".into(),
+        platform_name: "Debian".into(),
+        platform_version: "12".into(),
+        computer_name: format!("host-{id}"),
+        ip_address: "10.0.0.1".into(),
+        public_key: String::new(),
+        queue_url: queue_url.clone(),
+        queue_arn: String::new(),
+        tags: Default::default(),
+        tags_version: 0,
+    };
+    stack
+        .clients
+        .dynamodb
+        .put_item()
+        .table_name(&stack.settings.nodes_table)
+        .set_item(Some(node_to_item(&n)))
+        .send()
+        .await
+        .expect("write a test node");
+    (id, queue_url)
+}
+
+/// The local stack's bootstrap admin key: (access key id, secret), from the
+/// AWS CLI config provisioning wrote.
+pub fn admin_key() -> (String, String) {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../.local/aws/config");
+    let text = std::fs::read_to_string(path)
+        .expect("no .local/aws/config: provision the local stack first");
+    let field = |name: &str| {
+        text.lines()
+            .filter_map(|l| l.split_once('='))
+            .find(|(k, _)| k.trim() == name)
+            .map(|(_, v)| v.trim().to_string())
+            .unwrap_or_else(|| panic!("{name} missing from .local/aws/config"))
+    };
+    (field("aws_access_key_id"), field("aws_secret_access_key"))
+}
+
+/// An `AmazonSSM.<target>` request signed now, as an AWS SDK signs it.
+pub fn signed(target: &str, body: &Value, akid: &str, secret: &str) -> http::Request<Bytes> {
+    signed_at(target, body, akid, secret, SystemTime::now())
+}
+
+/// The same, signed at `time` (for clock-skew checks).
+pub fn signed_at(
+    target: &str,
+    body: &Value,
+    akid: &str,
+    secret: &str,
+    time: SystemTime,
+) -> http::Request<Bytes> {
+    const URL: &str = "http://127.0.0.1:7070/";
+    let body = Bytes::from(body.to_string());
+    let mut req = http::Request::builder()
+        .method("POST")
+        .uri(URL)
+        .header("host", "127.0.0.1:7070")
+        .header("content-type", "application/x-amz-json-1.1")
+        .header("x-amz-target", format!("AmazonSSM.{target}"))
+        .body(body.clone())
+        .expect("a request");
+    let identity = Credentials::new(akid, secret, None, None, "test").into();
+    let params = v4::SigningParams::builder()
+        .identity(&identity)
+        .region("us-east-1")
+        .name("ssm")
+        .time(time)
+        .settings(SigningSettings::default())
+        .build()
+        .expect("signing parameters")
+        .into();
+    let headers: Vec<(String, String)> = req
+        .headers()
+        .iter()
+        .map(|(k, v)| {
+            (
+                k.as_str().to_string(),
+                v.to_str().unwrap_or_default().to_string(),
+            )
+        })
+        .collect();
+    let signable = SignableRequest::new(
+        "POST",
+        URL,
+        headers.iter().map(|(k, v)| (k.as_str(), v.as_str())),
+        SignableBody::Bytes(&body),
+    )
+    .expect("a signable request");
+    let (instructions, _) = sign(signable, &params).expect("a signature").into_parts();
+    instructions.apply_to_request_http1x(&mut req);
+    req
+}
