@@ -7,7 +7,8 @@ use steward_core::fleet::AccessKeyStore;
 use steward_core::fleet::access::AccessKey;
 
 use crate::Stack;
-use crate::nodes::item::*;
+use crate::internal;
+use crate::item::*;
 
 #[derive(Clone, Debug)]
 pub struct AccessKeyTable {

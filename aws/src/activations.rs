@@ -9,7 +9,8 @@ use steward_core::SsmError;
 use steward_core::fleet::{Activation, ActivationStore};
 
 use crate::Stack;
-use crate::nodes::item::*;
+use crate::internal;
+use crate::item::*;
 
 pub const KIND: &str = "activation";
 
@@ -36,10 +37,10 @@ pub fn activation_from_item(i: &Item) -> Activation {
         description: get_s(i, "Description"),
         default_instance_name: get_s(i, "DefaultInstanceName"),
         iam_role: get_s(i, "IamRole"),
-        registration_limit: get_n(i, "RegistrationLimit") as u32,
-        registrations_count: get_n(i, "RegistrationsCount") as u32,
-        expiration_date: get_n(i, "ExpirationDate"),
-        created_date: get_n(i, "CreatedDate"),
+        registration_limit: get_f64(i, "RegistrationLimit") as u32,
+        registrations_count: get_f64(i, "RegistrationsCount") as u32,
+        expiration_date: get_f64(i, "ExpirationDate"),
+        created_date: get_f64(i, "CreatedDate"),
         tags: get_tags(i, "Tags"),
     }
 }

@@ -17,11 +17,11 @@ use steward_core::run_command::model::{Command, Invocation, Page, Transition};
 use steward_core::run_command::ports::{CommandStore, TimeRange};
 
 use crate::Stack;
+use crate::internal;
+pub(crate) use crate::item::{Item, get_n, get_s, get_u32, n, s};
 
 pub const KIND: &str = "command";
 pub const BY_KIND: &str = "ByKind";
-
-pub(crate) type Item = HashMap<String, AttributeValue>;
 
 /// The counters of a command's [`Tally`], by attribute name.
 pub const COUNTERS: [&str; 8] = [
@@ -48,42 +48,7 @@ pub(crate) fn tally_counts(t: &Tally) -> [u32; 8] {
     ]
 }
 
-/// Logs a service failure (never item content) and answers SSM's generic error.
-pub(crate) fn internal<E: std::error::Error + 'static>(e: E) -> SsmError {
-    tracing::error!(
-        error = %aws_smithy_types::error::display::DisplayErrorContext(&e),
-        "DynamoDB call failed"
-    );
-    SsmError::internal()
-}
-
 // ---------------------------------------------------------------- codecs
-
-pub(crate) fn s(v: impl Into<String>) -> AttributeValue {
-    AttributeValue::S(v.into())
-}
-
-pub(crate) fn n(v: impl ToString) -> AttributeValue {
-    AttributeValue::N(v.to_string())
-}
-
-pub(crate) fn get_s(item: &Item, k: &str) -> String {
-    match item.get(k) {
-        Some(AttributeValue::S(v)) => v.clone(),
-        _ => String::new(),
-    }
-}
-
-pub(crate) fn get_n(item: &Item, k: &str) -> Option<f64> {
-    match item.get(k) {
-        Some(AttributeValue::N(v)) => v.parse().ok(),
-        _ => None,
-    }
-}
-
-pub(crate) fn get_u32(item: &Item, k: &str) -> u32 {
-    get_n(item, k).map(|v| v as u32).unwrap_or(0)
-}
 
 fn get_list_s(item: &Item, k: &str) -> Vec<String> {
     match item.get(k) {

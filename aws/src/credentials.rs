@@ -6,7 +6,7 @@ use steward_core::fleet::ports::NodeCredentials;
 use steward_core::fleet::{CredentialIssuer, Secret};
 
 use crate::Stack;
-use crate::nodes::item::internal;
+use crate::internal;
 
 #[derive(Clone, Debug)]
 pub struct StsCredentialIssuer {

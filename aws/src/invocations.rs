@@ -11,9 +11,10 @@ use steward_core::run_command::model::{Invocation, Page, Transition};
 use steward_core::run_command::ports::TimeRange;
 
 use crate::commands::{
-    COUNTERS, CommandTable, Item, decode_token, from_av, get_json, get_n, get_s, internal, json_av,
-    n, next_token, range_condition, s, tally_counts, to_av,
+    COUNTERS, CommandTable, Item, decode_token, from_av, get_json, get_n, get_s, json_av, n,
+    next_token, range_condition, s, tally_counts, to_av,
 };
+use crate::internal;
 
 pub const BY_INSTANCE: &str = "ByInstance";
 

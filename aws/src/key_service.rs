@@ -12,7 +12,7 @@ use steward_core::SsmError;
 use steward_core::fleet::{Secret, SecretDecrypter, SigningKey};
 
 use crate::Stack;
-use crate::nodes::item::internal;
+use crate::internal;
 
 pub const ACCESS_KEY_CONTEXT: &str = "steward:access-key-id";
 

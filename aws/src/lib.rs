@@ -5,6 +5,7 @@ pub mod access_keys;
 pub mod activations;
 pub mod config;
 pub mod credentials;
+pub mod item;
 pub mod key_service;
 pub mod node_events;
 pub mod node_queues;
@@ -37,4 +38,14 @@ impl Stack {
         let clients = Clients::from_env().await;
         Ok(Self { settings, clients })
     }
+}
+
+/// Logs an AWS service failure (never request or item content) and answers
+/// SSM's generic internal error: the caller learns nothing it could misuse.
+pub(crate) fn internal<E: std::error::Error + 'static>(e: E) -> steward_core::SsmError {
+    tracing::error!(
+        error = %aws_smithy_types::error::display::DisplayErrorContext(&e),
+        "AWS call failed"
+    );
+    steward_core::SsmError::internal()
 }

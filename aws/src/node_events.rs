@@ -5,7 +5,7 @@ use aws_sdk_eventbridge::types::PutEventsRequestEntry;
 use steward_core::SsmError;
 
 use crate::Stack;
-use crate::nodes::item::internal;
+use crate::internal;
 
 pub const AGENT_SOURCE: &str = "steward.agent";
 pub const MESSAGE_REJECTED: &str = "Steward Agent Message Rejected";

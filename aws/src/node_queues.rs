@@ -9,7 +9,7 @@ use steward_core::fleet::ports::QueueRef;
 use tokio::sync::OnceCell;
 
 use crate::Stack;
-use crate::nodes::item::internal;
+use crate::internal;
 
 pub const MAX_RECEIVE_COUNT: u32 = 5;
 

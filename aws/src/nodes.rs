@@ -13,69 +13,13 @@ use steward_core::fleet::activation::invalid_activation;
 use steward_core::fleet::{MANAGED_INSTANCE, Node, NodeStore, TagSet};
 
 use crate::Stack;
+use crate::internal;
+use crate::item::*;
 use crate::tag_index;
-use item::*;
 
 pub const KIND: &str = "node";
 /// DynamoDB's limit on the actions of one transaction.
 const MAX_TRANSACTION_ITEMS: usize = 100;
-
-/// Attribute helpers shared by this crate's fleet stores.
-pub(crate) mod item {
-    use std::collections::HashMap;
-
-    use aws_sdk_dynamodb::types::AttributeValue;
-    use steward_core::SsmError;
-    use steward_core::fleet::TagSet;
-
-    pub type Item = HashMap<String, AttributeValue>;
-
-    pub fn s(v: impl Into<String>) -> AttributeValue {
-        AttributeValue::S(v.into())
-    }
-
-    pub fn n(v: impl ToString) -> AttributeValue {
-        AttributeValue::N(v.to_string())
-    }
-
-    pub fn tags_av(tags: &TagSet) -> AttributeValue {
-        AttributeValue::M(tags.iter().map(|(k, v)| (k.clone(), s(v))).collect())
-    }
-
-    pub fn get_s(item: &Item, k: &str) -> String {
-        match item.get(k) {
-            Some(AttributeValue::S(v)) => v.clone(),
-            _ => String::new(),
-        }
-    }
-
-    pub fn get_n(item: &Item, k: &str) -> f64 {
-        match item.get(k) {
-            Some(AttributeValue::N(v)) => v.parse().unwrap_or(0.0),
-            _ => 0.0,
-        }
-    }
-
-    pub fn get_tags(item: &Item, k: &str) -> TagSet {
-        match item.get(k) {
-            Some(AttributeValue::M(m)) => m
-                .iter()
-                .filter_map(|(k, v)| match v {
-                    AttributeValue::S(v) => Some((k.clone(), v.clone())),
-                    _ => None,
-                })
-                .collect(),
-            _ => TagSet::new(),
-        }
-    }
-
-    /// Logs a service failure (never request content) and answers SSM's
-    /// generic internal error.
-    pub fn internal<E: std::error::Error + 'static>(e: E) -> SsmError {
-        tracing::error!(error = %aws_smithy_types::error::display::DisplayErrorContext(&e), "AWS call failed");
-        SsmError::internal()
-    }
-}
 
 pub fn node_to_item(node: &Node) -> Item {
     HashMap::from([
@@ -106,8 +50,8 @@ pub fn node_from_item(item: &Item) -> Node {
         activation_id: get_s(item, "ActivationId"),
         name: get_s(item, "Name"),
         iam_role: get_s(item, "IamRole"),
-        registration_date: get_n(item, "RegistrationDate"),
-        last_ping_date_time: get_n(item, "LastPingDateTime"),
+        registration_date: get_f64(item, "RegistrationDate"),
+        last_ping_date_time: get_f64(item, "LastPingDateTime"),
         agent_version: get_s(item, "AgentVersion"),
         platform_type: get_s(item, "PlatformType"),
         platform_name: get_s(item, "PlatformName"),
@@ -118,7 +62,7 @@ pub fn node_from_item(item: &Item) -> Node {
         queue_url: get_s(item, "QueueUrl"),
         queue_arn: get_s(item, "QueueArn"),
         tags: get_tags(item, "Tags"),
-        tags_version: get_n(item, "TagsVersion") as u64,
+        tags_version: get_f64(item, "TagsVersion") as u64,
     }
 }
 

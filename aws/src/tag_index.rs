@@ -13,7 +13,8 @@ use steward_core::fleet::TagSet;
 use steward_core::targets::TargetDirectory;
 
 use crate::Stack;
-use crate::nodes::item::{internal, s};
+use crate::internal;
+use crate::item::s;
 
 pub fn value_key(resource_type: &str, key: &str, value: &str) -> String {
     format!("{resource_type}|{key}|{value}")

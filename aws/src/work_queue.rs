@@ -10,15 +10,8 @@ use steward_core::run_command::ports::{
 };
 
 use crate::Stack;
+use crate::internal;
 use crate::nodes::NodeTable;
-
-fn internal<E: std::error::Error + 'static>(e: E) -> SsmError {
-    tracing::error!(
-        error = %aws_smithy_types::error::display::DisplayErrorContext(&e),
-        "SQS call failed"
-    );
-    SsmError::internal()
-}
 
 /// The work queue of the dispatch function.
 #[derive(Clone, Debug)]
