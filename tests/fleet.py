@@ -197,10 +197,14 @@ class Fleet:
             ids = [self.agents[n].instance_id() for n in names]
             if not all(ids):
                 return None
-            info = self.ssm.describe_instance_information(
-                Filters=[{"Key": "InstanceIds", "Values": ids}]
-            )["InstanceInformationList"]
-            online = {i["InstanceId"] for i in info if i["PingStatus"] == "Online"}
+            online = set()
+            # SSM takes at most 50 ids in a filter and answers in pages.
+            for chunk in range(0, len(ids), 50):
+                pages = self.ssm.get_paginator("describe_instance_information").paginate(
+                    Filters=[{"Key": "InstanceIds", "Values": ids[chunk:chunk + 50]}]
+                )
+                for page in pages:
+                    online |= {i["InstanceId"] for i in page["InstanceInformationList"] if i["PingStatus"] == "Online"}
             return ids if online == set(ids) else None
 
         return wait_for(f"agents {names} online", probe, timeout=timeout)
