@@ -203,17 +203,23 @@ def test_agent_killed_mid_command_does_not_run_it_twice(fleet, tmp_path):
     ssm = fleet.ssm
     solo = fleet.add("restarted", fleet.activation("solo", 1))
     (node,) = fleet.wait_online("restarted")
-    marker = tmp_path / "runs"
+    marker, pidfile = tmp_path / "runs", tmp_path / "shell.pid"
     cmd = ssm.send_command(
         DocumentName="AWS-RunShellScript",
         InstanceIds=[node],
-        Parameters={"commands": [f"echo run >> {marker}", "sleep 6"]},
+        Parameters={"commands": [f"echo $$ > {pidfile}", f"echo run >> {marker}", "sleep 300"]},
     )["Command"]
     wait_for("the command to start", lambda: marker.exists())
+    shell = int(pidfile.read_text())
     solo.kill()
+    assert process_alive(shell)  # killing the agent alone leaves its command running
     solo.start()
     final = wait_command_final(ssm, cmd["CommandId"])
-    assert final["Status"] in {"Failed", "Success"}
+    assert final["Status"] == "Failed", final
+    (inv,) = invocations(ssm, cmd["CommandId"])
+    assert "not run again" in inv["CommandPlugins"][0]["Output"]
+    # The restarted agent stops what its predecessor left running.
+    wait_for(f"orphaned shell {shell} to be gone", lambda: not process_alive(shell), timeout=15)
     assert marker.read_text().count("run") == 1
     # The restarted agent still serves new commands.
     again = ssm.send_command(

@@ -154,7 +154,19 @@ impl<Q: NodeQueue, I: IngestQueue> Agent<Q, I> {
                 plugins,
             }))?;
             lock(&self.journal).record_command(&command_id, CommandState::Finished, &[], now)?;
-            let _ = std::fs::remove_dir_all(self.run_dir(&command_id));
+            // What the killed agent started must not run on unsupervised.
+            let run_dir = self.run_dir(&command_id);
+            if let Ok(steps) = std::fs::read_dir(&run_dir) {
+                for step in steps.flatten() {
+                    if runner::kill_orphaned_step(&step.path()) {
+                        tracing::warn!(
+                            command_id,
+                            "stopped what the interrupted command left running"
+                        );
+                    }
+                }
+            }
+            let _ = std::fs::remove_dir_all(run_dir);
         }
         Ok(())
     }

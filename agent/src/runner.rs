@@ -134,6 +134,12 @@ pub async fn run_step(
         Err(e) => return refuse(format!("cannot start /bin/sh: {e}")),
     };
     let pgid = child.id().map(|id| Pid::from_raw(id as i32));
+    if let Some(pgid) = pgid {
+        // Lets a restarted agent stop what an agent killed mid-command left running.
+        if let Err(e) = write_private(&dir.join(PGID_FILE), pgid.to_string().as_bytes()) {
+            tracing::warn!(error = %e, "cannot record the step's process group");
+        }
+    }
     let timeout = Duration::from_secs(u64::from(if step.timeout_seconds == 0 {
         DEFAULT_EXECUTION_TIMEOUT
     } else {
@@ -204,6 +210,30 @@ async fn wait_stop(stop: &mut watch::Receiver<Option<Stop>>) -> Stop {
 /// SIGTERM to the whole group, then SIGKILL to whatever is left after the
 /// grace period. The group outlives its leader, so it is killed even when
 /// the shell already exited.
+/// Where a step records its process group id.
+const PGID_FILE: &str = "pgid";
+
+/// Kills what a step of an interrupted agent left running: the process group
+/// it recorded, but only if that group's leader is still the step's own shell
+/// (a pid reused by something else is left alone). Returns whether it killed.
+pub fn kill_orphaned_step(step_dir: &Path) -> bool {
+    let Ok(text) = std::fs::read_to_string(step_dir.join(PGID_FILE)) else {
+        return false;
+    };
+    let Ok(pgid) = text.trim().parse::<i32>() else {
+        return false;
+    };
+    let script = step_dir.join("script.sh");
+    let ours = std::fs::read(format!("/proc/{pgid}/cmdline"))
+        .map(|cmdline| {
+            cmdline
+                .split(|b| *b == 0)
+                .any(|arg| arg == script.as_os_str().as_encoded_bytes())
+        })
+        .unwrap_or(false);
+    ours && killpg(Pid::from_raw(pgid), Signal::SIGKILL).is_ok()
+}
+
 pub async fn kill_group(pgid: Pid, child: &mut tokio::process::Child) {
     let _ = killpg(pgid, Signal::SIGTERM);
     let deadline = tokio::time::Instant::now() + KILL_GRACE;
@@ -370,6 +400,65 @@ mod tests {
         assert_eq!(o.stdout.total, 30_000);
         assert_eq!(o.stderr.total, 9_000);
         assert_eq!(std::fs::metadata(&o.stdout.path).unwrap().len(), 30_000);
+    }
+
+    #[tokio::test]
+    async fn an_orphaned_step_is_killed_and_a_stranger_is_not() {
+        use std::os::unix::process::CommandExt;
+        let dir = tempfile::tempdir().unwrap();
+        let script = dir.path().join("script.sh");
+        std::fs::write(&script, "sleep 300 &\necho $! > child\nsleep 300\n").unwrap();
+        let mut shell = std::process::Command::new("/bin/sh")
+            .arg(&script)
+            .current_dir(dir.path())
+            .process_group(0)
+            .spawn()
+            .unwrap();
+        std::fs::write(dir.path().join(PGID_FILE), shell.id().to_string()).unwrap();
+        let child_file = dir.path().join("child");
+        while !child_file.exists()
+            || std::fs::read_to_string(&child_file)
+                .unwrap()
+                .trim()
+                .is_empty()
+        {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        let child: i32 = std::fs::read_to_string(&child_file)
+            .unwrap()
+            .trim()
+            .parse()
+            .unwrap();
+
+        // Another step directory naming this group is not its owner.
+        let stranger = tempfile::tempdir().unwrap();
+        std::fs::write(stranger.path().join(PGID_FILE), shell.id().to_string()).unwrap();
+        assert!(!kill_orphaned_step(stranger.path()));
+        assert!(shell.try_wait().unwrap().is_none());
+
+        assert!(kill_orphaned_step(dir.path()));
+        shell.wait().unwrap();
+        // The background child went with its group (reaped by init, or a zombie).
+        let gone = || {
+            std::fs::read_to_string(format!("/proc/{child}/stat"))
+                .map(|st| {
+                    st.rsplit(')')
+                        .next()
+                        .unwrap_or("")
+                        .split_whitespace()
+                        .next()
+                        == Some("Z")
+                })
+                .unwrap_or(true)
+        };
+        for _ in 0..100 {
+            if gone() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        assert!(gone());
+        assert!(!kill_orphaned_step(&dir.path().join("missing")));
     }
 
     #[tokio::test]
