@@ -2,6 +2,8 @@
 //! its nodes, enforce its deadlines and carry cancellations to the nodes.
 //! Each step is idempotent: a redelivered work item changes nothing twice.
 
+use futures::{StreamExt, TryStreamExt, stream};
+
 use super::RunCommand;
 use super::events::invocation_status_changed;
 use super::model::{Command, Invocation, PluginRecord, Transition, WorkItem, output_key};
@@ -19,6 +21,8 @@ use crate::error::SsmError;
 pub const EXECUTION_MARGIN: f64 = 300.0;
 /// SQS's longest DelaySeconds.
 pub const MAX_DELAY_SECONDS: u32 = 900;
+/// Deliveries of one fan-out in flight at once.
+pub const FAN_OUT_CONCURRENCY: usize = 16;
 /// SigV4 presigned URLs live at most a week.
 const MAX_PRESIGN_SECONDS: u64 = 604_800;
 
@@ -89,9 +93,20 @@ async fn fan_out(rc: &RunCommand<'_>, command_id: &str, now: f64) -> Result<Outc
     let Some(c) = rc.store.get_command(command_id).await? else {
         return Ok(Outcome::Skipped("no such command"));
     };
-    for node in release(&c) {
-        deliver(rc, &c, node, now).await?;
-    }
+    // Deliveries are independent (each is its own conditional write and
+    // message), so they overlap; a failure retries the whole item, which
+    // resends only what is still Pending.
+    // Built before awaiting: a closure held across the await would make the
+    // future's Send-ness depend on higher-ranked lifetimes the compiler
+    // cannot prove when the handler is spawned.
+    let deliveries: Vec<_> = release(&c)
+        .iter()
+        .map(|node| deliver(rc, &c, node, now))
+        .collect();
+    stream::iter(deliveries)
+        .buffer_unordered(FAN_OUT_CONCURRENCY)
+        .try_collect::<()>()
+        .await?;
     settle(rc, command_id).await?;
     Ok(Outcome::Done)
 }
