@@ -99,20 +99,23 @@ impl ActivationStore for ActivationTable {
                 ("ActivationId".to_string(), s(id)),
             ])
         });
-        let resp = self
-            .client
-            .query()
-            .table_name(&self.table)
-            .index_name("ByKind")
-            .key_condition_expression("Kind = :k")
-            .expression_attribute_values(":k", s(KIND))
-            .set_exclusive_start_key(start)
-            .limit(limit.max(1) as i32)
-            .send()
-            .await
-            .map_err(internal)?;
-        let list = resp.items().iter().map(activation_from_item).collect();
-        Ok((list, resp.last_evaluated_key.is_some_and(|k| !k.is_empty())))
+        let (items, next) = query_page(
+            &self.client,
+            IndexQuery {
+                table: &self.table,
+                index: "ByKind",
+                key: ("Kind", s(KIND)),
+                sort: None,
+                newest_first: false,
+                limit,
+                start,
+            },
+        )
+        .await?;
+        Ok((
+            items.iter().map(activation_from_item).collect(),
+            next.is_some(),
+        ))
     }
 
     async fn delete(&self, activation_id: &str) -> Result<bool, SsmError> {

@@ -18,7 +18,7 @@ use steward_core::run_command::ports::{CommandStore, TimeRange};
 
 use crate::Stack;
 use crate::internal;
-pub(crate) use crate::item::{Item, get_n, get_s, get_u32, n, s};
+pub(crate) use crate::item::{IndexQuery, Item, get_n, get_s, get_u32, n, query_page, s};
 
 pub const KIND: &str = "command";
 pub const BY_KIND: &str = "ByKind";
@@ -243,24 +243,18 @@ pub(crate) fn next_token(lek: Option<&Item>) -> Result<Option<String>, SsmError>
     }
 }
 
-/// A range condition on `RequestedDateTime` for a key condition expression.
+/// A sort-key condition on `RequestedDateTime` for [`IndexQuery::sort`].
 pub(crate) fn range_condition(
     range: TimeRange,
-) -> (Option<&'static str>, Vec<(&'static str, AttributeValue)>) {
+) -> Option<(&'static str, Vec<(&'static str, AttributeValue)>)> {
     match (range.after, range.before) {
-        (Some(a), Some(b)) => (
-            Some(" AND RequestedDateTime BETWEEN :after AND :before"),
+        (Some(a), Some(b)) => Some((
+            "RequestedDateTime BETWEEN :after AND :before",
             vec![(":after", n(a)), (":before", n(b))],
-        ),
-        (Some(a), None) => (
-            Some(" AND RequestedDateTime >= :after"),
-            vec![(":after", n(a))],
-        ),
-        (None, Some(b)) => (
-            Some(" AND RequestedDateTime <= :before"),
-            vec![(":before", n(b))],
-        ),
-        (None, None) => (None, vec![]),
+        )),
+        (Some(a), None) => Some(("RequestedDateTime >= :after", vec![(":after", n(a))])),
+        (None, Some(b)) => Some(("RequestedDateTime <= :before", vec![(":before", n(b))])),
+        (None, None) => None,
     }
 }
 
@@ -334,24 +328,22 @@ impl CommandStore for CommandTable {
         let start = token
             .map(|t| decode_token(t, &["CommandId", "Kind", "RequestedDateTime"]))
             .transpose()?;
-        let (extra, values) = range_condition(range);
-        let mut q = self
-            .client
-            .query()
-            .table_name(&self.commands_table)
-            .index_name(BY_KIND)
-            .key_condition_expression(format!("Kind = :kind{}", extra.unwrap_or("")))
-            .expression_attribute_values(":kind", s(KIND))
-            .scan_index_forward(false)
-            .limit(limit.max(1) as i32)
-            .set_exclusive_start_key(start);
-        for (k, v) in values {
-            q = q.expression_attribute_values(k, v);
-        }
-        let resp = q.send().await.map_err(internal)?;
+        let (items, next) = query_page(
+            &self.client,
+            IndexQuery {
+                table: &self.commands_table,
+                index: BY_KIND,
+                key: ("Kind", s(KIND)),
+                sort: range_condition(range),
+                newest_first: true,
+                limit: limit as usize,
+                start,
+            },
+        )
+        .await?;
         Ok(Page {
-            items: resp.items().iter().map(command_from_item).collect(),
-            next_token: next_token(resp.last_evaluated_key.as_ref())?,
+            items: items.iter().map(command_from_item).collect(),
+            next_token: next_token(next.as_ref())?,
         })
     }
 

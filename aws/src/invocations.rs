@@ -15,6 +15,7 @@ use crate::commands::{
     next_token, range_condition, s, tally_counts, to_av,
 };
 use crate::internal;
+use crate::item::{IndexQuery, query_page};
 
 pub const BY_INSTANCE: &str = "ByInstance";
 
@@ -154,24 +155,22 @@ impl CommandTable {
         let start = token
             .map(|t| decode_token(t, &["CommandId", "InstanceId", "RequestedDateTime"]))
             .transpose()?;
-        let (extra, values) = range_condition(range);
-        let mut q = self
-            .client
-            .query()
-            .table_name(&self.invocations_table)
-            .index_name(BY_INSTANCE)
-            .key_condition_expression(format!("InstanceId = :i{}", extra.unwrap_or("")))
-            .expression_attribute_values(":i", s(instance_id))
-            .scan_index_forward(false)
-            .limit(limit.max(1) as i32)
-            .set_exclusive_start_key(start);
-        for (k, v) in values {
-            q = q.expression_attribute_values(k, v);
-        }
-        let resp = q.send().await.map_err(internal)?;
+        let (items, next) = query_page(
+            &self.client,
+            IndexQuery {
+                table: &self.invocations_table,
+                index: BY_INSTANCE,
+                key: ("InstanceId", s(instance_id)),
+                sort: range_condition(range),
+                newest_first: true,
+                limit: limit as usize,
+                start,
+            },
+        )
+        .await?;
         Ok(Page {
-            items: resp.items().iter().map(invocation_from_item).collect(),
-            next_token: next_token(resp.last_evaluated_key.as_ref())?,
+            items: items.iter().map(invocation_from_item).collect(),
+            next_token: next_token(next.as_ref())?,
         })
     }
 

@@ -56,3 +56,44 @@ pub fn get_tags(item: &Item, k: &str) -> TagSet {
         _ => TagSet::new(),
     }
 }
+
+/// One page of a Query on an index: `<key> = <value>`, optionally narrowed by
+/// a sort-key condition, in either order. Every listing in Steward is one.
+pub struct IndexQuery<'a> {
+    pub table: &'a str,
+    pub index: &'a str,
+    pub key: (&'a str, AttributeValue),
+    /// A sort-key condition to AND on (e.g. `RequestedDateTime >= :after`)
+    /// and the values it names.
+    pub sort: Option<(&'static str, Vec<(&'static str, AttributeValue)>)>,
+    pub newest_first: bool,
+    pub limit: usize,
+    pub start: Option<Item>,
+}
+
+/// The page's items, and the key to continue after (`None`: no more).
+pub async fn query_page(
+    client: &aws_sdk_dynamodb::Client,
+    q: IndexQuery<'_>,
+) -> Result<(Vec<Item>, Option<Item>), steward_core::SsmError> {
+    let condition = match &q.sort {
+        Some((extra, _)) => format!("#pk = :pk AND {extra}"),
+        None => "#pk = :pk".to_string(),
+    };
+    let mut query = client
+        .query()
+        .table_name(q.table)
+        .index_name(q.index)
+        .key_condition_expression(condition)
+        .expression_attribute_names("#pk", q.key.0)
+        .expression_attribute_values(":pk", q.key.1)
+        .scan_index_forward(!q.newest_first)
+        .limit(q.limit.max(1) as i32)
+        .set_exclusive_start_key(q.start);
+    for (name, value) in q.sort.map(|(_, values)| values).unwrap_or_default() {
+        query = query.expression_attribute_values(name, value);
+    }
+    let resp = query.send().await.map_err(crate::internal)?;
+    let next = resp.last_evaluated_key.filter(|k| !k.is_empty());
+    Ok((resp.items.unwrap_or_default(), next))
+}

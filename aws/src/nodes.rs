@@ -198,21 +198,20 @@ impl NodeStore for NodeTable {
                 ("InstanceId".to_string(), s(id)),
             ])
         });
-        let resp = self
-            .client
-            .query()
-            .table_name(&self.nodes_table)
-            .index_name("ByKind")
-            .key_condition_expression("Kind = :k")
-            .expression_attribute_values(":k", s(KIND))
-            .set_exclusive_start_key(start)
-            .limit(limit.max(1) as i32)
-            .send()
-            .await
-            .map_err(internal)?;
-        let nodes: Vec<Node> = resp.items().iter().map(node_from_item).collect();
-        let more = resp.last_evaluated_key.is_some_and(|k| !k.is_empty());
-        Ok((nodes, more))
+        let (items, next) = query_page(
+            &self.client,
+            IndexQuery {
+                table: &self.nodes_table,
+                index: "ByKind",
+                key: ("Kind", s(KIND)),
+                sort: None,
+                newest_first: false,
+                limit,
+                start,
+            },
+        )
+        .await?;
+        Ok((items.iter().map(node_from_item).collect(), next.is_some()))
     }
 
     async fn register(&self, node: &Node, code_hash: &str, now: f64) -> Result<(), SsmError> {
