@@ -149,3 +149,30 @@ pub fn signed_at(
     instructions.apply_to_request_http1x(&mut req);
     req
 }
+
+/// Sends a command through the real operation and runs its FanOut work item
+/// at once, as the dispatch function would; returns the command id.
+pub async fn sent_and_fanned_out(
+    rc: &steward_core::run_command::RunCommand<'_>,
+    request: &Value,
+    now: f64,
+) -> String {
+    use steward_core::run_command::{dispatch, model::WorkItem, operations};
+    let sent = operations::send_command(rc, request, now)
+        .await
+        .expect("SendCommand");
+    let command_id = sent["Command"]["CommandId"]
+        .as_str()
+        .expect("a command id")
+        .to_string();
+    dispatch::run(
+        rc,
+        &WorkItem::FanOut {
+            command_id: command_id.clone(),
+        },
+        now,
+    )
+    .await
+    .expect("FanOut");
+    command_id
+}

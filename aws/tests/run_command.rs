@@ -7,7 +7,7 @@ use serde_json::{Value, json};
 use steward_aws::Stack;
 use steward_aws::commands::{CommandTable, RunCommandAdapters};
 use steward_aws::signer::KmsSigner;
-use steward_aws::testing::{queue, registered_node, stack};
+use steward_aws::testing::{queue, registered_node, sent_and_fanned_out, stack};
 use steward_aws::work_queue::SqsWorkQueue;
 use steward_core::channel::{
     CancelCommand, Downlink, DownlinkPayload, DownlinkVerifier, InvocationUpdate, PluginResult,
@@ -134,19 +134,7 @@ async fn store_transitions_are_conditional_and_counters_exact() {
     let rc = a.ports();
     let (n1, _) = node(&stack).await;
     let (n2, _) = node(&stack).await;
-    let sent = operations::send_command(&rc, &shell(&[&n1, &n2]), now_epoch())
-        .await
-        .unwrap();
-    let cid = sent["Command"]["CommandId"].as_str().unwrap().to_string();
-    dispatch::run(
-        &rc,
-        &WorkItem::FanOut {
-            command_id: cid.clone(),
-        },
-        now_epoch(),
-    )
-    .await
-    .unwrap();
+    let cid = sent_and_fanned_out(&rc, &shell(&[&n1, &n2]), now_epoch()).await;
     let store = CommandTable::new(&stack);
 
     // Pending → In Progress once; the same move again changes nothing.
@@ -243,19 +231,7 @@ async fn commands_list_newest_first_with_tokens() {
     let base = now_epoch();
     let mut ids = Vec::new();
     for i in 0..3 {
-        let sent = operations::send_command(&rc, &shell(&[&n1]), base + i as f64)
-            .await
-            .unwrap();
-        ids.push(sent["Command"]["CommandId"].as_str().unwrap().to_string());
-        dispatch::run(
-            &rc,
-            &WorkItem::FanOut {
-                command_id: ids[i].clone(),
-            },
-            base,
-        )
-        .await
-        .unwrap();
+        ids.push(sent_and_fanned_out(&rc, &shell(&[&n1]), base + i as f64).await);
     }
     let store = CommandTable::new(&stack);
     // The node's invocations, newest first, a page at a time.
@@ -395,19 +371,7 @@ async fn delivery_deadline_times_out_a_pending_invocation_and_ends_the_command()
     let rc = a.ports();
     let (n1, _) = node(&stack).await;
     let now = now_epoch();
-    let sent = operations::send_command(&rc, &shell(&[&n1]), now)
-        .await
-        .unwrap();
-    let cid = sent["Command"]["CommandId"].as_str().unwrap().to_string();
-    dispatch::run(
-        &rc,
-        &WorkItem::FanOut {
-            command_id: cid.clone(),
-        },
-        now,
-    )
-    .await
-    .unwrap();
+    let cid = sent_and_fanned_out(&rc, &shell(&[&n1]), now).await;
     receive_all(&stack, &work_url).await;
 
     let deadline = WorkItem::DeliveryDeadline {
@@ -478,19 +442,7 @@ async fn unknown_instance_writes_nothing_and_deleted_queue_is_undeliverable() {
         .await
         .unwrap();
     let now = now_epoch();
-    let sent = operations::send_command(&rc, &shell(&[&n1]), now)
-        .await
-        .unwrap();
-    let cid = sent["Command"]["CommandId"].as_str().unwrap().to_string();
-    dispatch::run(
-        &rc,
-        &WorkItem::FanOut {
-            command_id: cid.clone(),
-        },
-        now,
-    )
-    .await
-    .unwrap();
+    let cid = sent_and_fanned_out(&rc, &shell(&[&n1]), now).await;
     let store = CommandTable::new(&stack);
     assert_eq!(
         store
@@ -514,19 +466,7 @@ async fn cancel_reaches_running_nodes() {
     let (n1, q1) = node(&stack).await;
     let (n2, _) = node(&stack).await;
     let now = now_epoch();
-    let sent = operations::send_command(&rc, &shell(&[&n1, &n2]), now)
-        .await
-        .unwrap();
-    let cid = sent["Command"]["CommandId"].as_str().unwrap().to_string();
-    dispatch::run(
-        &rc,
-        &WorkItem::FanOut {
-            command_id: cid.clone(),
-        },
-        now,
-    )
-    .await
-    .unwrap();
+    let cid = sent_and_fanned_out(&rc, &shell(&[&n1, &n2]), now).await;
     receive_all(&stack, &work_url).await;
     receive_all(&stack, &q1).await;
     apply_update(&rc, &n1, report(&cid, D::InProgress, -1, ""))

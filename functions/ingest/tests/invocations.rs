@@ -5,13 +5,10 @@
 use serde_json::json;
 use steward_aws::Stack;
 use steward_aws::commands::{CommandTable, RunCommandAdapters};
-use steward_aws::testing::{registered_node, stack};
+use steward_aws::testing::{registered_node, sent_and_fanned_out, stack};
 use steward_core::channel::{InvocationUpdate, PluginResult};
 use steward_core::clock::now_epoch;
 use steward_core::command::InvocationDetail as D;
-use steward_core::run_command::dispatch;
-use steward_core::run_command::model::WorkItem;
-use steward_core::run_command::operations;
 use steward_core::run_command::ports::CommandStore;
 
 async fn node(stack: &Stack) -> String {
@@ -45,24 +42,13 @@ async fn reports_apply_once_to_the_senders_invocation() {
     let (n1, n2) = (node(&stack).await, node(&stack).await);
     let adapters = RunCommandAdapters::new(&stack);
     let rc = adapters.ports();
-    let sent = operations::send_command(
+    let cid = sent_and_fanned_out(
         &rc,
         &json!({"DocumentName": "AWS-RunShellScript", "InstanceIds": [n1],
                 "Parameters": {"commands": ["yes | head -c 30000"]}}),
         now_epoch(),
     )
-    .await
-    .unwrap();
-    let cid = sent["Command"]["CommandId"].as_str().unwrap().to_string();
-    dispatch::run(
-        &rc,
-        &WorkItem::FanOut {
-            command_id: cid.clone(),
-        },
-        now_epoch(),
-    )
-    .await
-    .unwrap();
+    .await;
 
     // n2 has no invocation of this command: its report is ignored.
     steward_fn_ingest::invocations::apply(&stack, &n2, update(&cid, D::Success, "x".into()))
