@@ -62,6 +62,40 @@ pub enum SsmError {
     ThrottlingException(String),
     #[error("{0}")]
     TooManyUpdates(String),
+    #[error("{0}")]
+    ParameterNotFound(String),
+    #[error("{0}")]
+    ParameterAlreadyExists(String),
+    #[error("{0}")]
+    ParameterVersionNotFound(String),
+    #[error("{0}")]
+    ParameterVersionLabelLimitExceeded(String),
+    #[error("{0}")]
+    ParameterMaxVersionLimitExceeded(String),
+    #[error("{0}")]
+    ParameterPatternMismatchException(String),
+    #[error("{0}")]
+    ParameterLimitExceeded(String),
+    #[error("{0}")]
+    HierarchyLevelLimitExceededException(String),
+    #[error("{0}")]
+    HierarchyTypeMismatchException(String),
+    #[error("{0}")]
+    InvalidAllowedPatternException(String),
+    #[error("{0}")]
+    InvalidKeyId(String),
+    #[error("{0}")]
+    UnsupportedParameterType(String),
+    #[error("{0}")]
+    InvalidPolicyTypeException(String),
+    #[error("{0}")]
+    InvalidPolicyAttributeException(String),
+    #[error("{0}")]
+    IncompatiblePolicyException(String),
+    #[error("{0}")]
+    PoliciesLimitExceededException(String),
+    #[error("{0}")]
+    InvalidFilterOption(String),
     /// A fault of ours, never of the caller's input. The message is generic on
     /// purpose: details go to the log, not to the client.
     #[error("{0}")]
@@ -102,6 +136,23 @@ impl SsmError {
             SerializationException(_) => "SerializationException",
             ThrottlingException(_) => "ThrottlingException",
             TooManyUpdates(_) => "TooManyUpdates",
+            ParameterNotFound(_) => "ParameterNotFound",
+            ParameterAlreadyExists(_) => "ParameterAlreadyExists",
+            ParameterVersionNotFound(_) => "ParameterVersionNotFound",
+            ParameterVersionLabelLimitExceeded(_) => "ParameterVersionLabelLimitExceeded",
+            ParameterMaxVersionLimitExceeded(_) => "ParameterMaxVersionLimitExceeded",
+            ParameterPatternMismatchException(_) => "ParameterPatternMismatchException",
+            ParameterLimitExceeded(_) => "ParameterLimitExceeded",
+            HierarchyLevelLimitExceededException(_) => "HierarchyLevelLimitExceededException",
+            HierarchyTypeMismatchException(_) => "HierarchyTypeMismatchException",
+            InvalidAllowedPatternException(_) => "InvalidAllowedPatternException",
+            InvalidKeyId(_) => "InvalidKeyId",
+            UnsupportedParameterType(_) => "UnsupportedParameterType",
+            InvalidPolicyTypeException(_) => "InvalidPolicyTypeException",
+            InvalidPolicyAttributeException(_) => "InvalidPolicyAttributeException",
+            IncompatiblePolicyException(_) => "IncompatiblePolicyException",
+            PoliciesLimitExceededException(_) => "PoliciesLimitExceededException",
+            InvalidFilterOption(_) => "InvalidFilterOption",
             InternalServerError(_) => "InternalServerError",
         }
     }

@@ -9,6 +9,7 @@ pub mod error;
 pub mod fleet;
 pub mod ids;
 pub mod output;
+pub mod parameters;
 pub mod run_command;
 pub mod targets;
 
