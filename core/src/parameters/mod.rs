@@ -1,8 +1,12 @@
 //! Parameter Store: String, StringList and SecureString parameters with
 //! hierarchies, versions, labels, tiers, policies and tags, as SSM's.
 
+pub mod memory;
 pub mod model;
+pub mod name;
 pub mod ports;
+
+pub use name::parent_of;
 
 pub use model::{Parameter, ParameterType, ParameterVersion, PolicyRecord, StoredValue, Tier};
 pub use ports::{DataKey, DataKeys, ParameterStore};

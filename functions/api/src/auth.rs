@@ -41,7 +41,7 @@ impl Principal {
     /// `op` is the operation name (`SendCommand`); the action is `ssm:<op>`.
     pub fn authorize(&self, op: &str) -> Result<(), SsmError> {
         let action = format!("ssm:{op}");
-        if self.policy.allows(&action) {
+        if self.policy.allows_action(&action) {
             Ok(())
         } else {
             Err(SsmError::AccessDeniedException(format!(
