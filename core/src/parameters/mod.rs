@@ -1,6 +1,7 @@
 //! Parameter Store: String, StringList and SecureString parameters with
 //! hierarchies, versions, labels, tiers, policies and tags, as SSM's.
 
+pub mod context;
 pub mod memory;
 pub mod model;
 pub mod name;

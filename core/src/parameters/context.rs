@@ -1,0 +1,22 @@
+//! What every Parameter Store operation works with.
+
+use super::name::ArnScope;
+use super::ports::ParameterStore;
+use super::secrets::Sealer;
+use crate::fleet::access::Authorizer;
+use crate::run_command::ports::EventSink;
+
+pub struct ParameterContext<'a> {
+    pub store: &'a dyn ParameterStore,
+    /// Seals and opens SecureString values (KMS envelope, data-key cache).
+    pub sealer: &'a Sealer,
+    /// "Parameter Store Change" and "Parameter Store Policy Action" events.
+    pub events: &'a dyn EventSink,
+    /// Who asks; every parameter touched is authorized by its ARN.
+    pub caller: &'a dyn Authorizer,
+    pub scope: &'a ArnScope,
+    /// The key SecureStrings are sealed under when `KeyId` is not given.
+    pub default_key_id: &'a str,
+    /// Epoch seconds.
+    pub now: f64,
+}
