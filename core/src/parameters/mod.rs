@@ -6,6 +6,7 @@ pub mod memory;
 pub mod model;
 pub mod name;
 pub mod ports;
+pub mod secrets;
 
 pub use name::parent_of;
 
