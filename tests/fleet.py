@@ -242,3 +242,42 @@ def process_alive(pid):
         return state != "Z"
     except OSError:
         return False
+
+
+def restricted_client(policy, user_name="restricted"):
+    """A boto3 SSM client signed with a new access key whose policy is
+    `policy` (a dict, IAM-shaped). The key is written the way provisioning
+    writes the admin key: secret KMS-encrypted, bound to the key id."""
+    import base64
+    import secrets as pysecrets
+    import string
+
+    env = stack_env()
+    key_id = "AKST" + "".join(pysecrets.choice(string.ascii_uppercase + string.digits) for _ in range(16))
+    secret = "".join(pysecrets.choice(string.ascii_letters + string.digits + "/+") for _ in range(40))
+    blob = localstack_client("kms").encrypt(
+        KeyId=env["STEWARD_DATA_KEY_ID"],
+        Plaintext=secret.encode(),
+        EncryptionContext={"steward:access-key-id": key_id},
+    )["CiphertextBlob"]
+    localstack_client("dynamodb").put_item(
+        TableName=env["STEWARD_ACCESS_KEYS_TABLE"],
+        Item={
+            "AccessKeyId": {"S": key_id},
+            "SecretCiphertext": {"S": base64.b64encode(blob).decode()},
+            "Policy": {"S": json.dumps(policy)},
+            "UserName": {"S": user_name},
+            "Status": {"S": "Active"},
+            "CreateDate": {"N": f"{time.time():.3f}"},
+        },
+        ConditionExpression="attribute_not_exists(AccessKeyId)",
+    )
+    p = profile()
+    return boto3.client(
+        "ssm",
+        endpoint_url=p["endpoint_url"],
+        region_name=p["region"],
+        aws_access_key_id=key_id,
+        aws_secret_access_key=secret,
+        config=botocore.config.Config(retries={"max_attempts": 2}),
+    )
