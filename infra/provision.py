@@ -80,6 +80,9 @@ REQUIRED_ENV = [
     "STEWARD_EVENT_BUS",
     "STEWARD_NODE_ROLE_ARN",
     "STEWARD_CONNECTION_LOST_SECONDS",
+    "STEWARD_PARAMETERS_TABLE",
+    "STEWARD_ACCOUNT_ID",
+    "STEWARD_SCHEDULER_QUEUE_URL",
 ]
 
 # Resource types that exist only in a deployed stack. They are reported and

@@ -89,7 +89,7 @@ def _indexes(ixs):
 def test_every_template_resource_is_checked_or_not_local():
     checked = {
         "AWS::DynamoDB::Table", "AWS::SQS::Queue", "AWS::KMS::Key", "AWS::Events::EventBus", "AWS::S3::Bucket",
-        "AWS::IAM::Role",
+        "AWS::IAM::Role", "AWS::SQS::QueuePolicy", "AWS::Events::Rule",
     }
     unknown = {r["Type"] for r in RESOURCES.values()} - checked - NOT_LOCAL
     assert not unknown, f"extend this test to check {unknown} against the local stack"
@@ -98,7 +98,7 @@ def test_every_template_resource_is_checked_or_not_local():
 def test_tables_match_template(stack):
     ddb = boto3.client("dynamodb")
     tables = of_type("AWS::DynamoDB::Table")
-    assert len(tables) == 6
+    assert len(tables) == 7
     for lid in tables:
         name = stack.resource(lid)["physical_id"]
         assert name == f"steward-{lid}"
@@ -155,6 +155,29 @@ def test_event_bus_matches_template(stack):
         name = props(lid)["Name"]
         assert events.describe_event_bus(Name=name)["Name"] == name
     assert stack.env["STEWARD_EVENT_BUS"] == "steward"
+
+
+def test_schedule_rules_reach_their_queues(stack):
+    events = boto3.client("events")
+    for lid in of_type("AWS::Events::Rule"):
+        p = props(lid)
+        rule = events.describe_rule(Name=f"steward-{lid}", EventBusName=p.get("EventBusName", "default"))
+        assert rule.get("ScheduleExpression") == p.get("ScheduleExpression"), lid
+        targets = events.list_targets_by_rule(Rule=f"steward-{lid}", EventBusName=p.get("EventBusName", "default"))
+        have = {(t["Id"], t["Arn"]) for t in targets["Targets"]}
+        want = {(t["Id"], stack.resource(t["Arn"]["Fn::GetAtt"][0])["attributes"]["Arn"]) for t in p["Targets"]}
+        assert have == want, lid
+
+
+def test_queue_policies_are_applied(stack):
+    sqs = boto3.client("sqs")
+    for lid in of_type("AWS::SQS::QueuePolicy"):
+        for ref in props(lid)["Queues"]:
+            url = stack.resource(ref["Ref"])["ref"]
+            policy = json.loads(sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["Policy"])["Attributes"]["Policy"])
+            sids = {s["Sid"] for s in policy["Statement"]}
+            assert sids == {s["Sid"] for s in props(lid)["PolicyDocument"]["Statement"]}, lid
+    assert stack.env["STEWARD_SCHEDULER_QUEUE_URL"] == stack.resource("SchedulerQueue")["ref"]
 
 
 def test_bucket_matches_template(stack):
