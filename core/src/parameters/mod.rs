@@ -5,6 +5,7 @@ pub mod context;
 pub mod memory;
 pub mod model;
 pub mod name;
+pub mod policies;
 pub mod ports;
 pub mod secrets;
 
