@@ -35,15 +35,27 @@ pub struct Settings {
     pub node_role_arn: String,
     pub connection_lost_seconds: u64,
     pub region: String,
+    pub parameters_table: String,
+    /// The account parameter ARNs name.
+    pub account_id: String,
+    pub scheduler_queue_url: String,
+    /// How long a decrypted SecureString data key is kept (0: never).
+    pub data_key_cache_seconds: u64,
 }
 
 fn var(name: &'static str) -> Result<String, ConfigError> {
     env::var(name).map_err(|_| ConfigError::Missing(name))
 }
 
+fn number(name: &'static str, default: u64) -> Result<u64, ConfigError> {
+    match env::var(name) {
+        Ok(v) => v.parse().map_err(|_| ConfigError::NotANumber(name, v)),
+        Err(_) => Ok(default),
+    }
+}
+
 impl Settings {
     pub fn from_env() -> Result<Self, ConfigError> {
-        let lost = env::var("STEWARD_CONNECTION_LOST_SECONDS").unwrap_or_else(|_| "300".into());
         Ok(Self {
             nodes_table: var("STEWARD_NODES_TABLE")?,
             tag_index_table: var("STEWARD_TAG_INDEX_TABLE")?,
@@ -61,12 +73,14 @@ impl Settings {
             signing_key_id: var("STEWARD_SIGNING_KEY_ID")?,
             event_bus: env::var("STEWARD_EVENT_BUS").unwrap_or_else(|_| "steward".into()),
             node_role_arn: var("STEWARD_NODE_ROLE_ARN")?,
-            connection_lost_seconds: lost
-                .parse()
-                .map_err(|_| ConfigError::NotANumber("STEWARD_CONNECTION_LOST_SECONDS", lost))?,
+            connection_lost_seconds: number("STEWARD_CONNECTION_LOST_SECONDS", 300)?,
             region: env::var("AWS_REGION")
                 .or_else(|_| env::var("AWS_DEFAULT_REGION"))
                 .unwrap_or_else(|_| "us-east-1".into()),
+            parameters_table: var("STEWARD_PARAMETERS_TABLE")?,
+            account_id: var("STEWARD_ACCOUNT_ID")?,
+            scheduler_queue_url: var("STEWARD_SCHEDULER_QUEUE_URL")?,
+            data_key_cache_seconds: number("STEWARD_DATA_KEY_CACHE_SECONDS", 300)?,
         })
     }
 }

@@ -29,9 +29,12 @@ impl EventBus {
         }
     }
 
-    /// SSM's resource ARN for a node id (EC2 instance or managed instance).
+    /// SSM's resource ARN for a node id (EC2 instance or managed instance);
+    /// an ARN (e.g. a parameter's) as it is.
     fn arn(&self, id: &str) -> String {
-        if id.starts_with("i-") {
+        if id.starts_with("arn:") {
+            id.to_string()
+        } else if id.starts_with("i-") {
             format!("arn:aws:ec2:{}::instance/{id}", self.region)
         } else {
             format!("arn:aws:ssm:{}::managed-instance/{id}", self.region)

@@ -22,6 +22,11 @@ pub mod output;
 pub mod signer;
 pub mod work_queue;
 
+// Parameter Store.
+pub mod data_keys;
+pub mod parameter_service;
+pub mod parameters;
+
 pub use config::{Clients, Settings};
 
 /// What every handler needs: where the resources are and the clients to
