@@ -2,14 +2,28 @@
 //! hierarchies, versions, labels, tiers, policies and tags, as SSM's.
 
 pub mod context;
+pub mod delete;
+pub mod events;
+pub mod get;
+pub mod history;
+pub mod labeling;
+pub mod labels;
 pub mod memory;
 pub mod model;
 pub mod name;
 pub mod policies;
 pub mod ports;
+pub mod put;
+pub mod requests;
 pub mod secrets;
+pub mod selector;
+pub mod tagging;
+pub mod views;
 
 pub use name::parent_of;
 
 pub use model::{Parameter, ParameterType, ParameterVersion, PolicyRecord, StoredValue, Tier};
 pub use ports::{DataKey, DataKeys, ParameterStore};
+
+#[cfg(test)]
+mod tests;
