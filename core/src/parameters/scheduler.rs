@@ -1,0 +1,401 @@
+//! The policy scheduler: run every minute (a schedule rule → the scheduler
+//! queue → the scheduler function), it acts on the parameters whose
+//! `policy_due` has come, as SSM's "asynchronous, periodic scans" do.
+//!
+//! - `Expiration` reached: the parameter is deleted, then a `Parameter Store
+//!   Change` (Delete) and a `Parameter Store Policy Action` (Expiration,
+//!   Finished) are published.
+//! - `ExpirationNotification` / `NoChangeNotification` reached: the policy
+//!   is marked `Finished` on the head and on its version item (so it fires
+//!   once per version; a new version carries it `Pending` again), then its
+//!   Policy Action event is published.
+//!
+//! Every change is conditional on the revision read, and the change is
+//! written before its events are published: a second run (the same minute
+//! delivered twice, or two overlapping runs) finds the parameter gone or
+//! the policy Finished and does nothing; a write that loses a race is
+//! skipped and, if still due, handled by a later run. A crash between the
+//! write and the publish loses that event, never the change (as every
+//! Steward event).
+
+use serde_json::Value;
+
+use super::events::{Operation, parameter_change, policy_action};
+use super::model::{Parameter, PolicyRecord};
+use super::name::ArnScope;
+use super::policies::{FAILED, FINISHED, PENDING, Policy, due_at, next_due, policy_of_record};
+use super::ports::ParameterStore;
+use crate::error::SsmError;
+use crate::run_command::events::Event;
+use crate::run_command::ports::EventSink;
+use crate::run_command::time::iso8601_seconds;
+
+/// What one run did.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct PolicyRun {
+    /// Parameters deleted by their Expiration policy.
+    pub expired: usize,
+    /// Notification policies that fired.
+    pub notified: usize,
+    /// Due parameters left for a later run: changed by someone else between
+    /// the read and the write, or due with nothing to do.
+    pub skipped: usize,
+}
+
+/// Acts on at most `limit` parameters due at `now` (epoch seconds), earliest
+/// first. The caller runs it again while a run comes back full.
+pub async fn run_due_policies(
+    store: &dyn ParameterStore,
+    events: &dyn EventSink,
+    scope: &ArnScope,
+    now: f64,
+    limit: usize,
+) -> Result<PolicyRun, SsmError> {
+    let mut run = PolicyRun::default();
+    for head in store.due(now, limit).await? {
+        act(store, events, scope, now, &head, &mut run).await?;
+    }
+    Ok(run)
+}
+
+fn expiration_of(head: &Parameter) -> Option<f64> {
+    head.current
+        .policies
+        .iter()
+        .filter_map(policy_of_record)
+        .find_map(|p| match p {
+            Policy::Expiration { at } => Some(at),
+            _ => None,
+        })
+}
+
+async fn act(
+    store: &dyn ParameterStore,
+    events: &dyn EventSink,
+    scope: &ArnScope,
+    now: f64,
+    head: &Parameter,
+    run: &mut PolicyRun,
+) -> Result<(), SsmError> {
+    let arn = scope.parameter_arn(head.name());
+    let expiration = expiration_of(head);
+    let last_modified = head.current.last_modified_date;
+
+    let expired = head.current.policies.iter().find(|r| {
+        r.status == PENDING
+            && matches!(policy_of_record(r), Some(Policy::Expiration { at }) if at <= now)
+    });
+    if let Some(record) = expired {
+        if !store.delete(head, head.revision).await? {
+            run.skipped += 1;
+            return Ok(());
+        }
+        run.expired += 1;
+        tracing::info!(parameter = head.name(), "parameter expired and deleted");
+        publish(
+            events,
+            parameter_change(Operation::Delete, &head.current, &arn),
+        )
+        .await;
+        let done = PolicyRecord {
+            status: FINISHED.to_string(),
+            ..record.clone()
+        };
+        let reason = format!(
+            "The parameter expired at {} and was deleted.",
+            iso8601_seconds(expiration.unwrap_or(now))
+        );
+        publish(events, policy_action(head, &arn, &done, FINISHED, &reason)).await;
+        return Ok(());
+    }
+
+    let mut next = head.clone();
+    let mut fired: Vec<(PolicyRecord, String)> = Vec::new();
+    for record in next.current.policies.iter_mut() {
+        if record.status != PENDING {
+            continue;
+        }
+        let Some(policy) = policy_of_record(record) else {
+            // Validated when written, so only a damaged record gets here:
+            // say so on the record rather than look at it every minute.
+            record.status = FAILED.to_string();
+            continue;
+        };
+        let Some(at) = due_at(policy, expiration, last_modified) else {
+            continue;
+        };
+        if at > now {
+            continue;
+        }
+        let reason = match policy {
+            Policy::ExpirationNotification { .. } => format!(
+                "The parameter expires at {}.",
+                iso8601_seconds(expiration.unwrap_or(now))
+            ),
+            Policy::NoChangeNotification { .. } => format!(
+                "The parameter has not changed since {}.",
+                iso8601_seconds(last_modified)
+            ),
+            // A reached expiration deleted the parameter above.
+            Policy::Expiration { .. } => continue,
+        };
+        record.status = FINISHED.to_string();
+        fired.push((record.clone(), reason));
+    }
+    next.policy_due = next_due(&next, now);
+    if fired.is_empty() && next == *head {
+        run.skipped += 1;
+        return Ok(());
+    }
+    next.revision = head.revision + 1;
+    // The version item carries the statuses too (GetParameterHistory shows them).
+    if !store
+        .update(&next, head.revision, std::slice::from_ref(&next.current))
+        .await?
+    {
+        run.skipped += 1;
+        return Ok(());
+    }
+    for (record, reason) in fired {
+        run.notified += 1;
+        tracing::info!(
+            parameter = head.name(),
+            policy_type = record.policy_type.as_str(),
+            "parameter policy notification"
+        );
+        publish(
+            events,
+            policy_action(&next, &arn, &record, FINISHED, &reason),
+        )
+        .await;
+    }
+    Ok(())
+}
+
+/// Publishes after the write it reports; a failure is logged, not retried:
+/// retrying the run would find nothing left to do.
+async fn publish(events: &dyn EventSink, event: Event) {
+    let resource = event.resources.first().cloned().unwrap_or_default();
+    let detail: Value = event.detail;
+    if let Err(e) = events
+        .publish(event.detail_type, event.resources, detail)
+        .await
+    {
+        tracing::warn!(
+            detail_type = event.detail_type,
+            resource = resource.as_str(),
+            error = e.code(),
+            "policy event not published"
+        );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::parameters::listing::fixtures::*;
+    use crate::parameters::model::ParameterVersion;
+    use crate::parameters::policies::{parse_policies, parse_timestamp, renewed};
+
+    const EXPIRES: &str = "2030-12-02T21:34:33Z";
+
+    fn policies(json: &str) -> Vec<PolicyRecord> {
+        parse_policies(json, NOW).unwrap()
+    }
+
+    async fn run(fx: &Fixture, now: f64) -> PolicyRun {
+        run_due_policies(&fx.store, &fx.events, &fx.scope, now, 100)
+            .await
+            .unwrap()
+    }
+
+    fn expiration_json() -> String {
+        format!(
+            r#"{{"Type":"Expiration","Version":"1.0","Attributes":{{"Timestamp":"{EXPIRES}"}}}}"#
+        )
+    }
+
+    #[tokio::test]
+    async fn an_expired_parameter_is_deleted_exactly_once() {
+        let fx = Fixture::new();
+        let at = parse_timestamp(EXPIRES).unwrap();
+        let recs = policies(&format!("[{}]", expiration_json()));
+        let head = fx.put_with("/app/temp", Fixture::with_policies(recs)).await;
+        assert_eq!(head.policy_due, Some(at));
+        fx.put("/app/keep", "v").await;
+
+        assert_eq!(run(&fx, at - 1.0).await, PolicyRun::default());
+        assert!(fx.store.get("/app/temp").await.unwrap().is_some());
+        assert!(fx.events.taken().is_empty());
+
+        let r = run(&fx, at + 30.0).await;
+        assert_eq!(r.expired, 1);
+        assert!(fx.store.get("/app/temp").await.unwrap().is_none());
+        assert_eq!(fx.store.stored_versions("/app/temp"), 0);
+        assert!(fx.store.get("/app/keep").await.unwrap().is_some());
+        let events = fx.events.taken();
+        assert_eq!(events.len(), 2);
+        let arn = "arn:aws:ssm:us-east-1:123456789012:parameter/app/temp";
+        assert_eq!(events[0].0, "Parameter Store Change");
+        assert_eq!(events[0].1, vec![arn.to_string()]);
+        assert_eq!(events[0].2["operation"], "Delete");
+        assert_eq!(events[0].2["name"], "/app/temp");
+        assert_eq!(events[1].0, "Parameter Store Policy Action");
+        assert_eq!(events[1].2["policy-type"], "Expiration");
+        assert_eq!(events[1].2["action-status"], "Finished");
+        assert_eq!(events[1].2["parameter-name"], "/app/temp");
+
+        // The same minute again, and a later one: nothing left to do.
+        assert_eq!(run(&fx, at + 30.0).await, PolicyRun::default());
+        assert_eq!(run(&fx, at + 90.0).await, PolicyRun::default());
+        assert!(fx.events.taken().is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_head_changed_since_it_was_read_is_skipped() {
+        let fx = Fixture::new();
+        let at = parse_timestamp(EXPIRES).unwrap();
+        let recs = policies(&format!("[{}]", expiration_json()));
+        let stale = fx
+            .put_with("/app/temp", Fixture::with_policies(recs.clone()))
+            .await;
+        // Someone writes a new version between the scheduler's read and its delete.
+        fx.put_with("/app/temp", Fixture::with_policies(renewed(&recs)))
+            .await;
+        let mut r = PolicyRun::default();
+        act(&fx.store, &fx.events, &fx.scope, at + 1.0, &stale, &mut r)
+            .await
+            .unwrap();
+        assert_eq!(
+            r,
+            PolicyRun {
+                skipped: 1,
+                ..Default::default()
+            }
+        );
+        assert!(fx.events.taken().is_empty());
+        assert_eq!(
+            fx.store.get("/app/temp").await.unwrap().unwrap().version(),
+            2
+        );
+        // Still due: the next run expires it.
+        assert_eq!(run(&fx, at + 60.0).await.expired, 1);
+    }
+
+    #[tokio::test]
+    async fn an_expiration_notification_fires_once_then_the_expiration_acts() {
+        let fx = Fixture::new();
+        let at = parse_timestamp(EXPIRES).unwrap();
+        let day = 86_400.0;
+        let recs = policies(&format!(
+            r#"[{}, {{"Type":"ExpirationNotification","Version":"1.0","Attributes":{{"Before":"2","Unit":"Days"}}}}]"#,
+            expiration_json()
+        ));
+        let head = fx.put_with("/app/cert", Fixture::with_policies(recs)).await;
+        assert_eq!(head.policy_due, Some(at - 2.0 * day));
+
+        assert_eq!(run(&fx, at - 2.0 * day - 1.0).await, PolicyRun::default());
+        let r = run(&fx, at - 2.0 * day + 10.0).await;
+        assert_eq!(
+            r,
+            PolicyRun {
+                notified: 1,
+                ..Default::default()
+            }
+        );
+        let events = fx.events.taken();
+        assert_eq!(events.len(), 1);
+        assert_eq!(events[0].0, "Parameter Store Policy Action");
+        assert_eq!(events[0].2["policy-type"], "ExpirationNotification");
+        assert_eq!(events[0].2["action-status"], "Finished");
+
+        let head = fx.store.get("/app/cert").await.unwrap().unwrap();
+        assert_eq!(head.current.policies[1].status, "Finished");
+        assert_eq!(head.current.policies[0].status, "Pending");
+        assert_eq!(head.policy_due, Some(at));
+        let stored: ParameterVersion = fx.store.get_version("/app/cert", 1).await.unwrap().unwrap();
+        assert_eq!(stored.policies[1].status, "Finished");
+
+        // Redelivered, or a day later: the notification does not fire again.
+        assert_eq!(run(&fx, at - 2.0 * day + 10.0).await, PolicyRun::default());
+        assert_eq!(run(&fx, at - day).await, PolicyRun::default());
+        assert!(fx.events.taken().is_empty());
+
+        assert_eq!(run(&fx, at).await.expired, 1);
+        assert!(fx.store.get("/app/cert").await.unwrap().is_none());
+    }
+
+    #[tokio::test]
+    async fn a_no_change_notification_counts_from_the_last_change() {
+        let fx = Fixture::new();
+        let hour = 3600.0;
+        let recs = policies(
+            r#"[{"Type":"NoChangeNotification","Version":"1.0","Attributes":{"After":"1","Unit":"Hours"}}]"#,
+        );
+        let t0 = NOW - 1000.0;
+        let head = fx
+            .put_with("/app/pw", |v| {
+                Fixture::with_policies(recs.clone())(v);
+                v.last_modified_date = t0;
+            })
+            .await;
+        assert_eq!(head.policy_due, Some(t0 + hour));
+
+        // A new version half an hour later moves the notification.
+        let t1 = t0 + 0.5 * hour;
+        let head = fx
+            .put_with("/app/pw", |v| {
+                Fixture::with_policies(renewed(&head.current.policies))(v);
+                v.last_modified_date = t1;
+            })
+            .await;
+        assert_eq!(head.policy_due, Some(t1 + hour));
+        assert_eq!(run(&fx, t0 + hour + 1.0).await, PolicyRun::default());
+
+        let r = run(&fx, t1 + hour + 1.0).await;
+        assert_eq!(
+            r,
+            PolicyRun {
+                notified: 1,
+                ..Default::default()
+            }
+        );
+        let events = fx.events.taken();
+        assert_eq!(events[0].2["policy-type"], "NoChangeNotification");
+        let after = fx.store.get("/app/pw").await.unwrap().unwrap();
+        assert_eq!(after.policy_due, None);
+        assert_eq!(after.current.policies[0].status, "Finished");
+        assert_eq!(run(&fx, t1 + 5.0 * hour).await, PolicyRun::default());
+        assert!(fx.events.taken().is_empty());
+
+        // The next version is watched again.
+        let t2 = t1 + 6.0 * hour;
+        let head = fx
+            .put_with("/app/pw", |v| {
+                Fixture::with_policies(renewed(&after.current.policies))(v);
+                v.last_modified_date = t2;
+            })
+            .await;
+        assert_eq!(head.policy_due, Some(t2 + hour));
+        assert_eq!(run(&fx, t2 + hour).await.notified, 1);
+    }
+
+    #[tokio::test]
+    async fn a_damaged_policy_is_marked_failed_not_retried() {
+        let fx = Fixture::new();
+        let mut recs = policies(
+            r#"[{"Type":"NoChangeNotification","Version":"1.0","Attributes":{"After":"1","Unit":"Hours"}}]"#,
+        );
+        recs.push(PolicyRecord {
+            text: "not json".into(),
+            policy_type: "Expiration".into(),
+            status: PENDING.into(),
+        });
+        let head = fx.put_with("/app/x", Fixture::with_policies(recs)).await;
+        let due = head.policy_due.unwrap();
+        assert_eq!(run(&fx, due).await.notified, 1);
+        let head = fx.store.get("/app/x").await.unwrap().unwrap();
+        assert_eq!(head.current.policies[1].status, "Failed");
+        assert_eq!(head.policy_due, None);
+    }
+}
