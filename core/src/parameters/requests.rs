@@ -113,7 +113,14 @@ pub struct PutParameterRequest {
 
 impl PutParameterRequest {
     pub fn from_json(body: &Value) -> Result<Self, SsmError> {
-        let i: PutParameterInput = parse(body)?;
+        // serde's message may quote the offending JSON value, which here can
+        // be the secret itself: say which shape is expected instead.
+        let i: PutParameterInput = serde_json::from_value(body.clone()).map_err(|_| {
+            SsmError::SerializationException(
+                "The request does not match PutParameter's input shape: Name, Value, Type, KeyId, Description, AllowedPattern, Tier, Policies and DataType are strings, Overwrite is a boolean and Tags a list of {Key, Value}."
+                    .into(),
+            )
+        })?;
         let name = required(i.name, "name")?;
         check_name(&name)?;
         let value = required(i.value, "value")?;

@@ -833,6 +833,8 @@ async fn errors_never_echo_a_value() {
         json!({"Name": "/e", "Value": SECRET, "Type": "SecureString", "AllowedPattern": "^[0-9]+$"}),
         json!({"Name": "/e", "Value": SECRET.repeat(500), "Type": "SecureString"}),
         json!({"Name": "/e", "Value": SECRET, "Type": "SecureString", "KeyId": "nope"}),
+        json!({"Name": "/e", "Value": [SECRET], "Type": "SecureString"}),
+        json!({"Name": "/e", "Value": SECRET, "Type": "SecureString", "Overwrite": SECRET}),
     ] {
         let err = env.put(body).await.unwrap_err();
         assert!(!err.to_string().contains(SECRET), "{err}");
