@@ -478,6 +478,9 @@ pub struct RunCommandAdapters {
     pub outputs: crate::output::OutputBucket,
     pub events: crate::events::EventBus,
     pub signer: crate::signer::KmsSigner,
+    /// Read for the commands' `{{ssm:…}}` references.
+    pub parameters: crate::parameters::ParameterTable,
+    pub scope: steward_core::parameters::name::ArnScope,
 }
 
 impl RunCommandAdapters {
@@ -490,6 +493,11 @@ impl RunCommandAdapters {
             outputs: crate::output::OutputBucket::new(stack),
             events: crate::events::EventBus::new(stack),
             signer: crate::signer::KmsSigner::new(stack),
+            parameters: crate::parameters::ParameterTable::new(stack),
+            scope: steward_core::parameters::name::ArnScope {
+                region: stack.settings.region.clone(),
+                account: stack.settings.account_id.clone(),
+            },
         }
     }
 
@@ -503,6 +511,8 @@ impl RunCommandAdapters {
             outputs: &self.outputs,
             events: &self.events,
             signer: &self.signer,
+            parameters: &self.parameters,
+            scope: &self.scope,
         }
     }
 }

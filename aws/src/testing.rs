@@ -150,6 +150,18 @@ pub fn signed_at(
     req
 }
 
+/// A caller allowed everything, as the bootstrap admin key is.
+pub fn admin() -> steward_core::fleet::access::Caller {
+    steward_core::fleet::access::Caller {
+        access_key_id: "AKSTTESTADMIN".into(),
+        user_arn: "arn:aws:iam::000000000000:user/admin".into(),
+        policy: steward_core::fleet::access::Policy::parse(
+            r#"{"Statement":[{"Effect":"Allow","Action":"*"}]}"#,
+        )
+        .expect("the admin policy parses"),
+    }
+}
+
 /// Sends a command through the real operation and runs its FanOut work item
 /// at once, as the dispatch function would; returns the command id.
 pub async fn sent_and_fanned_out(
@@ -158,7 +170,7 @@ pub async fn sent_and_fanned_out(
     now: f64,
 ) -> String {
     use steward_core::run_command::{dispatch, model::WorkItem, operations};
-    let sent = operations::send_command(rc, request, now)
+    let sent = operations::send_command(rc, &admin(), request, now)
         .await
         .expect("SendCommand");
     let command_id = sent["Command"]["CommandId"]

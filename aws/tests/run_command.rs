@@ -7,7 +7,7 @@ use serde_json::{Value, json};
 use steward_aws::Stack;
 use steward_aws::commands::{CommandTable, RunCommandAdapters};
 use steward_aws::signer::KmsSigner;
-use steward_aws::testing::{queue, registered_node, sent_and_fanned_out, stack};
+use steward_aws::testing::{admin, queue, registered_node, sent_and_fanned_out, stack};
 use steward_aws::work_queue::SqsWorkQueue;
 use steward_core::channel::{
     CancelCommand, Downlink, DownlinkPayload, DownlinkVerifier, InvocationUpdate, PluginResult,
@@ -301,7 +301,9 @@ async fn fan_out_reaches_the_node_queue_signed_and_deadlines_are_queued() {
     let mut body = shell(&[&n1]);
     body["OutputS3BucketName"] = json!(stack.settings.output_bucket);
     body["OutputS3KeyPrefix"] = json!("test");
-    let sent = operations::send_command(&rc, &body, now).await.unwrap();
+    let sent = operations::send_command(&rc, &admin(), &body, now)
+        .await
+        .unwrap();
     let cid = sent["Command"]["CommandId"].as_str().unwrap().to_string();
 
     // The FanOut the API enqueued, as the dispatch function receives it.
@@ -426,7 +428,7 @@ async fn unknown_instance_writes_nothing_and_deleted_queue_is_undeliverable() {
     let stack = stack().await;
     let (a, work_url) = adapters(&stack).await;
     let rc = a.ports();
-    let err = operations::send_command(&rc, &shell(&[&new_node_id()]), now_epoch())
+    let err = operations::send_command(&rc, &admin(), &shell(&[&new_node_id()]), now_epoch())
         .await
         .unwrap_err();
     assert_eq!(err.code(), "InvalidInstanceId");

@@ -16,6 +16,7 @@ pub mod name;
 pub mod policies;
 pub mod ports;
 pub mod put;
+pub mod references;
 pub mod requests;
 pub mod scheduler;
 pub mod secrets;

@@ -14,7 +14,9 @@ use crate::channel::{
     seal_downlink,
 };
 use crate::command::InvocationDetail;
+use crate::document::PluginStep;
 use crate::error::SsmError;
+use crate::parameters::references::{PlainResolver, ResolveError};
 
 /// Time allowed past a node's last possible finish before an invocation
 /// still running is declared `Execution Timed Out` (seconds).
@@ -93,6 +95,18 @@ async fn fan_out(rc: &RunCommand<'_>, command_id: &str, now: f64) -> Result<Outc
     let Some(c) = rc.store.get_command(command_id).await? else {
         return Ok(Outcome::Skipped("no such command"));
     };
+    // `{{ssm:…}}` values are read once per fan-out and go only into the
+    // signed messages; the record keeps the references. A reference that no
+    // longer resolves fails each node's invocation (retrying cannot help);
+    // a store failure retries the work item.
+    let steps = match PlainResolver::new(rc.parameters)
+        .resolve_steps(&c.steps)
+        .await
+    {
+        Ok(steps) => Ok(steps),
+        Err(e @ ResolveError::Unresolvable { .. }) => Err(e.to_string()),
+        Err(ResolveError::Store(e)) => return Err(e),
+    };
     // Deliveries are independent (each is its own conditional write and
     // message), so they overlap; a failure retries the whole item, which
     // resends only what is still Pending.
@@ -101,7 +115,7 @@ async fn fan_out(rc: &RunCommand<'_>, command_id: &str, now: f64) -> Result<Outc
     // cannot prove when the handler is spawned.
     let deliveries: Vec<_> = release(&c)
         .iter()
-        .map(|node| deliver(rc, &c, node, now))
+        .map(|node| deliver(rc, &c, &steps, node, now))
         .collect();
     stream::iter(deliveries)
         .buffer_unordered(FAN_OUT_CONCURRENCY)
@@ -129,10 +143,51 @@ fn mv(inv: &Invocation, to: InvocationDetail) -> Transition {
     Transition::status_only(&inv.command_id, &inv.instance_id, inv.status_details, to)
 }
 
+/// Fails an invocation whose `{{ssm:…}}` references no longer resolve:
+/// nothing is sent, and the reason is the first plugin's error output.
+async fn unresolvable(
+    rc: &RunCommand<'_>,
+    inv: &Invocation,
+    why: &str,
+    now: f64,
+) -> Result<(), SsmError> {
+    let plugins = inv
+        .plugins
+        .iter()
+        .enumerate()
+        .map(|(i, p)| PluginRecord {
+            status_details: InvocationDetail::Failed,
+            response_code: -1,
+            response_finish_date_time: Some(now),
+            standard_error_content: if i == 0 {
+                format!("{why}; nothing ran on this node.")
+            } else {
+                String::new()
+            },
+            ..p.clone()
+        })
+        .collect();
+    let t = Transition {
+        response_code: Some(-1),
+        execution_end_date_time: Some(now),
+        plugins: Some(plugins),
+        ..mv(inv, InvocationDetail::Failed)
+    };
+    apply(rc, inv, t).await?;
+    Ok(())
+}
+
 /// Creates (unless it exists) the node's invocation and sends it the signed
-/// RunCommand. A redelivery finds the invocation, and resends only while it
+/// RunCommand with `steps` (the command's, `{{ssm:…}}` resolved, or why they
+/// cannot be). A redelivery finds the invocation, and resends only while it
 /// is still Pending, with the same `msg_id` so the agent drops the repeat.
-async fn deliver(rc: &RunCommand<'_>, c: &Command, node: &str, now: f64) -> Result<(), SsmError> {
+async fn deliver(
+    rc: &RunCommand<'_>,
+    c: &Command,
+    steps: &Result<Vec<PluginStep>, String>,
+    node: &str,
+    now: f64,
+) -> Result<(), SsmError> {
     let address = rc.nodes.node_address(node).await?;
     let fresh = Invocation {
         command_id: c.command_id.clone(),
@@ -195,6 +250,10 @@ async fn deliver(rc: &RunCommand<'_>, c: &Command, node: &str, now: f64) -> Resu
         apply(rc, &inv, mv(&inv, InvocationDetail::DeliveryTimedOut)).await?;
         return Ok(());
     }
+    let steps = match steps {
+        Ok(steps) => steps.clone(),
+        Err(why) => return unresolvable(rc, &inv, why, now).await,
+    };
     let execution_deadline = inv.delivery_deadline + c.execution_budget() as f64 + EXECUTION_MARGIN;
     let mut uploads = Vec::new();
     if !c.output_s3_bucket_name.is_empty() {
@@ -244,7 +303,7 @@ async fn deliver(rc: &RunCommand<'_>, c: &Command, node: &str, now: f64) -> Resu
             command_id: c.command_id.clone(),
             document_name: c.document_name.clone(),
             document_version: c.document_version.clone(),
-            steps: c.steps.clone(),
+            steps,
             uploads,
         }),
     };

@@ -34,6 +34,8 @@ mod memory;
 mod tests;
 
 use crate::channel::DigestSigner;
+use crate::parameters::ParameterStore;
+use crate::parameters::name::ArnScope;
 use crate::targets::TargetDirectory;
 use ports::{CommandStore, EventSink, NodeDirectory, NodeMailbox, OutputLocations, WorkQueue};
 
@@ -48,6 +50,11 @@ pub struct RunCommand<'a> {
     pub outputs: &'a dyn OutputLocations,
     pub events: &'a dyn EventSink,
     pub signer: &'a dyn DigestSigner,
+    /// Parameter Store, read for the `{{ssm:…}}` references of a command:
+    /// checked when it is sent, resolved when a node's message is built.
+    pub parameters: &'a dyn ParameterStore,
+    /// The ARNs those parameters are authorized by.
+    pub scope: &'a ArnScope,
 }
 
 impl RunCommand<'_> {

@@ -18,7 +18,9 @@ use super::view;
 use crate::command::{Tally, command_state};
 use crate::document;
 use crate::error::SsmError;
+use crate::fleet::access::Authorizer;
 use crate::ids::new_command_id;
+use crate::parameters::references::{ReferenceCheck, validate_references};
 use crate::targets::{self, TargetSpec};
 
 /// How many store pages one listing call reads at most before it answers
@@ -28,12 +30,13 @@ const MAX_PAGES_PER_CALL: usize = 10;
 /// Dispatches an SSM operation name; `None`: not a Run Command operation.
 pub async fn handle(
     rc: &RunCommand<'_>,
+    caller: &dyn Authorizer,
     op: &str,
     body: &Value,
     now: f64,
 ) -> Option<Result<Value, SsmError>> {
     Some(match op {
-        "SendCommand" => send_command(rc, body, now).await,
+        "SendCommand" => send_command(rc, caller, body, now).await,
         "ListCommands" => list_commands(rc, body).await,
         "ListCommandInvocations" => list_command_invocations(rc, body).await,
         "GetCommandInvocation" => get_command_invocation(rc, body, now).await,
@@ -42,13 +45,28 @@ pub async fn handle(
     })
 }
 
-pub async fn send_command(rc: &RunCommand<'_>, body: &Value, now: f64) -> Result<Value, SsmError> {
+/// Sends a command as `caller`, who must be able to read every parameter
+/// its `{{ssm:…}}` references name (and decrypt the `{{ssm-secure:…}}` ones).
+pub async fn send_command(
+    rc: &RunCommand<'_>,
+    caller: &dyn Authorizer,
+    body: &Value,
+    now: f64,
+) -> Result<Value, SsmError> {
     let req = SendCommandRequest::from_json(body)?;
     let doc = document::resolve(
         &req.document_name,
         req.document_version.as_deref(),
         &req.parameters,
     )?;
+    // The record keeps the references as written; values are looked up
+    // again at dispatch (plain) or on the node (secure).
+    let check = ReferenceCheck {
+        store: rc.parameters,
+        caller,
+        scope: rc.scope,
+    };
+    validate_references(&check, &req.parameters).await?;
     let spec = TargetSpec::parse(&req.instance_ids, &req.targets)?;
     let nodes = targets::resolve(&spec, rc.targets).await?;
     let tally = Tally {

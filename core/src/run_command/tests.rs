@@ -21,6 +21,20 @@ struct World {
     work: Work,
     events: Events,
     signer: Signer,
+    parameters: crate::parameters::memory::MemoryParameterStore,
+    scope: crate::parameters::name::ArnScope,
+}
+
+/// A caller allowed everything.
+fn admin() -> crate::fleet::access::Caller {
+    crate::fleet::access::Caller {
+        access_key_id: "AKSTADMIN".into(),
+        user_arn: "arn:aws:iam::123456789012:user/admin".into(),
+        policy: crate::fleet::access::Policy::parse(
+            r#"{"Statement":[{"Effect":"Allow","Action":"*"}]}"#,
+        )
+        .unwrap(),
+    }
 }
 
 impl World {
@@ -41,6 +55,11 @@ impl World {
             work: Work::default(),
             events: Events::default(),
             signer: Signer::new(),
+            parameters: Default::default(),
+            scope: crate::parameters::name::ArnScope {
+                region: "us-east-1".into(),
+                account: "123456789012".into(),
+            },
         }
     }
 
@@ -54,11 +73,13 @@ impl World {
             outputs: &Outputs,
             events: &self.events,
             signer: &self.signer,
+            parameters: &self.parameters,
+            scope: &self.scope,
         }
     }
 
     async fn send(&self, body: Value) -> Result<Value, crate::SsmError> {
-        operations::send_command(&self.rc(), &body, 1000.0).await
+        operations::send_command(&self.rc(), &admin(), &body, 1000.0).await
     }
 
     /// Runs queued work items at `now` until only items not yet due remain
@@ -510,7 +531,7 @@ async fn listing_and_paging() {
     let w = World::new(&[(1, &[])]);
     let mut ids = Vec::new();
     for i in 0..5 {
-        let c = operations::send_command(&w.rc(), &shell(&[node(1)]), 1000.0 + i as f64)
+        let c = operations::send_command(&w.rc(), &admin(), &shell(&[node(1)]), 1000.0 + i as f64)
             .await
             .unwrap();
         ids.push(c["Command"]["CommandId"].as_str().unwrap().to_string());
@@ -621,4 +642,130 @@ async fn a_result_racing_its_in_progress_report_is_still_applied() {
     let c = w.command(&cid);
     assert_eq!((c.tally.started, c.tally.failed), (1, 1));
     assert_eq!(c.status, "Failed");
+}
+
+// ------------------------------------------------ `{{ssm:…}}` references
+
+async fn put_parameter(
+    w: &World,
+    name: &str,
+    t: crate::parameters::ParameterType,
+    value: crate::parameters::StoredValue,
+) {
+    use crate::parameters::ParameterStore;
+    use crate::parameters::model::{Parameter, ParameterVersion, Tier};
+    let head = Parameter {
+        current: ParameterVersion {
+            name: name.into(),
+            version: 1,
+            parameter_type: t,
+            value,
+            key_id: None,
+            description: None,
+            allowed_pattern: None,
+            tier: Tier::Standard,
+            policies: Vec::new(),
+            data_type: "text".into(),
+            labels: Default::default(),
+            last_modified_date: 0.0,
+            last_modified_user: "u".into(),
+        },
+        oldest_version: 1,
+        labels: Default::default(),
+        tags: Default::default(),
+        policy_due: None,
+        revision: 1,
+    };
+    assert!(w.parameters.put_version(&head, None, None).await.unwrap());
+}
+
+fn shell_with(ids: &[String], commands: &[&str]) -> Value {
+    json!({"DocumentName": "AWS-RunShellScript", "InstanceIds": ids, "Parameters": {"commands": commands}, "TimeoutSeconds": 60})
+}
+
+#[tokio::test]
+async fn plain_references_are_resolved_in_the_message_only() {
+    use crate::parameters::{ParameterType, StoredValue};
+    let w = World::new(&[(1, &[])]);
+    put_parameter(
+        &w,
+        "/app/url",
+        ParameterType::String,
+        StoredValue::Plain("https://x".into()),
+    )
+    .await;
+    let line = "curl {{ ssm:/app/url }} -H {{ssm-secure:/app/token}}";
+    // The SecureString named by ssm-secure must exist too.
+    let err = w.send(shell_with(&[node(1)], &[line])).await.unwrap_err();
+    assert_eq!(err.code(), "InvalidParameters");
+    assert!(w.store.commands.lock().unwrap().is_empty());
+
+    let answer = w
+        .send(shell_with(&[node(1)], &["curl {{ ssm:/app/url }}"]))
+        .await
+        .unwrap();
+    assert_eq!(
+        answer["Command"]["Parameters"]["commands"][0],
+        "curl {{ ssm:/app/url }}"
+    );
+    let cid = answer["Command"]["CommandId"].as_str().unwrap().to_string();
+    w.drain(1000.0).await;
+    let sent = w.mailbox.sent.lock().unwrap().clone();
+    let p = w
+        .signer
+        .verifier()
+        .open(&sent[0].1, &node(1), 1001.0)
+        .unwrap();
+    match p.message {
+        Downlink::RunCommand(r) => assert_eq!(r.steps[0].run_command, vec!["curl https://x"]),
+        other => panic!("unexpected {other:?}"),
+    }
+    // The record keeps what was written.
+    let c = w.command(&cid);
+    assert_eq!(c.steps[0].run_command, vec!["curl {{ ssm:/app/url }}"]);
+    assert_eq!(c.parameters["commands"], vec!["curl {{ ssm:/app/url }}"]);
+}
+
+#[tokio::test]
+async fn a_reference_gone_before_dispatch_fails_the_invocation_once() {
+    use crate::parameters::{ParameterStore, ParameterType, StoredValue};
+    let w = World::new(&[(1, &[]), (2, &[])]);
+    put_parameter(
+        &w,
+        "/x",
+        ParameterType::String,
+        StoredValue::Plain("v".into()),
+    )
+    .await;
+    let answer = w
+        .send(shell_with(&[node(1), node(2)], &["echo {{ssm:/x}}"]))
+        .await
+        .unwrap();
+    let cid = answer["Command"]["CommandId"].as_str().unwrap().to_string();
+    let head = w.parameters.get("/x").await.unwrap().unwrap();
+    assert!(w.parameters.delete(&head, head.revision).await.unwrap());
+    w.drain(1000.0).await;
+    assert!(w.mailbox.sent.lock().unwrap().is_empty());
+    for n in [1, 2] {
+        assert_eq!(w.detail(&cid, n), D::Failed);
+    }
+    let inv = w.store.invocations.lock().unwrap()[&(cid.clone(), node(1))].clone();
+    assert!(
+        inv.plugins[0]
+            .standard_error_content
+            .starts_with("cannot resolve {{ssm:/x}}: parameter /x does not exist"),
+        "{}",
+        inv.plugins[0].standard_error_content
+    );
+    let c = w.command(&cid);
+    assert_eq!((c.status.as_str(), c.tally.failed), ("Failed", 2));
+    // A redelivered fan-out changes nothing.
+    w.work.items.lock().unwrap().push((
+        WorkItem::FanOut {
+            command_id: cid.clone(),
+        },
+        0,
+    ));
+    w.drain(1000.0).await;
+    assert_eq!(w.command(&cid).tally.failed, 2);
 }

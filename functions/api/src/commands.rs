@@ -7,6 +7,7 @@ use steward_aws::Stack;
 use steward_aws::commands::RunCommandAdapters;
 use steward_core::SsmError;
 use steward_core::clock::now_epoch;
+use steward_core::fleet::access::Caller;
 use steward_core::run_command::operations;
 
 use crate::auth::Principal;
@@ -22,7 +23,7 @@ const OPERATIONS: [&str; 5] = [
 /// `None`: not a Run Command operation.
 pub async fn handle(
     stack: &Stack,
-    _p: &Principal,
+    p: &Principal,
     op: &str,
     body: &Value,
 ) -> Option<Result<Value, SsmError>> {
@@ -30,7 +31,17 @@ pub async fn handle(
         return None;
     }
     let adapters = RunCommandAdapters::new(stack);
-    let result = operations::handle(&adapters.ports(), op, body, now_epoch()).await?;
+    // SendCommand reads the parameters its `{{ssm:…}}` references name, as
+    // this caller: its policy must allow that too.
+    let caller = Caller {
+        access_key_id: p.access_key_id.clone(),
+        user_arn: format!(
+            "arn:aws:iam::{}:user/{}",
+            stack.settings.account_id, p.user_name
+        ),
+        policy: p.policy.clone(),
+    };
+    let result = operations::handle(&adapters.ports(), &caller, op, body, now_epoch()).await?;
     if let Ok(answer) = &result
         && op == "SendCommand"
     {

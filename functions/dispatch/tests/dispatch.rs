@@ -7,7 +7,7 @@ use serde_json::json;
 use steward_aws::Stack;
 use steward_aws::commands::{CommandTable, RunCommandAdapters};
 use steward_aws::signer::KmsSigner;
-use steward_aws::testing::{registered_node, stack};
+use steward_aws::testing::{admin, registered_node, stack};
 use steward_core::channel::{Downlink, DownlinkVerifier};
 use steward_core::clock::now_epoch;
 use steward_core::command::InvocationDetail;
@@ -29,6 +29,7 @@ async fn command(stack: &Stack, node: &str) -> Command {
     let adapters = RunCommandAdapters::new(stack);
     let sent = operations::send_command(
         &adapters.ports(),
+        &admin(),
         &json!({"DocumentName": "AWS-RunShellScript", "InstanceIds": [node],
                 "Parameters": {"commands": ["uptime"]}}),
         now_epoch(),
