@@ -17,6 +17,8 @@ use hyper_util::rt::TokioExecutor;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use steward_core::channel::{NodeKey, credentials_request_message};
+use steward_core::fleet::Secret;
+use steward_core::parameters::references::node_parameters_request_message;
 use thiserror::Error;
 use tokio::io::AsyncReadExt;
 
@@ -333,6 +335,54 @@ impl Api {
         });
         self.call("GetNodeCredentials", &body).await
     }
+
+    /// The values of a command's `{{ssm-secure:…}}` references, by name as
+    /// asked (`name` or `name:selector`). The API answers only for a command
+    /// this node is running, and only names its parameters reference.
+    pub async fn node_parameters(
+        &self,
+        instance_id: &str,
+        key: &NodeKey,
+        command_id: &str,
+        names: &[String],
+        now: i64,
+    ) -> Result<std::collections::HashMap<String, Secret>, ApiError> {
+        let sig = key.sign(&node_parameters_request_message(
+            instance_id,
+            command_id,
+            names,
+            now,
+        ));
+        let body = serde_json::json!({
+            "InstanceId": instance_id,
+            "CommandId": command_id,
+            "Names": names,
+            "Timestamp": now,
+            "Signature": B64.encode(sig),
+        });
+        let answer: Value = self.call("GetNodeParameters", &body).await?;
+        parameter_values(&answer).ok_or_else(|| ApiError::Decode {
+            url: self.url.clone(),
+            // Never the answer itself: it holds secrets.
+            reason: "GetNodeParameters answered without Parameters[].Name/Value".into(),
+        })
+    }
+}
+
+/// `{"Parameters":[{"Name","Value"}]}` → name → value, read by hand so that
+/// no decoding error can quote a value.
+fn parameter_values(answer: &Value) -> Option<std::collections::HashMap<String, Secret>> {
+    answer
+        .get("Parameters")?
+        .as_array()?
+        .iter()
+        .map(|p| {
+            Some((
+                p.get("Name")?.as_str()?.to_string(),
+                Secret::new(p.get("Value")?.as_str()?),
+            ))
+        })
+        .collect()
 }
 
 #[cfg(test)]
@@ -354,6 +404,18 @@ mod tests {
         );
         assert_eq!(c(serde_json::json!("nope")).expires_at(), None);
         assert!(!format!("{:?}", c(serde_json::json!(1))).contains("\"s\""));
+    }
+
+    #[test]
+    fn parameter_answers_are_read_by_hand() {
+        let ok = serde_json::json!({"Parameters": [{"Name": "/s", "Value": "v"}]});
+        let values = parameter_values(&ok).unwrap();
+        assert_eq!(values["/s"].expose(), "v");
+        assert!(
+            parameter_values(&serde_json::json!({"Parameters": [{"Name": "/s", "Value": 3}]}))
+                .is_none()
+        );
+        assert!(parameter_values(&serde_json::json!({})).is_none());
     }
 
     #[test]

@@ -20,6 +20,7 @@ use crate::journal::{CommandState, Journal};
 use crate::platform::Platform;
 use crate::queue::{IngestQueue, NodeQueue, Received};
 use crate::runner::{self, Stop};
+use crate::secure_parameters::{self, ParameterSource};
 use crate::spool::{self, Spool};
 
 /// What a restart reports for a command it finds started and not finished.
@@ -37,6 +38,7 @@ pub struct Agent<Q: NodeQueue, I: IngestQueue> {
     ingest: I,
     http: HttpClient,
     platform: Platform,
+    parameters: Option<Arc<dyn ParameterSource>>,
     journal: Mutex<Journal>,
     spool: Mutex<Spool>,
     spooled: Notify,
@@ -53,6 +55,9 @@ pub struct AgentParts<Q, I> {
     pub ingest: I,
     pub http: HttpClient,
     pub platform: Platform,
+    /// Where `{{ssm-secure:…}}` values come from (the API); `None`: a step
+    /// that has such references fails without running.
+    pub parameters: Option<Arc<dyn ParameterSource>>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -75,6 +80,7 @@ impl<Q: NodeQueue, I: IngestQueue> Agent<Q, I> {
             ingest: parts.ingest,
             http: parts.http,
             platform: parts.platform,
+            parameters: parts.parameters,
             journal: Mutex::new(journal),
             spool: Mutex::new(spool),
             spooled: Notify::new(),
@@ -392,7 +398,17 @@ impl<Q: NodeQueue, I: IngestQueue> Agent<Q, I> {
         let mut response_code = 0;
         let run_dir = self.run_dir(command_id);
         for (i, step) in cmd.steps.iter().enumerate() {
-            let outcome = runner::run_step(step, &run_dir.join(i.to_string()), stop).await;
+            let step_dir = run_dir.join(i.to_string());
+            let resolved =
+                secure_parameters::resolve(self.parameters.as_deref(), command_id, step).await;
+            let outcome = match resolved {
+                Ok(r) => runner::run_step(&r.step, &step_dir, stop, &r.secrets).await,
+                Err(message) => {
+                    tracing::warn!(command_id, step = step.name, error = %message, "not running a step whose SecureString references cannot be resolved");
+                    let _ = std::fs::create_dir_all(&step_dir);
+                    runner::refused(&step_dir, now_epoch(), message)
+                }
+            };
             if outcome.stopped == Some(Stop::Shutdown) {
                 return Ok(false);
             }
@@ -647,6 +663,7 @@ mod tests {
         point: Vec<u8>,
         pkcs8: Vec<u8>,
         dir: tempfile::TempDir,
+        parameters: Option<Arc<dyn ParameterSource>>,
     }
 
     impl Fixture {
@@ -662,6 +679,7 @@ mod tests {
                 point,
                 pkcs8,
                 dir: tempfile::tempdir().unwrap(),
+                parameters: None,
             }
         }
 
@@ -675,6 +693,7 @@ mod tests {
                 ingest: MemIngest::default(),
                 http: HttpClient::new(),
                 platform: Platform::detect(),
+                parameters: self.parameters.clone(),
             })
             .unwrap()
         }
@@ -920,5 +939,101 @@ mod tests {
             .collect();
         assert_eq!(ids, vec!["q0", "q1", "q2"]);
         assert!(f.reports().is_empty());
+    }
+
+    /// SecureString values from a map, or a refusal.
+    struct Values(Result<Vec<(&'static str, &'static str)>, &'static str>);
+
+    impl ParameterSource for Values {
+        fn fetch<'a>(
+            &'a self,
+            _command_id: &'a str,
+            _names: &'a [String],
+        ) -> futures::future::BoxFuture<
+            'a,
+            Result<HashMap<String, steward_core::fleet::Secret>, String>,
+        > {
+            let answer = self
+                .0
+                .clone()
+                .map(|v| {
+                    v.into_iter()
+                        .map(|(k, v)| (k.to_string(), steward_core::fleet::Secret::new(v)))
+                        .collect()
+                })
+                .map_err(str::to_string);
+            Box::pin(async move { answer })
+        }
+    }
+
+    /// Every file under `dir`, as text.
+    fn all_files(dir: &Path) -> Vec<(PathBuf, String)> {
+        let mut out = Vec::new();
+        let mut stack = vec![dir.to_path_buf()];
+        while let Some(d) = stack.pop() {
+            for e in std::fs::read_dir(&d).unwrap().flatten() {
+                let p = e.path();
+                if p.is_dir() {
+                    stack.push(p);
+                } else {
+                    let text = String::from_utf8_lossy(&std::fs::read(&p).unwrap()).to_string();
+                    out.push((p, text));
+                }
+            }
+        }
+        out
+    }
+
+    #[tokio::test]
+    async fn secure_values_run_masked_and_leave_no_trace_in_the_state_dir() {
+        let mut f = Fixture::new();
+        f.parameters = Some(Arc::new(Values(Ok(vec![("/s", "hunter2")]))));
+        let agent = f.agent();
+        agent
+            .handle(f.message(
+                "m1",
+                NODE,
+                run(
+                    "c1",
+                    &[
+                        "echo \"secret is {{ssm-secure:/s}}\"",
+                        "printf %s '{{ssm-secure:/s}}' | wc -c",
+                    ],
+                ),
+            ))
+            .await;
+        idle(&agent).await;
+        let reports = f.reports();
+        let done = update(&reports[1]);
+        assert_eq!(done.detail, InvocationDetail::Success);
+        assert_eq!(done.plugins[0].stdout, "secret is ****\n7\n");
+        for (path, text) in all_files(f.dir.path()) {
+            assert!(
+                !text.contains("hunter2"),
+                "{} holds the secret",
+                path.display()
+            );
+        }
+    }
+
+    #[tokio::test]
+    async fn a_step_whose_secure_values_cannot_be_fetched_fails_and_does_not_run() {
+        let mut f = Fixture::new();
+        f.parameters = Some(Arc::new(Values(Err("AccessDeniedException: no"))));
+        let agent = f.agent();
+        let marker = f.dir.path().join("ran");
+        let line = format!("touch {} {{{{ssm-secure:/s}}}}", marker.display());
+        agent
+            .handle(f.message("m1", NODE, run("c1", &[&line])))
+            .await;
+        idle(&agent).await;
+        let reports = f.reports();
+        let done = update(&reports[1]);
+        assert_eq!(done.detail, InvocationDetail::Failed);
+        assert_eq!(
+            done.plugins[0].stderr,
+            "cannot resolve {{ssm-secure:/s}}: AccessDeniedException: no"
+        );
+        assert!(!marker.exists());
     }
 }

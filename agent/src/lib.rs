@@ -12,4 +12,5 @@ pub mod platform;
 pub mod queue;
 pub mod register;
 pub mod runner;
+pub mod secure_parameters;
 pub mod spool;

@@ -11,6 +11,7 @@ use steward_agent::identity::Identity;
 use steward_agent::platform::Platform;
 use steward_agent::queue::{SqsIngestQueue, SqsNodeQueue, sqs_client};
 use steward_agent::register::{self, Activation, RegisterError};
+use steward_agent::secure_parameters::ApiParameterSource;
 use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::watch;
 
@@ -246,7 +247,7 @@ async fn run(settings: Settings) -> Result<(), Fail> {
 
     let agent = Agent::new(AgentParts {
         node_id: identity.instance_id.clone(),
-        key,
+        key: Arc::clone(&key),
         verifier,
         state_dir: settings.state_dir.clone(),
         node_queue: SqsNodeQueue {
@@ -259,6 +260,11 @@ async fn run(settings: Settings) -> Result<(), Fail> {
         },
         http: HttpClient::new(),
         platform: Platform::detect(),
+        parameters: Some(Arc::new(ApiParameterSource::new(
+            api.clone(),
+            identity.instance_id.clone(),
+            Arc::clone(&key),
+        ))),
     })
     .map_err(|e| {
         fail(

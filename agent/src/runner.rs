@@ -13,8 +13,11 @@ use nix::unistd::Pid;
 use steward_core::clock::now_epoch;
 use steward_core::command::InvocationDetail;
 use steward_core::document::{DEFAULT_EXECUTION_TIMEOUT, PluginStep, RUN_SHELL_SCRIPT_PLUGIN};
+use steward_core::fleet::Secret;
 use steward_core::output::{STDERR_INLINE_LIMIT, STDOUT_INLINE_LIMIT, lossy, truncate_chars};
 use tokio::sync::watch;
+
+use crate::secure_parameters::mask_file;
 
 /// SSM's exit code for a step that ran out of time on Linux.
 pub const TIMEOUT_EXIT_CODE: i32 = 124;
@@ -52,36 +55,45 @@ pub struct StepOutcome {
     pub stopped: Option<Stop>,
 }
 
-/// Runs one step in `dir` (created; it holds the script and the output files).
+/// A step that did not run: Failed, with `message` as its error output.
+pub fn refused(dir: &Path, start: f64, message: String) -> StepOutcome {
+    let out_path = dir.join("stdout");
+    let err_path = dir.join("stderr");
+    // Best effort: the refusal is also in the report itself.
+    let _ = std::fs::write(&err_path, message.as_bytes());
+    StepOutcome {
+        detail: InvocationDetail::Failed,
+        response_code: 1,
+        start,
+        end: now_epoch(),
+        stdout: Captured {
+            path: out_path,
+            total: 0,
+            inline: String::new(),
+        },
+        stderr: Captured {
+            path: err_path,
+            total: message.len() as u64,
+            inline: message,
+        },
+        stopped: None,
+    }
+}
+
+/// Runs one step in `dir` (created; it holds the script and the output
+/// files). `secrets` are the values written into the step (its
+/// `{{ssm-secure:…}}` references): each is masked in the output before it
+/// is read, and the script holding them is removed when the step ends.
 pub async fn run_step(
     step: &PluginStep,
     dir: &Path,
     stop: &mut watch::Receiver<Option<Stop>>,
+    secrets: &[Secret],
 ) -> StepOutcome {
     let start = now_epoch();
     let out_path = dir.join("stdout");
     let err_path = dir.join("stderr");
-    let refuse = |message: String| {
-        // Best effort: the refusal is also in the report itself.
-        let _ = std::fs::write(&err_path, message.as_bytes());
-        StepOutcome {
-            detail: InvocationDetail::Failed,
-            response_code: 1,
-            start,
-            end: now_epoch(),
-            stdout: Captured {
-                path: out_path.clone(),
-                total: 0,
-                inline: String::new(),
-            },
-            stderr: Captured {
-                path: err_path.clone(),
-                total: message.len() as u64,
-                inline: message,
-            },
-            stopped: None,
-        }
-    };
+    let refuse = |message: String| refused(dir, start, message);
     if let Err(e) = std::fs::create_dir_all(dir) {
         return refuse(format!(
             "cannot create the step directory {}: {e}",
@@ -106,15 +118,19 @@ pub async fn run_step(
         }
         wd
     };
-    let script = dir.join("script.sh");
+    let script = dir.join(SCRIPT_FILE);
     let mut text = step.run_command.join("\n");
     text.push('\n');
-    if let Err(e) = write_private(&script, text.as_bytes()) {
+    // 0600: `sh` reads it; it may hold SecureString values.
+    if let Err(e) = write_private(&script, text.as_bytes(), 0o600) {
+        let _ = std::fs::remove_file(&script);
         return refuse(format!("cannot write the script {}: {e}", script.display()));
     }
+    drop(text);
     let (stdout, stderr) = match (create_output(&out_path), create_output(&err_path)) {
         (Ok(o), Ok(e)) => (o, e),
         (Err(e), _) | (_, Err(e)) => {
+            forget_secrets(&script, secrets);
             return refuse(format!(
                 "cannot create output files in {}: {e}",
                 dir.display()
@@ -131,12 +147,15 @@ pub async fn run_step(
         .process_group(0);
     let mut child = match cmd.spawn() {
         Ok(c) => c,
-        Err(e) => return refuse(format!("cannot start /bin/sh: {e}")),
+        Err(e) => {
+            forget_secrets(&script, secrets);
+            return refuse(format!("cannot start /bin/sh: {e}"));
+        }
     };
     let pgid = child.id().map(|id| Pid::from_raw(id as i32));
     if let Some(pgid) = pgid {
         // Lets a restarted agent stop what an agent killed mid-command left running.
-        if let Err(e) = write_private(&dir.join(PGID_FILE), pgid.to_string().as_bytes()) {
+        if let Err(e) = write_private(&dir.join(PGID_FILE), pgid.to_string().as_bytes(), 0o600) {
             tracing::warn!(error = %e, "cannot record the step's process group");
         }
     }
@@ -187,6 +206,15 @@ pub async fn run_step(
         }
     };
     let end = now_epoch();
+    forget_secrets(&script, secrets);
+    // Before anything reads the output (inline report, upload).
+    for path in [&out_path, &err_path] {
+        if let Err(e) = mask_file(path, secrets) {
+            // Unmasked output must not leave the node: drop it instead.
+            tracing::error!(error = %e, file = %path.display(), "cannot mask the step's output; discarding it");
+            let _ = std::fs::write(path, b"");
+        }
+    }
     StepOutcome {
         detail,
         response_code,
@@ -212,6 +240,8 @@ async fn wait_stop(stop: &mut watch::Receiver<Option<Stop>>) -> Stop {
 /// the shell already exited.
 /// Where a step records its process group id.
 const PGID_FILE: &str = "pgid";
+/// The step's commands, as one script.
+const SCRIPT_FILE: &str = "script.sh";
 
 /// Kills what a step of an interrupted agent left running: the process group
 /// it recorded, but only if that group's leader is still the step's own shell
@@ -223,7 +253,7 @@ pub fn kill_orphaned_step(step_dir: &Path) -> bool {
     let Ok(pgid) = text.trim().parse::<i32>() else {
         return false;
     };
-    let script = step_dir.join("script.sh");
+    let script = step_dir.join(SCRIPT_FILE);
     let ours = std::fs::read(format!("/proc/{pgid}/cmdline"))
         .map(|cmdline| {
             cmdline
@@ -252,13 +282,23 @@ pub async fn kill_group(pgid: Pid, child: &mut tokio::process::Child) {
     let _ = child.wait().await;
 }
 
-fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+/// Removes the script of a step that held secrets.
+fn forget_secrets(script: &Path, secrets: &[Secret]) {
+    if !secrets.is_empty()
+        && let Err(e) = std::fs::remove_file(script)
+        && e.kind() != std::io::ErrorKind::NotFound
+    {
+        tracing::error!(error = %e, file = %script.display(), "cannot remove a script that held SecureString values");
+    }
+}
+
+fn write_private(path: &Path, bytes: &[u8], mode: u32) -> std::io::Result<()> {
     use std::io::Write;
     let mut f = std::fs::OpenOptions::new()
         .write(true)
         .create(true)
         .truncate(true)
-        .mode(0o700)
+        .mode(mode)
         .open(path)?;
     f.write_all(bytes)?;
     f.sync_all()
@@ -309,7 +349,7 @@ mod tests {
 
     async fn run(s: &PluginStep, dir: &Path) -> StepOutcome {
         let (_tx, mut rx) = watch::channel(None);
-        run_step(s, dir, &mut rx).await
+        run_step(s, dir, &mut rx, &[]).await
     }
 
     /// Whether a process is gone (or a zombie nobody reaped yet).
@@ -499,7 +539,7 @@ mod tests {
         let (tx, mut rx) = watch::channel(None);
         let s = step(&["echo running", "sleep 300"], "", 600);
         let d = dir.path().to_path_buf();
-        let task = tokio::spawn(async move { run_step(&s, &d, &mut rx).await });
+        let task = tokio::spawn(async move { run_step(&s, &d, &mut rx, &[]).await });
         // Cancel once the script is surely running.
         let out = dir.path().join("stdout");
         while std::fs::read_to_string(&out).unwrap_or_default().is_empty() {
@@ -509,6 +549,35 @@ mod tests {
         let o = task.await.unwrap();
         assert_eq!(o.detail, InvocationDetail::Cancelled);
         assert_eq!(o.stopped, Some(Stop::Cancel));
+    }
+
+    #[tokio::test]
+    async fn secrets_are_masked_in_output_and_their_script_is_private_and_removed() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path().join("s");
+        let s = step(
+            &[
+                "echo the secret is hunter2",
+                "stat -c %a script.sh",
+                "printf hunter2 >&2",
+            ],
+            "",
+            60,
+        );
+        let (_tx, mut rx) = watch::channel(None);
+        let o = run_step(&s, &d, &mut rx, &[Secret::new("hunter2")]).await;
+        assert_eq!(o.detail, InvocationDetail::Success);
+        assert_eq!(o.stdout.inline, "the secret is ****\n600\n");
+        assert_eq!(o.stderr.inline, "****");
+        assert!(!d.join(SCRIPT_FILE).exists());
+        for f in std::fs::read_dir(&d).unwrap() {
+            let bytes = std::fs::read(f.unwrap().path()).unwrap();
+            assert!(!String::from_utf8_lossy(&bytes).contains("hunter2"));
+        }
+        // Without secrets the script stays for the restart logic, private too.
+        let plain = run(&step(&["true"], "", 60), &dir.path().join("p")).await;
+        assert_eq!(plain.detail, InvocationDetail::Success);
+        assert!(dir.path().join("p").join(SCRIPT_FILE).exists());
     }
 
     #[tokio::test]

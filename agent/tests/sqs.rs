@@ -120,6 +120,7 @@ async fn a_command_round_trips_over_sqs() {
         },
         http: HttpClient::new(),
         platform: Platform::detect(),
+        parameters: None,
     })
     .unwrap();
     let (stop, shutdown) = watch::channel(false);

@@ -66,7 +66,8 @@ pub async fn handle(
 }
 
 /// The agent's operations (`Steward.<Op>`), authenticated by activation
-/// (registration) or by the node's key (credentials), not by SigV4.
+/// (registration) or by the node's key (credentials, SecureString values),
+/// not by SigV4.
 pub async fn handle_agent(stack: &Stack, op: &str, body: &Value) -> Result<Value, SsmError> {
     let now = now_epoch();
     let nodes = NodeTable::new(stack);
@@ -89,8 +90,9 @@ pub async fn handle_agent(stack: &Stack, op: &str, body: &Value) -> Result<Value
             let issuer = StsCredentialIssuer::new(stack);
             ops::node_credentials(&nodes, queues(stack), &issuer, body, now).await
         }
+        "GetNodeParameters" => crate::node_parameters::handle(stack, body, now).await,
         _ => Err(SsmError::InvalidAction(format!(
-            "Steward.{op} is not an agent operation; use RegisterManagedInstance or GetNodeCredentials."
+            "Steward.{op} is not an agent operation; use RegisterManagedInstance, GetNodeCredentials or GetNodeParameters."
         ))),
     }
 }

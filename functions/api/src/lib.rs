@@ -5,6 +5,7 @@
 pub mod auth;
 pub mod commands;
 pub mod fleet;
+pub mod node_parameters;
 
 use bytes::Bytes;
 use serde_json::Value;
