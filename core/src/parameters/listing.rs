@@ -396,6 +396,10 @@ pub(crate) mod fixtures {
         }
 
         pub fn ctx<'a>(&'a self, caller: &'a Caller) -> ParameterContext<'a> {
+            self.ctx_at(caller, NOW)
+        }
+
+        pub fn ctx_at<'a>(&'a self, caller: &'a Caller, now: f64) -> ParameterContext<'a> {
             ParameterContext {
                 store: &self.store,
                 sealer: &self.sealer,
@@ -403,7 +407,7 @@ pub(crate) mod fixtures {
                 caller,
                 scope: &self.scope,
                 default_key_id: "stack-key",
-                now: NOW,
+                now,
             }
         }
 

@@ -398,4 +398,50 @@ mod tests {
         assert_eq!(head.current.policies[1].status, "Failed");
         assert_eq!(head.policy_due, None);
     }
+
+    #[tokio::test]
+    async fn put_parameter_and_the_scheduler_agree() {
+        let fx = Fixture::new();
+        let admin = admin();
+        let hour = 3600.0;
+        let put = |now: f64, value: &str, policies: Option<&str>| {
+            let mut body = serde_json::json!({
+                "Name": "/app/rotate", "Value": value, "Type": "SecureString",
+                "Tier": "Advanced", "Overwrite": true});
+            if let Some(p) = policies {
+                body["Policies"] = serde_json::json!(p);
+            }
+            let fx = &fx;
+            let admin = &admin;
+            async move {
+                crate::parameters::put::put_parameter(&fx.ctx_at(admin, now), &body)
+                    .await
+                    .unwrap();
+            }
+        };
+        let t0 = NOW;
+        put(
+            t0,
+            "first",
+            Some(r#"[{"Type":"NoChangeNotification","Version":"1.0","Attributes":{"After":"2","Unit":"Hours"}}]"#),
+        )
+        .await;
+        let head = fx.store.get("/app/rotate").await.unwrap().unwrap();
+        assert_eq!(head.policy_due, Some(t0 + 2.0 * hour));
+        // A new value an hour later keeps the policy and moves its moment.
+        put(t0 + hour, "second", None).await;
+        let head = fx.store.get("/app/rotate").await.unwrap().unwrap();
+        assert_eq!(head.current.policies.len(), 1);
+        assert_eq!(head.policy_due, Some(t0 + 3.0 * hour));
+        assert_eq!(run(&fx, t0 + 2.5 * hour).await, PolicyRun::default());
+        assert_eq!(run(&fx, t0 + 3.0 * hour).await.notified, 1);
+        let events = fx.events.taken();
+        let action: Vec<_> = events
+            .iter()
+            .filter(|e| e.0 == "Parameter Store Policy Action")
+            .collect();
+        assert_eq!(action.len(), 1);
+        assert!(!action[0].2.to_string().contains("second"));
+        assert_eq!(run(&fx, t0 + 9.0 * hour).await, PolicyRun::default());
+    }
 }
