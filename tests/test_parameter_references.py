@@ -170,10 +170,13 @@ def node_request(fleet, body):
 
 
 def signed(fleet, command_id, names):
-    from cryptography.hazmat.primitives.serialization import load_der_private_key
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-    agent = fleet.agents["node"]
-    key = load_der_private_key((agent.state_dir / "node.key").read_bytes(), password=None)
+    # PKCS#8 v2 (with the public key), which `cryptography` does not read:
+    # the seed is the OCTET STRING inside the privateKey OCTET STRING.
+    der = (fleet.agents["node"].state_dir / "node.key").read_bytes()
+    at = der.index(bytes([0x04, 0x22, 0x04, 0x20])) + 4
+    key = Ed25519PrivateKey.from_private_bytes(der[at:at + 32])
     now = int(time.time())
     message = "\n".join(["GetNodeParameters", node_id(fleet), command_id, str(now), *names]).encode()
     return {
