@@ -108,13 +108,36 @@ impl Clients {
         let s3_config = aws_sdk_s3::config::Builder::from(&shared)
             .force_path_style(std::env::var("AWS_ENDPOINT_URL").is_ok())
             .build();
+        // Every client counts its requests (crate::metrics) for the benchmarks.
+        let counter = crate::metrics::RequestCounter;
+        let s3_config = s3_config.to_builder().interceptor(counter).build();
         Self {
-            dynamodb: aws_sdk_dynamodb::Client::new(&shared),
-            sqs: aws_sdk_sqs::Client::new(&shared),
+            dynamodb: aws_sdk_dynamodb::Client::from_conf(
+                aws_sdk_dynamodb::config::Builder::from(&shared)
+                    .interceptor(counter)
+                    .build(),
+            ),
+            sqs: aws_sdk_sqs::Client::from_conf(
+                aws_sdk_sqs::config::Builder::from(&shared)
+                    .interceptor(counter)
+                    .build(),
+            ),
             s3: aws_sdk_s3::Client::from_conf(s3_config),
-            kms: aws_sdk_kms::Client::new(&shared),
-            events: aws_sdk_eventbridge::Client::new(&shared),
-            sts: aws_sdk_sts::Client::new(&shared),
+            kms: aws_sdk_kms::Client::from_conf(
+                aws_sdk_kms::config::Builder::from(&shared)
+                    .interceptor(counter)
+                    .build(),
+            ),
+            events: aws_sdk_eventbridge::Client::from_conf(
+                aws_sdk_eventbridge::config::Builder::from(&shared)
+                    .interceptor(counter)
+                    .build(),
+            ),
+            sts: aws_sdk_sts::Client::from_conf(
+                aws_sdk_sts::config::Builder::from(&shared)
+                    .interceptor(counter)
+                    .build(),
+            ),
         }
     }
 }

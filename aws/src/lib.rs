@@ -7,6 +7,7 @@ pub mod config;
 pub mod credentials;
 pub mod item;
 pub mod key_service;
+pub mod metrics;
 pub mod node_events;
 pub mod node_queues;
 pub mod nodes;
@@ -35,13 +36,29 @@ pub use config::{Clients, Settings};
 pub struct Stack {
     pub settings: Settings,
     pub clients: Clients,
+    // Shared by every clone, so the whole process has one data-key cache.
+    parameters: std::sync::Arc<std::sync::OnceLock<parameter_service::ParameterAdapters>>,
 }
 
 impl Stack {
     pub async fn from_env() -> Result<Self, config::ConfigError> {
         let settings = Settings::from_env()?;
         let clients = Clients::from_env().await;
-        Ok(Self { settings, clients })
+        Ok(Self::new(settings, clients))
+    }
+
+    pub fn new(settings: Settings, clients: Clients) -> Self {
+        Self {
+            settings,
+            clients,
+            parameters: Default::default(),
+        }
+    }
+
+    /// Parameter Store's adapters, built on first use and kept for the process.
+    pub fn parameters(&self) -> &parameter_service::ParameterAdapters {
+        self.parameters
+            .get_or_init(|| parameter_service::ParameterAdapters::new(self))
     }
 }
 

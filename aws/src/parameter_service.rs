@@ -62,3 +62,11 @@ impl ParameterAdapters {
         }
     }
 }
+
+impl std::fmt::Debug for ParameterAdapters {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ParameterAdapters")
+            .field("scope", &self.scope)
+            .finish_non_exhaustive()
+    }
+}

@@ -92,6 +92,27 @@ async fn act(
         }
         run.expired += 1;
         tracing::info!(parameter = head.name(), "parameter expired and deleted");
+        // A warning not yet given (the parameter was written inside its
+        // notice period, or no tick ran in it) still goes out, before the
+        // deletion is announced: the operator asked to be told.
+        for warning in head.current.policies.iter().filter(|r| {
+            r.status == PENDING
+                && matches!(
+                    policy_of_record(r),
+                    Some(Policy::ExpirationNotification { .. })
+                )
+        }) {
+            run.notified += 1;
+            let done = PolicyRecord {
+                status: FINISHED.to_string(),
+                ..warning.clone()
+            };
+            let reason = format!(
+                "The parameter expires at {}.",
+                iso8601_seconds(expiration.unwrap_or(now))
+            );
+            publish(events, policy_action(head, &arn, &done, FINISHED, &reason)).await;
+        }
         publish(
             events,
             parameter_change(Operation::Delete, &head.current, &arn),
@@ -323,6 +344,50 @@ mod tests {
 
         assert_eq!(run(&fx, at).await.expired, 1);
         assert!(fx.store.get("/app/cert").await.unwrap().is_none());
+    }
+
+    #[tokio::test]
+    async fn a_warning_not_yet_given_goes_out_before_the_expiration() {
+        let fx = Fixture::new();
+        let at = parse_timestamp(EXPIRES).unwrap();
+        let recs = policies(&format!(
+            r#"[{}, {{"Type":"ExpirationNotification","Version":"1.0","Attributes":{{"Before":"1","Unit":"Hours"}}}}]"#,
+            expiration_json()
+        ));
+        fx.put_with("/app/brief", Fixture::with_policies(recs))
+            .await;
+        // No tick ran between the notice time and the expiration.
+        let r = run(&fx, at + 5.0).await;
+        assert_eq!((r.expired, r.notified), (1, 1));
+        let kinds: Vec<(String, String)> = fx
+            .events
+            .taken()
+            .into_iter()
+            .map(|(t, _, d)| {
+                let what = d
+                    .get("policy-type")
+                    .or_else(|| d.get("operation"))
+                    .and_then(|v| v.as_str())
+                    .unwrap_or_default()
+                    .to_string();
+                (t.to_string(), what)
+            })
+            .collect();
+        assert_eq!(
+            kinds,
+            vec![
+                (
+                    "Parameter Store Policy Action".to_string(),
+                    "ExpirationNotification".to_string()
+                ),
+                ("Parameter Store Change".to_string(), "Delete".to_string()),
+                (
+                    "Parameter Store Policy Action".to_string(),
+                    "Expiration".to_string()
+                ),
+            ]
+        );
+        assert_eq!(run(&fx, at + 65.0).await, PolicyRun::default());
     }
 
     #[tokio::test]

@@ -19,7 +19,7 @@ use steward_aws::Stack;
 use steward_aws::access_keys::AccessKeyTable;
 use steward_aws::key_service::DataKey;
 use steward_core::SsmError;
-use steward_core::fleet::access::{AccessKey, Policy};
+use steward_core::fleet::access::{AccessKey, Caller, Policy};
 use steward_core::fleet::{AccessKeyStore, Secret, SecretDecrypter};
 use subtle::ConstantTimeEq;
 
@@ -38,6 +38,16 @@ pub struct Principal {
 }
 
 impl Principal {
+    /// The caller as an operation sees it: its ARN names the key's user in
+    /// this stack's account.
+    pub fn caller(&self, account: &str) -> Caller {
+        Caller {
+            access_key_id: self.access_key_id.clone(),
+            user_arn: format!("arn:aws:iam::{account}:user/{}", self.user_name),
+            policy: self.policy.clone(),
+        }
+    }
+
     /// `op` is the operation name (`SendCommand`); the action is `ssm:<op>`.
     pub fn authorize(&self, op: &str) -> Result<(), SsmError> {
         let action = format!("ssm:{op}");

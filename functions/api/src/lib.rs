@@ -6,6 +6,7 @@ pub mod auth;
 pub mod commands;
 pub mod fleet;
 pub mod node_parameters;
+pub mod parameters;
 
 use bytes::Bytes;
 use serde_json::Value;
@@ -55,6 +56,10 @@ async fn route(stack: &Stack, req: &http::Request<Bytes>) -> Result<Value, SsmEr
             // Authenticate before anything else: an unsigned request learns nothing.
             let principal = auth::authenticate(stack, req).await?;
             principal.authorize(op)?;
+            // Before fleet: tagging a `Parameter` is Parameter Store's.
+            if let Some(result) = parameters::handle(stack, &principal, op, &body).await {
+                return result;
+            }
             if let Some(result) = fleet::handle(stack, &principal, op, &body).await {
                 return result;
             }

@@ -50,6 +50,26 @@ struct Args {
     max_body_bytes: usize,
 }
 
+/// Local only (no Lambda has it): what this process asked of AWS, for the
+/// benchmarks. It reveals counts, never content.
+const METRICS_PATH: &str = "/_steward/metrics";
+
+fn metrics(stack: &Stack) -> http::Response<bytes::Bytes> {
+    let sealer = stack.parameters().sealer.stats();
+    let body = serde_json::json!({
+        "requests": steward_aws::metrics::request_counts(),
+        "sealer": {
+            "generate_calls": sealer.generate_calls,
+            "decrypt_calls": sealer.decrypt_calls,
+            "cache_hits": sealer.cache_hits,
+        },
+    });
+    http::Response::builder()
+        .header("content-type", "application/json")
+        .body(bytes::Bytes::from(body.to_string()))
+        .unwrap_or_default()
+}
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
@@ -92,11 +112,35 @@ async fn main() -> anyhow::Result<()> {
             async move { steward_fn_ingest::handle(&s, event).await }
         })?;
 
-        for poller in [&work.source(), &ingest.source()] {
+        let scheduler = QueueSource::resolve(
+            sqs,
+            "scheduler",
+            &stack.settings.scheduler_queue_url,
+            &region,
+        )
+        .await?;
+        let s = Arc::clone(&stack);
+        let scheduler = Poller::new(
+            sqs.clone(),
+            scheduler,
+            // One tick at a time, as the function's event source mapping (BatchSize 1).
+            PollerConfig {
+                batch_size: 1,
+                concurrency: 1,
+                ..config
+            },
+            move |event: SqsEvent| {
+                let s = Arc::clone(&s);
+                async move { steward_fn_scheduler::handle(&s, event).await }
+            },
+        )?;
+
+        for poller in [&work.source(), &ingest.source(), &scheduler.source()] {
             tracing::info!(queue = %poller.name, arn = %poller.queue_arn, batch_size = config.batch_size, concurrency = config.concurrency, "polling");
         }
         tasks.spawn(work.run(shutdown_rx.clone()));
         tasks.spawn(ingest.run(shutdown_rx.clone()));
+        tasks.spawn(scheduler.run(shutdown_rx.clone()));
     }
 
     let mut api_line = String::from("api off");
@@ -108,7 +152,12 @@ async fn main() -> anyhow::Result<()> {
         let s = Arc::clone(&stack);
         let handler = move |req: http::Request<bytes::Bytes>| {
             let s = Arc::clone(&s);
-            async move { steward_fn_api::handle(&s, req).await }
+            async move {
+                if req.method() == http::Method::GET && req.uri().path() == METRICS_PATH {
+                    return metrics(&s);
+                }
+                steward_fn_api::handle(&s, req).await
+            }
         };
         tasks.spawn(api::serve(
             listener,
