@@ -9,7 +9,7 @@ import uuid
 import pytest
 from botocore.exceptions import ClientError
 
-from fleet import aws, localstack_client, restricted_client, ssm_client, stack_env, wait_for
+from fleet import ROOT, aws, localstack_client, restricted_client, ssm_client, stack_env, wait_for
 
 
 @pytest.fixture(scope="module")
@@ -252,6 +252,9 @@ def test_secure_string_round_trip(ssm, root):
         ExpressionAttributeValues={":n": {"S": name}},
     )["Items"]
     assert items and secret not in json.dumps(items)
+    # Nor is it logged, even at the refusals above.
+    log = ROOT / ".local" / "logs" / "steward-local.log"
+    assert log.exists() and secret not in log.read_text(errors="replace")
 
 
 def test_a_ciphertext_moved_to_another_parameter_does_not_decrypt(ssm, root):
