@@ -24,6 +24,7 @@ pub mod model;
 pub mod operations;
 pub mod ports;
 pub mod progress;
+pub mod rate_control;
 pub mod request;
 pub mod time;
 pub mod view;
