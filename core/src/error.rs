@@ -96,6 +96,26 @@ pub enum SsmError {
     PoliciesLimitExceededException(String),
     #[error("{0}")]
     InvalidFilterOption(String),
+    #[error("{0}")]
+    InvalidDocumentContent(String),
+    #[error("{0}")]
+    InvalidDocumentSchemaVersion(String),
+    #[error("{0}")]
+    InvalidDocumentType(String),
+    #[error("{0}")]
+    InvalidDocumentOperation(String),
+    #[error("{0}")]
+    DocumentAlreadyExists(String),
+    #[error("{0}")]
+    DuplicateDocumentContent(String),
+    #[error("{0}")]
+    DuplicateDocumentVersionName(String),
+    #[error("{0}")]
+    DocumentLimitExceeded(String),
+    #[error("{0}")]
+    DocumentVersionLimitExceeded(String),
+    #[error("{0}")]
+    MaxDocumentSizeExceeded(String),
     /// A fault of ours, never of the caller's input. The message is generic on
     /// purpose: details go to the log, not to the client.
     #[error("{0}")]
@@ -153,6 +173,16 @@ impl SsmError {
             IncompatiblePolicyException(_) => "IncompatiblePolicyException",
             PoliciesLimitExceededException(_) => "PoliciesLimitExceededException",
             InvalidFilterOption(_) => "InvalidFilterOption",
+            InvalidDocumentContent(_) => "InvalidDocumentContent",
+            InvalidDocumentSchemaVersion(_) => "InvalidDocumentSchemaVersion",
+            InvalidDocumentType(_) => "InvalidDocumentType",
+            InvalidDocumentOperation(_) => "InvalidDocumentOperation",
+            DocumentAlreadyExists(_) => "DocumentAlreadyExists",
+            DuplicateDocumentContent(_) => "DuplicateDocumentContent",
+            DuplicateDocumentVersionName(_) => "DuplicateDocumentVersionName",
+            DocumentLimitExceeded(_) => "DocumentLimitExceeded",
+            DocumentVersionLimitExceeded(_) => "DocumentVersionLimitExceeded",
+            MaxDocumentSizeExceeded(_) => "MaxDocumentSizeExceeded",
             InternalServerError(_) => "InternalServerError",
         }
     }

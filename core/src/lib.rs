@@ -5,6 +5,7 @@ pub mod channel;
 pub mod clock;
 pub mod command;
 pub mod document;
+pub mod documents;
 pub mod error;
 pub mod fleet;
 pub mod ids;

@@ -1,0 +1,206 @@
+//! Documents every Steward account has, owned by "Amazon" as SSM's platform
+//! documents are, so `Owner=Amazon` lists them. Only documents whose steps
+//! Steward really runs are shipped: `AWS-RunShellScript` with SSM's own
+//! content (byte for byte, so its Hash is SSM's), and a Steward example,
+//! `Steward-CheckDiskSpace`, whose description says it is Steward's.
+
+use super::Document;
+use super::format::{DocumentFormat, content_hash};
+use crate::error::SsmError;
+
+/// The owner SSM shows for its platform documents.
+pub const OWNER: &str = "Amazon";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BuiltinDocument {
+    pub name: &'static str,
+    pub format: DocumentFormat,
+    pub content: &'static str,
+    pub schema_version: &'static str,
+}
+
+impl BuiltinDocument {
+    pub fn owner(&self) -> &'static str {
+        OWNER
+    }
+
+    /// Built-in documents have one version, the default and the latest.
+    pub fn version(&self) -> &'static str {
+        "1"
+    }
+
+    pub fn hash(&self) -> String {
+        content_hash(self.content)
+    }
+
+    pub fn document(&self) -> Result<Document, SsmError> {
+        let d = Document::parse(self.content, self.format)?;
+        debug_assert_eq!(d.schema_version.as_str(), self.schema_version);
+        Ok(d)
+    }
+}
+
+pub const AWS_RUN_SHELL_SCRIPT: BuiltinDocument = BuiltinDocument {
+    name: "AWS-RunShellScript",
+    format: DocumentFormat::Json,
+    content: include_str!("builtin/AWS-RunShellScript.json"),
+    schema_version: "1.2",
+};
+
+pub const STEWARD_CHECK_DISK_SPACE: BuiltinDocument = BuiltinDocument {
+    name: "Steward-CheckDiskSpace",
+    format: DocumentFormat::Yaml,
+    content: include_str!("builtin/Steward-CheckDiskSpace.yaml"),
+    schema_version: "2.2",
+};
+
+pub const ALL: [BuiltinDocument; 2] = [AWS_RUN_SHELL_SCRIPT, STEWARD_CHECK_DISK_SPACE];
+
+/// The built-in document `name` names, by name or by SSM's ARN form for
+/// Amazon's documents (`arn:aws:ssm:<region>::document/AWS-RunShellScript`).
+pub fn find(name: &str) -> Option<&'static BuiltinDocument> {
+    let short = match name.strip_prefix("arn:") {
+        Some(_) => name.rsplit_once(":document/").map(|(_, n)| n)?,
+        None => name,
+    };
+    ALL.iter().find(|d| d.name == short)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::documents::{GivenParameters, ParamValue, StepOutcome};
+
+    fn given(pairs: &[(&str, &[&str])]) -> GivenParameters {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.iter().map(|s| s.to_string()).collect()))
+            .collect()
+    }
+
+    #[test]
+    fn every_builtin_parses_with_its_schema() {
+        for b in ALL {
+            let d = b.document().unwrap_or_else(|e| panic!("{}: {e}", b.name));
+            assert_eq!(d.schema_version.as_str(), b.schema_version, "{}", b.name);
+            assert_eq!(b.owner(), "Amazon");
+            assert_eq!(b.hash().len(), 64);
+        }
+    }
+
+    #[test]
+    fn found_by_name_and_arn() {
+        assert_eq!(find("AWS-RunShellScript"), Some(&AWS_RUN_SHELL_SCRIPT));
+        assert_eq!(
+            find("arn:aws:ssm:us-east-1::document/AWS-RunShellScript"),
+            Some(&AWS_RUN_SHELL_SCRIPT)
+        );
+        assert_eq!(find("AWS-ConfigureAWSPackage"), None);
+        assert_eq!(find("arn:aws:ssm:us-east-1::nope"), None);
+    }
+
+    #[test]
+    fn run_shell_script_is_ssms() {
+        let d = AWS_RUN_SHELL_SCRIPT.document().unwrap();
+        assert_eq!(
+            d.description,
+            "Run a shell script or specify the commands to run."
+        );
+        let names: Vec<_> = d.parameters.iter().map(|p| p.name.as_str()).collect();
+        assert_eq!(names, ["commands", "workingDirectory", "executionTimeout"]);
+        assert_eq!(d.platform_types(), ["Linux", "MacOS"]);
+        assert!(AWS_RUN_SHELL_SCRIPT.content.ends_with("}\n"));
+
+        let p = d
+            .validate_parameters(&given(&[("commands", &["uname -a", "id"])]))
+            .unwrap();
+        let steps = d.steps_for(&p, "Linux").unwrap();
+        assert_eq!(steps.len(), 1);
+        let step = steps[0].plugin_step().unwrap();
+        assert_eq!(step.name, "aws:runShellScript");
+        assert_eq!(step.action, "aws:runShellScript");
+        assert_eq!(step.run_command, ["uname -a", "id"]);
+        assert_eq!(
+            (step.working_directory.as_str(), step.timeout_seconds),
+            ("", 3600)
+        );
+
+        // SSM's pattern bounds executionTimeout to 1..=172800, as Steward did.
+        for bad in ["0", "05", "172801", "999999", "x"] {
+            let e = d
+                .validate_parameters(&given(&[
+                    ("commands", &["x"]),
+                    ("executionTimeout", &[bad]),
+                ]))
+                .unwrap_err();
+            assert_eq!(e.code(), "InvalidParameters", "{bad}");
+        }
+        for good in ["1", "99999", "100000", "172800"] {
+            let p = d
+                .validate_parameters(&given(&[
+                    ("commands", &["x"]),
+                    ("executionTimeout", &[good]),
+                ]))
+                .unwrap();
+            let s = d.steps_for(&p, "Linux").unwrap()[0].plugin_step().unwrap();
+            assert_eq!(s.timeout_seconds.to_string(), good);
+        }
+        let long = "d".repeat(4097);
+        assert!(
+            d.validate_parameters(&given(&[
+                ("commands", &["x"]),
+                ("workingDirectory", &[&long])
+            ]))
+            .is_err()
+        );
+        // Schema 1.2 fails, not skips, a plugin the platform cannot run.
+        let p = d
+            .validate_parameters(&given(&[("commands", &["x"])]))
+            .unwrap();
+        assert!(matches!(
+            &d.steps_for(&p, "Windows").unwrap()[0].outcome,
+            StepOutcome::Failed { output } if output == "Plugin with name aws:runShellScript is not supported in current platform. Step name: aws:runShellScript"
+        ));
+    }
+
+    #[test]
+    fn check_disk_space_runs_on_linux_only() {
+        let d = STEWARD_CHECK_DISK_SPACE.document().unwrap();
+        assert!(
+            d.description
+                .starts_with("Steward built-in document (not an AWS document)")
+        );
+        let p = d
+            .validate_parameters(&given(&[("path", &["/var/log"])]))
+            .unwrap();
+        assert_eq!(
+            p.get("thresholdPercent"),
+            Some(&ParamValue::String("90".into()))
+        );
+        let steps = d.steps_for(&p, "Linux").unwrap();
+        let s = steps[0].plugin_step().unwrap();
+        assert_eq!(s.name, "checkDiskSpace");
+        assert_eq!(s.timeout_seconds, 60);
+        assert_eq!(s.run_command[0], "df -P -- \"/var/log\"");
+        assert!(
+            s.run_command[2].contains("-gt 90 ]"),
+            "{}",
+            s.run_command[2]
+        );
+        assert!(matches!(
+            &d.steps_for(&p, "MacOS").unwrap()[0].outcome,
+            StepOutcome::Skipped { output } if output == "Step execution skipped due to unsatisfied preconditions: '\"StringEquals\": [platformType, Linux]'. Step name: checkDiskSpace"
+        ));
+        for bad in [
+            ("path", "relative"),
+            ("path", "/a\"b"),
+            ("thresholdPercent", "101"),
+            ("thresholdPercent", "0"),
+        ] {
+            let e = d
+                .validate_parameters(&given(&[(bad.0, &[bad.1])]))
+                .unwrap_err();
+            assert_eq!(e.code(), "InvalidParameters", "{bad:?}");
+        }
+    }
+}
