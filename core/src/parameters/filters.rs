@@ -374,6 +374,22 @@ impl Filters {
         }
     }
 
+    /// A name prefix every match must start with, from a `Name` filter with
+    /// one value (Equals or BeginsWith) on a hierarchical name: the listing
+    /// then walks only those names instead of every parameter. Only names
+    /// with a second `/` qualify: they can only be stored with their leading
+    /// slash, while `/foo` also matches a stored `foo`.
+    pub fn name_prefix(&self) -> Option<String> {
+        let f = self.filters.iter().find(|f| {
+            f.key == FilterKey::Name
+                && matches!(f.option, FilterOption::Equals | FilterOption::BeginsWith)
+        })?;
+        match f.values.as_slice() {
+            [one] if one.starts_with('/') && one[1..].contains('/') => Some(one.clone()),
+            _ => None,
+        }
+    }
+
     /// The labels of the `Label` filter: GetParametersByPath answers, for each
     /// parameter, the version that carries the first of them it has.
     pub fn labels(&self) -> Option<&[String]> {

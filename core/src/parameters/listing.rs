@@ -285,11 +285,14 @@ pub async fn describe_parameters(
         DESCRIBE_MAX_RESULTS,
     )?;
     let after = decode_token(input.next_token.as_deref())?;
-    // One Path filter value narrows the walk to that path; otherwise every
-    // parameter is walked in name order and the filters pick.
-    let source = match filters.single_path() {
-        Some((path, recursive)) => Source::under(&path, recursive),
-        None => Source::Prefix(String::new()),
+    // One Path filter value narrows the walk to that path, one hierarchical
+    // Name value to its prefix; otherwise every parameter is walked in name
+    // order and the filters pick (pages may then come back short, with a
+    // NextToken, as SSM's do).
+    let source = match (filters.single_path(), filters.name_prefix()) {
+        (Some((path, recursive)), _) => Source::under(&path, recursive),
+        (None, Some(prefix)) => Source::Prefix(prefix),
+        (None, None) => Source::Prefix(String::new()),
     };
     let (heads, next) = collect(ctx, &source, after, max, |h| {
         filters.matches(h)
@@ -830,6 +833,33 @@ mod tests {
         let mut w = nested.clone();
         w.push("/other/x".into());
         assert_eq!(describe_all(&fx, &admin, both).await, w);
+    }
+
+    #[tokio::test]
+    async fn a_hierarchical_name_filter_finds_its_parameter_on_the_first_page() {
+        let fx = Fixture::new();
+        let admin = admin();
+        // More parameters before it than one call reads when walking everything.
+        for i in 0..700 {
+            fx.put(&format!("/bulk/p{i:04}"), "v").await;
+        }
+        fx.put("/x/y/target", "v").await;
+        fx.put("/x/y/target2", "v").await;
+        for (option, want) in [
+            ("Equals", vec!["/x/y/target"]),
+            ("BeginsWith", vec!["/x/y/target", "/x/y/target2"]),
+        ] {
+            let body = json!({"ParameterFilters": [
+                {"Key": "Name", "Option": option, "Values": ["/x/y/target"]}]});
+            let page = describe_parameters(&fx.ctx(&admin), &body).await.unwrap();
+            let names: Vec<&str> = page["Parameters"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|p| p["Name"].as_str().unwrap())
+                .collect();
+            assert_eq!(names, want, "{option}");
+        }
     }
 
     #[tokio::test]
