@@ -163,6 +163,47 @@ mod tests {
         ));
     }
 
+    /// The model agrees with `crate::document::resolve`, so Run Command can
+    /// delegate to it without a caller seeing a difference.
+    fn agrees_with_run_command(params: &GivenParameters) {
+        let old = crate::document::resolve("AWS-RunShellScript", None, params);
+        let d = AWS_RUN_SHELL_SCRIPT.document().unwrap();
+        let new = d.validate_parameters(params).and_then(|p| {
+            d.steps_for(&p, "Linux")
+                .map(|s| s.iter().filter_map(|s| s.plugin_step()).collect::<Vec<_>>())
+        });
+        match (old, new) {
+            (Ok(old), Ok(new)) => assert_eq!(old.steps, new, "{params:?}"),
+            (Err(a), Err(b)) => assert_eq!(a.code(), b.code(), "{params:?}: {a} / {b}"),
+            (a, b) => panic!("{params:?}: {a:?} / {b:?}"),
+        }
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn run_shell_script_agrees_with_run_command(
+            commands in proptest::collection::vec(".{0,20}", 0..3),
+            timeout in proptest::option::of("[0-9]{1,7}|x"),
+            dir in proptest::option::of(proptest::collection::vec("/[a-z]{0,8}", 1..3)),
+            extra in proptest::bool::weighted(0.1),
+        ) {
+            let mut p = GivenParameters::new();
+            if !commands.is_empty() {
+                p.insert("commands".into(), commands);
+            }
+            if let Some(t) = timeout {
+                p.insert("executionTimeout".into(), vec![t]);
+            }
+            if let Some(d) = dir {
+                p.insert("workingDirectory".into(), d);
+            }
+            if extra {
+                p.insert("color".into(), vec!["red".into()]);
+            }
+            agrees_with_run_command(&p);
+        }
+    }
+
     #[test]
     fn check_disk_space_runs_on_linux_only() {
         let d = STEWARD_CHECK_DISK_SPACE.document().unwrap();
