@@ -281,3 +281,29 @@ def restricted_client(policy, user_name="restricted"):
         aws_secret_access_key=secret,
         config=botocore.config.Config(retries={"max_attempts": 2}),
     )
+
+
+def event_queue(pattern):
+    """A queue that receives the steward bus's events matching `pattern`."""
+    env = stack_env()
+    sqs, events = localstack_client("sqs"), localstack_client("events")
+    name = f"e2e-events-{uuid.uuid4().hex[:10]}"
+    url = sqs.create_queue(QueueName=name)["QueueUrl"]
+    arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    bus = env["STEWARD_EVENT_BUS"]
+    events.put_rule(Name=name, EventBusName=bus, EventPattern=json.dumps(pattern))
+    events.put_targets(Rule=name, EventBusName=bus, Targets=[{"Id": "q", "Arn": arn}])
+    return sqs, url
+
+
+def drain(sqs, url, until, timeout):
+    seen = []
+
+    def probe():
+        for m in sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, WaitTimeSeconds=1).get("Messages", []):
+            seen.append(json.loads(m["Body"]))
+            sqs.delete_message(QueueUrl=url, ReceiptHandle=m["ReceiptHandle"])
+        return until(seen)
+
+    wait_for("events", probe, timeout=timeout)
+    return seen
