@@ -398,3 +398,18 @@ def test_policies_expire_and_notify(ssm, root):
     # Each notification fires once per version.
     notes = [e for e in seen if e["detail"].get("policy-type") == "ExpirationNotification"]
     assert len(notes) == 1
+
+
+def test_errors_of_the_remaining_operations(ssm, root):
+    missing = f"{root}/missing"
+    refused(ssm.get_parameter_history, "ParameterNotFound", Name=missing)
+    refused(ssm.label_parameter_version, "ParameterNotFound", Name=missing, Labels=["x"])
+    refused(ssm.unlabel_parameter_version, "ParameterNotFound", Name=missing, ParameterVersion=1, Labels=["x"])
+    refused(ssm.list_tags_for_resource, "InvalidResourceId", ResourceType="Parameter", ResourceId=missing)
+    refused(ssm.delete_parameters, "ValidationException", Names=[f"{root}/n{i}" for i in range(11)])
+    refused(ssm.get_parameters_by_path, "ValidationException", Path="no-leading-slash")
+    refused(ssm.put_parameter, "ValidationException", Name=f"{root}/no-type", Value="x")
+    refused(ssm.put_parameter, "ValidationException", Name=f"{root}/key-on-string", Type="String", Value="x", KeyId="alias/aws/ssm")
+    refused(ssm.get_parameter_history, "ValidationException", Name=f"{root}/x", MaxResults=51)
+    # None of the refusals above created anything.
+    assert ssm.get_parameters_by_path(Path=root, Recursive=True)["Parameters"] == []
