@@ -13,8 +13,10 @@ pub mod builtin;
 mod command;
 pub mod format;
 pub mod interpolate;
+pub mod operations;
 pub mod parameters;
 pub mod plugins;
+pub mod store;
 
 use serde_json::Value;
 

@@ -1,0 +1,506 @@
+use serde_json::{Value, json};
+
+use super::*;
+use crate::documents::store::MemoryDocumentStore;
+use crate::fleet::access::{Caller, Policy};
+
+const V1: &str = "schemaVersion: '2.2'\ndescription: first\nparameters:\n  who:\n    type: String\n    default: world\n    allowedPattern: '[a-z]+'\n  count:\n    type: Integer\n    default: 2\nmainSteps:\n- action: aws:runShellScript\n  name: hello\n  inputs:\n    runCommand:\n    - echo hello {{ who }} {{ count }}\n";
+const V2: &str = "schemaVersion: '2.2'\ndescription: second\nmainSteps:\n- action: aws:runShellScript\n  name: bye\n  inputs:\n    runCommand:\n    - echo bye\n";
+
+fn scope() -> ArnScope {
+    ArnScope {
+        region: "us-east-1".into(),
+        account: "123456789012".into(),
+    }
+}
+
+fn caller(policy: &str) -> Caller {
+    Caller {
+        access_key_id: "AKTEST".into(),
+        user_arn: "arn:aws:iam::123456789012:user/t".into(),
+        policy: Policy::parse(policy).unwrap(),
+    }
+}
+
+const ADMIN: &str = r#"{"Statement":[{"Effect":"Allow","Action":"*","Resource":"*"}]}"#;
+
+struct Fixture {
+    store: MemoryDocumentStore,
+    caller: Caller,
+    scope: ArnScope,
+}
+
+impl Fixture {
+    fn new() -> Self {
+        Fixture {
+            store: MemoryDocumentStore::new(),
+            caller: caller(ADMIN),
+            scope: scope(),
+        }
+    }
+
+    async fn call(&self, op: &str, body: Value) -> Result<Value, SsmError> {
+        let ctx = DocumentContext {
+            store: &self.store,
+            caller: &self.caller,
+            scope: &self.scope,
+            now: 1000.0,
+        };
+        handle(&ctx, op, &body).await.expect("a document operation")
+    }
+
+    async fn code(&self, op: &str, body: Value) -> String {
+        self.call(op, body).await.unwrap_err().code().to_string()
+    }
+
+    async fn create(&self, name: &str) -> Value {
+        self.call(
+            "CreateDocument",
+            json!({"Name": name, "Content": V1, "DocumentFormat": "YAML", "VersionName": "one",
+                   "Tags": [{"Key": "team", "Value": "ops"}]}),
+        )
+        .await
+        .unwrap()
+    }
+}
+
+#[tokio::test]
+async fn create_describes_as_ssm() {
+    let f = Fixture::new();
+    let d = &f.create("Hello").await["DocumentDescription"];
+    assert_eq!(d["Name"], "Hello");
+    assert_eq!(d["Owner"], "123456789012");
+    assert_eq!(d["DocumentVersion"], "1");
+    assert_eq!(d["LatestVersion"], "1");
+    assert_eq!(d["DefaultVersion"], "1");
+    assert_eq!(d["HashType"], "Sha256");
+    assert_eq!(d["Hash"], content_hash(V1));
+    assert_eq!(d["Status"], "Active");
+    assert_eq!(d["SchemaVersion"], "2.2");
+    assert_eq!(d["DocumentFormat"], "YAML");
+    assert_eq!(d["DocumentType"], "Command");
+    assert_eq!(d["VersionName"], "one");
+    assert_eq!(d["PlatformTypes"], json!(["Linux", "MacOS"]));
+    assert_eq!(
+        d["Parameters"],
+        json!([
+            {"Name": "who", "Type": "String", "Description": "", "DefaultValue": "world"},
+            {"Name": "count", "Type": "Integer", "Description": "", "DefaultValue": "2"}
+        ])
+    );
+    assert_eq!(d["Tags"], json!([{"Key": "team", "Value": "ops"}]));
+    assert_eq!(
+        f.code(
+            "CreateDocument",
+            json!({"Name": "Hello", "Content": V1, "DocumentFormat": "YAML"})
+        )
+        .await,
+        "DocumentAlreadyExists"
+    );
+}
+
+#[tokio::test]
+async fn create_refuses_bad_input_and_changes_nothing() {
+    let f = Fixture::new();
+    let cases = [
+        (
+            json!({"Name": "Bad", "Content": "{", "DocumentFormat": "JSON"}),
+            "InvalidDocumentContent",
+        ),
+        (
+            json!({"Name": "Bad", "Content": V1}),
+            "InvalidDocumentContent",
+        ),
+        (
+            json!({"Name": "Bad", "Content": V1, "DocumentFormat": "YAML", "DocumentType": "Automation"}),
+            "InvalidDocumentContent",
+        ),
+        (
+            json!({"Name": "aws-x", "Content": V1, "DocumentFormat": "YAML"}),
+            "ValidationException",
+        ),
+        (
+            json!({"Name": "AmazonX", "Content": V1, "DocumentFormat": "YAML"}),
+            "ValidationException",
+        ),
+        (
+            json!({"Name": "x", "Content": V1, "DocumentFormat": "YAML"}),
+            "ValidationException",
+        ),
+        (
+            json!({"Name": "Steward-CheckDiskSpace", "Content": V1, "DocumentFormat": "YAML"}),
+            "DocumentAlreadyExists",
+        ),
+        (
+            json!({"Name": "Bad", "Content": V1, "DocumentFormat": "YAML", "VersionName": "a b"}),
+            "ValidationException",
+        ),
+        (json!({"Content": V1}), "ValidationException"),
+    ];
+    for (body, code) in cases {
+        assert_eq!(f.code("CreateDocument", body.clone()).await, code, "{body}");
+    }
+    assert_eq!(f.store.list(None, 10).await.unwrap().0.len(), 0);
+}
+
+#[tokio::test]
+async fn update_adds_versions_and_reads_select_them() {
+    let f = Fixture::new();
+    f.create("Doc").await;
+    let up = |content: &str, extra: Value| {
+        let mut b = json!({"Name": "Doc", "Content": content, "DocumentFormat": "YAML"});
+        for (k, v) in extra.as_object().unwrap() {
+            b[k] = v.clone();
+        }
+        b
+    };
+    assert_eq!(
+        f.code("UpdateDocument", up(V1, json!({}))).await,
+        "DuplicateDocumentContent"
+    );
+    assert_eq!(
+        f.code("UpdateDocument", up(V2, json!({"VersionName": "one"})))
+            .await,
+        "DuplicateDocumentVersionName"
+    );
+    let d = f
+        .call(
+            "UpdateDocument",
+            up(
+                V2,
+                json!({"DocumentVersion": "$LATEST", "VersionName": "two"}),
+            ),
+        )
+        .await
+        .unwrap();
+    assert_eq!(d["DocumentDescription"]["DocumentVersion"], "2");
+    assert_eq!(d["DocumentDescription"]["LatestVersion"], "2");
+    assert_eq!(d["DocumentDescription"]["DefaultVersion"], "1");
+    // Only the latest version can be updated.
+    assert_eq!(
+        f.code("UpdateDocument", up(V1, json!({"DocumentVersion": "1"})))
+            .await,
+        "InvalidDocumentVersion"
+    );
+    let desc = |v: Value| {
+        let mut b = json!({"Name": "Doc"});
+        for (k, x) in v.as_object().unwrap() {
+            b[k] = x.clone();
+        }
+        b
+    };
+    let get = |v| f.call("DescribeDocument", desc(v));
+    assert_eq!(
+        get(json!({})).await.unwrap()["Document"]["Description"],
+        "first"
+    );
+    assert_eq!(
+        get(json!({"DocumentVersion": "$LATEST"})).await.unwrap()["Document"]["Description"],
+        "second"
+    );
+    assert_eq!(
+        get(json!({"VersionName": "two"})).await.unwrap()["Document"]["DocumentVersion"],
+        "2"
+    );
+    assert_eq!(
+        f.code("DescribeDocument", desc(json!({"DocumentVersion": "3"})))
+            .await,
+        "InvalidDocumentVersion"
+    );
+    assert_eq!(
+        f.code(
+            "DescribeDocument",
+            desc(json!({"DocumentVersion": "1", "VersionName": "two"}))
+        )
+        .await,
+        "InvalidDocumentVersion"
+    );
+    assert_eq!(
+        f.code("DescribeDocument", json!({"Name": "Nope"})).await,
+        "InvalidDocument"
+    );
+
+    // The default moves; reads without a version follow it.
+    let r = f
+        .call(
+            "UpdateDocumentDefaultVersion",
+            json!({"Name": "Doc", "DocumentVersion": "2"}),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        r,
+        json!({"Description": {"Name": "Doc", "DefaultVersion": "2", "DefaultVersionName": "two"}})
+    );
+    assert_eq!(
+        get(json!({})).await.unwrap()["Document"]["Description"],
+        "second"
+    );
+    assert_eq!(
+        f.code(
+            "UpdateDocumentDefaultVersion",
+            json!({"Name": "Doc", "DocumentVersion": "9"})
+        )
+        .await,
+        "InvalidDocumentVersion"
+    );
+
+    let versions = f
+        .call("ListDocumentVersions", json!({"Name": "Doc"}))
+        .await
+        .unwrap();
+    let v = versions["DocumentVersions"].as_array().unwrap();
+    assert_eq!(v.len(), 2);
+    assert_eq!(v[0]["IsDefaultVersion"], false);
+    assert_eq!(v[1]["IsDefaultVersion"], true);
+    assert_eq!(v[1]["VersionName"], "two");
+}
+
+#[tokio::test]
+async fn get_document_converts_formats() {
+    let f = Fixture::new();
+    f.create("Conv").await;
+    let g = f
+        .call("GetDocument", json!({"Name": "Conv"}))
+        .await
+        .unwrap();
+    assert_eq!(g["Content"], V1);
+    assert_eq!(g["DocumentFormat"], "YAML");
+    let j = f
+        .call(
+            "GetDocument",
+            json!({"Name": "Conv", "DocumentFormat": "JSON"}),
+        )
+        .await
+        .unwrap();
+    assert_eq!(j["DocumentFormat"], "JSON");
+    let v: Value = serde_json::from_str(j["Content"].as_str().unwrap()).unwrap();
+    assert_eq!(v["mainSteps"][0]["name"], "hello");
+    let b = f
+        .call("GetDocument", json!({"Name": "arn:aws:ssm:us-east-1::document/AWS-RunShellScript", "DocumentFormat": "YAML"}))
+        .await
+        .unwrap();
+    assert_eq!(b["Name"], "AWS-RunShellScript");
+    assert!(b["Content"].as_str().unwrap().contains("runtimeConfig"));
+}
+
+#[tokio::test]
+async fn builtins_are_read_only() {
+    let f = Fixture::new();
+    for (op, body) in [
+        (
+            "UpdateDocument",
+            json!({"Name": "AWS-RunShellScript", "Content": V2, "DocumentFormat": "YAML"}),
+        ),
+        ("DeleteDocument", json!({"Name": "Steward-CheckDiskSpace"})),
+        (
+            "UpdateDocumentDefaultVersion",
+            json!({"Name": "AWS-RunShellScript", "DocumentVersion": "1"}),
+        ),
+    ] {
+        assert_eq!(f.code(op, body).await, "InvalidDocumentOperation", "{op}");
+    }
+    let d = f
+        .call("DescribeDocument", json!({"Name": "AWS-RunShellScript"}))
+        .await
+        .unwrap();
+    assert_eq!(d["Document"]["Owner"], "Amazon");
+    assert_eq!(d["Document"]["Hash"], builtin::AWS_RUN_SHELL_SCRIPT.hash());
+}
+
+#[tokio::test]
+async fn delete_one_version_or_all() {
+    let f = Fixture::new();
+    f.create("Del").await;
+    f.call(
+        "UpdateDocument",
+        json!({"Name": "Del", "Content": V2, "DocumentFormat": "YAML"}),
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        f.code(
+            "DeleteDocument",
+            json!({"Name": "Del", "DocumentVersion": "1"})
+        )
+        .await,
+        "InvalidDocumentOperation"
+    );
+    f.call(
+        "DeleteDocument",
+        json!({"Name": "Del", "DocumentVersion": "2"}),
+    )
+    .await
+    .unwrap();
+    let d = f
+        .call("DescribeDocument", json!({"Name": "Del"}))
+        .await
+        .unwrap();
+    assert_eq!(d["Document"]["LatestVersion"], "1");
+    assert_eq!(f.store.stored_versions("Del"), 1);
+    // A number is never given twice.
+    let d = f
+        .call(
+            "UpdateDocument",
+            json!({"Name": "Del", "Content": V2, "DocumentFormat": "YAML"}),
+        )
+        .await
+        .unwrap();
+    assert_eq!(d["DocumentDescription"]["DocumentVersion"], "3");
+    f.call("DeleteDocument", json!({"Name": "Del"}))
+        .await
+        .unwrap();
+    assert_eq!(
+        f.code("DescribeDocument", json!({"Name": "Del"})).await,
+        "InvalidDocument"
+    );
+    assert_eq!(
+        f.code("DeleteDocument", json!({"Name": "Del"})).await,
+        "InvalidDocument"
+    );
+    assert_eq!(f.store.stored_versions("Del"), 0);
+}
+
+#[tokio::test]
+async fn list_filters_and_pages() {
+    let f = Fixture::new();
+    for n in ["Alpha", "Beta", "Zulu"] {
+        f.create(n).await;
+    }
+    let names = |v: &Value| -> Vec<String> {
+        v["DocumentIdentifiers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|d| d["Name"].as_str().unwrap().to_string())
+            .collect()
+    };
+    let all = f.call("ListDocuments", json!({})).await.unwrap();
+    assert_eq!(
+        names(&all),
+        [
+            "AWS-RunShellScript",
+            "Alpha",
+            "Beta",
+            "Steward-CheckDiskSpace",
+            "Zulu"
+        ]
+    );
+    let amazon = f
+        .call(
+            "ListDocuments",
+            json!({"Filters": [{"Key": "Owner", "Values": ["Amazon"]}]}),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        names(&amazon),
+        ["AWS-RunShellScript", "Steward-CheckDiskSpace"]
+    );
+    let mine = f
+        .call(
+            "ListDocuments",
+            json!({"DocumentFilterList": [{"key": "Owner", "value": "Self"}]}),
+        )
+        .await
+        .unwrap();
+    assert_eq!(names(&mine), ["Alpha", "Beta", "Zulu"]);
+    let tagged = f
+        .call("ListDocuments", json!({"Filters": [{"Key": "tag:team", "Values": ["ops"]}, {"Key": "Name", "Values": ["B"]}]}))
+        .await
+        .unwrap();
+    assert_eq!(names(&tagged), ["Beta"]);
+    assert_eq!(
+        f.code(
+            "ListDocuments",
+            json!({"Filters": [{"Key": "Color", "Values": ["x"]}]})
+        )
+        .await,
+        "InvalidFilterKey"
+    );
+
+    // Pages of two cover everything once.
+    let mut seen = Vec::new();
+    let mut token: Option<String> = None;
+    loop {
+        let mut body = json!({"MaxResults": 2});
+        if let Some(t) = &token {
+            body["NextToken"] = json!(t);
+        }
+        let page = f.call("ListDocuments", body).await.unwrap();
+        seen.extend(names(&page));
+        match page["NextToken"].as_str() {
+            Some(t) => token = Some(t.to_string()),
+            None => break,
+        }
+    }
+    assert_eq!(seen, names(&all));
+    assert_eq!(
+        f.code("ListDocuments", json!({"NextToken": "garbage!"}))
+            .await,
+        "InvalidNextToken"
+    );
+}
+
+#[tokio::test]
+async fn documents_are_authorized_by_arn() {
+    let mut f = Fixture::new();
+    f.create("Open").await;
+    f.create("Secret").await;
+    f.caller = caller(
+        r#"{"Statement":[{"Effect":"Allow","Action":"ssm:*","Resource":"*"},
+            {"Effect":"Deny","Action":"ssm:*","Resource":"arn:aws:ssm:us-east-1:123456789012:document/Secret"}]}"#,
+    );
+    assert!(f.call("GetDocument", json!({"Name": "Open"})).await.is_ok());
+    assert_eq!(
+        f.code("GetDocument", json!({"Name": "Secret"})).await,
+        "AccessDeniedException"
+    );
+    assert_eq!(
+        f.code("DeleteDocument", json!({"Name": "Secret"})).await,
+        "AccessDeniedException"
+    );
+    assert!(f.store.head("Secret").await.unwrap().is_some());
+}
+
+#[tokio::test]
+async fn load_for_run_resolves_versions() {
+    let f = Fixture::new();
+    f.create("Run").await;
+    f.call(
+        "UpdateDocument",
+        json!({"Name": "Run", "Content": V2, "DocumentFormat": "YAML"}),
+    )
+    .await
+    .unwrap();
+    let r = load_for_run(&f.store, "Run", None).await.unwrap();
+    assert_eq!((r.version, r.document.description.as_str()), (1, "first"));
+    let r = load_for_run(&f.store, "Run", Some("$LATEST"))
+        .await
+        .unwrap();
+    assert_eq!(r.version, 2);
+    let r = load_for_run(
+        &f.store,
+        "arn:aws:ssm:us-east-1:123456789012:document/Run",
+        Some("1"),
+    )
+    .await
+    .unwrap();
+    assert_eq!(r.hash, content_hash(V1));
+    assert_eq!(
+        load_for_run(&f.store, "AWS-RunShellScript", Some("2"))
+            .await
+            .err()
+            .unwrap()
+            .code(),
+        "InvalidDocumentVersion"
+    );
+    assert_eq!(
+        load_for_run(&f.store, "Nope", None)
+            .await
+            .err()
+            .unwrap()
+            .code(),
+        "InvalidDocument"
+    );
+}
