@@ -16,7 +16,9 @@ use super::request::{
 };
 use super::view;
 use crate::command::{Tally, command_state};
-use crate::document;
+use crate::documents::HASH_TYPE;
+use crate::documents::operations::load_for_run;
+use crate::documents::store::{DocumentStore, MemoryDocumentStore};
 use crate::error::SsmError;
 use crate::fleet::access::Authorizer;
 use crate::ids::new_command_id;
@@ -45,20 +47,50 @@ pub async fn handle(
     })
 }
 
-/// Sends a command as `caller`, who must be able to read every parameter
-/// its `{{ssm:…}}` references name (and decrypt the `{{ssm-secure:…}}` ones).
+/// Sends a command running a built-in document (no document store).
 pub async fn send_command(
     rc: &RunCommand<'_>,
     caller: &dyn Authorizer,
     body: &Value,
     now: f64,
 ) -> Result<Value, SsmError> {
+    send_document_command(rc, &MemoryDocumentStore::new(), caller, body, now).await
+}
+
+/// Sends a command as `caller`, who must be able to read every parameter
+/// its `{{ssm:…}}` references name (and decrypt the `{{ssm-secure:…}}` ones).
+/// The document is a built-in or one of `documents`; its parameters are
+/// checked and its steps computed here, so a bad value dispatches nothing.
+pub async fn send_document_command(
+    rc: &RunCommand<'_>,
+    documents: &dyn DocumentStore,
+    caller: &dyn Authorizer,
+    body: &Value,
+    now: f64,
+) -> Result<Value, SsmError> {
     let req = SendCommandRequest::from_json(body)?;
-    let doc = document::resolve(
+    let doc = load_for_run(
+        documents,
         &req.document_name,
         req.document_version.as_deref(),
-        &req.parameters,
-    )?;
+    )
+    .await?;
+    check_hash(&doc.name, &doc.hash, body)?;
+    let params = doc.document.validate_parameters(&req.parameters)?;
+    // Every Steward node is Linux today: preconditions are decided here,
+    // once, and a skipped step is not sent.
+    let steps: Vec<_> = doc
+        .document
+        .steps_for(&params, NODE_PLATFORM)?
+        .iter()
+        .filter_map(|s| s.plugin_step())
+        .collect();
+    if steps.is_empty() {
+        return Err(SsmError::InvalidParameters(format!(
+            "No step of document {} runs on a {NODE_PLATFORM} node with these parameters: every step is skipped by its precondition.",
+            doc.name
+        )));
+    }
     // The record keeps the references as written; values are looked up
     // again at dispatch (plain) or on the node (secure).
     let check = ReferenceCheck {
@@ -77,10 +109,8 @@ pub async fn send_command(
     let command = Command {
         command_id: new_command_id(),
         document_name: req.document_name.clone(),
-        document_version: req
-            .document_version
-            .clone()
-            .unwrap_or_else(|| "$DEFAULT".into()),
+        // The version that runs, whatever `$DEFAULT`/`$LATEST` meant then.
+        document_version: doc.version.to_string(),
         comment: req.comment,
         parameters: req.parameters,
         instance_ids: req.instance_ids,
@@ -98,7 +128,7 @@ pub async fn send_command(
         service_role: req.service_role_arn,
         notification_config: req.notification_config,
         timeout_seconds: req.timeout_seconds,
-        steps: doc.steps,
+        steps,
         tally,
         cancel_requested: false,
     };
@@ -127,6 +157,29 @@ pub async fn send_command(
     }
     rc.emit(command_status_changed(&command)).await;
     Ok(json!({ "Command": view::command(&command) }))
+}
+
+/// The platform every Steward node runs today.
+pub const NODE_PLATFORM: &str = "Linux";
+
+/// SendCommand's `DocumentHash` (and `DocumentHashType`), when given, must be
+/// the hash of the version that would run.
+fn check_hash(name: &str, hash: &str, body: &Value) -> Result<(), SsmError> {
+    if let Some(t) = body.get("DocumentHashType").and_then(Value::as_str)
+        && t != HASH_TYPE
+    {
+        return Err(SsmError::InvalidParameters(format!(
+            "DocumentHashType {t} is not supported: Steward hashes documents with {HASH_TYPE}."
+        )));
+    }
+    match body.get("DocumentHash").and_then(Value::as_str) {
+        Some(given) if !given.eq_ignore_ascii_case(hash) => {
+            Err(SsmError::InvalidDocument(format!(
+                "DocumentHash {given} is not the hash of the version of document {name} that would run ({hash}); DescribeDocument shows it."
+            )))
+        }
+        _ => Ok(()),
+    }
 }
 
 /// A listing cursor over several store queries, as one opaque NextToken.
