@@ -41,6 +41,7 @@ pub struct Settings {
     pub scheduler_queue_url: String,
     /// How long a decrypted SecureString data key is kept (0: never).
     pub data_key_cache_seconds: u64,
+    pub documents_table: String,
 }
 
 fn var(name: &'static str) -> Result<String, ConfigError> {
@@ -81,6 +82,7 @@ impl Settings {
             account_id: var("STEWARD_ACCOUNT_ID")?,
             scheduler_queue_url: var("STEWARD_SCHEDULER_QUEUE_URL")?,
             data_key_cache_seconds: number("STEWARD_DATA_KEY_CACHE_SECONDS", 300)?,
+            documents_table: var("STEWARD_DOCUMENTS_TABLE")?,
         })
     }
 }

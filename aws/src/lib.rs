@@ -28,6 +28,9 @@ pub mod data_keys;
 pub mod parameter_service;
 pub mod parameters;
 
+// Documents.
+pub mod documents;
+
 pub use config::{Clients, Settings};
 
 /// What every handler needs: where the resources are and the clients to

@@ -5,6 +5,7 @@
 use serde_json::Value;
 use steward_aws::Stack;
 use steward_aws::commands::RunCommandAdapters;
+use steward_aws::documents::DocumentTable;
 use steward_core::SsmError;
 use steward_core::clock::now_epoch;
 use steward_core::fleet::access::Caller;
@@ -41,7 +42,14 @@ pub async fn handle(
         ),
         policy: p.policy.clone(),
     };
-    let result = operations::handle(&adapters.ports(), &caller, op, body, now_epoch()).await?;
+    let result = if op == "SendCommand" {
+        // A stored document runs too: the document table is read here.
+        let documents = DocumentTable::new(stack);
+        operations::send_document_command(&adapters.ports(), &documents, &caller, body, now_epoch())
+            .await
+    } else {
+        operations::handle(&adapters.ports(), &caller, op, body, now_epoch()).await?
+    };
     if let Ok(answer) = &result
         && op == "SendCommand"
     {

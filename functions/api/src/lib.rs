@@ -4,6 +4,7 @@
 
 pub mod auth;
 pub mod commands;
+pub mod documents;
 pub mod fleet;
 pub mod node_parameters;
 pub mod parameters;
@@ -58,6 +59,9 @@ async fn route(stack: &Stack, req: &http::Request<Bytes>) -> Result<Value, SsmEr
             principal.authorize(op)?;
             // Before fleet: tagging a `Parameter` is Parameter Store's.
             if let Some(result) = parameters::handle(stack, &principal, op, &body).await {
+                return result;
+            }
+            if let Some(result) = documents::handle(stack, &principal, op, &body).await {
                 return result;
             }
             if let Some(result) = fleet::handle(stack, &principal, op, &body).await {

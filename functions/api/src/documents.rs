@@ -1,0 +1,37 @@
+//! Documents on the API. The work is in `steward_core::documents::operations`;
+//! this is the seam.
+
+use serde_json::Value;
+use steward_aws::Stack;
+use steward_aws::documents::DocumentTable;
+use steward_core::SsmError;
+use steward_core::clock::now_epoch;
+use steward_core::documents::operations::{self, DocumentContext};
+use steward_core::parameters::name::ArnScope;
+
+use crate::auth::Principal;
+
+/// `None`: not a document operation.
+pub async fn handle(
+    stack: &Stack,
+    p: &Principal,
+    op: &str,
+    body: &Value,
+) -> Option<Result<Value, SsmError>> {
+    if !operations::OPERATIONS.contains(&op) {
+        return None;
+    }
+    let caller = p.caller(&stack.settings.account_id);
+    let store = DocumentTable::new(stack);
+    let scope = ArnScope {
+        region: stack.settings.region.clone(),
+        account: stack.settings.account_id.clone(),
+    };
+    let ctx = DocumentContext {
+        store: &store,
+        caller: &caller,
+        scope: &scope,
+        now: now_epoch(),
+    };
+    operations::handle(&ctx, op, body).await
+}
