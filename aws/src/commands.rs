@@ -24,7 +24,7 @@ pub const KIND: &str = "command";
 pub const BY_KIND: &str = "ByKind";
 
 /// The counters of a command's [`Tally`], by attribute name.
-pub const COUNTERS: [&str; 8] = [
+pub const COUNTERS: [&str; 9] = [
     "StartedCount",
     "SuccessCount",
     "FailedCount",
@@ -33,9 +33,13 @@ pub const COUNTERS: [&str; 8] = [
     "UndeliverableCount",
     "TerminatedCount",
     "CancelledCount",
+    "AcknowledgedCount",
 ];
 
-pub(crate) fn tally_counts(t: &Tally) -> [u32; 8] {
+/// Rate control's next target index: only raised, never ADDed.
+pub const RELEASED: &str = "Released";
+
+pub(crate) fn tally_counts(t: &Tally) -> [u32; 9] {
     [
         t.started,
         t.success,
@@ -45,6 +49,7 @@ pub(crate) fn tally_counts(t: &Tally) -> [u32; 8] {
         t.undeliverable,
         t.terminated,
         t.cancelled,
+        t.acknowledged,
     ]
 }
 
@@ -135,6 +140,7 @@ pub fn command_to_item(c: &Command) -> Item {
         ("TimeoutSeconds".into(), n(c.timeout_seconds)),
         ("Steps".into(), json_av(&c.steps)),
         ("TargetCount".into(), n(c.tally.target_count)),
+        (RELEASED.into(), n(c.tally.released)),
         (
             "CancelRequested".into(),
             AttributeValue::Bool(c.cancel_requested),
@@ -161,6 +167,8 @@ pub fn command_from_item(item: &Item) -> Command {
         undeliverable: counts[5],
         terminated: counts[6],
         cancelled: counts[7],
+        acknowledged: counts[8],
+        released: get_u32(item, RELEASED),
     };
     Command {
         command_id: get_s(item, "CommandId"),
@@ -398,6 +406,27 @@ impl CommandStore for CommandTable {
 
     async fn put_invocation(&self, invocation: &Invocation) -> Result<bool, SsmError> {
         self.put_invocation_item(invocation).await
+    }
+
+    async fn raise_released(&self, command_id: &str, end: u32) -> Result<bool, SsmError> {
+        let r = self
+            .client
+            .update_item()
+            .table_name(&self.commands_table)
+            .key("CommandId", s(command_id))
+            .update_expression("SET #r = :e")
+            .condition_expression(
+                "attribute_exists(CommandId) AND (attribute_not_exists(#r) OR #r < :e)",
+            )
+            .expression_attribute_names("#r", RELEASED)
+            .expression_attribute_values(":e", n(end))
+            .send()
+            .await;
+        match r {
+            Ok(_) => Ok(true),
+            Err(e) if is_conditional_failure(&e) => Ok(false),
+            Err(e) => Err(internal(e)),
+        }
     }
 
     async fn get_invocation(

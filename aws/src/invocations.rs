@@ -4,7 +4,7 @@
 
 use std::collections::HashMap;
 
-use aws_sdk_dynamodb::types::{TransactWriteItem, Update};
+use aws_sdk_dynamodb::types::{Put, TransactWriteItem, Update};
 use steward_core::SsmError;
 use steward_core::command::InvocationDetail;
 use steward_core::run_command::model::{Invocation, Page, Transition};
@@ -84,19 +84,97 @@ fn build<T, E: std::fmt::Display>(r: Result<T, E>) -> Result<T, SsmError> {
 }
 
 impl CommandTable {
+    /// Puts the invocation if absent; a status other than Pending (a target
+    /// closed by rate control) is counted on the command in the same
+    /// transaction.
     pub(crate) async fn put_invocation_item(&self, inv: &Invocation) -> Result<bool, SsmError> {
+        let Some(counters) = self.counter_update(&inv.command_id, &inv.initial_tally())? else {
+            let r = self
+                .client
+                .put_item()
+                .table_name(&self.invocations_table)
+                .set_item(Some(invocation_to_item(inv)))
+                .condition_expression("attribute_not_exists(CommandId)")
+                .send()
+                .await;
+            return match r {
+                Ok(_) => Ok(true),
+                Err(e) if Self::conditional_failure(&e) => Ok(false),
+                Err(e) => Err(internal(e)),
+            };
+        };
+        let put = build(
+            Put::builder()
+                .table_name(&self.invocations_table)
+                .set_item(Some(invocation_to_item(inv)))
+                .condition_expression("attribute_not_exists(CommandId)")
+                .build(),
+        )?;
+        self.transact(vec![
+            TransactWriteItem::builder().put(put).build(),
+            TransactWriteItem::builder().update(counters).build(),
+        ])
+        .await
+    }
+
+    /// The command's counters ADDed by `delta`; `None` when it adds nothing.
+    fn counter_update(
+        &self,
+        command_id: &str,
+        delta: &steward_core::command::Tally,
+    ) -> Result<Option<Update>, SsmError> {
+        let adds: Vec<(usize, u32)> = tally_counts(delta)
+            .iter()
+            .copied()
+            .enumerate()
+            .filter(|(_, d)| *d > 0)
+            .collect();
+        if adds.is_empty() {
+            return Ok(None);
+        }
+        let mut cmd = Update::builder()
+            .table_name(&self.commands_table)
+            .key("CommandId", s(command_id))
+            .condition_expression("attribute_exists(CommandId)");
+        let mut parts = Vec::new();
+        for (i, d) in adds {
+            parts.push(format!("{} :d{i}", COUNTERS[i]));
+            cmd = cmd.expression_attribute_values(format!(":d{i}"), n(d));
+        }
+        build(
+            cmd.update_expression(format!("ADD {}", parts.join(", ")))
+                .build(),
+        )
+        .map(Some)
+    }
+
+    /// Runs a transaction whose first item is the invocation's conditional
+    /// write. `false`: that condition failed, and nothing changed.
+    async fn transact(&self, items: Vec<TransactWriteItem>) -> Result<bool, SsmError> {
         let r = self
             .client
-            .put_item()
-            .table_name(&self.invocations_table)
-            .set_item(Some(invocation_to_item(inv)))
-            .condition_expression("attribute_not_exists(CommandId)")
+            .transact_write_items()
+            .set_transact_items(Some(items))
             .send()
             .await;
         match r {
             Ok(_) => Ok(true),
-            Err(e) if Self::conditional_failure(&e) => Ok(false),
-            Err(e) => Err(internal(e)),
+            Err(e) => {
+                let invocation_condition_failed = e
+                    .as_service_error()
+                    .and_then(|se| match se {
+                        aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError::TransactionCanceledException(c) => {
+                            c.cancellation_reasons().first().and_then(|r| r.code()).map(|c| c == "ConditionalCheckFailed")
+                        }
+                        _ => None,
+                    })
+                    .unwrap_or(false);
+                if invocation_condition_failed {
+                    Ok(false)
+                } else {
+                    Err(internal(e))
+                }
+            }
         }
     }
 
@@ -209,55 +287,9 @@ impl CommandTable {
                 .build(),
         )?;
         let mut items = vec![TransactWriteItem::builder().update(inv).build()];
-
-        let delta = tally_counts(&t.tally_delta());
-        let adds: Vec<(usize, u32)> = delta
-            .iter()
-            .copied()
-            .enumerate()
-            .filter(|(_, d)| *d > 0)
-            .collect();
-        if !adds.is_empty() {
-            let mut cmd = Update::builder()
-                .table_name(&self.commands_table)
-                .key("CommandId", s(&t.command_id))
-                .condition_expression("attribute_exists(CommandId)");
-            let mut parts = Vec::new();
-            for (i, d) in adds {
-                parts.push(format!("{} :d{i}", COUNTERS[i]));
-                cmd = cmd.expression_attribute_values(format!(":d{i}"), n(d));
-            }
-            let cmd = build(
-                cmd.update_expression(format!("ADD {}", parts.join(", ")))
-                    .build(),
-            )?;
+        if let Some(cmd) = self.counter_update(&t.command_id, &t.tally_delta())? {
             items.push(TransactWriteItem::builder().update(cmd).build());
         }
-
-        let r = self
-            .client
-            .transact_write_items()
-            .set_transact_items(Some(items))
-            .send()
-            .await;
-        match r {
-            Ok(_) => Ok(true),
-            Err(e) => {
-                let invocation_condition_failed = e
-                    .as_service_error()
-                    .and_then(|se| match se {
-                        aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError::TransactionCanceledException(c) => {
-                            c.cancellation_reasons().first().and_then(|r| r.code()).map(|c| c == "ConditionalCheckFailed")
-                        }
-                        _ => None,
-                    })
-                    .unwrap_or(false);
-                if invocation_condition_failed {
-                    Ok(false)
-                } else {
-                    Err(internal(e))
-                }
-            }
-        }
+        self.transact(items).await
     }
 }

@@ -136,6 +136,9 @@ async fn store_transitions_are_conditional_and_counters_exact() {
     let (n2, _) = node(&stack).await;
     let cid = sent_and_fanned_out(&rc, &shell(&[&n1, &n2]), now_epoch()).await;
     let store = CommandTable::new(&stack);
+    // Targets are released in the order of the resolved list: n1 goes first.
+    let c = store.get_command(&cid).await.unwrap().unwrap();
+    let [n1, n2] = [0, 1].map(|i| c.resolved_instance_ids[i].clone());
 
     // Pending → In Progress once; the same move again changes nothing.
     let start = Transition::status_only(&cid, &n1, D::Pending, D::InProgress);
@@ -143,6 +146,24 @@ async fn store_transitions_are_conditional_and_counters_exact() {
     assert!(!store.transition(&start).await.unwrap());
     let c = store.get_command(&cid).await.unwrap().unwrap();
     assert_eq!(c.tally.started, 1);
+    // Rate control's counters: the first target went alone, acknowledged once.
+    assert_eq!((c.tally.released, c.tally.acknowledged), (1, 1));
+    assert!(store.get_invocation(&cid, &n2).await.unwrap().is_none());
+    let release = WorkItem::Release {
+        command_id: cid.clone(),
+    };
+    dispatch::run(&rc, &release, now_epoch()).await.unwrap();
+    assert_eq!(
+        store
+            .get_command(&cid)
+            .await
+            .unwrap()
+            .unwrap()
+            .tally
+            .released,
+        2
+    );
+    assert!(!store.raise_released(&cid, 2).await.unwrap());
 
     // A report, redelivered three times: one change, one count.
     for _ in 0..3 {
@@ -317,17 +338,16 @@ async fn fan_out_reaches_the_node_queue_signed_and_deadlines_are_queued() {
         }
     );
     dispatch::process(&rc, &items[0], now).await.unwrap();
-    // Redelivered: creates nothing twice, resends under the same msg_id.
+    // Redelivered: the target was released already; nothing is sent twice.
     dispatch::process(&rc, &items[0], now).await.unwrap();
 
     let v = verifier(&stack).await;
     let msgs = receive_all(&stack, &q1).await;
-    assert_eq!(msgs.len(), 2);
+    assert_eq!(msgs.len(), 1);
     let opened: Vec<DownlinkPayload> = msgs
         .iter()
         .map(|m| v.open(m, &n1, now + 1.0).unwrap())
         .collect();
-    assert_eq!(opened[0].msg_id, opened[1].msg_id);
     assert_eq!(opened[0].expires_at, now + 60.0);
     let Downlink::RunCommand(run) = &opened[0].message else {
         panic!("not a RunCommand")
@@ -355,7 +375,7 @@ async fn fan_out_reaches_the_node_queue_signed_and_deadlines_are_queued() {
         .get(&QueueAttributeName::ApproximateNumberOfMessagesDelayed)
         .and_then(|v| v.parse().ok())
         .unwrap_or(0);
-    assert_eq!(delayed, 4);
+    assert_eq!(delayed, 2);
     let inv = CommandTable::new(&stack)
         .get_invocation(&cid, &n1)
         .await
@@ -466,9 +486,24 @@ async fn cancel_reaches_running_nodes() {
     let (a, work_url) = adapters(&stack).await;
     let rc = a.ports();
     let (n1, q1) = node(&stack).await;
-    let (n2, _) = node(&stack).await;
+    let (n2, q2) = node(&stack).await;
     let now = now_epoch();
-    let cid = sent_and_fanned_out(&rc, &shell(&[&n1, &n2]), now).await;
+    let mut body = shell(&[&n1, &n2]);
+    body["MaxConcurrency"] = json!("1");
+    let cid = sent_and_fanned_out(&rc, &body, now).await;
+    // Targets are released in the order of the resolved list.
+    let store = CommandTable::new(&stack);
+    let order = store
+        .get_command(&cid)
+        .await
+        .unwrap()
+        .unwrap()
+        .resolved_instance_ids;
+    let ((n1, q1), (n2, q2)) = if order[0] == n1 {
+        ((n1, q1), (n2, q2))
+    } else {
+        ((n2, q2), (n1, q1))
+    };
     receive_all(&stack, &work_url).await;
     receive_all(&stack, &q1).await;
     apply_update(&rc, &n1, report(&cid, D::InProgress, -1, ""))
@@ -478,7 +513,6 @@ async fn cancel_reaches_running_nodes() {
     operations::cancel_command(&rc, &json!({"CommandId": cid}))
         .await
         .unwrap();
-    let store = CommandTable::new(&stack);
     assert_eq!(
         store.get_command(&cid).await.unwrap().unwrap().status,
         "Cancelling"
@@ -486,6 +520,8 @@ async fn cancel_reaches_running_nodes() {
     let items = receive_all(&stack, &work_url).await;
     assert_eq!(items.len(), 1);
     dispatch::process(&rc, &items[0], now + 1.0).await.unwrap();
+    // n2 was never sent (MaxConcurrency 1): it is closed Canceled, unsent.
+    assert!(receive_all(&stack, &q2).await.is_empty());
     assert_eq!(
         store
             .get_invocation(&cid, &n1)

@@ -150,6 +150,11 @@ pub struct Tally {
     pub undeliverable: u32,
     pub terminated: u32,
     pub cancelled: u32,
+    /// Rate control's counters (`run_command::rate_control::Counters`), kept
+    /// with the others: invocations that left Pending/Delayed…
+    pub acknowledged: u32,
+    /// …and the next index into the target list to release.
+    pub released: u32,
 }
 
 impl Tally {

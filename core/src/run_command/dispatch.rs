@@ -47,7 +47,10 @@ pub async fn process(rc: &RunCommand<'_>, body: &str, now: f64) -> Result<Outcom
 
 pub async fn run(rc: &RunCommand<'_>, item: &WorkItem, now: f64) -> Result<Outcome, SsmError> {
     match item {
-        WorkItem::FanOut { command_id } => fan_out(rc, command_id, now).await,
+        // The fan-out is the first release.
+        WorkItem::FanOut { command_id } | WorkItem::Release { command_id } => {
+            release(rc, command_id, now).await
+        }
         WorkItem::DeliveryDeadline {
             command_id,
             instance_id,
@@ -64,7 +67,11 @@ pub async fn run(rc: &RunCommand<'_>, item: &WorkItem, now: f64) -> Result<Outco
                 return Ok(Outcome::Postponed(delay));
             }
             let execution = matches!(item, WorkItem::ExecutionDeadline { .. });
-            deadline(rc, command_id, instance_id, execution).await
+            let outcome = deadline(rc, command_id, instance_id, execution).await?;
+            // Also when the invocation had moved on already: a crash after
+            // a move and before its release is healed here.
+            release(rc, command_id, now).await?;
+            Ok(outcome)
         }
         WorkItem::Cancel {
             command_id,
@@ -83,45 +90,86 @@ pub fn delay_until(at: f64, now: f64) -> u32 {
     }
 }
 
-/// Which of the command's nodes may be sent to now. MaxConcurrency is not
-/// enforced yet: every node is released at once. When it is, this picks the
-/// first nodes up to the limit and each finished invocation releases the
-/// next through a work item.
-fn release(c: &Command) -> &[String] {
-    &c.resolved_instance_ids
-}
-
-async fn fan_out(rc: &RunCommand<'_>, command_id: &str, now: f64) -> Result<Outcome, SsmError> {
+/// Sends what the command's rate control allows now, and closes the targets
+/// it will never send (`rate_control`). Each run is one decision from the
+/// counters as stored: a report that moves them enqueues the next
+/// [`WorkItem::Release`], so no loop waits anywhere. Repeating it is
+/// harmless: an invocation is put only if absent, a Pending one is resent
+/// with its `msg_id`, and `released` is raised (conditionally) only after
+/// the sends.
+async fn release(rc: &RunCommand<'_>, command_id: &str, now: f64) -> Result<Outcome, SsmError> {
     let Some(c) = rc.store.get_command(command_id).await? else {
         return Ok(Outcome::Skipped("no such command"));
     };
-    // `{{ssm:…}}` values are read once per fan-out and go only into the
-    // signed messages; the record keeps the references. A reference that no
-    // longer resolves fails each node's invocation (retrying cannot help);
-    // a store failure retries the work item.
-    let steps = match PlainResolver::new(rc.parameters)
-        .resolve_steps(&c.steps)
-        .await
+    let decision = c.rate_control()?.decide();
+    if decision.is_empty() {
+        settle(rc, command_id).await?;
+        return Ok(Outcome::Skipped("nothing to release"));
+    }
+    let due = decision.release_of(&c.resolved_instance_ids);
+    if !due.is_empty() {
+        // `{{ssm:…}}` values are read once per release and go only into
+        // the signed messages; the record keeps the references. A reference
+        // that no longer resolves fails each node's invocation (retrying
+        // cannot help); a store failure retries the work item.
+        let steps = match PlainResolver::new(rc.parameters)
+            .resolve_steps(&c.steps)
+            .await
+        {
+            Ok(steps) => Ok(steps),
+            Err(e @ ResolveError::Unresolvable { .. }) => Err(e.to_string()),
+            Err(ResolveError::Store(e)) => return Err(e),
+        };
+        // Deliveries are independent (each is its own conditional write and
+        // message), so they overlap; a failure retries the whole item, which
+        // resends only what is still Pending.
+        // Built before awaiting: a closure held across the await would make
+        // the future's Send-ness depend on higher-ranked lifetimes the
+        // compiler cannot prove when the handler is spawned.
+        let deliveries: Vec<_> = due
+            .iter()
+            .map(|node| deliver(rc, &c, &steps, node, now))
+            .collect();
+        stream::iter(deliveries)
+            .buffer_unordered(FAN_OUT_CONCURRENCY)
+            .try_collect::<()>()
+            .await?;
+        rc.store
+            .raise_released(command_id, decision.release.end)
+            .await?;
+    }
+    if let Some(closing) = &decision.close {
+        for node in decision.close_of(&c.resolved_instance_ids) {
+            let mut inv = pending_invocation(&c, node, None, now);
+            inv.status_details = closing.detail;
+            for p in &mut inv.plugins {
+                p.status_details = closing.detail;
+            }
+            // One already there was sent by a release that raced the stop:
+            // it is left to finish.
+            if rc.store.put_invocation(&inv).await? {
+                rc.emit(invocation_status_changed(&inv)).await;
+            }
+        }
+        rc.store
+            .raise_released(command_id, c.tally.target_count)
+            .await?;
+    }
+    // A delivery may have ended an invocation at once (Undeliverable, a
+    // reference gone): that moved the counters, and no report will follow.
+    if let Some(after) = settle(rc, command_id).await?
+        && !after.is_final()
+        && !after.rate_control()?.decide().is_empty()
     {
-        Ok(steps) => Ok(steps),
-        Err(e @ ResolveError::Unresolvable { .. }) => Err(e.to_string()),
-        Err(ResolveError::Store(e)) => return Err(e),
-    };
-    // Deliveries are independent (each is its own conditional write and
-    // message), so they overlap; a failure retries the whole item, which
-    // resends only what is still Pending.
-    // Built before awaiting: a closure held across the await would make the
-    // future's Send-ness depend on higher-ranked lifetimes the compiler
-    // cannot prove when the handler is spawned.
-    let deliveries: Vec<_> = release(&c)
-        .iter()
-        .map(|node| deliver(rc, &c, &steps, node, now))
-        .collect();
-    stream::iter(deliveries)
-        .buffer_unordered(FAN_OUT_CONCURRENCY)
-        .try_collect::<()>()
-        .await?;
-    settle(rc, command_id).await?;
+        rc.work
+            .enqueue(
+                &WorkItem::Release {
+                    command_id: command_id.to_string(),
+                },
+                0,
+            )
+            .await?;
+    }
     Ok(Outcome::Done)
 }
 
@@ -177,25 +225,17 @@ async fn unresolvable(
     Ok(())
 }
 
-/// Creates (unless it exists) the node's invocation and sends it the signed
-/// RunCommand with `steps` (the command's, `{{ssm:…}}` resolved, or why they
-/// cannot be). A redelivery finds the invocation, and resends only while it
-/// is still Pending, with the same `msg_id` so the agent drops the repeat.
-async fn deliver(
-    rc: &RunCommand<'_>,
+/// A target's invocation as it is created: Pending, to be sent now.
+fn pending_invocation(
     c: &Command,
-    steps: &Result<Vec<PluginStep>, String>,
     node: &str,
+    address: Option<&super::ports::NodeAddress>,
     now: f64,
-) -> Result<(), SsmError> {
-    let address = rc.nodes.node_address(node).await?;
-    let fresh = Invocation {
+) -> Invocation {
+    Invocation {
         command_id: c.command_id.clone(),
         instance_id: node.to_string(),
-        instance_name: address
-            .as_ref()
-            .map(|a| a.computer_name.clone())
-            .unwrap_or_default(),
+        instance_name: address.map(|a| a.computer_name.clone()).unwrap_or_default(),
         comment: c.comment.clone(),
         document_name: c.document_name.clone(),
         document_version: c.document_version.clone(),
@@ -226,7 +266,22 @@ async fn deliver(
         notification_config: c.notification_config.clone(),
         message_id: uuid::Uuid::new_v4().to_string(),
         delivery_deadline: now + c.timeout_seconds as f64,
-    };
+    }
+}
+
+/// Creates (unless it exists) the node's invocation and sends it the signed
+/// RunCommand with `steps` (the command's, `{{ssm:…}}` resolved, or why they
+/// cannot be). A redelivery finds the invocation, and resends only while it
+/// is still Pending, with the same `msg_id` so the agent drops the repeat.
+async fn deliver(
+    rc: &RunCommand<'_>,
+    c: &Command,
+    steps: &Result<Vec<PluginStep>, String>,
+    node: &str,
+    now: f64,
+) -> Result<(), SsmError> {
+    let address = rc.nodes.node_address(node).await?;
+    let fresh = pending_invocation(c, node, address.as_ref(), now);
     let inv = if rc.store.put_invocation(&fresh).await? {
         fresh
     } else {
@@ -353,7 +408,6 @@ async fn deadline(
         _ => return Ok(Outcome::Skipped("invocation already moved on")),
     };
     apply(rc, &inv, mv(&inv, to)).await?;
-    settle(rc, command_id).await?;
     Ok(Outcome::Done)
 }
 
@@ -420,6 +474,8 @@ async fn cancel(
             rc.mailbox.send(&address.queue_url, &body).await?;
         }
     }
-    settle(rc, command_id).await?;
+    // A cancelled command releases nothing more and closes what it never
+    // sent; a cancelled invocation frees its slot.
+    release(rc, command_id, now).await?;
     Ok(Outcome::Done)
 }

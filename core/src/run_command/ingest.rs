@@ -3,7 +3,7 @@
 
 use super::RunCommand;
 use super::events::invocation_status_changed;
-use super::model::{PluginRecord, Transition, output_key};
+use super::model::{PluginRecord, Transition, WorkItem, output_key};
 use super::progress::settle;
 use crate::channel::InvocationUpdate;
 use crate::error::SsmError;
@@ -111,7 +111,16 @@ pub async fn apply_update(
         }
     }
     // Always: a crash after the transaction and before this is healed by the
-    // redelivered report.
-    settle(rc, &update.command_id).await?;
+    // redelivered report. The release is the dispatch's: enqueued when the
+    // counters (acknowledged, finished, errors) make one due.
+    if let Some(c) = settle(rc, &update.command_id).await?
+        && !c.is_final()
+        && !c.rate_control()?.decide().is_empty()
+    {
+        let item = WorkItem::Release {
+            command_id: update.command_id.clone(),
+        };
+        rc.work.enqueue(&item, 0).await?;
+    }
     Ok(outcome)
 }

@@ -57,9 +57,13 @@ impl Store {
         if let Some(p) = &t.plugins {
             inv.plugins = p.clone();
         }
-        let d = t.tally_delta();
+        self.count(&t.command_id, t.tally_delta());
+        true
+    }
+
+    fn count(&self, command_id: &str, d: crate::command::Tally) {
         let mut cmds = self.commands.lock().unwrap();
-        if let Some(c) = cmds.get_mut(&t.command_id) {
+        if let Some(c) = cmds.get_mut(command_id) {
             let x = &mut c.tally;
             x.started += d.started;
             x.success += d.success;
@@ -69,8 +73,8 @@ impl Store {
             x.undeliverable += d.undeliverable;
             x.terminated += d.terminated;
             x.cancelled += d.cancelled;
+            x.acknowledged += d.acknowledged;
         }
-        true
     }
 }
 
@@ -140,7 +144,19 @@ impl CommandStore for Store {
             return Ok(false);
         }
         m.insert(key, inv.clone());
+        drop(m);
+        self.count(&inv.command_id, inv.initial_tally());
         Ok(true)
+    }
+    async fn raise_released(&self, id: &str, end: u32) -> Result<bool, SsmError> {
+        let mut m = self.commands.lock().unwrap();
+        match m.get_mut(id) {
+            Some(c) if c.tally.released < end => {
+                c.tally.released = end;
+                Ok(true)
+            }
+            _ => Ok(false),
+        }
     }
     async fn get_invocation(&self, c: &str, i: &str) -> Result<Option<Invocation>, SsmError> {
         Ok(self

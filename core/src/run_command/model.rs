@@ -5,8 +5,10 @@
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use super::rate_control::{Counters, Delta, Limits, RateControl};
 use crate::command::{CommandState, InvocationDetail, Limit, Tally, command_state};
 use crate::document::{Parameters, PluginStep};
+use crate::error::SsmError;
 use crate::targets::Target;
 
 /// A command as stored. Field names follow SSM's `Command`.
@@ -67,6 +69,26 @@ impl Command {
         )
     }
 
+    /// Its rate control as the counters stand: `finished` and `errors` are
+    /// the tally's, which only counts invocations that were released (or,
+    /// once stopped, closed).
+    pub fn rate_control(&self) -> Result<RateControl, SsmError> {
+        let t = &self.tally;
+        let limits = Limits::parse(t.target_count, &self.max_concurrency, &self.max_errors)?;
+        Ok(RateControl {
+            limits,
+            counters: Counters {
+                released: t.released,
+                acknowledged: t.acknowledged,
+                finished: t.completed(),
+                errors: t.errors(),
+                cancelled: self.cancel_requested,
+                // Closing raises `released` to the end of the list.
+                closed: t.released >= t.target_count,
+            },
+        })
+    }
+
     /// The longest a node may run the steps once it started (seconds).
     pub fn execution_budget(&self) -> u32 {
         self.steps.iter().map(|s| s.timeout_seconds).sum()
@@ -123,6 +145,19 @@ pub struct Invocation {
     pub delivery_deadline: f64,
 }
 
+impl Invocation {
+    /// What the command's counters gain when this invocation is created.
+    pub fn initial_tally(&self) -> Tally {
+        Transition::status_only(
+            &self.command_id,
+            &self.instance_id,
+            InvocationDetail::Pending,
+            self.status_details,
+        )
+        .tally_delta()
+    }
+}
+
 /// How an invocation changes, with what a report carried. Applied together
 /// with the command's counters, on the condition that the invocation is
 /// still in `from`.
@@ -157,10 +192,11 @@ impl Transition {
         }
     }
 
-    /// What the command's counters gain.
+    /// What the command's counters gain (rate control's included).
     pub fn tally_delta(&self) -> Tally {
         let mut t = Tally::default();
         t.record(self.to);
+        t.acknowledged = Delta::of(self.from, self.to).acknowledged;
         t
     }
 }
@@ -184,6 +220,9 @@ pub enum WorkItem {
         instance_id: String,
         at: f64,
     },
+    /// Send what the command's rate control allows now (and close what it
+    /// will never send). Enqueued whenever a report moved its counters.
+    Release { command_id: String },
     /// Cancel the command on these nodes (all of them when empty).
     Cancel {
         command_id: String,

@@ -40,8 +40,14 @@ pub trait CommandStore: Send + Sync {
     /// `false`: it was final already.
     async fn request_cancel(&self, command_id: &str) -> Result<bool, SsmError>;
 
-    /// Creates an invocation unless one exists. `false`: it existed.
+    /// Creates an invocation unless one exists, and adds its status to the
+    /// command's counters in the same write (nothing for Pending; a target
+    /// closed by rate control is put with its final status). `false`: it
+    /// existed, and nothing changed.
     async fn put_invocation(&self, invocation: &Invocation) -> Result<bool, SsmError>;
+    /// Raises the command's `released` counter to `end` if it is lower.
+    /// `false`: it was not lower.
+    async fn raise_released(&self, command_id: &str, end: u32) -> Result<bool, SsmError>;
     /// A consistent read.
     async fn get_invocation(
         &self,

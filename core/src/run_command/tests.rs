@@ -109,13 +109,17 @@ impl World {
     }
 
     fn detail(&self, id: &str, n: u8) -> D {
-        self.store
-            .invocations
+        self.store.get_invocation_now(id, n).unwrap().status_details
+    }
+}
+
+impl Store {
+    fn get_invocation_now(&self, id: &str, n: u8) -> Option<super::model::Invocation> {
+        self.invocations
             .lock()
             .unwrap()
             .get(&(id.to_string(), node(n)))
-            .unwrap()
-            .status_details
+            .cloned()
     }
 }
 
@@ -155,6 +159,18 @@ async fn send_fan_out_and_reports_reach_success() {
     let cid = c["CommandId"].as_str().unwrap().to_string();
 
     w.drain(1000.0).await;
+    // Rate control: the first target goes alone, the next once it is acknowledged.
+    assert_eq!(w.mailbox.sent.lock().unwrap().len(), 1);
+    assert!(w.store.get_invocation_now(&cid, 2).is_none());
+    let rc = w.rc();
+    assert_eq!(
+        ingest::apply_update(&rc, &node(1), update(&cid, D::InProgress, -1, ""))
+            .await
+            .unwrap(),
+        ingest::Applied::Changed
+    );
+    assert_eq!(w.command(&cid).status, "InProgress");
+    w.drain(1000.0).await;
     let sent = w.mailbox.sent.lock().unwrap().clone();
     assert_eq!(sent.len(), 2);
     let verifier = w.signer.verifier();
@@ -171,16 +187,8 @@ async fn send_fan_out_and_reports_reach_success() {
             other => panic!("unexpected {other:?}"),
         }
     }
-    assert_eq!(w.detail(&cid, 1), D::Pending);
+    assert_eq!(w.detail(&cid, 2), D::Pending);
 
-    let rc = w.rc();
-    assert_eq!(
-        ingest::apply_update(&rc, &node(1), update(&cid, D::InProgress, -1, ""))
-            .await
-            .unwrap(),
-        ingest::Applied::Changed
-    );
-    assert_eq!(w.command(&cid).status, "InProgress");
     ingest::apply_update(&rc, &node(1), update(&cid, D::Success, 0, "hi\n"))
         .await
         .unwrap();
@@ -265,6 +273,18 @@ async fn redelivered_fan_out_creates_nothing_twice() {
         command_id: cid.clone(),
     };
     dispatch::run(&w.rc(), &fan, 1000.0).await.unwrap();
+    // Released already: a redelivered fan-out sends nothing.
+    dispatch::run(&w.rc(), &fan, 1001.0).await.unwrap();
+    assert_eq!(w.mailbox.sent.lock().unwrap().len(), 1);
+    // A crash between the send and raising `released` repeats the send.
+    w.store
+        .commands
+        .lock()
+        .unwrap()
+        .get_mut(&cid)
+        .unwrap()
+        .tally
+        .released = 0;
     dispatch::run(&w.rc(), &fan, 1001.0).await.unwrap();
     assert_eq!(w.store.invocations.lock().unwrap().len(), 1);
     // Resent while Pending, with the same msg_id: the agent drops the repeat.
@@ -280,6 +300,14 @@ async fn redelivered_fan_out_creates_nothing_twice() {
     ingest::apply_update(&w.rc(), &node(1), update(&cid, D::InProgress, -1, ""))
         .await
         .unwrap();
+    w.store
+        .commands
+        .lock()
+        .unwrap()
+        .get_mut(&cid)
+        .unwrap()
+        .tally
+        .released = 0;
     dispatch::run(&w.rc(), &fan, 1003.0).await.unwrap();
     assert_eq!(w.mailbox.sent.lock().unwrap().len(), 2);
 }
@@ -428,14 +456,16 @@ async fn another_nodes_report_is_ignored() {
 #[tokio::test]
 async fn undeliverable_when_the_queue_is_gone() {
     let mut w = World::new(&[(1, &[]), (2, &[])]);
-    w.mailbox.gone.push(format!("q-{}", node(2)));
+    w.mailbox.gone.push(format!("q-{}", node(1)));
     let cid = w.send(shell(&[node(1), node(2)])).await.unwrap()["Command"]["CommandId"]
         .as_str()
         .unwrap()
         .to_string();
     w.drain(1000.0).await;
-    assert_eq!(w.detail(&cid, 2), D::Undeliverable);
-    assert_eq!(w.detail(&cid, 1), D::Pending);
+    assert_eq!(w.detail(&cid, 1), D::Undeliverable);
+    // No report will come for it: its end released the next target.
+    assert_eq!(w.detail(&cid, 2), D::Pending);
+    assert_eq!(w.mailbox.sent.lock().unwrap().len(), 1);
 }
 
 #[tokio::test]
@@ -449,7 +479,9 @@ async fn cancel_pending_and_running() {
     ingest::apply_update(&w.rc(), &node(1), update(&cid, D::InProgress, -1, ""))
         .await
         .unwrap();
+    w.drain(1000.0).await;
     let before = w.mailbox.sent.lock().unwrap().len();
+    assert_eq!(before, 2);
 
     let err = operations::cancel_command(
         &w.rc(),
@@ -746,9 +778,9 @@ async fn a_reference_gone_before_dispatch_fails_the_invocation_once() {
     assert!(w.parameters.delete(&head, head.revision).await.unwrap());
     w.drain(1000.0).await;
     assert!(w.mailbox.sent.lock().unwrap().is_empty());
-    for n in [1, 2] {
-        assert_eq!(w.detail(&cid, n), D::Failed);
-    }
+    // MaxErrors 0: the first failure stops the command; node 2 is never sent.
+    assert_eq!(w.detail(&cid, 1), D::Failed);
+    assert_eq!(w.detail(&cid, 2), D::Terminated);
     let inv = w.store.invocations.lock().unwrap()[&(cid.clone(), node(1))].clone();
     assert!(
         inv.plugins[0]
@@ -758,7 +790,10 @@ async fn a_reference_gone_before_dispatch_fails_the_invocation_once() {
         inv.plugins[0].standard_error_content
     );
     let c = w.command(&cid);
-    assert_eq!((c.status.as_str(), c.tally.failed), ("Failed", 2));
+    assert_eq!(
+        (c.status.as_str(), c.tally.failed, c.tally.terminated),
+        ("Failed", 1, 1)
+    );
     // A redelivered fan-out changes nothing.
     w.work.items.lock().unwrap().push((
         WorkItem::FanOut {
@@ -767,5 +802,223 @@ async fn a_reference_gone_before_dispatch_fails_the_invocation_once() {
         0,
     ));
     w.drain(1000.0).await;
-    assert_eq!(w.command(&cid).tally.failed, 2);
+    assert_eq!(w.command(&cid).tally.failed, 1);
+}
+
+// ------------------------------------------------ rate control
+
+fn rated(ids: &[String], max_concurrency: &str, max_errors: &str) -> Value {
+    let mut body = shell(ids);
+    body["MaxConcurrency"] = json!(max_concurrency);
+    body["MaxErrors"] = json!(max_errors);
+    body
+}
+
+impl World {
+    /// The command's invocations by node number (absent: never released).
+    fn invocations_of(&self, cid: &str, nodes: u8) -> Vec<Option<D>> {
+        (1..=nodes)
+            .map(|n| {
+                self.store
+                    .get_invocation_now(cid, n)
+                    .map(|i| i.status_details)
+            })
+            .collect()
+    }
+
+    async fn report(&self, cid: &str, n: u8, detail: D, code: i32) -> ingest::Applied {
+        ingest::apply_update(&self.rc(), &node(n), update(cid, detail, code, ""))
+            .await
+            .unwrap()
+    }
+
+    fn sent_to(&self) -> Vec<String> {
+        self.mailbox
+            .sent
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|(q, _)| q.trim_start_matches("q-").to_string())
+            .collect()
+    }
+}
+
+#[tokio::test]
+async fn max_concurrency_2_of_10_never_has_more_than_2_in_flight() {
+    let nodes: Vec<(u8, &[(&str, &str)])> = (1..=10).map(|n| (n, &[][..])).collect();
+    let w = World::new(&nodes);
+    let ids: Vec<String> = (1..=10).map(node).collect();
+    let cid = w.send(rated(&ids, "2", "0")).await.unwrap()["Command"]["CommandId"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    w.drain(1000.0).await;
+    // The first target goes alone.
+    assert_eq!(w.sent_to(), vec![node(1)]);
+    let mut most = 0;
+    for _ in 0..100 {
+        let invs = w.invocations_of(&cid, 10);
+        let live: Vec<u8> = (1..=10u8)
+            .filter(|n| invs[*n as usize - 1].is_some_and(|d| !d.is_final()))
+            .collect();
+        most = most.max(live.len());
+        assert!(live.len() <= 2, "{invs:?}");
+        let Some(&n) = live.first() else { break };
+        // Each report arrives twice; the second counts nothing.
+        let next = if invs[n as usize - 1] == Some(D::Pending) {
+            D::InProgress
+        } else {
+            D::Success
+        };
+        assert_eq!(w.report(&cid, n, next, 0).await, ingest::Applied::Changed);
+        assert_eq!(w.report(&cid, n, next, 0).await, ingest::Applied::Unchanged);
+        // Release items may be repeated too.
+        let again = w.work.items.lock().unwrap().clone();
+        w.work.items.lock().unwrap().extend(again);
+        w.drain(1001.0).await;
+    }
+    assert_eq!(most, 2);
+    assert!(
+        w.invocations_of(&cid, 10)
+            .iter()
+            .all(|d| *d == Some(D::Success))
+    );
+    // Each node was sent its command once.
+    let mut sent = w.sent_to();
+    sent.sort();
+    assert_eq!(sent, ids);
+    let c = w.command(&cid);
+    assert_eq!((c.status.as_str(), c.tally.success), ("Success", 10));
+    assert_eq!((c.tally.released, c.tally.acknowledged), (10, 10));
+}
+
+#[tokio::test]
+async fn max_errors_0_stops_at_the_first_error_and_terminates_the_rest() {
+    let w = World::new(&[(1, &[]), (2, &[]), (3, &[]), (4, &[])]);
+    let ids: Vec<String> = (1..=4).map(node).collect();
+    let cid = w.send(rated(&ids, "1", "0")).await.unwrap()["Command"]["CommandId"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    w.drain(1000.0).await;
+    w.report(&cid, 1, D::InProgress, -1).await;
+    w.drain(1001.0).await;
+    // MaxConcurrency 1: the acknowledgement alone releases nothing more.
+    assert_eq!(w.sent_to(), vec![node(1)]);
+    w.report(&cid, 1, D::Failed, 1).await;
+    w.report(&cid, 1, D::Failed, 1).await;
+    w.drain(1002.0).await;
+    assert_eq!(
+        w.invocations_of(&cid, 4),
+        vec![
+            Some(D::Failed),
+            Some(D::Terminated),
+            Some(D::Terminated),
+            Some(D::Terminated)
+        ]
+    );
+    assert_eq!(w.sent_to(), vec![node(1)]);
+    let c = w.command(&cid);
+    assert_eq!(
+        (c.status.as_str(), c.status_details.as_str()),
+        ("Failed", "Failed")
+    );
+    assert_eq!((c.tally.failed, c.tally.terminated), (1, 3));
+    // Every invocation's end was published, Terminated included.
+    let terminated = w
+        .events
+        .published
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|(k, d)| k == super::events::INVOCATION_STATUS_CHANGE && d["status"] == "Failed")
+        .count();
+    assert_eq!(terminated, 4);
+    // Nothing more happens on a redelivered release.
+    w.work.items.lock().unwrap().push((
+        WorkItem::Release {
+            command_id: cid.clone(),
+        },
+        0,
+    ));
+    w.drain(1003.0).await;
+    assert_eq!(w.command(&cid).tally.terminated, 3);
+}
+
+#[tokio::test]
+async fn max_errors_1_lets_the_second_error_stop_it() {
+    let nodes: Vec<(u8, &[(&str, &str)])> = (1..=6).map(|n| (n, &[][..])).collect();
+    let w = World::new(&nodes);
+    let ids: Vec<String> = (1..=6).map(node).collect();
+    let cid = w.send(rated(&ids, "1", "1")).await.unwrap()["Command"]["CommandId"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    w.drain(1000.0).await;
+    for n in 1..=6u8 {
+        if w.store.get_invocation_now(&cid, n).is_none() {
+            break;
+        }
+        w.report(&cid, n, D::InProgress, -1).await;
+        w.report(&cid, n, D::Failed, 2).await;
+        w.drain(1001.0).await;
+    }
+    let invs = w.invocations_of(&cid, 6);
+    assert_eq!(&invs[..2], &[Some(D::Failed), Some(D::Failed)]);
+    assert!(
+        invs[2..].iter().all(|d| *d == Some(D::Terminated)),
+        "{invs:?}"
+    );
+    assert_eq!(w.sent_to(), vec![node(1), node(2)]);
+    assert_eq!(w.command(&cid).status, "Failed");
+}
+
+#[tokio::test]
+async fn delivery_time_outs_are_not_errors() {
+    let w = World::new(&[(1, &[]), (2, &[])]);
+    let cid = w.send(rated(&[node(1), node(2)], "1", "0")).await.unwrap()["Command"]["CommandId"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    w.drain(1000.0).await;
+    // Node 1 never picks it up: its delivery deadline releases node 2.
+    w.drain(1061.0).await;
+    assert_eq!(w.detail(&cid, 1), D::DeliveryTimedOut);
+    assert_eq!(w.detail(&cid, 2), D::Pending);
+    w.report(&cid, 2, D::Success, 0).await;
+    let c = w.command(&cid);
+    assert_eq!(
+        (c.status.as_str(), c.status_details.as_str()),
+        ("Failed", "Incomplete")
+    );
+}
+
+#[tokio::test]
+async fn cancel_closes_the_targets_never_sent() {
+    let w = World::new(&[(1, &[]), (2, &[]), (3, &[])]);
+    let ids: Vec<String> = (1..=3).map(node).collect();
+    let cid = w.send(rated(&ids, "1", "0")).await.unwrap()["Command"]["CommandId"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    w.drain(1000.0).await;
+    w.report(&cid, 1, D::InProgress, -1).await;
+    operations::cancel_command(&w.rc(), &json!({"CommandId": cid}))
+        .await
+        .unwrap();
+    w.drain(1001.0).await;
+    assert_eq!(
+        w.invocations_of(&cid, 3),
+        vec![Some(D::Cancelling), Some(D::Cancelled), Some(D::Cancelled)]
+    );
+    // Only node 1 ever heard of it: its RunCommand, then its CancelCommand.
+    assert_eq!(w.sent_to(), vec![node(1), node(1)]);
+    w.report(&cid, 1, D::Cancelled, -1).await;
+    w.drain(1002.0).await;
+    let c = w.command(&cid);
+    assert_eq!(
+        (c.status.as_str(), c.status_details.as_str()),
+        ("Cancelled", "Canceled")
+    );
+    assert_eq!(w.sent_to().len(), 2);
 }
