@@ -5,9 +5,9 @@
 //! thin shells that build [`RunCommand`] from the stack's adapters.
 //!
 //! Choices where SSM is silent or the platform differs:
-//! - every invocation is created `Pending` when its command fans out, with its
-//!   own `DeliveryDeadline` (creation + TimeoutSeconds); the RunCommand
-//!   message to the node expires then too;
+//! - every invocation is created `Pending` when rate control releases its
+//!   target ([`rate_control`]), with its own `DeliveryDeadline` (creation +
+//!   TimeoutSeconds); the RunCommand message to the node expires then too;
 //! - an `ExecutionDeadline` safety net fires at the delivery deadline plus
 //!   the steps' execution timeouts plus [`dispatch::EXECUTION_MARGIN`]: an
 //!   invocation still `In Progress` then (its agent gone for good) becomes
