@@ -1,7 +1,7 @@
 # Steward: the two commands a new user needs, and a few for developers.
 SHELL := /usr/bin/env bash
 
-.PHONY: up down test install stack provision build bench lint
+.PHONY: up down test install stack provision build bench bench-scale lint
 
 up: ## Install what is missing, build, start the local stack and control plane, register three agents, run a command.
 	@bash infra/up.sh
@@ -26,3 +26,6 @@ lint:
 
 bench: ## Print the figures: binary sizes, agent memory, time to all-final for 3/20/100 agents.
 	@bash bench/run.sh
+
+bench-scale: ## Run Command at fleet scale: 500 release agents, one command at MaxConcurrency 100% and 10% (needs make up).
+	@cargo build --release -p steward-agent && STEWARD_BIN_DIR=$${CARGO_TARGET_DIR:-target}/release .local/venv/bin/python bench/scale_bench.py --agents 500 --max-concurrency 100% 10%
