@@ -204,3 +204,63 @@ def test_list_documents_by_owner(fleet):
     ) == "ValidationException"
     ssm.delete_document(Name=name)
     assert name not in names([{"Key": "Owner", "Values": ["Self"]}])
+
+
+CHILD = """\
+schemaVersion: '2.2'
+description: Echoes one word.
+parameters:
+  word:
+    type: String
+    allowedPattern: '^[a-z]+$'
+mainSteps:
+- action: aws:runShellScript
+  name: say
+  inputs:
+    runCommand:
+    - echo "child says {{ word }}"
+"""
+
+PARENT = """\
+schemaVersion: '2.2'
+description: A shell step, then a nested document.
+parameters:
+  who:
+    type: String
+mainSteps:
+- action: aws:runShellScript
+  name: first
+  inputs:
+    runCommand:
+    - echo "parent for {{ who }}"
+- action: aws:runDocument
+  name: nested
+  inputs:
+    documentType: SSMDocument
+    documentPath: CHILD_NAME
+    documentParameters: '{"word": "{{ who }}"}'
+"""
+
+
+def test_a_nested_document(fleet):
+    ssm = fleet.ssm
+    child, parent = unique("Child"), unique("Parent")
+    ssm.create_document(Name=child, Content=CHILD, DocumentFormat="YAML", DocumentType="Command")
+    ssm.create_document(
+        Name=parent, Content=PARENT.replace("CHILD_NAME", child), DocumentFormat="YAML", DocumentType="Command"
+    )
+    _, out = run(fleet, parent, {"who": ["carol"]})
+    assert "parent for carol" in out["first"]
+    assert "child says carol" in out["nested.say"]
+
+    # The child's own rules apply to what the parent passes: nothing is sent.
+    iid = fleet.agents["docs1"].instance_id()
+    assert error_code(
+        lambda: ssm.send_command(DocumentName=parent, InstanceIds=[iid], Parameters={"who": ["Not Lower"]})
+    ) == "InvalidParameters"
+    # A missing child is refused at SendCommand.
+    ssm.delete_document(Name=child)
+    assert error_code(
+        lambda: ssm.send_command(DocumentName=parent, InstanceIds=[iid], Parameters={"who": ["carol"]})
+    ) == "InvalidDocument"
+    ssm.delete_document(Name=parent)

@@ -8,7 +8,7 @@ use serde_json::Value;
 use super::format::{DocumentFormat, Ordered, check_size};
 use super::interpolate::names_in;
 use super::parameters::ParameterDefinition;
-use super::plugins::{Action, Precondition, ShellScript};
+use super::plugins::{Action, Precondition, RunDocument, ShellScript};
 use super::{Document, SchemaVersion, Step};
 use crate::error::SsmError;
 
@@ -202,6 +202,7 @@ fn v2_step(
     })?;
     match action {
         Action::RunShellScript => ShellScript::check_template(&name, &inputs, false, type_of)?,
+        Action::RunDocument => RunDocument::check_template(&name, &inputs)?,
     }
     Ok(Step {
         name,
@@ -219,6 +220,11 @@ fn v1_step(
     type_of: &dyn Fn(&str) -> Option<super::parameters::ParameterType>,
 ) -> Result<Step, SsmError> {
     let action = Action::parse(&plugin, &plugin)?;
+    if action == Action::RunDocument {
+        return Err(content(format!(
+            "Plugin \"{plugin}\" needs schemaVersion 2.2: write it as a mainSteps step."
+        )));
+    }
     let inputs = match raw.properties {
         Some(Value::Array(mut items)) if items.len() == 1 => items.remove(0),
         Some(Value::Array(items)) if items.len() > 1 => {
@@ -236,6 +242,7 @@ fn v1_step(
     };
     match action {
         Action::RunShellScript => ShellScript::check_template(&plugin, &inputs, true, type_of)?,
+        Action::RunDocument => {}
     }
     Ok(Step {
         name: plugin,

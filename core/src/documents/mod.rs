@@ -13,6 +13,7 @@ pub mod builtin;
 mod command;
 pub mod format;
 pub mod interpolate;
+pub mod nested;
 pub mod operations;
 pub mod parameters;
 pub mod plugins;
@@ -25,7 +26,7 @@ pub use format::{DocumentFormat, HASH_TYPE, MAX_CONTENT_BYTES, content_hash};
 pub use parameters::{
     GivenParameters, ParamValue, ParameterDefinition, ParameterType, ResolvedParameters,
 };
-pub use plugins::{Action, OnFailure, Precondition, ShellScript, StepControl};
+pub use plugins::{Action, OnFailure, Precondition, RunDocument, ShellScript, StepControl};
 
 use crate::document::PluginStep;
 use crate::error::SsmError;
@@ -89,6 +90,9 @@ pub struct Document {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum StepOutcome {
     Run(ShellScript),
+    /// Runs another document: SendCommand replaces the step with that
+    /// document's steps ([`nested::expand`]).
+    RunDocument(RunDocument),
     /// Not run; `output` is SSM Agent's message for it.
     Skipped {
         output: String,
@@ -162,8 +166,13 @@ impl Document {
         let mut out = Vec::with_capacity(self.steps.len());
         for step in &self.steps {
             let inputs = interpolate::interpolate(&step.inputs, &|n: &str| params.get(n));
-            let script = match step.action {
-                Action::RunShellScript => ShellScript::resolve(&step.name, &inputs, v1)?,
+            let run = match step.action {
+                Action::RunShellScript => {
+                    StepOutcome::Run(ShellScript::resolve(&step.name, &inputs, v1)?)
+                }
+                Action::RunDocument => {
+                    StepOutcome::RunDocument(RunDocument::resolve(&step.name, &inputs)?)
+                }
             };
             let action = step.action.as_str();
             let outcome = if !step.action.runs_on(platform) {
@@ -195,7 +204,7 @@ impl Document {
                     ),
                 }
             } else {
-                StepOutcome::Run(script)
+                run
             };
             out.push(ResolvedStep {
                 name: step.name.clone(),

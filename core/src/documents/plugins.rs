@@ -1,22 +1,26 @@
 //! The actions (plugins) a Command document's steps name, the inputs of the
-//! one Steward runs (`aws:runShellScript`), and step preconditions.
+//! ones Steward runs (`aws:runShellScript`, and `aws:runDocument`, which
+//! SendCommand expands into the named document's steps), and step
+//! preconditions.
 //!
 //! Every other SSM plugin is refused when the document is read, naming the
 //! step: a document whose steps Steward would not run must not look as if
 //! it ran.
 
-use serde_json::Value;
+use serde_json::{Map, Value};
 
 use super::interpolate::{interpolate_text, placeholders, whole_placeholder};
-use super::parameters::{ParameterType, ResolvedParameters};
+use super::is_document_name;
+use super::parameters::{GivenParameters, ParameterType, ResolvedParameters};
 use crate::document::{DEFAULT_EXECUTION_TIMEOUT, MAX_EXECUTION_TIMEOUT};
 use crate::error::SsmError;
 use crate::parameters::references;
 
 pub const RUN_SHELL_SCRIPT: &str = "aws:runShellScript";
+pub const RUN_DOCUMENT: &str = "aws:runDocument";
 
 /// SSM's Command document plugins that Steward does not run yet.
-pub const NOT_RUN_YET: [&str; 15] = [
+pub const NOT_RUN_YET: [&str; 14] = [
     "aws:applications",
     "aws:cloudWatch",
     "aws:configureDocker",
@@ -26,7 +30,6 @@ pub const NOT_RUN_YET: [&str; 15] = [
     "aws:psModule",
     "aws:refreshAssociation",
     "aws:runDockerAction",
-    "aws:runDocument",
     "aws:runPowerShellScript",
     "aws:softwareInventory",
     "aws:updateAgent",
@@ -40,6 +43,7 @@ pub const PLATFORM_TYPES: [&str; 3] = ["Windows", "Linux", "MacOS"];
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Action {
     RunShellScript,
+    RunDocument,
 }
 
 impl Action {
@@ -48,9 +52,12 @@ impl Action {
         if action == RUN_SHELL_SCRIPT {
             return Ok(Action::RunShellScript);
         }
+        if action == RUN_DOCUMENT {
+            return Ok(Action::RunDocument);
+        }
         if NOT_RUN_YET.contains(&action) {
             return Err(SsmError::InvalidDocumentContent(format!(
-                "Step \"{step}\" uses {action}, which Steward does not run yet. Steward runs {RUN_SHELL_SCRIPT} steps only: rewrite the step as a shell script, or remove it."
+                "Step \"{step}\" uses {action}, which Steward does not run yet. Steward runs {RUN_SHELL_SCRIPT} and {RUN_DOCUMENT} steps only: rewrite the step as a shell script, or remove it."
             )));
         }
         Err(SsmError::InvalidDocumentContent(format!(
@@ -61,6 +68,7 @@ impl Action {
     pub fn as_str(self) -> &'static str {
         match self {
             Action::RunShellScript => RUN_SHELL_SCRIPT,
+            Action::RunDocument => RUN_DOCUMENT,
         }
     }
 
@@ -68,6 +76,8 @@ impl Action {
     pub fn platforms(self) -> &'static [&'static str] {
         match self {
             Action::RunShellScript => &["Linux", "MacOS"],
+            // Expanded at SendCommand: the child's steps decide.
+            Action::RunDocument => &PLATFORM_TYPES,
         }
     }
 
@@ -305,6 +315,156 @@ fn flatten(step: &str, v: &Value, out: &mut Vec<String>, typed: &InputCheck) -> 
     }
 }
 
+/// An `aws:runDocument` step's inputs: the stored or built-in Command
+/// document it runs (`documentType: SSMDocument`, `documentPath` a name or
+/// ARN with an optional `:version`) and that document's parameters.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RunDocument {
+    pub document: String,
+    pub version: Option<String>,
+    pub parameters: GivenParameters,
+}
+
+const SSM_DOCUMENT: &str = "SSMDocument";
+
+impl RunDocument {
+    /// Checks the inputs as written (errors are InvalidDocumentContent).
+    pub(crate) fn check_template(step: &str, inputs: &Value) -> Result<(), SsmError> {
+        Self::read(step, inputs, true)
+            .map(|_| ())
+            .map_err(SsmError::InvalidDocumentContent)
+    }
+
+    /// The inputs once interpolated (errors come from parameter values:
+    /// InvalidParameters).
+    pub(crate) fn resolve(step: &str, inputs: &Value) -> Result<Self, SsmError> {
+        Self::read(step, inputs, false).map_err(SsmError::InvalidParameters)
+    }
+
+    fn read(step: &str, inputs: &Value, template: bool) -> Result<Self, String> {
+        let Value::Object(map) = inputs else {
+            return Err(format!(
+                "Step \"{step}\": inputs must be an object with documentType, documentPath and optionally documentParameters."
+            ));
+        };
+        // A string still holding a placeholder is checked once its value is known.
+        let pending = |s: &str| template && !placeholders(s).is_empty();
+        for key in map.keys() {
+            match key.as_str() {
+                "documentType" | "documentPath" | "documentParameters" => {}
+                "sourceType" | "sourceInfo" | "documentSourceType" => {
+                    return Err(format!(
+                        "Step \"{step}\": {key} is not supported yet: Steward runs documents stored with CreateDocument (documentType {SSM_DOCUMENT}), not from S3 or GitHub."
+                    ));
+                }
+                k if SHARED_INPUTS.contains(&k) => {
+                    return Err(format!(
+                        "Step \"{step}\": {k} is not supported yet on {RUN_DOCUMENT} steps: put it on the steps of the document it runs."
+                    ));
+                }
+                _ => {
+                    return Err(format!(
+                        "Step \"{step}\": {RUN_DOCUMENT} has no input \"{key}\"; it takes documentType, documentPath, documentParameters."
+                    ));
+                }
+            }
+        }
+        match map.get("documentType") {
+            Some(Value::String(t)) if t == SSM_DOCUMENT || pending(t) => {}
+            Some(Value::String(t)) if t == "LocalPath" => {
+                return Err(format!(
+                    "Step \"{step}\": documentType LocalPath is not supported yet: store the document with CreateDocument and use documentType {SSM_DOCUMENT}."
+                ));
+            }
+            Some(v) => {
+                return Err(format!(
+                    "Step \"{step}\": documentType {v} is not valid; use {SSM_DOCUMENT}."
+                ));
+            }
+            None => {
+                return Err(format!(
+                    "Step \"{step}\": documentType is required: use {SSM_DOCUMENT}."
+                ));
+            }
+        }
+        let (document, version) = match map.get("documentPath") {
+            Some(Value::String(p)) if pending(p) => (p.clone(), None),
+            Some(Value::String(p)) => {
+                let (name, version) = split_path(p);
+                if !is_document_name(super::operations::name_of(name)) {
+                    return Err(format!(
+                        "Step \"{step}\": documentPath \"{p}\" is not a document name or ARN (optionally followed by :version)."
+                    ));
+                }
+                (name.to_string(), version.map(str::to_string))
+            }
+            Some(v) => {
+                return Err(format!(
+                    "Step \"{step}\": documentPath must be a string, not {v}."
+                ));
+            }
+            None => {
+                return Err(format!(
+                    "Step \"{step}\": documentPath is required: give the name of the document to run."
+                ));
+            }
+        };
+        let parameters = match map.get("documentParameters") {
+            None => GivenParameters::new(),
+            Some(Value::String(s)) if pending(s) => GivenParameters::new(),
+            Some(Value::String(s)) if s.trim().is_empty() => GivenParameters::new(),
+            Some(Value::String(s)) => match serde_json::from_str::<Value>(s) {
+                Ok(Value::Object(m)) => given_of(step, &m)?,
+                _ => {
+                    return Err(format!(
+                        "Step \"{step}\": documentParameters is not a JSON object: give a map of parameter names to values."
+                    ));
+                }
+            },
+            Some(Value::Object(m)) => given_of(step, m)?,
+            Some(v) => {
+                return Err(format!(
+                    "Step \"{step}\": documentParameters must be a map of parameter names to values, not {v}."
+                ));
+            }
+        };
+        Ok(RunDocument {
+            document,
+            version,
+            parameters,
+        })
+    }
+}
+
+/// `name`, `arn:…:document/name`, either followed by `:version`.
+fn split_path(path: &str) -> (&str, Option<&str>) {
+    match path.rsplit_once(':') {
+        Some((name, v)) if !v.contains('/') && !name.is_empty() && name != "arn" => (name, Some(v)),
+        _ => (path, None),
+    }
+}
+
+/// Values as SendCommand's `Parameters` carry them: a list is its items
+/// (maps as JSON text), a map its JSON text, a number or boolean its text.
+fn given_of(step: &str, m: &Map<String, Value>) -> Result<GivenParameters, String> {
+    let text = |v: &Value| match v {
+        Value::String(s) => Ok(s.clone()),
+        Value::Null => Err(format!(
+            "Step \"{step}\": documentParameters has a null value; give a value or leave the parameter out."
+        )),
+        other => Ok(other.to_string()),
+    };
+    let mut out = GivenParameters::new();
+    for (k, v) in m {
+        let values = match v {
+            Value::Array(items) => items.iter().map(text).collect::<Result<Vec<_>, _>>()?,
+            other => vec![text(other)?],
+        };
+        out.insert(k.clone(), values);
+    }
+    Ok(out)
+}
+
 /// A step's `precondition`: `{"StringEquals": [a, b]}`, the only operator
 /// SSM has. One side is `platformType` and the other a platform, or one
 /// side holds a document parameter.
@@ -448,7 +608,6 @@ mod tests {
             Action::RunShellScript
         );
         for a in [
-            "aws:runDocument",
             "aws:downloadContent",
             "aws:configurePackage",
             "aws:runPowerShellScript",

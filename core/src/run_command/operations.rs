@@ -17,6 +17,7 @@ use super::request::{
 use super::view;
 use crate::command::{Tally, command_state};
 use crate::documents::HASH_TYPE;
+use crate::documents::nested::expand;
 use crate::documents::operations::load_for_run;
 use crate::documents::store::{DocumentStore, MemoryDocumentStore};
 use crate::error::SsmError;
@@ -79,9 +80,11 @@ pub async fn send_document_command(
     let params = doc.document.validate_parameters(&req.parameters)?;
     // Every Steward node is Linux today: preconditions are decided here,
     // once, and a skipped step is not sent.
-    let steps: Vec<_> = doc
-        .document
-        .steps_for(&params, NODE_PLATFORM)?
+    // `aws:runDocument` steps are expanded here, so a missing or bad nested
+    // document dispatches nothing.
+    let expanded = expand(documents, &doc.name, &doc.document, &params, NODE_PLATFORM).await?;
+    let steps: Vec<_> = expanded
+        .steps
         .iter()
         .filter_map(|s| s.plugin_step())
         .collect();
@@ -99,6 +102,9 @@ pub async fn send_document_command(
         scope: rc.scope,
     };
     validate_references(&check, &req.parameters).await?;
+    for nested in &expanded.nested_parameters {
+        validate_references(&check, nested).await?;
+    }
     let spec = TargetSpec::parse(&req.instance_ids, &req.targets)?;
     let nodes = targets::resolve(&spec, rc.targets).await?;
     let tally = Tally {
