@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The local emulators: LocalStack (SQS, S3, KMS, EventBridge, Scheduler, STS,
-# IAM) and DynamoDB Local, run in the background from what infra/install.sh
-# put under .local/.
+# IAM, Resource Groups) and DynamoDB Local, run in the background from what
+# infra/install.sh put under .local/.
 #
 #   infra/stack.sh start    start both (no-op if already up) and wait until ready
 #   infra/stack.sh stop     stop both
@@ -23,7 +23,7 @@ PY="$LOCAL/venv/bin/python"
 LS_PORT=${STEWARD_LOCALSTACK_PORT:-4566}
 DDB_PORT=${STEWARD_DYNAMODB_PORT:-8000}
 TIMEOUT=${STEWARD_STACK_TIMEOUT:-120}
-LS_SERVICES=sqs,s3,kms,events,scheduler,sts,iam
+LS_SERVICES=sqs,s3,kms,events,scheduler,sts,iam,resource-groups
 
 LS_PID="$RUN/localstack.pid"
 DDB_PID="$RUN/dynamodb.pid"

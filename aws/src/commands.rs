@@ -502,6 +502,7 @@ mod tests {
 pub struct RunCommandAdapters {
     pub store: CommandTable,
     pub targets: crate::tag_index::FleetDirectory,
+    pub groups: crate::resource_groups::ResourceGroups,
     pub nodes: crate::work_queue::NodeQueues,
     pub work: crate::work_queue::SqsWorkQueue,
     pub outputs: crate::output::OutputBucket,
@@ -517,6 +518,7 @@ impl RunCommandAdapters {
         Self {
             store: CommandTable::new(stack),
             targets: crate::tag_index::FleetDirectory::new(stack),
+            groups: crate::resource_groups::ResourceGroups::new(stack),
             nodes: crate::work_queue::NodeQueues::new(stack),
             work: crate::work_queue::SqsWorkQueue::new(stack),
             outputs: crate::output::OutputBucket::new(stack),
@@ -534,6 +536,7 @@ impl RunCommandAdapters {
         steward_core::run_command::RunCommand {
             store: &self.store,
             targets: &self.targets,
+            groups: &self.groups,
             nodes: &self.nodes,
             mailbox: &self.nodes,
             work: &self.work,

@@ -96,6 +96,7 @@ pub struct Clients {
     pub kms: aws_sdk_kms::Client,
     pub events: aws_sdk_eventbridge::Client,
     pub sts: aws_sdk_sts::Client,
+    pub resource_groups: aws_sdk_resourcegroups::Client,
 }
 
 impl Clients {
@@ -137,6 +138,11 @@ impl Clients {
             ),
             sts: aws_sdk_sts::Client::from_conf(
                 aws_sdk_sts::config::Builder::from(&shared)
+                    .interceptor(counter)
+                    .build(),
+            ),
+            resource_groups: aws_sdk_resourcegroups::Client::from_conf(
+                aws_sdk_resourcegroups::config::Builder::from(&shared)
                     .interceptor(counter)
                     .build(),
             ),

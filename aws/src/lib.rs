@@ -11,6 +11,7 @@ pub mod metrics;
 pub mod node_events;
 pub mod node_queues;
 pub mod nodes;
+pub mod resource_groups;
 pub mod tag_index;
 #[cfg(feature = "testing")]
 pub mod testing;

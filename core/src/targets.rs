@@ -1,6 +1,11 @@
 //! Which nodes a command reaches: `InstanceIds`, or `Targets` of
-//! `InstanceIds` / `tag:<key>` / `tag-key`, resolved as SSM does —
+//! `InstanceIds` / `tag:<key>` / `tag-key` / `resource-groups:Name`
+//! (with `resource-groups:ResourceTypeFilters`), resolved as SSM does —
 //! AND across target entries, OR across the values of one entry.
+//!
+//! A resource group is read through [`GroupQueries`]: its tag query
+//! (`TAG_FILTERS_1_0`) becomes tag criteria over the same tag index, so a
+//! group costs one GetGroupQuery and no scan.
 
 use std::collections::BTreeSet;
 
@@ -29,6 +34,11 @@ pub enum Criterion {
     },
     /// `tag-key` with one or more keys (a node having any of them matches).
     TagKey(Vec<String>),
+    /// `resource-groups:Name`: the nodes the group's tag query selects.
+    ResourceGroup(String),
+    /// `resource-groups:ResourceTypeFilters`: narrows a group to these
+    /// resource types; only given with `resource-groups:Name`.
+    ResourceTypes(Vec<String>),
 }
 
 /// What a SendCommand asked for, validated.
@@ -70,6 +80,17 @@ impl TargetSpec {
                     .iter()
                     .map(Criterion::parse)
                     .collect::<Result<Vec<_>, _>>()?;
+                // Alone, a type filter would select every node of the
+                // fleet, which nothing can answer without a scan; SSM also
+                // pairs it with a group.
+                let has = |f: fn(&Criterion) -> bool| criteria.iter().any(f);
+                if has(|c| matches!(c, Criterion::ResourceTypes(_)))
+                    && !has(|c| matches!(c, Criterion::ResourceGroup(_)))
+                {
+                    return Err(SsmError::InvalidTarget(
+                        "resource-groups:ResourceTypeFilters narrows a resource group: give resource-groups:Name too.".into(),
+                    ));
+                }
                 Ok(TargetSpec::Criteria(criteria))
             }
         }
@@ -120,6 +141,17 @@ impl Criterion {
         if t.key == "tag-key" {
             return Ok(Criterion::TagKey(values));
         }
+        if t.key == "resource-groups:Name" {
+            return match values.as_slice() {
+                [name] => Ok(Criterion::ResourceGroup(name.clone())),
+                _ => Err(SsmError::InvalidTarget(
+                    "Target resource-groups:Name takes exactly one group name.".into(),
+                )),
+            };
+        }
+        if t.key == "resource-groups:ResourceTypeFilters" {
+            return Ok(Criterion::ResourceTypes(values));
+        }
         if let Some(key) = t.key.strip_prefix("tag:") {
             if key.is_empty() || key.len() > 128 {
                 return Err(SsmError::InvalidTarget(
@@ -132,7 +164,7 @@ impl Criterion {
             });
         }
         Err(SsmError::InvalidTarget(format!(
-            "Target key {} is not supported; use InstanceIds, tag:<key> or tag-key.",
+            "Target key {} is not supported; use InstanceIds, tag:<key>, tag-key, resource-groups:Name or resource-groups:ResourceTypeFilters.",
             t.key
         )))
     }
@@ -149,11 +181,121 @@ pub trait TargetDirectory: Send + Sync {
     async fn existing_nodes(&self, ids: &[String]) -> Result<BTreeSet<String>, SsmError>;
 }
 
+/// A resource group's query as AWS Resource Groups stores it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GroupQuery {
+    /// `TAG_FILTERS_1_0`, `CLOUDFORMATION_STACK_1_0`, …
+    pub query_type: String,
+    /// The query document, JSON.
+    pub query: String,
+}
+
+/// The query type whose groups can target nodes.
+pub const TAG_FILTERS: &str = "TAG_FILTERS_1_0";
+
+/// Resource types a group may name to include managed nodes.
+pub const NODE_RESOURCE_TYPES: [&str; 3] = [
+    "AWS::SSM::ManagedInstance",
+    "AWS::EC2::Instance",
+    "AWS::AllSupported",
+];
+
+/// A `TAG_FILTERS_1_0` query: resources of these types carrying every
+/// tag filter (a filter matches any of its values, or any value if none).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct TagQuery {
+    #[serde(default)]
+    pub resource_type_filters: Vec<String>,
+    #[serde(default)]
+    pub tag_filters: Vec<TagFilter>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct TagFilter {
+    pub key: String,
+    #[serde(default)]
+    pub values: Vec<String>,
+}
+
+impl GroupQuery {
+    /// The tag query of group `name`, or why it cannot target nodes.
+    pub fn tag_query(&self, name: &str) -> Result<TagQuery, SsmError> {
+        if self.query_type != TAG_FILTERS {
+            return Err(SsmError::InvalidTarget(format!(
+                "Resource group {name} uses a {} query; only tag-based groups ({TAG_FILTERS}) can target managed nodes.",
+                self.query_type
+            )));
+        }
+        let q: TagQuery = serde_json::from_str(&self.query).map_err(|_| {
+            SsmError::InvalidTarget(format!(
+                "Resource group {name} has a tag query that cannot be read; fix it with resource-groups update-group-query."
+            ))
+        })?;
+        if q.tag_filters.is_empty() {
+            return Err(SsmError::InvalidTarget(format!(
+                "Resource group {name} has no tag filters; give its query at least one TagFilter."
+            )));
+        }
+        Ok(q)
+    }
+}
+
+/// Reads resource groups' queries (AWS Resource Groups).
+#[async_trait::async_trait]
+pub trait GroupQueries: Send + Sync {
+    /// The query of group `name`, `None` if there is no such group.
+    async fn group_query(&self, name: &str) -> Result<Option<GroupQuery>, SsmError>;
+}
+
+/// Whether any of `types` names a resource type managed nodes have.
+fn includes_nodes(types: &[String]) -> bool {
+    types
+        .iter()
+        .any(|t| NODE_RESOURCE_TYPES.contains(&t.as_str()))
+}
+
+/// The nodes group `name` selects: AND across its tag filters, OR across
+/// the values of one; none if its resource types exclude managed nodes.
+async fn group_nodes(
+    name: &str,
+    dir: &dyn TargetDirectory,
+    groups: &dyn GroupQueries,
+) -> Result<BTreeSet<String>, SsmError> {
+    let Some(group) = groups.group_query(name).await? else {
+        return Err(SsmError::InvalidTarget(format!(
+            "Resource group {name} does not exist; create it with resource-groups create-group or check the name."
+        )));
+    };
+    let query = group.tag_query(name)?;
+    if !includes_nodes(&query.resource_type_filters) {
+        return Ok(BTreeSet::new());
+    }
+    let mut result: Option<BTreeSet<String>> = None;
+    for f in &query.tag_filters {
+        let mut s = BTreeSet::new();
+        if f.values.is_empty() {
+            s.extend(dir.nodes_with_tag_key(&f.key).await?);
+        }
+        for v in &f.values {
+            s.extend(dir.nodes_with_tag(&f.key, v).await?);
+        }
+        result = Some(match result {
+            None => s,
+            Some(prev) => prev.intersection(&s).cloned().collect(),
+        });
+    }
+    Ok(result.unwrap_or_default())
+}
+
 /// Resolves a spec to node ids, sorted. Explicit ids must all exist
-/// (`InvalidInstanceId` otherwise, as SSM); tag criteria may match nothing.
+/// (`InvalidInstanceId` otherwise, as SSM), and named resource groups too
+/// (`InvalidTarget`); tag criteria may match nothing.
 pub async fn resolve(
     spec: &TargetSpec,
     dir: &dyn TargetDirectory,
+    groups: &dyn GroupQueries,
 ) -> Result<Vec<String>, SsmError> {
     match spec {
         TargetSpec::InstanceIds(ids) => {
@@ -187,6 +329,12 @@ pub async fn resolve(
                         }
                         s
                     }
+                    Criterion::ResourceGroup(name) => group_nodes(name, dir, groups).await?,
+                    // Every node is a managed instance: a filter naming
+                    // their type keeps the group as it is (parse ensured a
+                    // group is there to narrow), any other empties it.
+                    Criterion::ResourceTypes(types) if includes_nodes(types) => continue,
+                    Criterion::ResourceTypes(_) => BTreeSet::new(),
                 };
                 result = Some(match result {
                     None => matched,
@@ -212,6 +360,15 @@ async fn require_existing(ids: &[String], dir: &dyn TargetDirectory) -> Result<(
             "Instances [[{}]] not in a valid state for account: they are not registered managed nodes. List them with describe-instance-information.",
             missing.join(", ")
         )))
+    }
+}
+
+/// Groups in memory, by name: the tests' Resource Groups.
+#[cfg(test)]
+#[async_trait::async_trait]
+impl GroupQueries for std::collections::BTreeMap<String, GroupQuery> {
+    async fn group_query(&self, name: &str) -> Result<Option<GroupQuery>, SsmError> {
+        Ok(self.get(name).cloned())
     }
 }
 
@@ -276,9 +433,110 @@ mod tests {
         }
     }
 
+    /// A tag query group over `types` and `filters` (key, values).
+    fn tag_group(types: &[&str], filters: &[(&str, &[&str])]) -> GroupQuery {
+        let filters: Vec<serde_json::Value> = filters
+            .iter()
+            .map(|(k, vs)| serde_json::json!({"Key": k, "Values": vs}))
+            .collect();
+        GroupQuery {
+            query_type: TAG_FILTERS.into(),
+            query: serde_json::json!({"ResourceTypeFilters": types, "TagFilters": filters})
+                .to_string(),
+        }
+    }
+
+    fn groups() -> BTreeMap<String, GroupQuery> {
+        let node = &["AWS::SSM::ManagedInstance"][..];
+        BTreeMap::from([
+            ("dev".into(), tag_group(node, &[("env", &["dev"])])),
+            (
+                "web-anywhere".into(),
+                tag_group(
+                    &["AWS::EC2::Instance"],
+                    &[("env", &["dev", "prod"]), ("role", &["web"])],
+                ),
+            ),
+            (
+                "all-roles".into(),
+                tag_group(&["AWS::AllSupported"], &[("role", &[])]),
+            ),
+            (
+                "buckets".into(),
+                tag_group(&["AWS::S3::Bucket"], &[("env", &["dev"])]),
+            ),
+            (
+                "stack".into(),
+                GroupQuery {
+                    query_type: "CLOUDFORMATION_STACK_1_0".into(),
+                    query: "{}".into(),
+                },
+            ),
+            ("no-filters".into(), tag_group(node, &[])),
+        ])
+    }
+
     async fn run(ids: &[String], targets: &[Target]) -> Result<Vec<String>, SsmError> {
         let spec = TargetSpec::parse(ids, targets)?;
-        resolve(&spec, &fleet()).await
+        resolve(&spec, &fleet(), &groups()).await
+    }
+
+    #[tokio::test]
+    async fn a_group_selects_by_its_tag_filters() {
+        let group = |name: &str| target("resource-groups:Name", &[name]);
+        assert_eq!(run(&[], &[group("dev")]).await.unwrap(), vec![id(1), id(2)]);
+        // AND across filters, OR across one filter's values.
+        assert_eq!(
+            run(&[], &[group("web-anywhere")]).await.unwrap(),
+            vec![id(1), id(3)]
+        );
+        // A filter without values matches any value of its key.
+        assert_eq!(
+            run(&[], &[group("all-roles")]).await.unwrap(),
+            vec![id(1), id(2), id(3)]
+        );
+        // A group of other resource types holds no nodes.
+        assert!(run(&[], &[group("buckets")]).await.unwrap().is_empty());
+        // A group is one more criterion, ANDed with the others.
+        assert_eq!(
+            run(&[], &[group("dev"), target("tag:role", &["db"])])
+                .await
+                .unwrap(),
+            vec![id(2)]
+        );
+    }
+
+    #[tokio::test]
+    async fn resource_type_filters_narrow_a_group() {
+        let group = target("resource-groups:Name", &["web-anywhere"]);
+        let types = |t: &[&str]| target("resource-groups:ResourceTypeFilters", t);
+        assert_eq!(
+            run(&[], &[group.clone(), types(&["AWS::EC2::Instance"])])
+                .await
+                .unwrap(),
+            vec![id(1), id(3)]
+        );
+        assert!(
+            run(&[], &[group, types(&["AWS::S3::Bucket"])])
+                .await
+                .unwrap()
+                .is_empty()
+        );
+        let err = TargetSpec::parse(&[], &[types(&["AWS::EC2::Instance"])]).unwrap_err();
+        assert_eq!(err.code(), "InvalidTarget");
+    }
+
+    #[tokio::test]
+    async fn unusable_groups_are_invalid_targets() {
+        let group = |name: &str| target("resource-groups:Name", &[name]);
+        for name in ["missing", "stack", "no-filters"] {
+            let err = run(&[], &[group(name)]).await.unwrap_err();
+            assert_eq!(err.code(), "InvalidTarget", "{name}");
+            assert!(err.to_string().contains(name), "{err}");
+        }
+        let err =
+            TargetSpec::parse(&[], &[target("resource-groups:Name", &["a", "b"])]).unwrap_err();
+        assert_eq!(err.code(), "InvalidTarget");
     }
 
     #[tokio::test]

@@ -37,7 +37,7 @@ mod tests;
 use crate::channel::DigestSigner;
 use crate::parameters::ParameterStore;
 use crate::parameters::name::ArnScope;
-use crate::targets::TargetDirectory;
+use crate::targets::{GroupQueries, TargetDirectory};
 use ports::{CommandStore, EventSink, NodeDirectory, NodeMailbox, OutputLocations, WorkQueue};
 
 /// The ports Run Command works through.
@@ -45,6 +45,8 @@ use ports::{CommandStore, EventSink, NodeDirectory, NodeMailbox, OutputLocations
 pub struct RunCommand<'a> {
     pub store: &'a dyn CommandStore,
     pub targets: &'a dyn TargetDirectory,
+    /// Resource groups, for `resource-groups:Name` targets.
+    pub groups: &'a dyn GroupQueries,
     pub nodes: &'a dyn NodeDirectory,
     pub mailbox: &'a dyn NodeMailbox,
     pub work: &'a dyn WorkQueue,

@@ -106,7 +106,7 @@ pub async fn send_document_command(
         validate_references(&check, nested).await?;
     }
     let spec = TargetSpec::parse(&req.instance_ids, &req.targets)?;
-    let nodes = targets::resolve(&spec, rc.targets).await?;
+    let nodes = targets::resolve(&spec, rc.targets, rc.groups).await?;
     let tally = Tally {
         target_count: nodes.len() as u32,
         ..Default::default()

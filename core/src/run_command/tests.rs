@@ -17,6 +17,7 @@ fn node(n: u8) -> String {
 struct World {
     store: Store,
     fleet: Fleet,
+    groups: BTreeMap<String, crate::targets::GroupQuery>,
     mailbox: Mailbox,
     work: Work,
     events: Events,
@@ -51,6 +52,7 @@ impl World {
         Self {
             store: Store::default(),
             fleet,
+            groups: BTreeMap::new(),
             mailbox: Mailbox::default(),
             work: Work::default(),
             events: Events::default(),
@@ -67,6 +69,7 @@ impl World {
         RunCommand {
             store: &self.store,
             targets: &self.fleet,
+            groups: &self.groups,
             nodes: &self.fleet,
             mailbox: &self.mailbox,
             work: &self.work,
@@ -337,6 +340,33 @@ async fn tag_targets_and_empty_matches() {
         "Parameters": {"commands": ["id"]}})).await.unwrap();
     assert_eq!(none["Command"]["TargetCount"], 0);
     assert_eq!(none["Command"]["Status"], "Success");
+}
+
+#[tokio::test]
+async fn resource_group_targets() {
+    let mut w = World::new(&[(1, &[("env", "dev")]), (2, &[("env", "prod")])]);
+    w.groups.insert(
+        "devs".into(),
+        crate::targets::GroupQuery {
+            query_type: crate::targets::TAG_FILTERS.into(),
+            query: r#"{"ResourceTypeFilters":["AWS::EC2::Instance"],"TagFilters":[{"Key":"env","Values":["dev"]}]}"#.into(),
+        },
+    );
+    let group = |name: &str| {
+        json!({"DocumentName": "AWS-RunShellScript",
+        "Targets": [{"Key": "resource-groups:Name", "Values": [name]}],
+        "Parameters": {"commands": ["id"]}})
+    };
+    let c = w.send(group("devs")).await.unwrap();
+    assert_eq!(c["Command"]["TargetCount"], 1);
+    let cid = c["Command"]["CommandId"].as_str().unwrap().to_string();
+    assert_eq!(w.store.commands.lock().unwrap().len(), 1);
+    let err = w.send(group("nope")).await.unwrap_err();
+    assert_eq!(err.code(), "InvalidTarget");
+    // The refused request stored nothing.
+    let stored = w.store.commands.lock().unwrap();
+    assert_eq!(stored.len(), 1);
+    assert!(stored.contains_key(&cid));
 }
 
 #[tokio::test]
