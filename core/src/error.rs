@@ -205,3 +205,16 @@ impl SsmError {
         )
     }
 }
+
+/// Reads an operation's request body into its input shape. Serde's message
+/// names the field and type that do not fit; SSM answers such bodies with
+/// SerializationException.
+pub fn parse_request<T: serde::de::DeserializeOwned>(
+    body: &serde_json::Value,
+) -> Result<T, SsmError> {
+    serde_json::from_value(body.clone()).map_err(|e| {
+        SsmError::SerializationException(format!(
+            "The request does not match the operation's input shape: {e}"
+        ))
+    })
+}

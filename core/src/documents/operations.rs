@@ -71,13 +71,7 @@ pub async fn handle(
 
 // ------------------------------------------------------------------ helpers
 
-fn parse<T: DeserializeOwned>(body: &Value) -> Result<T, SsmError> {
-    serde_json::from_value(body.clone()).map_err(|e| {
-        SsmError::SerializationException(format!(
-            "The request does not match the operation's input shape: {e}"
-        ))
-    })
-}
+use crate::error::parse_request as parse;
 
 fn validation(value: impl std::fmt::Display, field: &str, constraint: &str) -> SsmError {
     SsmError::ValidationException(format!(

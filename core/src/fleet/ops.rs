@@ -18,13 +18,7 @@ use super::paging::{self, Cursor};
 use super::ports::{ActivationStore, CredentialIssuer, NodeQueues, NodeStore, SigningKey};
 use super::tags::{self, Tag, TagSet};
 
-fn parse<T: for<'de> Deserialize<'de>>(body: &Value) -> Result<T, SsmError> {
-    serde_json::from_value(body.clone()).map_err(|e| {
-        SsmError::SerializationException(format!(
-            "The request does not match the operation's shape: {e}"
-        ))
-    })
-}
+use crate::error::parse_request as parse;
 
 /// How many extra store pages a filtered listing reads before it answers
 /// with a NextToken: bounds the work of one request.

@@ -2,7 +2,6 @@
 //! checked before anything is read or written. Nothing here echoes a value.
 
 use serde::Deserialize;
-use serde::de::DeserializeOwned;
 use serde_json::Value;
 
 use super::model::{ParameterType, RequestedTier};
@@ -18,13 +17,7 @@ pub const MAX_NAME: usize = 2048;
 /// GetParameterHistory's page bounds.
 pub const HISTORY_MAX_RESULTS: i64 = 50;
 
-pub(crate) fn parse<T: DeserializeOwned>(body: &Value) -> Result<T, SsmError> {
-    serde_json::from_value(body.clone()).map_err(|e| {
-        SsmError::SerializationException(format!(
-            "The request does not match the operation's input shape: {e}"
-        ))
-    })
-}
+pub(crate) use crate::error::parse_request as parse;
 
 fn validation(field: &str, constraint: &str) -> SsmError {
     SsmError::ValidationException(format!(

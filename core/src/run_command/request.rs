@@ -2,7 +2,6 @@
 //! and validated before anything is read or written.
 
 use serde::Deserialize;
-use serde::de::DeserializeOwned;
 use serde_json::Value;
 
 use super::ports::TimeRange;
@@ -22,13 +21,7 @@ pub const DEFAULT_MAX_ERRORS: &str = "0";
 /// SSM's page size bounds for ListCommands / ListCommandInvocations.
 pub const MAX_RESULTS: u32 = 50;
 
-pub(crate) fn parse<T: DeserializeOwned>(body: &Value) -> Result<T, SsmError> {
-    serde_json::from_value(body.clone()).map_err(|e| {
-        SsmError::SerializationException(format!(
-            "The request does not match the operation's input shape: {e}"
-        ))
-    })
-}
+pub(crate) use crate::error::parse_request as parse;
 
 fn validation(value: impl std::fmt::Display, field: &str, constraint: &str) -> SsmError {
     SsmError::ValidationException(format!(
