@@ -10,8 +10,6 @@
 use std::collections::BTreeMap;
 
 use aws_sdk_dynamodb::Client;
-use aws_sdk_dynamodb::error::SdkError;
-use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::types::{AttributeValue, Delete, Put, TransactWriteItem};
 use steward_core::SsmError;
 use steward_core::documents::DocumentFormat;
@@ -19,7 +17,8 @@ use steward_core::documents::store::{DocumentHead, DocumentStore, StoredVersion,
 
 use crate::Stack;
 use crate::internal;
-use crate::item::{Item, get_tags, n, s, tags_av};
+use crate::item::{Item, get_f64, get_str, get_tags, get_u64, n, s, tags_av};
+use crate::revisioned;
 
 /// `Kind` of every head: the `ByName` index's partition.
 pub const KIND: &str = "Document";
@@ -29,31 +28,6 @@ const HEAD: u64 = 0;
 fn bad_item(name: &str, what: &'static str) -> SsmError {
     tracing::error!(document = name, what, "document item cannot be decoded");
     SsmError::internal()
-}
-
-fn busy() -> SsmError {
-    SsmError::ThrottlingException("The document table is busy; retry the request shortly.".into())
-}
-
-fn get_str(item: &Item, k: &str) -> Option<String> {
-    match item.get(k) {
-        Some(AttributeValue::S(v)) => Some(v.clone()),
-        _ => None,
-    }
-}
-
-fn get_u64(item: &Item, k: &str) -> Option<u64> {
-    match item.get(k) {
-        Some(AttributeValue::N(v)) => v.parse().ok(),
-        _ => None,
-    }
-}
-
-fn get_f64(item: &Item, k: &str) -> f64 {
-    match item.get(k) {
-        Some(AttributeValue::N(v)) => v.parse().unwrap_or(0.0),
-        _ => 0.0,
-    }
 }
 
 fn format_of(name: &str, item: &Item) -> Result<DocumentFormat, SsmError> {
@@ -178,35 +152,6 @@ fn version_from_item(item: &Item) -> Result<StoredVersion, SsmError> {
     })
 }
 
-/// Whether a cancelled transaction lost a race (a condition failed, or
-/// another transaction wrote the same item): the caller reads again.
-fn lost_race(e: &SdkError<TransactWriteItemsError>) -> Option<bool> {
-    let Some(TransactWriteItemsError::TransactionCanceledException(t)) = e.as_service_error()
-    else {
-        return None;
-    };
-    let codes: Vec<&str> = t
-        .cancellation_reasons()
-        .iter()
-        .filter_map(|r| r.code())
-        .filter(|c| *c != "None")
-        .collect();
-    if !codes.is_empty()
-        && codes
-            .iter()
-            .all(|c| *c == "ConditionalCheckFailed" || *c == "TransactionConflict")
-    {
-        Some(true)
-    } else if codes
-        .iter()
-        .any(|c| *c == "ThrottlingError" || *c == "ProvisionedThroughputExceeded")
-    {
-        Some(false)
-    } else {
-        None
-    }
-}
-
 /// Documents over DynamoDB.
 #[derive(Clone, Debug)]
 pub struct DocumentTable {
@@ -223,43 +168,15 @@ impl DocumentTable {
     }
 
     async fn transact(&self, items: Vec<TransactWriteItem>) -> Result<bool, SsmError> {
-        match self
-            .client
-            .transact_write_items()
-            .set_transact_items(Some(items))
-            .send()
-            .await
-        {
-            Ok(_) => Ok(true),
-            Err(e) => match lost_race(&e) {
-                Some(true) => Ok(false),
-                Some(false) => Err(busy()),
-                None => Err(internal(e)),
-            },
-        }
+        revisioned::transact(&self.client, "document", items).await
     }
 
-    /// A Put of the head, only if it is still at `expected` (`None`: absent).
     fn put_head(
         &self,
         next: &DocumentHead,
         expected: Option<u64>,
     ) -> Result<TransactWriteItem, SsmError> {
-        let put = Put::builder()
-            .table_name(&self.table)
-            .set_item(Some(head_to_item(next)));
-        let put = match expected {
-            None => put
-                .condition_expression("attribute_not_exists(#n)")
-                .expression_attribute_names("#n", "Name"),
-            Some(rev) => put
-                .condition_expression("#rev = :rev")
-                .expression_attribute_names("#rev", "Revision")
-                .expression_attribute_values(":rev", n(rev)),
-        };
-        Ok(TransactWriteItem::builder()
-            .put(put.build().map_err(internal)?)
-            .build())
+        revisioned::put_head(&self.table, head_to_item(next), expected)
     }
 
     async fn query_versions(

@@ -23,6 +23,22 @@ pub fn get_s(item: &Item, k: &str) -> String {
     }
 }
 
+/// A string attribute, or `None` when absent.
+pub fn get_str(item: &Item, k: &str) -> Option<String> {
+    match item.get(k) {
+        Some(AttributeValue::S(v)) => Some(v.clone()),
+        _ => None,
+    }
+}
+
+/// A whole-number attribute, or `None` when absent or not a whole number.
+pub fn get_u64(item: &Item, k: &str) -> Option<u64> {
+    match item.get(k) {
+        Some(AttributeValue::N(v)) => v.parse().ok(),
+        _ => None,
+    }
+}
+
 /// A number attribute, or `None` when absent.
 pub fn get_n(item: &Item, k: &str) -> Option<f64> {
     match item.get(k) {

@@ -28,6 +28,7 @@ pub mod work_queue;
 pub mod data_keys;
 pub mod parameter_service;
 pub mod parameters;
+pub mod revisioned;
 
 // Documents.
 pub mod documents;

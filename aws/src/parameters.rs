@@ -14,8 +14,6 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::time::Duration;
 
 use aws_sdk_dynamodb::Client;
-use aws_sdk_dynamodb::error::SdkError;
-use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::types::{
     AttributeValue, Delete, DeleteRequest, KeysAndAttributes, Put, TransactWriteItem, WriteRequest,
 };
@@ -27,7 +25,8 @@ use steward_core::parameters::{ParameterStore, parent_of};
 
 use crate::Stack;
 use crate::internal;
-use crate::item::{Item, get_tags, n, s, tags_av};
+use crate::item::{Item, get_f64, get_n, get_str, get_tags, get_u64, n, s, tags_av};
+use crate::revisioned::{self, busy};
 
 /// `Kind` of every head: the `ByName` index's partition.
 pub const KIND: &str = "Parameter";
@@ -46,27 +45,6 @@ const BATCH_ATTEMPTS: u32 = 8;
 fn bad_item(name: &str, what: &'static str) -> SsmError {
     tracing::error!(parameter = name, what, "parameter item cannot be decoded");
     SsmError::internal()
-}
-
-fn get_str(item: &Item, k: &str) -> Option<String> {
-    match item.get(k) {
-        Some(AttributeValue::S(v)) => Some(v.clone()),
-        _ => None,
-    }
-}
-
-fn get_u64(item: &Item, k: &str) -> Option<u64> {
-    match item.get(k) {
-        Some(AttributeValue::N(v)) => v.parse().ok(),
-        _ => None,
-    }
-}
-
-fn get_f64(item: &Item, k: &str) -> Option<f64> {
-    match item.get(k) {
-        Some(AttributeValue::N(v)) => v.parse().ok(),
-        _ => None,
-    }
 }
 
 fn key(name: &str, version: u64) -> Item {
@@ -168,7 +146,7 @@ fn version_from(item: &Item, version: u64) -> Result<ParameterVersion, SsmError>
         policies: get_policies(item),
         data_type: get_str(item, "DataType").unwrap_or_else(|| "text".into()),
         labels,
-        last_modified_date: get_f64(item, "LastModifiedDate").unwrap_or(0.0),
+        last_modified_date: get_f64(item, "LastModifiedDate"),
         last_modified_user: get_str(item, "LastModifiedUser").unwrap_or_default(),
         name,
     })
@@ -224,53 +202,9 @@ pub fn head_from_item(item: &Item) -> Result<Parameter, SsmError> {
         oldest_version: get_u64(item, "OldestVersion").unwrap_or(1),
         labels,
         tags: get_tags(item, "Tags"),
-        policy_due: get_f64(item, "PolicyDue"),
+        policy_due: get_n(item, "PolicyDue"),
         revision: get_u64(item, "Revision").ok_or_else(|| bad_item(&name, "Revision"))?,
     })
-}
-
-// ---------------------------------------------------------------- errors
-
-/// How a cancelled transaction is answered.
-enum Cancelled {
-    /// A condition failed, or another transaction was writing the same item
-    /// (`TransactionConflict`): someone else is changing the parameter, which
-    /// is what `false` tells the caller, who reads again and decides again
-    /// (and whose next write succeeds if the other one failed).
-    LostRace,
-    Throttled,
-    Other,
-}
-
-fn cancellation(e: &SdkError<TransactWriteItemsError>) -> Cancelled {
-    let Some(TransactWriteItemsError::TransactionCanceledException(t)) = e.as_service_error()
-    else {
-        return Cancelled::Other;
-    };
-    let codes: Vec<&str> = t
-        .cancellation_reasons()
-        .iter()
-        .filter_map(|r| r.code())
-        .filter(|c| *c != "None")
-        .collect();
-    if codes
-        .iter()
-        .all(|c| *c == "ConditionalCheckFailed" || *c == "TransactionConflict")
-        && !codes.is_empty()
-    {
-        Cancelled::LostRace
-    } else if codes
-        .iter()
-        .any(|c| *c == "ThrottlingError" || *c == "ProvisionedThroughputExceeded")
-    {
-        Cancelled::Throttled
-    } else {
-        Cancelled::Other
-    }
-}
-
-fn busy() -> SsmError {
-    SsmError::ThrottlingException("The parameter table is busy; retry the request shortly.".into())
 }
 
 // ---------------------------------------------------------------- the store
@@ -291,46 +225,15 @@ impl ParameterTable {
     }
 
     async fn transact(&self, items: Vec<TransactWriteItem>) -> Result<bool, SsmError> {
-        match self
-            .client
-            .transact_write_items()
-            .set_transact_items(Some(items))
-            .send()
-            .await
-        {
-            Ok(_) => Ok(true),
-            Err(e) => match cancellation(&e) {
-                Cancelled::LostRace => Ok(false),
-                Cancelled::Throttled => {
-                    tracing::warn!("parameter transaction throttled");
-                    Err(busy())
-                }
-                Cancelled::Other => Err(internal(e)),
-            },
-        }
+        revisioned::transact(&self.client, "parameter", items).await
     }
 
-    /// A Put of the head, only if it is still at `expected` (`None`: absent).
     fn put_head(
         &self,
         next: &Parameter,
         expected: Option<u64>,
     ) -> Result<TransactWriteItem, SsmError> {
-        let put = Put::builder()
-            .table_name(&self.table)
-            .set_item(Some(head_to_item(next)));
-        let put = match expected {
-            None => put
-                .condition_expression("attribute_not_exists(#n)")
-                .expression_attribute_names("#n", "Name"),
-            Some(rev) => put
-                .condition_expression("#rev = :rev")
-                .expression_attribute_names("#rev", "Revision")
-                .expression_attribute_values(":rev", n(rev)),
-        };
-        Ok(TransactWriteItem::builder()
-            .put(put.build().map_err(internal)?)
-            .build())
+        revisioned::put_head(&self.table, head_to_item(next), expected)
     }
 
     /// An unconditional Put of a version item: the head's condition already
@@ -437,7 +340,7 @@ impl ParameterTable {
                     parameter = name,
                     "some version items of a deleted parameter remain"
                 );
-                return Err(busy());
+                return Err(busy("parameter"));
             }
         }
         Ok(())
@@ -496,7 +399,7 @@ impl ParameterStore for ParameterTable {
                 }
             }
             if !request.is_empty() {
-                return Err(busy());
+                return Err(busy("parameter"));
             }
         }
         Ok(out)
