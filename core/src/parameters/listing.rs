@@ -457,7 +457,7 @@ pub(crate) mod fixtures {
                 revision: existing.as_ref().map_or(1, |h| h.revision + 1),
             };
             let mut head = head;
-            head.policy_due = crate::parameters::policies::next_due(&head, NOW);
+            head.policy_due = crate::parameters::policies::next_due(&head);
             assert!(
                 self.store
                     .put_version(&head, existing.map(|h| h.revision), None)

@@ -268,9 +268,8 @@ pub fn parse_timestamp(ts: &str) -> Result<f64, SsmError> {
 /// notification `Before` ahead of it, a no-change notification `After`
 /// past the current version's last change. `None`: nothing is pending.
 /// A time already past is returned as is: the scheduler acts on it at its
-/// next run (`now` does not move it).
-pub fn next_due(p: &Parameter, now: f64) -> Option<f64> {
-    let _ = now;
+/// next run.
+pub fn next_due(p: &Parameter) -> Option<f64> {
     let policies = &p.current.policies;
     let expiration = policies
         .iter()
@@ -513,13 +512,13 @@ mod tests {
         let at = parse_timestamp("2030-12-02T21:34:33Z").unwrap();
         let modified = NOW - 100.0;
         // Nothing: no policy.
-        assert_eq!(next_due(&head(vec![], modified), NOW), None);
+        assert_eq!(next_due(&head(vec![], modified)), None);
         // Expiration alone: its timestamp.
         let p = head(
             records(&format!("[{}]", exp("2030-12-02T21:34:33Z"))),
             modified,
         );
-        assert_eq!(next_due(&p, NOW), Some(at));
+        assert_eq!(next_due(&p), Some(at));
         // A notification 15 days before comes first.
         let both = records(&format!(
             "[{}, {}]",
@@ -527,22 +526,22 @@ mod tests {
             exp("2030-12-02T21:34:33Z")
         ));
         let mut p = head(both, modified);
-        assert_eq!(next_due(&p, NOW), Some(at - 15.0 * DAY));
+        assert_eq!(next_due(&p), Some(at - 15.0 * DAY));
         // Once it is Finished, the expiration is next.
         p.current.policies[0].status = FINISHED.into();
-        assert_eq!(next_due(&p, NOW), Some(at));
+        assert_eq!(next_due(&p), Some(at));
         // Everything finished: nothing due.
         p.current.policies[1].status = FINISHED.into();
-        assert_eq!(next_due(&p, NOW), None);
+        assert_eq!(next_due(&p), None);
         // No change: counts from the last modification.
         let p = head(records(&format!("[{}]", nochange("2", "Hours"))), modified);
-        assert_eq!(next_due(&p, NOW), Some(modified + 2.0 * HOUR));
+        assert_eq!(next_due(&p), Some(modified + 2.0 * HOUR));
         // A due time already past is kept (the scheduler acts at its next run).
         let p = head(
             records(&format!("[{}]", nochange("1", "Hours"))),
             NOW - 10.0 * HOUR,
         );
-        assert_eq!(next_due(&p, NOW), Some(NOW - 9.0 * HOUR));
+        assert_eq!(next_due(&p), Some(NOW - 9.0 * HOUR));
         // A damaged record is ignored, not fatal.
         let mut p = head(records(&format!("[{}]", nochange("1", "Hours"))), modified);
         p.current.policies.push(PolicyRecord {
@@ -550,7 +549,7 @@ mod tests {
             policy_type: "Expiration".into(),
             status: PENDING.into(),
         });
-        assert_eq!(next_due(&p, NOW), Some(modified + HOUR));
+        assert_eq!(next_due(&p), Some(modified + HOUR));
     }
 
     #[test]

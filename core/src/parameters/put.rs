@@ -264,7 +264,7 @@ pub async fn put_parameter(ctx: &ParameterContext<'_>, body: &Value) -> Result<V
             policy_due: None,
             revision: existing.as_ref().map_or(1, |p| p.revision + 1),
         };
-        next.policy_due = policies::next_due(&next, ctx.now);
+        next.policy_due = policies::next_due(&next);
         let expected = existing.as_ref().map(|p| p.revision);
         if ctx
             .store

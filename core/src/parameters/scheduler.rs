@@ -163,7 +163,7 @@ async fn act(
         record.status = FINISHED.to_string();
         fired.push((record.clone(), reason));
     }
-    next.policy_due = next_due(&next, now);
+    next.policy_due = next_due(&next);
     if fired.is_empty() && next == *head {
         run.skipped += 1;
         return Ok(());
