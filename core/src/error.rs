@@ -116,6 +116,8 @@ pub enum SsmError {
     DocumentVersionLimitExceeded(String),
     #[error("{0}")]
     MaxDocumentSizeExceeded(String),
+    #[error("{0}")]
+    UnsupportedPlatformType(String),
     /// A fault of ours, never of the caller's input. The message is generic on
     /// purpose: details go to the log, not to the client.
     #[error("{0}")]
@@ -183,6 +185,7 @@ impl SsmError {
             DocumentLimitExceeded(_) => "DocumentLimitExceeded",
             DocumentVersionLimitExceeded(_) => "DocumentVersionLimitExceeded",
             MaxDocumentSizeExceeded(_) => "MaxDocumentSizeExceeded",
+            UnsupportedPlatformType(_) => "UnsupportedPlatformType",
             InternalServerError(_) => "InternalServerError",
         }
     }

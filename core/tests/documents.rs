@@ -125,16 +125,26 @@ mod documents {
     }
 
     #[test]
-    fn cross_platform_yaml_is_refused_naming_the_step() {
-        let (content, format) = fixture("cross-platform.yaml");
-        let e = Document::parse(&content, format).unwrap_err();
-        assert_eq!(e.code(), "InvalidDocumentContent");
-        assert!(
-            e.to_string().contains(
-                "Step \"PatchWindows\" uses aws:runPowerShellScript, which Steward does not run yet"
-            ),
-            "{e}"
+    fn cross_platform_yaml_runs_its_linux_step() {
+        let d = load("cross-platform.yaml");
+        assert_eq!(d.platform_types(), ["Windows", "Linux", "MacOS"]);
+        let steps = run(&d, &[], "Linux");
+        // SSM Agent on Linux skips the PowerShell step; Steward does too.
+        assert!(matches!(
+            &steps[0].outcome,
+            StepOutcome::Skipped { output } if output.contains("unsupported plugin: aws:runPowerShellScript")
+        ));
+        let s = steps[1].plugin_step().unwrap();
+        assert_eq!(s.name, "PatchLinux");
+        assert_eq!(s.run_command, ["cmds"]);
+        // Its inputs are checked like a shell step's.
+        let bad = fixture("cross-platform.yaml").0.replace(
+            "    runCommand:\n    - cmds\n- action: aws:runShellScript",
+            "    runCommands:\n    - cmds\n- action: aws:runShellScript",
         );
+        let e = Document::parse(&bad, DocumentFormat::Yaml).unwrap_err();
+        assert_eq!(e.code(), "InvalidDocumentContent");
+        assert!(e.to_string().contains("Step \"PatchWindows\""), "{e}");
     }
 
     #[test]

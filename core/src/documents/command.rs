@@ -201,7 +201,9 @@ fn v2_step(
         ))
     })?;
     match action {
-        Action::RunShellScript => ShellScript::check_template(&name, &inputs, false, type_of)?,
+        Action::RunShellScript | Action::RunPowerShellScript => {
+            ShellScript::check_template(&name, &inputs, false, type_of)?
+        }
         Action::RunDocument => RunDocument::check_template(&name, &inputs)?,
     }
     Ok(Step {
@@ -241,7 +243,9 @@ fn v1_step(
         }
     };
     match action {
-        Action::RunShellScript => ShellScript::check_template(&plugin, &inputs, true, type_of)?,
+        Action::RunShellScript | Action::RunPowerShellScript => {
+            ShellScript::check_template(&plugin, &inputs, true, type_of)?
+        }
         Action::RunDocument => {}
     }
     Ok(Step {

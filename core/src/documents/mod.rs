@@ -173,6 +173,18 @@ impl Document {
                 Action::RunDocument => {
                     StepOutcome::RunDocument(RunDocument::resolve(&step.name, &inputs)?)
                 }
+                Action::RunPowerShellScript => {
+                    // Checked like any step, so a bad value is refused at
+                    // SendCommand; no Steward agent runs PowerShell.
+                    ShellScript::resolve(&step.name, &inputs, v1)?;
+                    StepOutcome::Failed {
+                        output: format!(
+                            "Steward's agent runs on Linux and macOS and does not run {}. Step name: {}",
+                            step.action.as_str(),
+                            step.name
+                        ),
+                    }
+                }
             };
             let action = step.action.as_str();
             let outcome = if !step.action.runs_on(platform) {

@@ -3,6 +3,11 @@
 //! SendCommand expands into the named document's steps), and step
 //! preconditions.
 //!
+//! `aws:runPowerShellScript` is accepted and checked as SSM checks it, but
+//! it is a Windows plugin and Steward's agent runs on Linux and macOS: on
+//! them SSM skips such a step (schema 2.2) or fails it (1.2), and so does
+//! Steward. This is what lets SSM's cross-platform documents run unmodified.
+//!
 //! Every other SSM plugin is refused when the document is read, naming the
 //! step: a document whose steps Steward would not run must not look as if
 //! it ran.
@@ -18,9 +23,10 @@ use crate::parameters::references;
 
 pub const RUN_SHELL_SCRIPT: &str = "aws:runShellScript";
 pub const RUN_DOCUMENT: &str = "aws:runDocument";
+pub const RUN_POWERSHELL_SCRIPT: &str = "aws:runPowerShellScript";
 
 /// SSM's Command document plugins that Steward does not run yet.
-pub const NOT_RUN_YET: [&str; 14] = [
+pub const NOT_RUN_YET: [&str; 13] = [
     "aws:applications",
     "aws:cloudWatch",
     "aws:configureDocker",
@@ -30,7 +36,6 @@ pub const NOT_RUN_YET: [&str; 14] = [
     "aws:psModule",
     "aws:refreshAssociation",
     "aws:runDockerAction",
-    "aws:runPowerShellScript",
     "aws:softwareInventory",
     "aws:updateAgent",
     "aws:updateSsmAgent",
@@ -44,6 +49,8 @@ pub const PLATFORM_TYPES: [&str; 3] = ["Windows", "Linux", "MacOS"];
 pub enum Action {
     RunShellScript,
     RunDocument,
+    /// Windows only: checked, never run by a Steward agent.
+    RunPowerShellScript,
 }
 
 impl Action {
@@ -54,6 +61,9 @@ impl Action {
         }
         if action == RUN_DOCUMENT {
             return Ok(Action::RunDocument);
+        }
+        if action == RUN_POWERSHELL_SCRIPT {
+            return Ok(Action::RunPowerShellScript);
         }
         if NOT_RUN_YET.contains(&action) {
             return Err(SsmError::InvalidDocumentContent(format!(
@@ -69,6 +79,7 @@ impl Action {
         match self {
             Action::RunShellScript => RUN_SHELL_SCRIPT,
             Action::RunDocument => RUN_DOCUMENT,
+            Action::RunPowerShellScript => RUN_POWERSHELL_SCRIPT,
         }
     }
 
@@ -78,6 +89,7 @@ impl Action {
             Action::RunShellScript => &["Linux", "MacOS"],
             // Expanded at SendCommand: the child's steps decide.
             Action::RunDocument => &PLATFORM_TYPES,
+            Action::RunPowerShellScript => &["Windows"],
         }
     }
 
@@ -164,7 +176,7 @@ impl ShellScript {
                     ", onFailure, onSuccess, finallyStep"
                 };
                 return Err(format!(
-                    "Step \"{step}\": {RUN_SHELL_SCRIPT} has no input \"{key}\"; it takes runCommand, workingDirectory, timeoutSeconds{shared}."
+                    "Step \"{step}\": a script step has no input \"{key}\"; it takes runCommand, workingDirectory, timeoutSeconds{shared}."
                 ));
             }
         }
@@ -607,11 +619,13 @@ mod tests {
             Action::parse("a", "aws:runShellScript").unwrap(),
             Action::RunShellScript
         );
-        for a in [
-            "aws:downloadContent",
-            "aws:configurePackage",
-            "aws:runPowerShellScript",
-        ] {
+        assert_eq!(
+            Action::parse("a", "aws:runPowerShellScript").unwrap(),
+            Action::RunPowerShellScript
+        );
+        assert!(Action::RunPowerShellScript.runs_on("Windows"));
+        assert!(!Action::RunPowerShellScript.runs_on("Linux"));
+        for a in ["aws:downloadContent", "aws:configurePackage"] {
             let e = Action::parse("stepOne", a).unwrap_err();
             assert_eq!(e.code(), "InvalidDocumentContent");
             assert!(e.to_string().contains("Step \"stepOne\""), "{e}");

@@ -124,10 +124,18 @@ fn steps_are_checked() {
             .contains("has no inputs")
     );
     let e = content_err(doc(
-        json!([shell("one"), {"action": "aws:runPowerShellScript", "name": "two", "inputs": {"runCommand": ["dir"]}}]),
+        json!([shell("one"), {"action": "aws:downloadContent", "name": "two", "inputs": {"sourceType": "S3"}}]),
     ));
     assert!(
-        e.contains("Step \"two\" uses aws:runPowerShellScript, which Steward does not run yet"),
+        e.contains("Step \"two\" uses aws:downloadContent, which Steward does not run yet"),
+        "{e}"
+    );
+    // A PowerShell step is read (and checked) as SSM reads it.
+    let e = content_err(doc(
+        json!([shell("one"), {"action": "aws:runPowerShellScript", "name": "two", "inputs": {"commands": ["dir"]}}]),
+    ));
+    assert!(
+        e.contains("Step \"two\": a script step has no input \"commands\""),
         "{e}"
     );
     for a in [
@@ -163,7 +171,7 @@ fn schema_sections_do_not_mix() {
         content_err(json!({"schemaVersion": "1.2", "runtimeConfig": {"aws:runShellScript": {}}}))
             .contains("needs properties")
     );
-    assert!(content_err(json!({"schemaVersion": "1.2", "runtimeConfig": {"aws:runPowerShellScript": {"properties": [{"runCommand": "a"}]}}})).contains("does not run yet"));
+    assert!(content_err(json!({"schemaVersion": "1.2", "runtimeConfig": {"aws:softwareInventory": {"properties": [{"runCommand": "a"}]}}})).contains("does not run yet"));
     let pre = json!({"action": "aws:runShellScript", "name": "a", "precondition": {"StringEquals": ["platformType", "Linux"]}, "inputs": {"runCommand": "ls"}});
     assert!(
         content_err(json!({"schemaVersion": "2.0", "mainSteps": [pre]}))

@@ -78,11 +78,31 @@ pub async fn send_document_command(
     .await?;
     check_hash(&doc.name, &doc.hash, body)?;
     let params = doc.document.validate_parameters(&req.parameters)?;
+    let platforms = doc.document.platform_types();
+    if !platforms.iter().any(|p| NODE_PLATFORMS.contains(p)) {
+        return Err(SsmError::UnsupportedPlatformType(format!(
+            "Document {} runs on {} only, and Steward nodes run Linux or macOS: send a document with {} steps.",
+            doc.name,
+            platforms.join(", "),
+            crate::documents::plugins::RUN_SHELL_SCRIPT
+        )));
+    }
     // Every Steward node is Linux today: preconditions are decided here,
     // once, and a skipped step is not sent.
     // `aws:runDocument` steps are expanded here, so a missing or bad nested
     // document dispatches nothing.
     let expanded = expand(documents, &doc.name, &doc.document, &params, NODE_PLATFORM).await?;
+    // A step that would fail on every node (a schema 1.2 Windows plugin)
+    // refuses the command instead of failing it node by node.
+    if let Some(output) = expanded.steps.iter().find_map(|s| match &s.outcome {
+        crate::documents::StepOutcome::Failed { output } => Some(output),
+        _ => None,
+    }) {
+        return Err(SsmError::UnsupportedPlatformType(format!(
+            "Document {} cannot run on a {NODE_PLATFORM} node: {output}",
+            doc.name
+        )));
+    }
     let steps: Vec<_> = expanded
         .steps
         .iter()
@@ -90,7 +110,7 @@ pub async fn send_document_command(
         .collect();
     if steps.is_empty() {
         return Err(SsmError::InvalidParameters(format!(
-            "No step of document {} runs on a {NODE_PLATFORM} node with these parameters: every step is skipped by its precondition.",
+            "No step of document {} runs on a {NODE_PLATFORM} node with these parameters: every step is skipped by its precondition or fails there.",
             doc.name
         )));
     }
@@ -167,6 +187,8 @@ pub async fn send_document_command(
 
 /// The platform every Steward node runs today.
 pub const NODE_PLATFORM: &str = "Linux";
+/// The platforms a Steward agent runs on (SSM's `PlatformType` names).
+pub const NODE_PLATFORMS: [&str; 2] = ["Linux", "MacOS"];
 
 /// SendCommand's `DocumentHash` (and `DocumentHashType`), when given, must be
 /// the hash of the version that would run.

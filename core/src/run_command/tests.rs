@@ -1052,3 +1052,77 @@ async fn cancel_closes_the_targets_never_sent() {
     );
     assert_eq!(w.sent_to().len(), 2);
 }
+
+/// A document store holding `docs` (name, YAML content), created through
+/// CreateDocument as a user would.
+async fn document_store(docs: &[(&str, &str)]) -> crate::documents::store::MemoryDocumentStore {
+    let store = crate::documents::store::MemoryDocumentStore::new();
+    let caller = admin();
+    let scope = crate::parameters::name::ArnScope {
+        region: "us-east-1".into(),
+        account: "123456789012".into(),
+    };
+    let ctx = crate::documents::operations::DocumentContext {
+        store: &store,
+        caller: &caller,
+        scope: &scope,
+        now: 1000.0,
+    };
+    for (name, content) in docs {
+        crate::documents::operations::handle(
+            &ctx,
+            "CreateDocument",
+            &json!({"Name": name, "Content": content, "DocumentFormat": "YAML"}),
+        )
+        .await
+        .unwrap()
+        .unwrap();
+    }
+    store
+}
+
+#[tokio::test]
+async fn windows_only_documents_are_unsupported_on_steward_nodes() {
+    let w = World::new(&[(1, &[])]);
+    let docs = document_store(&[
+        (
+            "WindowsOnly",
+            "schemaVersion: '2.2'\nmainSteps:\n- action: aws:runPowerShellScript\n  name: win\n  inputs:\n    runCommand:\n    - Get-Date\n",
+        ),
+        (
+            "OldMixed",
+            "schemaVersion: '1.2'\nruntimeConfig:\n  aws:runShellScript:\n    properties:\n    - runCommand:\n      - date\n  aws:runPowerShellScript:\n    properties:\n    - runCommand:\n      - Get-Date\n",
+        ),
+        (
+            "CrossPlatform",
+            "schemaVersion: '2.2'\nmainSteps:\n- action: aws:runPowerShellScript\n  name: win\n  precondition:\n    StringEquals: [platformType, Windows]\n  inputs:\n    runCommand:\n    - Get-Date\n- action: aws:runShellScript\n  name: lin\n  inputs:\n    runCommand:\n    - date\n",
+        ),
+    ])
+    .await;
+    let send = |name: &str| json!({"DocumentName": name, "InstanceIds": [node(1)]});
+    for (name, says) in [
+        ("WindowsOnly", "runs on Windows only"),
+        (
+            "OldMixed",
+            "aws:runPowerShellScript is not supported in current platform",
+        ),
+    ] {
+        let err = operations::send_document_command(&w.rc(), &docs, &admin(), &send(name), 1000.0)
+            .await
+            .unwrap_err();
+        assert_eq!(err.code(), "UnsupportedPlatformType", "{name}");
+        assert!(err.to_string().contains(says), "{name}: {err}");
+        assert!(w.store.commands.lock().unwrap().is_empty());
+        assert!(w.work.items.lock().unwrap().is_empty());
+    }
+    // A cross-platform document runs its Linux step; the Windows one is
+    // not sent.
+    let out =
+        operations::send_document_command(&w.rc(), &docs, &admin(), &send("CrossPlatform"), 1000.0)
+            .await
+            .unwrap();
+    let cid = out["Command"]["CommandId"].as_str().unwrap().to_string();
+    let steps = &w.command(&cid).steps;
+    assert_eq!(steps.len(), 1);
+    assert_eq!(steps[0].name, "lin");
+}
