@@ -1,8 +1,12 @@
 //! Documents every Steward account has, owned by "Amazon" as SSM's platform
 //! documents are, so `Owner=Amazon` lists them. Only documents whose steps
 //! Steward really runs are shipped: `AWS-RunShellScript` with SSM's own
-//! content (byte for byte, so its Hash is SSM's), and a Steward example,
-//! `Steward-CheckDiskSpace`, whose description says it is Steward's.
+//! content (byte for byte, so its Hash is SSM's), and Steward's own, named
+//! `Steward-*`, whose descriptions say they are Steward's: CheckDiskSpace,
+//! GatherNodeFacts, TailFile and ManageService. Every parameter a Steward
+//! document puts into a script is bounded by allowedValues or an
+//! allowedPattern that admits no shell quoting characters, since values are
+//! placed in the script as text.
 
 use super::Document;
 use super::format::{DocumentFormat, content_hash};
@@ -54,7 +58,34 @@ pub const STEWARD_CHECK_DISK_SPACE: BuiltinDocument = BuiltinDocument {
     schema_version: "2.2",
 };
 
-pub const ALL: [BuiltinDocument; 2] = [AWS_RUN_SHELL_SCRIPT, STEWARD_CHECK_DISK_SPACE];
+pub const STEWARD_GATHER_NODE_FACTS: BuiltinDocument = BuiltinDocument {
+    name: "Steward-GatherNodeFacts",
+    format: DocumentFormat::Yaml,
+    content: include_str!("builtin/Steward-GatherNodeFacts.yaml"),
+    schema_version: "2.2",
+};
+
+pub const STEWARD_TAIL_FILE: BuiltinDocument = BuiltinDocument {
+    name: "Steward-TailFile",
+    format: DocumentFormat::Yaml,
+    content: include_str!("builtin/Steward-TailFile.yaml"),
+    schema_version: "2.2",
+};
+
+pub const STEWARD_MANAGE_SERVICE: BuiltinDocument = BuiltinDocument {
+    name: "Steward-ManageService",
+    format: DocumentFormat::Yaml,
+    content: include_str!("builtin/Steward-ManageService.yaml"),
+    schema_version: "2.2",
+};
+
+pub const ALL: [BuiltinDocument; 5] = [
+    AWS_RUN_SHELL_SCRIPT,
+    STEWARD_CHECK_DISK_SPACE,
+    STEWARD_GATHER_NODE_FACTS,
+    STEWARD_TAIL_FILE,
+    STEWARD_MANAGE_SERVICE,
+];
 
 /// The built-in document `name` names, by name or by SSM's ARN form for
 /// Amazon's documents (`arn:aws:ssm:<region>::document/AWS-RunShellScript`).
@@ -243,5 +274,103 @@ mod tests {
                 .unwrap_err();
             assert_eq!(e.code(), "InvalidParameters", "{bad:?}");
         }
+    }
+
+    /// Values that would break out of a double-quoted shell word, as a
+    /// name and as an absolute path.
+    const SHELL_QUOTING: [&str; 10] = [
+        "a\"b", "a$b", "a`b", "a\\b", "a b", "/a\"b", "/a$b", "/a`b", "/a\\b", "/a b",
+    ];
+
+    #[test]
+    fn steward_documents_say_they_are_stewards() {
+        for b in ALL.iter().filter(|b| b.name.starts_with("Steward-")) {
+            let d = b.document().unwrap();
+            assert!(
+                d.description
+                    .starts_with("Steward built-in document (not an AWS document)"),
+                "{}",
+                b.name
+            );
+            // Every declared parameter is bounded (see the module comment).
+            for p in &d.parameters {
+                for bad in SHELL_QUOTING {
+                    let e = d
+                        .validate_parameters(&given(&[(p.name.as_str(), &[bad])]))
+                        .unwrap_err();
+                    assert_eq!(e.code(), "InvalidParameters", "{} {} {bad}", b.name, p.name);
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn gather_node_facts_runs_three_steps_anywhere() {
+        let d = STEWARD_GATHER_NODE_FACTS.document().unwrap();
+        assert!(d.parameters.is_empty());
+        let p = d.validate_parameters(&given(&[])).unwrap();
+        for platform in ["Linux", "MacOS"] {
+            let names: Vec<_> = d
+                .steps_for(&p, platform)
+                .unwrap()
+                .iter()
+                .map(|s| s.plugin_step().unwrap().name)
+                .collect();
+            assert_eq!(names, ["system", "network", "storage"], "{platform}");
+        }
+    }
+
+    #[test]
+    fn tail_file_needs_a_path_and_bounds_lines() {
+        let d = STEWARD_TAIL_FILE.document().unwrap();
+        let e = d.validate_parameters(&given(&[])).unwrap_err();
+        assert_eq!(e.code(), "InvalidParameters");
+        let p = d
+            .validate_parameters(&given(&[("path", &["/var/log/syslog"])]))
+            .unwrap();
+        let s = d.steps_for(&p, "Linux").unwrap()[0].plugin_step().unwrap();
+        assert_eq!(s.run_command[4], "tail -n 100 -- \"/var/log/syslog\"");
+        for (k, v) in [("lines", "0"), ("lines", "10001"), ("path", "var/log")] {
+            let mut g = given(&[("path", &["/x"])]);
+            g.insert(k.into(), vec![v.into()]);
+            assert_eq!(
+                d.validate_parameters(&g).unwrap_err().code(),
+                "InvalidParameters",
+                "{k}={v}"
+            );
+        }
+        let p = d
+            .validate_parameters(&given(&[("path", &["/x"]), ("lines", &["10000"])]))
+            .unwrap();
+        let s = d.steps_for(&p, "Linux").unwrap()[0].plugin_step().unwrap();
+        assert_eq!(s.run_command[4], "tail -n 10000 -- \"/x\"");
+    }
+
+    #[test]
+    fn manage_service_takes_ssm_style_values() {
+        let d = STEWARD_MANAGE_SERVICE.document().unwrap();
+        let p = d
+            .validate_parameters(&given(&[("serviceName", &["nginx.service"])]))
+            .unwrap();
+        assert_eq!(p.get("action"), Some(&ParamValue::String("status".into())));
+        let s = d.steps_for(&p, "Linux").unwrap()[0].plugin_step().unwrap();
+        assert_eq!(s.timeout_seconds, 300);
+        assert!(
+            s.run_command
+                .contains(&"  systemctl --no-pager status \"nginx.service\"".to_string())
+        );
+        let e = d
+            .validate_parameters(&given(&[("serviceName", &["x"]), ("action", &["mask"])]))
+            .unwrap_err();
+        assert!(e.to_string().contains("not an allowed value"), "{e}");
+        let e = d
+            .validate_parameters(&given(&[("serviceName", &["-x"])]))
+            .unwrap_err();
+        assert_eq!(e.code(), "InvalidParameters");
+        // Linux only: skipped on macOS as its precondition says.
+        assert!(matches!(
+            &d.steps_for(&p, "MacOS").unwrap()[0].outcome,
+            StepOutcome::Skipped { .. }
+        ));
     }
 }

@@ -122,6 +122,15 @@ pub async fn send_document_command(
         scope: rc.scope,
     };
     validate_references(&check, &req.parameters).await?;
+    // A default may be a reference too (SSM's own example): checked the same.
+    let defaults: crate::documents::GivenParameters = doc
+        .document
+        .parameters
+        .iter()
+        .filter(|p| !req.parameters.contains_key(&p.name))
+        .filter_map(|p| Some((p.name.clone(), vec![p.default_value_text()?])))
+        .collect();
+    validate_references(&check, &defaults).await?;
     for nested in &expanded.nested_parameters {
         validate_references(&check, nested).await?;
     }

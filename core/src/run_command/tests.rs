@@ -1126,3 +1126,43 @@ async fn windows_only_documents_are_unsupported_on_steward_nodes() {
     assert_eq!(steps.len(), 1);
     assert_eq!(steps[0].name, "lin");
 }
+
+#[tokio::test]
+async fn a_default_that_is_a_reference_is_checked_at_send_command() {
+    use crate::parameters::{ParameterType, StoredValue};
+    let w = World::new(&[(1, &[])]);
+    let docs = document_store(&[(
+        "FromStore",
+        "schemaVersion: '2.2'\nparameters:\n  commands:\n    type: String\n    default: '{{ssm:/run/cmd}}'\nmainSteps:\n- action: aws:runShellScript\n  name: run\n  inputs:\n    runCommand:\n    - '{{commands}}'\n",
+    )])
+    .await;
+    let body = json!({"DocumentName": "FromStore", "InstanceIds": [node(1)]});
+    let err = operations::send_document_command(&w.rc(), &docs, &admin(), &body, 1000.0)
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), "InvalidParameters");
+    assert!(err.to_string().contains("/run/cmd"), "{err}");
+    assert!(w.store.commands.lock().unwrap().is_empty());
+
+    put_parameter(
+        &w,
+        "/run/cmd",
+        ParameterType::String,
+        StoredValue::Plain("echo stored".into()),
+    )
+    .await;
+    operations::send_document_command(&w.rc(), &docs, &admin(), &body, 1000.0)
+        .await
+        .unwrap();
+    w.drain(1000.0).await;
+    let sent = w.mailbox.sent.lock().unwrap().clone();
+    let p = w
+        .signer
+        .verifier()
+        .open(&sent[0].1, &node(1), 1001.0)
+        .unwrap();
+    match p.message {
+        Downlink::RunCommand(r) => assert_eq!(r.steps[0].run_command, vec!["echo stored"]),
+        other => panic!("unexpected {other:?}"),
+    }
+}
