@@ -155,10 +155,12 @@ def test_bad_documents_and_parameters_are_refused(fleet):
             "InvalidDocumentContent"
         )
         assert error_code(lambda: ssm.describe_document(Name=name)) == "InvalidDocument"
-    windows = {"schemaVersion": "2.2", "description": "d",
-               "mainSteps": [{"action": "aws:runPowerShellScript", "name": "w", "inputs": {"runCommand": ["dir"]}}]}
-    cli = aws("ssm", "create-document", "--name", unique("Bad"), "--content", json.dumps(windows), check=False)
-    assert "InvalidDocumentContent" in cli.stderr
+    # A plugin Steward does not run yet is refused, not ignored.
+    download = {"schemaVersion": "2.2", "description": "d",
+                "mainSteps": [{"action": "aws:downloadContent", "name": "get",
+                               "inputs": {"sourceType": "S3", "sourceInfo": "{}"}}]}
+    cli = aws("ssm", "create-document", "--name", unique("Bad"), "--content", json.dumps(download), check=False)
+    assert "InvalidDocumentContent" in cli.stderr and "aws:downloadContent" in cli.stderr
 
     name = unique("Params")
     ssm.create_document(Name=name, Content=V1, DocumentFormat="YAML")
