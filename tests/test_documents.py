@@ -185,7 +185,9 @@ def test_bad_documents_and_parameters_are_refused(fleet):
 def test_list_documents_by_owner(fleet):
     ssm = fleet.ssm
     name = unique("Listed")
-    ssm.create_document(Name=name, Content=V2, DocumentFormat="YAML", Tags=[{"Key": "team", "Value": "docs"}])
+    ssm.create_document(
+        Name=name, Content=V2, DocumentFormat="YAML", Tags=[{"Key": "team", "Value": "docs"}], DisplayName="Listed: v2"
+    )
 
     def names(filters):
         pages = ssm.get_paginator("list_documents").paginate(Filters=filters)
@@ -197,6 +199,8 @@ def test_list_documents_by_owner(fleet):
     mine = names([{"Key": "Owner", "Values": ["Self"]}])
     assert name in mine and "AWS-RunShellScript" not in mine
     assert mine[name]["Tags"] == [{"Key": "team", "Value": "docs"}]
+    assert mine[name]["DisplayName"] == "Listed: v2"
+    assert ssm.describe_document(Name=name)["Document"]["DisplayName"] == "Listed: v2"
     cli = aws("ssm", "list-documents", "--filters", f"Key=Name,Values={name}")["DocumentIdentifiers"]
     assert [d["Name"] for d in cli] == [name]
 

@@ -78,6 +78,9 @@ fn head_to_item(h: &DocumentHead) -> Item {
     if let Some(t) = &h.target_type {
         item.insert("TargetType".into(), s(t));
     }
+    if let Some(n) = &h.display_name {
+        item.insert("DisplayName".into(), s(n));
+    }
     item.insert("Revision".into(), n(h.revision));
     item
 }
@@ -122,6 +125,7 @@ fn head_from_item(item: &Item) -> Result<DocumentHead, SsmError> {
         },
         tags: get_tags(item, "Tags"),
         target_type: get_str(item, "TargetType"),
+        display_name: get_str(item, "DisplayName"),
         revision: num("Revision")?,
         name,
     })

@@ -39,6 +39,7 @@ fn head(name: &str, latest: u64, revision: u64) -> DocumentHead {
         },
         tags: BTreeMap::from([("team".to_string(), "ops".to_string())]),
         target_type: Some("/".into()),
+        display_name: Some("Shown name".into()),
         revision,
     }
 }

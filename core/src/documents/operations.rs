@@ -156,6 +156,21 @@ fn check_target_type(t: &str) -> Result<(), SsmError> {
     Ok(())
 }
 
+/// SSM's DisplayName: up to 1024 of word characters, `. - : /` and spaces.
+fn check_display_name(n: &str) -> Result<(), SsmError> {
+    let ok = n.chars().count() <= 1024
+        && n.chars()
+            .all(|c| c.is_alphanumeric() || matches!(c, '_' | '.' | '-' | ':' | '/' | ' '));
+    if !ok {
+        return Err(validation(
+            n,
+            "displayName",
+            "Member must satisfy regular expression pattern: ^[\\w\\.\\-\\:\\/ ]*$ and have length less than or equal to 1024",
+        ));
+    }
+    Ok(())
+}
+
 /// `DocumentVersion` in a request: `$LATEST`, `$DEFAULT` or a number.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum VersionRef {
@@ -243,6 +258,7 @@ struct Shown {
     default: u64,
     tags: TagSet,
     target_type: Option<String>,
+    display_name: Option<String>,
 }
 
 impl Shown {
@@ -260,6 +276,7 @@ impl Shown {
             default: 1,
             tags: TagSet::new(),
             target_type: None,
+            display_name: None,
         }
     }
 
@@ -277,6 +294,7 @@ impl Shown {
             default: head.default_version,
             tags: head.tags.clone(),
             target_type: head.target_type.clone(),
+            display_name: head.display_name.clone(),
         }
     }
 
@@ -325,6 +343,9 @@ impl Shown {
         }
         if let Some(t) = &self.target_type {
             out["TargetType"] = json!(t);
+        }
+        if let Some(n) = &self.display_name {
+            out["DisplayName"] = json!(n);
         }
         Ok(out)
     }
@@ -443,7 +464,9 @@ async fn create_document(ctx: &DocumentContext<'_>, body: &Value) -> Result<Valu
         .authorize("ssm:CreateDocument", &document_arn(ctx.scope, &name))?;
     check_document_type(i.document_type.as_deref())?;
     refuse_unsupported(&i.requires, &i.attachments)?;
-    let _ = i.display_name;
+    if let Some(n) = &i.display_name {
+        check_display_name(n)?;
+    }
     if let Some(vn) = &i.version_name {
         check_version_name(vn)?;
     }
@@ -479,6 +502,7 @@ async fn create_document(ctx: &DocumentContext<'_>, body: &Value) -> Result<Valu
         default_summary: summary(&doc, i.version_name, format),
         tags,
         target_type: i.target_type,
+        display_name: i.display_name,
         revision: 1,
     };
     if !ctx.store.put_version(&head, None, &version).await? {
@@ -521,7 +545,9 @@ async fn update_document(ctx: &DocumentContext<'_>, body: &Value) -> Result<Valu
         return Err(read_only(&name));
     }
     refuse_unsupported(&None, &i.attachments)?;
-    let _ = i.display_name;
+    if let Some(n) = &i.display_name {
+        check_display_name(n)?;
+    }
     let wanted = i
         .document_version
         .as_deref()
@@ -592,6 +618,9 @@ async fn update_document(ctx: &DocumentContext<'_>, body: &Value) -> Result<Valu
         }
         if i.target_type.is_some() {
             next.target_type = i.target_type.clone();
+        }
+        if i.display_name.is_some() {
+            next.display_name = i.display_name.clone();
         }
         next.revision += 1;
         if ctx
@@ -722,6 +751,7 @@ struct Listed {
     summary: VersionSummary,
     tags: TagSet,
     target_type: Option<String>,
+    display_name: Option<String>,
     created_date: f64,
 }
 
@@ -736,6 +766,7 @@ impl Listed {
             summary: summary(&d, None, b.format),
             tags: TagSet::new(),
             target_type: None,
+            display_name: None,
             created_date: BUILTIN_CREATED,
         })
     }
@@ -749,6 +780,7 @@ impl Listed {
             summary: h.default_summary,
             tags: h.tags,
             target_type: h.target_type,
+            display_name: h.display_name,
             created_date: h.created_date,
         }
     }
@@ -770,6 +802,9 @@ impl Listed {
         }
         if let Some(t) = &self.target_type {
             v["TargetType"] = json!(t);
+        }
+        if let Some(n) = &self.display_name {
+            v["DisplayName"] = json!(n);
         }
         v
     }

@@ -504,3 +504,56 @@ async fn load_for_run_resolves_versions() {
         "InvalidDocument"
     );
 }
+
+#[tokio::test]
+async fn display_name_is_kept_listed_and_updated() {
+    let f = Fixture::new();
+    assert_eq!(
+        f.code(
+            "CreateDocument",
+            json!({"Name": "Shown", "Content": V1, "DocumentFormat": "YAML", "DisplayName": "bad;name"})
+        )
+        .await,
+        "ValidationException"
+    );
+    assert_eq!(
+        f.code("DescribeDocument", json!({"Name": "Shown"})).await,
+        "InvalidDocument"
+    );
+    let d = f
+        .call(
+            "CreateDocument",
+            json!({"Name": "Shown", "Content": V1, "DocumentFormat": "YAML", "DisplayName": "Restart web: tier 1"}),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        d["DocumentDescription"]["DisplayName"],
+        "Restart web: tier 1"
+    );
+    let listed = f
+        .call(
+            "ListDocuments",
+            json!({"Filters": [{"Key": "Name", "Values": ["Shown"]}]}),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        listed["DocumentIdentifiers"][0]["DisplayName"],
+        "Restart web: tier 1"
+    );
+    f.call(
+        "UpdateDocument",
+        json!({"Name": "Shown", "Content": V2, "DocumentFormat": "YAML", "DocumentVersion": "$LATEST", "DisplayName": "Restart web"}),
+    )
+    .await
+    .unwrap();
+    let d = f
+        .call(
+            "DescribeDocument",
+            json!({"Name": "Shown", "DocumentVersion": "1"}),
+        )
+        .await
+        .unwrap();
+    assert_eq!(d["Document"]["DisplayName"], "Restart web");
+}

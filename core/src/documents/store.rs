@@ -47,6 +47,9 @@ pub struct DocumentHead {
     pub default_summary: VersionSummary,
     pub tags: TagSet,
     pub target_type: Option<String>,
+    /// DescribeDocument's and ListDocuments' `DisplayName`, set by Create
+    /// or UpdateDocument.
+    pub display_name: Option<String>,
     /// Bumped by every write; every write is conditional on it.
     pub revision: u64,
 }
