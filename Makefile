@@ -27,5 +27,5 @@ lint:
 bench: ## Print the figures: binary sizes, agent memory, time to all-final for 3/20/100 agents.
 	@bash bench/run.sh
 
-bench-scale: ## Run Command at fleet scale: 500 release agents, one command at MaxConcurrency 100% and 10% (needs make up).
-	@cargo build --release -p steward-agent && STEWARD_BIN_DIR=$${CARGO_TARGET_DIR:-target}/release .local/venv/bin/python bench/scale_bench.py --agents 500 --max-concurrency 100% 10%
+bench-scale: ## Run Command at fleet scale: 500 release agents against a release control plane, one command at MaxConcurrency 100% and 10% (needs make up).
+	@bash bench/scale.sh

@@ -54,4 +54,5 @@ load_stack_env() {
   source "$LOCAL/stack.env"
 }
 
-BIN="${CARGO_TARGET_DIR:-$ROOT/target}/debug"
+# STEWARD_PROFILE=release runs the release binaries (the scale benchmark).
+BIN="${CARGO_TARGET_DIR:-$ROOT/target}/${STEWARD_PROFILE:-debug}"

@@ -1,0 +1,15 @@
+#!/usr/bin/env bash
+# The scale benchmark: release agents and a release control plane (the
+# debug one `make up` starts is swapped out for the run and back after), so
+# the figures are those of the code as it ships, not of debug builds.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+source infra/lib.sh
+load_stack_env
+cargo build --release -p steward-agent -p steward-local
+bash infra/control-plane.sh stop
+restore() { bash infra/control-plane.sh stop; bash infra/control-plane.sh start; }
+trap restore EXIT
+STEWARD_PROFILE=release bash infra/control-plane.sh start
+STEWARD_BIN_DIR="${CARGO_TARGET_DIR:-target}/release" .local/venv/bin/python bench/scale_bench.py \
+  --agents "${STEWARD_SCALE_AGENTS:-500}" --max-concurrency 100% 10%
