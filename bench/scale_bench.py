@@ -4,7 +4,10 @@ all of them, at each MaxConcurrency given.
 
 Prints, per run: time from SendCommand to the command final, p50/p99 of the
 invocation latency (command requested -> invocation finished), AWS requests
-per invocation by service, and the fleet's total RSS. Requests are counted at
+per invocation by service, the fleet's total RSS, and where the CPU went:
+CPU seconds used in the window by LocalStack, DynamoDB Local, the control
+plane and the agents (with the shells they ran), against what two cores
+give in that time, which shows which part is the bottleneck. Requests are counted at
 the local stack: LocalStack logs every request it serves (`AWS sqs.SendMessage
 => 200`), and DynamoDB requests are counted by the control plane's SDK clients
 (`/_steward/metrics`; agents never call DynamoDB). Idle traffic (every agent's
@@ -18,6 +21,7 @@ Asserts nothing about time.
 import argparse
 import json
 import math
+import os
 import statistics
 import sys
 import tempfile
@@ -69,6 +73,51 @@ def localstack_counts(offset):
     return counts
 
 
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+
+
+def proc_stat(pid):
+    """(session id, CPU seconds of the process and its reaped children)."""
+    try:
+        raw = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    # The command name may hold spaces: the fields after it start past ")".
+    fields = raw[raw.rindex(")") + 2:].split()
+    utime, stime, cutime, cstime = (int(x) for x in fields[11:15])
+    return int(fields[3]), (utime + stime + cutime + cstime) / CLK_TCK
+
+
+def session_of(name):
+    try:
+        return int((LOCAL / "run" / f"{name}.pid").read_text().strip())
+    except (OSError, ValueError):
+        return None
+
+
+def cpu_by_part(agent_pids):
+    """CPU seconds so far of each part of the system, by session: the local
+    stack's and control plane's are their pid files' sessions (each is
+    started in its own), every agent is in its own session too."""
+    parts = {"localstack": session_of("localstack"), "dynamodb-local": session_of("dynamodb"),
+             "control plane": session_of("steward-local")}
+    by_session = {sid: name for name, sid in parts.items() if sid}
+    agents = set(agent_pids)
+    out = Counter()
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        st = proc_stat(entry.name)
+        if st is None:
+            continue
+        sid, cpu = st
+        if sid in by_session:
+            out[by_session[sid]] += cpu
+        elif sid in agents:
+            out["agents"] += cpu
+    return out
+
+
 def log_size():
     return LOCALSTACK_LOG.stat().st_size
 
@@ -102,6 +151,8 @@ def percentile(sorted_values, p):
 
 def run(fleet, tag, n, concurrency, idle_rate):
     ssm = fleet.ssm
+    agent_pids = [a.proc.pid for a in fleet.agents.values() if a.proc]
+    cpu_before = cpu_by_part(agent_pids)
     m = mark()
     start = time.monotonic()
     cmd = ssm.send_command(
@@ -119,6 +170,7 @@ def run(fleet, tag, n, concurrency, idle_rate):
             break
         time.sleep(0.5)
     elapsed = time.monotonic() - start
+    cpu = cpu_by_part(agent_pids)
     traffic, window = traffic_since(m)
     requested = parse_time(c["RequestedDateTime"])
     latencies, statuses = [], Counter()
@@ -140,6 +192,12 @@ def run(fleet, tag, n, concurrency, idle_rate):
     )
     print("  AWS requests per invocation (idle traffic subtracted): " + ", ".join(f"{k} {v:.2f}" for k, v in per_inv.items()))
     print("  raw requests in the window: " + ", ".join(f"{k} {v}" for k, v in sorted(traffic.items())) + f" over {window:.1f} s")
+    used = {k: cpu[k] - cpu_before.get(k, 0.0) for k in ("localstack", "dynamodb-local", "control plane", "agents")}
+    cores = os.cpu_count() or 1
+    print(
+        f"  CPU seconds used in {elapsed:.1f} s ({cores} cores: {cores * elapsed:.0f} CPU s available): "
+        + ", ".join(f"{k} {v:.1f} ({v / (cores * elapsed):.0%})" for k, v in used.items())
+    )
 
 
 def main():
