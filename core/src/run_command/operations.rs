@@ -521,6 +521,23 @@ pub async fn cancel_command(rc: &RunCommand<'_>, body: &Value) -> Result<Value, 
     if c.is_final() {
         return Ok(json!({}));
     }
+    // A target rate control has not sent to yet has no invocation to
+    // cancel. Saying yes and sending it later would be a lie, so the request
+    // is refused and nothing changes; cancelling the whole command closes
+    // such targets (`dispatch::release`).
+    let mut unsent = Vec::new();
+    for id in &req.instance_ids {
+        if rc.store.get_invocation(&c.command_id, id).await?.is_none() {
+            unsent.push(id.as_str());
+        }
+    }
+    if !unsent.is_empty() {
+        return Err(SsmError::InvalidInstanceId(format!(
+            "Command {} has not been sent to [{}] yet: rate control is holding them back. Cancel the whole command (no InstanceIds) to stop them, or cancel them once they are sent.",
+            c.command_id,
+            unsent.join(", ")
+        )));
+    }
     if req.instance_ids.is_empty() && rc.store.request_cancel(&c.command_id).await? {
         settle(rc, &c.command_id).await?;
     }

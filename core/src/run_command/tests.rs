@@ -1053,6 +1053,45 @@ async fn cancel_closes_the_targets_never_sent() {
     assert_eq!(w.sent_to().len(), 2);
 }
 
+#[tokio::test]
+async fn cancelling_a_target_not_yet_sent_is_refused_and_changes_nothing() {
+    let w = World::new(&[(1, &[]), (2, &[]), (3, &[])]);
+    let ids: Vec<String> = (1..=3).map(node).collect();
+    let cid = w.send(rated(&ids, "1", "0")).await.unwrap()["Command"]["CommandId"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    w.drain(1000.0).await;
+    assert_eq!(
+        w.invocations_of(&cid, 3),
+        vec![Some(D::Pending), None, None]
+    );
+    let queued = w.work.items.lock().unwrap().len();
+    let err = operations::cancel_command(
+        &w.rc(),
+        &json!({"CommandId": cid, "InstanceIds": [node(1), node(3)]}),
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(err.code(), "InvalidInstanceId");
+    assert!(
+        err.to_string().contains(&node(3)) && !err.to_string().contains(&node(1)),
+        "{err}"
+    );
+    assert_eq!(w.work.items.lock().unwrap().len(), queued);
+    assert!(!w.command(&cid).cancel_requested);
+    // A target already sent is cancelled alone; the others still run.
+    operations::cancel_command(
+        &w.rc(),
+        &json!({"CommandId": cid, "InstanceIds": [node(1)]}),
+    )
+    .await
+    .unwrap();
+    w.drain(1001.0).await;
+    assert_eq!(w.invocations_of(&cid, 3)[0], Some(D::Cancelled));
+    assert_eq!(w.invocations_of(&cid, 3)[1], Some(D::Pending));
+}
+
 /// A document store holding `docs` (name, YAML content), created through
 /// CreateDocument as a user would.
 async fn document_store(docs: &[(&str, &str)]) -> crate::documents::store::MemoryDocumentStore {
