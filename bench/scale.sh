@@ -8,7 +8,12 @@ source infra/lib.sh
 load_stack_env
 cargo build --release -p steward-agent -p steward-local
 bash infra/control-plane.sh stop
-restore() { bash infra/control-plane.sh stop; bash infra/control-plane.sh start; }
+# The release control plane's log is kept for reading after the run.
+restore() {
+  bash infra/control-plane.sh stop
+  cp .local/logs/steward-local.log .local/logs/steward-local-scale.log || true
+  bash infra/control-plane.sh start
+}
 trap restore EXIT
 STEWARD_PROFILE=release bash infra/control-plane.sh start
 STEWARD_BIN_DIR="${CARGO_TARGET_DIR:-target}/release" .local/venv/bin/python bench/scale_bench.py \

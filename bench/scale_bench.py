@@ -173,14 +173,20 @@ def run(fleet, tag, n, concurrency, idle_rate):
     cpu = cpu_by_part(agent_pids)
     traffic, window = traffic_since(m)
     requested = parse_time(c["RequestedDateTime"])
-    latencies, statuses = [], Counter()
+    latencies, starts, statuses = [], [], Counter()
     for page in ssm.get_paginator("list_command_invocations").paginate(CommandId=cid, Details=True):
         for inv in page["CommandInvocations"]:
             statuses[inv["Status"]] += 1
-            ends = [parse_time(p["ResponseFinishDateTime"]) for p in inv.get("CommandPlugins", []) if p.get("ResponseFinishDateTime")]
+            plugins = inv.get("CommandPlugins", [])
+            ends = [parse_time(p["ResponseFinishDateTime"]) for p in plugins if p.get("ResponseFinishDateTime")]
+            begun = [parse_time(p["ResponseStartDateTime"]) for p in plugins if p.get("ResponseStartDateTime")]
             if ends:
                 latencies.append(max(ends) - requested)
+            if begun:
+                starts.append(min(begun) - requested)
     latencies.sort()
+    starts.sort()
+
     per_inv = {
         svc: max(0.0, (count - idle_rate.get(svc, 0.0) * window)) / n for svc, count in sorted(traffic.items())
     }
@@ -190,6 +196,14 @@ def run(fleet, tag, n, concurrency, idle_rate):
         f"invocation latency p50 {statistics.median(latencies):.2f} s p99 {percentile(latencies, 0.99):.2f} s; "
         f"fleet RSS {rss / 1024:.0f} MiB"
     )
+    # Where the time went: the node's clock says when the step started and
+    # ended; the command's final status comes once every result is applied.
+    if starts:
+        print(
+            f"  timeline from SendCommand: first node started at {starts[0]:.1f} s, half by {statistics.median(starts):.1f} s, "
+            f"last at {starts[-1]:.1f} s; last step finished at {latencies[-1]:.1f} s; command final at {elapsed:.1f} s "
+            f"(polled every 0.5 s)"
+        )
     print("  AWS requests per invocation (idle traffic subtracted): " + ", ".join(f"{k} {v:.2f}" for k, v in per_inv.items()))
     print("  raw requests in the window: " + ", ".join(f"{k} {v}" for k, v in sorted(traffic.items())) + f" over {window:.1f} s")
     used = {k: cpu[k] - cpu_before.get(k, 0.0) for k in ("localstack", "dynamodb-local", "control plane", "agents")}
