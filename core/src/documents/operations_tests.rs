@@ -383,6 +383,9 @@ async fn list_filters_and_pages() {
             "Alpha",
             "Beta",
             "Steward-CheckDiskSpace",
+            "Steward-GatherNodeFacts",
+            "Steward-ManageService",
+            "Steward-TailFile",
             "Zulu"
         ]
     );
@@ -395,7 +398,13 @@ async fn list_filters_and_pages() {
         .unwrap();
     assert_eq!(
         names(&amazon),
-        ["AWS-RunShellScript", "Steward-CheckDiskSpace"]
+        [
+            "AWS-RunShellScript",
+            "Steward-CheckDiskSpace",
+            "Steward-GatherNodeFacts",
+            "Steward-ManageService",
+            "Steward-TailFile"
+        ]
     );
     let mine = f
         .call(

@@ -25,6 +25,11 @@ pub const EXECUTION_MARGIN: f64 = 300.0;
 pub const MAX_DELAY_SECONDS: u32 = 900;
 /// Deliveries of one fan-out in flight at once.
 pub const FAN_OUT_CONCURRENCY: usize = 16;
+
+/// An existing Pending invocation younger than this is not resent (see
+/// `deliver`). Well under the work queue's visibility timeout (360 s), so a
+/// redelivered run after a crash always resends.
+pub const RESEND_AFTER_SECONDS: f64 = 60.0;
 /// SigV4 presigned URLs live at most a week.
 const MAX_PRESIGN_SECONDS: u64 = 604_800;
 
@@ -285,10 +290,22 @@ async fn deliver(
     let inv = if rc.store.put_invocation(&fresh).await? {
         fresh
     } else {
-        match rc.store.get_invocation(&c.command_id, node).await? {
+        let existing = match rc.store.get_invocation(&c.command_id, node).await? {
             Some(existing) => existing,
             None => return Err(SsmError::internal()),
+        };
+        // Put moments ago by another release run (reports start runs that
+        // overlap): that run is sending it, and resending would only make
+        // the agent refuse a repeat. A run that died before sending is
+        // redelivered after the work queue's visibility timeout, by when
+        // the invocation is older than this and is resent.
+        let created = existing.delivery_deadline - c.timeout_seconds as f64;
+        if existing.status_details == InvocationDetail::Pending
+            && now - created < RESEND_AFTER_SECONDS
+        {
+            return Ok(());
         }
+        existing
     };
     if inv.status_details != InvocationDetail::Pending {
         return Ok(());

@@ -268,7 +268,9 @@ async fn send_fan_out_and_reports_reach_success() {
 #[tokio::test]
 async fn redelivered_fan_out_creates_nothing_twice() {
     let w = World::new(&[(1, &[])]);
-    let cid = w.send(shell(&[node(1)])).await.unwrap()["Command"]["CommandId"]
+    let mut body = shell(&[node(1)]);
+    body["TimeoutSeconds"] = json!(600);
+    let cid = w.send(body).await.unwrap()["Command"]["CommandId"]
         .as_str()
         .unwrap()
         .to_string();
@@ -288,14 +290,28 @@ async fn redelivered_fan_out_creates_nothing_twice() {
         .unwrap()
         .tally
         .released = 0;
+    // Moments later it is taken for a run overlapping this one, which is
+    // sending it: not resent.
     dispatch::run(&w.rc(), &fan, 1001.0).await.unwrap();
+    assert_eq!(w.mailbox.sent.lock().unwrap().len(), 1);
+    // Redelivered after the visibility timeout, it is.
+    w.store
+        .commands
+        .lock()
+        .unwrap()
+        .get_mut(&cid)
+        .unwrap()
+        .tally
+        .released = 0;
+    let later = 1000.0 + dispatch::RESEND_AFTER_SECONDS;
+    dispatch::run(&w.rc(), &fan, later).await.unwrap();
     assert_eq!(w.store.invocations.lock().unwrap().len(), 1);
     // Resent while Pending, with the same msg_id: the agent drops the repeat.
     let sent = w.mailbox.sent.lock().unwrap().clone();
     let v = w.signer.verifier();
     let ids: Vec<String> = sent
         .iter()
-        .map(|(_, b)| v.open(b, &node(1), 1002.0).unwrap().msg_id)
+        .map(|(_, b)| v.open(b, &node(1), later).unwrap().msg_id)
         .collect();
     assert_eq!(ids.len(), 2);
     assert_eq!(ids[0], ids[1]);
@@ -311,7 +327,7 @@ async fn redelivered_fan_out_creates_nothing_twice() {
         .unwrap()
         .tally
         .released = 0;
-    dispatch::run(&w.rc(), &fan, 1003.0).await.unwrap();
+    dispatch::run(&w.rc(), &fan, later + 1.0).await.unwrap();
     assert_eq!(w.mailbox.sent.lock().unwrap().len(), 2);
 }
 
