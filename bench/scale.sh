@@ -2,6 +2,8 @@
 # The scale benchmark: release agents and a release control plane (the
 # debug one `make up` starts is swapped out for the run and back after), so
 # the figures are those of the code as it ships, not of debug builds.
+# STEWARD_LOCAL_CONCURRENCY sets how many batches each local queue poller
+# handles at once (default 2; Lambda scales out further).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source infra/lib.sh

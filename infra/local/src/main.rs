@@ -42,8 +42,8 @@ struct Args {
     /// Messages per batch handed to a handler (1-10), as an event source mapping's BatchSize.
     #[arg(long, default_value_t = MAX_BATCH_SIZE, value_parser = clap::value_parser!(i32).range(1..=10))]
     batch_size: i32,
-    /// Batches in flight at once per queue.
-    #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u16).range(1..=64))]
+    /// Batches in flight at once per queue (Lambda would scale out further).
+    #[arg(long, env = "STEWARD_LOCAL_CONCURRENCY", default_value_t = 2, value_parser = clap::value_parser!(u16).range(1..=64))]
     concurrency: u16,
     /// Largest request body the API accepts; larger ones get 413.
     #[arg(long, default_value_t = api::DEFAULT_MAX_BODY)]
