@@ -282,27 +282,13 @@ async fn redelivered_fan_out_creates_nothing_twice() {
     dispatch::run(&w.rc(), &fan, 1001.0).await.unwrap();
     assert_eq!(w.mailbox.sent.lock().unwrap().len(), 1);
     // A crash between the send and raising `released` repeats the send.
-    w.store
-        .commands
-        .lock()
-        .unwrap()
-        .get_mut(&cid)
-        .unwrap()
-        .tally
-        .released = 0;
+    w.forget_released(&cid);
     // Moments later it is taken for a run overlapping this one, which is
     // sending it: not resent.
     dispatch::run(&w.rc(), &fan, 1001.0).await.unwrap();
     assert_eq!(w.mailbox.sent.lock().unwrap().len(), 1);
     // Redelivered after the visibility timeout, it is.
-    w.store
-        .commands
-        .lock()
-        .unwrap()
-        .get_mut(&cid)
-        .unwrap()
-        .tally
-        .released = 0;
+    w.forget_released(&cid);
     let later = 1000.0 + dispatch::RESEND_AFTER_SECONDS;
     dispatch::run(&w.rc(), &fan, later).await.unwrap();
     assert_eq!(w.store.invocations.lock().unwrap().len(), 1);
@@ -319,14 +305,7 @@ async fn redelivered_fan_out_creates_nothing_twice() {
     ingest::apply_update(&w.rc(), &node(1), update(&cid, D::InProgress, -1, ""))
         .await
         .unwrap();
-    w.store
-        .commands
-        .lock()
-        .unwrap()
-        .get_mut(&cid)
-        .unwrap()
-        .tally
-        .released = 0;
+    w.forget_released(&cid);
     dispatch::run(&w.rc(), &fan, later + 1.0).await.unwrap();
     assert_eq!(w.mailbox.sent.lock().unwrap().len(), 2);
 }
@@ -861,6 +840,18 @@ fn rated(ids: &[String], max_concurrency: &str, max_errors: &str) -> Value {
 }
 
 impl World {
+    /// As if a release crashed after its sends, before raising `released`.
+    fn forget_released(&self, cid: &str) {
+        self.store
+            .commands
+            .lock()
+            .unwrap()
+            .get_mut(cid)
+            .unwrap()
+            .tally
+            .released = 0;
+    }
+
     /// The command's invocations by node number (absent: never released).
     fn invocations_of(&self, cid: &str, nodes: u8) -> Vec<Option<D>> {
         (1..=nodes)
