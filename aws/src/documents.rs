@@ -230,32 +230,22 @@ impl DocumentTable {
 #[async_trait::async_trait]
 impl DocumentStore for DocumentTable {
     async fn head(&self, name: &str) -> Result<Option<DocumentHead>, SsmError> {
-        let resp = self
-            .client
-            .get_item()
-            .table_name(&self.table)
-            .set_key(Some(key(name, HEAD)))
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(internal)?;
-        resp.item.as_ref().map(head_from_item).transpose()
+        crate::item::get_consistent(&self.client, &self.table, key(name, HEAD))
+            .await?
+            .as_ref()
+            .map(head_from_item)
+            .transpose()
     }
 
     async fn version(&self, name: &str, version: u64) -> Result<Option<StoredVersion>, SsmError> {
         if version == HEAD {
             return Ok(None);
         }
-        let resp = self
-            .client
-            .get_item()
-            .table_name(&self.table)
-            .set_key(Some(key(name, version)))
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(internal)?;
-        resp.item.as_ref().map(version_from_item).transpose()
+        crate::item::get_consistent(&self.client, &self.table, key(name, version))
+            .await?
+            .as_ref()
+            .map(version_from_item)
+            .transpose()
     }
 
     async fn versions(

@@ -113,3 +113,20 @@ pub async fn query_page(
     let next = resp.last_evaluated_key.filter(|k| !k.is_empty());
     Ok((resp.items.unwrap_or_default(), next))
 }
+
+/// A strongly consistent GetItem: the item, if there is one.
+pub async fn get_consistent(
+    client: &aws_sdk_dynamodb::Client,
+    table: &str,
+    key: Item,
+) -> Result<Option<Item>, steward_core::SsmError> {
+    let resp = client
+        .get_item()
+        .table_name(table)
+        .set_key(Some(key))
+        .consistent_read(true)
+        .send()
+        .await
+        .map_err(crate::internal)?;
+    Ok(resp.item)
+}

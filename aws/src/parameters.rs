@@ -350,16 +350,11 @@ impl ParameterTable {
 #[async_trait::async_trait]
 impl ParameterStore for ParameterTable {
     async fn get(&self, name: &str) -> Result<Option<Parameter>, SsmError> {
-        let resp = self
-            .client
-            .get_item()
-            .table_name(&self.table)
-            .set_key(Some(key(name, HEAD)))
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(internal)?;
-        resp.item.as_ref().map(head_from_item).transpose()
+        crate::item::get_consistent(&self.client, &self.table, key(name, HEAD))
+            .await?
+            .as_ref()
+            .map(head_from_item)
+            .transpose()
     }
 
     async fn get_many(&self, names: &[String]) -> Result<Vec<Parameter>, SsmError> {
@@ -414,16 +409,11 @@ impl ParameterStore for ParameterTable {
         if version == HEAD {
             return Ok(None);
         }
-        let resp = self
-            .client
-            .get_item()
-            .table_name(&self.table)
-            .set_key(Some(key(name, version)))
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(internal)?;
-        resp.item.as_ref().map(version_from_item).transpose()
+        crate::item::get_consistent(&self.client, &self.table, key(name, version))
+            .await?
+            .as_ref()
+            .map(version_from_item)
+            .transpose()
     }
 
     async fn versions(

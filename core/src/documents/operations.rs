@@ -127,18 +127,25 @@ fn read_only(name: &str) -> SsmError {
     ))
 }
 
+/// ValidationException naming `field` and SSM's constraint unless `ok`.
+fn conform(ok: bool, value: &str, field: &str, constraint: &str) -> Result<(), SsmError> {
+    if ok {
+        Ok(())
+    } else {
+        Err(validation(value, field, constraint))
+    }
+}
+
 fn check_version_name(v: &str) -> Result<(), SsmError> {
     let ok = (1..=128).contains(&v.len())
         && v.bytes()
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.'));
-    if !ok {
-        return Err(validation(
-            v,
-            "versionName",
-            "Member must satisfy regular expression pattern: ^[a-zA-Z0-9_\\-.]{1,128}$",
-        ));
-    }
-    Ok(())
+    conform(
+        ok,
+        v,
+        "versionName",
+        "Member must satisfy regular expression pattern: ^[a-zA-Z0-9_\\-.]{1,128}$",
+    )
 }
 
 fn check_target_type(t: &str) -> Result<(), SsmError> {
@@ -146,14 +153,12 @@ fn check_target_type(t: &str) -> Result<(), SsmError> {
         && t.starts_with('/')
         && t.bytes()
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-' | b':' | b'/'));
-    if !ok {
-        return Err(validation(
-            t,
-            "targetType",
-            "Member must satisfy regular expression pattern: ^\\/[\\w\\.\\-\\:\\/]*$",
-        ));
-    }
-    Ok(())
+    conform(
+        ok,
+        t,
+        "targetType",
+        "Member must satisfy regular expression pattern: ^\\/[\\w\\.\\-\\:\\/]*$",
+    )
 }
 
 /// SSM's DisplayName: up to 1024 of word characters, `. - : /` and spaces.
@@ -161,14 +166,12 @@ fn check_display_name(n: &str) -> Result<(), SsmError> {
     let ok = n.chars().count() <= 1024
         && n.chars()
             .all(|c| c.is_alphanumeric() || matches!(c, '_' | '.' | '-' | ':' | '/' | ' '));
-    if !ok {
-        return Err(validation(
-            n,
-            "displayName",
-            "Member must satisfy regular expression pattern: ^[\\w\\.\\-\\:\\/ ]*$ and have length less than or equal to 1024",
-        ));
-    }
-    Ok(())
+    conform(
+        ok,
+        n,
+        "displayName",
+        "Member must satisfy regular expression pattern: ^[\\w\\.\\-\\:\\/ ]*$ and have length less than or equal to 1024",
+    )
 }
 
 /// `DocumentVersion` in a request: `$LATEST`, `$DEFAULT` or a number.

@@ -767,16 +767,7 @@ async fn plain_references_are_resolved_in_the_message_only() {
     );
     let cid = answer["Command"]["CommandId"].as_str().unwrap().to_string();
     w.drain(1000.0).await;
-    let sent = w.mailbox.sent.lock().unwrap().clone();
-    let p = w
-        .signer
-        .verifier()
-        .open(&sent[0].1, &node(1), 1001.0)
-        .unwrap();
-    match p.message {
-        Downlink::RunCommand(r) => assert_eq!(r.steps[0].run_command, vec!["curl https://x"]),
-        other => panic!("unexpected {other:?}"),
-    }
+    assert_eq!(w.first_run_command(1), vec!["curl https://x"]);
     // The record keeps what was written.
     let c = w.command(&cid);
     assert_eq!(c.steps[0].run_command, vec!["curl {{ ssm:/app/url }}"]);
@@ -840,6 +831,25 @@ fn rated(ids: &[String], max_concurrency: &str, max_errors: &str) -> Value {
 }
 
 impl World {
+    /// The first step's lines of the first RunCommand sent to node `n`.
+    fn first_run_command(&self, n: u8) -> Vec<String> {
+        let sent = self.mailbox.sent.lock().unwrap().clone();
+        let (_, body) = sent
+            .iter()
+            .find(|(q, _)| q.trim_start_matches("q-") == node(n))
+            .expect("a message to the node");
+        match self
+            .signer
+            .verifier()
+            .open(body, &node(n), 1001.0)
+            .unwrap()
+            .message
+        {
+            Downlink::RunCommand(r) => r.steps[0].run_command.clone(),
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+
     /// As if a release crashed after its sends, before raising `released`.
     fn forget_released(&self, cid: &str) {
         self.store
@@ -1201,14 +1211,5 @@ async fn a_default_that_is_a_reference_is_checked_at_send_command() {
         .await
         .unwrap();
     w.drain(1000.0).await;
-    let sent = w.mailbox.sent.lock().unwrap().clone();
-    let p = w
-        .signer
-        .verifier()
-        .open(&sent[0].1, &node(1), 1001.0)
-        .unwrap();
-    match p.message {
-        Downlink::RunCommand(r) => assert_eq!(r.steps[0].run_command, vec!["echo stored"]),
-        other => panic!("unexpected {other:?}"),
-    }
+    assert_eq!(w.first_run_command(1), vec!["echo stored"]);
 }
