@@ -156,7 +156,7 @@ pub fn admin() -> steward_core::fleet::access::Caller {
         access_key_id: "AKSTTESTADMIN".into(),
         user_arn: "arn:aws:iam::000000000000:user/admin".into(),
         policy: steward_core::fleet::access::Policy::parse(
-            r#"{"Statement":[{"Effect":"Allow","Action":"*"}]}"#,
+            r#"{"Statement":[{"Effect":"Allow","Action":"*","Resource":"*"}]}"#,
         )
         .expect("the admin policy parses"),
     }

@@ -1,10 +1,17 @@
 //! Operator access keys and what their policies allow.
 //!
-//! A policy is IAM-shaped: `{"Statement":[{"Effect":"Allow"|"Deny",
-//! "Action":["ssm:SendCommand","ssm:Describe*","*"],
-//! "Resource":"arn:aws:ssm:*:*:parameter/app/dev/*"}]}`. A request is allowed
-//! when some Allow statement matches its action and resource and no Deny
-//! statement does. `Resource` defaults to `*`.
+//! A policy is IAM's identity-policy language, the part Steward evaluates:
+//! `{"Version":"2012-10-17","Statement":[{"Sid":"…","Effect":"Allow"|"Deny",
+//! "Action"|"NotAction":["ssm:SendCommand","ssm:Describe*","*"],
+//! "Resource"|"NotResource":"arn:aws:ssm:*:*:parameter/app/dev/*"}]}`.
+//! A request is allowed when some Allow statement matches its action and
+//! resource and no Deny statement does. Actions match case-insensitively,
+//! resources case-sensitively, as IAM matches them.
+//!
+//! Anything Steward does not evaluate (`Condition`, `Principal`, an unknown
+//! element or `Version`) makes the policy malformed: it is refused when it
+//! is written and allows nothing if it was stored anyway. A policy is never
+//! read wider than it is written.
 //!
 //! Checks happen twice: once per operation, before anything is read
 //! ([`Policy::allows_action`]: some Allow may match, no Deny covers every
@@ -16,21 +23,9 @@ use serde::Deserialize;
 
 use crate::error::SsmError;
 
-/// An access key as stored (`AccessKeysTable`); the secret stays encrypted.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct AccessKey {
-    pub access_key_id: String,
-    pub secret_ciphertext: String,
-    pub policy: String,
-    pub user_name: String,
-    pub status: String,
-}
-
-impl AccessKey {
-    pub fn is_active(&self) -> bool {
-        self.status == "Active"
-    }
-}
+/// Access keys belong to IAM users now (`crate::identity`); their policies
+/// are their user's inline policies.
+pub use crate::identity::AccessKey;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 pub enum Effect {
@@ -54,35 +49,68 @@ impl OneOrMany {
     }
 }
 
+/// A statement as written. Unknown elements (`Condition`, `Principal`, …)
+/// fail to parse: they would change the meaning and Steward does not
+/// evaluate them.
 #[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
 struct RawStatement {
+    #[serde(rename = "Sid")]
+    #[allow(dead_code)]
+    sid: Option<String>,
     #[serde(rename = "Effect")]
     effect: Effect,
     #[serde(rename = "Action")]
-    action: OneOrMany,
+    action: Option<OneOrMany>,
+    #[serde(rename = "NotAction")]
+    not_action: Option<OneOrMany>,
     #[serde(rename = "Resource")]
     resource: Option<OneOrMany>,
+    #[serde(rename = "NotResource")]
+    not_resource: Option<OneOrMany>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
 struct RawPolicy {
+    #[serde(rename = "Version")]
+    version: Option<String>,
+    #[serde(rename = "Id")]
+    #[allow(dead_code)]
+    id: Option<String>,
+    /// One statement or a list; read as a value first so that a
+    /// statement's own error (an unknown element) is what the author sees.
     #[serde(rename = "Statement")]
-    statement: StatementList,
+    statement: serde_json::Value,
 }
 
-#[derive(Debug, Clone, Deserialize)]
-#[serde(untagged)]
-enum StatementList {
-    One(RawStatement),
-    Many(Vec<RawStatement>),
+/// Patterns a statement applies to, or all but these (`NotAction`,
+/// `NotResource`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Patterns {
+    Any(Vec<String>),
+    AllBut(Vec<String>),
+}
+
+impl Patterns {
+    fn matches(&self, text: &str, case: Case) -> bool {
+        match self {
+            Patterns::Any(p) => p.iter().any(|p| glob_with(p, text, case)),
+            Patterns::AllBut(p) => !p.iter().any(|p| glob_with(p, text, case)),
+        }
+    }
+
+    /// Whether every possible resource matches (`"*"`).
+    fn covers_everything(&self) -> bool {
+        matches!(self, Patterns::Any(p) if p.iter().any(|p| p == "*"))
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Statement {
     pub effect: Effect,
-    pub actions: Vec<String>,
-    /// Resource ARN patterns; `["*"]` when the statement names none.
-    pub resources: Vec<String>,
+    pub actions: Patterns,
+    pub resources: Patterns,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -90,31 +118,101 @@ pub struct Policy {
     pub statements: Vec<Statement>,
 }
 
+/// Why a policy document is refused; the message is IAM's
+/// `MalformedPolicyDocument` text where IAM has one.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct MalformedPolicy(pub String);
+
+impl From<MalformedPolicy> for SsmError {
+    fn from(e: MalformedPolicy) -> Self {
+        SsmError::AccessDeniedException(format!(
+            "The access key's policy is not valid ({e}); ask an administrator to fix it."
+        ))
+    }
+}
+
+fn syntax_error(e: serde_json::Error) -> MalformedPolicy {
+    let e = e.to_string();
+    if e.contains("unknown field") {
+        MalformedPolicy(format!(
+            "Syntax errors in policy: {e}. Steward evaluates Version, Statement, Sid, Effect, Action, NotAction, Resource and NotResource; a Condition or Principal would be ignored, so it is refused."
+        ))
+    } else {
+        MalformedPolicy(format!("Syntax errors in policy: {e}."))
+    }
+}
+
+/// The policy language versions IAM knows.
+const VERSIONS: [&str; 2] = ["2012-10-17", "2008-10-17"];
+
+fn exactly_one(
+    what: &str,
+    not: &str,
+    plain: Option<OneOrMany>,
+    negated: Option<OneOrMany>,
+) -> Result<Patterns, MalformedPolicy> {
+    let list = |v: OneOrMany| {
+        let v = v.into_vec();
+        if v.is_empty() {
+            Err(MalformedPolicy(format!(
+                "Policy statement must contain {}.",
+                what.to_lowercase()
+            )))
+        } else {
+            Ok(v)
+        }
+    };
+    match (plain, negated) {
+        (Some(p), None) => Ok(Patterns::Any(list(p)?)),
+        (None, Some(n)) => Ok(Patterns::AllBut(list(n)?)),
+        (Some(_), Some(_)) => Err(MalformedPolicy(format!(
+            "Policy statement must contain either {what} or {not}, not both."
+        ))),
+        (None, None) => Err(MalformedPolicy(format!(
+            "Policy statement must contain {}.",
+            what.to_lowercase()
+        ))),
+    }
+}
+
 impl Policy {
-    /// Parses a stored policy. A policy that does not parse allows nothing.
-    pub fn parse(json: &str) -> Result<Self, SsmError> {
-        let raw: RawPolicy = serde_json::from_str(json).map_err(|e| {
-            SsmError::AccessDeniedException(format!(
-                "The access key's policy is not valid ({e}); ask an administrator to fix it."
-            ))
-        })?;
+    /// Parses a policy document. One that does not parse, or that holds an
+    /// element Steward does not evaluate, is refused.
+    pub fn parse(json: &str) -> Result<Self, MalformedPolicy> {
+        let raw: RawPolicy = serde_json::from_str(json).map_err(syntax_error)?;
+        if let Some(v) = &raw.version
+            && !VERSIONS.contains(&v.as_str())
+        {
+            return Err(MalformedPolicy(format!(
+                "The policy failed legacy parsing: Version {v} is not one of {}.",
+                VERSIONS.join(", ")
+            )));
+        }
         let list = match raw.statement {
-            StatementList::One(s) => vec![s],
-            StatementList::Many(v) => v,
+            serde_json::Value::Array(v) => v,
+            one => vec![one],
         };
-        Ok(Self {
-            statements: list
-                .into_iter()
-                .map(|s| Statement {
+        let statements = list
+            .into_iter()
+            .map(|s| {
+                let s: RawStatement = serde_json::from_value(s).map_err(syntax_error)?;
+                Ok(Statement {
                     effect: s.effect,
-                    actions: s.action.into_vec(),
-                    resources: s
-                        .resource
-                        .map(OneOrMany::into_vec)
-                        .unwrap_or_else(|| vec!["*".to_string()]),
+                    actions: exactly_one("Action", "NotAction", s.action, s.not_action)?,
+                    resources: exactly_one("Resource", "NotResource", s.resource, s.not_resource)?,
                 })
-                .collect(),
-        })
+            })
+            .collect::<Result<Vec<_>, MalformedPolicy>>()?;
+        Ok(Self { statements })
+    }
+
+    /// Several policies (a user's inline policies) evaluated as one: any
+    /// Allow of any, and a Deny of any wins.
+    pub fn union(policies: impl IntoIterator<Item = Policy>) -> Self {
+        Self {
+            statements: policies.into_iter().flat_map(|p| p.statements).collect(),
+        }
     }
 
     /// Whether `action` (e.g. `ssm:GetParameter`) on `resource` (an ARN) is
@@ -122,8 +220,8 @@ impl Policy {
     pub fn allows(&self, action: &str, resource: &str) -> bool {
         let matching = |e: Effect| {
             self.statements.iter().filter(|s| s.effect == e).any(|s| {
-                s.actions.iter().any(|p| glob(p, action))
-                    && s.resources.iter().any(|p| glob(p, resource))
+                s.actions.matches(action, Case::Insensitive)
+                    && s.resources.matches(resource, Case::Sensitive)
             })
         };
         !matching(Effect::Deny) && matching(Effect::Allow)
@@ -133,13 +231,13 @@ impl Policy {
     /// and no Deny names it for every resource (`*`). The per-resource check
     /// ([`Policy::allows`]) follows once the resources are known.
     pub fn allows_action(&self, action: &str) -> bool {
-        let names = |s: &&Statement| s.actions.iter().any(|p| glob(p, action));
+        let names = |s: &&Statement| s.actions.matches(action, Case::Insensitive);
         let denied = self
             .statements
             .iter()
             .filter(|s| s.effect == Effect::Deny)
             .filter(names)
-            .any(|s| s.resources.iter().any(|r| r == "*"));
+            .any(|s| s.resources.covers_everything());
         let allowed = self
             .statements
             .iter()
@@ -183,10 +281,31 @@ impl Authorizer for Caller {
     }
 }
 
+/// Whether letter case matters: IAM matches actions case-insensitively and
+/// resources (ARNs) exactly.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Case {
+    Sensitive,
+    Insensitive,
+}
+
 /// IAM action matching: case-insensitive, `*` any run, `?` one character.
 pub fn glob(pattern: &str, text: &str) -> bool {
-    let p: Vec<char> = pattern.to_lowercase().chars().collect();
-    let t: Vec<char> = text.to_lowercase().chars().collect();
+    glob_with(pattern, text, Case::Insensitive)
+}
+
+/// IAM wildcard matching (`*` any run, `?` one character). Written here
+/// because IAM's rules (no character classes, no escapes, no path
+/// separators treated specially) are not any glob crate's defaults.
+pub fn glob_with(pattern: &str, text: &str, case: Case) -> bool {
+    let fold = |s: &str| -> Vec<char> {
+        match case {
+            Case::Insensitive => s.to_lowercase().chars().collect(),
+            Case::Sensitive => s.chars().collect(),
+        }
+    };
+    let p = fold(pattern);
+    let t = fold(text);
     let (mut pi, mut ti) = (0usize, 0usize);
     let (mut star, mut mark) = (None::<usize>, 0usize);
     while ti < t.len() {
@@ -220,17 +339,21 @@ mod tests {
         let p = Policy::parse(
             r#"{"Version":"2012-10-17","Statement":[
                 {"Effect":"Allow","Action":["ssm:Describe*","ssm:SendCommand"],"Resource":"*"},
-                {"Effect":"Deny","Action":"ssm:DescribeActivations"}]}"#,
+                {"Effect":"Deny","Action":"ssm:DescribeActivations","Resource":"*"}]}"#,
         )
         .unwrap();
         assert!(p.allows_action("ssm:DescribeInstanceInformation"));
         assert!(p.allows_action("SSM:sendcommand"));
         assert!(!p.allows_action("ssm:DescribeActivations"));
         assert!(!p.allows_action("ssm:CreateActivation"));
-        let admin = Policy::parse(r#"{"Statement":[{"Effect":"Allow","Action":"*"}]}"#).unwrap();
+        let admin =
+            Policy::parse(r#"{"Statement":[{"Effect":"Allow","Action":"*","Resource":"*"}]}"#)
+                .unwrap();
         assert!(admin.allows_action("ssm:DeleteActivation"));
         assert!(admin.allows("kms:Decrypt", "arn:aws:kms:us-east-1:1:key/k"));
-        let ssm = Policy::parse(r#"{"Statement":{"Effect":"Allow","Action":"ssm:*"}}"#).unwrap();
+        let ssm =
+            Policy::parse(r#"{"Statement":{"Effect":"Allow","Action":"ssm:*","Resource":"*"}}"#)
+                .unwrap();
         assert!(ssm.allows_action("ssm:AddTagsToResource"));
         assert!(!ssm.allows_action("kms:Decrypt"));
         assert!(Policy::parse("not json").is_err());
@@ -252,12 +375,80 @@ mod tests {
         assert!(!p.allows_action("ssm:PutParameter"));
         // A Deny limited to some resources does not refuse the operation up front.
         let all_but =
-            Policy::parse(r#"{"Statement":[{"Effect":"Allow","Action":"*"},{"Effect":"Deny","Action":"ssm:PutParameter","Resource":"arn:aws:ssm:*:*:parameter/prod/*"}]}"#)
+            Policy::parse(r#"{"Statement":[{"Effect":"Allow","Action":"*","Resource":"*"},{"Effect":"Deny","Action":"ssm:PutParameter","Resource":"arn:aws:ssm:*:*:parameter/prod/*"}]}"#)
                 .unwrap();
         assert!(all_but.allows_action("ssm:PutParameter"));
         assert!(!all_but.allows("ssm:PutParameter", &arn("/prod/x")));
-        let none = Policy::parse(r#"{"Statement":[{"Effect":"Allow","Action":"*"},{"Effect":"Deny","Action":"ssm:Delete*"}]}"#).unwrap();
+        let none = Policy::parse(r#"{"Statement":[{"Effect":"Allow","Action":"*","Resource":"*"},{"Effect":"Deny","Action":"ssm:Delete*","Resource":"*"}]}"#).unwrap();
         assert!(!none.allows_action("ssm:DeleteParameter"));
+    }
+
+    #[test]
+    fn resources_match_with_their_case_actions_without() {
+        let p = Policy::parse(
+            r#"{"Statement":[{"Effect":"Allow","Action":"SSM:getparameter","Resource":"arn:aws:ssm:*:*:parameter/P/dev/*"}]}"#,
+        )
+        .unwrap();
+        let arn = |n: &str| format!("arn:aws:ssm:us-east-1:123456789012:parameter{n}");
+        assert!(p.allows("ssm:GetParameter", &arn("/P/dev/x")));
+        assert!(!p.allows("ssm:GetParameter", &arn("/P/DEV/x")));
+        assert!(!p.allows("ssm:GetParameter", &arn("/p/dev/x")));
+    }
+
+    #[test]
+    fn not_resource_and_not_action_are_evaluated_not_widened() {
+        let p = Policy::parse(
+            r#"{"Statement":[{"Effect":"Allow","Action":"ssm:GetParameter","NotResource":"arn:aws:ssm:*:*:parameter/prod/*"}]}"#,
+        )
+        .unwrap();
+        let arn = |n: &str| format!("arn:aws:ssm:us-east-1:123456789012:parameter{n}");
+        assert!(p.allows("ssm:GetParameter", &arn("/dev/x")));
+        assert!(!p.allows("ssm:GetParameter", &arn("/prod/x")));
+        assert!(!p.allows("ssm:PutParameter", &arn("/dev/x")));
+        // NotAction: everything but deleting.
+        let q = Policy::parse(
+            r#"{"Statement":[{"Effect":"Allow","NotAction":"ssm:Delete*","Resource":"*"}]}"#,
+        )
+        .unwrap();
+        assert!(q.allows_action("ssm:SendCommand"));
+        assert!(!q.allows_action("ssm:DeleteParameter"));
+        // A Deny with NotResource covers more than one resource but not
+        // every one: the operation goes on to the per-resource check.
+        let r = Policy::parse(
+            r#"{"Statement":[{"Effect":"Allow","Action":"*","Resource":"*"},{"Effect":"Deny","Action":"ssm:GetParameter","NotResource":"arn:aws:ssm:*:*:parameter/dev/*"}]}"#,
+        )
+        .unwrap();
+        assert!(r.allows_action("ssm:GetParameter"));
+        assert!(r.allows("ssm:GetParameter", &arn("/dev/x")));
+        assert!(!r.allows("ssm:GetParameter", &arn("/prod/x")));
+    }
+
+    #[test]
+    fn elements_steward_does_not_evaluate_are_refused() {
+        for doc in [
+            r#"{"Statement":[{"Effect":"Allow","Action":"*","Resource":"*","Condition":{"IpAddress":{"aws:SourceIp":"10.0.0.0/8"}}}]}"#,
+            r#"{"Statement":[{"Effect":"Allow","Action":"*","Resource":"*","Principal":"*"}]}"#,
+            r#"{"Statement":[{"Effect":"Allow","Action":"*"}]}"#,
+            r#"{"Statement":[{"Effect":"Allow","Resource":"*"}]}"#,
+            r#"{"Statement":[{"Effect":"Allow","Action":"*","Resource":"*","NotResource":"x"}]}"#,
+            r#"{"Statement":[{"Effect":"Allow","Action":[],"Resource":"*"}]}"#,
+            r#"{"Version":"2020-01-01","Statement":[{"Effect":"Allow","Action":"*","Resource":"*"}]}"#,
+            r#"{"Statement":[{"Effect":"Maybe","Action":"*","Resource":"*"}]}"#,
+            "not json",
+        ] {
+            assert!(Policy::parse(doc).is_err(), "{doc}");
+        }
+        let e = Policy::parse(
+            r#"{"Statement":[{"Effect":"Allow","Action":"*","Resource":"*","Condition":{}}]}"#,
+        )
+        .unwrap_err();
+        assert!(e.0.contains("Condition"), "{e}");
+        assert!(
+            Policy::parse(
+                r#"{"Version":"2012-10-17","Id":"x","Statement":[{"Sid":"All","Effect":"Allow","Action":"*","Resource":"*"}]}"#
+            )
+            .is_ok()
+        );
     }
 
     #[test]

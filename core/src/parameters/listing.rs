@@ -371,7 +371,7 @@ pub(crate) mod fixtures {
     }
 
     pub fn admin() -> Caller {
-        caller(r#"{"Statement":[{"Effect":"Allow","Action":"*"}]}"#)
+        caller(r#"{"Statement":[{"Effect":"Allow","Action":"*","Resource":"*"}]}"#)
     }
 
     pub struct Fixture {
@@ -623,7 +623,7 @@ mod tests {
         assert_eq!(a["Parameters"][1]["Value"], "hunter2");
 
         // Decryption needs kms:Decrypt on the key.
-        let no_kms = caller(r#"{"Statement":[{"Effect":"Allow","Action":"ssm:*"}]}"#);
+        let no_kms = caller(r#"{"Statement":[{"Effect":"Allow","Action":"ssm:*","Resource":"*"}]}"#);
         let e = get_parameters_by_path(&fx.ctx(&no_kms), &body)
             .await
             .unwrap_err();

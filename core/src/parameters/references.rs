@@ -159,7 +159,21 @@ pub fn in_parameters(parameters: &Parameters) -> BTreeSet<(Kind, String)> {
         .collect()
 }
 
-/// The strings of a step a reference may be in.
+/// The distinct references of the steps as they will run: after
+/// interpolation, nested documents and defaults, so references a document
+/// writes itself, or that parameters only form when joined, are found here
+/// as dispatch and the node will find them.
+pub fn in_steps(steps: &[PluginStep]) -> BTreeSet<(Kind, String)> {
+    steps
+        .iter()
+        .flat_map(step_texts)
+        .flat_map(|t| find(t))
+        .map(|r| (r.kind, r.target))
+        .collect()
+}
+
+/// The strings of a step a reference may be in: every text dispatch
+/// ([`PlainResolver::resolve_steps`]) and the node ([`secure_targets`]) read.
 fn step_texts(step: &PluginStep) -> impl Iterator<Item = &String> {
     step.run_command
         .iter()
@@ -220,17 +234,24 @@ pub struct ReferenceCheck<'a> {
     pub scope: &'a ArnScope,
 }
 
-/// Checks every reference of `parameters`: well formed, the caller may read
+/// Checks every reference of `parameters`; see [`validate_reference_set`].
+pub async fn validate_references(
+    ctx: &ReferenceCheck<'_>,
+    parameters: &Parameters,
+) -> Result<(), SsmError> {
+    validate_reference_set(ctx, in_parameters(parameters)).await
+}
+
+/// Checks every reference of `refs`: well formed, the caller may read
 /// the parameter (`ssm:GetParameters` on its ARN), the parameter and its
 /// selector exist, and its type fits the reference: `ssm:` a String or
 /// StringList, `ssm-secure:` a SecureString whose key the caller may use
 /// (`kms:Decrypt`). Nothing is resolved and no value is read into memory
 /// beyond the stored (sealed) form.
-pub async fn validate_references(
+pub async fn validate_reference_set(
     ctx: &ReferenceCheck<'_>,
-    parameters: &Parameters,
+    refs: BTreeSet<(Kind, String)>,
 ) -> Result<(), SsmError> {
-    let refs = in_parameters(parameters);
     if refs.len() > MAX_REFERENCES {
         return Err(SsmError::InvalidParameters(format!(
             "The parameters hold {} distinct {{{{ssm:…}}}} references; at most {MAX_REFERENCES} are allowed. Put related values in one StringList parameter.",
@@ -322,12 +343,7 @@ impl<'a> PlainResolver<'a> {
         let version = select(self.store, &name, sel.as_ref())
             .await
             .map_err(ResolveError::Store)?
-            .ok_or_else(|| {
-                unresolvable(format!(
-                    "{} (it existed when the command was sent)",
-                    what_is_missing(&name, sel.as_ref())
-                ))
-            })?;
+            .ok_or_else(|| unresolvable(format!("{} now", what_is_missing(&name, sel.as_ref()))))?;
         let value = match (&version.value, version.parameter_type) {
             (StoredValue::Plain(v), ParameterType::String | ParameterType::StringList) => v.clone(),
             _ => {
@@ -470,7 +486,7 @@ mod tests {
         }
     }
 
-    const ADMIN: &str = r#"{"Statement":[{"Effect":"Allow","Action":"*"}]}"#;
+    const ADMIN: &str = r#"{"Statement":[{"Effect":"Allow","Action":"*","Resource":"*"}]}"#;
 
     fn params(lines: &[&str]) -> Parameters {
         BTreeMap::from([(
@@ -624,7 +640,8 @@ mod tests {
         assert!(!e.to_string().contains("hunter2"));
 
         // Reading the parameter is not enough for a SecureString: its key too.
-        let no_kms = caller(r#"{"Statement":[{"Effect":"Allow","Action":"ssm:*"}]}"#);
+        let no_kms =
+            caller(r#"{"Statement":[{"Effect":"Allow","Action":"ssm:*","Resource":"*"}]}"#);
         validate(no_kms.clone(), vec!["{{ssm:/x}}"]).await.unwrap();
         assert_eq!(
             code(validate(no_kms, vec!["{{ssm-secure:/s}}"]).await),

@@ -131,7 +131,7 @@ fn caller(policy: &str) -> Caller {
 }
 
 fn admin() -> Caller {
-    caller(r#"{"Statement":[{"Effect":"Allow","Action":"*"}]}"#)
+    caller(r#"{"Statement":[{"Effect":"Allow","Action":"*","Resource":"*"}]}"#)
 }
 
 struct Env {
@@ -815,7 +815,7 @@ async fn secure_strings_are_sealed_and_opened_only_with_decryption() {
     assert!(!env.snapshot().await.contains(SECRET));
     assert!(!format!("{:?}", env.events()).contains(SECRET));
     // Decryption needs kms:Decrypt on the key.
-    let no_kms = caller(r#"{"Statement":[{"Effect":"Allow","Action":"ssm:*"}]}"#);
+    let no_kms = caller(r#"{"Statement":[{"Effect":"Allow","Action":"ssm:*","Resource":"*"}]}"#);
     let ctx = env.ctx_as(&no_kms);
     let body = json!({"Name": "/s/pw", "WithDecryption": true});
     let err = get::get_parameter(&ctx, &body).await.unwrap_err();

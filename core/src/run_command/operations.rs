@@ -23,7 +23,7 @@ use crate::documents::store::{DocumentStore, MemoryDocumentStore};
 use crate::error::SsmError;
 use crate::fleet::access::Authorizer;
 use crate::ids::new_command_id;
-use crate::parameters::references::{ReferenceCheck, validate_references};
+use crate::parameters::references::{self, ReferenceCheck, validate_reference_set};
 use crate::targets::{self, TargetSpec};
 
 /// How many store pages one listing call reads at most before it answers
@@ -115,25 +115,19 @@ pub async fn send_document_command(
         )));
     }
     // The record keeps the references as written; values are looked up
-    // again at dispatch (plain) or on the node (secure).
+    // again at dispatch (plain) or on the node (secure). What is checked is
+    // the text that will be resolved: the steps after interpolation, nested
+    // documents and defaults, so a reference written into a document, split
+    // across parameters or left in a default is authorized like one given
+    // as a parameter. References in parameters no step uses are checked too.
     let check = ReferenceCheck {
         store: rc.parameters,
         caller,
         scope: rc.scope,
     };
-    validate_references(&check, &req.parameters).await?;
-    // A default may be a reference too (SSM's own example): checked the same.
-    let defaults: crate::documents::GivenParameters = doc
-        .document
-        .parameters
-        .iter()
-        .filter(|p| !req.parameters.contains_key(&p.name))
-        .filter_map(|p| Some((p.name.clone(), vec![p.default_value_text()?])))
-        .collect();
-    validate_references(&check, &defaults).await?;
-    for nested in &expanded.nested_parameters {
-        validate_references(&check, nested).await?;
-    }
+    let mut refs = references::in_steps(&steps);
+    refs.extend(references::in_parameters(&req.parameters));
+    validate_reference_set(&check, refs).await?;
     let spec = TargetSpec::parse(&req.instance_ids, &req.targets)?;
     let nodes = targets::resolve(&spec, rc.targets, rc.groups).await?;
     let tally = Tally {

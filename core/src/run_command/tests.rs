@@ -32,7 +32,7 @@ fn admin() -> crate::fleet::access::Caller {
         access_key_id: "AKSTADMIN".into(),
         user_arn: "arn:aws:iam::123456789012:user/admin".into(),
         policy: crate::fleet::access::Policy::parse(
-            r#"{"Statement":[{"Effect":"Allow","Action":"*"}]}"#,
+            r#"{"Statement":[{"Effect":"Allow","Action":"*","Resource":"*"}]}"#,
         )
         .unwrap(),
     }
@@ -1212,4 +1212,89 @@ async fn a_default_that_is_a_reference_is_checked_at_send_command() {
         .unwrap();
     w.drain(1000.0).await;
     assert_eq!(w.first_run_command(1), vec!["echo stored"]);
+}
+
+/// A key allowed to send commands and write documents everywhere, but to
+/// read parameters only under `/P/dev/`.
+fn dev_reader() -> crate::fleet::access::Caller {
+    crate::fleet::access::Caller {
+        access_key_id: "AKSTDEV".into(),
+        user_arn: "arn:aws:iam::123456789012:user/dev".into(),
+        policy: crate::fleet::access::Policy::parse(
+            r#"{"Statement":[
+                {"Effect":"Allow","Action":["ssm:SendCommand","ssm:CreateDocument"],"Resource":"*"},
+                {"Effect":"Allow","Action":"ssm:GetParameters","Resource":"arn:aws:ssm:*:*:parameter/P/dev/*"}]}"#,
+        )
+        .unwrap(),
+    }
+}
+
+#[tokio::test]
+async fn references_a_sender_may_not_read_are_refused_wherever_the_steps_get_them() {
+    use crate::parameters::{ParameterType, StoredValue};
+    let w = World::new(&[(1, &[])]);
+    for name in ["/P/prod/db-url", "/P/dev/db-url"] {
+        put_parameter(
+            &w,
+            name,
+            ParameterType::String,
+            StoredValue::Plain(format!("value-of-{name}")),
+        )
+        .await;
+    }
+    let docs = document_store(&[
+        (
+            "Embedded",
+            "schemaVersion: '2.2'\nmainSteps:\n- action: aws:runShellScript\n  name: run\n  inputs:\n    runCommand:\n    - 'echo {{ssm:/P/prod/db-url}}'\n",
+        ),
+        (
+            "Joined",
+            "schemaVersion: '2.2'\nparameters:\n  a:\n    type: String\n  b:\n    type: String\nmainSteps:\n- action: aws:runShellScript\n  name: run\n  inputs:\n    runCommand:\n    - 'echo {{a}}{{b}}'\n",
+        ),
+        (
+            "Child",
+            "schemaVersion: '2.2'\nparameters:\n  url:\n    type: String\n    default: '{{ssm:/P/prod/db-url}}'\nmainSteps:\n- action: aws:runShellScript\n  name: run\n  inputs:\n    runCommand:\n    - 'echo {{url}}'\n",
+        ),
+        (
+            "Parent",
+            "schemaVersion: '2.2'\nmainSteps:\n- action: aws:runDocument\n  name: nested\n  inputs:\n    documentType: SSMDocument\n    documentPath: Child\n",
+        ),
+        (
+            "InDirectory",
+            "schemaVersion: '2.2'\nmainSteps:\n- action: aws:runShellScript\n  name: run\n  inputs:\n    workingDirectory: '/tmp/{{ssm:/P/prod/db-url}}'\n    runCommand:\n    - pwd\n",
+        ),
+    ])
+    .await;
+    let sender = dev_reader();
+    let refused = [
+        json!({"DocumentName": "Embedded", "InstanceIds": [node(1)]}),
+        json!({"DocumentName": "Joined", "InstanceIds": [node(1)],
+               "Parameters": {"a": ["{{ssm:/P/pr"], "b": ["od/db-url}}"]}}),
+        json!({"DocumentName": "Parent", "InstanceIds": [node(1)]}),
+        json!({"DocumentName": "InDirectory", "InstanceIds": [node(1)]}),
+    ];
+    for body in &refused {
+        let err = operations::send_document_command(&w.rc(), &docs, &sender, body, 1000.0)
+            .await
+            .unwrap_err();
+        assert_eq!(err.code(), "AccessDeniedException", "{body}: {err}");
+        assert!(err.to_string().contains("parameter/P/prod/db-url"), "{err}");
+        assert!(!err.to_string().contains("value-of"), "{err}");
+        assert!(w.store.commands.lock().unwrap().is_empty(), "{body}");
+        assert!(w.work.items.lock().unwrap().is_empty(), "{body}");
+    }
+    // The same shapes over a parameter the sender may read run, resolved.
+    let out = operations::send_document_command(
+        &w.rc(),
+        &docs,
+        &sender,
+        &json!({"DocumentName": "Joined", "InstanceIds": [node(1)],
+                "Parameters": {"a": ["{{ssm:/P/de"], "b": ["v/db-url}}"]}}),
+        1000.0,
+    )
+    .await
+    .unwrap();
+    assert!(out["Command"]["CommandId"].is_string());
+    w.drain(1000.0).await;
+    assert_eq!(w.first_run_command(1), vec!["echo value-of-/P/dev/db-url"]);
 }

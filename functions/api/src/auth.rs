@@ -25,9 +25,11 @@ use subtle::ConstantTimeEq;
 
 /// SigV4's allowance for clock skew.
 pub const MAX_SKEW: Duration = Duration::from_secs(15 * 60);
-/// How long a decrypted secret stays in memory.
-const CACHE_TTL: Duration = Duration::from_secs(300);
-const SERVICE: &str = "ssm";
+/// How long a decrypted secret (and the key's status and policy) stays in
+/// memory: a key made Inactive or deleted is refused everywhere within this.
+pub const CACHE_TTL: Duration = Duration::from_secs(60);
+/// IAM is global: clients sign it for `us-east-1` whatever their region.
+const IAM_SIGNING_REGION: &str = "us-east-1";
 
 /// Who signed the request, and what they may do.
 #[derive(Debug, Clone)]
@@ -249,11 +251,12 @@ async fn load_key(
     Ok(Some((key, secret)))
 }
 
-/// Verifies the request's SigV4 signature; nothing else happens for a
-/// request that fails here.
+/// Verifies the request's SigV4 signature for `service` (`ssm` or `iam`);
+/// nothing else happens for a request that fails here.
 pub async fn authenticate(
     stack: &Stack,
     req: &http::Request<Bytes>,
+    service: &str,
 ) -> Result<Principal, SsmError> {
     let Some(value) = header_str(req, "authorization") else {
         return Err(SsmError::MissingAuthenticationToken(
@@ -262,7 +265,40 @@ pub async fn authenticate(
         ));
     };
     let auth = parse_authorization(value)?;
+    check_scope(&auth, req, service, &stack.settings.region)?;
     verify(stack, req, &auth, SystemTime::now()).await
+}
+
+/// What the signature must cover besides itself: the service and region it
+/// was made for, and the operation (`X-Amz-Target`), so a signed body cannot
+/// be replayed under another operation, region or service.
+pub fn check_scope(
+    auth: &AuthHeader,
+    req: &http::Request<Bytes>,
+    service: &str,
+    region: &str,
+) -> Result<(), SsmError> {
+    if auth.service != service {
+        return Err(SsmError::InvalidSignatureException(format!(
+            "Credential should be scoped to correct service: '{service}'."
+        )));
+    }
+    let region_ok =
+        auth.region == region || (service == "iam" && auth.region == IAM_SIGNING_REGION);
+    if !region_ok {
+        return Err(SsmError::InvalidSignatureException(format!(
+            "Credential should be scoped to a valid region, not '{}'.",
+            auth.region
+        )));
+    }
+    if req.headers().contains_key("x-amz-target")
+        && !auth.signed_headers.iter().any(|h| h == "x-amz-target")
+    {
+        return Err(SsmError::InvalidSignatureException(
+            "The X-Amz-Target header must be among the SignedHeaders: it names the operation the signature is for.".into(),
+        ));
+    }
+    Ok(())
 }
 
 async fn verify(
@@ -289,11 +325,6 @@ async fn verify(
     if skew > MAX_SKEW {
         return Err(SsmError::InvalidSignatureException(format!(
             "Signature expired: {amz_date} is more than 15 minutes from the server's time. Check the client's clock."
-        )));
-    }
-    if auth.service != SERVICE {
-        return Err(SsmError::InvalidSignatureException(format!(
-            "Credential should be scoped to correct service: '{SERVICE}'."
         )));
     }
     let unrecognized = || {
@@ -394,12 +425,54 @@ mod tests {
     }
 
     #[test]
+    fn the_signature_must_name_this_service_region_and_operation() {
+        let time = SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000);
+        let req = signed_request("secret-one", time, "{}");
+        let value = req.headers()["authorization"].to_str().unwrap().to_string();
+        let auth = parse_authorization(&value).unwrap();
+        assert!(check_scope(&auth, &req, "ssm", "us-east-1").is_ok());
+        // Signed for us-east-1, served by a stack in eu-west-1.
+        let e = check_scope(&auth, &req, "ssm", "eu-west-1").unwrap_err();
+        assert_eq!(e.code(), "InvalidSignatureException");
+        assert!(e.to_string().contains("valid region, not 'us-east-1'"));
+        // An ssm signature is not an iam one.
+        assert_eq!(
+            check_scope(&auth, &req, "iam", "us-east-1")
+                .unwrap_err()
+                .code(),
+            "InvalidSignatureException"
+        );
+        // IAM is signed for us-east-1 by clients of any region.
+        let iam = AuthHeader {
+            service: "iam".into(),
+            ..auth.clone()
+        };
+        assert!(check_scope(&iam, &req, "iam", "eu-west-1").is_ok());
+        // X-Amz-Target sent but not signed: the body could be replayed under
+        // another operation.
+        let unsigned_target = AuthHeader {
+            signed_headers: auth
+                .signed_headers
+                .iter()
+                .filter(|h| *h != "x-amz-target")
+                .cloned()
+                .collect(),
+            ..auth.clone()
+        };
+        assert!(auth.signed_headers.iter().any(|h| h == "x-amz-target"));
+        let e = check_scope(&unsigned_target, &req, "ssm", "us-east-1").unwrap_err();
+        assert_eq!(e.code(), "InvalidSignatureException");
+    }
+
+    #[test]
     fn policy_decides_authorization() {
         let p = Principal {
             access_key_id: "AKST1".into(),
             user_name: "ops".into(),
-            policy: Policy::parse(r#"{"Statement":[{"Effect":"Allow","Action":"ssm:Describe*"}]}"#)
-                .unwrap(),
+            policy: Policy::parse(
+                r#"{"Statement":[{"Effect":"Allow","Action":"ssm:Describe*","Resource":"*"}]}"#,
+            )
+            .unwrap(),
         };
         assert!(p.authorize("DescribeInstanceInformation").is_ok());
         assert_eq!(

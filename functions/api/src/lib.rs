@@ -55,7 +55,7 @@ async fn route(stack: &Stack, req: &http::Request<Bytes>) -> Result<Value, SsmEr
     match service {
         "AmazonSSM" => {
             // Authenticate before anything else: an unsigned request learns nothing.
-            let principal = auth::authenticate(stack, req).await?;
+            let principal = auth::authenticate(stack, req, "ssm").await?;
             principal.authorize(op)?;
             // Before fleet: tagging a `Parameter` is Parameter Store's.
             if let Some(result) = parameters::handle(stack, &principal, op, &body).await {

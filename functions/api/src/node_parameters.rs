@@ -5,7 +5,7 @@
 //! request, within the clock-skew window.
 //!
 //! The API answers only while the invocation (CommandId, InstanceId) exists
-//! and is not final, and only for names the command's stored Parameters
+//! and is not final, and only for names the command's recorded steps
 //! reference with `{{ssm-secure:…}}` — the references SendCommand checked
 //! against its caller's rights (ssm:GetParameters, kms:Decrypt). Anything
 //! else is AccessDeniedException. Values are never logged.
@@ -129,7 +129,10 @@ pub async fn get_node_parameters(
         .get_command(&req.command_id)
         .await?
         .ok_or_else(|| denied("the command does not exist"))?;
-    let referenced: BTreeSet<String> = references::in_parameters(&command.parameters)
+    // The steps as recorded (before dispatch resolved any `{{ssm:…}}`): every
+    // reference in them was authorized at SendCommand. A reference that only
+    // appears once a plain value is substituted was never checked.
+    let referenced: BTreeSet<String> = references::in_steps(&command.steps)
         .into_iter()
         .filter(|(kind, _)| *kind == Kind::Secure)
         .map(|(_, target)| target)
