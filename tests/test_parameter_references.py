@@ -14,6 +14,7 @@ import pytest
 from botocore.exceptions import ClientError
 
 from fleet import (
+    LOCAL,
     Fleet,
     aws,
     localstack_client,
@@ -73,6 +74,36 @@ def files_holding(directory, needle):
     return [p for p in directory.rglob("*") if p.is_file() and needle.encode() in p.read_bytes()]
 
 
+def assert_shows_nowhere(fleet, cid, secret, bucket, prefix):
+    """Asserts `secret` is in no view of the command, no output object, no
+    table item, no file of the agent (its log included) and not in the
+    control plane's log. Returns (views, {key: body}) for further checks."""
+    ssm, node = fleet.ssm, node_id(fleet)
+    views = [
+        json.dumps(ssm.list_commands(CommandId=cid), default=str),
+        json.dumps(aws("ssm", "list-commands", "--command-id", cid)),
+        json.dumps(aws("ssm", "list-command-invocations", "--command-id", cid, "--details")),
+        json.dumps(aws("ssm", "get-command-invocation", "--command-id", cid, "--instance-id", node)),
+        json.dumps(ssm.list_command_invocations(CommandId=cid, Details=True), default=str),
+        json.dumps(ssm.get_command_invocation(CommandId=cid, InstanceId=node), default=str),
+    ]
+    for view in views:
+        assert secret not in view, view
+
+    s3 = localstack_client("s3")
+    keys = [o["Key"] for o in s3.list_objects_v2(Bucket=bucket, Prefix=prefix).get("Contents", [])]
+    bodies = {key: s3.get_object(Bucket=bucket, Key=key)["Body"].read().decode() for key in keys}
+    for key, body in bodies.items():
+        assert secret not in body, key
+
+    assert scan_all_tables(secret) == []
+    assert files_holding(fleet.agents["node"].state_dir, secret) == []
+    control_plane_log = LOCAL / "logs" / "steward-local.log"
+    if control_plane_log.exists():
+        assert secret.encode() not in control_plane_log.read_bytes()
+    return views, bodies
+
+
 def test_references_resolve_and_the_secret_shows_nowhere(fleet, root):
     ssm = fleet.ssm
     plain = f"plain-{uuid.uuid4().hex}"
@@ -100,27 +131,36 @@ def test_references_resolve_and_the_secret_shows_nowhere(fleet, root):
     assert secret not in out
 
     # What operators read keeps the references, never a value.
-    views = [
-        json.dumps(ssm.list_commands(CommandId=cid), default=str),
-        json.dumps(aws("ssm", "list-commands", "--command-id", cid)),
-        json.dumps(aws("ssm", "list-command-invocations", "--command-id", cid, "--details")),
-        json.dumps(aws("ssm", "get-command-invocation", "--command-id", cid, "--instance-id", node_id(fleet))),
-    ]
-    for view in views:
-        assert secret not in view
+    views, bodies = assert_shows_nowhere(fleet, cid, secret, bucket, prefix)
     assert plain not in views[0] and f"{{{{ssm:{root}/x}}}}" in views[0]
-
-    s3 = localstack_client("s3")
-    keys = [o["Key"] for o in s3.list_objects_v2(Bucket=bucket, Prefix=prefix).get("Contents", [])]
-    assert any(k.endswith("/stdout") for k in keys), keys
-    for key in keys:
-        body = s3.get_object(Bucket=bucket, Key=key)["Body"].read().decode()
-        assert secret not in body
+    assert any(k.endswith("/stdout") for k in bodies), list(bodies)
+    for key, body in bodies.items():
         if key.endswith("/stdout"):
             assert "secret is ****" in body and plain in body
 
-    assert scan_all_tables(secret) == []
-    assert files_holding(fleet.agents["node"].state_dir, secret) == []
+
+def test_a_refused_working_directory_shows_no_secure_value(fleet, root):
+    """The agent's own refusal quotes the working directory it was given
+    with the value written in: it is masked like the step's output."""
+    ssm = fleet.ssm
+    secret = f"S3cr3t-MARKER-{uuid.uuid4().hex}"
+    ssm.put_parameter(Name=f"{root}/db/password", Type="SecureString", Value=secret)
+    bucket = stack_env()["STEWARD_OUTPUT_BUCKET"]
+    prefix = f"refs-nodir-{uuid.uuid4().hex[:8]}"
+    request = shell(fleet, "pwd", OutputS3BucketName=bucket, OutputS3KeyPrefix=prefix)
+    request["Parameters"]["workingDirectory"] = [f"/tmp/nodir-{{{{ssm-secure:{root}/db/password}}}}"]
+    cid = ssm.send_command(**request)["Command"]["CommandId"]
+
+    assert wait_command_final(ssm, cid)["Status"] == "Failed"
+    inv = ssm.get_command_invocation(CommandId=cid, InstanceId=node_id(fleet))
+    assert inv["Status"] == "Failed"
+    err = inv["StandardErrorContent"]
+    assert "working directory /tmp/nodir-**** does not exist" in err, err
+    assert inv["StandardOutputContent"] == ""
+
+    _, bodies = assert_shows_nowhere(fleet, cid, secret, bucket, prefix)
+    stderr = [body for key, body in bodies.items() if key.endswith("/stderr")]
+    assert stderr and "/tmp/nodir-****" in stderr[0], list(bodies)
 
 
 def test_a_missing_secure_reference_is_refused_and_sends_nothing(fleet, root):

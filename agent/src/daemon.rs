@@ -12,6 +12,7 @@ use steward_core::channel::{
 };
 use steward_core::clock::now_epoch;
 use steward_core::command::InvocationDetail;
+use steward_core::fleet::Secret;
 use tokio::sync::{Notify, watch};
 use tokio::task::JoinSet;
 
@@ -43,6 +44,9 @@ pub struct Agent<Q: NodeQueue, I: IngestQueue> {
     spool: Mutex<Spool>,
     spooled: Notify,
     running: Mutex<HashMap<String, watch::Sender<Option<Stop>>>>,
+    /// The SecureString values written into each running command's steps,
+    /// by command id: what every report and upload of it is masked with.
+    secrets: Mutex<HashMap<String, Vec<Secret>>>,
     tasks: Mutex<JoinSet<()>>,
 }
 
@@ -85,6 +89,7 @@ impl<Q: NodeQueue, I: IngestQueue> Agent<Q, I> {
             spool: Mutex::new(spool),
             spooled: Notify::new(),
             running: Mutex::new(HashMap::new()),
+            secrets: Mutex::new(HashMap::new()),
             tasks: Mutex::new(JoinSet::new()),
         }))
     }
@@ -110,15 +115,48 @@ impl<Q: NodeQueue, I: IngestQueue> Agent<Q, I> {
 
     /// Spools a report; the sender delivers it.
     pub fn report(&self, message: Uplink) -> std::io::Result<()> {
-        let payload = UplinkPayload {
+        let payload = self.outgoing(message);
+        lock(&self.spool).push(&payload)?;
+        self.spooled.notify_one();
+        Ok(())
+    }
+
+    /// The one way a message leaves the agent (spooled or sent): masked
+    /// with the SecureString values of its invocation, or of every running
+    /// invocation for a message that is not about one. Whatever the agent
+    /// wrote into it, no value is in what the spool keeps or the queue gets.
+    fn outgoing(&self, mut message: Uplink) -> UplinkPayload {
+        let secrets = match &message {
+            Uplink::InvocationUpdate(u) => self.held_secrets(&u.command_id),
+            Uplink::Heartbeat(_) | Uplink::MessageRejected(_) => {
+                lock(&self.secrets).values().flatten().cloned().collect()
+            }
+        };
+        secure_parameters::mask_uplink(&mut message, &secrets);
+        UplinkPayload {
             v: VERSION,
             msg_id: uuid::Uuid::new_v4().to_string(),
             sent_at: now_epoch(),
             message,
-        };
-        lock(&self.spool).push(&payload)?;
-        self.spooled.notify_one();
-        Ok(())
+        }
+    }
+
+    /// Keeps a step's values for masking until the command's last report.
+    fn hold_secrets(&self, command_id: &str, secrets: &[Secret]) {
+        if !secrets.is_empty() {
+            lock(&self.secrets)
+                .entry(command_id.to_string())
+                .or_default()
+                .extend(secrets.iter().cloned());
+        }
+    }
+
+    /// Every value written into any step of the command so far.
+    fn held_secrets(&self, command_id: &str) -> Vec<Secret> {
+        lock(&self.secrets)
+            .get(command_id)
+            .cloned()
+            .unwrap_or_default()
     }
 
     fn report_or_log(&self, message: Uplink) {
@@ -339,6 +377,8 @@ impl<Q: NodeQueue, I: IngestQueue> Agent<Q, I> {
         let command_id = cmd.command_id.clone();
         let finished = self.run_steps(&cmd, &mut stop).await;
         lock(&self.running).remove(&command_id);
+        // Its last report is spooled (or none will be): the values go.
+        lock(&self.secrets).remove(&command_id);
         match finished {
             Ok(true) => {
                 let _ = std::fs::remove_dir_all(self.run_dir(&command_id));
@@ -402,11 +442,23 @@ impl<Q: NodeQueue, I: IngestQueue> Agent<Q, I> {
             let resolved =
                 secure_parameters::resolve(self.parameters.as_deref(), command_id, step).await;
             let outcome = match resolved {
-                Ok(r) => runner::run_step(&r.step, &step_dir, stop, &r.secrets).await,
+                Ok(r) => {
+                    self.hold_secrets(command_id, &r.secrets);
+                    // Every value of the command, not only this step's: an
+                    // earlier step may have left one where this one reads it.
+                    let secrets = self.held_secrets(command_id);
+                    runner::run_step(&r.step, &step_dir, stop, &secrets).await
+                }
                 Err(message) => {
-                    tracing::warn!(command_id, step = step.name, error = %message, "not running a step whose SecureString references cannot be resolved");
+                    let secrets = self.held_secrets(command_id);
+                    tracing::warn!(
+                        command_id,
+                        step = secure_parameters::mask_text(&step.name, &secrets),
+                        error = secure_parameters::mask_text(&message, &secrets),
+                        "not running a step whose SecureString references cannot be resolved"
+                    );
                     let _ = std::fs::create_dir_all(&step_dir);
-                    runner::refused(&step_dir, now_epoch(), message)
+                    runner::refused(&step_dir, now_epoch(), &message, &secrets)
                 }
             };
             if outcome.stopped == Some(Stop::Shutdown) {
@@ -418,7 +470,7 @@ impl<Q: NodeQueue, I: IngestQueue> Agent<Q, I> {
             };
             tracing::info!(
                 command_id,
-                step = step.name,
+                step = secure_parameters::mask_text(&step.name, &self.held_secrets(command_id)),
                 detail = outcome.detail.as_str(),
                 exit_code = outcome.response_code,
                 "step finished"
@@ -457,19 +509,28 @@ impl<Q: NodeQueue, I: IngestQueue> Agent<Q, I> {
         Ok(true)
     }
 
-    /// PUTs a step's whole output to its presigned URLs, retrying a few times.
+    /// PUTs a step's whole output to its presigned URLs, retrying a few
+    /// times. The one way output reaches S3: each file is masked with the
+    /// command's values first, whoever wrote it.
     async fn upload(
         &self,
         command_id: &str,
         urls: &StepUpload,
         outcome: &runner::StepOutcome,
     ) -> bool {
+        let secrets = self.held_secrets(command_id);
         let mut ok = true;
         for (url, path) in [
             (&urls.stdout_put_url, &outcome.stdout.path),
             (&urls.stderr_put_url, &outcome.stderr.path),
         ] {
             if url.is_empty() {
+                continue;
+            }
+            if let Err(e) = secure_parameters::mask_file(path, &secrets) {
+                // Unmasked output must not leave the node: not uploaded.
+                tracing::error!(command_id, error = %e, file = %path.display(), "cannot mask output before its upload; not uploading it");
+                ok = false;
                 continue;
             }
             let mut delay = Duration::from_secs(1);
@@ -573,12 +634,7 @@ impl<Q: NodeQueue, I: IngestQueue> Agent<Q, I> {
         mut shutdown: watch::Receiver<bool>,
     ) {
         loop {
-            let payload = UplinkPayload {
-                v: VERSION,
-                msg_id: uuid::Uuid::new_v4().to_string(),
-                sent_at: now_epoch(),
-                message: Uplink::Heartbeat(self.heartbeat()),
-            };
+            let payload = self.outgoing(Uplink::Heartbeat(self.heartbeat()));
             match self.key.seal(&self.node_id, &payload) {
                 Ok(body) => match self.ingest.send(body).await {
                     Ok(()) => tracing::debug!("heartbeat sent"),
@@ -1035,5 +1091,481 @@ mod tests {
             "cannot resolve {{ssm-secure:/s}}: AccessDeniedException: no"
         );
         assert!(!marker.exists());
+    }
+
+    // --- No SecureString value in anything the agent reports, uploads,
+    // keeps or logs, whatever path a step takes. ---
+
+    const MARKER: &str = "S3cr3t-MARKER-5b1f0c7e";
+
+    /// Every PUT: its path and body.
+    type Bodies = Arc<Mutex<Vec<(String, Vec<u8>)>>>;
+
+    /// Stands in for S3's presigned URLs: keeps every PUT body.
+    struct Puts {
+        base: String,
+        bodies: Bodies,
+    }
+
+    impl Puts {
+        async fn start() -> Self {
+            use tokio::io::{AsyncReadExt, AsyncWriteExt};
+            let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+            let base = format!("http://{}", listener.local_addr().unwrap());
+            let bodies: Bodies = Arc::default();
+            let kept = Arc::clone(&bodies);
+            tokio::spawn(async move {
+                loop {
+                    let Ok((mut conn, _)) = listener.accept().await else {
+                        return;
+                    };
+                    let kept = Arc::clone(&kept);
+                    tokio::spawn(async move {
+                        let mut buf = Vec::new();
+                        loop {
+                            // One request: headers, then Content-Length bytes.
+                            let head_end = loop {
+                                if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+                                    break i + 4;
+                                }
+                                let mut chunk = [0u8; 4096];
+                                match conn.read(&mut chunk).await {
+                                    Ok(0) | Err(_) => return,
+                                    Ok(n) => buf.extend_from_slice(&chunk[..n]),
+                                }
+                            };
+                            let head = String::from_utf8_lossy(&buf[..head_end]).to_string();
+                            let path = head.split_whitespace().nth(1).unwrap_or("").to_string();
+                            let len: usize = head
+                                .lines()
+                                .find_map(|l| {
+                                    let (k, v) = l.split_once(':')?;
+                                    k.eq_ignore_ascii_case("content-length")
+                                        .then(|| v.trim().parse().ok())?
+                                })
+                                .unwrap_or(0);
+                            while buf.len() < head_end + len {
+                                let mut chunk = [0u8; 4096];
+                                match conn.read(&mut chunk).await {
+                                    Ok(0) | Err(_) => return,
+                                    Ok(n) => buf.extend_from_slice(&chunk[..n]),
+                                }
+                            }
+                            let body = buf[head_end..head_end + len].to_vec();
+                            buf.drain(..head_end + len);
+                            lock(&kept).push((path, body));
+                            let ok = b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n";
+                            if conn.write_all(ok).await.is_err() {
+                                return;
+                            }
+                        }
+                    });
+                }
+            });
+            Self { base, bodies }
+        }
+
+        fn urls(&self, command_id: &str, steps: usize) -> Vec<StepUpload> {
+            (0..steps)
+                .map(|i| StepUpload {
+                    stdout_put_url: format!(
+                        "{}/{command_id}/{i}/stdout?X-Amz-Signature=x",
+                        self.base
+                    ),
+                    stderr_put_url: format!(
+                        "{}/{command_id}/{i}/stderr?X-Amz-Signature=x",
+                        self.base
+                    ),
+                })
+                .collect()
+        }
+
+        /// The body PUT to `path`, as text.
+        fn body(&self, path: &str) -> Option<String> {
+            lock(&self.bodies)
+                .iter()
+                .rev()
+                .find(|(p, _)| p.split('?').next() == Some(path))
+                .map(|(_, b)| String::from_utf8_lossy(b).to_string())
+        }
+    }
+
+    /// Every log line the agent writes on this thread (the test runtime
+    /// runs the agent's tasks on it too).
+    #[derive(Clone, Default)]
+    struct Logs(Arc<Mutex<Vec<u8>>>);
+
+    impl std::io::Write for Logs {
+        fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+            lock(&self.0).extend_from_slice(b);
+            Ok(b.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    impl Logs {
+        fn capture(&self) -> tracing::subscriber::DefaultGuard {
+            let logs = self.clone();
+            let subscriber = tracing_subscriber::fmt()
+                .with_max_level(tracing::Level::TRACE)
+                .with_ansi(false)
+                .with_writer(move || logs.clone())
+                .finish();
+            tracing::subscriber::set_default(subscriber)
+        }
+
+        fn text(&self) -> String {
+            String::from_utf8_lossy(&lock(&self.0)).to_string()
+        }
+    }
+
+    fn shell_step(name: &str, lines: &[&str], wd: &str, timeout: u32) -> PluginStep {
+        PluginStep {
+            name: name.into(),
+            action: RUN_SHELL_SCRIPT_PLUGIN.into(),
+            run_command: lines.iter().map(|s| s.to_string()).collect(),
+            working_directory: wd.into(),
+            timeout_seconds: timeout,
+        }
+    }
+
+    fn command(command_id: &str, steps: Vec<PluginStep>, puts: &Puts) -> Downlink {
+        let uploads = puts.urls(command_id, steps.len());
+        Downlink::RunCommand(RunCommand {
+            command_id: command_id.into(),
+            document_name: "AWS-RunShellScript".into(),
+            document_version: "1".into(),
+            steps,
+            uploads,
+        })
+    }
+
+    /// An agent whose SecureString `/P/db/password` is [`MARKER`] (and
+    /// `/gone` is not answered).
+    fn secret_fixture() -> Fixture {
+        let mut f = Fixture::new();
+        f.parameters = Some(Arc::new(Values(Ok(vec![("/P/db/password", MARKER)]))));
+        f
+    }
+
+    /// Fails the test, naming the place, if `MARKER` is in any report (as
+    /// sent: serialized whole), any upload, any file or file name under the
+    /// state directory, or any log line.
+    fn assert_no_marker(case: &str, f: &Fixture, puts: &Puts, logs: &Logs) -> Vec<Uplink> {
+        assert_no_marker_but_names(case, f, puts, logs, false)
+    }
+
+    /// As [`assert_no_marker`]; with `names_as_sent`, the journal may hold
+    /// the step names as the signed message wrote them (journaled before any
+    /// value is known, and no substitution ever reaches them).
+    fn assert_no_marker_but_names(
+        case: &str,
+        f: &Fixture,
+        puts: &Puts,
+        logs: &Logs,
+        names_as_sent: bool,
+    ) -> Vec<Uplink> {
+        let reports = f.reports();
+        for r in &reports {
+            let json = serde_json::to_string(r).unwrap();
+            assert!(
+                !json.contains(MARKER),
+                "{case}: a report holds the value: {json}"
+            );
+        }
+        for (path, body) in lock(&puts.bodies).iter() {
+            let body = String::from_utf8_lossy(body);
+            assert!(
+                !body.contains(MARKER),
+                "{case}: upload {path} holds the value: {body}"
+            );
+        }
+        for (path, text) in all_files(f.dir.path()) {
+            if names_as_sent && path.ends_with("journal/journal.jsonl") {
+                let names_only = text.replace(&format!("\"step-{MARKER}\""), "");
+                assert!(!names_only.contains(MARKER), "{case}: the journal: {text}");
+                continue;
+            }
+            assert!(
+                !text.contains(MARKER) && !path.to_string_lossy().contains(MARKER),
+                "{case}: {} holds the value: {text}",
+                path.display()
+            );
+        }
+        let logs = logs.text();
+        assert!(
+            !logs.contains(MARKER),
+            "{case}: the log holds the value:\n{logs}"
+        );
+        reports
+    }
+
+    /// The last report of a command that ran to its end.
+    fn last(reports: &[Uplink]) -> &InvocationUpdate {
+        update(reports.last().expect("a report"))
+    }
+
+    #[tokio::test]
+    async fn a_refused_working_directory_does_not_report_its_secure_value() {
+        let logs = Logs::default();
+        let _log = logs.capture();
+        let puts = Puts::start().await;
+        let f = secret_fixture();
+        let agent = f.agent();
+        let wd = "/tmp/nodir-{{ssm-secure:/P/db/password}}";
+        let steps = vec![shell_step(RUN_SHELL_SCRIPT_PLUGIN, &["pwd"], wd, 60)];
+        agent
+            .handle(f.message("m1", NODE, command("c1", steps, &puts)))
+            .await;
+        idle(&agent).await;
+
+        let reports = assert_no_marker("missing working directory", &f, &puts, &logs);
+        let done = last(&reports);
+        assert_eq!(done.detail, InvocationDetail::Failed);
+        let stderr = &done.plugins[0].stderr;
+        assert!(
+            stderr.starts_with("working directory /tmp/nodir-**** does not exist"),
+            "{stderr}"
+        );
+        assert!(done.plugins[0].uploaded);
+        assert_eq!(puts.body("/c1/0/stderr").as_deref(), Some(stderr.as_str()));
+        assert_eq!(puts.body("/c1/0/stdout").as_deref(), Some(""));
+    }
+
+    #[tokio::test]
+    async fn no_failure_path_reports_logs_uploads_or_keeps_a_secure_value() {
+        let logs = Logs::default();
+        let _log = logs.capture();
+        let puts = Puts::start().await;
+        let elsewhere = tempfile::tempdir().unwrap();
+        let echo = "echo \"v={{ssm-secure:/P/db/password}}\"; echo \"e={{ssm-secure:/P/db/password}}\" >&2";
+        let left = elsewhere.path().join("left");
+        let leave = format!(
+            "echo {{{{ssm-secure:/P/db/password}}}} > {}",
+            left.display()
+        );
+        let read_left = format!("cat {}", left.display());
+        let a_file = elsewhere.path().join(format!("file-{MARKER}"));
+        std::fs::write(&a_file, "").unwrap();
+        let file_wd = format!(
+            "{}/file-{{{{ssm-secure:/P/db/password}}}}",
+            elsewhere.path().display()
+        );
+        let mut unsupported = shell_step(RUN_SHELL_SCRIPT_PLUGIN, &[echo], "", 60);
+        unsupported.action = format!("aws:runPowerShellScript-{MARKER}");
+
+        struct Case {
+            name: &'static str,
+            steps: Vec<PluginStep>,
+            /// Made under the command's run directory before it runs:
+            /// (relative path, as a directory?).
+            obstacle: Option<(&'static str, bool)>,
+            /// A step is named with the value itself.
+            named: bool,
+            detail: InvocationDetail,
+            /// In the last step's stderr (or stdout), masked.
+            expect: &'static str,
+        }
+        let step = |lines: &[&str]| shell_step(RUN_SHELL_SCRIPT_PLUGIN, lines, "", 60);
+        let cases = vec![
+            Case {
+                name: "working directory is a file",
+                steps: vec![shell_step(RUN_SHELL_SCRIPT_PLUGIN, &["pwd"], &file_wd, 60)],
+                obstacle: None,
+                named: false,
+                detail: InvocationDetail::Failed,
+                expect: "/file-**** does not exist or is not a directory",
+            },
+            Case {
+                name: "unsupported plugin",
+                steps: vec![unsupported],
+                obstacle: None,
+                named: false,
+                detail: InvocationDetail::Failed,
+                expect: "plugin aws:runPowerShellScript-**** is not supported",
+            },
+            Case {
+                name: "the value in the step's name",
+                steps: vec![shell_step(&format!("step-{MARKER}"), &[echo], "", 60)],
+                obstacle: None,
+                named: true,
+                detail: InvocationDetail::Success,
+                expect: "e=****",
+            },
+            Case {
+                name: "step directory cannot be created",
+                steps: vec![step(&[echo])],
+                obstacle: Some(("0", false)),
+                named: false,
+                detail: InvocationDetail::Failed,
+                expect: "cannot create the step directory",
+            },
+            Case {
+                name: "script cannot be written",
+                steps: vec![step(&[echo])],
+                obstacle: Some(("0/script.sh", true)),
+                named: false,
+                detail: InvocationDetail::Failed,
+                expect: "cannot write the script",
+            },
+            Case {
+                name: "output files cannot be created",
+                steps: vec![step(&[echo])],
+                obstacle: Some(("0/stderr", true)),
+                named: false,
+                detail: InvocationDetail::Failed,
+                expect: "cannot create output files",
+            },
+            Case {
+                name: "non-zero exit",
+                steps: vec![step(&[echo, "exit 3"])],
+                obstacle: None,
+                named: false,
+                detail: InvocationDetail::Failed,
+                expect: "e=****",
+            },
+            Case {
+                name: "timeout",
+                steps: vec![shell_step(
+                    RUN_SHELL_SCRIPT_PLUGIN,
+                    &[echo, "sleep 30"],
+                    "",
+                    1,
+                )],
+                obstacle: None,
+                named: false,
+                detail: InvocationDetail::ExecutionTimedOut,
+                expect: "e=****",
+            },
+            Case {
+                name: "GetNodeParameters leaves a name out",
+                steps: vec![step(&[
+                    "echo {{ssm-secure:/P/db/password}} {{ssm-secure:/gone}}",
+                ])],
+                obstacle: None,
+                named: false,
+                detail: InvocationDetail::Failed,
+                expect: "cannot resolve {{ssm-secure:/gone}}: the API did not return it",
+            },
+            Case {
+                name: "a later step cannot be resolved",
+                steps: vec![step(&[echo]), step(&["echo {{ssm-secure:/gone}}"])],
+                obstacle: None,
+                named: false,
+                detail: InvocationDetail::Failed,
+                expect: "cannot resolve {{ssm-secure:/gone}}",
+            },
+            Case {
+                name: "a later step reads what an earlier one left",
+                steps: vec![step(&[&leave]), step(&[&read_left, "cat no-such-file"])],
+                obstacle: None,
+                named: false,
+                detail: InvocationDetail::Failed,
+                expect: "no-such-file",
+            },
+            Case {
+                name: "a later step's working directory is missing",
+                steps: vec![
+                    step(&[echo]),
+                    shell_step(
+                        RUN_SHELL_SCRIPT_PLUGIN,
+                        &["pwd"],
+                        "/tmp/nodir-{{ssm-secure:/P/db/password}}",
+                        60,
+                    ),
+                ],
+                obstacle: None,
+                named: false,
+                detail: InvocationDetail::Failed,
+                expect: "working directory /tmp/nodir-**** does not exist",
+            },
+        ];
+
+        let read_back_case = cases
+            .iter()
+            .position(|c| c.name == "a later step reads what an earlier one left")
+            .unwrap();
+        for (n, case) in cases.into_iter().enumerate() {
+            let f = secret_fixture();
+            let agent = f.agent();
+            let command_id = format!("c{n}");
+            if let Some((rel, is_dir)) = case.obstacle {
+                let p = f.dir.path().join("runs").join(&command_id).join(rel);
+                std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+                if is_dir {
+                    std::fs::create_dir_all(&p).unwrap();
+                } else {
+                    std::fs::write(&p, "").unwrap();
+                }
+            }
+            let steps = case.steps.len();
+            agent
+                .handle(f.message("m1", NODE, command(&command_id, case.steps, &puts)))
+                .await;
+            idle(&agent).await;
+            let reports = assert_no_marker_but_names(case.name, &f, &puts, &logs, case.named);
+            let done = last(&reports);
+            assert_eq!(done.detail, case.detail, "{}: {done:?}", case.name);
+            let p = done.plugins.last().expect("a plugin result");
+            assert!(
+                p.stderr.contains(case.expect) || p.stdout.contains(case.expect),
+                "{}: {p:?}",
+                case.name
+            );
+            assert_eq!(done.plugins.len(), steps, "{}", case.name);
+            if case.named {
+                assert_eq!(p.name, "step-****");
+            }
+        }
+
+        // What the earlier step left was read back masked, inline and in S3.
+        let read_back = format!("/c{read_back_case}/1/stdout");
+        assert_eq!(puts.body(&read_back).as_deref(), Some("****\n"));
+    }
+
+    #[tokio::test]
+    async fn a_cancelled_or_interrupted_step_keeps_no_secure_value() {
+        let logs = Logs::default();
+        let _log = logs.capture();
+        let puts = Puts::start().await;
+        let line = "echo \"v={{ssm-secure:/P/db/password}}\"; echo \"e={{ssm-secure:/P/db/password}}\" >&2; sleep 300";
+
+        // Cancelled while it runs.
+        let f = secret_fixture();
+        let agent = f.agent();
+        let steps = vec![shell_step(RUN_SHELL_SCRIPT_PLUGIN, &[line], "", 600)];
+        agent
+            .handle(f.message("m1", NODE, command("c1", steps.clone(), &puts)))
+            .await;
+        let out = f.dir.path().join("runs/c1/0/stderr");
+        while std::fs::read_to_string(&out).unwrap_or_default().is_empty() {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        agent.handle(f.message("m2", NODE, cancel("c1"))).await;
+        idle(&agent).await;
+        let reports = assert_no_marker("cancelled", &f, &puts, &logs);
+        let done = last(&reports);
+        assert_eq!(done.detail, InvocationDetail::Cancelled);
+        assert_eq!(done.plugins[0].stderr, "e=****\n");
+
+        // Stopped by a shutdown, then reported by the restarted agent.
+        let f = secret_fixture();
+        let agent = f.agent();
+        agent
+            .handle(f.message("m1", NODE, command("c2", steps, &puts)))
+            .await;
+        let out = f.dir.path().join("runs/c2/0/stderr");
+        while std::fs::read_to_string(&out).unwrap_or_default().is_empty() {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        agent.stop_commands().await;
+        assert_no_marker("shut down", &f, &puts, &logs);
+        drop(agent);
+        let agent = f.agent();
+        agent.recover().unwrap();
+        let reports = assert_no_marker("restarted", &f, &puts, &logs);
+        assert_eq!(last(&reports).plugins[0].stderr, RESTARTED_STDERR);
     }
 }

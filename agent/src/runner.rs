@@ -17,7 +17,7 @@ use steward_core::fleet::Secret;
 use steward_core::output::{STDERR_INLINE_LIMIT, STDOUT_INLINE_LIMIT, lossy, truncate_chars};
 use tokio::sync::watch;
 
-use crate::secure_parameters::mask_file;
+use crate::secure_parameters::{mask_file, mask_text};
 
 /// SSM's exit code for a step that ran out of time on Linux.
 pub const TIMEOUT_EXIT_CODE: i32 = 124;
@@ -55,12 +55,15 @@ pub struct StepOutcome {
     pub stopped: Option<Stop>,
 }
 
-/// A step that did not run: Failed, with `message` as its error output.
-pub fn refused(dir: &Path, start: f64, message: String) -> StepOutcome {
+/// A step that did not run: Failed, with `message` as its error output,
+/// masked: it may quote a text the step's `secrets` were written into (a
+/// working directory, say).
+pub fn refused(dir: &Path, start: f64, message: &str, secrets: &[Secret]) -> StepOutcome {
     let out_path = dir.join("stdout");
     let err_path = dir.join("stderr");
+    let message = mask_text(message, secrets);
     // Best effort: the refusal is also in the report itself.
-    let _ = std::fs::write(&err_path, message.as_bytes());
+    let _ = write_private(&err_path, message.as_bytes(), 0o600);
     StepOutcome {
         detail: InvocationDetail::Failed,
         response_code: 1,
@@ -74,7 +77,7 @@ pub fn refused(dir: &Path, start: f64, message: String) -> StepOutcome {
         stderr: Captured {
             path: err_path,
             total: message.len() as u64,
-            inline: message,
+            inline: truncate_chars(&message, STDERR_INLINE_LIMIT).to_string(),
         },
         stopped: None,
     }
@@ -93,7 +96,7 @@ pub async fn run_step(
     let start = now_epoch();
     let out_path = dir.join("stdout");
     let err_path = dir.join("stderr");
-    let refuse = |message: String| refused(dir, start, message);
+    let refuse = |message: String| refused(dir, start, &message, secrets);
     if let Err(e) = std::fs::create_dir_all(dir) {
         return refuse(format!(
             "cannot create the step directory {}: {e}",

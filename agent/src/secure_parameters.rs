@@ -5,6 +5,9 @@
 //! every value in the step's output ("****") before anything reads it:
 //! the inline report, the S3 upload. Values live only in memory, in the
 //! script (0600, removed when the step ends) and in the step's process.
+//! Every report the agent sends goes through [`mask_uplink`] too, so text
+//! the agent writes itself (a refusal quoting a substituted working
+//! directory, say) is masked like the step's output.
 
 use std::collections::HashMap;
 use std::io::{Read, Write};
@@ -12,7 +15,9 @@ use std::path::Path;
 use std::sync::Arc;
 
 use futures::future::BoxFuture;
-use steward_core::channel::NodeKey;
+use steward_core::channel::{
+    Heartbeat, InvocationUpdate, MessageRejected, NodeKey, PluginResult, Uplink,
+};
 use steward_core::clock::now_epoch;
 use steward_core::document::PluginStep;
 use steward_core::fleet::Secret;
@@ -222,6 +227,76 @@ pub fn mask(bytes: &[u8], secrets: &[Secret]) -> Vec<u8> {
     out
 }
 
+/// `text` with every secret masked.
+pub fn mask_text(text: &str, secrets: &[Secret]) -> String {
+    if secrets.is_empty() {
+        return text.to_string();
+    }
+    // Secrets are whole UTF-8 strings, so a match never splits a character
+    // and the result is UTF-8 again; lossy only as a formality.
+    String::from_utf8_lossy(&mask(text.as_bytes(), secrets)).into_owned()
+}
+
+/// Masks every text of an outgoing report in place. The patterns name every
+/// field, so a field added to a report does not compile until it is decided
+/// here. Only identifiers the control plane issued are kept as they are: the
+/// report must still find its invocation, and they never hold a value.
+pub fn mask_uplink(message: &mut Uplink, secrets: &[Secret]) {
+    if secrets.is_empty() {
+        return;
+    }
+    let m = |s: &mut String| *s = mask_text(s, secrets);
+    match message {
+        Uplink::InvocationUpdate(InvocationUpdate {
+            command_id: _,
+            detail: _,
+            response_code: _,
+            execution_start: _,
+            execution_end: _,
+            plugins,
+        }) => {
+            for PluginResult {
+                name,
+                detail: _,
+                response_code: _,
+                start: _,
+                end: _,
+                stdout,
+                stderr,
+                uploaded: _,
+            } in plugins
+            {
+                m(name);
+                m(stdout);
+                m(stderr);
+            }
+        }
+        Uplink::MessageRejected(MessageRejected {
+            reason,
+            queue_message_id: _,
+        }) => m(reason),
+        Uplink::Heartbeat(Heartbeat {
+            agent_version,
+            platform_type,
+            platform_name,
+            platform_version,
+            ip_address,
+            computer_name,
+        }) => {
+            for s in [
+                agent_version,
+                platform_type,
+                platform_name,
+                platform_version,
+                ip_address,
+                computer_name,
+            ] {
+                m(s);
+            }
+        }
+    }
+}
+
 /// Masks a file in place (through a private temporary file renamed over
 /// it), streaming: output of any size.
 pub fn mask_file(path: &Path, secrets: &[Secret]) -> std::io::Result<()> {
@@ -321,6 +396,57 @@ mod tests {
             0o600
         );
         mask_file(&dir.path().join("missing"), &secrets(&["x"])).unwrap();
+    }
+
+    #[test]
+    fn every_text_of_a_report_is_masked_and_its_identifiers_kept() {
+        use steward_core::command::InvocationDetail;
+        let v = "S3cr3t-MARKER";
+        let plugin = PluginResult {
+            name: format!("step {v}"),
+            detail: InvocationDetail::Failed,
+            response_code: 1,
+            start: Some(1.0),
+            end: Some(2.0),
+            stdout: format!("out {v}"),
+            stderr: format!("working directory /tmp/nodir-{v} does not exist"),
+            uploaded: true,
+        };
+        let mut update = Uplink::InvocationUpdate(InvocationUpdate {
+            command_id: "c1".into(),
+            detail: InvocationDetail::Failed,
+            response_code: 1,
+            execution_start: Some(1.0),
+            execution_end: Some(2.0),
+            plugins: vec![plugin.clone(), plugin],
+        });
+        mask_uplink(&mut update, &secrets(&[v]));
+        let json = serde_json::to_string(&update).unwrap();
+        assert!(!json.contains(v), "{json}");
+        assert!(json.contains("/tmp/nodir-**** does not exist"), "{json}");
+        assert!(json.contains("\"c1\""), "{json}");
+
+        let mut rejected = Uplink::MessageRejected(MessageRejected {
+            reason: format!("bad {v}"),
+            queue_message_id: "q1".into(),
+        });
+        mask_uplink(&mut rejected, &secrets(&[v]));
+        let json = serde_json::to_string(&rejected).unwrap();
+        assert!(!json.contains(v) && json.contains("\"q1\""), "{json}");
+
+        let mut heartbeat = Uplink::Heartbeat(Heartbeat {
+            agent_version: v.into(),
+            platform_type: v.into(),
+            platform_name: v.into(),
+            platform_version: v.into(),
+            ip_address: v.into(),
+            computer_name: v.into(),
+        });
+        mask_uplink(&mut heartbeat, &secrets(&[v]));
+        assert!(!serde_json::to_string(&heartbeat).unwrap().contains(v));
+
+        assert_eq!(mask_text("héllo wörld", &secrets(&["ö"])), "héllo w****rld");
+        assert_eq!(mask_text("as is", &[]), "as is");
     }
 
     /// Answers from a map, or fails; records what it was asked.
