@@ -4,6 +4,7 @@
 pub mod channel;
 pub mod clock;
 pub mod command;
+pub mod api_model;
 pub mod document;
 pub mod documents;
 pub mod error;

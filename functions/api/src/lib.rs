@@ -57,6 +57,8 @@ async fn route(stack: &Stack, req: &http::Request<Bytes>) -> Result<Value, SsmEr
             // Authenticate before anything else: an unsigned request learns nothing.
             let principal = auth::authenticate(stack, req, "ssm").await?;
             principal.authorize(op)?;
+            // SSM's own input constraints, before any operation reads the body.
+            steward_core::api_model::validate(op, &body)?;
             // Before fleet: tagging a `Parameter` is Parameter Store's.
             if let Some(result) = parameters::handle(stack, &principal, op, &body).await {
                 return result;
