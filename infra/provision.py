@@ -9,7 +9,8 @@ Reads template.yaml (the single source of truth for resources) and creates
 each resource it declares in the local emulators: DynamoDB tables in DynamoDB
 Local, everything else in LocalStack. Idempotent: a resource that exists is
 reused (and its settings re-applied where the API allows). Then it makes sure
-the bootstrap admin access key exists and writes:
+the IAM user `admin` (inline policy allowing everything) and its access key
+exist and writes:
 
     .local/stack.env     `export VAR=value` lines for the functions, tests, tools
     .local/stack.json    the same facts as JSON, plus resources and the admin key id
@@ -84,6 +85,7 @@ REQUIRED_ENV = [
     "STEWARD_DOCUMENTS_TABLE",
     "STEWARD_ACCOUNT_ID",
     "STEWARD_SCHEDULER_QUEUE_URL",
+    "STEWARD_USERS_TABLE",
 ]
 
 # Resource types that exist only in a deployed stack. They are reported and
@@ -383,8 +385,9 @@ class Provisioner:
             args["StreamSpecification"] = {"StreamEnabled": True, **p["StreamSpecification"]}
         try:
             desc = self.ddb.describe_table(TableName=name)["Table"]
+            desc, added = self.add_missing_indexes(name, desc, args)
             self.check_table(lid, name, desc, args)
-            action = "exists"
+            action = f"indexed ({', '.join(added)})" if added else "exists"
         except ClientError as e:
             if error_code(e) != "ResourceNotFoundException":
                 raise
@@ -421,6 +424,28 @@ class Provisioner:
             "GlobalSecondaryIndexes": indexes(desc.get("GlobalSecondaryIndexes")),
             "LocalSecondaryIndexes": indexes(desc.get("LocalSecondaryIndexes")),
         }
+
+    def add_missing_indexes(self, name: str, desc: dict, wanted: dict) -> tuple[dict, list[str]]:
+        """Creates the global secondary indexes the template added to a table
+        that exists, so a running stack takes a new index without a restart.
+        Anything else that differs is left to check_table."""
+        have = {ix["IndexName"] for ix in desc.get("GlobalSecondaryIndexes") or []}
+        missing = [ix for ix in wanted.get("GlobalSecondaryIndexes") or [] if ix["IndexName"] not in have]
+        if not missing or self.table_shape(desc)["KeySchema"] != self.table_shape(wanted)["KeySchema"]:
+            return desc, []
+        for ix in missing:
+            self.ddb.update_table(
+                TableName=name,
+                AttributeDefinitions=wanted["AttributeDefinitions"],
+                GlobalSecondaryIndexUpdates=[{"Create": ix}],
+            )
+            for _ in range(100):
+                desc = self.ddb.describe_table(TableName=name)["Table"]
+                states = {i["IndexName"]: i.get("IndexStatus") for i in desc.get("GlobalSecondaryIndexes") or []}
+                if states.get(ix["IndexName"]) == "ACTIVE":
+                    break
+                time.sleep(0.2)
+        return desc, [ix["IndexName"] for ix in missing]
 
     def check_table(self, lid: str, name: str, desc: dict, wanted: dict) -> None:
         have, want = self.table_shape(desc), self.table_shape(wanted)
@@ -695,18 +720,66 @@ def read_profile(path: Path) -> tuple[str, str] | None:
     return (key_id, secret) if key_id and secret else None
 
 
+ADMIN_POLICY_NAME = "steward-admin"
+USER_ID_ALPHABET = ACCESS_KEY_ALPHABET
+
+
+def ensure_user(users_table: str, user_name: str, policy_name: str, policy: dict, ddb: Any) -> None:
+    """Creates the IAM user with one inline policy, as CreateUser and
+    PutUserPolicy would; a user that exists is left as it is (an operator
+    may have changed its policies since)."""
+    item = {
+        "UserKey": {"S": user_name.lower()},
+        "Kind": {"S": "user"},
+        "UserName": {"S": user_name},
+        "UserId": {"S": "AIDA" + "".join(secrets.choice(USER_ID_ALPHABET) for _ in range(17))},
+        "Path": {"S": "/"},
+        "CreateDate": {"N": f"{time.time():.3f}"},
+        "Policies": {"M": {policy_name: {"S": json.dumps(policy, separators=(",", ":"))}}},
+        "KeyCount": {"N": "0"},
+        "Revision": {"N": "1"},
+    }
+    try:
+        ddb.put_item(TableName=users_table, Item=item, ConditionExpression="attribute_not_exists(UserKey)")
+    except ClientError as e:
+        if error_code(e) != "ConditionalCheckFailedException":
+            raise
+
+
+def _count_key(users_table: str, user_name: str) -> dict:
+    """The user's side of a key's creation: one more key, within IAM's quota of 2."""
+    return {
+        "Update": {
+            "TableName": users_table,
+            "Key": {"UserKey": {"S": user_name.lower()}},
+            "UpdateExpression": "SET KeyCount = KeyCount + :one, Revision = Revision + :one",
+            "ConditionExpression": "attribute_exists(UserKey) AND KeyCount < :quota",
+            "ExpressionAttributeValues": {":one": {"N": "1"}, ":quota": {"N": "2"}},
+        }
+    }
+
+
 def ensure_admin_key(
-    table: str, data_key_id: str, config_path: Path, ddb: Any = None, kms: Any = None
+    table: str,
+    users_table: str,
+    data_key_id: str,
+    config_path: Path,
+    ddb: Any = None,
+    kms: Any = None,
+    user_name: str = "admin",
 ) -> tuple[str, str, str]:
-    """Reuses the admin key the profile file names if the table holds it, else
-    creates one. Clients default to the local stack; infra/admin-key.py passes
-    a deployed stack's."""
+    """Makes sure the IAM user `user_name` exists with an inline policy that
+    allows everything, and that it has the access key the profile file names
+    (reused if the table holds it, else created). Clients default to the
+    local stack; infra/admin-key.py passes a deployed stack's."""
     ddb, kms = ddb or client("dynamodb"), kms or client("kms")
+    ensure_user(users_table, user_name, ADMIN_POLICY_NAME, ADMIN_POLICY, ddb)
     existing = read_profile(config_path)
     if existing:
         key_id, secret = existing
         item = ddb.get_item(TableName=table, Key={"AccessKeyId": {"S": key_id}}, ConsistentRead=True).get("Item")
-        if item and item.get("Status", {}).get("S") == "Active":
+        mine = item and item.get("UserName", {}).get("S", "").lower() == user_name.lower()
+        if mine and item.get("Status", {}).get("S") == "Active":
             try:
                 plain = kms.decrypt(
                     CiphertextBlob=base64.b64decode(item["SecretCiphertext"]["S"]),
@@ -715,6 +788,8 @@ def ensure_admin_key(
             except ClientError:
                 plain = None
             if plain == secret:
+                if "Policy" in item:
+                    migrate_legacy_key(table, users_table, user_name, key_id, ddb)
                 return key_id, secret, "reused"
     key_id = "AKST" + "".join(secrets.choice(ACCESS_KEY_ALPHABET) for _ in range(16))
     secret = "".join(secrets.choice(SECRET_ALPHABET) for _ in range(40))
@@ -723,19 +798,60 @@ def ensure_admin_key(
         Plaintext=secret.encode(),
         EncryptionContext={"steward:access-key-id": key_id},
     )["CiphertextBlob"]
-    ddb.put_item(
-        TableName=table,
-        Item={
-            "AccessKeyId": {"S": key_id},
-            "SecretCiphertext": {"S": base64.b64encode(blob).decode()},
-            "Policy": {"S": json.dumps(ADMIN_POLICY, separators=(",", ":"))},
-            "UserName": {"S": "admin"},
-            "Status": {"S": "Active"},
-            "CreateDate": {"N": f"{time.time():.3f}"},
-        },
-        ConditionExpression="attribute_not_exists(AccessKeyId)",
-    )
+    key_item = {
+        "AccessKeyId": {"S": key_id},
+        "SecretCiphertext": {"S": base64.b64encode(blob).decode()},
+        "UserName": {"S": user_name},
+        "Status": {"S": "Active"},
+        "CreateDate": {"N": f"{time.time():.3f}"},
+    }
+    try:
+        ddb.transact_write_items(
+            TransactItems=[
+                _count_key(users_table, user_name),
+                {"Put": {"TableName": table, "Item": key_item, "ConditionExpression": "attribute_not_exists(AccessKeyId)"}},
+            ]
+        )
+    except ClientError as e:
+        if error_code(e) == "TransactionCanceledException":
+            raise ProvisionError(
+                f"user {user_name} already has 2 access keys (IAM's quota); delete one with "
+                f"`aws iam delete-access-key --user-name {user_name} --access-key-id <id>` and run again"
+            ) from e
+        raise
     return key_id, secret, "created"
+
+
+def migrate_legacy_key(table: str, users_table: str, user_name: str, key_id: str, ddb: Any) -> None:
+    """A key written before keys belonged to IAM users carried its own
+    Policy: it becomes one of the user's keys (its policy is the user's)."""
+    try:
+        ddb.transact_write_items(
+            TransactItems=[
+                {
+                    "Update": {
+                        "TableName": table,
+                        "Key": {"AccessKeyId": {"S": key_id}},
+                        "UpdateExpression": "REMOVE #p",
+                        "ConditionExpression": "attribute_exists(#p)",
+                        "ExpressionAttributeNames": {"#p": "Policy"},
+                    }
+                },
+                {
+                    "Update": {
+                        "TableName": users_table,
+                        "Key": {"UserKey": {"S": user_name.lower()}},
+                        "UpdateExpression": "SET KeyCount = KeyCount + :one, Revision = Revision + :one",
+                        "ConditionExpression": "attribute_exists(UserKey)",
+                        "ExpressionAttributeValues": {":one": {"N": "1"}},
+                    }
+                },
+            ]
+        )
+    except ClientError as e:
+        # Another run migrated it meanwhile.
+        if error_code(e) != "TransactionCanceledException":
+            raise
 
 
 # --- output files -----------------------------------------------------------------------------
@@ -786,8 +902,10 @@ def main() -> int:
     access_keys_table = steward_env["STEWARD_ACCESS_KEYS_TABLE"]
     config_path = LOCAL / "aws" / "config"
     try:
-        key_id, secret, key_action = ensure_admin_key(access_keys_table, steward_env["STEWARD_DATA_KEY_ID"], config_path)
-    except ClientError as e:
+        key_id, secret, key_action = ensure_admin_key(
+            access_keys_table, steward_env["STEWARD_USERS_TABLE"], steward_env["STEWARD_DATA_KEY_ID"], config_path
+        )
+    except (ClientError, ProvisionError) as e:
         print(f"provision: error: admin access key: {e}", file=sys.stderr)
         return 1
 

@@ -244,43 +244,50 @@ def process_alive(pid):
         return False
 
 
-def restricted_client(policy, user_name="restricted"):
-    """A boto3 SSM client signed with a new access key whose policy is
-    `policy` (a dict, IAM-shaped). The key is written the way provisioning
-    writes the admin key: secret KMS-encrypted, bound to the key id."""
-    import base64
-    import secrets as pysecrets
-    import string
-
-    env = stack_env()
-    key_id = "AKST" + "".join(pysecrets.choice(string.ascii_uppercase + string.digits) for _ in range(16))
-    secret = "".join(pysecrets.choice(string.ascii_letters + string.digits + "/+") for _ in range(40))
-    blob = localstack_client("kms").encrypt(
-        KeyId=env["STEWARD_DATA_KEY_ID"],
-        Plaintext=secret.encode(),
-        EncryptionContext={"steward:access-key-id": key_id},
-    )["CiphertextBlob"]
-    localstack_client("dynamodb").put_item(
-        TableName=env["STEWARD_ACCESS_KEYS_TABLE"],
-        Item={
-            "AccessKeyId": {"S": key_id},
-            "SecretCiphertext": {"S": base64.b64encode(blob).decode()},
-            "Policy": {"S": json.dumps(policy)},
-            "UserName": {"S": user_name},
-            "Status": {"S": "Active"},
-            "CreateDate": {"N": f"{time.time():.3f}"},
-        },
-        ConditionExpression="attribute_not_exists(AccessKeyId)",
-    )
+def iam_client(key_id=None, secret=None):
+    """boto3's IAM client against Steward (the admin key of the steward
+    profile unless another key is given)."""
     p = profile()
     return boto3.client(
-        "ssm",
+        "iam",
+        endpoint_url=p["endpoint_url"],
+        region_name=p["region"],
+        aws_access_key_id=key_id or p["aws_access_key_id"],
+        aws_secret_access_key=secret or p["aws_secret_access_key"],
+        config=botocore.config.Config(retries={"max_attempts": 2}),
+    )
+
+
+def restricted_key(policy, user_name="restricted"):
+    """A new IAM user `<user_name>-<random>` with `policy` (a dict) as its one
+    inline policy, and an access key for it, made through Steward's IAM API
+    as an operator would. Returns (user name, key id, secret)."""
+    iam = iam_client()
+    name = f"{user_name}-{uuid.uuid4().hex[:8]}"
+    iam.create_user(UserName=name)
+    iam.put_user_policy(UserName=name, PolicyName="policy", PolicyDocument=json.dumps(policy))
+    key = iam.create_access_key(UserName=name)["AccessKey"]
+    return name, key["AccessKeyId"], key["SecretAccessKey"]
+
+
+def key_client(service, key_id, secret):
+    """A boto3 client for Steward signed with the given key."""
+    p = profile()
+    return boto3.client(
+        service,
         endpoint_url=p["endpoint_url"],
         region_name=p["region"],
         aws_access_key_id=key_id,
         aws_secret_access_key=secret,
         config=botocore.config.Config(retries={"max_attempts": 2}),
     )
+
+
+def restricted_client(policy, user_name="restricted"):
+    """A boto3 SSM client signed with a new access key of a new IAM user
+    whose policy is `policy` (a dict, IAM-shaped)."""
+    _, key_id, secret = restricted_key(policy, user_name)
+    return key_client("ssm", key_id, secret)
 
 
 def event_queue(pattern):

@@ -1,5 +1,7 @@
-//! Operator access keys (`AccessKeysTable`); the secret stays KMS-encrypted
-//! in the record and is decrypted by [`crate::key_service::DataKey`].
+//! Operator access keys (`AccessKeysTable`) as the authenticator reads
+//! them; the secret stays KMS-encrypted in the record and is decrypted by
+//! [`crate::key_service::DataKey`]. Keys are written by the IAM operations
+//! ([`crate::identity::IdentityTables`]).
 
 use aws_sdk_dynamodb::Client;
 use steward_core::SsmError;
@@ -7,8 +9,9 @@ use steward_core::fleet::AccessKeyStore;
 use steward_core::fleet::access::AccessKey;
 
 use crate::Stack;
+use crate::identity::key_from_item;
 use crate::internal;
-use crate::item::*;
+use crate::item::s;
 
 #[derive(Clone, Debug)]
 pub struct AccessKeyTable {
@@ -36,12 +39,6 @@ impl AccessKeyStore for AccessKeyTable {
             .send()
             .await
             .map_err(internal)?;
-        Ok(resp.item.as_ref().map(|i| AccessKey {
-            access_key_id: get_s(i, "AccessKeyId"),
-            secret_ciphertext: get_s(i, "SecretCiphertext"),
-            policy: get_s(i, "Policy"),
-            user_name: get_s(i, "UserName"),
-            status: get_s(i, "Status"),
-        }))
+        Ok(resp.item.as_ref().map(key_from_item))
     }
 }

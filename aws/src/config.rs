@@ -42,6 +42,8 @@ pub struct Settings {
     /// How long a decrypted SecureString data key is kept (0: never).
     pub data_key_cache_seconds: u64,
     pub documents_table: String,
+    /// IAM users and their inline policies.
+    pub users_table: String,
 }
 
 fn var(name: &'static str) -> Result<String, ConfigError> {
@@ -83,6 +85,7 @@ impl Settings {
             scheduler_queue_url: var("STEWARD_SCHEDULER_QUEUE_URL")?,
             data_key_cache_seconds: number("STEWARD_DATA_KEY_CACHE_SECONDS", 300)?,
             documents_table: var("STEWARD_DOCUMENTS_TABLE")?,
+            users_table: var("STEWARD_USERS_TABLE")?,
         })
     }
 }

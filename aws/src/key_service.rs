@@ -10,6 +10,7 @@ use aws_sdk_kms::Client;
 use aws_sdk_kms::primitives::Blob;
 use steward_core::SsmError;
 use steward_core::fleet::{Secret, SecretDecrypter, SigningKey};
+use steward_core::identity::{IamError, KeySealer};
 
 use crate::Stack;
 use crate::internal;
@@ -47,6 +48,17 @@ impl DataKey {
             .map_err(internal)?;
         let blob = resp.ciphertext_blob.ok_or_else(SsmError::internal)?;
         Ok(B64.encode(blob.as_ref()))
+    }
+}
+
+/// New keys made by CreateAccessKey are sealed the way provisioning seals
+/// the bootstrap key.
+#[async_trait::async_trait]
+impl KeySealer for DataKey {
+    async fn seal(&self, access_key_id: &str, secret: &Secret) -> Result<String, IamError> {
+        self.encrypt_secret(access_key_id, secret)
+            .await
+            .map_err(|_| IamError::service_failure())
     }
 }
 

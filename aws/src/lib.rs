@@ -5,6 +5,7 @@ pub mod access_keys;
 pub mod activations;
 pub mod config;
 pub mod credentials;
+pub mod identity;
 pub mod item;
 pub mod key_service;
 pub mod metrics;

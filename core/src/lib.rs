@@ -9,6 +9,7 @@ pub mod document;
 pub mod documents;
 pub mod error;
 pub mod fleet;
+pub mod identity;
 pub mod ids;
 pub mod output;
 pub mod parameters;

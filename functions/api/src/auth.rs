@@ -19,8 +19,10 @@ use steward_aws::Stack;
 use steward_aws::access_keys::AccessKeyTable;
 use steward_aws::key_service::DataKey;
 use steward_core::SsmError;
+use steward_aws::identity::IdentityTables;
 use steward_core::fleet::access::{AccessKey, Caller, Policy};
 use steward_core::fleet::{AccessKeyStore, Secret, SecretDecrypter};
+use steward_core::identity::{IdentityStore, effective_policy};
 use subtle::ConstantTimeEq;
 
 /// SigV4's allowance for clock skew.
@@ -212,28 +214,40 @@ pub fn compute_signature(
 struct Cached {
     key: AccessKey,
     secret: Secret,
+    /// The user's inline policies together; an error (a stored policy
+    /// Steward cannot evaluate) is answered only after the signature.
+    policy: Result<Policy, SsmError>,
     at: Instant,
 }
+
+/// A key, its secret and its user's policy, as `verify` uses them.
+type Loaded = (AccessKey, Secret, Result<Policy, SsmError>);
 
 fn cache() -> &'static Mutex<HashMap<String, Cached>> {
     static CACHE: OnceLock<Mutex<HashMap<String, Cached>>> = OnceLock::new();
     CACHE.get_or_init(|| Mutex::new(HashMap::new()))
 }
 
-/// The key record and its decrypted secret, from memory for a few minutes.
-async fn load_key(
-    stack: &Stack,
-    access_key_id: &str,
-) -> Result<Option<(AccessKey, Secret)>, SsmError> {
+/// The key record, its decrypted secret and its user's policy, from
+/// memory for [`CACHE_TTL`]. A key whose user is gone is no key.
+async fn load_key(stack: &Stack, access_key_id: &str) -> Result<Option<Loaded>, SsmError> {
     if let Ok(c) = cache().lock()
         && let Some(hit) = c.get(access_key_id)
         && hit.at.elapsed() < CACHE_TTL
     {
-        return Ok(Some((hit.key.clone(), hit.secret.clone())));
+        return Ok(Some((
+            hit.key.clone(),
+            hit.secret.clone(),
+            hit.policy.clone(),
+        )));
     }
     let Some(key) = AccessKeyTable::new(stack).get(access_key_id).await? else {
         return Ok(None);
     };
+    let Some(user) = IdentityTables::new(stack).user(&key.user_name).await? else {
+        return Ok(None);
+    };
+    let policy = effective_policy(&user);
     let secret = DataKey::new(stack)
         .decrypt(access_key_id, &key.secret_ciphertext)
         .await?;
@@ -244,11 +258,12 @@ async fn load_key(
             Cached {
                 key: key.clone(),
                 secret: secret.clone(),
+                policy: policy.clone(),
                 at: Instant::now(),
             },
         );
     }
-    Ok(Some((key, secret)))
+    Ok(Some((key, secret, policy)))
 }
 
 /// Verifies the request's SigV4 signature for `service` (`ssm` or `iam`);
@@ -332,7 +347,7 @@ async fn verify(
             "The security token included in the request is invalid.".into(),
         )
     };
-    let (key, secret) = load_key(stack, &auth.access_key_id)
+    let (key, secret, policy) = load_key(stack, &auth.access_key_id)
         .await?
         .ok_or_else(unrecognized)?;
     if !key.is_active() {
@@ -343,7 +358,7 @@ async fn verify(
         tracing::info!(access_key_id = %auth.access_key_id, "request signature does not match");
         return Err(bad_signature());
     }
-    let policy = Policy::parse(&key.policy)?;
+    let policy = policy?;
     Ok(Principal {
         access_key_id: key.access_key_id,
         user_name: key.user_name,

@@ -6,6 +6,7 @@ pub mod auth;
 pub mod commands;
 pub mod documents;
 pub mod fleet;
+pub mod iam;
 pub mod node_parameters;
 pub mod parameters;
 
@@ -19,6 +20,10 @@ const JSON_11: &str = "application/x-amz-json-1.1";
 /// Handles one HTTP request. The Lambda binary and the local server both call this.
 pub async fn handle(stack: &Stack, req: http::Request<Bytes>) -> http::Response<Bytes> {
     let request_id = uuid_like();
+    // IAM's Query protocol shares the endpoint and answers in its own XML.
+    if iam::is_query_request(&req) {
+        return iam::handle(stack, &req, &request_id).await;
+    }
     match route(stack, &req).await {
         Ok(body) => respond(200, &request_id, None, body),
         Err(e) => {

@@ -1,0 +1,344 @@
+//! Operator identities over DynamoDB: users with their inline policies
+//! (`UsersTable`) and access keys (`AccessKeysTable`, listed per user by
+//! its `ByUser` index), the [`IdentityStore`] of `steward_core::identity`
+//! (docs/internals.md, "Access keys and users").
+//!
+//! Every user write is conditional on the user's `Revision`; a key's create
+//! and delete are one transaction with its user, whose `KeyCount` is the
+//! quota's. Nothing scans: users are listed by `ByKind`.
+
+use std::collections::BTreeMap;
+
+use aws_sdk_dynamodb::Client;
+use aws_sdk_dynamodb::error::SdkError;
+use aws_sdk_dynamodb::types::{AttributeValue, Delete, Put, TransactWriteItem};
+use steward_core::SsmError;
+use steward_core::identity::model::{AccessKey, User, user_key};
+use steward_core::identity::{IamError, IdentityStore};
+
+use crate::Stack;
+use crate::item::{Item, get_consistent, get_f64, get_s, get_str, get_u64, n, s};
+use crate::revisioned;
+
+/// `Kind` of every user: the `ByKind` index's partition.
+pub const KIND: &str = "user";
+pub const BY_KIND: &str = "ByKind";
+/// The access-keys index by `UserName` (sort `CreateDate`).
+pub const BY_USER: &str = "ByUser";
+
+fn failure(e: SsmError) -> IamError {
+    match e {
+        SsmError::ThrottlingException(m) => IamError::Throttling(m),
+        _ => IamError::service_failure(),
+    }
+}
+
+fn internal<E: std::error::Error + 'static>(e: E) -> IamError {
+    failure(crate::internal(e))
+}
+
+fn bad_item(what: &'static str) -> IamError {
+    tracing::error!(what, "identity item cannot be decoded");
+    IamError::service_failure()
+}
+
+pub fn user_to_item(u: &User) -> Item {
+    Item::from([
+        ("UserKey".to_string(), s(user_key(&u.user_name))),
+        ("Kind".to_string(), s(KIND)),
+        ("UserName".to_string(), s(&u.user_name)),
+        ("UserId".to_string(), s(&u.user_id)),
+        ("Path".to_string(), s(&u.path)),
+        ("CreateDate".to_string(), n(u.create_date)),
+        (
+            "Policies".to_string(),
+            AttributeValue::M(u.policies.iter().map(|(k, v)| (k.clone(), s(v))).collect()),
+        ),
+        ("KeyCount".to_string(), n(u.key_count)),
+        ("Revision".to_string(), n(u.revision)),
+    ])
+}
+
+pub fn user_from_item(item: &Item) -> Result<User, IamError> {
+    let policies: BTreeMap<String, String> = match item.get("Policies") {
+        Some(AttributeValue::M(m)) => m
+            .iter()
+            .filter_map(|(k, v)| match v {
+                AttributeValue::S(d) => Some((k.clone(), d.clone())),
+                _ => None,
+            })
+            .collect(),
+        _ => BTreeMap::new(),
+    };
+    Ok(User {
+        user_name: get_str(item, "UserName").ok_or_else(|| bad_item("UserName"))?,
+        user_id: get_s(item, "UserId"),
+        path: get_str(item, "Path").unwrap_or_else(|| "/".into()),
+        create_date: get_f64(item, "CreateDate"),
+        policies,
+        key_count: get_u64(item, "KeyCount").unwrap_or(0) as u32,
+        revision: get_u64(item, "Revision").ok_or_else(|| bad_item("Revision"))?,
+    })
+}
+
+pub fn key_to_item(k: &AccessKey) -> Item {
+    Item::from([
+        ("AccessKeyId".to_string(), s(&k.access_key_id)),
+        ("SecretCiphertext".to_string(), s(&k.secret_ciphertext)),
+        ("UserName".to_string(), s(&k.user_name)),
+        ("Status".to_string(), s(&k.status)),
+        ("CreateDate".to_string(), n(k.create_date)),
+    ])
+}
+
+pub fn key_from_item(i: &Item) -> AccessKey {
+    AccessKey {
+        access_key_id: get_s(i, "AccessKeyId"),
+        secret_ciphertext: get_s(i, "SecretCiphertext"),
+        user_name: get_s(i, "UserName"),
+        status: get_s(i, "Status"),
+        create_date: get_f64(i, "CreateDate"),
+    }
+}
+
+/// Both tables, as one store.
+#[derive(Clone, Debug)]
+pub struct IdentityTables {
+    client: Client,
+    users: String,
+    keys: String,
+}
+
+fn lost<E, R>(e: &SdkError<E, R>) -> bool
+where
+    E: aws_sdk_dynamodb::error::ProvideErrorMetadata,
+{
+    e.as_service_error()
+        .and_then(|se| se.code())
+        .is_some_and(|c| c == "ConditionalCheckFailedException")
+}
+
+impl IdentityTables {
+    pub fn new(stack: &Stack) -> Self {
+        Self {
+            client: stack.clients.dynamodb.clone(),
+            users: stack.settings.users_table.clone(),
+            keys: stack.settings.access_keys_table.clone(),
+        }
+    }
+
+    fn user_put(&self, next: &User, expected: u64) -> Result<TransactWriteItem, IamError> {
+        let put = Put::builder()
+            .table_name(&self.users)
+            .set_item(Some(user_to_item(next)))
+            .condition_expression("#rev = :rev")
+            .expression_attribute_names("#rev", "Revision")
+            .expression_attribute_values(":rev", n(expected))
+            .build()
+            .map_err(internal)?;
+        Ok(TransactWriteItem::builder().put(put).build())
+    }
+
+    async fn transact(&self, items: Vec<TransactWriteItem>) -> Result<bool, IamError> {
+        revisioned::transact(&self.client, "identity", items)
+            .await
+            .map_err(failure)
+    }
+}
+
+#[async_trait::async_trait]
+impl IdentityStore for IdentityTables {
+    async fn user(&self, user_name: &str) -> Result<Option<User>, IamError> {
+        let key = Item::from([("UserKey".to_string(), s(user_key(user_name)))]);
+        get_consistent(&self.client, &self.users, key)
+            .await
+            .map_err(failure)?
+            .as_ref()
+            .map(user_from_item)
+            .transpose()
+    }
+
+    async fn list_users(
+        &self,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<(Vec<User>, bool), IamError> {
+        // One more than asked tells whether more follow.
+        let mut q = self
+            .client
+            .query()
+            .table_name(&self.users)
+            .index_name(BY_KIND)
+            .expression_attribute_names("#k", "Kind")
+            .expression_attribute_values(":k", s(KIND))
+            .limit((limit + 1).min(1000) as i32);
+        q = match after {
+            Some(a) => q
+                .key_condition_expression("#k = :k AND #u > :after")
+                .expression_attribute_names("#u", "UserKey")
+                .expression_attribute_values(":after", s(a)),
+            None => q.key_condition_expression("#k = :k"),
+        };
+        let mut users = Vec::new();
+        let mut start = None;
+        loop {
+            let resp = q
+                .clone()
+                .set_exclusive_start_key(start)
+                .send()
+                .await
+                .map_err(internal)?;
+            for item in resp.items() {
+                users.push(user_from_item(item)?);
+            }
+            start = resp.last_evaluated_key.filter(|k| !k.is_empty());
+            if users.len() > limit || start.is_none() {
+                break;
+            }
+        }
+        let more = users.len() > limit;
+        users.truncate(limit);
+        Ok((users, more))
+    }
+
+    async fn create_user(&self, user: &User) -> Result<bool, IamError> {
+        match self
+            .client
+            .put_item()
+            .table_name(&self.users)
+            .set_item(Some(user_to_item(user)))
+            .condition_expression("attribute_not_exists(UserKey)")
+            .send()
+            .await
+        {
+            Ok(_) => Ok(true),
+            Err(e) if lost(&e) => Ok(false),
+            Err(e) => Err(internal(e)),
+        }
+    }
+
+    async fn put_user(&self, next: &User, expected: u64) -> Result<bool, IamError> {
+        match self
+            .client
+            .put_item()
+            .table_name(&self.users)
+            .set_item(Some(user_to_item(next)))
+            .condition_expression("#rev = :rev")
+            .expression_attribute_names("#rev", "Revision")
+            .expression_attribute_values(":rev", n(expected))
+            .send()
+            .await
+        {
+            Ok(_) => Ok(true),
+            Err(e) if lost(&e) => Ok(false),
+            Err(e) => Err(internal(e)),
+        }
+    }
+
+    async fn delete_user(&self, user: &User, expected: u64) -> Result<bool, IamError> {
+        match self
+            .client
+            .delete_item()
+            .table_name(&self.users)
+            .key("UserKey", s(user_key(&user.user_name)))
+            .condition_expression("#rev = :rev")
+            .expression_attribute_names("#rev", "Revision")
+            .expression_attribute_values(":rev", n(expected))
+            .send()
+            .await
+        {
+            Ok(_) => Ok(true),
+            Err(e) if lost(&e) => Ok(false),
+            Err(e) => Err(internal(e)),
+        }
+    }
+
+    async fn key(&self, access_key_id: &str) -> Result<Option<AccessKey>, IamError> {
+        let key = Item::from([("AccessKeyId".to_string(), s(access_key_id))]);
+        Ok(get_consistent(&self.client, &self.keys, key)
+            .await
+            .map_err(failure)?
+            .as_ref()
+            .map(key_from_item))
+    }
+
+    async fn keys_of(&self, user_name: &str) -> Result<Vec<AccessKey>, IamError> {
+        let mut keys = Vec::new();
+        let mut start = None;
+        loop {
+            let resp = self
+                .client
+                .query()
+                .table_name(&self.keys)
+                .index_name(BY_USER)
+                .key_condition_expression("#u = :u")
+                .expression_attribute_names("#u", "UserName")
+                .expression_attribute_values(":u", s(user_name))
+                .set_exclusive_start_key(start)
+                .send()
+                .await
+                .map_err(internal)?;
+            keys.extend(resp.items().iter().map(key_from_item));
+            start = resp.last_evaluated_key.filter(|k| !k.is_empty());
+            if start.is_none() {
+                return Ok(keys);
+            }
+        }
+    }
+
+    async fn add_key(&self, next: &User, expected: u64, key: &AccessKey) -> Result<bool, IamError> {
+        let put = Put::builder()
+            .table_name(&self.keys)
+            .set_item(Some(key_to_item(key)))
+            .condition_expression("attribute_not_exists(AccessKeyId)")
+            .build()
+            .map_err(internal)?;
+        self.transact(vec![
+            self.user_put(next, expected)?,
+            TransactWriteItem::builder().put(put).build(),
+        ])
+        .await
+    }
+
+    async fn set_key_status(&self, key: &AccessKey, status: &str) -> Result<bool, IamError> {
+        match self
+            .client
+            .update_item()
+            .table_name(&self.keys)
+            .key("AccessKeyId", s(&key.access_key_id))
+            .update_expression("SET #s = :s")
+            .condition_expression("attribute_exists(AccessKeyId) AND #u = :u")
+            .expression_attribute_names("#s", "Status")
+            .expression_attribute_names("#u", "UserName")
+            .expression_attribute_values(":s", s(status))
+            .expression_attribute_values(":u", s(&key.user_name))
+            .send()
+            .await
+        {
+            Ok(_) => Ok(true),
+            Err(e) if lost(&e) => Ok(false),
+            Err(e) => Err(internal(e)),
+        }
+    }
+
+    async fn remove_key(
+        &self,
+        next: &User,
+        expected: u64,
+        key: &AccessKey,
+    ) -> Result<bool, IamError> {
+        let delete = Delete::builder()
+            .table_name(&self.keys)
+            .key("AccessKeyId", s(&key.access_key_id))
+            .condition_expression("#u = :u")
+            .expression_attribute_names("#u", "UserName")
+            .expression_attribute_values(":u", s(&key.user_name))
+            .build()
+            .map_err(internal)?;
+        self.transact(vec![
+            self.user_put(next, expected)?,
+            TransactWriteItem::builder().delete(delete).build(),
+        ])
+        .await
+    }
+}
