@@ -27,7 +27,10 @@ use crate::fleet::paging::{invalid_token, max_results};
 /// with what it has and a NextToken (filters may drop many heads).
 pub const MAX_PAGES_PER_CALL: usize = 10;
 pub const BY_PATH_MAX_RESULTS: i64 = 10;
+/// DescribeParameters answers at most 50 a page, and 10 when MaxResults is
+/// not given, as SSM does.
 pub const DESCRIBE_MAX_RESULTS: i64 = 50;
+pub const DESCRIBE_DEFAULT_RESULTS: i64 = 10;
 const MAX_PATH: usize = 2048;
 
 /// The NextToken: where the listing resumes (after this name).
@@ -282,7 +285,7 @@ pub async fn describe_parameters(
         input.max_results,
         1,
         DESCRIBE_MAX_RESULTS,
-        DESCRIBE_MAX_RESULTS,
+        DESCRIBE_DEFAULT_RESULTS,
     )?;
     let after = decode_token(input.next_token.as_deref())?;
     // One Path filter value narrows the walk to that path, one hierarchical
@@ -623,7 +626,8 @@ mod tests {
         assert_eq!(a["Parameters"][1]["Value"], "hunter2");
 
         // Decryption needs kms:Decrypt on the key.
-        let no_kms = caller(r#"{"Statement":[{"Effect":"Allow","Action":"ssm:*","Resource":"*"}]}"#);
+        let no_kms =
+            caller(r#"{"Statement":[{"Effect":"Allow","Action":"ssm:*","Resource":"*"}]}"#);
         let e = get_parameters_by_path(&fx.ctx(&no_kms), &body)
             .await
             .unwrap_err();
@@ -804,7 +808,13 @@ mod tests {
         let first = describe_parameters(&fx.ctx(&admin), &json!({}))
             .await
             .unwrap();
-        assert_eq!(first["Parameters"].as_array().unwrap().len(), 50);
+        // SSM's default page is 10, with a NextToken.
+        assert_eq!(first["Parameters"].as_array().unwrap().len(), 10);
+        assert!(first["NextToken"].is_string());
+        let most = describe_parameters(&fx.ctx(&admin), &json!({"MaxResults": 50}))
+            .await
+            .unwrap();
+        assert_eq!(most["Parameters"].as_array().unwrap().len(), 50);
         let meta = &first["Parameters"][0];
         assert!(meta.get("Value").is_none());
         assert_eq!(meta["Tier"], "Standard");

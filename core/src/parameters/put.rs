@@ -12,7 +12,7 @@ use super::model::{
 };
 use super::name;
 use super::policies;
-use super::requests::PutParameterRequest;
+use super::requests::{DataType, PutParameterRequest};
 use crate::error::SsmError;
 use crate::fleet::tags;
 
@@ -97,6 +97,21 @@ pub fn check_pattern(pattern: &regex_lite::Regex, value: &str) -> Result<(), Ssm
     }
 }
 
+/// The key SSM names for SecureStrings put without a KeyId; Steward seals
+/// them with the stack's data key.
+pub const DEFAULT_KEY_ALIAS: &str = "alias/aws/ssm";
+
+/// `ami-` and 8 or 17 hexadecimal digits: the format SSM checks for
+/// `aws:ec2:image`. Steward makes no EC2 lookup of the image.
+fn is_ami_id(value: &str) -> bool {
+    value.strip_prefix("ami-").is_some_and(|hex| {
+        matches!(hex.len(), 8 | 17)
+            && hex
+                .chars()
+                .all(|c| c.is_ascii_hexdigit() && !c.is_ascii_uppercase())
+    })
+}
+
 /// Everything of the next version that does not depend on sealing.
 struct Decided {
     parameter_type: ParameterType,
@@ -139,6 +154,19 @@ fn decide(
             )));
         }
     };
+    if req.data_type == DataType::Ec2Image {
+        if parameter_type != ParameterType::String {
+            return Err(SsmError::ValidationException(
+                "The data type aws:ec2:image is only supported for parameters of type String."
+                    .into(),
+            ));
+        }
+        if !is_ami_id(&req.value) {
+            return Err(SsmError::ValidationException(
+                "Parameter value must be in the format ami-12345abcdeEXAMPLE for the aws:ec2:image data type.".into(),
+            ));
+        }
+    }
     if req.key_id.is_some() && parameter_type != ParameterType::SecureString {
         return Err(SsmError::ValidationException(
             "KeyId is required for SecureString type parameter only. Omit KeyId or use Type SecureString.".into(),
@@ -148,7 +176,7 @@ fn decide(
         req.key_id
             .clone()
             .or_else(|| cur.and_then(|c| c.key_id.clone()))
-            .or_else(|| Some(ctx.default_key_id.to_string()))
+            .or_else(|| Some(DEFAULT_KEY_ALIAS.to_string()))
     } else {
         None
     };
@@ -229,7 +257,14 @@ pub async fn put_parameter(ctx: &ParameterContext<'_>, body: &Value) -> Result<V
             (Some(key), ParameterType::SecureString) => {
                 // Sealed once per key: a retry under the same key reuses it.
                 if sealed.as_ref().is_none_or(|(k, _)| k != key) {
-                    let s = ctx.sealer.seal(key, &arn, &req.value).await?;
+                    // SSM's default key is `alias/aws/ssm`; here it is the
+                    // stack's own key.
+                    let kms_key = if key == DEFAULT_KEY_ALIAS {
+                        ctx.default_key_id
+                    } else {
+                        key.as_str()
+                    };
+                    let s = ctx.sealer.seal(kms_key, &arn, &req.value).await?;
                     sealed = Some((key.clone(), s));
                 }
                 StoredValue::Sealed(sealed.as_ref().map(|(_, s)| s.clone()).unwrap_or_default())
@@ -246,7 +281,7 @@ pub async fn put_parameter(ctx: &ParameterContext<'_>, body: &Value) -> Result<V
             allowed_pattern: d.allowed_pattern,
             tier: d.tier,
             policies: d.policies,
-            data_type: "text".into(),
+            data_type: req.data_type.as_str().into(),
             labels: BTreeSet::new(),
             last_modified_date: ctx.now,
             last_modified_user: ctx.caller.user_arn(),

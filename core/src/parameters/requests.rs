@@ -102,6 +102,24 @@ pub struct PutParameterRequest {
     pub tags: Vec<Tag>,
     /// `None`: not given (an overwrite keeps the parameter's policies).
     pub policies: Option<String>,
+    pub data_type: DataType,
+}
+
+/// PutParameter's DataType.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DataType {
+    Text,
+    /// An AMI id, checked for its format only.
+    Ec2Image,
+}
+
+impl DataType {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DataType::Text => "text",
+            DataType::Ec2Image => "aws:ec2:image",
+        }
+    }
 }
 
 impl PutParameterRequest {
@@ -152,19 +170,15 @@ impl PutParameterRequest {
                 )));
             }
         };
-        match i.data_type.as_deref() {
-            None | Some("text") => {}
-            Some(d @ ("aws:ec2:image" | "aws:ssm:integration")) => {
-                return Err(SsmError::ValidationException(format!(
-                    "The data type {d} is not supported by Steward: it validates only plain text. Omit DataType or use text."
-                )));
-            }
+        let data_type = match i.data_type.as_deref() {
+            None | Some("text") => DataType::Text,
+            Some("aws:ec2:image") => DataType::Ec2Image,
             Some(d) => {
                 return Err(SsmError::ValidationException(format!(
-                    "The following data type is not supported: {d} (Data type names are all lowercase.) Use text."
+                    "The following data type is not supported: {d} (Data type names are all lowercase.)"
                 )));
             }
-        }
+        };
         let overwrite = i.overwrite.unwrap_or(false);
         let tags = i.tags.unwrap_or_default();
         if overwrite && !tags.is_empty() {
@@ -183,6 +197,7 @@ impl PutParameterRequest {
             tier,
             tags,
             policies: i.policies.filter(|p| !p.trim().is_empty()),
+            data_type,
         })
     }
 }

@@ -791,7 +791,8 @@ async fn secure_strings_are_sealed_and_opened_only_with_decryption() {
     let open = env.get("/s/pw", true).await.unwrap();
     assert_eq!(open["Parameter"]["Value"], SECRET);
     let h = env.history(json!({"Name": "/s/pw"})).await.unwrap();
-    assert_eq!(h["Parameters"][0]["KeyId"], "stack-key");
+    // Sealed with the stack's key, reported as SSM's default key.
+    assert_eq!(h["Parameters"][0]["KeyId"], "alias/aws/ssm");
     assert_ne!(h["Parameters"][0]["Value"], SECRET);
     let h = env
         .history(json!({"Name": "/s/pw", "WithDecryption": true}))
@@ -1116,4 +1117,41 @@ async fn a_failed_publish_does_not_fail_the_write() {
         env.get("/f", false).await.unwrap()["Parameter"]["Value"],
         "1"
     );
+}
+
+#[tokio::test]
+async fn ec2_image_values_are_checked_for_their_format() {
+    let env = Env::new();
+    for ok in ["ami-0123abcd", "ami-0123456789abcdef0"] {
+        let name = format!("/img/{ok}");
+        env.put(json!({"Name": name, "Value": ok, "Type": "String", "DataType": "aws:ec2:image"}))
+            .await
+            .unwrap();
+        let got = env.get(&name, false).await.unwrap();
+        assert_eq!(got["Parameter"]["DataType"], "aws:ec2:image");
+    }
+    let before = env.snapshot().await;
+    for (value, t) in [
+        ("ami-XYZ", "String"),
+        ("i-0123456789abcdef0", "String"),
+        ("ami-0123ABCD", "String"),
+        ("ami-0123abcd", "StringList"),
+    ] {
+        let e = env
+            .put(
+                json!({"Name": "/img/bad", "Value": value, "Type": t, "DataType": "aws:ec2:image"}),
+            )
+            .await
+            .unwrap_err();
+        assert_eq!(e.code(), "ValidationException", "{value}");
+    }
+    let e = env
+        .put(json!({"Name": "/img/bad", "Value": "x", "Type": "String", "DataType": "json"}))
+        .await
+        .unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        "The following data type is not supported: json (Data type names are all lowercase.)"
+    );
+    assert_eq!(env.snapshot().await, before);
 }
