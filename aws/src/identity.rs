@@ -91,6 +91,7 @@ pub fn key_to_item(k: &AccessKey) -> Item {
     ])
 }
 
+/// A key item; from the `ByUser` index it has no `SecretCiphertext` ("").
 pub fn key_from_item(i: &Item) -> AccessKey {
     AccessKey {
         access_key_id: get_s(i, "AccessKeyId"),

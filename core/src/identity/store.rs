@@ -34,7 +34,8 @@ pub trait IdentityStore: Send + Sync {
     async fn delete_user(&self, user: &User, expected: u64) -> Result<bool, IamError>;
 
     async fn key(&self, access_key_id: &str) -> Result<Option<AccessKey>, IamError>;
-    /// The user's keys, oldest first.
+    /// The user's keys, oldest first, as a listing shows them: without
+    /// `secret_ciphertext`.
     async fn keys_of(&self, user_name: &str) -> Result<Vec<AccessKey>, IamError>;
     /// In one transaction: the user (its key count up) and the new key.
     async fn add_key(&self, next: &User, expected: u64, key: &AccessKey) -> Result<bool, IamError>;
@@ -156,7 +157,10 @@ impl IdentityStore for MemoryIdentityStore {
             .keys
             .values()
             .filter(|k| k.user_name == user_name)
-            .cloned()
+            .map(|k| AccessKey {
+                secret_ciphertext: String::new(),
+                ..k.clone()
+            })
             .collect();
         keys.sort_by(|a, b| a.create_date.total_cmp(&b.create_date));
         Ok(keys)
