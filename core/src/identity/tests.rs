@@ -221,6 +221,18 @@ async fn malformed_and_oversized_policies_change_nothing() {
             r#"{"Statement":[{"Effect":"Maybe","Action":"*"}]}"#
         )
     );
+    // Steward does not evaluate conditions: refused, never stored and ignored.
+    let e = refused!(
+        store,
+        "MalformedPolicyDocument",
+        put_user_policy(
+            &c,
+            "dev",
+            "p",
+            r#"{"Statement":[{"Effect":"Allow","Action":"*","Resource":"*","Condition":{"Bool":{"aws:SecureTransport":"true"}}}]}"#
+        )
+    );
+    assert!(e.to_string().contains("Condition"), "{e}");
     refused!(
         store,
         "ValidationError",
