@@ -677,15 +677,17 @@ async fn describe_document(ctx: &DocumentContext<'_>, body: &Value) -> Result<Va
 
 async fn get_document(ctx: &DocumentContext<'_>, body: &Value) -> Result<Value, SsmError> {
     let (shown, i) = read(ctx, "GetDocument", body).await?;
-    let (content, format) = match i.document_format.as_deref() {
-        None => (shown.content.clone(), shown.format),
-        Some(f) => {
-            let to = DocumentFormat::from_wire(Some(f))?;
-            (
-                DocumentFormat::convert(&shown.content, shown.format, to)?,
-                to,
-            )
-        }
+    // SSM answers JSON unless another format is asked for, whatever the
+    // document was written in; the content is kept as written when it is
+    // already in the format asked for.
+    let to = DocumentFormat::from_wire(Some(i.document_format.as_deref().unwrap_or("JSON")))?;
+    let (content, format) = if to == shown.format {
+        (shown.content.clone(), shown.format)
+    } else {
+        (
+            DocumentFormat::convert(&shown.content, shown.format, to)?,
+            to,
+        )
     };
     let mut out = json!({
         "Name": shown.name,

@@ -260,22 +260,26 @@ async fn update_adds_versions_and_reads_select_them() {
 async fn get_document_converts_formats() {
     let f = Fixture::new();
     f.create("Conv").await;
+    // YAML as written when asked for.
     let g = f
-        .call("GetDocument", json!({"Name": "Conv"}))
+        .call(
+            "GetDocument",
+            json!({"Name": "Conv", "DocumentFormat": "YAML"}),
+        )
         .await
         .unwrap();
     assert_eq!(g["Content"], V1);
     assert_eq!(g["DocumentFormat"], "YAML");
-    let j = f
-        .call(
-            "GetDocument",
-            json!({"Name": "Conv", "DocumentFormat": "JSON"}),
-        )
-        .await
-        .unwrap();
-    assert_eq!(j["DocumentFormat"], "JSON");
-    let v: Value = serde_json::from_str(j["Content"].as_str().unwrap()).unwrap();
-    assert_eq!(v["mainSteps"][0]["name"], "hello");
+    // JSON otherwise: SSM's default format, whatever the document was written in.
+    for body in [
+        json!({"Name": "Conv"}),
+        json!({"Name": "Conv", "DocumentFormat": "JSON"}),
+    ] {
+        let j = f.call("GetDocument", body).await.unwrap();
+        assert_eq!(j["DocumentFormat"], "JSON");
+        let v: Value = serde_json::from_str(j["Content"].as_str().unwrap()).unwrap();
+        assert_eq!(v["mainSteps"][0]["name"], "hello");
+    }
     let b = f
         .call("GetDocument", json!({"Name": "arn:aws:ssm:us-east-1::document/AWS-RunShellScript", "DocumentFormat": "YAML"}))
         .await
