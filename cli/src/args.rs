@@ -65,6 +65,10 @@ pub enum Command {
         #[arg(long)]
         instance_id: Option<String>,
     },
+    /// Operator access keys: IAM users, their inline policies and keys, over
+    /// Steward's IAM API (the same as `aws iam …`).
+    #[command(subcommand)]
+    Keys(KeysCommand),
     /// Cancel a command (on every node, or only the nodes given).
     Cancel {
         /// The command's id.
@@ -383,4 +387,39 @@ mod tests {
         assert_eq!((a.limit, a.expires_in_hours), (Some(5), Some(48)));
         assert!(parse(&["activation", "create", "--tag", "novalue"]).is_err());
     }
+}
+
+#[derive(Debug, Subcommand)]
+#[command(
+    after_help = "Example:\n  steward keys create-user dev-reader\n  steward keys put-policy dev-reader read-dev --file policy.json\n  steward keys create dev-reader"
+)]
+pub enum KeysCommand {
+    /// List users.
+    Users,
+    /// Create a user (no policy, no key yet).
+    CreateUser { user: String },
+    /// Delete a user (once it has no keys and no policies).
+    DeleteUser { user: String },
+    /// Add or replace one of a user's inline policies from a JSON file.
+    PutPolicy {
+        user: String,
+        policy_name: String,
+        /// The policy document (IAM's JSON); `-` reads standard input.
+        #[arg(long)]
+        file: String,
+    },
+    /// Show a user's inline policies, with their documents.
+    Policies { user: String },
+    /// Delete one of a user's inline policies.
+    DeletePolicy { user: String, policy_name: String },
+    /// Create an access key for a user; prints its id and secret, the only time the secret is shown.
+    Create { user: String },
+    /// List a user's access keys.
+    List { user: String },
+    /// Make a key Active again.
+    Activate { user: String, key_id: String },
+    /// Make a key Inactive: refused everywhere within a minute.
+    Deactivate { user: String, key_id: String },
+    /// Delete a key.
+    Delete { user: String, key_id: String },
 }

@@ -15,6 +15,8 @@ use crate::render::{self, InvocationRow};
 /// What every command needs: the client and how to print.
 pub struct Ctx {
     pub client: Client,
+    /// Steward's IAM API (`steward keys`).
+    pub iam: crate::iam::IamClient,
     pub json: bool,
     pub stdout_is_terminal: bool,
     /// Tables may use the terminal's width.

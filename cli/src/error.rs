@@ -158,7 +158,24 @@ pub fn hint_for_code(code: &str) -> Option<&'static str> {
         | "MissingAuthenticationToken" => {
             "check the access key in your profile (--profile or AWS_PROFILE) is a Steward key, and that --endpoint-url points at Steward"
         }
-        "AccessDeniedException" => "use an access key whose policy allows this operation",
+        "AccessDeniedException" | "AccessDenied" => {
+            "use an access key whose policy allows this operation"
+        }
+        "InvalidClientTokenId" | "SignatureDoesNotMatch" => {
+            "check the access key in your profile (--profile or AWS_PROFILE) is an active Steward key"
+        }
+        "NoSuchEntity" => {
+            "list users with `steward keys users` and their keys with `steward keys list <user>`"
+        }
+        "MalformedPolicyDocument" => {
+            "a policy holds Effect, Action or NotAction, Resource or NotResource (see README, Policies)"
+        }
+        "DeleteConflict" => {
+            "delete the user's keys and policies first (`steward keys list <user>`, `steward keys policies <user>`)"
+        }
+        "LimitExceeded" => {
+            "a user has at most two keys; delete one with `steward keys delete <user> <key-id>`"
+        }
         "ThrottlingException" => "wait a moment and retry",
         "InternalServerError" => "retry; if it persists, look at the control plane's logs",
         _ => return None,

@@ -6,7 +6,9 @@
 mod args;
 mod commands;
 mod error;
+mod iam;
 mod json;
+mod keys;
 mod render;
 mod run;
 
@@ -19,6 +21,7 @@ use clap::Parser;
 use crate::args::{ActivationCommand, Cli, Command, Global, OutputFormat};
 use crate::commands::Ctx;
 use crate::error::{CliError, Exit};
+use crate::iam::IamClient;
 
 const DEFAULT_REGION: &str = "us-east-1";
 
@@ -82,7 +85,14 @@ async fn context(g: &Global) -> Ctx {
         conf = conf.region(Region::new(DEFAULT_REGION));
     }
     let stdout_is_terminal = std::io::stdout().is_terminal();
+    // IAM shares Steward's endpoint; AWS_ENDPOINT_URL_IAM names another.
+    let iam_endpoint = g
+        .endpoint_url
+        .clone()
+        .or_else(|| std::env::var("AWS_ENDPOINT_URL_IAM").ok())
+        .or_else(|| shared.endpoint_url().map(str::to_string));
     Ctx {
+        iam: IamClient::new(iam_endpoint, shared.credentials_provider()),
         client: aws_sdk_ssm::Client::from_conf(conf.build()),
         json: g.output == OutputFormat::Json,
         stdout_is_terminal,
@@ -105,6 +115,7 @@ async fn dispatch(ctx: &Ctx, command: &Command) -> Result<Exit, CliError> {
             command_id,
             instance_id,
         } => commands::output(ctx, command_id, instance_id.as_deref()).await,
+        Command::Keys(k) => keys::run(ctx, k).await,
         Command::Cancel {
             command_id,
             instance_ids,
