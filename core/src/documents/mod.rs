@@ -18,6 +18,7 @@ pub mod operations;
 pub mod parameters;
 pub mod plugins;
 pub mod store;
+pub mod tagging;
 
 use serde_json::Value;
 

@@ -51,12 +51,19 @@ pub const OPERATIONS: [&str; 8] = [
 ];
 
 /// `None`: not a document operation.
+use super::tagging;
+
 pub async fn handle(
     ctx: &DocumentContext<'_>,
     op: &str,
     body: &Value,
 ) -> Option<Result<Value, SsmError>> {
+    let tags_a_document =
+        || body.get("ResourceType").and_then(Value::as_str) == Some(tagging::DOCUMENT_RESOURCE);
     Some(match op {
+        "AddTagsToResource" if tags_a_document() => tagging::add_tags(ctx, body).await,
+        "RemoveTagsFromResource" if tags_a_document() => tagging::remove_tags(ctx, body).await,
+        "ListTagsForResource" if tags_a_document() => tagging::list_tags(ctx, body).await,
         "CreateDocument" => create_document(ctx, body).await,
         "UpdateDocument" => update_document(ctx, body).await,
         "DescribeDocument" => describe_document(ctx, body).await,

@@ -389,6 +389,13 @@ impl TagRequest {
             )));
         }
         let name = required(i.resource_id, "resourceId")?;
+        // ResourceId has no length limit in SSM's API; a name longer than a
+        // parameter's can name none (and must not reach the store's key).
+        if name.chars().count() > MAX_NAME {
+            return Err(SsmError::InvalidResourceId(
+                "The resource ID is not valid. Verify the ID and try again.".into(),
+            ));
+        }
         Ok(Self {
             name,
             tags: i.tags.unwrap_or_default(),
