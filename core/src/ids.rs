@@ -38,6 +38,14 @@ pub fn new_activation_id() -> String {
     uuid::Uuid::new_v4().to_string()
 }
 
+/// SSM's ActivationId pattern: a lower-case hyphenated UUID.
+pub fn is_activation_id(s: &str) -> bool {
+    s.len() == 36
+        && s.chars()
+            .all(|c| c.is_ascii_digit() || ('a'..='f').contains(&c) || c == '-')
+        && uuid::Uuid::parse_str(s).is_ok()
+}
+
 pub fn new_activation_code() -> String {
     const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
     let mut rng = rand::thread_rng();

@@ -96,8 +96,10 @@ pub async fn describe_activations(
             Some(Cursor::Id { after }) => Some(after),
             Some(_) => return Err(paging::invalid_token()),
         };
+        // A value that is no activation id names none: it is not looked up.
         let pending: Vec<&String> = ids
             .iter()
+            .filter(|id| ids::is_activation_id(id))
             .filter(|id| after.as_ref().is_none_or(|a| *id > a))
             .collect();
         for (i, id) in pending.iter().enumerate() {
@@ -203,6 +205,23 @@ pub async fn register(
     now: f64,
 ) -> Result<RegisterResponse, SsmError> {
     let req: RegisterRequest = parse(body)?;
+    // Unsigned: everything is checked before any store sees it.
+    if !ids::is_activation_id(&req.activation_id) || req.activation_code.len() > 250 {
+        return Err(activation::invalid_activation());
+    }
+    for (field, value, max) in [
+        ("Hostname", &req.hostname, 255),
+        ("PlatformName", &req.platform_name, 128),
+        ("PlatformVersion", &req.platform_version, 128),
+        ("AgentVersion", &req.agent_version, 64),
+        ("IPAddress", &req.ip_address, 64),
+    ] {
+        if value.chars().count() > max {
+            return Err(SsmError::ValidationException(format!(
+                "1 validation error detected: Value at '{field}' failed to satisfy constraint: Member must have length less than or equal to {max}"
+            )));
+        }
+    }
     match B64.decode(&req.public_key) {
         Ok(k) if k.len() == 32 => {}
         _ => {

@@ -108,6 +108,17 @@ pub async fn send_document_command(
         .iter()
         .filter_map(|s| s.plugin_step())
         .collect();
+    let steps_size: usize = steps
+        .iter()
+        .map(|s| s.working_directory.len() + s.run_command.iter().map(String::len).sum::<usize>())
+        .sum();
+    if steps_size > super::request::MAX_STEPS_BYTES {
+        return Err(SsmError::InvalidParameters(format!(
+            "With these parameters the steps of document {} come to {steps_size} bytes; a command sends at most {} to a node.",
+            doc.name,
+            super::request::MAX_STEPS_BYTES
+        )));
+    }
     if steps.is_empty() {
         return Err(SsmError::InvalidParameters(format!(
             "No step of document {} runs on a {NODE_PLATFORM} node with these parameters: every step is skipped by its precondition or fails there.",

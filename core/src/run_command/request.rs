@@ -20,6 +20,13 @@ pub const DEFAULT_MAX_CONCURRENCY: &str = "50";
 pub const DEFAULT_MAX_ERRORS: &str = "0";
 /// SSM's page size bounds for ListCommands / ListCommandInvocations.
 pub const MAX_RESULTS: u32 = 50;
+/// The parameter names and values one SendCommand may carry, in bytes, like
+/// a document's content: the record, the node's signed message (an SQS
+/// message) and the steps they expand into must stay within their stores'
+/// limits.
+pub const MAX_PARAMETERS_BYTES: usize = 64 * 1024;
+/// The steps a command sends, in bytes, once parameters are put in.
+pub const MAX_STEPS_BYTES: usize = 128 * 1024;
 
 pub(crate) use crate::error::parse_request as parse;
 
@@ -208,6 +215,16 @@ impl SendCommandRequest {
             return Err(SsmError::SerializationException(
                 "NotificationConfig must be an object with NotificationArn, NotificationEvents and NotificationType.".into(),
             ));
+        }
+        let size: usize = i
+            .parameters
+            .iter()
+            .map(|(name, values)| name.len() + values.iter().map(String::len).sum::<usize>())
+            .sum();
+        if size > MAX_PARAMETERS_BYTES {
+            return Err(SsmError::InvalidParameters(format!(
+                "The parameters total {size} bytes; a command takes at most {MAX_PARAMETERS_BYTES}."
+            )));
         }
         for (name, values) in &i.parameters {
             if name.is_empty() {

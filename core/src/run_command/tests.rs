@@ -1298,3 +1298,29 @@ async fn references_a_sender_may_not_read_are_refused_wherever_the_steps_get_the
     w.drain(1000.0).await;
     assert_eq!(w.first_run_command(1), vec!["echo value-of-/P/dev/db-url"]);
 }
+
+#[tokio::test]
+async fn oversized_parameters_and_steps_are_refused_before_anything_is_stored() {
+    let w = World::new(&[(1, &[])]);
+    let lines: Vec<String> = (0..100_000).map(|i| format!("echo {i}")).collect();
+    let lines: Vec<&str> = lines.iter().map(String::as_str).collect();
+    let err = w.send(shell_with(&[node(1)], &lines)).await.unwrap_err();
+    assert_eq!(err.code(), "InvalidParameters");
+    assert!(err.to_string().contains("at most 65536"), "{err}");
+    // Within the parameter limit, but a document that repeats a parameter
+    // many times expands past what a node is sent.
+    let repeated = format!(
+        "schemaVersion: '2.2'\nparameters:\n  p:\n    type: String\nmainSteps:\n- action: aws:runShellScript\n  name: run\n  inputs:\n    runCommand:\n{}",
+        "    - 'echo {{p}}'\n".repeat(40)
+    );
+    let docs = document_store(&[("Repeats", &repeated)]).await;
+    let body = json!({"DocumentName": "Repeats", "InstanceIds": [node(1)],
+                      "Parameters": {"p": ["x".repeat(60 * 1024)]}});
+    let err = operations::send_document_command(&w.rc(), &docs, &admin(), &body, 1000.0)
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), "InvalidParameters");
+    assert!(err.to_string().contains("at most 131072"), "{err}");
+    assert!(w.store.commands.lock().unwrap().is_empty());
+    assert!(w.work.items.lock().unwrap().is_empty());
+}
