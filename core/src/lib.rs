@@ -1,10 +1,10 @@
 //! Steward's domain. It knows no AWS service: the adapters in `steward-aws`
 //! implement the [`ports`] over DynamoDB, SQS, KMS, EventBridge and S3.
 
+pub mod api_model;
 pub mod channel;
 pub mod clock;
 pub mod command;
-pub mod api_model;
 pub mod document;
 pub mod documents;
 pub mod error;

@@ -14,7 +14,7 @@ use crate::error::SsmError;
 /// is the caller's business (the two operations authorize differently).
 async fn delete_one(ctx: &ParameterContext<'_>, name: &str, arn: &str) -> Result<(), SsmError> {
     for _ in 0..MAX_ATTEMPTS {
-        let head = ctx.store.get(name).await?.ok_or_else(|| not_found(name))?;
+        let head = ctx.store.find(name).await?.ok_or_else(|| not_found(name))?;
         if ctx.store.delete(&head, head.revision).await? {
             events::publish(
                 ctx,

@@ -61,7 +61,7 @@ pub async fn get_parameter(ctx: &ParameterContext<'_>, body: &Value) -> Result<V
     ctx.caller.authorize("ssm:GetParameter", &arn)?;
     let head = ctx
         .store
-        .get(&name)
+        .find(&name)
         .await?
         .ok_or_else(|| not_found(&name))?;
     let v = resolve(ctx, &head, sel.as_ref()).await?;
@@ -88,7 +88,11 @@ pub async fn get_parameters(ctx: &ParameterContext<'_>, body: &Value) -> Result<
         ctx.caller
             .authorize("ssm:GetParameters", &ctx.scope.parameter_arn(name))?;
     }
-    let mut names: Vec<String> = wanted.iter().map(|(_, n, _)| n.clone()).collect();
+    // Each name as given and as its other spelling (`solo`, `/solo`).
+    let mut names: Vec<String> = wanted
+        .iter()
+        .flat_map(|(_, n, _)| std::iter::once(n.clone()).chain(super::name::other_spelling(n)))
+        .collect();
     names.sort();
     names.dedup();
     let heads: BTreeMap<String, Parameter> = if names.is_empty() {
@@ -103,7 +107,10 @@ pub async fn get_parameters(ctx: &ParameterContext<'_>, body: &Value) -> Result<
     };
     let mut out = Vec::new();
     for (given, name, sel) in wanted {
-        let Some(head) = heads.get(&name) else {
+        let found = heads
+            .get(&name)
+            .or_else(|| super::name::other_spelling(&name).and_then(|other| heads.get(&other)));
+        let Some(head) = found else {
             invalid.push(given.clone());
             continue;
         };

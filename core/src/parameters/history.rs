@@ -49,9 +49,10 @@ pub async fn get_parameter_history(
     ctx.caller.authorize("ssm:GetParameterHistory", &arn)?;
     let head = ctx
         .store
-        .get(&name)
+        .find(&name)
         .await?
         .ok_or_else(|| not_found(&name))?;
+    let name = head.name().to_string();
     let from = match &req.next_token {
         None => head.oldest_version,
         // Versions dropped since the token was made are simply skipped.

@@ -64,7 +64,7 @@ pub async fn label_parameter_version(
     for _ in 0..MAX_ATTEMPTS {
         let head = ctx
             .store
-            .get(&name)
+            .find(&name)
             .await?
             .ok_or_else(|| not_found(&name))?;
         let version = req.version.unwrap_or(head.version());
@@ -122,7 +122,7 @@ pub async fn unlabel_parameter_version(
     for _ in 0..MAX_ATTEMPTS {
         let head = ctx
             .store
-            .get(&name)
+            .find(&name)
             .await?
             .ok_or_else(|| not_found(&name))?;
         let version = req.version.unwrap_or(head.version());

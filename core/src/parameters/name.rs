@@ -10,6 +10,17 @@ pub const MAX_ARN_LENGTH: usize = 1011;
 /// A hierarchy can have at most 15 levels: `/l1/…/l15`.
 pub const MAX_LEVELS: usize = 15;
 
+/// The other way of writing the same top-level name: `solo` and `/solo` are
+/// one parameter with one ARN, as in SSM. `None` for a name in a hierarchy.
+pub fn other_spelling(name: &str) -> Option<String> {
+    match name.strip_prefix('/') {
+        Some(rest) if !rest.is_empty() && !rest.contains('/') => Some(rest.to_string()),
+        Some(_) => None,
+        None if !name.is_empty() && !name.contains('/') => Some(format!("/{name}")),
+        None => None,
+    }
+}
+
 /// The parent path of a name: `/a/b/c` → `/a/b`, `/a` and `a` → `/`.
 pub fn parent_of(name: &str) -> &str {
     match name.rfind('/') {

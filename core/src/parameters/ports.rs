@@ -14,8 +14,20 @@ use crate::error::SsmError;
 pub trait ParameterStore: Send + Sync {
     /// A consistent read of the head.
     async fn get(&self, name: &str) -> Result<Option<Parameter>, SsmError>;
-    /// Heads of the names that exist, in any order (at most 10 names).
+    /// Heads of the names that exist, in any order (at most 20 names).
     async fn get_many(&self, names: &[String]) -> Result<Vec<Parameter>, SsmError>;
+    /// The parameter `name` names, however its top level is written:
+    /// `solo` and `/solo` are one parameter (one ARN), kept under the name
+    /// it was created with.
+    async fn find(&self, name: &str) -> Result<Option<Parameter>, SsmError> {
+        if let Some(head) = self.get(name).await? {
+            return Ok(Some(head));
+        }
+        match super::name::other_spelling(name) {
+            Some(other) => self.get(&other).await,
+            None => Ok(None),
+        }
+    }
     /// One kept version. Versions outside `[oldest_version, latest]` of the
     /// current head are garbage the caller must ignore.
     async fn get_version(

@@ -126,7 +126,6 @@ struct Decided {
 }
 
 fn decide(
-    ctx: &ParameterContext<'_>,
     req: &PutParameterRequest,
     new_policies: Option<&Vec<PolicyRecord>>,
     existing: Option<&Parameter>,
@@ -251,8 +250,10 @@ pub async fn put_parameter(ctx: &ParameterContext<'_>, body: &Value) -> Result<V
     };
     let mut sealed: Option<(String, String)> = None;
     for _ in 0..MAX_ATTEMPTS {
-        let existing = ctx.store.get(name).await?;
-        let d = decide(ctx, &req, new_policies.as_ref(), existing.as_ref())?;
+        let existing = ctx.store.find(name).await?;
+        // An existing parameter keeps the name it was created with.
+        let name = existing.as_ref().map_or(name, |p| p.name());
+        let d = decide(&req, new_policies.as_ref(), existing.as_ref())?;
         let value = match (&d.key_id, d.parameter_type) {
             (Some(key), ParameterType::SecureString) => {
                 // Sealed once per key: a retry under the same key reuses it.

@@ -198,9 +198,11 @@ pub async fn select(
     name: &str,
     selector: Option<&Selector>,
 ) -> Result<Option<ParameterVersion>, SsmError> {
-    let Some(head) = store.get(name).await? else {
+    let Some(head) = store.find(name).await? else {
         return Ok(None);
     };
+    let name = head.name().to_string();
+    let name = name.as_str();
     let version = match selector {
         None => return Ok(Some(head.current)),
         Some(Selector::Version(v)) => *v,

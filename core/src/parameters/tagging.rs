@@ -25,7 +25,7 @@ async fn update_tags(
     change: impl Fn(&TagSet) -> Result<TagSet, SsmError>,
 ) -> Result<(), SsmError> {
     for _ in 0..MAX_ATTEMPTS {
-        let head = ctx.store.get(name).await?.ok_or_else(|| unknown(name))?;
+        let head = ctx.store.find(name).await?.ok_or_else(|| unknown(name))?;
         let tags = change(&head.tags)?;
         if tags == head.tags {
             return Ok(());
@@ -86,6 +86,6 @@ pub async fn list_tags(ctx: &ParameterContext<'_>, body: &Value) -> Result<Value
     let name = ctx.scope.resolve_name(&req.name);
     ctx.caller
         .authorize("ssm:ListTagsForResource", &ctx.scope.parameter_arn(&name))?;
-    let head = ctx.store.get(&name).await?.ok_or_else(|| unknown(&name))?;
+    let head = ctx.store.find(&name).await?.ok_or_else(|| unknown(&name))?;
     Ok(json!({ "TagList": tags::to_list(&head.tags) }))
 }

@@ -1155,3 +1155,51 @@ async fn ec2_image_values_are_checked_for_their_format() {
     );
     assert_eq!(env.snapshot().await, before);
 }
+
+#[tokio::test]
+async fn a_top_level_name_with_or_without_its_slash_is_one_parameter() {
+    let env = Env::new();
+    env.put(json!({"Name": "/solo", "Value": "one", "Type": "String"}))
+        .await
+        .unwrap();
+    // Found whichever way it is written, under the name it was created with.
+    let got = env.get("solo", false).await.unwrap();
+    assert_eq!(got["Parameter"]["Value"], "one");
+    assert_eq!(got["Parameter"]["Name"], "/solo");
+    assert_eq!(got["Parameter"]["ARN"], env.arn("solo"));
+    let before = env.snapshot().await;
+    let e = env
+        .put(json!({"Name": "solo", "Value": "two", "Type": "String"}))
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), "ParameterAlreadyExists");
+    assert_eq!(env.snapshot().await, before);
+    // An overwrite through the other spelling is a new version of the same one.
+    let v = env
+        .put(json!({"Name": "solo", "Value": "two", "Type": "String", "Overwrite": true}))
+        .await
+        .unwrap();
+    assert_eq!(v["Version"], 2);
+    assert_eq!(
+        env.get("/solo", false).await.unwrap()["Parameter"]["Value"],
+        "two"
+    );
+    let many = get::get_parameters(&env.ctx(), &json!({"Names": ["solo", "/solo:1"]}))
+        .await
+        .unwrap();
+    assert_eq!(many["Parameters"].as_array().unwrap().len(), 2);
+    assert_eq!(many["InvalidParameters"], json!([]));
+    let h = env.history(json!({"Name": "solo"})).await.unwrap();
+    assert_eq!(h["Parameters"].as_array().unwrap().len(), 2);
+    delete::delete_parameter(&env.ctx(), &json!({"Name": "solo"}))
+        .await
+        .unwrap();
+    assert_eq!(
+        env.get("/solo", false).await.unwrap_err().code(),
+        "ParameterNotFound"
+    );
+    // Names in a hierarchy have one spelling only.
+    assert_eq!(super::name::other_spelling("/a/b"), None);
+    assert_eq!(super::name::other_spelling("a"), Some("/a".into()));
+    assert_eq!(super::name::other_spelling("/a"), Some("a".into()));
+}
