@@ -58,6 +58,13 @@ def ascii_word(pattern):
     return "".join(out)
 
 
+# The order SSM's messages list an enum's values in, where it is known and
+# differs from the model's ("Member must satisfy enum value set: [...]").
+ENUM_MESSAGE_ORDER = {
+    "ParameterType": ["SecureString", "StringList", "String"],
+}
+
+
 KEPT = ("type", "min", "max", "pattern", "enum", "sensitive")
 
 
@@ -78,6 +85,9 @@ def main():
         if "pattern" in kept:
             # "pattern" as SSM's messages quote it, "regex" as Rust matches it.
             kept["regex"] = ascii_word(TRANSLATED.get(kept["pattern"], kept["pattern"]))
+        if name in ENUM_MESSAGE_ORDER:
+            assert sorted(ENUM_MESSAGE_ORDER[name]) == sorted(kept["enum"]), name
+            kept["enum"] = ENUM_MESSAGE_ORDER[name]
         out_shapes[name] = kept
         if s["type"] == "structure":
             required = set(s.get("required", []))

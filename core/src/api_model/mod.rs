@@ -147,6 +147,39 @@ fn render(value: &Value) -> String {
     }
 }
 
+/// Every constraint of a plain value's shape, as SSM lists them for the
+/// members of a list.
+fn constraints(shape: &Shape) -> Vec<String> {
+    let mut out = Vec::new();
+    let what = if shape.kind == "string" {
+        "length"
+    } else {
+        "value"
+    };
+    if let Some(max) = shape.max {
+        out.push(format!(
+            "Member must have {what} less than or equal to {max}"
+        ));
+    }
+    if let Some(min) = shape.min {
+        out.push(format!(
+            "Member must have {what} greater than or equal to {min}"
+        ));
+    }
+    if let Some(p) = &shape.pattern {
+        out.push(format!(
+            "Member must satisfy regular expression pattern: {p}"
+        ));
+    }
+    if let Some(values) = &shape.values {
+        out.push(format!(
+            "Member must satisfy enum value set: [{}]",
+            values.join(", ")
+        ));
+    }
+    out
+}
+
 fn serialization(expected: &str, path: &str) -> SsmError {
     SsmError::SerializationException(format!(
         "Expected {expected} at '{path}': the request does not match the operation's shape."
@@ -187,6 +220,63 @@ impl Walker<'_> {
                 format!("Member must have length greater than or equal to {min}"),
             );
         }
+    }
+
+    /// The constraints of a plain value's shape that `value` breaks, in
+    /// SSM's words; a value of the wrong JSON type is SerializationException.
+    fn violations(
+        &self,
+        shape_name: &str,
+        shape: &Shape,
+        value: &Value,
+        path: &str,
+    ) -> Result<Vec<String>, SsmError> {
+        let mut out = Vec::new();
+        if shape.kind == "string" {
+            let Value::String(s) = value else {
+                return Err(serialization("a string", path));
+            };
+            let len = s.chars().count() as f64;
+            if let Some(max) = shape.max.filter(|max| len > *max) {
+                out.push(format!(
+                    "Member must have length less than or equal to {max}"
+                ));
+            }
+            if let Some(min) = shape.min.filter(|min| len < *min) {
+                out.push(format!(
+                    "Member must have length greater than or equal to {min}"
+                ));
+            }
+            if let Some(p) = &shape.pattern
+                && let Some(re) = self.c.patterns.get(shape_name)
+                && !re.is_match(s)
+            {
+                out.push(format!(
+                    "Member must satisfy regular expression pattern: {p}"
+                ));
+            }
+            if let Some(values) = shape.values.as_ref().filter(|v| !v.contains(s)) {
+                out.push(format!(
+                    "Member must satisfy enum value set: [{}]",
+                    values.join(", ")
+                ));
+            }
+        } else {
+            let Some(n) = value.as_f64().filter(|n| n.fract() == 0.0) else {
+                return Err(serialization("an integer", path));
+            };
+            if let Some(max) = shape.max.filter(|max| n > *max) {
+                out.push(format!(
+                    "Member must have value less than or equal to {max}"
+                ));
+            }
+            if let Some(min) = shape.min.filter(|min| n < *min) {
+                out.push(format!(
+                    "Member must have value greater than or equal to {min}"
+                ));
+            }
+        }
+        Ok(out)
     }
 
     /// Type mismatches are SerializationException (the body cannot be read
@@ -230,7 +320,32 @@ impl Walker<'_> {
                     return Err(serialization("a list", path));
                 };
                 self.length(shape, items.len(), value, path, sensitive);
-                if let Some(member) = &shape.member {
+                let Some(member) = &shape.member else {
+                    return Ok(());
+                };
+                let Some(member_shape) = c.model.shapes.get(member) else {
+                    return Err(SsmError::internal());
+                };
+                if matches!(member_shape.kind.as_str(), "string" | "integer" | "long") {
+                    // SSM reports a list of plain values whole, with every
+                    // constraint its members must meet.
+                    let mut violated = false;
+                    for (i, item) in items.iter().enumerate() {
+                        let child = format!("{path}.{}.member", i + 1);
+                        violated |= !self
+                            .violations(member, member_shape, item, &child)?
+                            .is_empty();
+                    }
+                    if violated {
+                        let all = constraints(member_shape);
+                        self.fail(
+                            value,
+                            path,
+                            sensitive || member_shape.sensitive,
+                            format!("Member must satisfy constraint: [{}]", all.join(", ")),
+                        );
+                    }
+                } else {
                     for (i, item) in items.iter().enumerate() {
                         let child = format!("{path}.{}.member", i + 1);
                         self.check(member, item, &child, sensitive)?;
@@ -248,59 +363,9 @@ impl Walker<'_> {
                     }
                 }
             }
-            "string" => {
-                let Value::String(s) = value else {
-                    return Err(serialization("a string", path));
-                };
-                self.length(shape, s.chars().count(), value, path, sensitive);
-                if let Some(p) = &shape.pattern
-                    && let Some(re) = c.patterns.get(shape_name)
-                    && !re.is_match(s)
-                {
-                    self.fail(
-                        value,
-                        path,
-                        sensitive,
-                        format!("Member must satisfy regular expression pattern: {p}"),
-                    );
-                }
-                if let Some(values) = &shape.values
-                    && !values.contains(s)
-                {
-                    self.fail(
-                        value,
-                        path,
-                        sensitive,
-                        format!(
-                            "Member must satisfy enum value set: [{}]",
-                            values.join(", ")
-                        ),
-                    );
-                }
-            }
-            "integer" | "long" => {
-                let Some(n) = value.as_f64().filter(|n| n.fract() == 0.0) else {
-                    return Err(serialization("an integer", path));
-                };
-                if let Some(max) = shape.max
-                    && n > max
-                {
-                    self.fail(
-                        value,
-                        path,
-                        sensitive,
-                        format!("Member must have value less than or equal to {max}"),
-                    );
-                }
-                if let Some(min) = shape.min
-                    && n < min
-                {
-                    self.fail(
-                        value,
-                        path,
-                        sensitive,
-                        format!("Member must have value greater than or equal to {min}"),
-                    );
+            "string" | "integer" | "long" => {
+                for constraint in self.violations(shape_name, shape, value, path)? {
+                    self.fail(value, path, sensitive, constraint);
                 }
             }
             "boolean" if !value.is_boolean() => {
@@ -385,7 +450,7 @@ mod tests {
         assert_eq!(code, "ValidationException");
         assert!(msg.starts_with("2 validation errors detected: "), "{msg}");
         assert!(
-            msg.contains("Value 'Number' at 'type' failed to satisfy constraint: Member must satisfy enum value set: [String, StringList, SecureString]"),
+            msg.contains("Value 'Number' at 'type' failed to satisfy constraint: Member must satisfy enum value set: [SecureString, StringList, String]"),
             "{msg}"
         );
         assert!(msg.contains("at 'tier'"), "{msg}");
@@ -396,6 +461,37 @@ mod tests {
         assert!(
             msg.contains("at 'parameterFilters.1.member.option'"),
             "{msg}"
+        );
+    }
+
+    #[test]
+    fn a_list_of_plain_values_is_reported_whole_as_ssm_does() {
+        let long = "l".repeat(101);
+        let (_, msg) = message(
+            "LabelParameterVersion",
+            json!({ "Name": "/x", "Labels": [long.clone()] }),
+        );
+        assert_eq!(
+            msg,
+            format!(
+                "1 validation error detected: Value '[{long}]' at 'labels' failed to satisfy constraint: Member must satisfy constraint: [Member must have length less than or equal to 100, Member must have length greater than or equal to 1]"
+            )
+        );
+        let (_, msg) = message(
+            "DescribeParameters",
+            json!({ "ParameterFilters": [{ "Key": "Name", "Values": ["t".repeat(1025)] }] }),
+        );
+        assert!(
+            msg.ends_with("at 'parameterFilters.1.member.values' failed to satisfy constraint: Member must satisfy constraint: [Member must have length less than or equal to 1024, Member must have length greater than or equal to 1]"),
+            "{msg}"
+        );
+        let (_, msg) = message(
+            "PutParameter",
+            json!({ "Name": "/x", "Value": "v", "Type": "str" }),
+        );
+        assert_eq!(
+            msg,
+            "1 validation error detected: Value 'str' at 'type' failed to satisfy constraint: Member must satisfy enum value set: [SecureString, StringList, String]"
         );
     }
 
