@@ -122,10 +122,8 @@ pub fn name_of(given: &str) -> &str {
     }
 }
 
-fn no_such_document(name: &str) -> SsmError {
-    SsmError::InvalidDocument(format!(
-        "Document {name} does not exist. ListDocuments shows the documents you can use."
-    ))
+fn no_such_document() -> SsmError {
+    SsmError::InvalidDocument("The specified document does not exist.".into())
 }
 
 fn read_only(name: &str) -> SsmError {
@@ -406,10 +404,7 @@ async fn load(
         }
         return Ok(Shown::builtin(b));
     }
-    let head = store
-        .head(name)
-        .await?
-        .ok_or_else(|| no_such_document(name))?;
+    let head = store.head(name).await?.ok_or_else(no_such_document)?;
     let n = select(&head, version, version_name)?;
     let v = store
         .version(name, n)
@@ -488,7 +483,7 @@ async fn create_document(ctx: &DocumentContext<'_>, body: &Value) -> Result<Valu
     check_size(&content)?;
     let doc = Document::parse(&content, format)?;
     if builtin::find(&name).is_some() || ctx.store.head(&name).await?.is_some() {
-        return Err(already_exists(&name));
+        return Err(already_exists());
     }
     let version = StoredVersion {
         name: name.clone(),
@@ -516,17 +511,15 @@ async fn create_document(ctx: &DocumentContext<'_>, body: &Value) -> Result<Valu
         revision: 1,
     };
     if !ctx.store.put_version(&head, None, &version).await? {
-        return Err(already_exists(&name));
+        return Err(already_exists());
     }
     tracing::info!(document = %name, version = 1, "document created");
     let shown = Shown::stored(&head, version);
     Ok(json!({ "DocumentDescription": shown.description()? }))
 }
 
-fn already_exists(name: &str) -> SsmError {
-    SsmError::DocumentAlreadyExists(format!(
-        "Document {name} already exists. Use UpdateDocument to add a version, or choose another name."
-    ))
+fn already_exists() -> SsmError {
+    SsmError::DocumentAlreadyExists("The specified document already exists.".into())
 }
 
 // ----------------------------------------------------------- UpdateDocument
@@ -574,35 +567,29 @@ async fn update_document(ctx: &DocumentContext<'_>, body: &Value) -> Result<Valu
     Document::parse(&content, format)?;
     let hash = content_hash(&content);
     for _ in 0..ATTEMPTS {
-        let head = ctx
-            .store
-            .head(&name)
-            .await?
-            .ok_or_else(|| no_such_document(&name))?;
+        let head = ctx.store.head(&name).await?.ok_or_else(no_such_document)?;
         // SSM updates only the latest version.
         match wanted {
             None | Some(VersionRef::Latest) => {}
             Some(VersionRef::Number(n)) if n == head.latest_version => {}
             Some(_) => {
-                return Err(SsmError::InvalidDocumentVersion(format!(
-                    "Only the latest version of document {name} can be updated; its latest version is {}. Give DocumentVersion $LATEST.",
-                    head.latest_version
-                )));
+                return Err(SsmError::InvalidDocumentVersion(
+                    "The document version is not valid or does not exist.".into(),
+                ));
             }
         }
         let latest = ctx.store.version(&name, head.latest_version).await?;
         if latest.is_some_and(|l| l.hash == hash) {
-            return Err(SsmError::DuplicateDocumentContent(format!(
-                "The content is the same as version {} of document {name}: change the content to create a new version.",
-                head.latest_version
-            )));
+            return Err(SsmError::DuplicateDocumentContent(
+                "The content of the association document matches another document. Change the content of the document and try again.".into(),
+            ));
         }
         if let Some(vn) = &i.version_name
             && head.version_names.contains_key(vn)
         {
-            return Err(SsmError::DuplicateDocumentVersionName(format!(
-                "Document {name} already has a version named {vn}; choose another VersionName."
-            )));
+            return Err(SsmError::DuplicateDocumentVersionName(
+                "The specified version name is a duplicate.".into(),
+            ));
         }
         if head.version_count >= MAX_VERSIONS {
             return Err(SsmError::DocumentVersionLimitExceeded(format!(
@@ -1038,11 +1025,7 @@ async fn list_document_versions(
         };
         return Ok(json!({ "DocumentVersions": list }));
     }
-    let head = ctx
-        .store
-        .head(&name)
-        .await?
-        .ok_or_else(|| no_such_document(&name))?;
+    let head = ctx.store.head(&name).await?.ok_or_else(no_such_document)?;
     let (versions, more) = ctx.store.versions(&name, after, limit).await?;
     let list: Vec<Value> = versions
         .iter()
@@ -1093,11 +1076,7 @@ async fn update_default_version(
         return Err(read_only(&name));
     }
     for _ in 0..ATTEMPTS {
-        let head = ctx
-            .store
-            .head(&name)
-            .await?
-            .ok_or_else(|| no_such_document(&name))?;
+        let head = ctx.store.head(&name).await?.ok_or_else(no_such_document)?;
         let version = ctx
             .store
             .version(&name, number)
@@ -1144,11 +1123,7 @@ async fn delete_document(ctx: &DocumentContext<'_>, body: &Value) -> Result<Valu
     let _ = i.force;
     let one = i.document_version.is_some() || i.version_name.is_some();
     for _ in 0..ATTEMPTS {
-        let head = ctx
-            .store
-            .head(&name)
-            .await?
-            .ok_or_else(|| no_such_document(&name))?;
+        let head = ctx.store.head(&name).await?.ok_or_else(no_such_document)?;
         if !one {
             if ctx.store.delete(&head, head.revision).await? {
                 tracing::info!(document = %name, "document deleted");
@@ -1165,9 +1140,9 @@ async fn delete_document(ctx: &DocumentContext<'_>, body: &Value) -> Result<Valu
             return Err(missing_version(&name, &v.to_string()));
         }
         if v == head.default_version {
-            return Err(SsmError::InvalidDocumentOperation(format!(
-                "Version {v} is the default version of document {name} and cannot be deleted alone. Make another version the default with UpdateDocumentDefaultVersion, or delete the whole document."
-            )));
+            return Err(SsmError::InvalidDocumentOperation(
+                "Default version of the document can't be deleted.".into(),
+            ));
         }
         let mut next = head.clone();
         if v == head.latest_version {

@@ -570,3 +570,108 @@ async fn display_name_is_kept_listed_and_updated() {
         .unwrap();
     assert_eq!(d["Document"]["DisplayName"], "Restart web");
 }
+
+/// SSM's own sentences, exactly: scripts match on them.
+#[tokio::test]
+async fn refusals_in_ssms_words() {
+    let f = Fixture::new();
+    let refused = |op: &'static str, body: Value| {
+        let f = &f;
+        async move {
+            let e = f.call(op, body).await.expect_err("expected an error");
+            (e.code().to_string(), e.to_string())
+        }
+    };
+    let not_found = (
+        "InvalidDocument".to_string(),
+        "The specified document does not exist.".to_string(),
+    );
+    for (op, body) in [
+        ("GetDocument", json!({"Name": "DNE"})),
+        ("DescribeDocument", json!({"Name": "DNE"})),
+        ("DeleteDocument", json!({"Name": "DNE"})),
+        (
+            "UpdateDocumentDefaultVersion",
+            json!({"Name": "DNE", "DocumentVersion": "1"}),
+        ),
+        (
+            "UpdateDocument",
+            json!({"Name": "DNE", "Content": V1, "DocumentFormat": "YAML", "DocumentVersion": "1"}),
+        ),
+    ] {
+        assert_eq!(refused(op, body).await, not_found, "{op}");
+    }
+    f.create("TestDocument").await;
+    assert_eq!(
+        refused(
+            "CreateDocument",
+            json!({"Name": "TestDocument", "Content": V1, "DocumentFormat": "YAML"}),
+        )
+        .await,
+        (
+            "DocumentAlreadyExists".to_string(),
+            "The specified document already exists.".to_string()
+        )
+    );
+    // YAML content that says it is JSON.
+    assert_eq!(
+        refused(
+            "CreateDocument",
+            json!({"Name": "TestDocument4", "Content": V1, "DocumentFormat": "JSON"}),
+        )
+        .await,
+        (
+            "InvalidDocumentContent".to_string(),
+            "The content for the document is not valid.".to_string()
+        )
+    );
+    assert_eq!(
+        refused(
+            "UpdateDocument",
+            json!({"Name": "TestDocument", "Content": V2, "DocumentFormat": "YAML", "DocumentVersion": "2"}),
+        )
+        .await,
+        (
+            "InvalidDocumentVersion".to_string(),
+            "The document version is not valid or does not exist.".to_string()
+        )
+    );
+    assert_eq!(
+        refused(
+            "UpdateDocument",
+            json!({"Name": "TestDocument", "Content": V1, "DocumentFormat": "YAML", "DocumentVersion": "1"}),
+        )
+        .await,
+        (
+            "DuplicateDocumentContent".to_string(),
+            "The content of the association document matches another document. Change the content of the document and try again.".to_string()
+        )
+    );
+    assert_eq!(
+        refused(
+            "UpdateDocument",
+            json!({"Name": "TestDocument", "Content": V2, "DocumentFormat": "YAML", "DocumentVersion": "1", "VersionName": "one"}),
+        )
+        .await,
+        (
+            "DuplicateDocumentVersionName".to_string(),
+            "The specified version name is a duplicate.".to_string()
+        )
+    );
+    f.call(
+        "UpdateDocument",
+        json!({"Name": "TestDocument", "Content": V2, "DocumentFormat": "YAML", "DocumentVersion": "$LATEST"}),
+    )
+    .await
+    .unwrap();
+    let default_version = (
+        "InvalidDocumentOperation".to_string(),
+        "Default version of the document can't be deleted.".to_string(),
+    );
+    for body in [
+        json!({"Name": "TestDocument", "DocumentVersion": "1"}),
+        json!({"Name": "TestDocument", "VersionName": "one"}),
+    ] {
+        assert_eq!(refused("DeleteDocument", body).await, default_version);
+    }
+}

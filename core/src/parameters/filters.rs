@@ -183,9 +183,9 @@ fn check_path(value: &str) -> Result<(), SsmError> {
             .chars()
             .all(|c| c.is_ascii_alphanumeric() || "_.-/".contains(c))
     {
-        return Err(validation(format!(
-            "The Path filter value {value} doesn't meet the parameter name requirements. The path must begin with a forward slash \"/\" and use only letters, numbers, and . - _ in sub-paths separated by /. Valid example: /get/parameters2-/by1./path0_."
-        )));
+        return Err(validation(
+            "The parameter doesn't meet the parameter name requirements. The parameter name must begin with a forward slash \"/\". It can't be prefixed with \"aws\" or \"ssm\" (case-insensitive). It must use only letters, numbers, or the following symbols: . (period), - (hyphen), _ (underscore). Special characters are not allowed. All sub-paths, if specified, must use the forward slash symbol \"/\". Valid example: /get/parameters2-/by1./path0_.".into(),
+        ));
     }
     if levels(value.trim_end_matches('/')) > MAX_LEVELS {
         return Err(SsmError::HierarchyLevelLimitExceededException(format!(
@@ -206,7 +206,7 @@ impl Filters {
         let new = list(parameter_filters, "ParameterFilters")?;
         if !old.is_empty() && !new.is_empty() {
             return Err(validation(
-                "You can use either Filters or ParameterFilters in a single request. Move the Filters into ParameterFilters.".into(),
+                "You can use either Filters or ParameterFilters in a single request.".into(),
             ));
         }
         if !old.is_empty() {
@@ -276,14 +276,14 @@ impl Filters {
             match op {
                 Operation::DescribeParameters if key == FilterKey::Label => {
                     return Err(SsmError::InvalidFilterKey(
-                        "The following filter key is not valid: Label. Valid filter keys include: [Path, Name, Type, KeyId, Tier, DataType, tag:<key>, tag-key]. Labels are a filter of GetParametersByPath.".into(),
+                        "The following filter key is not valid: Label. Valid filter keys include: [Path, Name, Type, KeyId, Tier].".into(),
                     ));
                 }
                 Operation::GetParametersByPath
                     if !matches!(key, FilterKey::Type | FilterKey::KeyId | FilterKey::Label) =>
                 {
                     return Err(SsmError::InvalidFilterKey(format!(
-                        "The following filter key is not valid: {}. Valid filter keys include: [Type, KeyId, Label]. Use DescribeParameters to filter by it.",
+                        "The following filter key is not valid: {}. Valid filter keys include: [Type, KeyId].",
                         key.as_string()
                     )));
                 }
@@ -301,7 +301,7 @@ impl Filters {
             // other key needs at least one value.
             if values.is_empty() && !matches!(key, FilterKey::Tag(_)) {
                 return Err(SsmError::InvalidFilterValue(format!(
-                    "The following filter values are missing : null for filter key {}. Give at least one value.",
+                    "The following filter values are missing : null for filter key {}.",
                     key.as_string()
                 )));
             }
@@ -430,20 +430,21 @@ fn parse_option(
     match FilterOption::parse(given) {
         Some(o) if valid.contains(&o) => Ok(o),
         _ => {
-            let names: Vec<&str> = valid
-                .iter()
-                .map(|o| match o {
-                    FilterOption::Equals => "Equals",
-                    FilterOption::BeginsWith => "BeginsWith",
-                    FilterOption::Contains => "Contains",
-                    FilterOption::OneLevel => "OneLevel",
-                    FilterOption::Recursive => "Recursive",
-                })
-                .collect();
+            // SSM's sentence lists the options in this order and leaves
+            // Name's Contains out.
+            let names: Vec<&str> = [
+                (FilterOption::Recursive, "Recursive"),
+                (FilterOption::OneLevel, "OneLevel"),
+                (FilterOption::BeginsWith, "BeginsWith"),
+                (FilterOption::Equals, "Equals"),
+            ]
+            .into_iter()
+            .filter(|(o, _)| valid.contains(o))
+            .map(|(_, n)| n)
+            .collect();
             Err(SsmError::InvalidFilterOption(format!(
-                "The following filter option is not valid: {given}. Valid options include: [{}] for filter key {}.",
-                names.join(", "),
-                key.as_string()
+                "The following filter option is not valid: {given}. Valid options include: [{}].",
+                names.join(", ")
             )))
         }
     }

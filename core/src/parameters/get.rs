@@ -11,15 +11,21 @@ use super::selector::{self, Selector};
 use super::views::{parameter_view, readable_value};
 use crate::error::SsmError;
 
+/// SSM's sentence, naming the parameter as the request gave it.
 pub fn not_found(name: &str) -> SsmError {
-    SsmError::ParameterNotFound(format!(
-        "Parameter {name} not found. Names are case sensitive and hierarchies begin with /; list parameters with describe-parameters."
+    SsmError::ParameterNotFound(format!("Parameter {name} not found."))
+}
+
+/// SSM's sentence for a version number that is not kept.
+pub fn version_not_found(name: &str, version: u64) -> SsmError {
+    SsmError::ParameterVersionNotFound(format!(
+        "Systems Manager could not find version {version} of {name}. Verify the version and try again."
     ))
 }
 
-fn version_not_found(name: &str, what: &str) -> SsmError {
+fn label_not_found(name: &str, label: &str) -> SsmError {
     SsmError::ParameterVersionNotFound(format!(
-        "Systems Manager could not find {what} of {name}. Verify the version and try again; get-parameter-history lists the versions kept and their labels."
+        "Systems Manager could not find label {label} of {name}. Verify the version and try again; get-parameter-history lists the versions kept and their labels."
     ))
 }
 
@@ -35,15 +41,12 @@ pub async fn resolve(
     let version = match selector {
         None => return Ok(head.current.clone()),
         Some(Selector::Version(v)) => *v,
-        Some(Selector::Label(l)) => *head
-            .labels
-            .get(l)
-            .ok_or_else(|| version_not_found(name, &format!("label {l}")))?,
+        Some(Selector::Label(l)) => *head.labels.get(l).ok_or_else(|| label_not_found(name, l))?,
     };
     if version == head.version() {
         return Ok(head.current.clone());
     }
-    let missing = || version_not_found(name, &format!("version {version}"));
+    let missing = || version_not_found(name, version);
     if version < head.oldest_version || version > head.version() {
         return Err(missing());
     }
@@ -63,7 +66,7 @@ pub async fn get_parameter(ctx: &ParameterContext<'_>, body: &Value) -> Result<V
         .store
         .find(&name)
         .await?
-        .ok_or_else(|| not_found(&name))?;
+        .ok_or_else(|| not_found(&req.name))?;
     let v = resolve(ctx, &head, sel.as_ref()).await?;
     let value = readable_value(ctx, &v, req.with_decryption).await?;
     let sel_text = sel.as_ref().map(Selector::text);

@@ -6,18 +6,12 @@ use serde_json::{Value, json};
 
 use super::context::ParameterContext;
 use super::events::{self, Operation};
-use super::get::not_found;
+use super::get::{not_found, version_not_found};
 use super::labels;
 use super::model::{Parameter, ParameterVersion};
 use super::put::{MAX_ATTEMPTS, too_many_updates};
 use super::requests::LabelRequest;
 use crate::error::SsmError;
-
-fn version_not_found(name: &str, version: u64) -> SsmError {
-    SsmError::ParameterVersionNotFound(format!(
-        "Systems Manager could not find version {version} of {name}. Verify the version and try again; get-parameter-history lists the versions kept."
-    ))
-}
 
 /// Reads version `v` (the head's own copy for the latest).
 async fn read_version(

@@ -89,8 +89,7 @@ pub fn plan(
     let already = current.values().filter(|v| **v == version).count();
     if already + out.moves.len() > MAX_LABELS_PER_VERSION {
         return Err(SsmError::ParameterVersionLabelLimitExceeded(format!(
-            "A parameter version can have maximum {MAX_LABELS_PER_VERSION} labels; version {version} has {already} and this request adds {}. Move one or more labels to another version and try again.",
-            out.moves.len()
+            "A parameter version can have maximum {MAX_LABELS_PER_VERSION} labels.Move one or more labels to another version and try again."
         )));
     }
     Ok(out)

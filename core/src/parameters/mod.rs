@@ -31,4 +31,6 @@ pub use model::{Parameter, ParameterType, ParameterVersion, PolicyRecord, Stored
 pub use ports::{DataKey, DataKeys, ParameterStore};
 
 #[cfg(test)]
+mod messages_tests;
+#[cfg(test)]
 mod tests;

@@ -132,7 +132,7 @@ pub fn validate(name: &str, scope: &ArnScope) -> Result<(), SsmError> {
     if first.starts_with("aws") || first.starts_with("ssm") {
         if is_path && first.starts_with("aws") {
             return Err(SsmError::AccessDeniedException(format!(
-                "No access to reserved parameter name: {name}. Names beginning with aws are reserved; choose another first path segment."
+                "No access to reserved parameter name: {name}."
             )));
         }
         return Err(SsmError::ValidationException(if is_path {

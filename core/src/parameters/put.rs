@@ -133,9 +133,10 @@ fn decide(
     let name = &req.name;
     let cur = existing.map(|p| &p.current);
     if existing.is_some() && !req.overwrite {
-        return Err(SsmError::ParameterAlreadyExists(format!(
-            "The parameter already exists. To overwrite this value, set the overwrite option in the request to true. ({name})"
-        )));
+        return Err(SsmError::ParameterAlreadyExists(
+            "The parameter already exists. To overwrite this value, set the overwrite option in the request to true."
+                .into(),
+        ));
     }
     let parameter_type = match (req.parameter_type, cur) {
         (Some(t), Some(c)) if t != c.parameter_type => {
@@ -148,9 +149,9 @@ fn decide(
         (Some(t), _) => t,
         (None, Some(c)) => c.parameter_type,
         (None, None) => {
-            return Err(SsmError::ValidationException(format!(
-                "A parameter type is required when you create a parameter: give Type String, StringList or SecureString for {name}."
-            )));
+            return Err(SsmError::ValidationException(
+                "A parameter type is required when you create a parameter.".into(),
+            ));
         }
     };
     if req.data_type == DataType::Ec2Image {

@@ -137,7 +137,7 @@ impl PutParameterRequest {
         let value = required(i.value, "value")?;
         if value.is_empty() {
             return Err(SsmError::ValidationException(
-                "1 validation error detected: Value '' at 'value' failed to satisfy constraint: Member must have length greater than or equal to 1. Give a value.".into(),
+                "1 validation error detected: Value '' at 'value' failed to satisfy constraint: Member must have length greater than or equal to 1.".into(),
             ));
         }
         let parameter_type = i
