@@ -84,8 +84,9 @@ def test_tiers_and_value_limits(ssm, root):
     refused(ssm.put_parameter, "ValidationException", Name=f"{root}/adv", Value="x" * 8193, Overwrite=True)
     refused(ssm.put_parameter, "ValidationException", Name=f"{root}/adv", Value="y", Overwrite=True, Tier="Standard")
     assert ssm.get_parameter(Name=f"{root}/adv")["Parameter"]["Version"] == 1
+    # aws:ec2:image takes an AMI id's form only (SSM's format check).
     refused(
-        ssm.put_parameter, "ValidationException", Name=f"{root}/ami", Type="String", Value="ami-12345678", DataType="aws:ec2:image"
+        ssm.put_parameter, "ValidationException", Name=f"{root}/ami", Type="String", Value="ami-1234567Z", DataType="aws:ec2:image"
     )
 
 

@@ -50,20 +50,35 @@ pub const OPERATIONS: [&str; 8] = [
     "DeleteDocument",
 ];
 
-/// `None`: not a document operation.
 use super::tagging;
 
+/// Tagging is the documents' when it names a `Document`.
+const TAGGING: [&str; 3] = [
+    "AddTagsToResource",
+    "RemoveTagsFromResource",
+    "ListTagsForResource",
+];
+
+/// Whether `op` with this body is the documents' to answer.
+pub fn serves(op: &str, body: &Value) -> bool {
+    OPERATIONS.contains(&op)
+        || (TAGGING.contains(&op)
+            && body.get("ResourceType").and_then(Value::as_str) == Some(tagging::DOCUMENT_RESOURCE))
+}
+
+/// `None`: not a document operation.
 pub async fn handle(
     ctx: &DocumentContext<'_>,
     op: &str,
     body: &Value,
 ) -> Option<Result<Value, SsmError>> {
-    let tags_a_document =
-        || body.get("ResourceType").and_then(Value::as_str) == Some(tagging::DOCUMENT_RESOURCE);
+    if !serves(op, body) {
+        return None;
+    }
     Some(match op {
-        "AddTagsToResource" if tags_a_document() => tagging::add_tags(ctx, body).await,
-        "RemoveTagsFromResource" if tags_a_document() => tagging::remove_tags(ctx, body).await,
-        "ListTagsForResource" if tags_a_document() => tagging::list_tags(ctx, body).await,
+        "AddTagsToResource" => tagging::add_tags(ctx, body).await,
+        "RemoveTagsFromResource" => tagging::remove_tags(ctx, body).await,
+        "ListTagsForResource" => tagging::list_tags(ctx, body).await,
         "CreateDocument" => create_document(ctx, body).await,
         "UpdateDocument" => update_document(ctx, body).await,
         "DescribeDocument" => describe_document(ctx, body).await,

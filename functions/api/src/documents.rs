@@ -18,7 +18,7 @@ pub async fn handle(
     op: &str,
     body: &Value,
 ) -> Option<Result<Value, SsmError>> {
-    if !operations::OPERATIONS.contains(&op) {
+    if !operations::serves(op, body) {
         return None;
     }
     let caller = p.caller(&stack.settings.account_id);
