@@ -78,9 +78,17 @@ async fn send_list_get_cancel_on_the_wire() {
         json!({"Filters": [{"key": "Colour", "value": "x"}]}),
     )
     .await;
+    // A key outside SSM's enum is refused by SSM's input constraints.
     assert_eq!(
         (status, err["__type"].as_str()),
-        (400, Some("InvalidFilterKey"))
+        (400, Some("ValidationException"))
+    );
+    assert!(
+        err["message"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("at 'filters.1.member.key' failed to satisfy constraint: Member must satisfy enum value set"),
+        "{err}"
     );
 
     let (status, err) = ssm(
