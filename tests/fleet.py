@@ -43,8 +43,10 @@ def profile():
     return cfg["profile steward"]
 
 
-def ssm_client(secret=None):
-    """boto3's SSM client on the steward profile; `secret` overrides the key's secret."""
+def ssm_client(secret=None, validate=True):
+    """boto3's SSM client on the steward profile; `secret` overrides the key's
+    secret. `validate=False` turns botocore's own input checks off, so the
+    server is what answers an input botocore would refuse."""
     p = profile()
     return boto3.client(
         "ssm",
@@ -52,8 +54,27 @@ def ssm_client(secret=None):
         region_name=p["region"],
         aws_access_key_id=p["aws_access_key_id"],
         aws_secret_access_key=secret or p["aws_secret_access_key"],
-        config=botocore.config.Config(retries={"max_attempts": 2}),
+        config=botocore.config.Config(retries={"max_attempts": 2}, parameter_validation=validate),
     )
+
+
+def code(excinfo):
+    """The error code of a `pytest.raises(ClientError)` result."""
+    return excinfo.value.response["Error"]["Code"]
+
+
+def refused(call, expected, **kwargs):
+    """Calls `call(**kwargs)`, asserts it is refused with `expected` and a
+    4xx status, and returns the message."""
+    import pytest
+    from botocore.exceptions import ClientError
+
+    with pytest.raises(ClientError) as e:
+        call(**kwargs)
+    assert code(e) == expected, e.value.response
+    status = e.value.response["ResponseMetadata"]["HTTPStatusCode"]
+    assert 400 <= status < 500, e.value.response
+    return e.value.response["Error"]["Message"]
 
 
 def localstack_client(service):

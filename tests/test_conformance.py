@@ -6,13 +6,10 @@ tests) state."""
 import json
 import uuid
 
-import boto3
-import botocore.config
 import pytest
 import yaml
-from botocore.exceptions import ClientError
 
-from fleet import aws, profile, ssm_client
+from fleet import aws, refused, ssm_client
 
 pytestmark = pytest.mark.usefixtures("stack")
 
@@ -24,17 +21,7 @@ def ssm():
 
 @pytest.fixture(scope="module")
 def raw():
-    """The admin's SSM client with botocore's own checks off, so the server
-    is what answers an input botocore would refuse."""
-    p = profile()
-    return boto3.client(
-        "ssm",
-        endpoint_url=p["endpoint_url"],
-        region_name=p["region"],
-        aws_access_key_id=p["aws_access_key_id"],
-        aws_secret_access_key=p["aws_secret_access_key"],
-        config=botocore.config.Config(parameter_validation=False, retries={"max_attempts": 1}),
-    )
+    return ssm_client(validate=False)
 
 
 @pytest.fixture
@@ -46,16 +33,6 @@ def unique(prefix):
     return f"{prefix}-{uuid.uuid4().hex[:10]}"
 
 
-def code(excinfo):
-    return excinfo.value.response["Error"]["Code"]
-
-
-def refused(call, expected, **kwargs):
-    with pytest.raises(ClientError) as e:
-        call(**kwargs)
-    assert code(e) == expected, e.value.response
-    assert e.value.response["ResponseMetadata"]["HTTPStatusCode"] == 400, e.value.response
-    return e.value.response["Error"]["Message"]
 
 
 def path_filter(root):

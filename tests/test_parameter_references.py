@@ -14,6 +14,7 @@ import pytest
 from botocore.exceptions import ClientError
 
 from fleet import (
+    code,
     LOCAL,
     Fleet,
     aws,
@@ -43,10 +44,6 @@ def root():
 
 def node_id(fleet):
     return fleet.agents["node"].instance_id()
-
-
-def code(excinfo):
-    return excinfo.value.response["Error"]["Code"]
 
 
 def shell(fleet, *commands, **extra):

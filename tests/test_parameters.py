@@ -7,9 +7,8 @@ import time
 import uuid
 
 import pytest
-from botocore.exceptions import ClientError
 
-from fleet import ROOT, aws, drain, event_queue, localstack_client, restricted_client, ssm_client, stack_env
+from fleet import ROOT, aws, drain, event_queue, localstack_client, refused, restricted_client, ssm_client, stack_env
 
 
 @pytest.fixture(scope="module")
@@ -22,15 +21,6 @@ def root():
     return f"/e2e-{uuid.uuid4().hex[:10]}"
 
 
-def code(excinfo):
-    return excinfo.value.response["Error"]["Code"]
-
-
-def refused(call, expected, **kwargs):
-    with pytest.raises(ClientError) as e:
-        call(**kwargs)
-    assert code(e) == expected, e.value.response
-    return e.value.response["Error"]["Message"]
 
 
 # --- put / get -------------------------------------------------------------------
