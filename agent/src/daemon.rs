@@ -673,10 +673,11 @@ mod tests {
     use base64::Engine;
     use base64::engine::general_purpose::STANDARD as B64;
     use std::sync::atomic::{AtomicUsize, Ordering};
+    use steward_core::channel::PluginStep;
     use steward_core::channel::{
         CancelCommand, DownlinkPayload, SignedDownlink, open_uplink, uplink_sender,
     };
-    use steward_core::document::{PluginStep, RUN_SHELL_SCRIPT_PLUGIN};
+    use steward_core::documents::plugins::RUN_SHELL_SCRIPT as RUN_SHELL_SCRIPT_PLUGIN;
 
     const NODE: &str = "mi-0123456789abcdef0";
 

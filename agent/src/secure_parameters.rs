@@ -15,11 +15,11 @@ use std::path::Path;
 use std::sync::Arc;
 
 use futures::future::BoxFuture;
+use steward_core::channel::PluginStep;
 use steward_core::channel::{
     Heartbeat, InvocationUpdate, MessageRejected, NodeKey, PluginResult, Uplink,
 };
 use steward_core::clock::now_epoch;
-use steward_core::document::PluginStep;
 use steward_core::fleet::Secret;
 use steward_core::parameters::references::{self, Kind};
 

@@ -14,13 +14,14 @@ use steward_agent::api::HttpClient;
 use steward_agent::daemon::{Agent, AgentParts};
 use steward_agent::platform::Platform;
 use steward_agent::queue::{SqsIngestQueue, SqsNodeQueue, sqs_client};
+use steward_core::channel::PluginStep;
 use steward_core::channel::{
     Downlink, DownlinkPayload, DownlinkVerifier, NodeKey, RunCommand, SignedDownlink, Uplink,
     open_uplink, uplink_sender,
 };
 use steward_core::clock::now_epoch;
 use steward_core::command::InvocationDetail;
-use steward_core::document::{PluginStep, RUN_SHELL_SCRIPT_PLUGIN};
+use steward_core::documents::plugins::RUN_SHELL_SCRIPT as RUN_SHELL_SCRIPT_PLUGIN;
 use tokio::sync::watch;
 
 fn env(name: &str) -> String {

@@ -12,7 +12,19 @@ use sha2::{Digest, Sha256};
 use thiserror::Error;
 
 use crate::command::InvocationDetail;
-use crate::document::PluginStep;
+
+/// One step the agent runs, with its inputs already interpolated: what a
+/// RunCommand carries for each step a document computed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PluginStep {
+    /// The name shown in CommandPlugins (`aws:runShellScript`).
+    pub name: String,
+    /// The plugin that runs it.
+    pub action: String,
+    pub run_command: Vec<String>,
+    pub working_directory: String,
+    pub timeout_seconds: u32,
+}
 
 pub const VERSION: u32 = 1;
 

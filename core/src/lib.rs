@@ -5,7 +5,6 @@ pub mod api_model;
 pub mod channel;
 pub mod clock;
 pub mod command;
-pub mod document;
 pub mod documents;
 pub mod error;
 pub mod fleet;

@@ -194,45 +194,59 @@ mod tests {
         ));
     }
 
-    /// The model agrees with `crate::document::resolve`, so Run Command can
-    /// delegate to it without a caller seeing a difference.
-    fn agrees_with_run_command(params: &GivenParameters) {
-        let old = crate::document::resolve("AWS-RunShellScript", None, params);
+    /// AWS-RunShellScript's steps on Linux for `pairs`, or the refusal.
+    fn run_shell_script(
+        pairs: &[(&str, &[&str])],
+    ) -> Result<Vec<crate::channel::PluginStep>, crate::SsmError> {
+        let given: GivenParameters = pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.iter().map(|s| s.to_string()).collect()))
+            .collect();
         let d = AWS_RUN_SHELL_SCRIPT.document().unwrap();
-        let new = d.validate_parameters(params).and_then(|p| {
-            d.steps_for(&p, "Linux")
-                .map(|s| s.iter().filter_map(|s| s.plugin_step()).collect::<Vec<_>>())
-        });
-        match (old, new) {
-            (Ok(old), Ok(new)) => assert_eq!(old.steps, new, "{params:?}"),
-            (Err(a), Err(b)) => assert_eq!(a.code(), b.code(), "{params:?}: {a} / {b}"),
-            (a, b) => panic!("{params:?}: {a:?} / {b:?}"),
-        }
+        let p = d.validate_parameters(&given)?;
+        Ok(d.steps_for(&p, "Linux")?
+            .iter()
+            .filter_map(|s| s.plugin_step())
+            .collect())
     }
 
-    proptest::proptest! {
-        #[test]
-        fn run_shell_script_agrees_with_run_command(
-            commands in proptest::collection::vec(".{0,20}", 0..3),
-            timeout in proptest::option::of("[0-9]{1,7}|x"),
-            dir in proptest::option::of(proptest::collection::vec("/[a-z]{0,8}", 1..3)),
-            extra in proptest::bool::weighted(0.1),
-        ) {
-            let mut p = GivenParameters::new();
-            if !commands.is_empty() {
-                p.insert("commands".into(), commands);
-            }
-            if let Some(t) = timeout {
-                p.insert("executionTimeout".into(), vec![t]);
-            }
-            if let Some(d) = dir {
-                p.insert("workingDirectory".into(), d);
-            }
-            if extra {
-                p.insert("color".into(), vec!["red".into()]);
-            }
-            agrees_with_run_command(&p);
-        }
+    #[test]
+    fn run_shell_script_defaults() {
+        let steps = run_shell_script(&[("commands", &["uname -a"])]).unwrap();
+        assert_eq!(steps.len(), 1);
+        assert_eq!(steps[0].run_command, vec!["uname -a"]);
+        assert_eq!(steps[0].timeout_seconds, 3600);
+        assert_eq!(steps[0].working_directory, "");
+    }
+
+    #[test]
+    fn run_shell_script_parameters_are_checked() {
+        let code = |pairs: &[(&str, &[&str])]| run_shell_script(pairs).unwrap_err().code();
+        assert_eq!(code(&[]), "InvalidParameters");
+        assert_eq!(
+            code(&[("commands", &["x"]), ("color", &["red"])]),
+            "InvalidParameters"
+        );
+        assert_eq!(
+            code(&[("commands", &["x"]), ("executionTimeout", &["0"])]),
+            "InvalidParameters"
+        );
+        assert_eq!(
+            code(&[("commands", &["x"]), ("executionTimeout", &["172801"])]),
+            "InvalidParameters"
+        );
+        assert_eq!(
+            code(&[("commands", &["x"]), ("workingDirectory", &["/a", "/b"])]),
+            "InvalidParameters"
+        );
+        let steps = run_shell_script(&[
+            ("commands", &["x"]),
+            ("executionTimeout", &["5"]),
+            ("workingDirectory", &["/tmp"]),
+        ])
+        .unwrap();
+        assert_eq!(steps[0].timeout_seconds, 5);
+        assert_eq!(steps[0].working_directory, "/tmp");
     }
 
     #[test]

@@ -29,7 +29,7 @@ pub use parameters::{
 };
 pub use plugins::{Action, OnFailure, Precondition, RunDocument, ShellScript, StepControl};
 
-use crate::document::PluginStep;
+use crate::channel::PluginStep;
 use crate::error::SsmError;
 
 /// The Command document schema versions SSM accepts.

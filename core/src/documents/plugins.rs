@@ -17,11 +17,13 @@ use serde_json::{Map, Value};
 use super::interpolate::{interpolate_text, placeholders, whole_placeholder};
 use super::is_document_name;
 use super::parameters::{GivenParameters, ParameterType, ResolvedParameters};
-use crate::document::{DEFAULT_EXECUTION_TIMEOUT, MAX_EXECUTION_TIMEOUT};
 use crate::error::SsmError;
 use crate::parameters::references;
 
 pub const RUN_SHELL_SCRIPT: &str = "aws:runShellScript";
+/// SSM's default and bounds for a step's `timeoutSeconds` / `executionTimeout`.
+pub const DEFAULT_EXECUTION_TIMEOUT: u32 = 3600;
+pub const MAX_EXECUTION_TIMEOUT: u32 = 172_800;
 pub const RUN_DOCUMENT: &str = "aws:runDocument";
 pub const RUN_POWERSHELL_SCRIPT: &str = "aws:runPowerShellScript";
 

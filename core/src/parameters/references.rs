@@ -17,7 +17,8 @@ use super::name::ArnScope;
 use super::ports::ParameterStore;
 use super::secrets::Sealer;
 use super::selector::{self, Selector};
-use crate::document::{Parameters, PluginStep};
+use crate::channel::PluginStep;
+use crate::documents::GivenParameters;
 use crate::error::SsmError;
 use crate::fleet::access::Authorizer;
 
@@ -150,7 +151,7 @@ pub fn substitute(text: &str, mut value: impl FnMut(&Reference) -> Option<String
 }
 
 /// The distinct references of every value of `parameters`.
-pub fn in_parameters(parameters: &Parameters) -> BTreeSet<(Kind, String)> {
+pub fn in_parameters(parameters: &GivenParameters) -> BTreeSet<(Kind, String)> {
     parameters
         .values()
         .flatten()
@@ -239,7 +240,7 @@ pub struct ReferenceCheck<'a> {
 /// Checks every reference of `parameters`; see [`validate_reference_set`].
 pub async fn validate_references(
     ctx: &ReferenceCheck<'_>,
-    parameters: &Parameters,
+    parameters: &GivenParameters,
 ) -> Result<(), SsmError> {
     validate_reference_set(ctx, in_parameters(parameters)).await
 }
@@ -490,7 +491,7 @@ mod tests {
 
     const ADMIN: &str = r#"{"Statement":[{"Effect":"Allow","Action":"*","Resource":"*"}]}"#;
 
-    fn params(lines: &[&str]) -> Parameters {
+    fn params(lines: &[&str]) -> GivenParameters {
         BTreeMap::from([(
             "commands".to_string(),
             lines.iter().map(|s| s.to_string()).collect(),

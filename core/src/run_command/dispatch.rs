@@ -9,12 +9,12 @@ use super::events::invocation_status_changed;
 use super::model::{Command, Invocation, PluginRecord, Transition, WorkItem, output_key};
 use super::ports::Delivery;
 use super::progress::settle;
+use crate::channel::PluginStep;
 use crate::channel::{
     CancelCommand, Downlink, DownlinkPayload, RunCommand as RunCommandMessage, StepUpload, VERSION,
     seal_downlink,
 };
 use crate::command::InvocationDetail;
-use crate::document::PluginStep;
 use crate::error::SsmError;
 use crate::parameters::references::{PlainResolver, ResolveError};
 

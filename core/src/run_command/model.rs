@@ -6,8 +6,9 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::rate_control::{Counters, Delta, Limits, RateControl};
+use crate::channel::PluginStep;
 use crate::command::{CommandState, InvocationDetail, Limit, Tally, command_state};
-use crate::document::{Parameters, PluginStep};
+use crate::documents::GivenParameters;
 use crate::error::SsmError;
 use crate::targets::Target;
 
@@ -18,7 +19,7 @@ pub struct Command {
     pub document_name: String,
     pub document_version: String,
     pub comment: String,
-    pub parameters: Parameters,
+    pub parameters: GivenParameters,
     /// `InstanceIds` as the caller gave them (empty when Targets were used).
     pub instance_ids: Vec<String>,
     pub targets: Vec<Target>,

@@ -7,7 +7,7 @@ use serde_json::Value;
 use super::ports::TimeRange;
 use super::time::parse_filter_time;
 use crate::command::Limit;
-use crate::document::Parameters;
+use crate::documents::GivenParameters;
 use crate::error::SsmError;
 use crate::ids::is_instance_id;
 use crate::targets::{MAX_INSTANCE_IDS, Target};
@@ -83,7 +83,7 @@ pub struct SendCommandInput {
     pub targets: Vec<Target>,
     pub timeout_seconds: Option<i64>,
     pub comment: Option<String>,
-    pub parameters: Parameters,
+    pub parameters: GivenParameters,
     pub output_s3_bucket_name: Option<String>,
     pub output_s3_key_prefix: Option<String>,
     pub output_s3_region: Option<String>,
@@ -104,7 +104,7 @@ pub struct SendCommandRequest {
     pub targets: Vec<Target>,
     pub timeout_seconds: u32,
     pub comment: String,
-    pub parameters: Parameters,
+    pub parameters: GivenParameters,
     pub output_s3_bucket_name: String,
     pub output_s3_key_prefix: String,
     pub output_s3_region: String,
