@@ -511,6 +511,8 @@ pub struct RunCommandAdapters {
     /// Read for the commands' `{{ssm:…}}` references.
     pub parameters: crate::parameters::ParameterTable,
     pub scope: steward_core::parameters::name::ArnScope,
+    /// Read by SendCommand for the account's documents.
+    pub documents: crate::documents::DocumentTable,
 }
 
 impl RunCommandAdapters {
@@ -525,6 +527,7 @@ impl RunCommandAdapters {
             events: crate::events::EventBus::new(stack),
             signer: crate::signer::KmsSigner::new(stack),
             parameters: crate::parameters::ParameterTable::new(stack),
+            documents: crate::documents::DocumentTable::new(stack),
             scope: steward_core::parameters::name::ArnScope {
                 region: stack.settings.region.clone(),
                 account: stack.settings.account_id.clone(),
@@ -545,6 +548,7 @@ impl RunCommandAdapters {
             signer: &self.signer,
             parameters: &self.parameters,
             scope: &self.scope,
+            documents: &self.documents,
         }
     }
 }

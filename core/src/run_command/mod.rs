@@ -58,6 +58,8 @@ pub struct RunCommand<'a> {
     pub parameters: &'a dyn ParameterStore,
     /// The ARNs those parameters are authorized by.
     pub scope: &'a ArnScope,
+    /// The account's documents, read by SendCommand (built-ins need none).
+    pub documents: &'a dyn crate::documents::store::DocumentStore,
 }
 
 impl RunCommand<'_> {

@@ -19,7 +19,6 @@ use crate::command::{Tally, command_state};
 use crate::documents::HASH_TYPE;
 use crate::documents::nested::expand;
 use crate::documents::operations::load_for_run;
-use crate::documents::store::{DocumentStore, MemoryDocumentStore};
 use crate::error::SsmError;
 use crate::fleet::access::Authorizer;
 use crate::ids::new_command_id;
@@ -48,28 +47,19 @@ pub async fn handle(
     })
 }
 
-/// Sends a command running a built-in document (no document store).
+/// Sends a command as `caller`, who must be able to read every parameter
+/// its `{{ssm:…}}` references name (and decrypt the `{{ssm-secure:…}}` ones).
+/// The document is a built-in or one of the account's (`rc.documents`); its
+/// parameters are checked and its steps computed here, so a bad value
+/// dispatches nothing.
 pub async fn send_command(
     rc: &RunCommand<'_>,
     caller: &dyn Authorizer,
     body: &Value,
     now: f64,
 ) -> Result<Value, SsmError> {
-    send_document_command(rc, &MemoryDocumentStore::new(), caller, body, now).await
-}
-
-/// Sends a command as `caller`, who must be able to read every parameter
-/// its `{{ssm:…}}` references name (and decrypt the `{{ssm-secure:…}}` ones).
-/// The document is a built-in or one of `documents`; its parameters are
-/// checked and its steps computed here, so a bad value dispatches nothing.
-pub async fn send_document_command(
-    rc: &RunCommand<'_>,
-    documents: &dyn DocumentStore,
-    caller: &dyn Authorizer,
-    body: &Value,
-    now: f64,
-) -> Result<Value, SsmError> {
     let req = SendCommandRequest::from_json(body)?;
+    let documents = rc.documents;
     let doc = load_for_run(
         documents,
         &req.document_name,

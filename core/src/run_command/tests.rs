@@ -24,6 +24,7 @@ struct World {
     signer: Signer,
     parameters: crate::parameters::memory::MemoryParameterStore,
     scope: crate::parameters::name::ArnScope,
+    documents: crate::documents::store::MemoryDocumentStore,
 }
 
 /// A caller allowed everything.
@@ -62,6 +63,7 @@ impl World {
                 region: "us-east-1".into(),
                 account: "123456789012".into(),
             },
+            documents: crate::documents::store::MemoryDocumentStore::new(),
         }
     }
 
@@ -78,6 +80,7 @@ impl World {
             signer: &self.signer,
             parameters: &self.parameters,
             scope: &self.scope,
+            documents: &self.documents,
         }
     }
 
@@ -1163,9 +1166,17 @@ async fn windows_only_documents_are_unsupported_on_steward_nodes() {
             "aws:runPowerShellScript is not supported in current platform",
         ),
     ] {
-        let err = operations::send_document_command(&w.rc(), &docs, &admin(), &send(name), 1000.0)
-            .await
-            .unwrap_err();
+        let err = operations::send_command(
+            &RunCommand {
+                documents: &docs,
+                ..w.rc()
+            },
+            &admin(),
+            &send(name),
+            1000.0,
+        )
+        .await
+        .unwrap_err();
         assert_eq!(err.code(), "UnsupportedPlatformType", "{name}");
         assert!(err.to_string().contains(says), "{name}: {err}");
         assert!(w.store.commands.lock().unwrap().is_empty());
@@ -1173,10 +1184,17 @@ async fn windows_only_documents_are_unsupported_on_steward_nodes() {
     }
     // A cross-platform document runs its Linux step; the Windows one is
     // not sent.
-    let out =
-        operations::send_document_command(&w.rc(), &docs, &admin(), &send("CrossPlatform"), 1000.0)
-            .await
-            .unwrap();
+    let out = operations::send_command(
+        &RunCommand {
+            documents: &docs,
+            ..w.rc()
+        },
+        &admin(),
+        &send("CrossPlatform"),
+        1000.0,
+    )
+    .await
+    .unwrap();
     let cid = out["Command"]["CommandId"].as_str().unwrap().to_string();
     let steps = &w.command(&cid).steps;
     assert_eq!(steps.len(), 1);
@@ -1193,9 +1211,17 @@ async fn a_default_that_is_a_reference_is_checked_at_send_command() {
     )])
     .await;
     let body = json!({"DocumentName": "FromStore", "InstanceIds": [node(1)]});
-    let err = operations::send_document_command(&w.rc(), &docs, &admin(), &body, 1000.0)
-        .await
-        .unwrap_err();
+    let err = operations::send_command(
+        &RunCommand {
+            documents: &docs,
+            ..w.rc()
+        },
+        &admin(),
+        &body,
+        1000.0,
+    )
+    .await
+    .unwrap_err();
     assert_eq!(err.code(), "InvalidParameters");
     assert!(err.to_string().contains("/run/cmd"), "{err}");
     assert!(w.store.commands.lock().unwrap().is_empty());
@@ -1207,9 +1233,17 @@ async fn a_default_that_is_a_reference_is_checked_at_send_command() {
         StoredValue::Plain("echo stored".into()),
     )
     .await;
-    operations::send_document_command(&w.rc(), &docs, &admin(), &body, 1000.0)
-        .await
-        .unwrap();
+    operations::send_command(
+        &RunCommand {
+            documents: &docs,
+            ..w.rc()
+        },
+        &admin(),
+        &body,
+        1000.0,
+    )
+    .await
+    .unwrap();
     w.drain(1000.0).await;
     assert_eq!(w.first_run_command(1), vec!["echo stored"]);
 }
@@ -1274,9 +1308,17 @@ async fn references_a_sender_may_not_read_are_refused_wherever_the_steps_get_the
         json!({"DocumentName": "InDirectory", "InstanceIds": [node(1)]}),
     ];
     for body in &refused {
-        let err = operations::send_document_command(&w.rc(), &docs, &sender, body, 1000.0)
-            .await
-            .unwrap_err();
+        let err = operations::send_command(
+            &RunCommand {
+                documents: &docs,
+                ..w.rc()
+            },
+            &sender,
+            body,
+            1000.0,
+        )
+        .await
+        .unwrap_err();
         assert_eq!(err.code(), "AccessDeniedException", "{body}: {err}");
         assert!(err.to_string().contains("parameter/P/prod/db-url"), "{err}");
         assert!(!err.to_string().contains("value-of"), "{err}");
@@ -1284,9 +1326,11 @@ async fn references_a_sender_may_not_read_are_refused_wherever_the_steps_get_the
         assert!(w.work.items.lock().unwrap().is_empty(), "{body}");
     }
     // The same shapes over a parameter the sender may read run, resolved.
-    let out = operations::send_document_command(
-        &w.rc(),
-        &docs,
+    let out = operations::send_command(
+        &RunCommand {
+            documents: &docs,
+            ..w.rc()
+        },
         &sender,
         &json!({"DocumentName": "Joined", "InstanceIds": [node(1)],
                 "Parameters": {"a": ["{{ssm:/P/de"], "b": ["v/db-url}}"]}}),
@@ -1316,9 +1360,17 @@ async fn oversized_parameters_and_steps_are_refused_before_anything_is_stored() 
     let docs = document_store(&[("Repeats", &repeated)]).await;
     let body = json!({"DocumentName": "Repeats", "InstanceIds": [node(1)],
                       "Parameters": {"p": ["x".repeat(60 * 1024)]}});
-    let err = operations::send_document_command(&w.rc(), &docs, &admin(), &body, 1000.0)
-        .await
-        .unwrap_err();
+    let err = operations::send_command(
+        &RunCommand {
+            documents: &docs,
+            ..w.rc()
+        },
+        &admin(),
+        &body,
+        1000.0,
+    )
+    .await
+    .unwrap_err();
     assert_eq!(err.code(), "InvalidParameters");
     assert!(err.to_string().contains("at most 131072"), "{err}");
     assert!(w.store.commands.lock().unwrap().is_empty());

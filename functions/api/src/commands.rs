@@ -5,10 +5,8 @@
 use serde_json::Value;
 use steward_aws::Stack;
 use steward_aws::commands::RunCommandAdapters;
-use steward_aws::documents::DocumentTable;
 use steward_core::SsmError;
 use steward_core::clock::now_epoch;
-use steward_core::fleet::access::Caller;
 use steward_core::run_command::operations;
 
 use crate::auth::Principal;
@@ -34,22 +32,8 @@ pub async fn handle(
     let adapters = RunCommandAdapters::new(stack);
     // SendCommand reads the parameters its `{{ssm:…}}` references name, as
     // this caller: its policy must allow that too.
-    let caller = Caller {
-        access_key_id: p.access_key_id.clone(),
-        user_arn: format!(
-            "arn:aws:iam::{}:user/{}",
-            stack.settings.account_id, p.user_name
-        ),
-        policy: p.policy.clone(),
-    };
-    let result = if op == "SendCommand" {
-        // A stored document runs too: the document table is read here.
-        let documents = DocumentTable::new(stack);
-        operations::send_document_command(&adapters.ports(), &documents, &caller, body, now_epoch())
-            .await
-    } else {
-        operations::handle(&adapters.ports(), &caller, op, body, now_epoch()).await?
-    };
+    let caller = p.caller(&stack.settings.account_id);
+    let result = operations::handle(&adapters.ports(), &caller, op, body, now_epoch()).await?;
     if let Ok(answer) = &result
         && op == "SendCommand"
     {
