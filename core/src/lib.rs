@@ -1,5 +1,22 @@
-//! Steward's domain. It knows no AWS service: the adapters in `steward-aws`
-//! implement the [`ports`] over DynamoDB, SQS, KMS, EventBridge and S3.
+//! Steward's domain. It knows no AWS service: each area declares the ports
+//! it needs as traits, `steward-aws` implements them over DynamoDB, SQS,
+//! KMS, EventBridge and S3, and in-memory fakes serve the unit tests.
+//!
+//! # Layout
+//!
+//! Areas (each owns its model, its ports and its operations):
+//! - [`fleet`]: managed nodes, activations, registration, heartbeats, tags, and operator access keys' policies ([`fleet::access`]).
+//! - [`identity`]: IAM's users, inline policies and access keys, as served on the endpoint.
+//! - [`documents`]: SSM documents: parsing, parameters, plugins, built-ins, versions, tags.
+//! - [`run_command`]: SendCommand to final status: targets, rate control, dispatch, ingest of reports.
+//! - [`parameters`]: Parameter Store: names, versions, labels, secrets, policies, references in commands.
+//!
+//! Shared by the areas:
+//! - [`api_model`]: SSM's input constraints, checked on every request.
+//! - [`channel`]: the signed messages between control plane and agent, and the steps they carry.
+//! - [`command`]: Run Command's statuses and how a command's follows from its invocations'.
+//! - [`targets`]: which nodes `InstanceIds`, tags and resource groups name.
+//! - [`error`], [`ids`], [`clock`], [`output`]: SSM's errors, identifiers, time and inline output limits.
 
 pub mod api_model;
 pub mod channel;
