@@ -2,6 +2,7 @@
 //! reports back. The binary (`main.rs`) is the command line over these parts.
 
 pub mod api;
+pub mod backoff;
 pub mod config;
 pub mod credentials;
 pub mod daemon;
@@ -13,4 +14,5 @@ pub mod queue;
 pub mod register;
 pub mod runner;
 pub mod secure_parameters;
+pub mod shutdown;
 pub mod spool;

@@ -44,18 +44,51 @@ impl Spool {
         &self.dir
     }
 
-    /// Writes a report durably and returns its file.
-    pub fn push(&mut self, payload: &UplinkPayload) -> io::Result<PathBuf> {
+    /// Writes a report durably and returns its place.
+    pub fn push(&mut self, payload: &UplinkPayload) -> io::Result<Spooled> {
         let bytes = serde_json::to_vec(payload).map_err(io::Error::other)?;
         let path = self.dir.join(format!("{:020}.json", self.next));
         fsutil::write_atomic(&path, &bytes, 0o600)?;
         self.next += 1;
-        Ok(path)
+        Ok(Spooled(path))
+    }
+
+    /// The spooled reports, oldest first.
+    pub fn pending(&self) -> io::Result<Vec<Spooled>> {
+        pending(&self.dir)
+    }
+
+    /// Reads one spooled report; `InvalidData` when its file is damaged.
+    pub fn read(&self, report: &Spooled) -> io::Result<UplinkPayload> {
+        read(&report.0)
+    }
+
+    /// Removes a report that was sent (or cannot be read).
+    pub fn remove(&self, report: &Spooled) -> io::Result<()> {
+        match fs::remove_file(&report.0) {
+            Err(e) if e.kind() != io::ErrorKind::NotFound => Err(e),
+            _ => Ok(()),
+        }
+    }
+
+    /// What the spool in `dir` holds, oldest first, read without opening
+    /// it: nothing is dropped, so a writer may be at work meanwhile.
+    pub fn peek(dir: &Path) -> io::Result<Vec<UplinkPayload>> {
+        pending(dir)?.iter().map(|r| read(&r.0)).collect()
     }
 }
 
-/// The spooled reports in `dir`, oldest first.
-pub fn pending(dir: &Path) -> io::Result<Vec<PathBuf>> {
+/// One spooled report: its file, named by its sequence number.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Spooled(PathBuf);
+
+impl Spooled {
+    pub fn path(&self) -> &Path {
+        &self.0
+    }
+}
+
+fn pending(dir: &Path) -> io::Result<Vec<Spooled>> {
     let mut v: Vec<PathBuf> = fs::read_dir(dir)?
         .filter_map(|e| e.ok())
         .map(|e| e.path())
@@ -66,22 +99,14 @@ pub fn pending(dir: &Path) -> io::Result<Vec<PathBuf>> {
                 .is_some_and(|s| s.parse::<u64>().is_ok())
         })
         .collect();
+    // Zero-padded names: sorting by name is sorting by sequence.
     v.sort();
-    Ok(v)
+    Ok(v.into_iter().map(Spooled).collect())
 }
 
-/// Reads one spooled report.
-pub fn read(path: &Path) -> io::Result<UplinkPayload> {
+fn read(path: &Path) -> io::Result<UplinkPayload> {
     let bytes = fs::read(path)?;
     serde_json::from_slice(&bytes).map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))
-}
-
-/// Removes a report that was sent.
-pub fn remove(path: &Path) -> io::Result<()> {
-    match fs::remove_file(path) {
-        Err(e) if e.kind() != io::ErrorKind::NotFound => Err(e),
-        _ => Ok(()),
-    }
 }
 
 #[cfg(test)]
@@ -114,17 +139,18 @@ mod tests {
         fs::write(dir.path().join(".00000000000000000012.json.1.tmp"), b"{").unwrap();
 
         let mut s = Spool::open(dir.path()).unwrap();
-        let files = pending(dir.path()).unwrap();
-        let ids: Vec<String> = files.iter().map(|p| read(p).unwrap().msg_id).collect();
+        let files = s.pending().unwrap();
+        let ids: Vec<String> = files.iter().map(|p| s.read(p).unwrap().msg_id).collect();
         assert_eq!(ids, (0..12).map(|n| format!("u{n}")).collect::<Vec<_>>());
 
         // Sending removes the oldest; what is pushed next comes after the rest.
-        remove(&files[0]).unwrap();
+        s.remove(&files[0]).unwrap();
         s.push(&report(99)).unwrap();
-        let ids: Vec<String> = pending(dir.path())
+        let ids: Vec<String> = s
+            .pending()
             .unwrap()
             .iter()
-            .map(|p| read(p).unwrap().msg_id)
+            .map(|p| s.read(p).unwrap().msg_id)
             .collect();
         assert_eq!(ids.first().map(String::as_str), Some("u1"));
         assert_eq!(ids.last().map(String::as_str), Some("u99"));
@@ -137,9 +163,9 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let mut s = Spool::open(dir.path()).unwrap();
         let p = s.push(&report(1)).unwrap();
-        assert_eq!(read(&p).unwrap(), report(1));
-        remove(&p).unwrap();
-        remove(&p).unwrap();
-        assert!(pending(dir.path()).unwrap().is_empty());
+        assert_eq!(s.read(&p).unwrap(), report(1));
+        s.remove(&p).unwrap();
+        s.remove(&p).unwrap();
+        assert!(s.pending().unwrap().is_empty());
     }
 }

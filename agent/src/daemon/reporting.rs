@@ -1,0 +1,178 @@
+//! Reporting: the one gate every outgoing message passes (masking), the
+//! spool that keeps reports until the ingest queue has them, the sender
+//! that drains it oldest first, and heartbeats.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use steward_core::channel::{Heartbeat, InvocationUpdate, Uplink, UplinkPayload, VERSION};
+use steward_core::clock::now_epoch;
+use steward_core::fleet::Secret;
+
+use super::{Agent, lock};
+use crate::backoff::Backoff;
+use crate::journal::{CommandState, Journal};
+use crate::queue::{IngestQueue, NodeQueue};
+use crate::secure_parameters;
+use crate::shutdown::Shutdown;
+use crate::spool::Spooled;
+
+/// How long the sender sleeps with nothing spooled, in case a wake-up was
+/// missed.
+const IDLE_RECHECK: Duration = Duration::from_secs(30);
+
+impl<Q: NodeQueue, I: IngestQueue> Agent<Q, I> {
+    /// Spools a report; the sender delivers it.
+    pub fn report(&self, message: Uplink) -> std::io::Result<()> {
+        let payload = self.outgoing(message);
+        lock(&self.spool).push(&payload)?;
+        self.spooled.notify_one();
+        Ok(())
+    }
+
+    /// The one way a message leaves the agent (spooled or sent): masked
+    /// with the SecureString values of its invocation, or of every running
+    /// invocation for a message that is not about one. Whatever the agent
+    /// wrote into it, no value is in what the spool keeps or the queue gets.
+    fn outgoing(&self, mut message: Uplink) -> UplinkPayload {
+        let secrets = match &message {
+            Uplink::InvocationUpdate(u) => self.held_secrets(&u.command_id),
+            Uplink::Heartbeat(_) | Uplink::MessageRejected(_) => {
+                lock(&self.secrets).values().flatten().cloned().collect()
+            }
+        };
+        secure_parameters::mask_uplink(&mut message, &secrets);
+        UplinkPayload {
+            v: VERSION,
+            msg_id: uuid::Uuid::new_v4().to_string(),
+            sent_at: now_epoch(),
+            message,
+        }
+    }
+
+    /// Spools a command's final report, then journals it Finished: in this
+    /// order, so a crash between the two reports it again rather than never.
+    /// Takes the journal locked (the lock order puts it before the spool).
+    pub(super) fn finish(
+        &self,
+        journal: &mut Journal,
+        report: InvocationUpdate,
+        at: f64,
+    ) -> std::io::Result<()> {
+        let command_id = report.command_id.clone();
+        self.report(Uplink::InvocationUpdate(report))?;
+        journal.record_command(&command_id, CommandState::Finished, &[], at)
+    }
+
+    /// Keeps a step's values for masking until the command's last report.
+    pub(super) fn hold_secrets(&self, command_id: &str, secrets: &[Secret]) {
+        if !secrets.is_empty() {
+            lock(&self.secrets)
+                .entry(command_id.to_string())
+                .or_default()
+                .extend(secrets.iter().cloned());
+        }
+    }
+
+    /// Every value written into any step of the command so far.
+    pub(super) fn held_secrets(&self, command_id: &str) -> Vec<Secret> {
+        lock(&self.secrets)
+            .get(command_id)
+            .cloned()
+            .unwrap_or_default()
+    }
+
+    pub(super) fn report_or_log(&self, message: Uplink) {
+        if let Err(e) = self.report(message) {
+            tracing::error!(error = %e, "cannot spool a report; it is lost");
+        }
+    }
+
+    /// Sends spooled reports oldest first, forever, until `shutdown`.
+    pub async fn send_spooled(self: &Arc<Self>, shutdown: impl Into<Shutdown>) {
+        let mut shutdown = shutdown.into();
+        let mut backoff = Backoff::new();
+        loop {
+            if shutdown.is_requested() {
+                return;
+            }
+            // Register interest before listing, so a report spooled meanwhile wakes us.
+            let notified = self.spooled.notified();
+            let listed = lock(&self.spool).pending();
+            let pending = listed.unwrap_or_else(|e| {
+                tracing::error!(error = %e, "cannot list the spool");
+                Vec::new()
+            });
+            if pending.is_empty() {
+                let woken = tokio::time::timeout(IDLE_RECHECK, notified);
+                if shutdown.or(woken).await.is_none() {
+                    return;
+                }
+                continue;
+            }
+            for report in pending {
+                match self.send_one(&report).await {
+                    Ok(()) => backoff.reset(),
+                    Err(e) => {
+                        let delay = backoff.next_delay();
+                        tracing::warn!(error = %e, retry_in = delay.as_secs(), "cannot send a report; will retry");
+                        if !shutdown.sleep(delay).await {
+                            return;
+                        }
+                        // Start over from the oldest: order is kept.
+                        break;
+                    }
+                }
+            }
+        }
+    }
+
+    async fn send_one(&self, report: &Spooled) -> Result<(), String> {
+        // Bound first: a guard in a match scrutinee would live through the arms.
+        let read = lock(&self.spool).read(report);
+        let payload = match read {
+            Ok(p) => p,
+            Err(e) if e.kind() == std::io::ErrorKind::InvalidData => {
+                tracing::error!(file = %report.path().display(), "dropping a damaged spool file");
+                return lock(&self.spool).remove(report).map_err(|e| e.to_string());
+            }
+            Err(e) => return Err(e.to_string()),
+        };
+        let body = self
+            .key
+            .seal(&self.node_id, &payload)
+            .map_err(|e| e.to_string())?;
+        self.ingest.send(body).await.map_err(|e| e.to_string())?;
+        lock(&self.spool).remove(report).map_err(|e| e.to_string())
+    }
+
+    pub fn heartbeat(&self) -> Heartbeat {
+        Heartbeat {
+            agent_version: env!("CARGO_PKG_VERSION").into(),
+            platform_type: "Linux".into(),
+            platform_name: self.platform.name.clone(),
+            platform_version: self.platform.version.clone(),
+            ip_address: self.platform.ip_address.clone(),
+            computer_name: self.platform.hostname.clone(),
+        }
+    }
+
+    /// Sends a heartbeat straight to the ingest queue every `every` (not
+    /// spooled: a lost heartbeat is replaced by the next one).
+    pub async fn send_heartbeats(self: &Arc<Self>, every: Duration, shutdown: impl Into<Shutdown>) {
+        let mut shutdown = shutdown.into();
+        loop {
+            let payload = self.outgoing(Uplink::Heartbeat(self.heartbeat()));
+            match self.key.seal(&self.node_id, &payload) {
+                Ok(body) => match self.ingest.send(body).await {
+                    Ok(()) => tracing::debug!("heartbeat sent"),
+                    Err(e) => tracing::warn!(error = %e, "cannot send a heartbeat"),
+                },
+                Err(e) => tracing::error!(error = %e, "cannot sign a heartbeat"),
+            }
+            if !shutdown.sleep(every).await {
+                return;
+            }
+        }
+    }
+}
