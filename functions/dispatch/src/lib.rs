@@ -3,32 +3,26 @@
 //! deadlines, carry cancellations. The rules are in
 //! `steward_core::run_command::dispatch`.
 
-use aws_lambda_events::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent};
+use aws_lambda_events::sqs::{SqsBatchResponse, SqsEvent};
 use steward_aws::Stack;
 use steward_aws::commands::RunCommandAdapters;
 use steward_core::SsmError;
 use steward_core::clock::now_epoch;
 use steward_core::run_command::dispatch::{self, Outcome};
+use steward_sqs_batch::{Record, handle_batch};
 
 /// Handles a batch; a record whose work fails is reported back so SQS
 /// redelivers it alone. Every step is idempotent: a redelivered record changes
 /// nothing twice.
 pub async fn handle(stack: &Stack, event: SqsEvent) -> SqsBatchResponse {
-    let adapters = RunCommandAdapters::new(stack);
-    let mut failures = Vec::new();
-    for record in event.records {
-        let id = record.message_id.clone().unwrap_or_default();
-        let body = record.body.as_deref().unwrap_or_default();
-        if let Err(e) = process(&adapters, &id, body).await {
-            tracing::warn!(message_id = %id, error = %e.code(), "work item failed; it will be retried");
-            let mut failure = BatchItemFailure::default();
-            failure.item_identifier = id;
-            failures.push(failure);
-        }
-    }
-    let mut response = SqsBatchResponse::default();
-    response.batch_item_failures = failures;
-    response
+    let adapters = &RunCommandAdapters::new(stack);
+    handle_batch(event, |r: Record| async move {
+        // Only the code is logged: the message may quote the work item.
+        process(adapters, &r.message_id, &r.body)
+            .await
+            .map_err(|e| e.code())
+    })
+    .await
 }
 
 async fn process(adapters: &RunCommandAdapters, id: &str, body: &str) -> Result<(), SsmError> {

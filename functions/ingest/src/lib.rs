@@ -6,7 +6,7 @@
 
 pub mod invocations;
 
-use aws_lambda_events::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent};
+use aws_lambda_events::sqs::{SqsBatchResponse, SqsEvent};
 use steward_aws::Stack;
 use steward_aws::node_events::FleetEvents;
 use steward_aws::nodes::NodeTable;
@@ -14,25 +14,16 @@ use steward_core::SsmError;
 use steward_core::channel::{Uplink, open_uplink, uplink_sender};
 use steward_core::clock::now_epoch;
 use steward_core::fleet::NodeStore;
+use steward_sqs_batch::{Record, handle_batch};
 
 /// Handles a batch; a record whose work fails is reported back so SQS
 /// redelivers it alone. Every step is idempotent: a redelivered record changes
 /// nothing twice.
 pub async fn handle(stack: &Stack, event: SqsEvent) -> SqsBatchResponse {
-    let mut failures = Vec::new();
-    for record in event.records {
-        let id = record.message_id.clone().unwrap_or_default();
-        let body = record.body.as_deref().unwrap_or_default();
-        if let Err(e) = process(stack, &id, body).await {
-            tracing::warn!(message_id = %id, error = %e, "work item failed; it will be retried");
-            let mut failure = BatchItemFailure::default();
-            failure.item_identifier = id;
-            failures.push(failure);
-        }
-    }
-    let mut response = SqsBatchResponse::default();
-    response.batch_item_failures = failures;
-    response
+    handle_batch(event, |r: Record| async move {
+        process(stack, &r.message_id, &r.body).await
+    })
+    .await
 }
 
 /// What happened to one record that did not fail.

@@ -6,10 +6,11 @@
 //! A tick carries no work of its own: every tick asks the store what is due
 //! now, so a late, lost or repeated tick only moves work to the next one.
 
-use aws_lambda_events::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent};
+use aws_lambda_events::sqs::{SqsBatchResponse, SqsEvent};
 use steward_aws::Stack;
 use steward_core::clock::now_epoch;
 use steward_core::parameters::scheduler::run_due_policies;
+use steward_sqs_batch::handle_batch;
 
 /// Parameters handled per store read.
 const BATCH: usize = 100;
@@ -17,19 +18,12 @@ const BATCH: usize = 100;
 const MAX_ROUNDS: usize = 20;
 
 pub async fn handle(stack: &Stack, event: SqsEvent) -> SqsBatchResponse {
-    let mut failures = Vec::new();
-    for record in event.records {
-        let id = record.message_id.clone().unwrap_or_default();
-        if let Err(e) = tick(stack).await {
-            tracing::warn!(message_id = %id, error = %e.code(), "policy tick failed; it will be retried");
-            let mut failure = BatchItemFailure::default();
-            failure.item_identifier = id;
-            failures.push(failure);
-        }
-    }
-    let mut response = SqsBatchResponse::default();
-    response.batch_item_failures = failures;
-    response
+    // Every record is a tick; its body says nothing.
+    handle_batch(
+        event,
+        |_| async move { tick(stack).await.map_err(|e| e.code()) },
+    )
+    .await
 }
 
 async fn tick(stack: &Stack) -> Result<(), steward_core::SsmError> {
