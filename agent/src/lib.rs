@@ -1,5 +1,30 @@
 //! steward-agent: registers a node, long-polls its queue, runs commands,
-//! reports back. The binary (`main.rs`) is the command line over these parts.
+//! reports back. The binary (`main.rs`) is the command line over these parts:
+//! it parses, builds [`config::Settings`], calls [`start`] and maps errors to
+//! exit statuses.
+//!
+//! # Layout
+//!
+//! - [`start`]: from settings to a running agent (identity, registration,
+//!   clients), then [`daemon::Agent::run`].
+//! - [`daemon`]: the agent's life and its four roles — intake, execution,
+//!   reporting, recovery — and the lock order between them.
+//! - [`journal`]: durable memory of messages seen and commands' progress.
+//! - [`spool`]: durable reports until the ingest queue has them; writes and
+//!   reads.
+//! - [`runner`]: one `aws:runShellScript` step in a real shell.
+//! - [`secure_parameters`]: `{{ssm-secure:…}}` values, and the masking of
+//!   everything that leaves the node.
+//! - [`shutdown`]: the one shutdown signal every loop watches.
+//! - [`backoff`]: doubling retry delays with a cap.
+//! - [`queue`]: the node and ingest queues (SQS, or in memory in tests).
+//! - [`api`]: the control plane's HTTP API client and the output uploads.
+//! - [`credentials`]: SQS credentials from the node's key.
+//! - [`register`]: registration with an activation.
+//! - [`identity`]: the node's identity and key in the state directory.
+//! - [`config`]: command line, config file and environment.
+//! - [`platform`]: what the node reports about itself.
+//! - [`fsutil`]: atomic, durable file writes.
 
 pub mod api;
 pub mod backoff;
@@ -16,3 +41,4 @@ pub mod runner;
 pub mod secure_parameters;
 pub mod shutdown;
 pub mod spool;
+pub mod start;
