@@ -31,6 +31,8 @@ pub mod backoff;
 pub mod config;
 pub mod credentials;
 pub mod daemon;
+#[cfg(test)]
+mod durability_model;
 pub mod fsutil;
 pub mod identity;
 pub mod journal;
