@@ -1,8 +1,10 @@
 //! Fleet events on the `steward` bus.
 
+use async_trait::async_trait;
 use aws_sdk_eventbridge::Client;
 use aws_sdk_eventbridge::types::PutEventsRequestEntry;
 use steward_core::SsmError;
+use steward_core::fleet::AgentEvents;
 
 use crate::Stack;
 use crate::internal;
@@ -23,9 +25,11 @@ impl FleetEvents {
             bus: stack.settings.event_bus.clone(),
         }
     }
+}
 
-    /// An agent refused a message from its queue.
-    pub async fn message_rejected(
+#[async_trait]
+impl AgentEvents for FleetEvents {
+    async fn message_rejected(
         &self,
         instance_id: &str,
         reason: &str,

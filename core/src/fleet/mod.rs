@@ -10,12 +10,16 @@ pub mod ops;
 pub mod paging;
 pub mod ports;
 pub mod tags;
+pub mod uplink;
+
+#[cfg(test)]
+pub(crate) mod memory;
 
 pub use activation::Activation;
 pub use node::{Node, PingStatus};
 pub use ports::{
-    AccessKeyStore, ActivationStore, CredentialIssuer, NodeQueues, NodeStore, SecretDecrypter,
-    SigningKey,
+    AccessKeyStore, ActivationStore, AgentEvents, CredentialIssuer, NodeQueues, NodeStore,
+    SecretDecrypter, SigningKey,
 };
 pub use tags::{Tag, TagSet};
 

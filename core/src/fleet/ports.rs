@@ -105,6 +105,19 @@ pub trait CredentialIssuer: Send + Sync {
     ) -> Result<NodeCredentials, SsmError>;
 }
 
+/// Events about the agents themselves, under their own source on the bus
+/// (not SSM-shaped).
+#[async_trait]
+pub trait AgentEvents: Send + Sync {
+    /// An agent refused a message from its queue.
+    async fn message_rejected(
+        &self,
+        instance_id: &str,
+        reason: &str,
+        queue_message_id: &str,
+    ) -> Result<(), SsmError>;
+}
+
 /// The command-signing key agents pin at registration.
 #[async_trait]
 pub trait SigningKey: Send + Sync {

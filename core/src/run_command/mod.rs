@@ -30,7 +30,7 @@ pub mod time;
 pub mod view;
 
 #[cfg(test)]
-mod memory;
+pub(crate) mod memory;
 #[cfg(test)]
 mod tests;
 

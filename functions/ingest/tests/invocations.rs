@@ -9,6 +9,7 @@ use steward_aws::testing::{registered_node, sent_and_fanned_out, stack};
 use steward_core::channel::{InvocationUpdate, PluginResult};
 use steward_core::clock::now_epoch;
 use steward_core::command::InvocationDetail as D;
+use steward_core::run_command::ingest::apply_update;
 use steward_core::run_command::ports::CommandStore;
 
 async fn node(stack: &Stack) -> String {
@@ -51,7 +52,7 @@ async fn reports_apply_once_to_the_senders_invocation() {
     .await;
 
     // n2 has no invocation of this command: its report is ignored.
-    steward_fn_ingest::invocations::apply(&stack, &n2, update(&cid, D::Success, "x".into()))
+    apply_update(&rc, &n2, update(&cid, D::Success, "x".into()))
         .await
         .unwrap();
     let store = CommandTable::new(&stack);
@@ -65,13 +66,13 @@ async fn reports_apply_once_to_the_senders_invocation() {
         D::Pending
     );
 
-    steward_fn_ingest::invocations::apply(&stack, &n1, update(&cid, D::InProgress, String::new()))
+    apply_update(&rc, &n1, update(&cid, D::InProgress, String::new()))
         .await
         .unwrap();
     // Too long for SSM's inline limit: kept to its first 24,000 characters.
     let long = "y\n".repeat(15_000);
     for _ in 0..2 {
-        steward_fn_ingest::invocations::apply(&stack, &n1, update(&cid, D::Success, long.clone()))
+        apply_update(&rc, &n1, update(&cid, D::Success, long.clone()))
             .await
             .unwrap();
     }

@@ -1,0 +1,289 @@
+//! The ingest side of the fleet: a message an agent put on the ingest queue,
+//! verified against its sender's registered key, then applied — a heartbeat
+//! to the node, a refusal to the bus, an invocation update to Run Command.
+//!
+//! A message that cannot be verified (malformed, unknown node, bad
+//! signature) is dropped, never retried: retrying a forgery only loops it.
+
+use crate::channel::{Uplink, open_uplink, uplink_sender};
+use crate::error::SsmError;
+use crate::run_command::RunCommand;
+use crate::run_command::ingest::{Applied, apply_update};
+
+use super::ports::{AgentEvents, NodeStore};
+
+/// The ports a message may touch.
+#[derive(Clone, Copy)]
+pub struct UplinkPorts<'a> {
+    pub nodes: &'a dyn NodeStore,
+    pub events: &'a dyn AgentEvents,
+    /// Invocation updates are Run Command's.
+    pub run_command: RunCommand<'a>,
+}
+
+/// What happened to a message that did not fail.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    Applied,
+    /// Dropped without effect, for the reason given.
+    Dropped(String),
+}
+
+/// Verifies and applies one uplink message at `now`. `Err` only for faults
+/// worth a retry (a store or the bus failed), never for the message's
+/// content. Every step is idempotent: a redelivered message changes nothing
+/// twice.
+pub async fn receive(ports: &UplinkPorts<'_>, body: &str, now: f64) -> Result<Outcome, SsmError> {
+    let env = match uplink_sender(body) {
+        Ok(env) => env,
+        Err(e) => return Ok(Outcome::Dropped(format!("not an uplink envelope: {e}"))),
+    };
+    let node_id = env.node_id.clone();
+    let Some(node) = ports.nodes.get(&node_id).await? else {
+        tracing::warn!(instance_id = %node_id, "uplink from an unknown node");
+        return Ok(Outcome::Dropped(format!("unknown node {node_id}")));
+    };
+    let payload = match open_uplink(&env, &node.public_key) {
+        Ok(p) => p,
+        Err(e) => {
+            tracing::warn!(instance_id = %node_id, reason = %e, "uplink does not verify");
+            return Ok(Outcome::Dropped(format!("from {node_id}: {e}")));
+        }
+    };
+    match payload.message {
+        Uplink::Heartbeat(hb) => {
+            // The node's clock may run ahead; a heartbeat is never in the future.
+            let at = payload.sent_at.min(now);
+            if !ports.nodes.record_heartbeat(&node_id, &hb, at).await? {
+                return Ok(Outcome::Dropped(format!("node {node_id} was deregistered")));
+            }
+        }
+        Uplink::MessageRejected(r) => {
+            tracing::warn!(
+                instance_id = %node_id,
+                reason = %r.reason,
+                queue_message_id = %r.queue_message_id,
+                "agent refused a message from its queue"
+            );
+            ports
+                .events
+                .message_rejected(&node_id, &r.reason, &r.queue_message_id)
+                .await?;
+        }
+        Uplink::InvocationUpdate(update) => {
+            let command_id = update.command_id.clone();
+            let detail = update.detail.as_str();
+            match apply_update(&ports.run_command, &node_id, update).await? {
+                Applied::Changed => {
+                    tracing::info!(%node_id, %command_id, detail, "invocation updated")
+                }
+                Applied::Unchanged => tracing::debug!(
+                    %node_id,
+                    %command_id,
+                    detail,
+                    "report changes nothing (repeated or stale)"
+                ),
+                Applied::NotFound => tracing::warn!(
+                    %node_id,
+                    %command_id,
+                    "report ignored: this node has no invocation of that command"
+                ),
+            }
+        }
+    }
+    Ok(Outcome::Applied)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use super::*;
+    use crate::channel::{Heartbeat, InvocationUpdate, MessageRejected, NodeKey, UplinkPayload};
+    use crate::command::InvocationDetail;
+    use crate::fleet::memory::{AgentEventLog, MemoryNodes, node};
+    use crate::run_command::memory as rc;
+
+    const NODE: &str = "mi-00000000000000001";
+
+    struct World {
+        key: NodeKey,
+        nodes: MemoryNodes,
+        events: AgentEventLog,
+        store: rc::Store,
+        fleet: rc::Fleet,
+        groups: BTreeMap<String, crate::targets::GroupQuery>,
+        mailbox: rc::Mailbox,
+        work: rc::Work,
+        bus: rc::Events,
+        signer: rc::Signer,
+        parameters: crate::parameters::memory::MemoryParameterStore,
+        scope: crate::parameters::name::ArnScope,
+        documents: crate::documents::store::MemoryDocumentStore,
+    }
+
+    impl World {
+        fn new() -> Self {
+            let (key, _) = NodeKey::generate().unwrap();
+            let nodes = MemoryNodes::default();
+            nodes.insert(node(NODE, &key.public_key_base64(), 100.0));
+            Self {
+                key,
+                nodes,
+                events: AgentEventLog::default(),
+                store: rc::Store::default(),
+                fleet: rc::Fleet::default(),
+                groups: BTreeMap::new(),
+                mailbox: rc::Mailbox::default(),
+                work: rc::Work::default(),
+                bus: rc::Events::default(),
+                signer: rc::Signer::new(),
+                parameters: Default::default(),
+                scope: crate::parameters::name::ArnScope {
+                    region: "us-east-1".into(),
+                    account: "123456789012".into(),
+                },
+                documents: crate::documents::store::MemoryDocumentStore::new(),
+            }
+        }
+
+        async fn receive(&self, body: &str, now: f64) -> Outcome {
+            let ports = UplinkPorts {
+                nodes: &self.nodes,
+                events: &self.events,
+                run_command: RunCommand {
+                    store: &self.store,
+                    targets: &self.fleet,
+                    groups: &self.groups,
+                    nodes: &self.fleet,
+                    mailbox: &self.mailbox,
+                    work: &self.work,
+                    outputs: &rc::Outputs,
+                    events: &self.bus,
+                    signer: &self.signer,
+                    parameters: &self.parameters,
+                    scope: &self.scope,
+                    documents: &self.documents,
+                },
+            };
+            receive(&ports, body, now).await.unwrap()
+        }
+
+        fn seal(&self, message: Uplink, sent_at: f64) -> String {
+            self.key.seal(NODE, &payload(message, sent_at)).unwrap()
+        }
+    }
+
+    fn payload(message: Uplink, sent_at: f64) -> UplinkPayload {
+        UplinkPayload {
+            v: 1,
+            msg_id: "m-1".into(),
+            sent_at,
+            message,
+        }
+    }
+
+    fn heartbeat(version: &str) -> Uplink {
+        Uplink::Heartbeat(Heartbeat {
+            agent_version: version.into(),
+            platform_type: "Linux".into(),
+            platform_name: "Debian".into(),
+            platform_version: "12".into(),
+            ip_address: "10.1.1.1".into(),
+            computer_name: "host".into(),
+        })
+    }
+
+    fn dropped(o: &Outcome) -> bool {
+        matches!(o, Outcome::Dropped(_))
+    }
+
+    #[tokio::test]
+    async fn a_verified_heartbeat_is_recorded() {
+        let w = World::new();
+        let o = w.receive(&w.seal(heartbeat("2.0.0"), 200.0), 250.0).await;
+        assert_eq!(o, Outcome::Applied);
+        let n = w.nodes.node(NODE).unwrap();
+        assert_eq!(n.agent_version, "2.0.0");
+        assert_eq!(n.computer_name, "host");
+        assert_eq!(n.last_ping_date_time, 200.0);
+    }
+
+    #[tokio::test]
+    async fn a_heartbeat_from_the_future_is_recorded_at_now() {
+        let w = World::new();
+        w.receive(&w.seal(heartbeat("2.0.0"), 9_000.0), 300.0).await;
+        assert_eq!(w.nodes.node(NODE).unwrap().last_ping_date_time, 300.0);
+    }
+
+    #[tokio::test]
+    async fn a_forged_message_is_dropped_and_changes_nothing() {
+        let w = World::new();
+        let before = w.nodes.node(NODE).unwrap();
+        let (forger, _) = NodeKey::generate().unwrap();
+        let forged = forger
+            .seal(NODE, &payload(heartbeat("6.6.6"), 200.0))
+            .unwrap();
+        assert!(dropped(&w.receive(&forged, 250.0).await));
+        assert_eq!(w.nodes.node(NODE).unwrap(), before);
+    }
+
+    #[tokio::test]
+    async fn an_unknown_sender_or_garbage_is_dropped() {
+        let w = World::new();
+        let stranger = w
+            .key
+            .seal("mi-00000000000000009", &payload(heartbeat("1.0"), 200.0))
+            .unwrap();
+        assert!(dropped(&w.receive(&stranger, 250.0).await));
+        assert!(dropped(&w.receive("not json", 250.0).await));
+        assert!(dropped(&w.receive("", 250.0).await));
+        assert!(w.events.rejected().is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_heartbeat_of_a_deregistered_node_is_dropped() {
+        let w = World::new();
+        // Deregistered after its key was read, before the heartbeat's write.
+        w.nodes.forget_on_heartbeat();
+        let o = w.receive(&w.seal(heartbeat("2.0.0"), 200.0), 250.0).await;
+        assert!(dropped(&o));
+        assert!(w.nodes.node(NODE).is_none());
+    }
+
+    #[tokio::test]
+    async fn a_refusal_is_published_as_an_event() {
+        let w = World::new();
+        let refusal = Uplink::MessageRejected(MessageRejected {
+            reason: "bad signature".into(),
+            queue_message_id: "q-1".into(),
+        });
+        let o = w.receive(&w.seal(refusal, 200.0), 250.0).await;
+        assert_eq!(o, Outcome::Applied);
+        assert_eq!(
+            w.events.rejected(),
+            [(
+                NODE.to_string(),
+                "bad signature".to_string(),
+                "q-1".to_string()
+            )]
+        );
+    }
+
+    #[tokio::test]
+    async fn an_update_for_an_invocation_the_node_lacks_changes_nothing() {
+        let w = World::new();
+        let update = Uplink::InvocationUpdate(InvocationUpdate {
+            command_id: "00000000-0000-0000-0000-000000000000".into(),
+            detail: InvocationDetail::Success,
+            response_code: 0,
+            execution_start: None,
+            execution_end: None,
+            plugins: vec![],
+        });
+        let o = w.receive(&w.seal(update, 200.0), 250.0).await;
+        assert_eq!(o, Outcome::Applied);
+        assert!(w.store.invocations.lock().unwrap().is_empty());
+        assert!(w.bus.published.lock().unwrap().is_empty());
+    }
+}
