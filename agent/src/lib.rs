@@ -25,6 +25,8 @@
 //! - [`config`]: command line, config file and environment.
 //! - [`platform`]: what the node reports about itself.
 //! - [`fsutil`]: atomic, durable file writes.
+//! - `durability_model` (tests only): the journal and spool against a model,
+//!   across crashes.
 
 pub mod api;
 pub mod backoff;

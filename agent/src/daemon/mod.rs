@@ -1,11 +1,15 @@
 //! The daemon: one [`Agent`] per node, in four roles, each in its module:
 //!
-//! - [`intake`]: long-polls the node queue, verifies, refuses replays,
+//! - `intake`: long-polls the node queue, verifies, refuses replays,
 //!   journals each message and decides what it does.
-//! - [`execution`]: runs a command's steps, cancels it, stops them all.
-//! - [`reporting`]: the masking gate every outgoing message passes, the
+//! - `execution`: runs a command's steps, cancels it, stops them all.
+//! - `reporting`: the masking gate every outgoing message passes, the
 //!   spool and its sender, heartbeats.
-//! - [`recovery`]: at start, what a crash left unfinished.
+//! - `recovery`: at start, what a crash left unfinished.
+//!
+//! Shared by them: `update` (one constructor per kind of invocation update),
+//! `Agent::outgoing` (the one masking gate: nothing is spooled or sent
+//! without it) and `Agent::finish` (spool the final report, then journal).
 //!
 //! [`Agent::run`] owns the life: recover, start the loops, and on shutdown
 //! stop the commands and join the loops.
@@ -16,7 +20,7 @@
 //!
 //! 1. `journal` — held while a verified message is acted on (deciding and
 //!    recording are one step) and while a final report is spooled and
-//!    journaled ([`Agent::finish`](reporting)).
+//!    journaled (`finish`, in `reporting`).
 //! 2. `running` — the running commands' stop senders.
 //! 3. `tasks` — the commands' tasks.
 //! 4. `secrets` — the SecureString values, by command.
