@@ -13,6 +13,7 @@ pub mod listing;
 pub mod memory;
 pub mod model;
 pub mod name;
+pub mod node_access;
 pub mod operations;
 pub mod policies;
 pub mod ports;
