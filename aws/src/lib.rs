@@ -44,6 +44,10 @@ pub struct Stack {
     pub clients: Clients,
     // Shared by every clone, so the whole process has one data-key cache.
     parameters: std::sync::Arc<std::sync::OnceLock<parameter_service::ParameterAdapters>>,
+    // Adapters that cache what never changes (the ingest queue's ARN, the
+    // signing public key), shared the same way.
+    node_queues: std::sync::Arc<std::sync::OnceLock<node_queues::SqsNodeQueues>>,
+    signing_key: std::sync::Arc<std::sync::OnceLock<key_service::CommandSigningKey>>,
 }
 
 impl Stack {
@@ -58,6 +62,8 @@ impl Stack {
             settings,
             clients,
             parameters: Default::default(),
+            node_queues: Default::default(),
+            signing_key: Default::default(),
         }
     }
 
@@ -65,6 +71,18 @@ impl Stack {
     pub fn parameters(&self) -> &parameter_service::ParameterAdapters {
         self.parameters
             .get_or_init(|| parameter_service::ParameterAdapters::new(self))
+    }
+
+    /// The nodes' queues, built on first use and kept for the process.
+    pub fn node_queues(&self) -> &node_queues::SqsNodeQueues {
+        self.node_queues
+            .get_or_init(|| node_queues::SqsNodeQueues::new(self))
+    }
+
+    /// The command-signing key, built on first use and kept for the process.
+    pub fn signing_key(&self) -> &key_service::CommandSigningKey {
+        self.signing_key
+            .get_or_init(|| key_service::CommandSigningKey::new(self))
     }
 }
 

@@ -1,14 +1,10 @@
 //! Activations, registration, node information, tags and node credentials:
 //! decode, call the fleet operations over the adapters, encode.
 
-use std::sync::OnceLock;
-
 use serde_json::Value;
 use steward_aws::Stack;
 use steward_aws::activations::ActivationTable;
 use steward_aws::credentials::StsCredentialIssuer;
-use steward_aws::key_service::CommandSigningKey;
-use steward_aws::node_queues::SqsNodeQueues;
 use steward_aws::nodes::NodeTable;
 use steward_aws::tag_index::FleetDirectory;
 use steward_core::SsmError;
@@ -16,18 +12,6 @@ use steward_core::clock::now_epoch;
 use steward_core::fleet::ops;
 
 use crate::auth::Principal;
-
-/// Process-wide adapters that cache what never changes (the signing public
-/// key, the ingest queue's ARN).
-fn queues(stack: &Stack) -> &'static SqsNodeQueues {
-    static Q: OnceLock<SqsNodeQueues> = OnceLock::new();
-    Q.get_or_init(|| SqsNodeQueues::new(stack))
-}
-
-fn signing_key(stack: &Stack) -> &'static CommandSigningKey {
-    static K: OnceLock<CommandSigningKey> = OnceLock::new();
-    K.get_or_init(|| CommandSigningKey::new(stack))
-}
 
 /// The operator operations of the fleet; `None` for any other operation.
 pub async fn handle(
@@ -77,8 +61,8 @@ pub async fn handle_agent(stack: &Stack, op: &str, body: &Value) -> Result<Value
             let resp = ops::register(
                 &nodes,
                 &activations,
-                queues(stack),
-                signing_key(stack),
+                stack.node_queues(),
+                stack.signing_key(),
                 body,
                 now,
             )
@@ -88,7 +72,7 @@ pub async fn handle_agent(stack: &Stack, op: &str, body: &Value) -> Result<Value
         }
         "GetNodeCredentials" => {
             let issuer = StsCredentialIssuer::new(stack);
-            ops::node_credentials(&nodes, queues(stack), &issuer, body, now).await
+            ops::node_credentials(&nodes, stack.node_queues(), &issuer, body, now).await
         }
         "GetNodeParameters" => crate::node_parameters::handle(stack, body, now).await,
         _ => Err(SsmError::InvalidAction(format!(
