@@ -11,14 +11,20 @@
 
 pub mod builtin;
 mod command;
+pub mod context;
+mod create;
+mod delete;
+mod describe;
 pub mod format;
 pub mod interpolate;
+mod listing;
 pub mod nested;
 pub mod operations;
 pub mod parameters;
 pub mod plugins;
 pub mod store;
 pub mod tagging;
+mod update;
 
 use serde_json::Value;
 

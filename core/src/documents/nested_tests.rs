@@ -1,7 +1,8 @@
 use serde_json::json;
 
 use super::*;
-use crate::documents::operations::{DocumentContext, handle};
+use crate::documents::context::DocumentContext;
+use crate::documents::operations::handle;
 use crate::documents::store::MemoryDocumentStore;
 use crate::documents::{DocumentFormat, GivenParameters};
 use crate::fleet::access::{Caller, Policy};

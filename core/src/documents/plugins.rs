@@ -405,7 +405,7 @@ impl RunDocument {
             Some(Value::String(p)) if pending(p) => (p.clone(), None),
             Some(Value::String(p)) => {
                 let (name, version) = split_path(p);
-                if !is_document_name(super::operations::name_of(name)) {
+                if !is_document_name(super::context::name_of(name)) {
                     return Err(format!(
                         "Step \"{step}\": documentPath \"{p}\" is not a document name or ARN (optionally followed by :version)."
                     ));

@@ -8,7 +8,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::builtin;
-use super::operations::{DocumentContext, document_arn, name_of};
+use super::context::{DocumentContext, document_arn, name_of};
 use super::store::DocumentHead;
 use crate::error::SsmError;
 use crate::error::parse_request as parse;

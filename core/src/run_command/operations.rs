@@ -17,8 +17,8 @@ use super::request::{
 use super::view;
 use crate::command::{Tally, command_state};
 use crate::documents::HASH_TYPE;
+use crate::documents::context::load_for_run;
 use crate::documents::nested::expand;
-use crate::documents::operations::load_for_run;
 use crate::error::SsmError;
 use crate::fleet::access::Authorizer;
 use crate::ids::new_command_id;

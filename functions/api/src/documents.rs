@@ -6,7 +6,8 @@ use steward_aws::Stack;
 use steward_aws::documents::DocumentTable;
 use steward_core::SsmError;
 use steward_core::clock::now_epoch;
-use steward_core::documents::operations::{self, DocumentContext};
+use steward_core::documents::context::DocumentContext;
+use steward_core::documents::operations;
 use steward_core::parameters::name::ArnScope;
 
 use crate::auth::Principal;
