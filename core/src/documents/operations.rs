@@ -5,9 +5,9 @@
 //! [`super::builtin`] and are read-only; the others from the
 //! [`DocumentStore`](super::store::DocumentStore).
 
+use super::context::DocumentContext;
 use serde_json::Value;
 
-pub use super::context::DocumentContext;
 use super::{create, delete, describe, listing, update};
 use crate::error::SsmError;
 

@@ -2,7 +2,7 @@ use serde_json::{Value, json};
 
 use super::*;
 use crate::documents::builtin;
-use crate::documents::context::load_for_run;
+use crate::documents::context::{DocumentContext, load_for_run};
 use crate::documents::format::content_hash;
 use crate::documents::store::DocumentStore;
 use crate::documents::store::MemoryDocumentStore;

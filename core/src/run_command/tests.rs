@@ -1121,7 +1121,7 @@ async fn document_store(docs: &[(&str, &str)]) -> crate::documents::store::Memor
         region: "us-east-1".into(),
         account: "123456789012".into(),
     };
-    let ctx = crate::documents::operations::DocumentContext {
+    let ctx = crate::documents::context::DocumentContext {
         store: &store,
         caller: &caller,
         scope: &scope,
