@@ -2,8 +2,6 @@
 //! name), with the fleet's tag rules: at most 50, `aws:` reserved. Amazon's
 //! documents are not the account's to tag.
 
-use std::collections::BTreeSet;
-
 use serde::Deserialize;
 use serde_json::{Value, json};
 
@@ -80,13 +78,8 @@ pub async fn add_tags(ctx: &DocumentContext<'_>, body: &Value) -> Result<Value, 
 pub async fn remove_tags(ctx: &DocumentContext<'_>, body: &Value) -> Result<Value, SsmError> {
     let i: TagInput = parse(body)?;
     let name = target(ctx, "RemoveTagsFromResource", &i)?;
-    let keys: BTreeSet<&String> = i.tag_keys.iter().collect();
     update_tags(ctx, &name, |current| {
-        Ok(current
-            .iter()
-            .filter(|(k, _)| !keys.contains(k))
-            .map(|(k, v)| (k.clone(), v.clone()))
-            .collect())
+        Ok(tags::without(current, &i.tag_keys))
     })
     .await?;
     Ok(json!({}))

@@ -87,6 +87,16 @@ pub fn to_list(set: &TagSet) -> Vec<Tag> {
         .collect()
 }
 
+/// `current` without the tags whose keys are in `keys` (RemoveTagsFromResource).
+pub fn without<'a>(current: &TagSet, keys: impl IntoIterator<Item = &'a String>) -> TagSet {
+    let keys: std::collections::BTreeSet<&String> = keys.into_iter().collect();
+    current
+        .iter()
+        .filter(|(k, _)| !keys.contains(k))
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect()
+}
+
 /// `current` with `add` applied; TooManyTagsError past the per-resource limit.
 pub fn merged(current: &TagSet, add: &TagSet) -> Result<TagSet, SsmError> {
     let mut next = current.clone();

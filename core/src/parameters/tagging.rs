@@ -1,8 +1,6 @@
 //! Tags on parameters (ResourceType `Parameter`, ResourceId the name), with
 //! the fleet's tag rules: at most 50, `aws:` reserved.
 
-use std::collections::BTreeSet;
-
 use serde_json::{Value, json};
 
 use super::context::ParameterContext;
@@ -69,13 +67,8 @@ pub async fn remove_tags(ctx: &ParameterContext<'_>, body: &Value) -> Result<Val
             "TagKeys is empty; give at least one tag key to remove.".into(),
         ));
     }
-    let keys: BTreeSet<String> = req.tag_keys.into_iter().collect();
     update_tags(ctx, &name, |current| {
-        Ok(current
-            .iter()
-            .filter(|(k, _)| !keys.contains(*k))
-            .map(|(k, v)| (k.clone(), v.clone()))
-            .collect())
+        Ok(tags::without(current, &req.tag_keys))
     })
     .await?;
     Ok(json!({}))

@@ -1,7 +1,5 @@
 //! Tags on managed nodes (ResourceType `ManagedInstance`).
 
-use std::collections::BTreeSet;
-
 use serde::Deserialize;
 use serde_json::{Value, json};
 
@@ -89,13 +87,8 @@ pub async fn remove_tags_from_resource(
 ) -> Result<Value, SsmError> {
     let req: TagRequest = parse(body)?;
     check_resource(&req.resource_type, &req.resource_id)?;
-    let keys: BTreeSet<String> = req.tag_keys.iter().cloned().collect();
     update_tags(nodes, &req.resource_id, |current| {
-        Ok(current
-            .iter()
-            .filter(|(k, _)| !keys.contains(*k))
-            .map(|(k, v)| (k.clone(), v.clone()))
-            .collect())
+        Ok(tags::without(current, &req.tag_keys))
     })
     .await?;
     Ok(json!({}))
