@@ -400,7 +400,7 @@ mod tests {
 
     #[test]
     fn every_text_of_a_report_is_masked_and_its_identifiers_kept() {
-        use steward_core::command::InvocationDetail;
+        use steward_core::run_command::status::InvocationDetail;
         let v = "S3cr3t-MARKER";
         let plugin = PluginResult {
             name: format!("step {v}"),

@@ -16,12 +16,12 @@ use steward_agent::platform::Platform;
 use steward_agent::queue::{SqsIngestQueue, SqsNodeQueue, sqs_client};
 use steward_core::channel::PluginStep;
 use steward_core::channel::{
-    Downlink, DownlinkPayload, DownlinkVerifier, NodeKey, RunCommand, SignedDownlink, Uplink,
+    Downlink, DownlinkPayload, DownlinkVerifier, NodeKey, RunMessage, SignedDownlink, Uplink,
     open_uplink, uplink_sender,
 };
 use steward_core::clock::now_epoch;
-use steward_core::command::InvocationDetail;
 use steward_core::documents::plugins::RUN_SHELL_SCRIPT as RUN_SHELL_SCRIPT_PLUGIN;
+use steward_core::run_command::status::InvocationDetail;
 use tokio::sync::watch;
 
 fn env(name: &str) -> String {
@@ -74,7 +74,7 @@ async fn a_command_round_trips_over_sqs() {
         node_id: node_id.into(),
         issued_at: now,
         expires_at: now + 600.0,
-        message: Downlink::RunCommand(RunCommand {
+        message: Downlink::Run(RunMessage {
             command_id: uuid::Uuid::new_v4().to_string(),
             document_name: "AWS-RunShellScript".into(),
             document_version: "1".into(),

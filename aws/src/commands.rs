@@ -12,9 +12,9 @@ use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
 use serde_json::Value;
 use steward_core::SsmError;
-use steward_core::command::{CommandState, Tally};
 use steward_core::run_command::model::{Command, Invocation, Page, Transition};
 use steward_core::run_command::ports::{CommandStore, TimeRange};
+use steward_core::run_command::status::{CommandState, Tally};
 
 use crate::Stack;
 use crate::internal;
@@ -503,7 +503,7 @@ pub struct RunCommandAdapters {
     pub store: CommandTable,
     pub targets: crate::tag_index::FleetDirectory,
     pub groups: crate::resource_groups::ResourceGroups,
-    pub nodes: crate::work_queue::NodeQueues,
+    pub nodes: crate::node_mailbox::SqsNodeMailbox,
     pub work: crate::work_queue::SqsWorkQueue,
     pub outputs: crate::output::OutputBucket,
     pub events: crate::events::EventBus,
@@ -521,7 +521,7 @@ impl RunCommandAdapters {
             store: CommandTable::new(stack),
             targets: crate::tag_index::FleetDirectory::new(stack),
             groups: crate::resource_groups::ResourceGroups::new(stack),
-            nodes: crate::work_queue::NodeQueues::new(stack),
+            nodes: crate::node_mailbox::SqsNodeMailbox::new(stack),
             work: crate::work_queue::SqsWorkQueue::new(stack),
             outputs: crate::output::OutputBucket::new(stack),
             events: crate::events::EventBus::new(stack),
@@ -535,8 +535,8 @@ impl RunCommandAdapters {
         }
     }
 
-    pub fn ports(&self) -> steward_core::run_command::RunCommand<'_> {
-        steward_core::run_command::RunCommand {
+    pub fn ports(&self) -> steward_core::run_command::RunCommandContext<'_> {
+        steward_core::run_command::RunCommandContext {
             store: &self.store,
             targets: &self.targets,
             groups: &self.groups,

@@ -6,9 +6,9 @@ use std::collections::HashMap;
 
 use aws_sdk_dynamodb::types::{Put, TransactWriteItem, Update};
 use steward_core::SsmError;
-use steward_core::command::InvocationDetail;
 use steward_core::run_command::model::{Invocation, Page, Transition};
 use steward_core::run_command::ports::TimeRange;
+use steward_core::run_command::status::InvocationDetail;
 
 use crate::commands::{
     COUNTERS, CommandTable, Item, decode_token, from_av, get_json, get_n, get_s, json_av, n,
@@ -121,7 +121,7 @@ impl CommandTable {
     fn counter_update(
         &self,
         command_id: &str,
-        delta: &steward_core::command::Tally,
+        delta: &steward_core::run_command::status::Tally,
     ) -> Result<Option<Update>, SsmError> {
         let adds: Vec<(usize, u32)> = tally_counts(delta)
             .iter()

@@ -10,8 +10,9 @@ pub mod item;
 pub mod key_service;
 pub mod metrics;
 pub mod node_events;
-pub mod node_queues;
+pub mod node_mailbox;
 pub mod nodes;
+pub mod queue_provisioner;
 pub mod resource_groups;
 pub mod tag_index;
 #[cfg(feature = "testing")]
@@ -46,7 +47,7 @@ pub struct Stack {
     parameters: std::sync::Arc<std::sync::OnceLock<parameter_service::ParameterAdapters>>,
     // Adapters that cache what never changes (the ingest queue's ARN, the
     // signing public key), shared the same way.
-    node_queues: std::sync::Arc<std::sync::OnceLock<node_queues::SqsNodeQueues>>,
+    queue_provisioner: std::sync::Arc<std::sync::OnceLock<queue_provisioner::SqsQueueProvisioner>>,
     signing_key: std::sync::Arc<std::sync::OnceLock<key_service::CommandSigningKey>>,
 }
 
@@ -62,7 +63,7 @@ impl Stack {
             settings,
             clients,
             parameters: Default::default(),
-            node_queues: Default::default(),
+            queue_provisioner: Default::default(),
             signing_key: Default::default(),
         }
     }
@@ -73,10 +74,10 @@ impl Stack {
             .get_or_init(|| parameter_service::ParameterAdapters::new(self))
     }
 
-    /// The nodes' queues, built on first use and kept for the process.
-    pub fn node_queues(&self) -> &node_queues::SqsNodeQueues {
-        self.node_queues
-            .get_or_init(|| node_queues::SqsNodeQueues::new(self))
+    /// Makes the nodes' queues; built on first use and kept for the process.
+    pub fn queue_provisioner(&self) -> &queue_provisioner::SqsQueueProvisioner {
+        self.queue_provisioner
+            .get_or_init(|| queue_provisioner::SqsQueueProvisioner::new(self))
     }
 
     /// The command-signing key, built on first use and kept for the process.

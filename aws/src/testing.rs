@@ -165,7 +165,7 @@ pub fn admin() -> steward_core::fleet::access::Caller {
 /// Sends a command through the real operation and runs its FanOut work item
 /// at once, as the dispatch function would; returns the command id.
 pub async fn sent_and_fanned_out(
-    rc: &steward_core::run_command::RunCommand<'_>,
+    rc: &steward_core::run_command::RunCommandContext<'_>,
     request: &Value,
     now: f64,
 ) -> String {

@@ -6,8 +6,8 @@ use serde_json::{Value, json};
 use steward_aws::Stack;
 use steward_aws::activations::ActivationTable;
 use steward_aws::key_service::CommandSigningKey;
-use steward_aws::node_queues::SqsNodeQueues;
 use steward_aws::nodes::NodeTable;
+use steward_aws::queue_provisioner::SqsQueueProvisioner;
 use steward_aws::tag_index::FleetDirectory;
 use steward_aws::testing::{stack, unique};
 use steward_core::channel::{Heartbeat, NodeKey};
@@ -44,7 +44,7 @@ async fn register(
     ops::register(
         &NodeTable::new(stack),
         &ActivationTable::new(stack),
-        &SqsNodeQueues::new(stack),
+        &SqsQueueProvisioner::new(stack),
         &CommandSigningKey::new(stack),
         &body,
         now_epoch(),
@@ -475,7 +475,7 @@ async fn node_credentials_need_the_nodes_signature_and_a_fresh_timestamp() {
     let reg = ops::register(
         &NodeTable::new(&stack),
         &ActivationTable::new(&stack),
-        &SqsNodeQueues::new(&stack),
+        &SqsQueueProvisioner::new(&stack),
         &CommandSigningKey::new(&stack),
         &json!({"ActivationId": id, "ActivationCode": code, "PublicKey": key.public_key_base64(), "Hostname": "h"}),
         now_epoch(),
@@ -493,7 +493,7 @@ async fn node_credentials_need_the_nodes_signature_and_a_fresh_timestamp() {
         json!({"InstanceId": node, "Timestamp": ts, "Signature": sig})
     };
     let now = now_epoch() as i64;
-    let queues = SqsNodeQueues::new(&stack);
+    let queues = SqsQueueProvisioner::new(&stack);
     let creds = ops::node_credentials(
         &NodeTable::new(&stack),
         &queues,

@@ -10,16 +10,16 @@ use steward_aws::signer::KmsSigner;
 use steward_aws::testing::{admin, queue, registered_node, sent_and_fanned_out, stack};
 use steward_aws::work_queue::SqsWorkQueue;
 use steward_core::channel::{
-    CancelCommand, Downlink, DownlinkPayload, DownlinkVerifier, InvocationUpdate, PluginResult,
+    CancelMessage, Downlink, DownlinkPayload, DownlinkVerifier, InvocationUpdate, PluginResult,
     seal_downlink,
 };
 use steward_core::clock::now_epoch;
-use steward_core::command::InvocationDetail as D;
 use steward_core::run_command::dispatch;
 use steward_core::run_command::ingest::{Applied, apply_update};
 use steward_core::run_command::model::{Transition, WorkItem};
 use steward_core::run_command::operations;
 use steward_core::run_command::ports::{CommandStore, TimeRange};
+use steward_core::run_command::status::InvocationDetail as D;
 
 async fn node(stack: &Stack) -> (String, String) {
     registered_node(stack, "node").await
@@ -111,7 +111,7 @@ async fn kms_signed_downlink_verifies_with_the_public_key() {
         node_id: "mi-00000000000000001".into(),
         issued_at: 100.0,
         expires_at: 200.0,
-        message: Downlink::CancelCommand(CancelCommand {
+        message: Downlink::Cancel(CancelMessage {
             command_id: "c".into(),
         }),
     };
@@ -205,7 +205,7 @@ async fn store_transitions_are_conditional_and_counters_exact() {
             .set_command_state(
                 &cid,
                 ("InProgress", "In Progress"),
-                steward_core::command::CommandState {
+                steward_core::run_command::status::CommandState {
                     status: "Success",
                     details: "Success"
                 }
@@ -349,7 +349,7 @@ async fn fan_out_reaches_the_node_queue_signed_and_deadlines_are_queued() {
         .map(|m| v.open(m, &n1, now + 1.0).unwrap())
         .collect();
     assert_eq!(opened[0].expires_at, now + 60.0);
-    let Downlink::RunCommand(run) = &opened[0].message else {
+    let Downlink::Run(run) = &opened[0].message else {
         panic!("not a RunCommand")
     };
     assert_eq!(run.command_id, cid);
@@ -545,7 +545,7 @@ async fn cancel_reaches_running_nodes() {
     assert_eq!(msgs.len(), 1);
     assert!(matches!(
         v.open(&msgs[0], &n1, now + 2.0).unwrap().message,
-        Downlink::CancelCommand(_)
+        Downlink::Cancel(_)
     ));
     apply_update(&rc, &n1, report(&cid, D::Cancelled, -1, ""))
         .await

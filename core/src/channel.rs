@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use thiserror::Error;
 
-use crate::command::InvocationDetail;
+use crate::run_command::status::InvocationDetail;
 
 /// One step the agent runs, with its inputs already interpolated: what a
 /// RunCommand carries for each step a document computed.
@@ -75,12 +75,15 @@ pub struct DownlinkPayload {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "kind", content = "body")]
 pub enum Downlink {
-    RunCommand(RunCommand),
-    CancelCommand(CancelCommand),
+    /// Run a command's steps. The wire kind keeps SSM's operation name.
+    #[serde(rename = "RunCommand")]
+    Run(RunMessage),
+    #[serde(rename = "CancelCommand")]
+    Cancel(CancelMessage),
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct RunCommand {
+pub struct RunMessage {
     pub command_id: String,
     pub document_name: String,
     pub document_version: String,
@@ -98,7 +101,7 @@ pub struct StepUpload {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct CancelCommand {
+pub struct CancelMessage {
     pub command_id: String,
 }
 
@@ -401,7 +404,7 @@ mod tests {
             node_id: node.into(),
             issued_at: 100.0,
             expires_at,
-            message: Downlink::CancelCommand(CancelCommand {
+            message: Downlink::Cancel(CancelMessage {
                 command_id: "c".into(),
             }),
         }

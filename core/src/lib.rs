@@ -14,14 +14,12 @@
 //! Shared by the areas:
 //! - [`api_model`]: SSM's input constraints, checked on every request.
 //! - [`channel`]: the signed messages between control plane and agent, and the steps they carry.
-//! - [`command`]: Run Command's statuses and how a command's follows from its invocations'.
 //! - [`targets`]: which nodes `InstanceIds`, tags and resource groups name.
 //! - [`error`], [`ids`], [`clock`], [`output`]: SSM's errors, identifiers, time and inline output limits.
 
 pub mod api_model;
 pub mod channel;
 pub mod clock;
-pub mod command;
 pub mod documents;
 pub mod error;
 pub mod fleet;

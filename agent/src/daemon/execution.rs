@@ -3,9 +3,9 @@
 
 use std::sync::Arc;
 
-use steward_core::channel::{PluginResult, RunCommand, StepUpload, Uplink};
+use steward_core::channel::{PluginResult, RunMessage, StepUpload, Uplink};
 use steward_core::clock::now_epoch;
-use steward_core::command::InvocationDetail;
+use steward_core::run_command::status::InvocationDetail;
 use tokio::sync::watch;
 
 use super::{Agent, lock, update};
@@ -19,7 +19,7 @@ const UPLOAD_ATTEMPTS: u32 = 4;
 
 impl<Q: NodeQueue, I: IngestQueue> Agent<Q, I> {
     /// Starts a command intake accepted (and journaled) in its own task.
-    pub(super) fn start_command(self: &Arc<Self>, cmd: RunCommand) {
+    pub(super) fn start_command(self: &Arc<Self>, cmd: RunMessage) {
         let command_id = cmd.command_id.clone();
         let (tx, rx) = watch::channel(None);
         lock(&self.running).insert(command_id.clone(), tx);
@@ -48,7 +48,7 @@ impl<Q: NodeQueue, I: IngestQueue> Agent<Q, I> {
     /// nothing and leaves the journal at Started.
     async fn run_command(
         self: Arc<Self>,
-        cmd: RunCommand,
+        cmd: RunMessage,
         mut stop: watch::Receiver<Option<Stop>>,
     ) {
         let command_id = cmd.command_id.clone();
@@ -73,7 +73,7 @@ impl<Q: NodeQueue, I: IngestQueue> Agent<Q, I> {
     /// Ok(true) when the final report is spooled.
     async fn run_steps(
         &self,
-        cmd: &RunCommand,
+        cmd: &RunMessage,
         stop: &mut watch::Receiver<Option<Stop>>,
     ) -> std::io::Result<bool> {
         let command_id = &cmd.command_id;

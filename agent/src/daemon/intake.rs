@@ -93,7 +93,7 @@ impl<Q: NodeQueue, I: IngestQueue> Agent<Q, I> {
         now: f64,
     ) -> std::io::Result<()> {
         match message {
-            Downlink::RunCommand(cmd) => {
+            Downlink::Run(cmd) => {
                 let command_id = cmd.command_id.clone();
                 match journal.command(&command_id).map(|r| r.state) {
                     None => {
@@ -123,7 +123,7 @@ impl<Q: NodeQueue, I: IngestQueue> Agent<Q, I> {
                     }
                 }
             }
-            Downlink::CancelCommand(c) => {
+            Downlink::Cancel(c) => {
                 if self.cancel_running(&c.command_id) {
                     // Execution stops it and reports it Cancelled.
                 } else if journal.command(&c.command_id).is_none() {

@@ -10,13 +10,13 @@ use std::path::Path;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use steward_core::channel::PluginStep;
 use steward_core::channel::{
-    CancelCommand, DownlinkPayload, SignedDownlink, open_uplink, uplink_sender,
+    CancelMessage, DownlinkPayload, SignedDownlink, open_uplink, uplink_sender,
 };
 use steward_core::channel::{
-    ChannelError, Downlink, InvocationUpdate, MessageRejected, RunCommand, StepUpload, Uplink,
+    ChannelError, Downlink, InvocationUpdate, MessageRejected, RunMessage, StepUpload, Uplink,
 };
-use steward_core::command::InvocationDetail;
 use steward_core::documents::plugins::RUN_SHELL_SCRIPT as RUN_SHELL_SCRIPT_PLUGIN;
+use steward_core::run_command::status::InvocationDetail;
 
 const NODE: &str = "mi-0123456789abcdef0";
 
@@ -130,7 +130,7 @@ impl Fixture {
 }
 
 fn run(command_id: &str, lines: &[&str]) -> Downlink {
-    Downlink::RunCommand(RunCommand {
+    Downlink::Run(RunMessage {
         command_id: command_id.into(),
         document_name: "AWS-RunShellScript".into(),
         document_version: "1".into(),
@@ -146,7 +146,7 @@ fn run(command_id: &str, lines: &[&str]) -> Downlink {
 }
 
 fn cancel(command_id: &str) -> Downlink {
-    Downlink::CancelCommand(CancelCommand {
+    Downlink::Cancel(CancelMessage {
         command_id: command_id.into(),
     })
 }
@@ -565,7 +565,7 @@ fn shell_step(name: &str, lines: &[&str], wd: &str, timeout: u32) -> PluginStep 
 
 fn command(command_id: &str, steps: Vec<PluginStep>, puts: &Puts) -> Downlink {
     let uploads = puts.urls(command_id, steps.len());
-    Downlink::RunCommand(RunCommand {
+    Downlink::Run(RunMessage {
         command_id: command_id.into(),
         document_name: "AWS-RunShellScript".into(),
         document_version: "1".into(),

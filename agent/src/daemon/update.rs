@@ -2,7 +2,7 @@
 //! report of a kind carries the same fields.
 
 use steward_core::channel::{InvocationUpdate, PluginResult};
-use steward_core::command::InvocationDetail;
+use steward_core::run_command::status::InvocationDetail;
 
 /// What a restart reports for a command it finds started and not finished.
 pub const RESTARTED_STDERR: &str =

@@ -15,7 +15,7 @@ use std::ops::Range;
 
 use serde_json::Value;
 
-use super::parameters::ParamValue;
+use super::declared_parameters::ParamValue;
 
 /// One `{{ name }}` in a text.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -10,9 +10,10 @@
 //! resolved by [`crate::parameters::references`].
 
 pub mod builtin;
-mod command;
+mod command_document;
 pub mod context;
 mod create;
+pub mod declared_parameters;
 mod delete;
 mod describe;
 pub mod format;
@@ -20,7 +21,6 @@ pub mod interpolate;
 mod listing;
 pub mod nested;
 pub mod operations;
-pub mod parameters;
 pub mod plugins;
 pub mod store;
 pub mod tagging;
@@ -28,11 +28,11 @@ mod update;
 
 use serde_json::Value;
 
-pub use command::{MAX_STEPS, is_step_name};
-pub use format::{DocumentFormat, HASH_TYPE, MAX_CONTENT_BYTES, content_hash};
-pub use parameters::{
+pub use command_document::{MAX_STEPS, is_step_name};
+pub use declared_parameters::{
     GivenParameters, ParamValue, ParameterDefinition, ParameterType, ResolvedParameters,
 };
+pub use format::{DocumentFormat, HASH_TYPE, MAX_CONTENT_BYTES, content_hash};
 pub use plugins::{Action, OnFailure, Precondition, RunDocument, ShellScript, StepControl};
 
 use crate::channel::PluginStep;
@@ -144,7 +144,7 @@ impl Document {
     /// a supported schemaVersion, valid parameter declarations, at least one
     /// step, unique step names, runnable actions, every `{{ name }}` declared.
     pub fn parse(content: &str, format: DocumentFormat) -> Result<Document, SsmError> {
-        command::parse(content, format)
+        command_document::parse(content, format)
     }
 
     pub fn parameter(&self, name: &str) -> Option<&ParameterDefinition> {
@@ -157,7 +157,7 @@ impl Document {
         &self,
         given: &GivenParameters,
     ) -> Result<ResolvedParameters, SsmError> {
-        parameters::validate(&self.parameters, given)
+        declared_parameters::validate(&self.parameters, given)
     }
 
     /// The steps for a node of `platform` (`Linux`, `MacOS`, `Windows`), in

@@ -6,7 +6,7 @@
 use std::future::Future;
 use std::pin::Pin;
 
-use super::command::MAX_STEPS;
+use super::command_document::MAX_STEPS;
 use super::context::load_for_run;
 use super::store::DocumentStore;
 use super::{Document, GivenParameters, ResolvedParameters, ResolvedStep, StepOutcome};

@@ -14,9 +14,9 @@
 
 use serde_json::{Map, Value};
 
+use super::declared_parameters::{GivenParameters, ParameterType, ResolvedParameters};
 use super::interpolate::{interpolate_text, placeholders, whole_placeholder};
 use super::is_document_name;
-use super::parameters::{GivenParameters, ParameterType, ResolvedParameters};
 use crate::error::SsmError;
 use crate::parameters::references;
 

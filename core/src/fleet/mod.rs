@@ -18,7 +18,7 @@ pub(crate) mod memory;
 pub use activation::Activation;
 pub use node::{Node, PingStatus};
 pub use ports::{
-    AccessKeyStore, ActivationStore, AgentEvents, CredentialIssuer, NodeQueues, NodeStore,
+    AccessKeyStore, ActivationStore, AgentEvents, CredentialIssuer, NodeStore, QueueProvisioner,
     SecretDecrypter, SigningKey,
 };
 pub use tags::{Tag, TagSet};

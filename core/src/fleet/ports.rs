@@ -74,8 +74,10 @@ pub struct QueueRef {
     pub arn: String,
 }
 
+/// Makes and removes each node's own queue, and tells a registering node
+/// where its reports go.
 #[async_trait]
-pub trait NodeQueues: Send + Sync {
+pub trait QueueProvisioner: Send + Sync {
     /// Creates (or finds) the node's queue; calling it twice is harmless.
     async fn ensure_queue(&self, instance_id: &str) -> Result<QueueRef, SsmError>;
     /// Removes a queue made for a registration that did not complete.

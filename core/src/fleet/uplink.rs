@@ -7,7 +7,7 @@
 
 use crate::channel::{Uplink, open_uplink, uplink_sender};
 use crate::error::SsmError;
-use crate::run_command::RunCommand;
+use crate::run_command::RunCommandContext;
 use crate::run_command::ingest::{Applied, apply_update};
 
 use super::ports::{AgentEvents, NodeStore};
@@ -18,7 +18,7 @@ pub struct UplinkPorts<'a> {
     pub nodes: &'a dyn NodeStore,
     pub events: &'a dyn AgentEvents,
     /// Invocation updates are Run Command's.
-    pub run_command: RunCommand<'a>,
+    pub run_command: RunCommandContext<'a>,
 }
 
 /// What happened to a message that did not fail.
@@ -100,9 +100,9 @@ mod tests {
 
     use super::*;
     use crate::channel::{Heartbeat, InvocationUpdate, MessageRejected, NodeKey, UplinkPayload};
-    use crate::command::InvocationDetail;
     use crate::fleet::memory::{AgentEventLog, MemoryNodes, node};
     use crate::run_command::memory as rc;
+    use crate::run_command::status::InvocationDetail;
 
     const NODE: &str = "mi-00000000000000001";
 
@@ -151,7 +151,7 @@ mod tests {
             let ports = UplinkPorts {
                 nodes: &self.nodes,
                 events: &self.events,
-                run_command: RunCommand {
+                run_command: RunCommandContext {
                     store: &self.store,
                     targets: &self.fleet,
                     groups: &self.groups,

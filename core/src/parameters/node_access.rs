@@ -171,7 +171,6 @@ mod tests {
 
     use super::*;
     use crate::channel::{NodeKey, PluginStep};
-    use crate::command::InvocationDetail;
     use crate::fleet::access::{Caller, Policy};
     use crate::fleet::memory::{MemoryNodes, node};
     use crate::parameters::context::ParameterContext;
@@ -179,6 +178,7 @@ mod tests {
     use crate::parameters::put::put_parameter;
     use crate::run_command::memory as rc;
     use crate::run_command::model::{Command, Invocation};
+    use crate::run_command::status::InvocationDetail;
 
     const NODE: &str = "mi-00000000000000001";
     const CMD: &str = "11111111-2222-3333-4444-555555555555";

@@ -4,19 +4,18 @@
 
 use futures::{StreamExt, TryStreamExt, stream};
 
-use super::RunCommand;
+use super::RunCommandContext;
 use super::events::invocation_status_changed;
 use super::model::{Command, Invocation, PluginRecord, Transition, WorkItem, output_key};
 use super::ports::Delivery;
 use super::progress::settle;
 use crate::channel::PluginStep;
 use crate::channel::{
-    CancelCommand, Downlink, DownlinkPayload, RunCommand as RunCommandMessage, StepUpload, VERSION,
-    seal_downlink,
+    CancelMessage, Downlink, DownlinkPayload, RunMessage, StepUpload, VERSION, seal_downlink,
 };
-use crate::command::InvocationDetail;
 use crate::error::SsmError;
 use crate::parameters::references::{PlainResolver, ResolveError};
+use crate::run_command::status::InvocationDetail;
 
 /// Time allowed past a node's last possible finish before an invocation
 /// still running is declared `Execution Timed Out` (seconds).
@@ -44,13 +43,21 @@ pub enum Outcome {
 }
 
 /// Parses and runs one work item.
-pub async fn process(rc: &RunCommand<'_>, body: &str, now: f64) -> Result<Outcome, SsmError> {
+pub async fn process(
+    rc: &RunCommandContext<'_>,
+    body: &str,
+    now: f64,
+) -> Result<Outcome, SsmError> {
     let item: WorkItem = serde_json::from_str(body)
         .map_err(|e| SsmError::SerializationException(format!("work item is not valid: {e}")))?;
     run(rc, &item, now).await
 }
 
-pub async fn run(rc: &RunCommand<'_>, item: &WorkItem, now: f64) -> Result<Outcome, SsmError> {
+pub async fn run(
+    rc: &RunCommandContext<'_>,
+    item: &WorkItem,
+    now: f64,
+) -> Result<Outcome, SsmError> {
     match item {
         // The fan-out is the first release.
         WorkItem::FanOut { command_id } | WorkItem::Release { command_id } => {
@@ -102,7 +109,11 @@ pub fn delay_until(at: f64, now: f64) -> u32 {
 /// harmless: an invocation is put only if absent, a Pending one is resent
 /// with its `msg_id`, and `released` is raised (conditionally) only after
 /// the sends.
-async fn release(rc: &RunCommand<'_>, command_id: &str, now: f64) -> Result<Outcome, SsmError> {
+async fn release(
+    rc: &RunCommandContext<'_>,
+    command_id: &str,
+    now: f64,
+) -> Result<Outcome, SsmError> {
     let Some(c) = rc.store.get_command(command_id).await? else {
         return Ok(Outcome::Skipped("no such command"));
     };
@@ -179,7 +190,11 @@ async fn release(rc: &RunCommand<'_>, command_id: &str, now: f64) -> Result<Outc
 }
 
 /// Moves an invocation and, when it moved, tells EventBridge.
-async fn apply(rc: &RunCommand<'_>, inv: &Invocation, t: Transition) -> Result<bool, SsmError> {
+async fn apply(
+    rc: &RunCommandContext<'_>,
+    inv: &Invocation,
+    t: Transition,
+) -> Result<bool, SsmError> {
     if !inv.status_details.may_become(t.to) {
         return Ok(false);
     }
@@ -199,7 +214,7 @@ fn mv(inv: &Invocation, to: InvocationDetail) -> Transition {
 /// Fails an invocation whose `{{ssm:…}}` references no longer resolve:
 /// nothing is sent, and the reason is the first plugin's error output.
 async fn unresolvable(
-    rc: &RunCommand<'_>,
+    rc: &RunCommandContext<'_>,
     inv: &Invocation,
     why: &str,
     now: f64,
@@ -279,7 +294,7 @@ fn pending_invocation(
 /// cannot be). A redelivery finds the invocation, and resends only while it
 /// is still Pending, with the same `msg_id` so the agent drops the repeat.
 async fn deliver(
-    rc: &RunCommand<'_>,
+    rc: &RunCommandContext<'_>,
     c: &Command,
     steps: &Result<Vec<PluginStep>, String>,
     node: &str,
@@ -371,7 +386,7 @@ async fn deliver(
         node_id: node.to_string(),
         issued_at: now,
         expires_at: inv.delivery_deadline,
-        message: Downlink::RunCommand(RunCommandMessage {
+        message: Downlink::Run(RunMessage {
             command_id: c.command_id.clone(),
             document_name: c.document_name.clone(),
             document_version: c.document_version.clone(),
@@ -409,7 +424,7 @@ async fn deliver(
 }
 
 async fn deadline(
-    rc: &RunCommand<'_>,
+    rc: &RunCommandContext<'_>,
     command_id: &str,
     node: &str,
     execution: bool,
@@ -429,7 +444,7 @@ async fn deadline(
 }
 
 async fn cancel(
-    rc: &RunCommand<'_>,
+    rc: &RunCommandContext<'_>,
     command_id: &str,
     instance_ids: &[String],
     now: f64,
@@ -481,7 +496,7 @@ async fn cancel(
                 expires_at: inv.delivery_deadline.max(now)
                     + c.execution_budget() as f64
                     + EXECUTION_MARGIN,
-                message: Downlink::CancelCommand(CancelCommand {
+                message: Downlink::Cancel(CancelMessage {
                     command_id: command_id.to_string(),
                 }),
             };

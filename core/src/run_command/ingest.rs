@@ -1,7 +1,7 @@
 //! The ingest side: an agent's InvocationUpdate applied to its own
 //! invocation, with the command's counters, in one conditional transaction.
 
-use super::RunCommand;
+use super::RunCommandContext;
 use super::events::invocation_status_changed;
 use super::model::{PluginRecord, Transition, WorkItem, output_key};
 use super::progress::settle;
@@ -25,7 +25,7 @@ pub enum Applied {
 const MAX_ATTEMPTS: usize = 12;
 
 pub async fn apply_update(
-    rc: &RunCommand<'_>,
+    rc: &RunCommandContext<'_>,
     node_id: &str,
     update: InvocationUpdate,
 ) -> Result<Applied, SsmError> {

@@ -12,8 +12,8 @@ use serde_json::Value;
 use super::model::{Command, Invocation, Page, Transition, WorkItem};
 use super::ports::*;
 use crate::channel::{ChannelError, DigestSigner, DownlinkVerifier};
-use crate::command::CommandState;
 use crate::error::SsmError;
+use crate::run_command::status::CommandState;
 use crate::targets::TargetDirectory;
 
 fn page<T: Clone>(all: Vec<T>, limit: u32, token: Option<&str>) -> Page<T> {
@@ -61,7 +61,7 @@ impl Store {
         true
     }
 
-    fn count(&self, command_id: &str, d: crate::command::Tally) {
+    fn count(&self, command_id: &str, d: crate::run_command::status::Tally) {
         let mut cmds = self.commands.lock().unwrap();
         if let Some(c) = cmds.get_mut(command_id) {
             let x = &mut c.tally;

@@ -2,7 +2,7 @@
 //! command to its nodes' queues, and the agents' reports coming back.
 //!
 //! The operations here are written against the [`ports`]; the functions are
-//! thin shells that build [`RunCommand`] from the stack's adapters.
+//! thin shells that build [`RunCommandContext`] from the stack's adapters.
 //!
 //! Choices where SSM is silent or the platform differs:
 //! - every invocation is created `Pending` when rate control releases its
@@ -26,6 +26,7 @@ pub mod ports;
 pub mod progress;
 pub mod rate_control;
 pub mod request;
+pub mod status;
 pub mod time;
 pub mod view;
 
@@ -42,7 +43,7 @@ use ports::{CommandStore, EventSink, NodeDirectory, NodeMailbox, OutputLocations
 
 /// The ports Run Command works through.
 #[derive(Clone, Copy)]
-pub struct RunCommand<'a> {
+pub struct RunCommandContext<'a> {
     pub store: &'a dyn CommandStore,
     pub targets: &'a dyn TargetDirectory,
     /// Resource groups, for `resource-groups:Name` targets.
@@ -62,7 +63,7 @@ pub struct RunCommand<'a> {
     pub documents: &'a dyn crate::documents::store::DocumentStore,
 }
 
-impl RunCommand<'_> {
+impl RunCommandContext<'_> {
     /// Publishes an event; a failure is logged, never fatal: the state change
     /// it reports has already happened.
     pub(crate) async fn emit(&self, event: events::Event) {

@@ -7,9 +7,9 @@ use serde_json::Value;
 
 use super::rate_control::{Counters, Delta, Limits, RateControl};
 use crate::channel::PluginStep;
-use crate::command::{CommandState, InvocationDetail, Limit, Tally, command_state};
 use crate::documents::GivenParameters;
 use crate::error::SsmError;
+use crate::run_command::status::{CommandState, InvocationDetail, Limit, Tally, command_state};
 use crate::targets::Target;
 
 /// A command as stored. Field names follow SSM's `Command`.

@@ -7,7 +7,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
-use super::RunCommand;
+use super::RunCommandContext;
 use super::events::command_status_changed;
 use super::model::{Command, Invocation, WorkItem};
 use super::progress::settle;
@@ -15,7 +15,6 @@ use super::request::{
     CancelRequest, CommandFilters, GetInvocationRequest, ListRequest, SendCommandRequest,
 };
 use super::view;
-use crate::command::{Tally, command_state};
 use crate::documents::HASH_TYPE;
 use crate::documents::context::load_for_run;
 use crate::documents::nested::expand;
@@ -23,6 +22,7 @@ use crate::error::SsmError;
 use crate::fleet::access::Authorizer;
 use crate::ids::new_command_id;
 use crate::parameters::references::{self, ReferenceCheck, validate_reference_set};
+use crate::run_command::status::{Tally, command_state};
 use crate::targets::{self, TargetSpec};
 
 /// How many store pages one listing call reads at most before it answers
@@ -31,7 +31,7 @@ const MAX_PAGES_PER_CALL: usize = 10;
 
 /// Dispatches an SSM operation name; `None`: not a Run Command operation.
 pub async fn handle(
-    rc: &RunCommand<'_>,
+    rc: &RunCommandContext<'_>,
     caller: &dyn Authorizer,
     op: &str,
     body: &Value,
@@ -53,7 +53,7 @@ pub async fn handle(
 /// parameters are checked and its steps computed here, so a bad value
 /// dispatches nothing.
 pub async fn send_command(
-    rc: &RunCommand<'_>,
+    rc: &RunCommandContext<'_>,
     caller: &dyn Authorizer,
     body: &Value,
     now: f64,
@@ -170,7 +170,7 @@ pub async fn send_command(
         if let Err(e) = rc.work.enqueue(&item, 0).await {
             // Nothing will ever send it: say so on the record rather than
             // leave it Pending forever.
-            let failed = crate::command::CommandState {
+            let failed = crate::run_command::status::CommandState {
                 status: "Failed",
                 details: "Failed",
             };
@@ -269,7 +269,7 @@ fn unknown_command(id: &str) -> SsmError {
     ))
 }
 
-pub async fn list_commands(rc: &RunCommand<'_>, body: &Value) -> Result<Value, SsmError> {
+pub async fn list_commands(rc: &RunCommandContext<'_>, body: &Value) -> Result<Value, SsmError> {
     let req = ListRequest::from_json(body)?;
     let f = &req.filters;
     let mut out = Vec::new();
@@ -332,7 +332,7 @@ pub async fn list_commands(rc: &RunCommand<'_>, body: &Value) -> Result<Value, S
 }
 
 pub async fn list_command_invocations(
-    rc: &RunCommand<'_>,
+    rc: &RunCommandContext<'_>,
     body: &Value,
 ) -> Result<Value, SsmError> {
     let req = ListRequest::from_json(body)?;
@@ -456,7 +456,7 @@ pub async fn list_command_invocations(
 }
 
 pub async fn get_command_invocation(
-    rc: &RunCommand<'_>,
+    rc: &RunCommandContext<'_>,
     body: &Value,
     now: f64,
 ) -> Result<Value, SsmError> {
@@ -493,7 +493,7 @@ pub async fn get_command_invocation(
     Ok(view::get_invocation(&inv, plugin, now))
 }
 
-pub async fn cancel_command(rc: &RunCommand<'_>, body: &Value) -> Result<Value, SsmError> {
+pub async fn cancel_command(rc: &RunCommandContext<'_>, body: &Value) -> Result<Value, SsmError> {
     let req = CancelRequest::from_json(body)?;
     let c = rc
         .store

@@ -5,8 +5,8 @@ use async_trait::async_trait;
 use serde_json::Value;
 
 use super::model::{Command, Invocation, Page, Transition, WorkItem};
-use crate::command::CommandState;
 use crate::error::SsmError;
+use crate::run_command::status::CommandState;
 
 /// A window on `RequestedDateTime` (epoch seconds, both bounds inclusive).
 #[derive(Debug, Clone, Copy, Default, PartialEq)]

@@ -3,7 +3,7 @@
 //! counters and written if they differ (conditionally: a final status never
 //! changes, and concurrent writers converge).
 
-use super::RunCommand;
+use super::RunCommandContext;
 use super::events::command_status_changed;
 use super::model::Command;
 use crate::error::SsmError;
@@ -12,7 +12,10 @@ const ATTEMPTS: usize = 8;
 
 /// Brings the command's status in line with its counters. Returns the
 /// command as it then stands (`None`: no such command).
-pub async fn settle(rc: &RunCommand<'_>, command_id: &str) -> Result<Option<Command>, SsmError> {
+pub async fn settle(
+    rc: &RunCommandContext<'_>,
+    command_id: &str,
+) -> Result<Option<Command>, SsmError> {
     for _ in 0..ATTEMPTS {
         let Some(mut c) = rc.store.get_command(command_id).await? else {
             return Ok(None);

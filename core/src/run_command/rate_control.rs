@@ -81,8 +81,8 @@
 
 use std::ops::Range;
 
-use crate::command::{InvocationDetail, Limit};
 use crate::error::SsmError;
+use crate::run_command::status::{InvocationDetail, Limit};
 
 /// A command's limits, resolved for its number of targets.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -309,7 +309,7 @@ impl RateControl {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::command::{Tally, command_state};
+    use crate::run_command::status::{Tally, command_state};
     use InvocationDetail as D;
     use proptest::prelude::*;
 

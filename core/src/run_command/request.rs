@@ -6,10 +6,10 @@ use serde_json::Value;
 
 use super::ports::TimeRange;
 use super::time::parse_filter_time;
-use crate::command::Limit;
 use crate::documents::GivenParameters;
 use crate::error::SsmError;
 use crate::ids::is_instance_id;
+use crate::run_command::status::Limit;
 use crate::targets::{MAX_INSTANCE_IDS, Target};
 
 /// SSM's bounds for SendCommand's `TimeoutSeconds` and its default.

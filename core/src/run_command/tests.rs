@@ -6,9 +6,9 @@ use serde_json::{Value, json};
 
 use super::memory::*;
 use super::model::WorkItem;
-use super::{RunCommand, dispatch, ingest, operations};
+use super::{RunCommandContext, dispatch, ingest, operations};
 use crate::channel::{Downlink, InvocationUpdate, PluginResult};
-use crate::command::InvocationDetail as D;
+use crate::run_command::status::InvocationDetail as D;
 
 fn node(n: u8) -> String {
     format!("mi-{n:017x}")
@@ -67,8 +67,8 @@ impl World {
         }
     }
 
-    fn rc(&self) -> RunCommand<'_> {
-        RunCommand {
+    fn rc(&self) -> RunCommandContext<'_> {
+        RunCommandContext {
             store: &self.store,
             targets: &self.fleet,
             groups: &self.groups,
@@ -185,7 +185,7 @@ async fn send_fan_out_and_reports_reach_success() {
         let p = verifier.open(body, id, 1001.0).unwrap();
         assert_eq!(p.expires_at, 1060.0);
         match p.message {
-            Downlink::RunCommand(r) => {
+            Downlink::Run(r) => {
                 assert_eq!(r.command_id, cid);
                 assert_eq!(r.steps[0].run_command, vec!["echo hi"]);
                 assert!(r.uploads.is_empty());
@@ -530,7 +530,7 @@ async fn cancel_pending_and_running() {
     let v = w.signer.verifier();
     for (q, b) in &sent[before..] {
         let p = v.open(b, q.trim_start_matches("q-"), 1011.0).unwrap();
-        assert!(matches!(p.message, Downlink::CancelCommand(_)));
+        assert!(matches!(p.message, Downlink::Cancel(_)));
     }
     ingest::apply_update(&w.rc(), &node(1), update(&cid, D::Cancelled, -1, ""))
         .await
@@ -559,7 +559,7 @@ async fn s3_output_urls() {
     w.drain(1000.0).await;
     let (_, b) = w.mailbox.sent.lock().unwrap()[0].clone();
     let p = w.signer.verifier().open(&b, &node(1), 1001.0).unwrap();
-    let Downlink::RunCommand(r) = p.message else {
+    let Downlink::Run(r) = p.message else {
         panic!()
     };
     assert_eq!(r.uploads.len(), 1);
@@ -848,7 +848,7 @@ impl World {
             .unwrap()
             .message
         {
-            Downlink::RunCommand(r) => r.steps[0].run_command.clone(),
+            Downlink::Run(r) => r.steps[0].run_command.clone(),
             other => panic!("unexpected {other:?}"),
         }
     }
@@ -1167,7 +1167,7 @@ async fn windows_only_documents_are_unsupported_on_steward_nodes() {
         ),
     ] {
         let err = operations::send_command(
-            &RunCommand {
+            &RunCommandContext {
                 documents: &docs,
                 ..w.rc()
             },
@@ -1185,7 +1185,7 @@ async fn windows_only_documents_are_unsupported_on_steward_nodes() {
     // A cross-platform document runs its Linux step; the Windows one is
     // not sent.
     let out = operations::send_command(
-        &RunCommand {
+        &RunCommandContext {
             documents: &docs,
             ..w.rc()
         },
@@ -1212,7 +1212,7 @@ async fn a_default_that_is_a_reference_is_checked_at_send_command() {
     .await;
     let body = json!({"DocumentName": "FromStore", "InstanceIds": [node(1)]});
     let err = operations::send_command(
-        &RunCommand {
+        &RunCommandContext {
             documents: &docs,
             ..w.rc()
         },
@@ -1234,7 +1234,7 @@ async fn a_default_that_is_a_reference_is_checked_at_send_command() {
     )
     .await;
     operations::send_command(
-        &RunCommand {
+        &RunCommandContext {
             documents: &docs,
             ..w.rc()
         },
@@ -1309,7 +1309,7 @@ async fn references_a_sender_may_not_read_are_refused_wherever_the_steps_get_the
     ];
     for body in &refused {
         let err = operations::send_command(
-            &RunCommand {
+            &RunCommandContext {
                 documents: &docs,
                 ..w.rc()
             },
@@ -1327,7 +1327,7 @@ async fn references_a_sender_may_not_read_are_refused_wherever_the_steps_get_the
     }
     // The same shapes over a parameter the sender may read run, resolved.
     let out = operations::send_command(
-        &RunCommand {
+        &RunCommandContext {
             documents: &docs,
             ..w.rc()
         },
@@ -1361,7 +1361,7 @@ async fn oversized_parameters_and_steps_are_refused_before_anything_is_stored() 
     let body = json!({"DocumentName": "Repeats", "InstanceIds": [node(1)],
                       "Parameters": {"p": ["x".repeat(60 * 1024)]}});
     let err = operations::send_command(
-        &RunCommand {
+        &RunCommandContext {
             documents: &docs,
             ..w.rc()
         },

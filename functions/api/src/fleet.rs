@@ -61,7 +61,7 @@ pub async fn handle_agent(stack: &Stack, op: &str, body: &Value) -> Result<Value
             let resp = ops::register(
                 &nodes,
                 &activations,
-                stack.node_queues(),
+                stack.queue_provisioner(),
                 stack.signing_key(),
                 body,
                 now,
@@ -72,7 +72,7 @@ pub async fn handle_agent(stack: &Stack, op: &str, body: &Value) -> Result<Value
         }
         "GetNodeCredentials" => {
             let issuer = StsCredentialIssuer::new(stack);
-            ops::node_credentials(&nodes, stack.node_queues(), &issuer, body, now).await
+            ops::node_credentials(&nodes, stack.queue_provisioner(), &issuer, body, now).await
         }
         "GetNodeParameters" => crate::node_parameters::handle(stack, body, now).await,
         _ => Err(SsmError::InvalidAction(format!(

@@ -10,8 +10,8 @@ use steward_aws::signer::KmsSigner;
 use steward_aws::testing::{admin, registered_node, stack};
 use steward_core::channel::{Downlink, DownlinkVerifier};
 use steward_core::clock::now_epoch;
-use steward_core::command::InvocationDetail;
 use steward_core::run_command::ports::CommandStore;
+use steward_core::run_command::status::InvocationDetail;
 use steward_core::run_command::{model::Command, operations};
 
 async fn node(stack: &Stack) -> (String, String) {
@@ -83,7 +83,7 @@ async fn a_fan_out_batch_delivers_a_signed_run_command() {
         })
         .collect();
     assert!(opened.iter().all(|p| p.msg_id == opened[0].msg_id));
-    let Downlink::RunCommand(run) = opened[0].message.clone() else {
+    let Downlink::Run(run) = opened[0].message.clone() else {
         panic!("not a RunCommand")
     };
     assert_eq!(run.command_id, c.command_id);

@@ -8,9 +8,9 @@ use steward_aws::commands::{CommandTable, RunCommandAdapters};
 use steward_aws::testing::{registered_node, sent_and_fanned_out, stack};
 use steward_core::channel::{InvocationUpdate, PluginResult};
 use steward_core::clock::now_epoch;
-use steward_core::command::InvocationDetail as D;
 use steward_core::run_command::ingest::apply_update;
 use steward_core::run_command::ports::CommandStore;
+use steward_core::run_command::status::InvocationDetail as D;
 
 async fn node(stack: &Stack) -> String {
     registered_node(stack, "ingest").await.0

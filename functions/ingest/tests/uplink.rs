@@ -6,8 +6,8 @@ use serde_json::json;
 use steward_aws::Stack;
 use steward_aws::activations::ActivationTable;
 use steward_aws::key_service::CommandSigningKey;
-use steward_aws::node_queues::SqsNodeQueues;
 use steward_aws::nodes::NodeTable;
+use steward_aws::queue_provisioner::SqsQueueProvisioner;
 use steward_core::channel::{Heartbeat, NodeKey, Uplink, UplinkPayload};
 use steward_core::clock::now_epoch;
 use steward_core::fleet::{NodeStore, ops};
@@ -60,7 +60,7 @@ async fn heartbeats_apply_and_forgeries_are_dropped() {
     let reg = ops::register(
         &NodeTable::new(&stack),
         &ActivationTable::new(&stack),
-        &SqsNodeQueues::new(&stack),
+        &SqsQueueProvisioner::new(&stack),
         &CommandSigningKey::new(&stack),
         &json!({"ActivationId": act["ActivationId"], "ActivationCode": act["ActivationCode"],
                 "PublicKey": key.public_key_base64(), "AgentVersion": "0.1.0"}),

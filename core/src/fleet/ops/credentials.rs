@@ -9,7 +9,7 @@ use crate::error::SsmError;
 use crate::error::parse_request as parse;
 use crate::ids;
 
-use crate::fleet::ports::{CredentialIssuer, NodeQueues, NodeStore};
+use crate::fleet::ports::{CredentialIssuer, NodeStore, QueueProvisioner};
 
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "PascalCase")]
@@ -47,7 +47,7 @@ pub fn node_session_policy(node_queue_arn: &str, ingest_queue_arn: &str) -> Stri
 
 pub async fn node_credentials(
     nodes: &dyn NodeStore,
-    queues: &dyn NodeQueues,
+    queues: &dyn QueueProvisioner,
     issuer: &dyn CredentialIssuer,
     body: &Value,
     now: f64,

@@ -12,7 +12,7 @@ use crate::ids;
 
 use crate::fleet::activation::{self};
 use crate::fleet::node::Node;
-use crate::fleet::ports::{ActivationStore, NodeQueues, NodeStore, SigningKey};
+use crate::fleet::ports::{ActivationStore, NodeStore, QueueProvisioner, SigningKey};
 
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "PascalCase")]
@@ -48,7 +48,7 @@ pub struct RegisterResponse {
 pub async fn register(
     nodes: &dyn NodeStore,
     activations: &dyn ActivationStore,
-    queues: &dyn NodeQueues,
+    queues: &dyn QueueProvisioner,
     signing: &dyn SigningKey,
     body: &Value,
     now: f64,

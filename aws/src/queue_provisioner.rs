@@ -1,10 +1,10 @@
-//! Node queues: one SQS queue per node, `<prefix><InstanceId>`, redriven to
-//! the node dead-letter queue after 5 receives.
+//! Making each node's own SQS queue at registration, `<prefix><InstanceId>`,
+//! redriven to the node dead-letter queue after 5 receives.
 
 use aws_sdk_sqs::Client;
 use aws_sdk_sqs::types::QueueAttributeName;
 use steward_core::SsmError;
-use steward_core::fleet::NodeQueues;
+use steward_core::fleet::QueueProvisioner;
 use steward_core::fleet::ports::QueueRef;
 use tokio::sync::OnceCell;
 
@@ -14,7 +14,7 @@ use crate::internal;
 pub const MAX_RECEIVE_COUNT: u32 = 5;
 
 #[derive(Debug)]
-pub struct SqsNodeQueues {
+pub struct SqsQueueProvisioner {
     client: Client,
     prefix: String,
     dlq_arn: String,
@@ -23,7 +23,7 @@ pub struct SqsNodeQueues {
     region: String,
 }
 
-impl SqsNodeQueues {
+impl SqsQueueProvisioner {
     pub fn new(stack: &Stack) -> Self {
         Self {
             client: stack.clients.sqs.clone(),
@@ -55,7 +55,7 @@ impl SqsNodeQueues {
 }
 
 #[async_trait::async_trait]
-impl NodeQueues for SqsNodeQueues {
+impl QueueProvisioner for SqsQueueProvisioner {
     async fn ensure_queue(&self, instance_id: &str) -> Result<QueueRef, SsmError> {
         let redrive = serde_json::json!({
             "deadLetterTargetArn": self.dlq_arn,

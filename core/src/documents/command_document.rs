@@ -5,9 +5,9 @@
 use serde::Deserialize;
 use serde_json::Value;
 
+use super::declared_parameters::ParameterDefinition;
 use super::format::{DocumentFormat, Ordered, check_size};
 use super::interpolate::names_in;
-use super::parameters::ParameterDefinition;
 use super::plugins::{Action, Precondition, RunDocument, ShellScript};
 use super::{Document, SchemaVersion, Step};
 use crate::error::SsmError;
@@ -166,7 +166,7 @@ fn v2_step(
     index: usize,
     raw: RawStep,
     schema_version: SchemaVersion,
-    type_of: &dyn Fn(&str) -> Option<super::parameters::ParameterType>,
+    type_of: &dyn Fn(&str) -> Option<super::declared_parameters::ParameterType>,
     declared: &dyn Fn(&str) -> bool,
 ) -> Result<Step, SsmError> {
     let name = raw.name.ok_or_else(|| {
@@ -219,7 +219,7 @@ fn v2_step(
 fn v1_step(
     plugin: String,
     raw: RawPlugin,
-    type_of: &dyn Fn(&str) -> Option<super::parameters::ParameterType>,
+    type_of: &dyn Fn(&str) -> Option<super::declared_parameters::ParameterType>,
 ) -> Result<Step, SsmError> {
     let action = Action::parse(&plugin, &plugin)?;
     if action == Action::RunDocument {
