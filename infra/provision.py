@@ -21,8 +21,14 @@ template's Name for the bus, `steward-<name>-local` for buckets,
 `steward-<LogicalId>` for IAM roles; KMS keys are found again by their alias
 `alias/steward-<LogicalId>`.
 
+Why this is not LocalStack's own CloudFormation: docs/decisions.md ("Local
+stack"). It handles what template.yaml uses, no more: an intrinsic function,
+resource type or property it does not know is an error that says so, never
+silently skipped.
+
 Environment: STEWARD_LOCALSTACK_PORT (4566), STEWARD_DYNAMODB_PORT (8000),
-STEWARD_API_PORT (7070), STEWARD_CONNECTION_LOST_SECONDS (30 locally).
+STEWARD_API_PORT (7070), STEWARD_CONNECTION_LOST_SECONDS (30 locally),
+STEWARD_LOCAL_DIR (where the files above go; .local).
 """
 
 from __future__ import annotations
@@ -44,7 +50,7 @@ from botocore.config import Config
 from botocore.exceptions import ClientError, EndpointConnectionError, ParamValidationError
 
 ROOT = Path(__file__).resolve().parent.parent
-LOCAL = ROOT / ".local"
+LOCAL = Path(os.environ.get("STEWARD_LOCAL_DIR") or ROOT / ".local")
 TEMPLATE = ROOT / "template.yaml"
 
 REGION = "us-east-1"
@@ -92,12 +98,36 @@ REQUIRED_ENV = [
 # skipped; any other type without a handler below is an error.
 SKIPPED_TYPES = {
     "AWS::Serverless::Function": "runs locally from the same code",
-    "AWS::Lambda::Function": "runs locally from the same code",
-    "AWS::Lambda::Permission": "functions are not deployed locally",
-    "AWS::Lambda::Url": "the api runs on a local port",
-    "AWS::Lambda::EventSourceMapping": "local pollers play the event source mappings",
     "AWS::IAM::Policy": "attaches to function roles, which exist only when deployed",
-    "AWS::Logs::LogGroup": "functions log to the terminal locally",
+}
+
+QUEUE_ATTRIBUTES = {
+    "DelaySeconds", "MaximumMessageSize", "MessageRetentionPeriod", "ReceiveMessageWaitTimeSeconds",
+    "VisibilityTimeout", "KmsMasterKeyId", "KmsDataKeyReusePeriodSeconds", "SqsManagedSseEnabled",
+    "RedrivePolicy", "RedriveAllowPolicy",
+}
+
+# Per resource type: the properties applied locally, and those that have no
+# local meaning (accepted, not applied). Any other property is an error, so a
+# template change never goes silently unapplied.
+PROPERTIES: dict[str, tuple[set[str], set[str]]] = {
+    "AWS::DynamoDB::Table": (
+        {"BillingMode", "AttributeDefinitions", "KeySchema", "GlobalSecondaryIndexes"},
+        {"PointInTimeRecoverySpecification", "SSESpecification", "Tags", "DeletionProtectionEnabled",
+         "TableClass", "ContributorInsightsSpecification"},
+    ),
+    "AWS::SQS::Queue": (QUEUE_ATTRIBUTES, {"Tags"}),
+    "AWS::SQS::QueuePolicy": ({"Queues", "PolicyDocument"}, set()),
+    "AWS::KMS::Key": (
+        {"KeySpec", "KeyUsage", "Description", "KeyPolicy", "EnableKeyRotation"},
+        {"PendingWindowInDays", "Tags", "MultiRegion", "BypassPolicyLockoutSafetyCheck"},
+    ),
+    "AWS::Events::EventBus": ({"Name", "Description"}, {"Tags", "DeadLetterConfig", "KmsKeyIdentifier", "Policy", "LogConfig"}),
+    "AWS::Events::Rule": (
+        {"EventBusName", "EventPattern", "ScheduleExpression", "State", "Description", "Targets"}, {"RoleArn", "Tags"}
+    ),
+    "AWS::S3::Bucket": ({"BucketEncryption", "PublicAccessBlockConfiguration", "OwnershipControls"}, {"Tags"}),
+    "AWS::IAM::Role": ({"AssumeRolePolicyDocument", "Policies", "MaxSessionDuration", "Description"}, {"Tags"}),
 }
 
 ACCESS_KEY_ALPHABET = "ABCDEFGHIJKLMNOPQRSTUVWXYZ234567"
@@ -128,10 +158,8 @@ def _construct_intrinsic(loader: yaml.SafeLoader, tag_suffix: str, node: yaml.No
         value = loader.construct_sequence(node, deep=True)
     else:
         value = loader.construct_mapping(node, deep=True)
-    if tag_suffix == "Ref":
-        return {"Ref": value}
-    if tag_suffix == "Condition":
-        return {"Condition": value}
+    if tag_suffix in ("Ref", "Condition"):
+        return {tag_suffix: value}
     if tag_suffix == "GetAtt" and isinstance(value, str):
         value = value.split(".", 1)
     return {f"Fn::{tag_suffix}": value}
@@ -164,10 +192,18 @@ def error_code(e: ClientError) -> str:
     return e.response.get("Error", {}).get("Code", "")
 
 
+def find(call: Callable, missing: tuple[str, ...], **kwargs) -> Any:
+    """`call(**kwargs)`, or None when it fails with one of the `missing` error
+    codes: every handler first looks its resource up this way."""
+    try:
+        return call(**kwargs)
+    except ClientError as e:
+        if error_code(e) not in missing:
+            raise
+        return None
+
+
 # --- provisioning -----------------------------------------------------------------
-
-
-NO_VALUE = object()
 
 
 class Provisioner:
@@ -181,14 +217,18 @@ class Provisioner:
         self.in_progress: list[str] = []
         self.report: list[tuple[str, str, str, str]] = []  # (logical id, type, action, physical)
         self.skipped: list[tuple[str, str, str]] = []
-        self.ddb = client("dynamodb")
-        self.sqs = client("sqs")
-        self.kms = client("kms")
-        self.events = client("events")
-        self.s3 = client("s3")
-        self.iam = client("iam")
+        self.ddb, self.sqs, self.kms, self.events, self.s3, self.iam = map(
+            client, ("dynamodb", "sqs", "kms", "events", "s3", "iam")
+        )
         self.account = client("sts").get_caller_identity()["Account"]
         self.parameters = self._parameters()
+        self.pseudo = {
+            "AWS::Region": REGION,
+            "AWS::AccountId": self.account,
+            "AWS::Partition": "aws",
+            "AWS::StackName": "steward",
+            "AWS::URLSuffix": "amazonaws.com",
+        }
         self.handlers: dict[str, Callable[[str, dict], dict]] = {
             "AWS::DynamoDB::Table": self.table,
             "AWS::SQS::Queue": self.queue,
@@ -201,6 +241,7 @@ class Provisioner:
         }
 
     # --- parameters and intrinsic functions --------------------------------------
+    # Only those template.yaml uses: Ref, Fn::GetAtt and Fn::Sub (string form).
 
     def _parameters(self) -> dict[str, str]:
         values = {}
@@ -213,49 +254,32 @@ class Provisioner:
                 raise ProvisionError(f"parameter {name} has no Default and no local value")
         return values
 
-    def pseudo(self, name: str) -> Any:
-        return {
-            "AWS::Region": REGION,
-            "AWS::AccountId": self.account,
-            "AWS::Partition": "aws",
-            "AWS::StackName": "steward",
-            "AWS::StackId": f"arn:aws:cloudformation:{REGION}:{self.account}:stack/steward/local",
-            "AWS::URLSuffix": "amazonaws.com",
-            "AWS::NoValue": NO_VALUE,
-        }[name]
-
     def ref(self, name: str) -> Any:
         if name in self.parameters:
             return self.parameters[name]
+        if name in self.pseudo:
+            return self.pseudo[name]
         if name.startswith("AWS::"):
-            return self.pseudo(name)
+            raise ProvisionError(f"pseudo parameter {name} is not supported locally")
         return self.ensure(name)["Ref"]
 
     def get_att(self, lid: str, attr: str) -> Any:
-        if lid not in self.resources:
-            implied = self.implied_attribute(lid, attr)
-            if implied is not None:
-                return implied
-        res = self.ensure(lid)
-        if attr not in res["attrs"]:
-            raise ProvisionError(f"{lid}: attribute {attr} is not available locally")
-        return res["attrs"][attr]
-
-    def implied_attribute(self, lid: str, attr: str) -> Any:
-        """Resources that SAM generates for a function. Locally the functions run
-        with the stack's own credentials (the account root) and the api serves
-        on a local port."""
+        # Resources SAM generates for a function. Locally the functions run with
+        # the stack's own credentials (the account root) and the api serves on a
+        # local port.
         for fn in self.functions:
             if lid == f"{fn}Role" and attr == "Arn":
                 return f"arn:aws:iam::{self.account}:root"
             if lid == f"{fn}Url" and attr == "FunctionUrl":
                 return f"{API_URL}/"
-        return None
+        res = self.ensure(lid)
+        if attr not in res["attrs"]:
+            raise ProvisionError(f"{lid}: attribute {attr} is not available locally")
+        return res["attrs"][attr]
 
     def resolve(self, value: Any) -> Any:
         if isinstance(value, list):
-            out = [self.resolve(v) for v in value]
-            return [v for v in out if v is not NO_VALUE]
+            return [self.resolve(v) for v in value]
         if not isinstance(value, dict):
             return value
         if len(value) == 1:
@@ -265,42 +289,19 @@ class Provisioner:
             if key == "Fn::GetAtt":
                 lid, attr = arg if isinstance(arg, list) else arg.split(".", 1)
                 return self.get_att(lid, attr)
-            if key == "Fn::Sub":
-                return self.sub(arg)
-            if key == "Fn::Join":
-                delim, items = arg
-                return delim.join(str(v) for v in self.resolve(items))
-            if key == "Fn::Select":
-                index, items = self.resolve(arg)
-                return items[int(index)]
-            if key == "Fn::Split":
-                delim, text = self.resolve(arg)
-                return text.split(delim)
-            if key == "Fn::Base64":
-                return base64.b64encode(str(self.resolve(arg)).encode()).decode()
+            if key == "Fn::Sub" and isinstance(arg, str):
+                return re.sub(r"\$\{([^}]+)\}", self._sub_variable, arg)
             if key.startswith("Fn::"):
                 raise ProvisionError(f"intrinsic {key} is not supported locally")
-        out = {k: self.resolve(v) for k, v in value.items()}
-        return {k: v for k, v in out.items() if v is not NO_VALUE}
+        return {k: self.resolve(v) for k, v in value.items()}
 
-    def sub(self, arg: Any) -> str:
-        if isinstance(arg, list):
-            text, variables = arg[0], {k: self.resolve(v) for k, v in arg[1].items()}
-        else:
-            text, variables = arg, {}
-
-        def repl(m: re.Match) -> str:
-            name = m.group(1)
-            if name.startswith("!"):
-                return "${" + name[1:] + "}"
-            if name in variables:
-                return str(variables[name])
-            if "." in name and not name.startswith("AWS::"):
-                lid, attr = name.split(".", 1)
-                return str(self.get_att(lid, attr))
-            return str(self.ref(name))
-
-        return re.sub(r"\$\{([^}]+)\}", repl, text)
+    def _sub_variable(self, m: re.Match) -> str:
+        name = m.group(1)
+        if name.startswith("!"):
+            return "${" + name[1:] + "}"
+        if "." in name and not name.startswith("AWS::"):
+            return str(self.get_att(*name.split(".", 1)))
+        return str(self.ref(name))
 
     # --- driver ---------------------------------------------------------------------
 
@@ -309,6 +310,7 @@ class Provisioner:
             self.ensure(lid)
 
     def ensure(self, lid: str) -> dict:
+        """Creates `lid` (after what its properties refer to) unless done."""
         if lid in self.done:
             return self.done[lid]
         if lid not in self.resources:
@@ -320,8 +322,7 @@ class Provisioner:
             self.skipped.append((lid, rtype, SKIPPED_TYPES[rtype]))
             self.done[lid] = {"Ref": None, "attrs": {}, "type": rtype, "skipped": True}
             return self.done[lid]
-        handler = self.handlers.get(rtype)
-        if handler is None:
+        if rtype not in self.handlers:
             raise ProvisionError(
                 f"{lid}: resource type {rtype} is not known to infra/provision.py; "
                 "teach it to create the resource locally, or add the type to SKIPPED_TYPES "
@@ -330,7 +331,14 @@ class Provisioner:
         self.in_progress.append(lid)
         try:
             props = self.resolve(self.resources[lid].get("Properties") or {})
-            result = handler(lid, props)
+            handled, ignored = PROPERTIES[rtype]
+            unknown = set(props) - handled - ignored
+            if unknown:
+                raise ProvisionError(
+                    f"{lid}: properties {sorted(unknown)} are not applied locally by infra/provision.py; "
+                    "teach it to apply them (or list them as ignored locally)"
+                )
+            result = self.handlers[rtype](lid, props)
         except (ClientError, ParamValidationError) as e:
             raise ProvisionError(f"{lid} ({rtype}): {e}") from e
         finally:
@@ -342,158 +350,95 @@ class Provisioner:
     def note(self, lid: str, action: str, physical: str) -> None:
         self.report.append((lid, self.resources[lid]["Type"], action, physical))
 
-    @staticmethod
-    def check_props(lid: str, props: dict, handled: set[str], ignored: set[str]) -> None:
-        unknown = set(props) - handled - ignored
-        if unknown:
-            raise ProvisionError(
-                f"{lid}: properties {sorted(unknown)} are not applied locally by infra/provision.py; "
-                "teach it to apply them (or list them as ignored locally)"
-            )
-
     # --- DynamoDB -------------------------------------------------------------------
 
     def table(self, lid: str, p: dict) -> dict:
-        self.check_props(
-            lid, p,
-            {"TableName", "BillingMode", "AttributeDefinitions", "KeySchema", "GlobalSecondaryIndexes",
-             "LocalSecondaryIndexes", "ProvisionedThroughput", "StreamSpecification", "TimeToLiveSpecification"},
-            {"PointInTimeRecoverySpecification", "SSESpecification", "Tags", "DeletionProtectionEnabled",
-             "TableClass", "ContributorInsightsSpecification"},
-        )
-        name = p.get("TableName") or PREFIX + lid
-        billing = p.get("BillingMode", "PROVISIONED")
-        args: dict[str, Any] = {
-            "TableName": name,
-            "AttributeDefinitions": p["AttributeDefinitions"],
-            "KeySchema": p["KeySchema"],
-            "BillingMode": billing,
-        }
-        throughput = p.get("ProvisionedThroughput") or {"ReadCapacityUnits": 5, "WriteCapacityUnits": 5}
-        if billing == "PROVISIONED":
-            args["ProvisionedThroughput"] = throughput
-        for kind in ("GlobalSecondaryIndexes", "LocalSecondaryIndexes"):
-            if p.get(kind):
-                indexes = []
-                for ix in p[kind]:
-                    ix = {k: v for k, v in ix.items() if k in ("IndexName", "KeySchema", "Projection")}
-                    if billing == "PROVISIONED" and kind == "GlobalSecondaryIndexes":
-                        ix["ProvisionedThroughput"] = throughput
-                    indexes.append(ix)
-                args[kind] = indexes
-        if p.get("StreamSpecification"):
-            args["StreamSpecification"] = {"StreamEnabled": True, **p["StreamSpecification"]}
-        try:
-            desc = self.ddb.describe_table(TableName=name)["Table"]
-            desc, added = self.add_missing_indexes(name, desc, args)
-            self.check_table(lid, name, desc, args)
-            action = f"indexed ({', '.join(added)})" if added else "exists"
-        except ClientError as e:
-            if error_code(e) != "ResourceNotFoundException":
-                raise
-            desc = self.ddb.create_table(**args)["TableDescription"]
+        if p.get("BillingMode") != "PAY_PER_REQUEST":
+            raise ProvisionError(f"{lid}: only BillingMode PAY_PER_REQUEST is supported locally")
+        name = PREFIX + lid
+        args: dict[str, Any] = {"TableName": name, **{k: p[k] for k in ("AttributeDefinitions", "KeySchema", "BillingMode")}}
+        if p.get("GlobalSecondaryIndexes"):
+            args["GlobalSecondaryIndexes"] = [
+                {k: v for k, v in ix.items() if k in ("IndexName", "KeySchema", "Projection")}
+                for ix in p["GlobalSecondaryIndexes"]
+            ]
+        desc = (find(self.ddb.describe_table, ("ResourceNotFoundException",), TableName=name) or {}).get("Table")
+        if desc:
+            # A running stack takes the indexes the template added without a
+            # restart; anything else that differs is refused.
+            have = {ix["IndexName"] for ix in desc.get("GlobalSecondaryIndexes") or []}
+            added = [ix for ix in args.get("GlobalSecondaryIndexes") or [] if ix["IndexName"] not in have]
+            if self.table_shape(desc)["KeySchema"] != self.table_shape(args)["KeySchema"]:
+                added = []
+            for ix in added:
+                desc = self.add_index(name, ix, args["AttributeDefinitions"])
+            have, want = self.table_shape(desc), self.table_shape(args)
+            if have != want:
+                diff = {k: {"local": have[k], "template": want[k]} for k in want if have[k] != want[k]}
+                raise ProvisionError(
+                    f"{lid}: table {name} exists with another schema than template.yaml: {diff}. "
+                    "DynamoDB Local is in memory: restart the stack (infra/stack.sh stop; infra/stack.sh start) "
+                    "and provision again"
+                )
+            action = f"indexed ({', '.join(ix['IndexName'] for ix in added)})" if added else "exists"
+        else:
+            self.ddb.create_table(**args)
             self.ddb.get_waiter("table_exists").wait(TableName=name, WaiterConfig={"Delay": 0.2, "MaxAttempts": 50})
             desc = self.ddb.describe_table(TableName=name)["Table"]
             action = "created"
-        ttl = p.get("TimeToLiveSpecification")
-        if ttl and ttl.get("Enabled") and action == "created":
-            self.ddb.update_time_to_live(
-                TableName=name, TimeToLiveSpecification={"Enabled": True, "AttributeName": ttl["AttributeName"]}
-            )
         self.note(lid, action, name)
-        attrs = {"Arn": desc["TableArn"]}
-        if desc.get("LatestStreamArn"):
-            attrs["StreamArn"] = desc["LatestStreamArn"]
-        return {"Ref": name, "attrs": attrs, "physical": name}
+        return {"Ref": name, "attrs": {"Arn": desc["TableArn"]}, "physical": name}
 
     @staticmethod
     def table_shape(desc: dict) -> dict:
         def keys(ks):
             return [(k["AttributeName"], k["KeyType"]) for k in ks]
 
-        def indexes(ixs):
-            return sorted(
-                (ix["IndexName"], tuple(keys(ix["KeySchema"])), ix["Projection"]["ProjectionType"],
-                 tuple(sorted(ix["Projection"].get("NonKeyAttributes", []))))
-                for ix in ixs or []
-            )
-
         return {
             "KeySchema": keys(desc["KeySchema"]),
             "AttributeDefinitions": sorted((a["AttributeName"], a["AttributeType"]) for a in desc["AttributeDefinitions"]),
-            "GlobalSecondaryIndexes": indexes(desc.get("GlobalSecondaryIndexes")),
-            "LocalSecondaryIndexes": indexes(desc.get("LocalSecondaryIndexes")),
+            "GlobalSecondaryIndexes": sorted(
+                (ix["IndexName"], tuple(keys(ix["KeySchema"])), ix["Projection"]["ProjectionType"],
+                 tuple(sorted(ix["Projection"].get("NonKeyAttributes", []))))
+                for ix in desc.get("GlobalSecondaryIndexes") or []
+            ),
         }
 
-    def add_missing_indexes(self, name: str, desc: dict, wanted: dict) -> tuple[dict, list[str]]:
-        """Creates the global secondary indexes the template added to a table
-        that exists, so a running stack takes a new index without a restart.
-        Anything else that differs is left to check_table."""
-        have = {ix["IndexName"] for ix in desc.get("GlobalSecondaryIndexes") or []}
-        missing = [ix for ix in wanted.get("GlobalSecondaryIndexes") or [] if ix["IndexName"] not in have]
-        if not missing or self.table_shape(desc)["KeySchema"] != self.table_shape(wanted)["KeySchema"]:
-            return desc, []
-        for ix in missing:
-            self.ddb.update_table(
-                TableName=name,
-                AttributeDefinitions=wanted["AttributeDefinitions"],
-                GlobalSecondaryIndexUpdates=[{"Create": ix}],
-            )
-            for _ in range(100):
-                desc = self.ddb.describe_table(TableName=name)["Table"]
-                states = {i["IndexName"]: i.get("IndexStatus") for i in desc.get("GlobalSecondaryIndexes") or []}
-                if states.get(ix["IndexName"]) == "ACTIVE":
-                    break
-                time.sleep(0.2)
-        return desc, [ix["IndexName"] for ix in missing]
-
-    def check_table(self, lid: str, name: str, desc: dict, wanted: dict) -> None:
-        have, want = self.table_shape(desc), self.table_shape(wanted)
-        if have != want:
-            diff = {k: {"local": have[k], "template": want[k]} for k in want if have[k] != want[k]}
-            raise ProvisionError(
-                f"{lid}: table {name} exists with another schema than template.yaml: {diff}. "
-                "DynamoDB Local is in memory: restart the stack (infra/stack.sh stop; infra/stack.sh start) "
-                "and provision again"
-            )
+    def add_index(self, name: str, ix: dict, attribute_definitions: list) -> dict:
+        """Creates a global secondary index and waits (20 s at most) until it is active."""
+        self.ddb.update_table(
+            TableName=name, AttributeDefinitions=attribute_definitions, GlobalSecondaryIndexUpdates=[{"Create": ix}]
+        )
+        for _ in range(100):
+            desc = self.ddb.describe_table(TableName=name)["Table"]
+            if any(i["IndexName"] == ix["IndexName"] and i.get("IndexStatus") == "ACTIVE"
+                   for i in desc.get("GlobalSecondaryIndexes") or []):
+                break
+            time.sleep(0.2)
+        return desc
 
     # --- SQS --------------------------------------------------------------------------
 
-    QUEUE_ATTRIBUTES = {
-        "DelaySeconds", "MaximumMessageSize", "MessageRetentionPeriod", "ReceiveMessageWaitTimeSeconds",
-        "VisibilityTimeout", "KmsMasterKeyId", "KmsDataKeyReusePeriodSeconds", "SqsManagedSseEnabled",
-        "FifoQueue", "ContentBasedDeduplication", "DeduplicationScope", "FifoThroughputLimit",
-        "RedrivePolicy", "RedriveAllowPolicy",
-    }
-
     def queue(self, lid: str, p: dict) -> dict:
-        self.check_props(lid, p, self.QUEUE_ATTRIBUTES | {"QueueName"}, {"Tags"})
-        name = p.get("QueueName") or PREFIX + lid + (".fifo" if p.get("FifoQueue") else "")
-        attributes = {}
-        for key in self.QUEUE_ATTRIBUTES & set(p):
-            value = p[key]
-            if isinstance(value, dict):
-                value = json.dumps(value, separators=(",", ":"))
-            elif isinstance(value, bool):
-                value = "true" if value else "false"
-            attributes[key] = str(value)
-        try:
-            url = self.sqs.get_queue_url(QueueName=name)["QueueUrl"]
-            settable = {k: v for k, v in attributes.items() if k != "FifoQueue"}
-            if settable:
-                self.sqs.set_queue_attributes(QueueUrl=url, Attributes=settable)
-            action = "exists"
-        except ClientError as e:
-            if error_code(e) not in ("AWS.SimpleQueueService.NonExistentQueue", "QueueDoesNotExist"):
-                raise
-            url = self.sqs.create_queue(QueueName=name, Attributes=attributes)["QueueUrl"]
-            action = "created"
+        # Every property is a queue attribute, in the API's string form.
+        attributes = {
+            k: json.dumps(v, separators=(",", ":")) if isinstance(v, dict)
+            else ("true" if v else "false") if isinstance(v, bool) else str(v)
+            for k, v in p.items() if k in QUEUE_ATTRIBUTES
+        }
+        name = PREFIX + lid
+        found = find(self.sqs.get_queue_url, ("AWS.SimpleQueueService.NonExistentQueue", "QueueDoesNotExist"), QueueName=name)
+        if found:
+            url, action = found["QueueUrl"], "exists"
+            if attributes:
+                self.sqs.set_queue_attributes(QueueUrl=url, Attributes=attributes)
+        else:
+            url, action = self.sqs.create_queue(QueueName=name, Attributes=attributes)["QueueUrl"], "created"
         arn = self.sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
         self.note(lid, action, name)
         return {"Ref": url, "attrs": {"Arn": arn, "QueueName": name, "QueueUrl": url}, "physical": name}
 
     def queue_policy(self, lid: str, p: dict) -> dict:
-        self.check_props(lid, p, {"Queues", "PolicyDocument"}, set())
         policy = json.dumps(p["PolicyDocument"], separators=(",", ":"))
         for url in p["Queues"]:
             self.sqs.set_queue_attributes(QueueUrl=url, Attributes={"Policy": policy})
@@ -503,24 +448,11 @@ class Provisioner:
     # --- KMS ----------------------------------------------------------------------------
 
     def kms_key(self, lid: str, p: dict) -> dict:
-        self.check_props(
-            lid, p,
-            {"KeySpec", "KeyUsage", "Description", "KeyPolicy", "EnableKeyRotation", "RotationPeriodInDays",
-             "Enabled", "Origin"},
-            {"PendingWindowInDays", "Tags", "MultiRegion", "BypassPolicyLockoutSafetyCheck"},
-        )
-        if p.get("Origin", "AWS_KMS") != "AWS_KMS":
-            raise ProvisionError(f"{lid}: only Origin AWS_KMS is supported locally")
         alias = f"alias/{PREFIX}{lid}"
         spec = p.get("KeySpec", "SYMMETRIC_DEFAULT")
         usage = p.get("KeyUsage", "ENCRYPT_DECRYPT")
-        meta = None
-        try:
-            meta = self.kms.describe_key(KeyId=alias)["KeyMetadata"]
-        except ClientError as e:
-            if error_code(e) != "NotFoundException":
-                raise
-        if meta is not None:
+        meta = (find(self.kms.describe_key, ("NotFoundException",), KeyId=alias) or {}).get("KeyMetadata")
+        if meta:
             if meta.get("KeyState") != "Enabled" or meta.get("KeySpec") != spec or meta.get("KeyUsage") != usage:
                 raise ProvisionError(
                     f"{lid}: {alias} names key {meta['KeyId']} ({meta.get('KeySpec')}, {meta.get('KeyUsage')}, "
@@ -538,82 +470,47 @@ class Provisioner:
             action = "created"
         key_id = meta["KeyId"]
         if p.get("EnableKeyRotation"):
-            rot: dict[str, Any] = {"KeyId": key_id}
-            if p.get("RotationPeriodInDays"):
-                rot["RotationPeriodInDays"] = int(p["RotationPeriodInDays"])
-            self.kms.enable_key_rotation(**rot)
-        if p.get("Enabled") is False:
-            self.kms.disable_key(KeyId=key_id)
+            self.kms.enable_key_rotation(KeyId=key_id)
         self.note(lid, action, f"{alias} -> {key_id}")
         return {"Ref": key_id, "attrs": {"Arn": meta["Arn"], "KeyId": key_id}, "physical": key_id, "alias": alias}
 
     # --- EventBridge ---------------------------------------------------------------------
 
     def event_bus(self, lid: str, p: dict) -> dict:
-        self.check_props(lid, p, {"Name", "Description"}, {"Tags", "DeadLetterConfig", "KmsKeyIdentifier", "Policy", "LogConfig"})
         name = p["Name"]
-        try:
-            arn = self.events.describe_event_bus(Name=name)["Arn"]
-            action = "exists"
-        except ClientError as e:
-            if error_code(e) != "ResourceNotFoundException":
-                raise
-            args = {"Name": name}
-            if p.get("Description"):
-                args["Description"] = p["Description"]
-            arn = self.events.create_event_bus(**args)["EventBusArn"]
-            action = "created"
+        found = find(self.events.describe_event_bus, ("ResourceNotFoundException",), Name=name)
+        if found:
+            arn, action = found["Arn"], "exists"
+        else:
+            args = {"Name": name, **({"Description": p["Description"]} if p.get("Description") else {})}
+            arn, action = self.events.create_event_bus(**args)["EventBusArn"], "created"
         self.note(lid, action, name)
         return {"Ref": name, "attrs": {"Arn": arn, "Name": name}, "physical": name}
 
     def event_rule(self, lid: str, p: dict) -> dict:
-        self.check_props(
-            lid, p,
-            {"Name", "EventBusName", "EventPattern", "ScheduleExpression", "State", "Description", "Targets"},
-            {"RoleArn", "Tags"},
-        )
-        name = p.get("Name") or PREFIX + lid
-        bus = p.get("EventBusName", "default")
-        bus = bus.rsplit("/", 1)[-1]  # an ARN is accepted as well as a name
+        name = PREFIX + lid
+        bus = p.get("EventBusName", "default").rsplit("/", 1)[-1]  # an ARN is accepted as well as a name
         args: dict[str, Any] = {"Name": name, "EventBusName": bus, "State": p.get("State", "ENABLED")}
         if "EventPattern" in p:
             pattern = p["EventPattern"]
             args["EventPattern"] = pattern if isinstance(pattern, str) else json.dumps(pattern)
-        if "ScheduleExpression" in p:
-            args["ScheduleExpression"] = p["ScheduleExpression"]
-        if p.get("Description"):
-            args["Description"] = p["Description"]
-        try:
-            self.events.describe_rule(Name=name, EventBusName=bus)
-            action = "exists"
-        except ClientError as e:
-            if error_code(e) != "ResourceNotFoundException":
-                raise
-            action = "created"
+        args.update({k: p[k] for k in ("ScheduleExpression", "Description") if p.get(k)})
+        found = find(self.events.describe_rule, ("ResourceNotFoundException",), Name=name, EventBusName=bus)
+        # put_rule creates the rule or updates it in place.
         arn = self.events.put_rule(**args)["RuleArn"]
         if p.get("Targets"):
             self.events.put_targets(Rule=name, EventBusName=bus, Targets=p["Targets"])
-        self.note(lid, action, f"{bus}/{name}")
+        self.note(lid, "exists" if found else "created", f"{bus}/{name}")
         return {"Ref": name, "attrs": {"Arn": arn}, "physical": name}
 
     # --- S3 ---------------------------------------------------------------------------------
 
     def bucket(self, lid: str, p: dict) -> dict:
-        self.check_props(
-            lid, p,
-            {"BucketName", "BucketEncryption", "PublicAccessBlockConfiguration", "OwnershipControls",
-             "VersioningConfiguration"},
-            {"Tags"},
-        )
         base = re.sub(r"Bucket$", "", lid) or lid
-        kebab = re.sub(r"(?<!^)(?=[A-Z])", "-", base).lower()
-        name = p.get("BucketName") or f"{PREFIX}{kebab}-local"
-        try:
-            self.s3.head_bucket(Bucket=name)
+        name = PREFIX + re.sub(r"(?<!^)(?=[A-Z])", "-", base).lower() + "-local"
+        if find(self.s3.head_bucket, ("404", "NoSuchBucket", "NotFound"), Bucket=name) is not None:
             action = "exists"
-        except ClientError as e:
-            if error_code(e) not in ("404", "NoSuchBucket", "NotFound"):
-                raise
+        else:
             self.s3.create_bucket(Bucket=name)
             action = "created"
         if p.get("BucketEncryption"):
@@ -631,92 +528,61 @@ class Provisioner:
             )
         if p.get("OwnershipControls"):
             self.s3.put_bucket_ownership_controls(Bucket=name, OwnershipControls=p["OwnershipControls"])
-        if p.get("VersioningConfiguration"):
-            self.s3.put_bucket_versioning(
-                Bucket=name, VersioningConfiguration={"Status": p["VersioningConfiguration"]["Status"]}
-            )
         self.note(lid, action, name)
-        return {
-            "Ref": name,
-            "attrs": {
-                "Arn": f"arn:aws:s3:::{name}",
-                "DomainName": f"{name}.s3.amazonaws.com",
-                "RegionalDomainName": f"{name}.s3.{REGION}.amazonaws.com",
-            },
-            "physical": name,
-        }
+        attrs = {"Arn": f"arn:aws:s3:::{name}", "DomainName": f"{name}.s3.amazonaws.com",
+                 "RegionalDomainName": f"{name}.s3.{REGION}.amazonaws.com"}
+        return {"Ref": name, "attrs": attrs, "physical": name}
 
     # --- IAM -------------------------------------------------------------------------------
 
     def role(self, lid: str, p: dict) -> dict:
-        self.check_props(
-            lid, p,
-            {"RoleName", "AssumeRolePolicyDocument", "Policies", "ManagedPolicyArns", "MaxSessionDuration",
-             "Description", "Path"},
-            {"Tags", "PermissionsBoundary"},
-        )
-        name = p.get("RoleName") or PREFIX + lid
+        name = PREFIX + lid
         trust = json.dumps(p["AssumeRolePolicyDocument"])
-        try:
-            role = self.iam.get_role(RoleName=name)["Role"]
+        settings: dict[str, Any] = {"Description": p.get("Description")}
+        if p.get("MaxSessionDuration"):
+            settings["MaxSessionDuration"] = int(p["MaxSessionDuration"])
+        settings = {k: v for k, v in settings.items() if v}
+        role = find(self.iam.get_role, ("NoSuchEntity",), RoleName=name)
+        if role:
             self.iam.update_assume_role_policy(RoleName=name, PolicyDocument=trust)
-            update: dict[str, Any] = {"RoleName": name}
-            if p.get("MaxSessionDuration"):
-                update["MaxSessionDuration"] = int(p["MaxSessionDuration"])
-            if p.get("Description"):
-                update["Description"] = p["Description"]
-            if len(update) > 1:
-                self.iam.update_role(**update)
+            if settings:
+                self.iam.update_role(RoleName=name, **settings)
             action = "exists"
-        except ClientError as e:
-            if error_code(e) != "NoSuchEntity":
-                raise
-            args: dict[str, Any] = {"RoleName": name, "AssumeRolePolicyDocument": trust, "Path": p.get("Path", "/")}
-            if p.get("MaxSessionDuration"):
-                args["MaxSessionDuration"] = int(p["MaxSessionDuration"])
-            if p.get("Description"):
-                args["Description"] = p["Description"]
-            role = self.iam.create_role(**args)["Role"]
+        else:
+            role = self.iam.create_role(RoleName=name, AssumeRolePolicyDocument=trust, Path="/", **settings)
             action = "created"
         for pol in p.get("Policies") or []:
             self.iam.put_role_policy(
                 RoleName=name, PolicyName=pol["PolicyName"], PolicyDocument=json.dumps(pol["PolicyDocument"])
             )
-        for arn in p.get("ManagedPolicyArns") or []:
-            self.iam.attach_role_policy(RoleName=name, PolicyArn=arn)
         self.note(lid, action, name)
+        role = role["Role"]
         return {"Ref": name, "attrs": {"Arn": role["Arn"], "RoleId": role["RoleId"]}, "physical": name}
 
     # --- function environment ----------------------------------------------------------------
 
     def function_environments(self) -> dict[str, dict[str, str]]:
-        glob = (((self.template.get("Globals") or {}).get("Function") or {}).get("Environment") or {}).get(
-            "Variables"
-        ) or {}
-        envs = {}
-        for lid in sorted(self.functions):
-            own = (((self.resources[lid].get("Properties") or {}).get("Environment") or {}).get("Variables")) or {}
-            merged = {**glob, **own}
-            envs[lid] = {k: str(self.resolve(v)) for k, v in merged.items()}
-        return envs
+        def variables(props: dict) -> dict:
+            return ((props.get("Environment") or {}).get("Variables")) or {}
+
+        glob = variables((self.template.get("Globals") or {}).get("Function") or {})
+        return {
+            lid: {k: str(self.resolve(v)) for k, v in {**glob, **variables(self.resources[lid].get("Properties") or {})}.items()}
+            for lid in sorted(self.functions)
+        }
 
 
 # --- access key ------------------------------------------------------------------------------
 
 
 def read_profile(path: Path) -> tuple[str, str] | None:
-    if not path.exists():
-        return None
     cp = configparser.ConfigParser()
     try:
-        cp.read(path)
+        cp.read(path)  # a missing file reads as empty
     except configparser.Error:
         return None
-    section = "profile steward"
-    if not cp.has_section(section):
-        return None
-    key_id = cp.get(section, "aws_access_key_id", fallback="")
-    secret = cp.get(section, "aws_secret_access_key", fallback="")
+    key_id = cp.get("profile steward", "aws_access_key_id", fallback="")
+    secret = cp.get("profile steward", "aws_secret_access_key", fallback="")
     return (key_id, secret) if key_id and secret else None
 
 
@@ -746,17 +612,20 @@ def ensure_user(users_table: str, user_name: str, policy_name: str, policy: dict
             raise
 
 
-def _count_key(users_table: str, user_name: str) -> dict:
-    """The user's side of a key's creation: one more key, within IAM's quota of 2."""
-    return {
-        "Update": {
-            "TableName": users_table,
-            "Key": {"UserKey": {"S": user_name.lower()}},
-            "UpdateExpression": "SET KeyCount = KeyCount + :one, Revision = Revision + :one",
-            "ConditionExpression": "attribute_exists(UserKey) AND KeyCount < :quota",
-            "ExpressionAttributeValues": {":one": {"N": "1"}, ":quota": {"N": "2"}},
-        }
+def _count_key(users_table: str, user_name: str, quota: bool = True) -> dict:
+    """The user's side of a key's creation (or migration): one more key, within
+    IAM's quota of 2 for a new key."""
+    update: dict[str, Any] = {
+        "TableName": users_table,
+        "Key": {"UserKey": {"S": user_name.lower()}},
+        "UpdateExpression": "SET KeyCount = KeyCount + :one, Revision = Revision + :one",
+        "ConditionExpression": "attribute_exists(UserKey)",
+        "ExpressionAttributeValues": {":one": {"N": "1"}},
     }
+    if quota:
+        update["ConditionExpression"] += " AND KeyCount < :quota"
+        update["ExpressionAttributeValues"][":quota"] = {"N": "2"}
+    return {"Update": update}
 
 
 def ensure_admin_key(
@@ -837,15 +706,7 @@ def migrate_legacy_key(table: str, users_table: str, user_name: str, key_id: str
                         "ExpressionAttributeNames": {"#p": "Policy"},
                     }
                 },
-                {
-                    "Update": {
-                        "TableName": users_table,
-                        "Key": {"UserKey": {"S": user_name.lower()}},
-                        "UpdateExpression": "SET KeyCount = KeyCount + :one, Revision = Revision + :one",
-                        "ConditionExpression": "attribute_exists(UserKey)",
-                        "ExpressionAttributeValues": {":one": {"N": "1"}},
-                    }
-                },
+                _count_key(users_table, user_name, quota=False),
             ]
         )
     except ClientError as e:
@@ -873,41 +734,29 @@ def shell_quote(value: str) -> str:
     return "'" + value.replace("'", "'\"'\"'") + "'"
 
 
-def main() -> int:
+def provision() -> None:
     t0 = time.monotonic()
-    template = load_template()
-    try:
-        prov = Provisioner(template)
-        prov.run()
-        envs = prov.function_environments()
-    except EndpointConnectionError as e:
-        print(f"provision: error: cannot reach the local stack ({e}); run infra/stack.sh start", file=sys.stderr)
-        return 1
-    except ProvisionError as e:
-        print(f"provision: error: {e}", file=sys.stderr)
-        return 1
+    prov = Provisioner(load_template())
+    prov.run()
+    envs = prov.function_environments()
 
     steward_env: dict[str, str] = {}
-    for lid, env in envs.items():
+    for env in envs.values():
         for k, v in env.items():
-            if k in steward_env and steward_env[k] != v:
-                print(f"provision: error: {k} differs between functions", file=sys.stderr)
-                return 1
-            steward_env[k] = v
+            if steward_env.setdefault(k, v) != v:
+                raise ProvisionError(f"{k} differs between functions")
     missing = [k for k in REQUIRED_ENV if k not in steward_env]
     if missing:
-        print(f"provision: error: template.yaml gives no function these variables: {missing}", file=sys.stderr)
-        return 1
+        raise ProvisionError(f"template.yaml gives no function these variables: {missing}")
 
-    access_keys_table = steward_env["STEWARD_ACCESS_KEYS_TABLE"]
     config_path = LOCAL / "aws" / "config"
     try:
         key_id, secret, key_action = ensure_admin_key(
-            access_keys_table, steward_env["STEWARD_USERS_TABLE"], steward_env["STEWARD_DATA_KEY_ID"], config_path
+            steward_env["STEWARD_ACCESS_KEYS_TABLE"], steward_env["STEWARD_USERS_TABLE"],
+            steward_env["STEWARD_DATA_KEY_ID"], config_path,
         )
     except (ClientError, ProvisionError) as e:
-        print(f"provision: error: admin access key: {e}", file=sys.stderr)
-        return 1
+        raise ProvisionError(f"admin access key: {e}") from e
 
     env = {k: steward_env[k] for k in sorted(steward_env)}
     env.update(
@@ -953,19 +802,10 @@ def main() -> int:
 
     write_private(
         config_path,
-        "\n".join(
-            [
-                "# Written by infra/provision.py: the local Steward API and its admin key.",
-                "# Use: AWS_CONFIG_FILE=.local/aws/config aws --profile steward ssm ...",
-                "[profile steward]",
-                f"region = {REGION}",
-                f"endpoint_url = {API_URL}",
-                f"aws_access_key_id = {key_id}",
-                f"aws_secret_access_key = {secret}",
-                "output = json",
-                "",
-            ]
-        ),
+        "# Written by infra/provision.py: the local Steward API and its admin key.\n"
+        "# Use: AWS_CONFIG_FILE=.local/aws/config aws --profile steward ssm ...\n"
+        f"[profile steward]\nregion = {REGION}\nendpoint_url = {API_URL}\n"
+        f"aws_access_key_id = {key_id}\naws_secret_access_key = {secret}\noutput = json\n",
     )
 
     width = max([len(r[0]) for r in prov.report + prov.skipped] or [10])
@@ -978,6 +818,17 @@ def main() -> int:
         f"provision: done in {time.monotonic() - t0:.1f}s; wrote .local/stack.env, .local/stack.json, "
         ".local/aws/config (profile steward)"
     )
+
+
+def main() -> int:
+    try:
+        provision()
+    except EndpointConnectionError as e:
+        print(f"provision: error: cannot reach the local stack ({e}); run infra/stack.sh start", file=sys.stderr)
+        return 1
+    except ProvisionError as e:
+        print(f"provision: error: {e}", file=sys.stderr)
+        return 1
     return 0
 
 
