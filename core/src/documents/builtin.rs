@@ -44,40 +44,27 @@ impl BuiltinDocument {
     }
 }
 
-pub const AWS_RUN_SHELL_SCRIPT: BuiltinDocument = BuiltinDocument {
-    name: "AWS-RunShellScript",
-    format: DocumentFormat::Json,
-    content: include_str!("builtin/AWS-RunShellScript.json"),
-    schema_version: "1.2",
-};
+/// A built-in document whose content is `builtin/<name>.<ext>`.
+macro_rules! builtin {
+    ($name:literal, $format:ident, $ext:literal, $schema:literal) => {
+        BuiltinDocument {
+            name: $name,
+            format: DocumentFormat::$format,
+            content: include_str!(concat!("builtin/", $name, ".", $ext)),
+            schema_version: $schema,
+        }
+    };
+}
 
-pub const STEWARD_CHECK_DISK_SPACE: BuiltinDocument = BuiltinDocument {
-    name: "Steward-CheckDiskSpace",
-    format: DocumentFormat::Yaml,
-    content: include_str!("builtin/Steward-CheckDiskSpace.yaml"),
-    schema_version: "2.2",
-};
-
-pub const STEWARD_GATHER_NODE_FACTS: BuiltinDocument = BuiltinDocument {
-    name: "Steward-GatherNodeFacts",
-    format: DocumentFormat::Yaml,
-    content: include_str!("builtin/Steward-GatherNodeFacts.yaml"),
-    schema_version: "2.2",
-};
-
-pub const STEWARD_TAIL_FILE: BuiltinDocument = BuiltinDocument {
-    name: "Steward-TailFile",
-    format: DocumentFormat::Yaml,
-    content: include_str!("builtin/Steward-TailFile.yaml"),
-    schema_version: "2.2",
-};
-
-pub const STEWARD_MANAGE_SERVICE: BuiltinDocument = BuiltinDocument {
-    name: "Steward-ManageService",
-    format: DocumentFormat::Yaml,
-    content: include_str!("builtin/Steward-ManageService.yaml"),
-    schema_version: "2.2",
-};
+pub const AWS_RUN_SHELL_SCRIPT: BuiltinDocument =
+    builtin!("AWS-RunShellScript", Json, "json", "1.2");
+pub const STEWARD_CHECK_DISK_SPACE: BuiltinDocument =
+    builtin!("Steward-CheckDiskSpace", Yaml, "yaml", "2.2");
+pub const STEWARD_GATHER_NODE_FACTS: BuiltinDocument =
+    builtin!("Steward-GatherNodeFacts", Yaml, "yaml", "2.2");
+pub const STEWARD_TAIL_FILE: BuiltinDocument = builtin!("Steward-TailFile", Yaml, "yaml", "2.2");
+pub const STEWARD_MANAGE_SERVICE: BuiltinDocument =
+    builtin!("Steward-ManageService", Yaml, "yaml", "2.2");
 
 pub const ALL: [BuiltinDocument; 5] = [
     AWS_RUN_SHELL_SCRIPT,

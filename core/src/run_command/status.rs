@@ -313,57 +313,43 @@ mod tests {
 
     #[test]
     fn final_states() {
-        let s = command_state(&tally(3, |t| t.success = 3), 0, false);
-        assert_eq!((s.status, s.details), ("Success", "Success"));
-        let s = command_state(
-            &tally(3, |t| {
-                t.success = 2;
-                t.failed = 1
-            }),
-            0,
-            false,
-        );
-        assert_eq!((s.status, s.details), ("Failed", "Failed"));
-        let s = command_state(
-            &tally(3, |t| {
-                t.success = 2;
-                t.failed = 1
-            }),
-            1,
-            false,
-        );
-        assert_eq!((s.status, s.details), ("Failed", "Incomplete"));
-        let s = command_state(
-            &tally(2, |t| {
-                t.success = 1;
-                t.execution_timed_out = 1
-            }),
-            0,
-            false,
-        );
-        assert_eq!((s.status, s.details), ("TimedOut", "Execution Timed Out"));
-        let s = command_state(&tally(2, |t| t.delivery_timed_out = 2), 0, false);
-        assert_eq!((s.status, s.details), ("TimedOut", "Delivery Timed Out"));
-        let s = command_state(
-            &tally(2, |t| {
-                t.success = 1;
-                t.delivery_timed_out = 1
-            }),
-            0,
-            false,
-        );
-        assert_eq!((s.status, s.details), ("Failed", "Incomplete"));
-        let s = command_state(
-            &tally(2, |t| {
-                t.success = 1;
-                t.cancelled = 1
-            }),
-            0,
-            true,
-        );
-        assert_eq!((s.status, s.details), ("Cancelled", "Canceled"));
-        let s = command_state(&tally(0, |_| {}), 0, false);
-        assert_eq!(s.status, "Success");
+        // (targets, finished counts, MaxErrors, cancel requested) → (status, details)
+        type Counts = (u32, u32, u32, u32, u32); // success, failed, exec t/o, delivery t/o, cancelled
+        let cases: [(u32, Counts, u32, bool, (&str, &str)); 8] = [
+            (3, (3, 0, 0, 0, 0), 0, false, ("Success", "Success")),
+            (3, (2, 1, 0, 0, 0), 0, false, ("Failed", "Failed")),
+            (3, (2, 1, 0, 0, 0), 1, false, ("Failed", "Incomplete")),
+            (
+                2,
+                (1, 0, 1, 0, 0),
+                0,
+                false,
+                ("TimedOut", "Execution Timed Out"),
+            ),
+            (
+                2,
+                (0, 0, 0, 2, 0),
+                0,
+                false,
+                ("TimedOut", "Delivery Timed Out"),
+            ),
+            (2, (1, 0, 0, 1, 0), 0, false, ("Failed", "Incomplete")),
+            (2, (1, 0, 0, 0, 1), 0, true, ("Cancelled", "Canceled")),
+            (0, (0, 0, 0, 0, 0), 0, false, ("Success", "Success")),
+        ];
+        for (targets, (success, failed, exec, delivery, cancelled), max_errors, cancel, want) in
+            cases
+        {
+            let t = tally(targets, |t| {
+                t.success = success;
+                t.failed = failed;
+                t.execution_timed_out = exec;
+                t.delivery_timed_out = delivery;
+                t.cancelled = cancelled;
+            });
+            let s = command_state(&t, max_errors, cancel);
+            assert_eq!((s.status, s.details), want, "{t:?} MaxErrors {max_errors}");
+        }
     }
 
     #[test]
