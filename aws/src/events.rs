@@ -4,7 +4,7 @@ use aws_sdk_eventbridge::Client;
 use aws_sdk_eventbridge::types::PutEventsRequestEntry;
 use serde_json::Value;
 use steward_core::SsmError;
-use steward_core::run_command::ports::EventSink;
+use steward_core::events::EventSink;
 
 use crate::Stack;
 

@@ -561,7 +561,7 @@ async fn cancel_reaches_running_nodes() {
 #[tokio::test]
 #[ignore = "needs the local stack: make test runs it"]
 async fn status_changes_reach_an_eventbridge_rule_shaped_as_ssms() {
-    use steward_core::run_command::ports::EventSink;
+    use steward_core::events::EventSink;
     let stack = stack().await;
     let target = queue(&stack, "events").await;
     let arn = stack

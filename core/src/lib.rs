@@ -15,13 +15,15 @@
 //! - [`api_model`]: SSM's input constraints, checked on every request.
 //! - [`channel`]: the signed messages between control plane and agent, and the steps they carry.
 //! - [`targets`]: which nodes `InstanceIds`, tags and resource groups name.
-//! - [`error`], [`ids`], [`clock`], [`output`]: SSM's errors, identifiers, time and inline output limits.
+//! - [`events`]: the events every area publishes on the bus, and the port they go through.
+//! - [`error`], [`ids`], [`clock`], [`output`]: SSM's errors, identifiers, time and its wire formats, and inline output limits.
 
 pub mod api_model;
 pub mod channel;
 pub mod clock;
 pub mod documents;
 pub mod error;
+pub mod events;
 pub mod fleet;
 pub mod identity;
 pub mod ids;

@@ -4,7 +4,7 @@ use super::name::ArnScope;
 use super::ports::ParameterStore;
 use super::secrets::Sealer;
 use crate::fleet::access::Authorizer;
-use crate::run_command::ports::EventSink;
+use crate::events::EventSink;
 
 pub struct ParameterContext<'a> {
     pub store: &'a dyn ParameterStore,

@@ -6,7 +6,7 @@ use serde_json::json;
 
 use super::context::ParameterContext;
 use super::model::{Parameter, ParameterVersion, PolicyRecord};
-use crate::run_command::events::Event;
+use crate::events::Event;
 
 pub const PARAMETER_CHANGE: &str = "Parameter Store Change";
 pub const POLICY_ACTION: &str = "Parameter Store Policy Action";

@@ -334,7 +334,7 @@ pub(crate) mod fixtures {
     use crate::parameters::name::ArnScope;
     use crate::parameters::ports::ParameterStore;
     use crate::parameters::secrets::Sealer;
-    use crate::run_command::ports::EventSink;
+    use crate::events::EventSink;
 
     pub const NOW: f64 = 1_900_000_000.0;
 

@@ -15,7 +15,7 @@ use super::secrets::Sealer;
 use crate::api_model;
 use crate::error::SsmError;
 use crate::fleet::access::{Caller, Policy};
-use crate::run_command::ports::EventSink;
+use crate::events::EventSink;
 
 struct NoEvents;
 

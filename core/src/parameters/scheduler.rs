@@ -26,9 +26,9 @@ use super::name::ArnScope;
 use super::policies::{FAILED, FINISHED, PENDING, Policy, due_at, next_due, policy_of_record};
 use super::ports::ParameterStore;
 use crate::error::SsmError;
-use crate::run_command::events::Event;
-use crate::run_command::ports::EventSink;
-use crate::run_command::time::iso8601_seconds;
+use crate::events::Event;
+use crate::events::EventSink;
+use crate::clock::iso8601_seconds;
 
 /// What one run did.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]

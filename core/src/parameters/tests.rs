@@ -18,7 +18,7 @@ use super::secrets::Sealer;
 use super::{delete, get, history, labeling, put, tagging};
 use crate::error::SsmError;
 use crate::fleet::access::{Caller, Policy};
-use crate::run_command::ports::EventSink;
+use crate::events::EventSink;
 
 const NOW: f64 = 1_700_000_000.0;
 const SECRET: &str = "hunter2-very-secret";

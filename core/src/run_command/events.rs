@@ -1,21 +1,13 @@
 //! Run Command's events, shaped as SSM's on EventBridge (source `steward.ssm`).
 
-use serde_json::{Value, json};
+use serde_json::json;
 
 use super::model::{Command, Invocation};
-use super::time::iso8601_seconds;
+use crate::events::Event;
+use crate::clock::iso8601_seconds;
 
 pub const COMMAND_STATUS_CHANGE: &str = "EC2 Command Status-change Notification";
 pub const INVOCATION_STATUS_CHANGE: &str = "EC2 Command Invocation Status-change Notification";
-
-/// An event ready to publish: detail-type, resources (node ids; the adapter
-/// makes ARNs of them) and detail.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Event {
-    pub detail_type: &'static str,
-    pub resources: Vec<String>,
-    pub detail: Value,
-}
 
 pub fn command_status_changed(c: &Command) -> Event {
     Event {

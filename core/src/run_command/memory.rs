@@ -13,6 +13,7 @@ use super::model::{Command, Invocation, Page, Transition, WorkItem};
 use super::ports::*;
 use crate::channel::{ChannelError, DigestSigner, DownlinkVerifier};
 use crate::error::SsmError;
+use crate::events::EventSink;
 use crate::run_command::status::CommandState;
 use crate::targets::TargetDirectory;
 

@@ -27,7 +27,6 @@ pub mod progress;
 pub mod rate_control;
 pub mod request;
 pub mod status;
-pub mod time;
 pub mod view;
 
 #[cfg(test)]
@@ -39,7 +38,8 @@ use crate::channel::DigestSigner;
 use crate::parameters::ParameterStore;
 use crate::parameters::name::ArnScope;
 use crate::targets::{GroupQueries, TargetDirectory};
-use ports::{CommandStore, EventSink, NodeDirectory, NodeMailbox, OutputLocations, WorkQueue};
+use crate::events::EventSink;
+use ports::{CommandStore, NodeDirectory, NodeMailbox, OutputLocations, WorkQueue};
 
 /// The ports Run Command works through.
 #[derive(Clone, Copy)]
@@ -66,7 +66,7 @@ pub struct RunCommandContext<'a> {
 impl RunCommandContext<'_> {
     /// Publishes an event; a failure is logged, never fatal: the state change
     /// it reports has already happened.
-    pub(crate) async fn emit(&self, event: events::Event) {
+    pub(crate) async fn emit(&self, event: crate::events::Event) {
         let _ = self
             .events
             .publish(event.detail_type, event.resources, event.detail)

@@ -2,7 +2,6 @@
 //! these over DynamoDB, SQS, S3 and EventBridge.
 
 use async_trait::async_trait;
-use serde_json::Value;
 
 use super::model::{Command, Invocation, Page, Transition, WorkItem};
 use crate::error::SsmError;
@@ -123,15 +122,4 @@ pub trait OutputLocations: Send + Sync {
         key: &str,
         expires_in_seconds: u64,
     ) -> Result<PresignedPut, SsmError>;
-}
-
-#[async_trait]
-pub trait EventSink: Send + Sync {
-    /// Publishes one SSM-shaped event.
-    async fn publish(
-        &self,
-        detail_type: &str,
-        resources: Vec<String>,
-        detail: Value,
-    ) -> Result<(), SsmError>;
 }

@@ -5,7 +5,7 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use super::ports::TimeRange;
-use super::time::parse_filter_time;
+use crate::clock::parse_filter_time;
 use crate::documents::GivenParameters;
 use crate::error::SsmError;
 use crate::ids::is_instance_id;

@@ -3,7 +3,7 @@
 use serde_json::{Map, Value, json};
 
 use super::model::{Command, Invocation, PluginRecord};
-use super::time::{elapsed, iso8601_millis};
+use crate::clock::{elapsed, iso8601_millis};
 use crate::output::{STDERR_INLINE_LIMIT, STDOUT_INLINE_LIMIT, plugin_output, truncate_chars};
 
 /// SSM's limit on a CommandPlugin's `Output` in ListCommandInvocations.
