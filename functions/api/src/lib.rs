@@ -7,6 +7,7 @@ pub mod commands;
 pub mod documents;
 pub mod fleet;
 pub mod iam;
+pub mod lambda;
 pub mod node_parameters;
 pub mod parameters;
 

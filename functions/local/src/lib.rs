@@ -2,4 +2,5 @@
 //! poller per queue standing in for Lambda's event source mappings.
 
 pub mod api;
+pub mod function_url;
 pub mod poller;

@@ -10,8 +10,8 @@ use anyhow::Context;
 use aws_lambda_events::sqs::SqsEvent;
 use clap::{Parser, ValueEnum};
 use steward_aws::Stack;
-use steward_local::api;
 use steward_local::poller::{MAX_BATCH_SIZE, MAX_WAIT_SECONDS, Poller, PollerConfig, QueueSource};
+use steward_local::{api, function_url};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinSet;
@@ -156,7 +156,8 @@ async fn main() -> anyhow::Result<()> {
                 if req.method() == http::Method::GET && req.uri().path() == METRICS_PATH {
                     return metrics(&s);
                 }
-                steward_fn_api::handle(&s, req).await
+                // Through the Function URL event and lambda_http, as deployed.
+                function_url::serve(req, |r| steward_fn_api::handle(&s, r)).await
             }
         };
         tasks.spawn(api::serve(

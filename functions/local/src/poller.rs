@@ -3,18 +3,20 @@
 //! handler did not report as failed, and leaves failed messages for the
 //! visibility timeout to redeliver.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
-use aws_lambda_events::encodings::Base64Data;
-use aws_lambda_events::sqs::{SqsBatchResponse, SqsEvent, SqsMessage, SqsMessageAttribute};
+use aws_lambda_events::sqs::{SqsBatchResponse, SqsEvent};
 use aws_sdk_sqs::Client;
 use aws_sdk_sqs::types::{
     DeleteMessageBatchRequestEntry, Message, MessageAttributeValue, MessageSystemAttributeName,
     QueueAttributeName,
 };
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD as BASE64;
+use serde_json::{Map, Value, json};
 use thiserror::Error;
 use tokio::sync::watch;
 use tokio::task::JoinSet;
@@ -224,7 +226,18 @@ where
     /// Hands one batch to the handler and settles it: deletes the messages
     /// that did not fail. A panicking handler fails the whole batch.
     pub async fn process(&self, messages: Vec<Message>) -> BatchOutcome {
-        let event = to_event(&messages, &self.source);
+        let event = match to_event(&messages, &self.source) {
+            Ok(event) => event,
+            Err(e) => {
+                // The runtime would fail this invocation: nothing is deleted.
+                tracing::error!(queue = %self.source.name, error = %e, "the batch is not a valid SqsEvent; it will be redelivered");
+                return BatchOutcome {
+                    received: messages.len(),
+                    deleted: 0,
+                    failed: messages.len(),
+                };
+            }
+        };
         let ids: Vec<String> = messages
             .iter()
             .filter_map(|m| m.message_id.clone())
@@ -345,57 +358,60 @@ pub fn failed_ids(
     Ok(failed)
 }
 
-/// The `SqsEvent` Lambda would deliver for these messages.
-pub fn to_event(messages: &[Message], source: &QueueSource) -> SqsEvent {
-    let mut event = SqsEvent::default();
-    event.records = messages.iter().map(|m| to_record(m, source)).collect();
-    event
+/// The `SqsEvent` Lambda would deliver for these messages: the event
+/// source mapping's JSON, deserialized as the runtime does, so the handler
+/// gets exactly what the deployed function would.
+pub fn to_event(messages: &[Message], source: &QueueSource) -> Result<SqsEvent, serde_json::Error> {
+    let json = serde_json::to_vec(&event_json(messages, source))?;
+    serde_json::from_slice(&json)
 }
 
-fn to_record(m: &Message, source: &QueueSource) -> SqsMessage {
-    let mut r = SqsMessage::default();
-    r.message_id = m.message_id.clone();
-    r.receipt_handle = m.receipt_handle.clone();
-    r.body = m.body.clone();
-    r.md5_of_body = m.md5_of_body.clone();
-    r.md5_of_message_attributes = m.md5_of_message_attributes.clone();
-    r.attributes = m
+/// The event's JSON as an SQS event source mapping sends it.
+pub fn event_json(messages: &[Message], source: &QueueSource) -> Value {
+    let records: Vec<Value> = messages.iter().map(|m| record_json(m, source)).collect();
+    json!({ "Records": records })
+}
+
+fn record_json(m: &Message, source: &QueueSource) -> Value {
+    let attributes: Map<String, Value> = m
         .attributes
         .iter()
         .flatten()
-        .map(|(k, v)| (k.as_str().to_string(), v.clone()))
+        .map(|(k, v)| (k.as_str().to_string(), v.clone().into()))
         .collect();
-    r.message_attributes = m
+    let message_attributes: Map<String, Value> = m
         .message_attributes
         .iter()
         .flatten()
-        .map(|(k, v)| (k.clone(), to_attribute(v)))
-        .collect::<HashMap<_, _>>();
-    r.event_source = Some("aws:sqs".into());
-    r.event_source_arn = Some(source.queue_arn.clone());
-    r.aws_region = Some(source.region.clone());
-    r
-}
-
-fn to_attribute(v: &MessageAttributeValue) -> SqsMessageAttribute {
-    let mut a = SqsMessageAttribute::default();
-    a.string_value = v.string_value.clone();
-    a.binary_value = v.binary_value.as_ref().map(|b| base64_data(b.as_ref()));
-    a.string_list_values = v.string_list_values.clone().unwrap_or_default();
-    a.binary_list_values = v
-        .binary_list_values
-        .iter()
-        .flatten()
-        .map(|b| base64_data(b.as_ref()))
+        .map(|(k, v)| (k.clone(), attribute_json(v)))
         .collect();
-    a.data_type = Some(v.data_type.clone());
-    a
+    json!({
+        "messageId": m.message_id,
+        "receiptHandle": m.receipt_handle,
+        "body": m.body,
+        "attributes": attributes,
+        "messageAttributes": message_attributes,
+        "md5OfBody": m.md5_of_body,
+        "md5OfMessageAttributes": m.md5_of_message_attributes,
+        "eventSource": "aws:sqs",
+        "eventSourceARN": source.queue_arn,
+        "awsRegion": source.region,
+    })
 }
 
-fn base64_data(bytes: &[u8]) -> Base64Data {
-    let mut data = Base64Data::default();
-    data.extend_from_slice(bytes);
-    data
+fn attribute_json(v: &MessageAttributeValue) -> Value {
+    json!({
+        "stringValue": v.string_value,
+        "binaryValue": v.binary_value.as_ref().map(|b| BASE64.encode(b.as_ref())),
+        "stringListValues": v.string_list_values.clone().unwrap_or_default(),
+        "binaryListValues": v
+            .binary_list_values
+            .iter()
+            .flatten()
+            .map(|b| BASE64.encode(b.as_ref()))
+            .collect::<Vec<_>>(),
+        "dataType": v.data_type,
+    })
 }
 
 /// An SDK error as "Code: message", or the transport failure behind it.
@@ -487,7 +503,7 @@ mod tests {
                     .unwrap(),
             )
             .build();
-        let event = to_event(&[m], &source());
+        let event = to_event(&[m], &source()).unwrap();
         assert_eq!(event.records.len(), 1);
         let r = &event.records[0];
         assert_eq!(r.message_id.as_deref(), Some("m-1"));
