@@ -5,6 +5,7 @@ pub mod access_keys;
 pub mod activations;
 pub mod config;
 pub mod credentials;
+pub mod fleet_service;
 pub mod identity;
 pub mod item;
 pub mod key_service;
@@ -45,10 +46,9 @@ pub struct Stack {
     pub clients: Clients,
     // Shared by every clone, so the whole process has one data-key cache.
     parameters: std::sync::Arc<std::sync::OnceLock<parameter_service::ParameterAdapters>>,
-    // Adapters that cache what never changes (the ingest queue's ARN, the
-    // signing public key), shared the same way.
-    queue_provisioner: std::sync::Arc<std::sync::OnceLock<queue_provisioner::SqsQueueProvisioner>>,
-    signing_key: std::sync::Arc<std::sync::OnceLock<key_service::CommandSigningKey>>,
+    // The fleet's adapters cache what never changes (the ingest queue's ARN,
+    // the signing public key), shared the same way.
+    fleet: std::sync::Arc<std::sync::OnceLock<fleet_service::FleetAdapters>>,
 }
 
 impl Stack {
@@ -63,8 +63,7 @@ impl Stack {
             settings,
             clients,
             parameters: Default::default(),
-            queue_provisioner: Default::default(),
-            signing_key: Default::default(),
+            fleet: Default::default(),
         }
     }
 
@@ -74,16 +73,10 @@ impl Stack {
             .get_or_init(|| parameter_service::ParameterAdapters::new(self))
     }
 
-    /// Makes the nodes' queues; built on first use and kept for the process.
-    pub fn queue_provisioner(&self) -> &queue_provisioner::SqsQueueProvisioner {
-        self.queue_provisioner
-            .get_or_init(|| queue_provisioner::SqsQueueProvisioner::new(self))
-    }
-
-    /// The command-signing key, built on first use and kept for the process.
-    pub fn signing_key(&self) -> &key_service::CommandSigningKey {
-        self.signing_key
-            .get_or_init(|| key_service::CommandSigningKey::new(self))
+    /// The fleet's adapters, built on first use and kept for the process.
+    pub fn fleet(&self) -> &fleet_service::FleetAdapters {
+        self.fleet
+            .get_or_init(|| fleet_service::FleetAdapters::new(self))
     }
 }
 

@@ -4,11 +4,6 @@ use std::collections::BTreeSet;
 
 use serde_json::{Value, json};
 use steward_aws::Stack;
-use steward_aws::activations::ActivationTable;
-use steward_aws::key_service::CommandSigningKey;
-use steward_aws::nodes::NodeTable;
-use steward_aws::queue_provisioner::SqsQueueProvisioner;
-use steward_aws::tag_index::FleetDirectory;
 use steward_aws::testing::{stack, unique};
 use steward_core::channel::{Heartbeat, NodeKey};
 use steward_core::clock::now_epoch;
@@ -18,7 +13,7 @@ use steward_core::targets::TargetDirectory;
 
 async fn activation(stack: &Stack, limit: i64, tags: Value) -> (String, String) {
     let resp = ops::create_activation(
-        &ActivationTable::new(stack),
+        &stack.fleet().ports(),
         &json!({"DefaultInstanceName": "web", "IamRole": "StewardNode", "RegistrationLimit": limit, "Tags": tags}),
         now_epoch(),
     )
@@ -41,15 +36,7 @@ async fn register(
         "Hostname": "host-1", "PlatformName": "Debian", "PlatformVersion": "12",
         "AgentVersion": "0.1.0", "IPAddress": "10.0.0.1"
     });
-    ops::register(
-        &NodeTable::new(stack),
-        &ActivationTable::new(stack),
-        &SqsQueueProvisioner::new(stack),
-        &CommandSigningKey::new(stack),
-        &body,
-        now_epoch(),
-    )
-    .await
+    ops::register(&stack.fleet().ports(), &body, now_epoch()).await
 }
 
 #[tokio::test]
@@ -68,14 +55,12 @@ async fn registration_takes_one_registration_applies_tags_and_creates_the_queue(
     assert_eq!(lost.code(), "InvalidActivation");
     assert!(lost.to_string().contains("create a new activation"));
 
-    let act = ActivationTable::new(&stack)
-        .get(&id)
-        .await
-        .unwrap()
-        .unwrap();
+    let act = stack.fleet().activations.get(&id).await.unwrap().unwrap();
     assert_eq!(act.registrations_count, 1);
 
-    let node = NodeTable::new(&stack)
+    let node = stack
+        .fleet()
+        .nodes
         .get(&won.instance_id)
         .await
         .unwrap()
@@ -110,7 +95,7 @@ async fn registration_takes_one_registration_applies_tags_and_creates_the_queue(
     assert!(redrive.contains(&stack.settings.node_dlq_arn));
 
     // The activation's tags reach target resolution.
-    let dir = FleetDirectory::new(&stack);
+    let dir = &stack.fleet().directory;
     assert_eq!(
         dir.nodes_with_tag("run", &run).await.unwrap(),
         vec![won.instance_id.clone()]
@@ -132,7 +117,9 @@ async fn registration_takes_one_registration_applies_tags_and_creates_the_queue(
         "InvalidActivation"
     );
     assert_eq!(
-        ActivationTable::new(&stack)
+        stack
+            .fleet()
+            .activations
             .get(&id2)
             .await
             .unwrap()
@@ -152,13 +139,9 @@ async fn describe_instance_information_pages_and_filters() {
     for _ in 0..7 {
         ids.insert(register(&stack, &id, &code).await.unwrap().instance_id);
     }
-    let nodes = NodeTable::new(&stack);
-    let dir = FleetDirectory::new(&stack);
-    let describe = |body: Value| {
-        let nodes = nodes.clone();
-        let dir = dir.clone();
-        let lost = stack.settings.connection_lost_seconds;
-        async move { ops::describe_instance_information(&nodes, &dir, &body, now_epoch(), lost).await }
+    let ctx = stack.fleet().ports();
+    let describe = |body: Value| async move {
+        ops::describe_instance_information(&ctx, &body, now_epoch()).await
     };
 
     // By tag, 5 per page.
@@ -281,8 +264,8 @@ async fn tags_and_their_index_change_together() {
     let stack = stack().await;
     let (id, code) = activation(&stack, 1, json!([])).await;
     let node_id = register(&stack, &id, &code).await.unwrap().instance_id;
-    let nodes = NodeTable::new(&stack);
-    let dir = FleetDirectory::new(&stack);
+    let fleet = stack.fleet();
+    let (ctx, nodes, dir) = (fleet.ports(), &fleet.nodes, &fleet.directory);
     let env = format!("env-{}", unique());
     let res = |extra: Value| {
         let mut b = json!({"ResourceType": "ManagedInstance", "ResourceId": node_id});
@@ -293,7 +276,7 @@ async fn tags_and_their_index_change_together() {
     };
 
     ops::add_tags_to_resource(
-        &nodes,
+        &ctx,
         &res(json!({"Tags": [{"Key": env, "Value": "dev"}, {"Key": "role", "Value": "web"}]})),
     )
     .await
@@ -303,12 +286,9 @@ async fn tags_and_their_index_change_together() {
         vec![node_id.clone()]
     );
     // A changed value moves the node in the index.
-    ops::add_tags_to_resource(
-        &nodes,
-        &res(json!({"Tags": [{"Key": env, "Value": "prod"}]})),
-    )
-    .await
-    .unwrap();
+    ops::add_tags_to_resource(&ctx, &res(json!({"Tags": [{"Key": env, "Value": "prod"}]})))
+        .await
+        .unwrap();
     assert!(dir.nodes_with_tag(&env, "dev").await.unwrap().is_empty());
     assert_eq!(
         dir.nodes_with_tag(&env, "prod").await.unwrap(),
@@ -318,7 +298,7 @@ async fn tags_and_their_index_change_together() {
         dir.nodes_with_tag_key(&env).await.unwrap(),
         vec![node_id.clone()]
     );
-    let list = ops::list_tags_for_resource(&nodes, &res(json!({})))
+    let list = ops::list_tags_for_resource(&ctx, &res(json!({})))
         .await
         .unwrap();
     assert_eq!(
@@ -326,19 +306,19 @@ async fn tags_and_their_index_change_together() {
         json!([{"Key": env, "Value": "prod"}, {"Key": "role", "Value": "web"}])
     );
 
-    ops::remove_tags_from_resource(&nodes, &res(json!({"TagKeys": [env]})))
+    ops::remove_tags_from_resource(&ctx, &res(json!({"TagKeys": [env]})))
         .await
         .unwrap();
     assert!(dir.nodes_with_tag(&env, "prod").await.unwrap().is_empty());
     assert!(dir.nodes_with_tag_key(&env).await.unwrap().is_empty());
-    let list = ops::list_tags_for_resource(&nodes, &res(json!({})))
+    let list = ops::list_tags_for_resource(&ctx, &res(json!({})))
         .await
         .unwrap();
     assert_eq!(list["TagList"], json!([{"Key": "role", "Value": "web"}]));
 
     // Refusals change nothing.
     let err = ops::add_tags_to_resource(
-        &nodes,
+        &ctx,
         &res(json!({"Tags": [{"Key": "aws:x", "Value": "1"}]})),
     )
     .await
@@ -347,13 +327,13 @@ async fn tags_and_their_index_change_together() {
     let many: Vec<Value> = (0..50)
         .map(|i| json!({"Key": format!("k{i}"), "Value": "v"}))
         .collect();
-    let err = ops::add_tags_to_resource(&nodes, &res(json!({"Tags": many})))
+    let err = ops::add_tags_to_resource(&ctx, &res(json!({"Tags": many})))
         .await
         .unwrap_err();
     assert_eq!(err.code(), "TooManyTagsError");
     let bad_type = json!({"ResourceType": "Document", "ResourceId": node_id, "Tags": [{"Key": "a", "Value": "b"}]});
     assert_eq!(
-        ops::add_tags_to_resource(&nodes, &bad_type)
+        ops::add_tags_to_resource(&ctx, &bad_type)
             .await
             .unwrap_err()
             .code(),
@@ -361,13 +341,13 @@ async fn tags_and_their_index_change_together() {
     );
     let missing = json!({"ResourceType": "ManagedInstance", "ResourceId": "mi-00000000000000000", "Tags": [{"Key": "a", "Value": "b"}]});
     assert_eq!(
-        ops::add_tags_to_resource(&nodes, &missing)
+        ops::add_tags_to_resource(&ctx, &missing)
             .await
             .unwrap_err()
             .code(),
         "InvalidResourceId"
     );
-    let list = ops::list_tags_for_resource(&nodes, &res(json!({})))
+    let list = ops::list_tags_for_resource(&ctx, &res(json!({})))
         .await
         .unwrap();
     assert_eq!(list["TagList"].as_array().unwrap().len(), 1);
@@ -409,10 +389,11 @@ async fn tags_and_their_index_change_together() {
 #[ignore = "needs the local stack: make test runs it"]
 async fn activations_are_described_without_their_code_and_deleted() {
     let stack = stack().await;
-    let store = ActivationTable::new(&stack);
+    let ctx = stack.fleet().ports();
+    let store = &stack.fleet().activations;
     let name = format!("n-{}", unique());
     let resp = ops::create_activation(
-        &store,
+        &ctx,
         &json!({"DefaultInstanceName": name, "IamRole": "R", "RegistrationLimit": 3, "Description": "d"}),
         now_epoch(),
     )
@@ -421,7 +402,7 @@ async fn activations_are_described_without_their_code_and_deleted() {
     let id = resp["ActivationId"].as_str().unwrap().to_string();
     let code = resp["ActivationCode"].as_str().unwrap().to_string();
     let described = ops::describe_activations(
-        &store,
+        &ctx,
         &json!({"Filters": [{"FilterKey": "ActivationIds", "FilterValues": [id]}]}),
         now_epoch(),
     )
@@ -444,7 +425,7 @@ async fn activations_are_described_without_their_code_and_deleted() {
         if let Some(t) = &token {
             body["NextToken"] = json!(t);
         }
-        let page = ops::describe_activations(&store, &body, now_epoch())
+        let page = ops::describe_activations(&ctx, &body, now_epoch())
             .await
             .unwrap();
         found += page["ActivationList"].as_array().unwrap().len();
@@ -454,11 +435,11 @@ async fn activations_are_described_without_their_code_and_deleted() {
         }
     }
     assert_eq!(found, 1);
-    ops::delete_activation(&store, &json!({"ActivationId": id}))
+    ops::delete_activation(&ctx, &json!({"ActivationId": id}))
         .await
         .unwrap();
     assert!(store.get(&id).await.unwrap().is_none());
-    let again = ops::delete_activation(&store, &json!({"ActivationId": id}))
+    let again = ops::delete_activation(&ctx, &json!({"ActivationId": id}))
         .await
         .unwrap_err();
     assert_eq!(again.code(), "InvalidActivationId");
@@ -472,18 +453,15 @@ async fn node_credentials_need_the_nodes_signature_and_a_fresh_timestamp() {
     let stack = stack().await;
     let (id, code) = activation(&stack, 1, json!([])).await;
     let (key, _) = NodeKey::generate().unwrap();
+    let ctx = stack.fleet().ports();
     let reg = ops::register(
-        &NodeTable::new(&stack),
-        &ActivationTable::new(&stack),
-        &SqsQueueProvisioner::new(&stack),
-        &CommandSigningKey::new(&stack),
+        &ctx,
         &json!({"ActivationId": id, "ActivationCode": code, "PublicKey": key.public_key_base64(), "Hostname": "h"}),
         now_epoch(),
     )
     .await
     .unwrap();
     let node = reg.instance_id;
-    let issuer = steward_aws::credentials::StsCredentialIssuer::new(&stack);
     let ask = |ts: i64, signer: &NodeKey| {
         let sig = b64.encode(
             signer.sign(&steward_core::channel::credentials_request_message(
@@ -493,40 +471,21 @@ async fn node_credentials_need_the_nodes_signature_and_a_fresh_timestamp() {
         json!({"InstanceId": node, "Timestamp": ts, "Signature": sig})
     };
     let now = now_epoch() as i64;
-    let queues = SqsQueueProvisioner::new(&stack);
-    let creds = ops::node_credentials(
-        &NodeTable::new(&stack),
-        &queues,
-        &issuer,
-        &ask(now, &key),
-        now_epoch(),
-    )
-    .await
-    .unwrap();
+    let creds = ops::node_credentials(&ctx, &ask(now, &key), now_epoch())
+        .await
+        .unwrap();
     assert!(!creds["AccessKeyId"].as_str().unwrap().is_empty());
     assert!(!creds["SessionToken"].as_str().unwrap().is_empty());
     assert!(creds["Expiration"].as_f64().unwrap() > now_epoch());
 
     let (other, _) = NodeKey::generate().unwrap();
-    let err = ops::node_credentials(
-        &NodeTable::new(&stack),
-        &queues,
-        &issuer,
-        &ask(now, &other),
-        now_epoch(),
-    )
-    .await
-    .unwrap_err();
+    let err = ops::node_credentials(&ctx, &ask(now, &other), now_epoch())
+        .await
+        .unwrap_err();
     assert_eq!(err.code(), "InvalidSignatureException");
-    let err = ops::node_credentials(
-        &NodeTable::new(&stack),
-        &queues,
-        &issuer,
-        &ask(now - 600, &key),
-        now_epoch(),
-    )
-    .await
-    .unwrap_err();
+    let err = ops::node_credentials(&ctx, &ask(now - 600, &key), now_epoch())
+        .await
+        .unwrap_err();
     assert_eq!(err.code(), "InvalidSignatureException");
     assert!(err.to_string().contains("clock"));
 }

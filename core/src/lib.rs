@@ -1,6 +1,10 @@
 //! Steward's domain. It knows no AWS service: each area declares the ports
-//! it needs as traits, `steward-aws` implements them over DynamoDB, SQS,
-//! KMS, EventBridge and S3, and in-memory fakes serve the unit tests.
+//! it needs as traits and bundles them for its operations
+//! ([`fleet::FleetContext`], [`run_command::RunCommandContext`],
+//! [`parameters::context::ParameterContext`],
+//! [`documents::context::DocumentContext`], [`identity::Identity`]);
+//! `steward-aws` implements them over DynamoDB, SQS, KMS, EventBridge and S3,
+//! and in-memory fakes serve the unit tests.
 //!
 //! # Layout
 //!

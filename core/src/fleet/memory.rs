@@ -1,17 +1,61 @@
-//! In-memory fleet ports for unit tests. The DynamoDB and EventBridge
-//! adapters are tested against the local stack with the same expectations.
+//! In-memory fleet ports for unit tests, one per port of [`FleetContext`],
+//! and [`MemoryFleet`], which lends them as one. The DynamoDB, SQS, KMS, STS
+//! and EventBridge adapters are tested against the local stack with the same
+//! expectations.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use async_trait::async_trait;
 
+use super::FleetContext;
+use super::Secret;
+use super::activation::Activation;
 use super::node::Node;
-use super::ports::{AgentEvents, NodeStore};
+use super::ports::{
+    ActivationStore, AgentEvents, CredentialIssuer, NodeCredentials, NodeStore, QueueProvisioner,
+    QueueRef, SigningKey,
+};
 use super::tags::TagSet;
 use crate::channel::Heartbeat;
 use crate::error::SsmError;
+use crate::targets::TargetDirectory;
+
+/// Nodes are `ConnectionLost` after this long without a heartbeat.
+pub const CONNECTION_LOST_SECONDS: u64 = 300;
+pub const INGEST_QUEUE_URL: &str = "q-ingest";
+pub const INGEST_QUEUE_ARN: &str = "arn:q-ingest";
+pub const REGION: &str = "us-east-1";
+/// What [`FixedSigningKey`] answers.
+pub const SIGNING_PUBLIC_KEY: &str = "c2lnbmluZy1rZXk=";
+
+/// Every fleet port in memory.
+#[derive(Default)]
+pub struct MemoryFleet {
+    pub nodes: MemoryNodes,
+    pub activations: MemoryActivations,
+    pub queues: MemoryQueues,
+    pub signing_key: FixedSigningKey,
+    pub credentials: IssuedCredentials,
+    pub events: AgentEventLog,
+}
+
+impl MemoryFleet {
+    /// The context the operations work in, over these ports.
+    pub fn context(&self) -> FleetContext<'_> {
+        FleetContext {
+            nodes: &self.nodes,
+            activations: &self.activations,
+            queues: &self.queues,
+            signing_key: &self.signing_key,
+            credentials: &self.credentials,
+            directory: &self.nodes,
+            events: &self.events,
+            connection_lost_seconds: CONNECTION_LOST_SECONDS,
+        }
+    }
+}
 
 /// A registered node with `public_key` (base64 Ed25519), last seen at `last_ping`.
 pub fn node(instance_id: &str, public_key: &str, last_ping: f64) -> Node {
@@ -128,6 +172,184 @@ impl NodeStore for MemoryNodes {
             }
             _ => Ok(false),
         }
+    }
+}
+
+/// The tag index, read straight from the nodes' tags.
+#[async_trait]
+impl TargetDirectory for MemoryNodes {
+    async fn nodes_with_tag(&self, key: &str, value: &str) -> Result<Vec<String>, SsmError> {
+        let nodes = self.nodes.lock().unwrap();
+        Ok(nodes
+            .values()
+            .filter(|n| n.tags.get(key).map(String::as_str) == Some(value))
+            .map(|n| n.instance_id.clone())
+            .collect())
+    }
+
+    async fn nodes_with_tag_key(&self, key: &str) -> Result<Vec<String>, SsmError> {
+        let nodes = self.nodes.lock().unwrap();
+        Ok(nodes
+            .values()
+            .filter(|n| n.tags.contains_key(key))
+            .map(|n| n.instance_id.clone())
+            .collect())
+    }
+
+    async fn existing_nodes(&self, ids: &[String]) -> Result<BTreeSet<String>, SsmError> {
+        let nodes = self.nodes.lock().unwrap();
+        Ok(ids
+            .iter()
+            .filter(|id| nodes.contains_key(*id))
+            .cloned()
+            .collect())
+    }
+}
+
+#[derive(Default)]
+pub struct MemoryActivations {
+    activations: Mutex<BTreeMap<String, Activation>>,
+}
+
+impl MemoryActivations {
+    pub fn activation(&self, activation_id: &str) -> Option<Activation> {
+        self.activations.lock().unwrap().get(activation_id).cloned()
+    }
+}
+
+#[async_trait]
+impl ActivationStore for MemoryActivations {
+    async fn create(&self, activation: &Activation) -> Result<(), SsmError> {
+        self.activations
+            .lock()
+            .unwrap()
+            .entry(activation.activation_id.clone())
+            .or_insert_with(|| activation.clone());
+        Ok(())
+    }
+
+    async fn get(&self, activation_id: &str) -> Result<Option<Activation>, SsmError> {
+        Ok(self.activation(activation_id))
+    }
+
+    /// Oldest first, as the adapter's index orders them.
+    async fn list(
+        &self,
+        after: Option<(f64, String)>,
+        limit: usize,
+    ) -> Result<(Vec<Activation>, bool), SsmError> {
+        let mut all: Vec<Activation> = self.activations.lock().unwrap().values().cloned().collect();
+        all.sort_by(|a, b| {
+            a.created_date
+                .total_cmp(&b.created_date)
+                .then_with(|| a.activation_id.cmp(&b.activation_id))
+        });
+        let mut rest = all.into_iter().filter(|a| {
+            after.as_ref().is_none_or(|(created, id)| {
+                a.created_date
+                    .total_cmp(created)
+                    .then_with(|| a.activation_id.cmp(id))
+                    .is_gt()
+            })
+        });
+        let page: Vec<Activation> = rest.by_ref().take(limit).collect();
+        Ok((page, rest.next().is_some()))
+    }
+
+    async fn delete(&self, activation_id: &str) -> Result<bool, SsmError> {
+        Ok(self
+            .activations
+            .lock()
+            .unwrap()
+            .remove(activation_id)
+            .is_some())
+    }
+}
+
+/// The nodes' queues, by URL (`q-<instance id>`).
+#[derive(Default)]
+pub struct MemoryQueues {
+    queues: Mutex<BTreeSet<String>>,
+}
+
+impl MemoryQueues {
+    pub fn urls(&self) -> Vec<String> {
+        self.queues.lock().unwrap().iter().cloned().collect()
+    }
+}
+
+#[async_trait]
+impl QueueProvisioner for MemoryQueues {
+    async fn ensure_queue(&self, instance_id: &str) -> Result<QueueRef, SsmError> {
+        let url = format!("q-{instance_id}");
+        self.queues.lock().unwrap().insert(url.clone());
+        Ok(QueueRef {
+            arn: format!("arn:{url}"),
+            url,
+        })
+    }
+
+    async fn delete_queue(&self, url: &str) -> Result<(), SsmError> {
+        self.queues.lock().unwrap().remove(url);
+        Ok(())
+    }
+
+    fn ingest_queue_url(&self) -> &str {
+        INGEST_QUEUE_URL
+    }
+
+    async fn ingest_queue_arn(&self) -> Result<String, SsmError> {
+        Ok(INGEST_QUEUE_ARN.into())
+    }
+
+    fn region(&self) -> &str {
+        REGION
+    }
+}
+
+/// Always [`SIGNING_PUBLIC_KEY`].
+#[derive(Default)]
+pub struct FixedSigningKey;
+
+#[async_trait]
+impl SigningKey for FixedSigningKey {
+    async fn public_key_b64(&self) -> Result<String, SsmError> {
+        Ok(SIGNING_PUBLIC_KEY.into())
+    }
+}
+
+/// Issues made-up credentials and keeps what each was asked for, as
+/// (session name, session policy, duration).
+#[derive(Default)]
+pub struct IssuedCredentials {
+    issued: Mutex<Vec<(String, String, i32)>>,
+}
+
+impl IssuedCredentials {
+    pub fn issued(&self) -> Vec<(String, String, i32)> {
+        self.issued.lock().unwrap().clone()
+    }
+}
+
+#[async_trait]
+impl CredentialIssuer for IssuedCredentials {
+    async fn issue(
+        &self,
+        session_name: &str,
+        session_policy: &str,
+        duration_seconds: i32,
+    ) -> Result<NodeCredentials, SsmError> {
+        self.issued.lock().unwrap().push((
+            session_name.into(),
+            session_policy.into(),
+            duration_seconds,
+        ));
+        Ok(NodeCredentials {
+            access_key_id: format!("ASIA{session_name}"),
+            secret_access_key: Secret::new("secret"),
+            session_token: Secret::new("token"),
+            expiration: 0.0,
+        })
     }
 }
 

@@ -1,10 +1,12 @@
 //! The managed fleet: activations, node registration, node information,
 //! tags, node credentials and operator access keys. Records and rules live
-//! here; the stores and services they need are the [`ports`]; each SSM
-//! operation is a function over those ports in [`ops`].
+//! here; the stores and services they need are the [`ports`], bundled for
+//! the operations as [`FleetContext`]; each SSM operation is a function over
+//! that context in [`ops`].
 
 pub mod access;
 pub mod activation;
+mod context;
 pub mod node;
 pub mod ops;
 pub mod paging;
@@ -16,6 +18,7 @@ pub mod uplink;
 pub(crate) mod memory;
 
 pub use activation::Activation;
+pub use context::FleetContext;
 pub use node::{Node, PingStatus};
 pub use ports::{
     AccessKeyStore, ActivationStore, AgentEvents, CredentialIssuer, NodeStore, QueueProvisioner,

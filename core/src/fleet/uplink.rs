@@ -10,13 +10,14 @@ use crate::error::SsmError;
 use crate::run_command::RunCommandContext;
 use crate::run_command::ingest::{Applied, apply_update};
 
-use super::ports::{AgentEvents, NodeStore};
+use super::FleetContext;
+use super::ops;
 
 /// The ports a message may touch.
 #[derive(Clone, Copy)]
 pub struct UplinkPorts<'a> {
-    pub nodes: &'a dyn NodeStore,
-    pub events: &'a dyn AgentEvents,
+    /// Senders' keys, heartbeats and refusals are the fleet's.
+    pub fleet: FleetContext<'a>,
     /// Invocation updates are Run Command's.
     pub run_command: RunCommandContext<'a>,
 }
@@ -39,7 +40,7 @@ pub async fn receive(ports: &UplinkPorts<'_>, body: &str, now: f64) -> Result<Ou
         Err(e) => return Ok(Outcome::Dropped(format!("not an uplink envelope: {e}"))),
     };
     let node_id = env.node_id.clone();
-    let Some(node) = ports.nodes.get(&node_id).await? else {
+    let Some(node) = ports.fleet.nodes.get(&node_id).await? else {
         tracing::warn!(instance_id = %node_id, "uplink from an unknown node");
         return Ok(Outcome::Dropped(format!("unknown node {node_id}")));
     };
@@ -54,7 +55,7 @@ pub async fn receive(ports: &UplinkPorts<'_>, body: &str, now: f64) -> Result<Ou
         Uplink::Heartbeat(hb) => {
             // The node's clock may run ahead; a heartbeat is never in the future.
             let at = payload.sent_at.min(now);
-            if !ports.nodes.record_heartbeat(&node_id, &hb, at).await? {
+            if !ops::heartbeat(&ports.fleet, &node_id, &hb, at).await? {
                 return Ok(Outcome::Dropped(format!("node {node_id} was deregistered")));
             }
         }
@@ -66,6 +67,7 @@ pub async fn receive(ports: &UplinkPorts<'_>, body: &str, now: f64) -> Result<Ou
                 "agent refused a message from its queue"
             );
             ports
+                .fleet
                 .events
                 .message_rejected(&node_id, &r.reason, &r.queue_message_id)
                 .await?;
@@ -100,7 +102,7 @@ mod tests {
 
     use super::*;
     use crate::channel::{Heartbeat, InvocationUpdate, MessageRejected, NodeKey, UplinkPayload};
-    use crate::fleet::memory::{AgentEventLog, MemoryNodes, node};
+    use crate::fleet::memory::{MemoryFleet, node};
     use crate::run_command::memory as rc;
     use crate::run_command::status::InvocationDetail;
 
@@ -108,10 +110,9 @@ mod tests {
 
     struct World {
         key: NodeKey,
-        nodes: MemoryNodes,
-        events: AgentEventLog,
+        fleet: MemoryFleet,
         store: rc::Store,
-        fleet: rc::Fleet,
+        run_command_fleet: rc::Fleet,
         groups: BTreeMap<String, crate::targets::GroupQuery>,
         mailbox: rc::Mailbox,
         work: rc::Work,
@@ -125,14 +126,15 @@ mod tests {
     impl World {
         fn new() -> Self {
             let (key, _) = NodeKey::generate().unwrap();
-            let nodes = MemoryNodes::default();
-            nodes.insert(node(NODE, &key.public_key_base64(), 100.0));
+            let fleet = MemoryFleet::default();
+            fleet
+                .nodes
+                .insert(node(NODE, &key.public_key_base64(), 100.0));
             Self {
                 key,
-                nodes,
-                events: AgentEventLog::default(),
+                fleet,
                 store: rc::Store::default(),
-                fleet: rc::Fleet::default(),
+                run_command_fleet: rc::Fleet::default(),
                 groups: BTreeMap::new(),
                 mailbox: rc::Mailbox::default(),
                 work: rc::Work::default(),
@@ -149,13 +151,12 @@ mod tests {
 
         async fn receive(&self, body: &str, now: f64) -> Outcome {
             let ports = UplinkPorts {
-                nodes: &self.nodes,
-                events: &self.events,
+                fleet: self.fleet.context(),
                 run_command: RunCommandContext {
                     store: &self.store,
-                    targets: &self.fleet,
+                    targets: &self.run_command_fleet,
                     groups: &self.groups,
-                    nodes: &self.fleet,
+                    nodes: &self.run_command_fleet,
                     mailbox: &self.mailbox,
                     work: &self.work,
                     outputs: &rc::Outputs,
@@ -203,7 +204,7 @@ mod tests {
         let w = World::new();
         let o = w.receive(&w.seal(heartbeat("2.0.0"), 200.0), 250.0).await;
         assert_eq!(o, Outcome::Applied);
-        let n = w.nodes.node(NODE).unwrap();
+        let n = w.fleet.nodes.node(NODE).unwrap();
         assert_eq!(n.agent_version, "2.0.0");
         assert_eq!(n.computer_name, "host");
         assert_eq!(n.last_ping_date_time, 200.0);
@@ -213,19 +214,19 @@ mod tests {
     async fn a_heartbeat_from_the_future_is_recorded_at_now() {
         let w = World::new();
         w.receive(&w.seal(heartbeat("2.0.0"), 9_000.0), 300.0).await;
-        assert_eq!(w.nodes.node(NODE).unwrap().last_ping_date_time, 300.0);
+        assert_eq!(w.fleet.nodes.node(NODE).unwrap().last_ping_date_time, 300.0);
     }
 
     #[tokio::test]
     async fn a_forged_message_is_dropped_and_changes_nothing() {
         let w = World::new();
-        let before = w.nodes.node(NODE).unwrap();
+        let before = w.fleet.nodes.node(NODE).unwrap();
         let (forger, _) = NodeKey::generate().unwrap();
         let forged = forger
             .seal(NODE, &payload(heartbeat("6.6.6"), 200.0))
             .unwrap();
         assert!(dropped(&w.receive(&forged, 250.0).await));
-        assert_eq!(w.nodes.node(NODE).unwrap(), before);
+        assert_eq!(w.fleet.nodes.node(NODE).unwrap(), before);
     }
 
     #[tokio::test]
@@ -238,17 +239,17 @@ mod tests {
         assert!(dropped(&w.receive(&stranger, 250.0).await));
         assert!(dropped(&w.receive("not json", 250.0).await));
         assert!(dropped(&w.receive("", 250.0).await));
-        assert!(w.events.rejected().is_empty());
+        assert!(w.fleet.events.rejected().is_empty());
     }
 
     #[tokio::test]
     async fn a_heartbeat_of_a_deregistered_node_is_dropped() {
         let w = World::new();
         // Deregistered after its key was read, before the heartbeat's write.
-        w.nodes.forget_on_heartbeat();
+        w.fleet.nodes.forget_on_heartbeat();
         let o = w.receive(&w.seal(heartbeat("2.0.0"), 200.0), 250.0).await;
         assert!(dropped(&o));
-        assert!(w.nodes.node(NODE).is_none());
+        assert!(w.fleet.nodes.node(NODE).is_none());
     }
 
     #[tokio::test]
@@ -261,7 +262,7 @@ mod tests {
         let o = w.receive(&w.seal(refusal, 200.0), 250.0).await;
         assert_eq!(o, Outcome::Applied);
         assert_eq!(
-            w.events.rejected(),
+            w.fleet.events.rejected(),
             [(
                 NODE.to_string(),
                 "bad signature".to_string(),

@@ -8,8 +8,6 @@
 use aws_lambda_events::sqs::{SqsBatchResponse, SqsEvent};
 use steward_aws::Stack;
 use steward_aws::commands::RunCommandAdapters;
-use steward_aws::node_events::FleetEvents;
-use steward_aws::nodes::NodeTable;
 use steward_core::SsmError;
 use steward_core::clock::now_epoch;
 use steward_core::fleet::uplink::{self, Outcome, UplinkPorts};
@@ -19,11 +17,9 @@ use steward_sqs_batch::{Record, handle_batch};
 /// redelivers it alone. Every step is idempotent: a redelivered record changes
 /// nothing twice.
 pub async fn handle(stack: &Stack, event: SqsEvent) -> SqsBatchResponse {
-    let (nodes, events) = (&NodeTable::new(stack), &FleetEvents::new(stack));
     let run_command = &RunCommandAdapters::new(stack);
     let ports = &UplinkPorts {
-        nodes,
-        events,
+        fleet: stack.fleet().ports(),
         run_command: run_command.ports(),
     };
     handle_batch(event, |r: Record| async move {

@@ -4,10 +4,6 @@
 use aws_lambda_events::sqs::{SqsEvent, SqsMessage};
 use serde_json::json;
 use steward_aws::Stack;
-use steward_aws::activations::ActivationTable;
-use steward_aws::key_service::CommandSigningKey;
-use steward_aws::nodes::NodeTable;
-use steward_aws::queue_provisioner::SqsQueueProvisioner;
 use steward_core::channel::{Heartbeat, NodeKey, Uplink, UplinkPayload};
 use steward_core::clock::now_epoch;
 use steward_core::fleet::{NodeStore, ops};
@@ -49,19 +45,13 @@ async fn heartbeats_apply_and_forgeries_are_dropped() {
     let stack = Stack::from_env()
         .await
         .expect("STEWARD_* variables missing: source .local/stack.env (make test does)");
-    let act = ops::create_activation(
-        &ActivationTable::new(&stack),
-        &json!({"IamRole": "R"}),
-        now_epoch(),
-    )
-    .await
-    .unwrap();
+    let fleet = stack.fleet();
+    let act = ops::create_activation(&fleet.ports(), &json!({"IamRole": "R"}), now_epoch())
+        .await
+        .unwrap();
     let (key, _) = NodeKey::generate().unwrap();
     let reg = ops::register(
-        &NodeTable::new(&stack),
-        &ActivationTable::new(&stack),
-        &SqsQueueProvisioner::new(&stack),
-        &CommandSigningKey::new(&stack),
+        &fleet.ports(),
         &json!({"ActivationId": act["ActivationId"], "ActivationCode": act["ActivationCode"],
                 "PublicKey": key.public_key_base64(), "AgentVersion": "0.1.0"}),
         now_epoch() - 60.0,
@@ -69,7 +59,7 @@ async fn heartbeats_apply_and_forgeries_are_dropped() {
     .await
     .unwrap();
     let node = reg.instance_id;
-    let before = NodeTable::new(&stack).get(&node).await.unwrap().unwrap();
+    let before = fleet.nodes.get(&node).await.unwrap().unwrap();
 
     // Forged (another key), unknown sender, garbage: dropped, not retried, no change.
     let (forger, _) = NodeKey::generate().unwrap();
@@ -82,17 +72,14 @@ async fn heartbeats_apply_and_forgeries_are_dropped() {
     let resp =
         steward_fn_ingest::handle(&stack, event(&[forged, stranger, "not json".into()])).await;
     assert!(resp.batch_item_failures.is_empty());
-    assert_eq!(
-        NodeTable::new(&stack).get(&node).await.unwrap().unwrap(),
-        before
-    );
+    assert_eq!(fleet.nodes.get(&node).await.unwrap().unwrap(), before);
 
     // The node's own heartbeat is applied, twice delivered or not.
     let at = now_epoch();
     let real = key.seal(&node, &heartbeat("0.2.0", at)).unwrap();
     let resp = steward_fn_ingest::handle(&stack, event(&[real.clone(), real])).await;
     assert!(resp.batch_item_failures.is_empty());
-    let after = NodeTable::new(&stack).get(&node).await.unwrap().unwrap();
+    let after = fleet.nodes.get(&node).await.unwrap().unwrap();
     assert_eq!(after.agent_version, "0.2.0");
     assert_eq!(after.computer_name, "ingest-host");
     assert_eq!(after.last_ping_date_time, at);

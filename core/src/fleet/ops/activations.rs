@@ -10,18 +10,18 @@ use crate::error::parse_request as parse;
 use crate::ids;
 
 use super::MAX_ROUNDS;
+use crate::fleet::FleetContext;
 use crate::fleet::activation::{Activation, CreateActivationRequest};
 use crate::fleet::paging::{self, Cursor};
-use crate::fleet::ports::ActivationStore;
 
 pub async fn create_activation(
-    store: &dyn ActivationStore,
+    ctx: &FleetContext<'_>,
     body: &Value,
     now: f64,
 ) -> Result<Value, SsmError> {
     let req: CreateActivationRequest = parse(body)?;
     let (activation, code) = Activation::create(&req, now)?;
-    store.create(&activation).await?;
+    ctx.activations.create(&activation).await?;
     Ok(json!({ "ActivationId": activation.activation_id, "ActivationCode": code }))
 }
 
@@ -43,7 +43,7 @@ struct ActivationFilter {
 }
 
 pub async fn describe_activations(
-    store: &dyn ActivationStore,
+    ctx: &FleetContext<'_>,
     body: &Value,
     now: f64,
 ) -> Result<Value, SsmError> {
@@ -97,7 +97,7 @@ pub async fn describe_activations(
                 });
                 break;
             }
-            if let Some(a) = store.get(id).await?
+            if let Some(a) = ctx.activations.get(id).await?
                 && keep(&a)
             {
                 out.push(a.view(now));
@@ -110,7 +110,7 @@ pub async fn describe_activations(
             Some(_) => return Err(paging::invalid_token()),
         };
         for _ in 0..MAX_ROUNDS {
-            let (page, more) = store.list(after.clone(), max - out.len()).await?;
+            let (page, more) = ctx.activations.list(after.clone(), max - out.len()).await?;
             if let Some(last) = page.last() {
                 after = Some((last.created_date, last.activation_id.clone()));
             }
@@ -132,17 +132,14 @@ pub async fn describe_activations(
     Ok(resp)
 }
 
-pub async fn delete_activation(
-    store: &dyn ActivationStore,
-    body: &Value,
-) -> Result<Value, SsmError> {
+pub async fn delete_activation(ctx: &FleetContext<'_>, body: &Value) -> Result<Value, SsmError> {
     #[derive(Deserialize)]
     #[serde(rename_all = "PascalCase")]
     struct Req {
         activation_id: String,
     }
     let req: Req = parse(body)?;
-    if !store.delete(&req.activation_id).await? {
+    if !ctx.activations.delete(&req.activation_id).await? {
         return Err(SsmError::InvalidActivationId(format!(
             "Activation ID {} is not valid. Verify the ID with describe-activations and try again.",
             req.activation_id

@@ -9,7 +9,7 @@ use crate::error::SsmError;
 use crate::error::parse_request as parse;
 use crate::ids;
 
-use crate::fleet::ports::{CredentialIssuer, NodeStore, QueueProvisioner};
+use crate::fleet::FleetContext;
 
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "PascalCase")]
@@ -46,9 +46,7 @@ pub fn node_session_policy(node_queue_arn: &str, ingest_queue_arn: &str) -> Stri
 }
 
 pub async fn node_credentials(
-    nodes: &dyn NodeStore,
-    queues: &dyn QueueProvisioner,
-    issuer: &dyn CredentialIssuer,
+    ctx: &FleetContext<'_>,
     body: &Value,
     now: f64,
 ) -> Result<Value, SsmError> {
@@ -61,7 +59,7 @@ pub async fn node_credentials(
     if !ids::is_instance_id(&req.instance_id) {
         return Err(refused());
     }
-    let node = nodes.get(&req.instance_id).await?.ok_or_else(refused)?;
+    let node = ctx.nodes.get(&req.instance_id).await?.ok_or_else(refused)?;
     let message = channel::credentials_request_message(&req.instance_id, req.timestamp);
     channel::verify_node_signature(&node.public_key, &message, &req.signature)
         .map_err(|_| refused())?;
@@ -70,9 +68,10 @@ pub async fn node_credentials(
             "Signature expired: the Timestamp is more than 5 minutes from the server's time. Synchronize the node's clock (NTP) and retry.".into(),
         ));
     }
-    let ingest_arn = queues.ingest_queue_arn().await?;
+    let ingest_arn = ctx.queues.ingest_queue_arn().await?;
     let policy = node_session_policy(&node.queue_arn, &ingest_arn);
-    let creds = issuer
+    let creds = ctx
+        .credentials
         .issue(&node.instance_id, &policy, NODE_CREDENTIALS_SECONDS)
         .await?;
     Ok(json!({

@@ -3,17 +3,17 @@
 use crate::channel::Heartbeat;
 use crate::error::SsmError;
 
+use crate::fleet::FleetContext;
 use crate::fleet::node::PingStatus;
-use crate::fleet::ports::NodeStore;
 
 /// Applies a heartbeat; `false` when the node is unknown.
 pub async fn heartbeat(
-    nodes: &dyn NodeStore,
+    ctx: &FleetContext<'_>,
     instance_id: &str,
     hb: &Heartbeat,
     at: f64,
 ) -> Result<bool, SsmError> {
-    nodes.record_heartbeat(instance_id, hb, at).await
+    ctx.nodes.record_heartbeat(instance_id, hb, at).await
 }
 
 /// `PingStatus` helper re-exported for callers that only have a timestamp.

@@ -8,12 +8,12 @@ use serde_json::{Value, json};
 use crate::error::SsmError;
 use crate::error::parse_request as parse;
 use crate::ids;
-use crate::targets::TargetDirectory;
 
 use super::MAX_ROUNDS;
+use crate::fleet::FleetContext;
 use crate::fleet::node::{Node, RESOURCE_TYPE};
 use crate::fleet::paging::{self, Cursor};
-use crate::fleet::ports::NodeStore;
+use crate::targets::TargetDirectory;
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(rename_all = "PascalCase")]
@@ -166,12 +166,11 @@ impl NodeFilter {
 }
 
 pub async fn describe_instance_information(
-    nodes: &dyn NodeStore,
-    dir: &dyn TargetDirectory,
+    ctx: &FleetContext<'_>,
     body: &Value,
     now: f64,
-    lost_after: u64,
 ) -> Result<Value, SsmError> {
+    let lost_after = ctx.connection_lost_seconds;
     let req: DescribeInstanceInformationRequest = parse(body)?;
     if !req.instance_information_filter_list.is_empty() && !req.filters.is_empty() {
         return Err(SsmError::InvalidInstanceInformationFilterValue(
@@ -195,7 +194,7 @@ pub async fn describe_instance_information(
     let cursor = req.next_token.as_deref().map(paging::decode).transpose()?;
     let mut out = Vec::new();
     let mut next = None;
-    match filter.candidates(dir).await? {
+    match filter.candidates(ctx.directory).await? {
         Some(ids) => {
             let after = match cursor {
                 None => None,
@@ -210,7 +209,7 @@ pub async fn describe_instance_information(
             while start < pending.len() && out.len() < max {
                 let end = (start + (max - out.len())).min(pending.len());
                 let chunk = &pending[start..end];
-                let mut found = nodes.get_many(chunk).await?;
+                let mut found = ctx.nodes.get_many(chunk).await?;
                 found.sort_by(|a, b| a.instance_id.cmp(&b.instance_id));
                 out.extend(
                     found
@@ -232,7 +231,7 @@ pub async fn describe_instance_information(
                 Some(_) => return Err(paging::invalid_token()),
             };
             for _ in 0..MAX_ROUNDS {
-                let (page, more) = nodes.list(after.as_deref(), max - out.len()).await?;
+                let (page, more) = ctx.nodes.list(after.as_deref(), max - out.len()).await?;
                 if let Some(last) = page.last() {
                     after = Some(last.instance_id.clone());
                 }

@@ -1,5 +1,6 @@
 //! The fleet's SSM operations, one file per operation or small group, each a
-//! function over the ports; this module is the list of them.
+//! function over [`FleetContext`](super::FleetContext); this module is the
+//! list of them.
 
 mod activations;
 mod credentials;
@@ -20,3 +21,6 @@ pub use tagging::{add_tags_to_resource, list_tags_for_resource, remove_tags_from
 /// How many extra store pages a filtered listing reads before it answers
 /// with a NextToken: bounds the work of one request.
 const MAX_ROUNDS: usize = 5;
+
+#[cfg(test)]
+mod tests;

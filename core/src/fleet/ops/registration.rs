@@ -10,9 +10,9 @@ use crate::error::SsmError;
 use crate::error::parse_request as parse;
 use crate::ids;
 
+use crate::fleet::FleetContext;
 use crate::fleet::activation::{self};
 use crate::fleet::node::Node;
-use crate::fleet::ports::{ActivationStore, NodeStore, QueueProvisioner, SigningKey};
 
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "PascalCase")]
@@ -46,10 +46,7 @@ pub struct RegisterResponse {
 /// again if registration fails), then one transaction that takes a
 /// registration from the activation, puts the node and indexes its tags.
 pub async fn register(
-    nodes: &dyn NodeStore,
-    activations: &dyn ActivationStore,
-    queues: &dyn QueueProvisioner,
-    signing: &dyn SigningKey,
+    ctx: &FleetContext<'_>,
     body: &Value,
     now: f64,
 ) -> Result<RegisterResponse, SsmError> {
@@ -79,15 +76,16 @@ pub async fn register(
             ));
         }
     }
-    let activation = activations
+    let activation = ctx
+        .activations
         .get(&req.activation_id)
         .await?
         .ok_or_else(activation::invalid_activation)?;
     activation.admits(&req.activation_code, now)?;
-    let command_signing_public_key = signing.public_key_b64().await?;
+    let command_signing_public_key = ctx.signing_key.public_key_b64().await?;
 
     let instance_id = ids::new_managed_instance_id();
-    let queue = queues.ensure_queue(&instance_id).await?;
+    let queue = ctx.queues.ensure_queue(&instance_id).await?;
     let node = Node {
         instance_id: instance_id.clone(),
         activation_id: activation.activation_id.clone(),
@@ -107,17 +105,17 @@ pub async fn register(
         tags: activation.tags.clone(),
         tags_version: 0,
     };
-    if let Err(e) = nodes.register(&node, &activation.code_hash, now).await {
+    if let Err(e) = ctx.nodes.register(&node, &activation.code_hash, now).await {
         // The queue is empty and no node owns it; the adapter logs a failed
         // cleanup, and the registration's own error is what the caller needs.
-        let _ = queues.delete_queue(&queue.url).await;
+        let _ = ctx.queues.delete_queue(&queue.url).await;
         return Err(e);
     }
     Ok(RegisterResponse {
         instance_id,
         queue_url: queue.url,
-        ingest_queue_url: queues.ingest_queue_url().to_string(),
-        region: queues.region().to_string(),
+        ingest_queue_url: ctx.queues.ingest_queue_url().to_string(),
+        region: ctx.queues.region().to_string(),
         command_signing_public_key,
     })
 }

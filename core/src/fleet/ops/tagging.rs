@@ -7,8 +7,8 @@ use crate::error::SsmError;
 use crate::error::parse_request as parse;
 use crate::ids;
 
+use crate::fleet::FleetContext;
 use crate::fleet::node::RESOURCE_TYPE;
-use crate::fleet::ports::NodeStore;
 use crate::fleet::tags::{self, Tag, TagSet};
 
 fn check_resource(resource_type: &str, resource_id: &str) -> Result<(), SsmError> {
@@ -43,12 +43,13 @@ struct TagRequest {
 /// Read the node, compute its next tags, write them if nobody changed them
 /// meanwhile; a few attempts, then TooManyUpdates.
 async fn update_tags(
-    nodes: &dyn NodeStore,
+    ctx: &FleetContext<'_>,
     resource_id: &str,
     change: impl Fn(&TagSet) -> Result<TagSet, SsmError>,
 ) -> Result<(), SsmError> {
     for _ in 0..4 {
-        let node = nodes
+        let node = ctx
+            .nodes
             .get(resource_id)
             .await?
             .ok_or_else(|| unknown_resource(resource_id))?;
@@ -56,7 +57,7 @@ async fn update_tags(
         if next == node.tags {
             return Ok(());
         }
-        if nodes.replace_tags(&node, &next).await? {
+        if ctx.nodes.replace_tags(&node, &next).await? {
             return Ok(());
         }
     }
@@ -65,7 +66,7 @@ async fn update_tags(
     )))
 }
 
-pub async fn add_tags_to_resource(nodes: &dyn NodeStore, body: &Value) -> Result<Value, SsmError> {
+pub async fn add_tags_to_resource(ctx: &FleetContext<'_>, body: &Value) -> Result<Value, SsmError> {
     let req: TagRequest = parse(body)?;
     check_resource(&req.resource_type, &req.resource_id)?;
     if req.tags.is_empty() {
@@ -74,20 +75,17 @@ pub async fn add_tags_to_resource(nodes: &dyn NodeStore, body: &Value) -> Result
         ));
     }
     let add = tags::validate_tags(&req.tags)?;
-    update_tags(nodes, &req.resource_id, |current| {
-        tags::merged(current, &add)
-    })
-    .await?;
+    update_tags(ctx, &req.resource_id, |current| tags::merged(current, &add)).await?;
     Ok(json!({}))
 }
 
 pub async fn remove_tags_from_resource(
-    nodes: &dyn NodeStore,
+    ctx: &FleetContext<'_>,
     body: &Value,
 ) -> Result<Value, SsmError> {
     let req: TagRequest = parse(body)?;
     check_resource(&req.resource_type, &req.resource_id)?;
-    update_tags(nodes, &req.resource_id, |current| {
+    update_tags(ctx, &req.resource_id, |current| {
         Ok(tags::without(current, &req.tag_keys))
     })
     .await?;
@@ -95,12 +93,13 @@ pub async fn remove_tags_from_resource(
 }
 
 pub async fn list_tags_for_resource(
-    nodes: &dyn NodeStore,
+    ctx: &FleetContext<'_>,
     body: &Value,
 ) -> Result<Value, SsmError> {
     let req: TagRequest = parse(body)?;
     check_resource(&req.resource_type, &req.resource_id)?;
-    let node = nodes
+    let node = ctx
+        .nodes
         .get(&req.resource_id)
         .await?
         .ok_or_else(|| unknown_resource(&req.resource_id))?;
