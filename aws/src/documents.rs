@@ -389,3 +389,36 @@ impl DocumentStore for DocumentTable {
         Ok((out, more))
     }
 }
+
+/// The documents' adapters, built once per process;
+/// [`DocumentAdapters::context`] gives one request's context.
+#[derive(Clone, Debug)]
+pub struct DocumentAdapters {
+    pub store: DocumentTable,
+    pub scope: steward_core::parameters::name::ArnScope,
+}
+
+impl DocumentAdapters {
+    pub fn new(stack: &Stack) -> Self {
+        Self {
+            store: DocumentTable::new(stack),
+            scope: steward_core::parameters::name::ArnScope {
+                region: stack.settings.region.clone(),
+                account: stack.settings.account_id.clone(),
+            },
+        }
+    }
+
+    pub fn context<'a>(
+        &'a self,
+        caller: &'a dyn steward_core::fleet::access::Authorizer,
+        now: f64,
+    ) -> steward_core::documents::context::DocumentContext<'a> {
+        steward_core::documents::context::DocumentContext {
+            store: &self.store,
+            caller,
+            scope: &self.scope,
+            now,
+        }
+    }
+}

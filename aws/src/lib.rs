@@ -1,5 +1,8 @@
 //! Adapters: the ports of `steward-core` over AWS services. Each module is one
-//! aggregate's store or one service's port.
+//! aggregate's store or one service's port. Each area's adapters are bundled
+//! ([`FleetAdapters`], [`IdentityAdapters`], [`RunCommandAdapters`],
+//! [`ParameterAdapters`], [`DocumentAdapters`]) and built once per process by
+//! the [`Stack`].
 
 pub mod access_keys;
 pub mod activations;
@@ -7,6 +10,7 @@ pub mod config;
 pub mod credentials;
 pub mod fleet_service;
 pub mod identity;
+pub mod identity_service;
 pub mod item;
 pub mod key_service;
 pub mod metrics;
@@ -38,17 +42,33 @@ pub mod documents;
 
 pub use config::{Clients, Settings};
 
-/// What every handler needs: where the resources are and the clients to
-/// reach them. Built once per process (per Lambda cold start).
+use std::sync::{Arc, OnceLock};
+
+use commands::RunCommandAdapters;
+use documents::DocumentAdapters;
+use fleet_service::FleetAdapters;
+use identity_service::IdentityAdapters;
+use parameter_service::ParameterAdapters;
+
+/// What every handler needs: where the resources are, the clients to reach
+/// them, and each area's adapters. Built once per process (per Lambda cold
+/// start); its clones share the adapters, so the process has one data-key
+/// cache, one access-key cache and one copy of what never changes (the
+/// ingest queue's ARN, the signing public key).
 #[derive(Clone, Debug)]
 pub struct Stack {
     pub settings: Settings,
     pub clients: Clients,
-    // Shared by every clone, so the whole process has one data-key cache.
-    parameters: std::sync::Arc<std::sync::OnceLock<parameter_service::ParameterAdapters>>,
-    // The fleet's adapters cache what never changes (the ingest queue's ARN,
-    // the signing public key), shared the same way.
-    fleet: std::sync::Arc<std::sync::OnceLock<fleet_service::FleetAdapters>>,
+    adapters: Arc<Adapters>,
+}
+
+#[derive(Debug, Default)]
+struct Adapters {
+    parameters: OnceLock<ParameterAdapters>,
+    fleet: OnceLock<FleetAdapters>,
+    run_command: OnceLock<RunCommandAdapters>,
+    documents: OnceLock<DocumentAdapters>,
+    identity: OnceLock<IdentityAdapters>,
 }
 
 impl Stack {
@@ -62,21 +82,41 @@ impl Stack {
         Self {
             settings,
             clients,
-            parameters: Default::default(),
-            fleet: Default::default(),
+            adapters: Default::default(),
         }
     }
 
-    /// Parameter Store's adapters, built on first use and kept for the process.
-    pub fn parameters(&self) -> &parameter_service::ParameterAdapters {
-        self.parameters
-            .get_or_init(|| parameter_service::ParameterAdapters::new(self))
+    /// Parameter Store's adapters (with the data-key cache).
+    pub fn parameters(&self) -> &ParameterAdapters {
+        self.adapters
+            .parameters
+            .get_or_init(|| ParameterAdapters::new(self))
     }
 
-    /// The fleet's adapters, built on first use and kept for the process.
-    pub fn fleet(&self) -> &fleet_service::FleetAdapters {
-        self.fleet
-            .get_or_init(|| fleet_service::FleetAdapters::new(self))
+    /// The fleet's adapters: nodes, activations, their queues, credentials.
+    pub fn fleet(&self) -> &FleetAdapters {
+        self.adapters.fleet.get_or_init(|| FleetAdapters::new(self))
+    }
+
+    /// Run Command's adapters, for the api, dispatch and ingest.
+    pub fn run_command(&self) -> &RunCommandAdapters {
+        self.adapters
+            .run_command
+            .get_or_init(|| RunCommandAdapters::new(self))
+    }
+
+    /// The documents' adapters.
+    pub fn documents(&self) -> &DocumentAdapters {
+        self.adapters
+            .documents
+            .get_or_init(|| DocumentAdapters::new(self))
+    }
+
+    /// IAM's adapters and the access keys requests are verified with.
+    pub fn identity(&self) -> &IdentityAdapters {
+        self.adapters
+            .identity
+            .get_or_init(|| IdentityAdapters::new(self))
     }
 }
 

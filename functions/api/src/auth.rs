@@ -7,29 +7,22 @@
 //! `host` and `x-amz-date` to what it signs; when the client did not sign
 //! them they are excluded through `SigningSettings::excluded_headers`.
 
-use std::collections::{BTreeSet, HashMap};
-use std::sync::{Mutex, OnceLock};
-use std::time::{Duration, Instant, SystemTime};
+use std::collections::BTreeSet;
+use std::time::{Duration, SystemTime};
 
 use aws_credential_types::Credentials;
 use aws_sigv4::http_request::{SignableBody, SignableRequest, SigningSettings, sign};
 use aws_sigv4::sign::v4;
 use bytes::Bytes;
 use steward_aws::Stack;
-use steward_aws::access_keys::AccessKeyTable;
-use steward_aws::identity::IdentityTables;
-use steward_aws::key_service::DataKey;
+use steward_aws::identity_service::LoadedKey;
 use steward_core::SsmError;
-use steward_core::fleet::access::{AccessKey, Caller, Policy};
-use steward_core::fleet::{AccessKeyStore, Secret, SecretDecrypter};
-use steward_core::identity::{IdentityStore, effective_policy};
+use steward_core::fleet::Secret;
+use steward_core::fleet::access::{Caller, Policy};
 use subtle::ConstantTimeEq;
 
 /// SigV4's allowance for clock skew.
 pub const MAX_SKEW: Duration = Duration::from_secs(15 * 60);
-/// How long a decrypted secret (and the key's status and policy) stays in
-/// memory: a key made Inactive or deleted is refused everywhere within this.
-pub const CACHE_TTL: Duration = Duration::from_secs(60);
 /// IAM is global: clients sign it for `us-east-1` whatever their region.
 const IAM_SIGNING_REGION: &str = "us-east-1";
 
@@ -211,61 +204,6 @@ pub fn compute_signature(
     Ok(out.signature().to_string())
 }
 
-struct Cached {
-    key: AccessKey,
-    secret: Secret,
-    /// The user's inline policies together; an error (a stored policy
-    /// Steward cannot evaluate) is answered only after the signature.
-    policy: Result<Policy, SsmError>,
-    at: Instant,
-}
-
-/// A key, its secret and its user's policy, as `verify` uses them.
-type Loaded = (AccessKey, Secret, Result<Policy, SsmError>);
-
-fn cache() -> &'static Mutex<HashMap<String, Cached>> {
-    static CACHE: OnceLock<Mutex<HashMap<String, Cached>>> = OnceLock::new();
-    CACHE.get_or_init(|| Mutex::new(HashMap::new()))
-}
-
-/// The key record, its decrypted secret and its user's policy, from
-/// memory for [`CACHE_TTL`]. A key whose user is gone is no key.
-async fn load_key(stack: &Stack, access_key_id: &str) -> Result<Option<Loaded>, SsmError> {
-    if let Ok(c) = cache().lock()
-        && let Some(hit) = c.get(access_key_id)
-        && hit.at.elapsed() < CACHE_TTL
-    {
-        return Ok(Some((
-            hit.key.clone(),
-            hit.secret.clone(),
-            hit.policy.clone(),
-        )));
-    }
-    let Some(key) = AccessKeyTable::new(stack).get(access_key_id).await? else {
-        return Ok(None);
-    };
-    let Some(user) = IdentityTables::new(stack).user(&key.user_name).await? else {
-        return Ok(None);
-    };
-    let policy = effective_policy(&user);
-    let secret = DataKey::new(stack)
-        .decrypt(access_key_id, &key.secret_ciphertext)
-        .await?;
-    if let Ok(mut c) = cache().lock() {
-        c.retain(|_, v| v.at.elapsed() < CACHE_TTL);
-        c.insert(
-            access_key_id.to_string(),
-            Cached {
-                key: key.clone(),
-                secret: secret.clone(),
-                policy: policy.clone(),
-                at: Instant::now(),
-            },
-        );
-    }
-    Ok(Some((key, secret, policy)))
-}
-
 /// Verifies the request's SigV4 signature for `service` (`ssm` or `iam`);
 /// nothing else happens for a request that fails here.
 pub async fn authenticate(
@@ -347,7 +285,14 @@ async fn verify(
             "The security token included in the request is invalid.".into(),
         )
     };
-    let (key, secret, policy) = load_key(stack, &auth.access_key_id)
+    // Kept in memory for a short while by the stack's identity adapters.
+    let LoadedKey {
+        key,
+        secret,
+        policy,
+    } = stack
+        .identity()
+        .access_key(&auth.access_key_id)
         .await?
         .ok_or_else(unrecognized)?;
     if !key.is_active() {

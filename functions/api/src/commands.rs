@@ -4,7 +4,6 @@
 
 use serde_json::Value;
 use steward_aws::Stack;
-use steward_aws::commands::RunCommandAdapters;
 use steward_core::SsmError;
 use steward_core::clock::now_epoch;
 use steward_core::run_command::operations;
@@ -29,11 +28,11 @@ pub async fn handle(
     if !OPERATIONS.contains(&op) {
         return None;
     }
-    let adapters = RunCommandAdapters::new(stack);
     // SendCommand reads the parameters its `{{ssm:…}}` references name, as
     // this caller: its policy must allow that too.
     let caller = p.caller(&stack.settings.account_id);
-    let result = operations::handle(&adapters.ports(), &caller, op, body, now_epoch()).await?;
+    let ports = stack.run_command().ports();
+    let result = operations::handle(&ports, &caller, op, body, now_epoch()).await?;
     if let Ok(answer) = &result
         && op == "SendCommand"
     {

@@ -3,12 +3,9 @@
 
 use serde_json::Value;
 use steward_aws::Stack;
-use steward_aws::documents::DocumentTable;
 use steward_core::SsmError;
 use steward_core::clock::now_epoch;
-use steward_core::documents::context::DocumentContext;
 use steward_core::documents::operations;
-use steward_core::parameters::name::ArnScope;
 
 use crate::auth::Principal;
 
@@ -23,16 +20,6 @@ pub async fn handle(
         return None;
     }
     let caller = p.caller(&stack.settings.account_id);
-    let store = DocumentTable::new(stack);
-    let scope = ArnScope {
-        region: stack.settings.region.clone(),
-        account: stack.settings.account_id.clone(),
-    };
-    let ctx = DocumentContext {
-        store: &store,
-        caller: &caller,
-        scope: &scope,
-        now: now_epoch(),
-    };
+    let ctx = stack.documents().context(&caller, now_epoch());
     operations::handle(&ctx, op, body).await
 }

@@ -10,13 +10,11 @@ use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 use quick_xml::Writer;
 use quick_xml::events::BytesText;
 use steward_aws::Stack;
-use steward_aws::identity::IdentityTables;
-use steward_aws::key_service::DataKey;
 use steward_core::clock::now_epoch;
 use steward_core::identity::access_keys::{self, NewAccessKey};
 use steward_core::identity::model::{AccessKey, User};
 use steward_core::identity::user_policies::{self, UserPolicy};
-use steward_core::identity::{IamError, Identity, Page, PageRequest, users};
+use steward_core::identity::{IamError, Page, PageRequest, users};
 
 use crate::auth;
 
@@ -258,16 +256,9 @@ async fn route(
     }
     let account = stack.settings.account_id.as_str();
     let caller = principal.caller(account);
-    let store = IdentityTables::new(stack);
-    let sealer = DataKey::new(stack);
-    let cx = Identity {
-        store: &store,
-        sealer: &sealer,
-        caller: &caller,
-        caller_user: &principal.user_name,
-        account,
-        now: now_epoch(),
-    };
+    let cx = stack
+        .identity()
+        .context(&caller, &principal.user_name, now_epoch());
     let result = match action.as_str() {
         "CreateUser" => {
             form.only(&action, &["UserName", "Path"])?;

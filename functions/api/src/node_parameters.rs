@@ -4,8 +4,6 @@
 
 use serde_json::Value;
 use steward_aws::Stack;
-use steward_aws::commands::CommandTable;
-use steward_aws::nodes::NodeTable;
 use steward_core::SsmError;
 use steward_core::parameters::node_access::{NodeAccess, get_node_parameters};
 
@@ -13,8 +11,8 @@ pub async fn handle(stack: &Stack, body: &Value, now: f64) -> Result<Value, SsmE
     // The stack's own adapters: one data-key cache for the whole process.
     let p = stack.parameters();
     let ports = NodeAccess {
-        nodes: &NodeTable::new(stack),
-        commands: &CommandTable::new(stack),
+        nodes: &stack.fleet().nodes,
+        commands: &stack.run_command().store,
         store: &p.store,
         sealer: &p.sealer,
         scope: &p.scope,

@@ -5,9 +5,9 @@
 
 use aws_lambda_events::sqs::{SqsBatchResponse, SqsEvent};
 use steward_aws::Stack;
-use steward_aws::commands::RunCommandAdapters;
 use steward_core::SsmError;
 use steward_core::clock::now_epoch;
+use steward_core::run_command::RunCommandContext;
 use steward_core::run_command::dispatch::{self, Outcome};
 use steward_sqs_batch::{Record, handle_batch};
 
@@ -15,18 +15,18 @@ use steward_sqs_batch::{Record, handle_batch};
 /// redelivers it alone. Every step is idempotent: a redelivered record changes
 /// nothing twice.
 pub async fn handle(stack: &Stack, event: SqsEvent) -> SqsBatchResponse {
-    let adapters = &RunCommandAdapters::new(stack);
+    let ports = &stack.run_command().ports();
     handle_batch(event, |r: Record| async move {
         // Only the code is logged: the message may quote the work item.
-        process(adapters, &r.message_id, &r.body)
+        process(ports, &r.message_id, &r.body)
             .await
             .map_err(|e| e.code())
     })
     .await
 }
 
-async fn process(adapters: &RunCommandAdapters, id: &str, body: &str) -> Result<(), SsmError> {
-    match dispatch::process(&adapters.ports(), body, now_epoch()).await {
+async fn process(ports: &RunCommandContext<'_>, id: &str, body: &str) -> Result<(), SsmError> {
+    match dispatch::process(ports, body, now_epoch()).await {
         Ok(Outcome::Done) => {
             tracing::debug!(message_id = %id, "work item done");
             Ok(())

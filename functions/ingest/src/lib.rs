@@ -7,7 +7,6 @@
 
 use aws_lambda_events::sqs::{SqsBatchResponse, SqsEvent};
 use steward_aws::Stack;
-use steward_aws::commands::RunCommandAdapters;
 use steward_core::SsmError;
 use steward_core::clock::now_epoch;
 use steward_core::fleet::uplink::{self, Outcome, UplinkPorts};
@@ -17,10 +16,9 @@ use steward_sqs_batch::{Record, handle_batch};
 /// redelivers it alone. Every step is idempotent: a redelivered record changes
 /// nothing twice.
 pub async fn handle(stack: &Stack, event: SqsEvent) -> SqsBatchResponse {
-    let run_command = &RunCommandAdapters::new(stack);
     let ports = &UplinkPorts {
         fleet: stack.fleet().ports(),
-        run_command: run_command.ports(),
+        run_command: stack.run_command().ports(),
     };
     handle_batch(event, |r: Record| async move {
         process(ports, &r.message_id, &r.body).await
