@@ -10,29 +10,20 @@ use steward_core::run_command::operations;
 
 use crate::auth::Principal;
 
-const OPERATIONS: [&str; 5] = [
-    "SendCommand",
-    "ListCommands",
-    "ListCommandInvocations",
-    "GetCommandInvocation",
-    "CancelCommand",
-];
-
-/// `None`: not a Run Command operation.
+/// The Run Command operations (the table in `lib.rs` names them).
 pub async fn handle(
     stack: &Stack,
     p: &Principal,
     op: &str,
     body: &Value,
-) -> Option<Result<Value, SsmError>> {
-    if !OPERATIONS.contains(&op) {
-        return None;
-    }
+) -> Result<Value, SsmError> {
     // SendCommand reads the parameters its `{{ssm:…}}` references name, as
     // this caller: its policy must allow that too.
     let caller = p.caller(&stack.settings.account_id);
     let ports = stack.run_command().ports();
-    let result = operations::handle(&ports, &caller, op, body, now_epoch()).await?;
+    let result = operations::handle(&ports, &caller, op, body, now_epoch())
+        .await
+        .unwrap_or_else(|| Err(crate::unsupported(op)));
     if let Ok(answer) = &result
         && op == "SendCommand"
     {
@@ -44,5 +35,5 @@ pub async fn handle(
             "command sent"
         );
     }
-    Some(result)
+    result
 }

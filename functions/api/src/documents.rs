@@ -9,17 +9,16 @@ use steward_core::documents::operations;
 
 use crate::auth::Principal;
 
-/// `None`: not a document operation.
+/// The document operations (the table in `lib.rs` names them).
 pub async fn handle(
     stack: &Stack,
     p: &Principal,
     op: &str,
     body: &Value,
-) -> Option<Result<Value, SsmError>> {
-    if !operations::serves(op, body) {
-        return None;
-    }
+) -> Result<Value, SsmError> {
     let caller = p.caller(&stack.settings.account_id);
     let ctx = stack.documents().context(&caller, now_epoch());
-    operations::handle(&ctx, op, body).await
+    operations::handle(&ctx, op, body)
+        .await
+        .unwrap_or_else(|| Err(crate::unsupported(op)))
 }

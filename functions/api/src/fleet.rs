@@ -9,13 +9,13 @@ use steward_core::fleet::ops;
 
 use crate::auth::Principal;
 
-/// The operator operations of the fleet; `None` for any other operation.
+/// The operator operations of the fleet (the table in `lib.rs` names them).
 pub async fn handle(
     stack: &Stack,
     p: &Principal,
     op: &str,
     body: &Value,
-) -> Option<Result<Value, SsmError>> {
+) -> Result<Value, SsmError> {
     let now = now_epoch();
     let ctx = stack.fleet().ports();
     let result = match op {
@@ -26,12 +26,12 @@ pub async fn handle(
         "AddTagsToResource" => ops::add_tags_to_resource(&ctx, body).await,
         "RemoveTagsFromResource" => ops::remove_tags_from_resource(&ctx, body).await,
         "ListTagsForResource" => ops::list_tags_for_resource(&ctx, body).await,
-        _ => return None,
+        _ => return Err(crate::unsupported(op)),
     };
     if result.is_ok() && !op.starts_with("Describe") && !op.starts_with("List") {
         tracing::info!(operation = op, access_key_id = %p.access_key_id, user = %p.user_name, "fleet change");
     }
-    Some(result)
+    result
 }
 
 /// The agent's operations (`Steward.<Op>`), authenticated by activation

@@ -65,28 +65,75 @@ async fn route(stack: &Stack, req: &http::Request<Bytes>) -> Result<Value, SsmEr
             principal.authorize(op)?;
             // SSM's own input constraints, before any operation reads the body.
             steward_core::api_model::validate(op, &body)?;
-            // Before fleet: tagging a `Parameter` is Parameter Store's.
-            if let Some(result) = parameters::handle(stack, &principal, op, &body).await {
-                return result;
+            match area(op, &body).ok_or_else(|| unsupported(op))? {
+                Area::Parameters => parameters::handle(stack, &principal, op, &body).await,
+                Area::Documents => documents::handle(stack, &principal, op, &body).await,
+                Area::Fleet => fleet::handle(stack, &principal, op, &body).await,
+                Area::RunCommand => commands::handle(stack, &principal, op, &body).await,
             }
-            if let Some(result) = documents::handle(stack, &principal, op, &body).await {
-                return result;
-            }
-            if let Some(result) = fleet::handle(stack, &principal, op, &body).await {
-                return result;
-            }
-            if let Some(result) = commands::handle(stack, &principal, op, &body).await {
-                return result;
-            }
-            Err(SsmError::InvalidAction(format!(
-                "Operation {op} is not supported by Steward."
-            )))
         }
         "Steward" => fleet::handle_agent(stack, op, &body).await,
         _ => Err(SsmError::InvalidAction(
             "Missing or unknown X-Amz-Target; expected AmazonSSM.<Operation>.".into(),
         )),
     }
+}
+
+/// Who serves an SSM operation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Area {
+    Parameters,
+    Documents,
+    Fleet,
+    RunCommand,
+}
+
+/// Every SSM operation Steward serves, and its area; `None` for any other.
+fn area(op: &str, body: &Value) -> Option<Area> {
+    Some(match op {
+        "PutParameter"
+        | "GetParameter"
+        | "GetParameters"
+        | "GetParametersByPath"
+        | "DescribeParameters"
+        | "GetParameterHistory"
+        | "LabelParameterVersion"
+        | "UnlabelParameterVersion"
+        | "DeleteParameter"
+        | "DeleteParameters" => Area::Parameters,
+        "CreateDocument"
+        | "UpdateDocument"
+        | "DescribeDocument"
+        | "GetDocument"
+        | "ListDocuments"
+        | "ListDocumentVersions"
+        | "UpdateDocumentDefaultVersion"
+        | "DeleteDocument" => Area::Documents,
+        "CreateActivation"
+        | "DescribeActivations"
+        | "DeleteActivation"
+        | "DescribeInstanceInformation" => Area::Fleet,
+        "SendCommand"
+        | "ListCommands"
+        | "ListCommandInvocations"
+        | "GetCommandInvocation"
+        | "CancelCommand" => Area::RunCommand,
+        // Tagging is shared: the resource's type decides. The fleet answers
+        // any type no other area keeps, refusing all but `ManagedInstance`.
+        "AddTagsToResource" | "RemoveTagsFromResource" | "ListTagsForResource" => {
+            match body.get("ResourceType").and_then(Value::as_str) {
+                Some("Parameter") => Area::Parameters,
+                Some("Document") => Area::Documents,
+                _ => Area::Fleet,
+            }
+        }
+        _ => return None,
+    })
+}
+
+/// The answer to an operation Steward does not serve.
+pub(crate) fn unsupported(op: &str) -> SsmError {
+    SsmError::InvalidAction(format!("Operation {op} is not supported by Steward."))
 }
 
 fn respond(
@@ -108,4 +155,46 @@ fn respond(
 
 fn uuid_like() -> String {
     steward_core::ids::new_command_id()
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+    use steward_core::{documents, parameters};
+
+    use super::*;
+
+    #[test]
+    fn the_table_agrees_with_the_areas_own_lists() {
+        for op in parameters::operations::OPERATIONS {
+            assert_eq!(area(op, &json!({})), Some(Area::Parameters), "{op}");
+        }
+        for op in documents::operations::OPERATIONS {
+            assert_eq!(area(op, &json!({})), Some(Area::Documents), "{op}");
+        }
+        for op in [
+            "AddTagsToResource",
+            "RemoveTagsFromResource",
+            "ListTagsForResource",
+        ] {
+            for (resource_type, expected) in [
+                ("Parameter", Area::Parameters),
+                ("Document", Area::Documents),
+                ("ManagedInstance", Area::Fleet),
+                ("Association", Area::Fleet),
+            ] {
+                let body = json!({ "ResourceType": resource_type });
+                assert_eq!(area(op, &body), Some(expected), "{op} {resource_type}");
+                assert_eq!(
+                    parameters::operations::claims(op, &body),
+                    expected == Area::Parameters
+                );
+                assert_eq!(
+                    documents::operations::serves(op, &body),
+                    expected == Area::Documents
+                );
+            }
+        }
+        assert_eq!(area("CreateAssociation", &json!({})), None);
+    }
 }

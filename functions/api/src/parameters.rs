@@ -9,18 +9,16 @@ use steward_core::parameters::operations;
 
 use crate::auth::Principal;
 
-/// `None`: not a Parameter Store operation.
+/// The Parameter Store operations (the table in `lib.rs` names them).
 pub async fn handle(
     stack: &Stack,
     p: &Principal,
     op: &str,
     body: &Value,
-) -> Option<Result<Value, SsmError>> {
-    if !operations::claims(op, body) {
-        return None;
-    }
+) -> Result<Value, SsmError> {
     let caller = p.caller(&stack.settings.account_id);
-    let adapters = stack.parameters();
-    let ctx = adapters.context(&caller, now_epoch());
-    operations::handle(&ctx, op, body).await
+    let ctx = stack.parameters().context(&caller, now_epoch());
+    operations::handle(&ctx, op, body)
+        .await
+        .unwrap_or_else(|| Err(crate::unsupported(op)))
 }
