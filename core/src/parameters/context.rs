@@ -3,8 +3,8 @@
 use super::name::ArnScope;
 use super::ports::ParameterStore;
 use super::secrets::Sealer;
-use crate::fleet::access::Authorizer;
 use crate::events::EventSink;
+use crate::fleet::access::Authorizer;
 
 pub struct ParameterContext<'a> {
     pub store: &'a dyn ParameterStore,

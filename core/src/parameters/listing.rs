@@ -325,6 +325,7 @@ pub(crate) mod fixtures {
     use serde_json::Value;
 
     use crate::error::SsmError;
+    use crate::events::EventSink;
     use crate::fleet::access::{Caller, Policy};
     use crate::parameters::context::ParameterContext;
     use crate::parameters::memory::{MemoryDataKeys, MemoryParameterStore};
@@ -334,7 +335,6 @@ pub(crate) mod fixtures {
     use crate::parameters::name::ArnScope;
     use crate::parameters::ports::ParameterStore;
     use crate::parameters::secrets::Sealer;
-    use crate::events::EventSink;
 
     pub const NOW: f64 = 1_900_000_000.0;
 

@@ -14,8 +14,8 @@ use super::operations;
 use super::secrets::Sealer;
 use crate::api_model;
 use crate::error::SsmError;
-use crate::fleet::access::{Caller, Policy};
 use crate::events::EventSink;
+use crate::fleet::access::{Caller, Policy};
 
 struct NoEvents;
 

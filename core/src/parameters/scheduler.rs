@@ -25,10 +25,10 @@ use super::model::{Parameter, PolicyRecord};
 use super::name::ArnScope;
 use super::policies::{FAILED, FINISHED, PENDING, Policy, due_at, next_due, policy_of_record};
 use super::ports::ParameterStore;
+use crate::clock::iso8601_seconds;
 use crate::error::SsmError;
 use crate::events::Event;
 use crate::events::EventSink;
-use crate::clock::iso8601_seconds;
 
 /// What one run did.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]

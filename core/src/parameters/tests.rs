@@ -17,8 +17,8 @@ use super::ports::ParameterStore;
 use super::secrets::Sealer;
 use super::{delete, get, history, labeling, put, tagging};
 use crate::error::SsmError;
-use crate::fleet::access::{Caller, Policy};
 use crate::events::EventSink;
+use crate::fleet::access::{Caller, Policy};
 
 const NOW: f64 = 1_700_000_000.0;
 const SECRET: &str = "hunter2-very-secret";

@@ -3,8 +3,8 @@
 use serde_json::json;
 
 use super::model::{Command, Invocation};
-use crate::events::Event;
 use crate::clock::iso8601_seconds;
+use crate::events::Event;
 
 pub const COMMAND_STATUS_CHANGE: &str = "EC2 Command Status-change Notification";
 pub const INVOCATION_STATUS_CHANGE: &str = "EC2 Command Invocation Status-change Notification";

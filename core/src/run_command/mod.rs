@@ -35,10 +35,10 @@ pub(crate) mod memory;
 mod tests;
 
 use crate::channel::DigestSigner;
+use crate::events::EventSink;
 use crate::parameters::ParameterStore;
 use crate::parameters::name::ArnScope;
 use crate::targets::{GroupQueries, TargetDirectory};
-use crate::events::EventSink;
 use ports::{CommandStore, NodeDirectory, NodeMailbox, OutputLocations, WorkQueue};
 
 /// The ports Run Command works through.
