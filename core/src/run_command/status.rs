@@ -315,7 +315,8 @@ mod tests {
     fn final_states() {
         // (targets, finished counts, MaxErrors, cancel requested) → (status, details)
         type Counts = (u32, u32, u32, u32, u32); // success, failed, exec t/o, delivery t/o, cancelled
-        let cases: [(u32, Counts, u32, bool, (&str, &str)); 8] = [
+        type Case = (u32, Counts, u32, bool, (&'static str, &'static str));
+        let cases: [Case; 8] = [
             (3, (3, 0, 0, 0, 0), 0, false, ("Success", "Success")),
             (3, (2, 1, 0, 0, 0), 0, false, ("Failed", "Failed")),
             (3, (2, 1, 0, 0, 0), 1, false, ("Failed", "Incomplete")),
