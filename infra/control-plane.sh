@@ -9,11 +9,24 @@ case "${1:-}" in
     load_stack_env
     if is_running steward-local; then say "control plane: already running on port $STEWARD_API_PORT"; exit 0; fi
     [[ -x "$BIN/steward-local" ]] || die "steward-local is not built: run 'cargo build -p steward-local'"
+    # A stopped process's long polls (20 s) stay open in the emulator and
+    # would take the next messages with them; let them run out first.
+    stopped_at="$(cat "$RUN_DIR/steward-local.stopped" 2>/dev/null || echo 0)"
+    wait_s=$(( stopped_at + 21 - $(date +%s) ))
+    if (( wait_s > 0 )); then
+      say "control plane: waiting ${wait_s}s for the stopped process's queue polls to end"
+      sleep "$wait_s"
+    fi
     start_bg steward-local "$BIN/steward-local"
     wait_for_log steward-local "steward-local: api on" 60
     say "control plane: api on http://127.0.0.1:$STEWARD_API_PORT (log .local/logs/steward-local.log)"
     ;;
-  stop) stop_bg steward-local ;;
+  stop)
+    if is_running steward-local; then
+      stop_bg steward-local
+      date +%s >"$RUN_DIR/steward-local.stopped"
+    fi
+    ;;
   status) is_running steward-local && echo running || { echo stopped; exit 1; } ;;
   *) die "usage: infra/control-plane.sh start|stop|status" ;;
 esac
