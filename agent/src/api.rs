@@ -17,8 +17,8 @@ use hyper_util::rt::TokioExecutor;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use steward_core::channel::{NodeKey, credentials_request_message};
-use steward_core::fleet::Secret;
 use steward_core::parameters::references::node_parameters_request_message;
+use steward_core::secret::Secret;
 use thiserror::Error;
 use tokio::io::AsyncReadExt;
 

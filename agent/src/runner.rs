@@ -15,9 +15,9 @@ use steward_core::clock::now_epoch;
 use steward_core::documents::plugins::{
     DEFAULT_EXECUTION_TIMEOUT, RUN_SHELL_SCRIPT as RUN_SHELL_SCRIPT_PLUGIN,
 };
-use steward_core::fleet::Secret;
 use steward_core::output::{STDERR_INLINE_LIMIT, STDOUT_INLINE_LIMIT, lossy, truncate_chars};
 use steward_core::run_command::status::InvocationDetail;
+use steward_core::secret::Secret;
 use tokio::sync::watch;
 
 use crate::secure_parameters::{mask_file, mask_text};

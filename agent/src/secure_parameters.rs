@@ -20,8 +20,8 @@ use steward_core::channel::{
     Heartbeat, InvocationUpdate, MessageRejected, NodeKey, PluginResult, Uplink,
 };
 use steward_core::clock::now_epoch;
-use steward_core::fleet::Secret;
 use steward_core::parameters::references::{self, Kind};
+use steward_core::secret::Secret;
 
 use crate::api::Api;
 

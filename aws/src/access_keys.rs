@@ -5,8 +5,8 @@
 
 use aws_sdk_dynamodb::Client;
 use steward_core::SsmError;
+use steward_core::access::AccessKey;
 use steward_core::fleet::AccessKeyStore;
-use steward_core::fleet::access::AccessKey;
 
 use crate::Stack;
 use crate::identity::key_from_item;

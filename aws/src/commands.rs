@@ -510,7 +510,7 @@ pub struct RunCommandAdapters {
     pub signer: crate::signer::KmsSigner,
     /// Read for the commands' `{{ssm:…}}` references.
     pub parameters: crate::parameters::ParameterTable,
-    pub scope: steward_core::parameters::name::ArnScope,
+    pub scope: steward_core::arn::ArnScope,
     /// Read by SendCommand for the account's documents.
     pub documents: crate::documents::DocumentTable,
 }
@@ -528,7 +528,7 @@ impl RunCommandAdapters {
             signer: crate::signer::KmsSigner::new(stack),
             parameters: crate::parameters::ParameterTable::new(stack),
             documents: crate::documents::DocumentTable::new(stack),
-            scope: steward_core::parameters::name::ArnScope {
+            scope: steward_core::arn::ArnScope {
                 region: stack.settings.region.clone(),
                 account: stack.settings.account_id.clone(),
             },

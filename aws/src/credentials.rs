@@ -2,8 +2,9 @@
 
 use aws_sdk_sts::Client;
 use steward_core::SsmError;
+use steward_core::fleet::CredentialIssuer;
 use steward_core::fleet::ports::NodeCredentials;
-use steward_core::fleet::{CredentialIssuer, Secret};
+use steward_core::secret::Secret;
 
 use crate::Stack;
 use crate::internal;

@@ -395,14 +395,14 @@ impl DocumentStore for DocumentTable {
 #[derive(Clone, Debug)]
 pub struct DocumentAdapters {
     pub store: DocumentTable,
-    pub scope: steward_core::parameters::name::ArnScope,
+    pub scope: steward_core::arn::ArnScope,
 }
 
 impl DocumentAdapters {
     pub fn new(stack: &Stack) -> Self {
         Self {
             store: DocumentTable::new(stack),
-            scope: steward_core::parameters::name::ArnScope {
+            scope: steward_core::arn::ArnScope {
                 region: stack.settings.region.clone(),
                 account: stack.settings.account_id.clone(),
             },
@@ -411,7 +411,7 @@ impl DocumentAdapters {
 
     pub fn context<'a>(
         &'a self,
-        caller: &'a dyn steward_core::fleet::access::Authorizer,
+        caller: &'a dyn steward_core::access::Authorizer,
         now: f64,
     ) -> steward_core::documents::context::DocumentContext<'a> {
         steward_core::documents::context::DocumentContext {

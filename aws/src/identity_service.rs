@@ -7,9 +7,10 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use steward_core::SsmError;
-use steward_core::fleet::access::{AccessKey, Authorizer, Policy};
-use steward_core::fleet::{AccessKeyStore, Secret, SecretDecrypter};
+use steward_core::access::{AccessKey, Authorizer, Policy};
+use steward_core::fleet::{AccessKeyStore, SecretDecrypter};
 use steward_core::identity::{Identity, IdentityStore, effective_policy};
+use steward_core::secret::Secret;
 
 use crate::Stack;
 use crate::access_keys::AccessKeyTable;

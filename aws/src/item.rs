@@ -3,7 +3,7 @@
 use std::collections::HashMap;
 
 use aws_sdk_dynamodb::types::AttributeValue;
-use steward_core::fleet::TagSet;
+use steward_core::tags::TagSet;
 
 pub type Item = HashMap<String, AttributeValue>;
 

@@ -9,8 +9,9 @@ use tokio::sync::OnceCell;
 use aws_sdk_kms::Client;
 use aws_sdk_kms::primitives::Blob;
 use steward_core::SsmError;
-use steward_core::fleet::{Secret, SecretDecrypter, SigningKey};
+use steward_core::fleet::{SecretDecrypter, SigningKey};
 use steward_core::identity::{IamError, KeySealer};
+use steward_core::secret::Secret;
 
 use crate::Stack;
 use crate::internal;

@@ -10,7 +10,8 @@ use aws_sdk_dynamodb::types::{Put, ReturnValue, TransactWriteItem, Update};
 use steward_core::SsmError;
 use steward_core::channel::Heartbeat;
 use steward_core::fleet::activation::invalid_activation;
-use steward_core::fleet::{MANAGED_INSTANCE, Node, NodeStore, TagSet};
+use steward_core::fleet::{MANAGED_INSTANCE, Node, NodeStore};
+use steward_core::tags::TagSet;
 
 use crate::Stack;
 use crate::internal;

@@ -4,9 +4,9 @@
 
 use std::time::Duration;
 
-use steward_core::fleet::access::Authorizer;
+use steward_core::access::Authorizer;
+use steward_core::arn::ArnScope;
 use steward_core::parameters::context::ParameterContext;
-use steward_core::parameters::name::ArnScope;
 use steward_core::parameters::secrets::Sealer;
 
 use crate::Stack;

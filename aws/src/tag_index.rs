@@ -9,7 +9,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::types::{AttributeValue, Delete, KeysAndAttributes, Put, TransactWriteItem};
 use steward_core::SsmError;
-use steward_core::fleet::TagSet;
+use steward_core::tags::TagSet;
 use steward_core::targets::TargetDirectory;
 
 use crate::Stack;

@@ -151,11 +151,11 @@ pub fn signed_at(
 }
 
 /// A caller allowed everything, as the bootstrap admin key is.
-pub fn admin() -> steward_core::fleet::access::Caller {
-    steward_core::fleet::access::Caller {
+pub fn admin() -> steward_core::access::Caller {
+    steward_core::access::Caller {
         access_key_id: "AKSTTESTADMIN".into(),
         user_arn: "arn:aws:iam::000000000000:user/admin".into(),
-        policy: steward_core::fleet::access::Policy::parse(
+        policy: steward_core::access::Policy::parse(
             r#"{"Statement":[{"Effect":"Allow","Action":"*","Resource":"*"}]}"#,
         )
         .expect("the admin policy parses"),

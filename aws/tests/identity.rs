@@ -4,9 +4,10 @@
 use steward_aws::identity::IdentityTables;
 use steward_aws::key_service::DataKey;
 use steward_aws::testing::{stack, unique};
-use steward_core::fleet::{Secret, SecretDecrypter};
+use steward_core::fleet::SecretDecrypter;
 use steward_core::identity::model::{AccessKey, User};
 use steward_core::identity::{IdentityStore, KeySealer};
+use steward_core::secret::Secret;
 
 fn key(id: &str, user: &str, at: f64) -> AccessKey {
     AccessKey {

@@ -9,20 +9,27 @@
 //! # Layout
 //!
 //! Areas (each owns its model, its ports and its operations):
-//! - [`fleet`]: managed nodes, activations, registration, heartbeats, tags, and operator access keys' policies ([`fleet::access`]).
+//! - [`fleet`]: managed nodes, activations, registration, heartbeats, node tags and credentials.
 //! - [`identity`]: IAM's users, inline policies and access keys, as served on the endpoint.
 //! - [`documents`]: SSM documents: parsing, parameters, plugins, built-ins, versions, tags.
 //! - [`run_command`]: SendCommand to final status: targets, rate control, dispatch, ingest of reports.
 //! - [`parameters`]: Parameter Store: names, versions, labels, secrets, policies, references in commands.
 //!
 //! Shared by the areas:
+//! - [`access`]: what an operator's policies allow, checked by every area on what it resolves.
 //! - [`api_model`]: SSM's input constraints, checked on every request.
+//! - [`arn`]: the ARNs of this stack's resources.
 //! - [`channel`]: the signed messages between control plane and agent, and the steps they carry.
 //! - [`targets`]: which nodes `InstanceIds`, tags and resource groups name.
+//! - [`tags`]: SSM's tag rules, for nodes, parameters and documents alike.
+//! - [`paging`]: the `NextToken`s of every listing.
+//! - [`secret`]: values no log or debug output may show.
 //! - [`events`]: the events every area publishes on the bus, and the port they go through.
 //! - [`error`], [`ids`], [`clock`], [`output`]: SSM's errors, identifiers, time and its wire formats, and inline output limits.
 
+pub mod access;
 pub mod api_model;
+pub mod arn;
 pub mod channel;
 pub mod clock;
 pub mod documents;
@@ -32,8 +39,11 @@ pub mod fleet;
 pub mod identity;
 pub mod ids;
 pub mod output;
+pub mod paging;
 pub mod parameters;
 pub mod run_command;
+pub mod secret;
+pub mod tags;
 pub mod targets;
 
 pub use error::SsmError;

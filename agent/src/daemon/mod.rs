@@ -44,7 +44,7 @@ use std::time::Duration;
 
 use steward_core::channel::{DownlinkVerifier, NodeKey};
 use steward_core::clock::now_epoch;
-use steward_core::fleet::Secret;
+use steward_core::secret::Secret;
 use tokio::sync::{Notify, watch};
 use tokio::task::JoinSet;
 

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use steward_core::channel::{Heartbeat, InvocationUpdate, Uplink, UplinkPayload, VERSION};
 use steward_core::clock::now_epoch;
-use steward_core::fleet::Secret;
+use steward_core::secret::Secret;
 
 use super::{Agent, lock};
 use crate::backoff::Backoff;

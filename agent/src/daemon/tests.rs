@@ -345,14 +345,14 @@ impl ParameterSource for Values {
         &'a self,
         _command_id: &'a str,
         _names: &'a [String],
-    ) -> futures::future::BoxFuture<'a, Result<HashMap<String, steward_core::fleet::Secret>, String>>
+    ) -> futures::future::BoxFuture<'a, Result<HashMap<String, steward_core::secret::Secret>, String>>
     {
         let answer = self
             .0
             .clone()
             .map(|v| {
                 v.into_iter()
-                    .map(|(k, v)| (k.to_string(), steward_core::fleet::Secret::new(v)))
+                    .map(|(k, v)| (k.to_string(), steward_core::secret::Secret::new(v)))
                     .collect()
             })
             .map_err(str::to_string);

@@ -9,11 +9,11 @@ use super::Document;
 use super::builtin::{self, BuiltinDocument};
 use super::format::{DocumentFormat, HASH_TYPE};
 use super::store::{DocumentHead, DocumentStore, StoredVersion, VersionSummary};
+use crate::access::Authorizer;
+use crate::arn::ArnScope;
 use crate::error::SsmError;
 use crate::error::parse_request as parse;
-use crate::fleet::access::Authorizer;
-use crate::fleet::tags::{TagSet, to_list};
-use crate::parameters::name::ArnScope;
+use crate::tags::{TagSet, to_list};
 
 /// The only document type Steward stores and runs.
 pub const COMMAND: &str = "Command";

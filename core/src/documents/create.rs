@@ -14,7 +14,7 @@ use super::format::{DocumentFormat, check_size, content_hash};
 use super::store::{DocumentHead, StoredVersion};
 use crate::error::SsmError;
 use crate::error::parse_request as parse;
-use crate::fleet::tags::{Tag, validate_tags};
+use crate::tags::{Tag, validate_tags};
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(rename_all = "PascalCase", default)]

@@ -15,8 +15,8 @@ use super::context::{
 use super::store::{DocumentHead, StoredVersion, VersionSummary};
 use crate::error::SsmError;
 use crate::error::parse_request as parse;
-use crate::fleet::paging::max_results;
-use crate::fleet::tags::{TagSet, to_list};
+use crate::paging::max_results;
+use crate::tags::{TagSet, to_list};
 
 /// How many store pages one ListDocuments call reads at most.
 const MAX_PAGES: usize = 10;
@@ -203,7 +203,7 @@ fn decode_cursor<T: DeserializeOwned>(token: &str) -> Result<T, SsmError> {
     B64.decode(token)
         .ok()
         .and_then(|b| serde_json::from_slice(&b).ok())
-        .ok_or_else(crate::fleet::paging::invalid_token)
+        .ok_or_else(crate::paging::invalid_token)
 }
 
 fn encode_cursor<T: Serialize>(c: &T) -> String {
@@ -329,7 +329,7 @@ pub(super) async fn list_document_versions(
         Some(t) => {
             let c: VersionsCursor = decode_cursor(t)?;
             if c.name != name {
-                return Err(crate::fleet::paging::invalid_token());
+                return Err(crate::paging::invalid_token());
             }
             c.after
         }

@@ -1,12 +1,12 @@
 use serde_json::json;
 
 use super::*;
+use crate::access::{Caller, Policy};
+use crate::arn::ArnScope;
 use crate::documents::context::DocumentContext;
 use crate::documents::operations::handle;
 use crate::documents::store::MemoryDocumentStore;
 use crate::documents::{DocumentFormat, GivenParameters};
-use crate::fleet::access::{Caller, Policy};
-use crate::parameters::name::ArnScope;
 
 const ADMIN: &str = r#"{"Statement":[{"Effect":"Allow","Action":"*","Resource":"*"}]}"#;
 

@@ -1,13 +1,13 @@
 use serde_json::{Value, json};
 
 use super::*;
+use crate::access::{Caller, Policy};
+use crate::arn::ArnScope;
 use crate::documents::builtin;
 use crate::documents::context::{DocumentContext, load_for_run};
 use crate::documents::format::content_hash;
 use crate::documents::store::DocumentStore;
 use crate::documents::store::MemoryDocumentStore;
-use crate::fleet::access::{Caller, Policy};
-use crate::parameters::name::ArnScope;
 
 const V1: &str = "schemaVersion: '2.2'\ndescription: first\nparameters:\n  who:\n    type: String\n    default: world\n    allowedPattern: '[a-z]+'\n  count:\n    type: Integer\n    default: 2\nmainSteps:\n- action: aws:runShellScript\n  name: hello\n  inputs:\n    runCommand:\n    - echo hello {{ who }} {{ count }}\n";
 const V2: &str = "schemaVersion: '2.2'\ndescription: second\nmainSteps:\n- action: aws:runShellScript\n  name: bye\n  inputs:\n    runCommand:\n    - echo bye\n";

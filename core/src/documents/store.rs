@@ -11,7 +11,7 @@ use async_trait::async_trait;
 
 use super::format::DocumentFormat;
 use crate::error::SsmError;
-use crate::fleet::TagSet;
+use crate::tags::TagSet;
 
 /// SSM's limit on a document's versions.
 pub const MAX_VERSIONS: u64 = 1000;

@@ -10,7 +10,7 @@ use super::context::{DocumentContext, document_arn, name_of};
 use super::store::DocumentHead;
 use crate::error::SsmError;
 use crate::error::parse_request as parse;
-use crate::fleet::tags::{self, Tag, TagSet};
+use crate::tags::{self, Tag, TagSet};
 
 /// The resource type this module tags.
 pub const DOCUMENT_RESOURCE: &str = "Document";
@@ -95,9 +95,9 @@ pub async fn list_tags(ctx: &DocumentContext<'_>, body: &Value) -> Result<Value,
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::access::{Caller, Policy};
+    use crate::arn::ArnScope;
     use crate::documents::store::MemoryDocumentStore;
-    use crate::fleet::access::{Caller, Policy};
-    use crate::parameters::name::ArnScope;
 
     const CONTENT: &str = "schemaVersion: '2.2'\nmainSteps:\n- action: aws:runShellScript\n  name: run\n  inputs:\n    runCommand:\n    - date\n";
 

@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 use crate::error::SsmError;
 use crate::ids;
 
-use super::tags::{self, Tag, TagSet};
+use crate::tags::{self, Tag, TagSet};
 
 /// SSM: an activation expires after 24 hours unless told otherwise…
 pub const DEFAULT_EXPIRY_SECONDS: f64 = 24.0 * 3600.0;

@@ -10,16 +10,16 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use async_trait::async_trait;
 
 use super::FleetContext;
-use super::Secret;
 use super::activation::Activation;
 use super::node::Node;
 use super::ports::{
     ActivationStore, AgentEvents, CredentialIssuer, NodeCredentials, NodeStore, QueueProvisioner,
     QueueRef, SigningKey,
 };
-use super::tags::TagSet;
 use crate::channel::Heartbeat;
 use crate::error::SsmError;
+use crate::secret::Secret;
+use crate::tags::TagSet;
 use crate::targets::TargetDirectory;
 
 /// Nodes are `ConnectionLost` after this long without a heartbeat.

@@ -3,7 +3,7 @@
 
 use serde::Serialize;
 
-use super::tags::TagSet;
+use crate::tags::TagSet;
 
 /// A registered node (`NodesTable`, docs/internals.md).
 #[derive(Debug, Clone, PartialEq)]

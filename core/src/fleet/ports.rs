@@ -6,11 +6,11 @@ use async_trait::async_trait;
 use crate::channel::Heartbeat;
 use crate::error::SsmError;
 
-use super::Secret;
-use super::access::AccessKey;
 use super::activation::Activation;
 use super::node::Node;
-use super::tags::TagSet;
+use crate::access::AccessKey;
+use crate::secret::Secret;
+use crate::tags::TagSet;
 
 /// Nodes and, with them, their rows in the tag index.
 #[async_trait]

@@ -119,7 +119,7 @@ mod tests {
         bus: rc::Events,
         signer: rc::Signer,
         parameters: crate::parameters::memory::MemoryParameterStore,
-        scope: crate::parameters::name::ArnScope,
+        scope: crate::arn::ArnScope,
         documents: crate::documents::store::MemoryDocumentStore,
     }
 
@@ -141,7 +141,7 @@ mod tests {
                 bus: rc::Events::default(),
                 signer: rc::Signer::new(),
                 parameters: Default::default(),
-                scope: crate::parameters::name::ArnScope {
+                scope: crate::arn::ArnScope {
                     region: "us-east-1".into(),
                     account: "123456789012".into(),
                 },

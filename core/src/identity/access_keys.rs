@@ -5,8 +5,8 @@
 
 use super::model::{self, AccessKey, MAX_ACCESS_KEYS_PER_USER, STATUS_ACTIVE, User};
 use super::{IamError, Identity, Page, PageRequest};
-use crate::fleet::Secret;
 use crate::ids;
+use crate::secret::Secret;
 
 /// CreateAccessKey's answer: the only time the secret is shown.
 #[derive(Debug, Clone)]

@@ -28,7 +28,7 @@ pub use error::IamError;
 pub use model::{AccessKey, User, effective_policy};
 pub use store::{IdentityStore, KeySealer, MemoryIdentityStore};
 
-use crate::fleet::access::Authorizer;
+use crate::access::Authorizer;
 
 /// What every identity operation needs: the stores, who calls, where.
 pub struct Identity<'a> {

@@ -6,8 +6,8 @@ use std::collections::BTreeMap;
 use rand::Rng;
 
 use super::error::IamError;
+use crate::access::Policy;
 use crate::error::SsmError;
-use crate::fleet::access::Policy;
 
 /// IAM's quota of access keys per user.
 pub const MAX_ACCESS_KEYS_PER_USER: usize = 2;

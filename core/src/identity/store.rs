@@ -10,7 +10,7 @@ use async_trait::async_trait;
 
 use super::error::IamError;
 use super::model::{AccessKey, User, user_key};
-use crate::fleet::Secret;
+use crate::secret::Secret;
 
 /// Users (with their inline policies and key count) and access keys.
 /// Every user write is conditional on the revision it read (`expected`),

@@ -6,7 +6,7 @@ use super::store::FakeSealer;
 use super::user_policies::*;
 use super::users::*;
 use super::*;
-use crate::fleet::access::{Caller, Policy};
+use crate::access::{Caller, Policy};
 
 const ACCOUNT: &str = "123456789012";
 const READ_DEV: &str = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"ssm:GetParameter","Resource":"arn:aws:ssm:*:*:parameter/app/dev/*"}]}"#;

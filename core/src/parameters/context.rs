@@ -1,10 +1,10 @@
 //! What every Parameter Store operation works with.
 
-use super::name::ArnScope;
 use super::ports::ParameterStore;
 use super::secrets::Sealer;
+use crate::access::Authorizer;
+use crate::arn::ArnScope;
 use crate::events::EventSink;
-use crate::fleet::access::Authorizer;
 
 pub struct ParameterContext<'a> {
     pub store: &'a dyn ParameterStore,

@@ -10,7 +10,7 @@ use super::get::not_found;
 use super::requests::HistoryRequest;
 use super::views::{history_view, readable_value};
 use crate::error::SsmError;
-use crate::fleet::paging::invalid_token;
+use crate::paging::invalid_token;
 
 /// Where the next page starts: the next version of the named parameter.
 #[derive(Debug, Serialize, Deserialize)]

@@ -21,7 +21,7 @@ use super::requests::parse;
 use super::selector::Selector;
 use super::views::{metadata_view, parameter_view, readable_value};
 use crate::error::SsmError;
-use crate::fleet::paging::{invalid_token, max_results};
+use crate::paging::{invalid_token, max_results};
 
 /// How many store pages one listing call reads at most before it answers
 /// with what it has and a NextToken (filters may drop many heads).
@@ -324,15 +324,15 @@ pub(crate) mod fixtures {
     use async_trait::async_trait;
     use serde_json::Value;
 
+    use crate::access::{Caller, Policy};
+    use crate::arn::ArnScope;
     use crate::error::SsmError;
     use crate::events::EventSink;
-    use crate::fleet::access::{Caller, Policy};
     use crate::parameters::context::ParameterContext;
     use crate::parameters::memory::{MemoryDataKeys, MemoryParameterStore};
     use crate::parameters::model::{
         Parameter, ParameterType, ParameterVersion, PolicyRecord, StoredValue, Tier,
     };
-    use crate::parameters::name::ArnScope;
     use crate::parameters::ports::ParameterStore;
     use crate::parameters::secrets::Sealer;
 
@@ -508,7 +508,7 @@ mod tests {
 
     use super::fixtures::*;
     use super::*;
-    use crate::fleet::access::Caller;
+    use crate::access::Caller;
     use crate::parameters::model::{ParameterType, Tier};
 
     fn names(answer: &Value) -> Vec<String> {

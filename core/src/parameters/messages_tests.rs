@@ -9,13 +9,13 @@ use serde_json::{Value, json};
 
 use super::context::ParameterContext;
 use super::memory::{MemoryDataKeys, MemoryParameterStore};
-use super::name::ArnScope;
 use super::operations;
 use super::secrets::Sealer;
+use crate::access::{Caller, Policy};
 use crate::api_model;
+use crate::arn::ArnScope;
 use crate::error::SsmError;
 use crate::events::EventSink;
-use crate::fleet::access::{Caller, Policy};
 
 struct NoEvents;
 

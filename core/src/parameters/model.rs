@@ -6,7 +6,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use serde::{Deserialize, Serialize};
 
 use crate::error::SsmError;
-use crate::fleet::tags::TagSet;
+use crate::tags::TagSet;
 
 /// Versions kept per parameter; the 101st write drops the oldest.
 pub const MAX_VERSIONS: u64 = 100;

@@ -16,10 +16,10 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::model::{ParameterType, ParameterVersion, StoredValue};
-use super::name::ArnScope;
 use super::ports::ParameterStore;
 use super::references::{self, Kind, MAX_REFERENCES, Reference, node_parameters_request_message};
 use super::secrets::Sealer;
+use crate::arn::ArnScope;
 use crate::channel::verify_node_signature;
 use crate::error::SsmError;
 use crate::fleet::NodeStore;
@@ -170,8 +170,8 @@ mod tests {
     use base64::engine::general_purpose::STANDARD as B64;
 
     use super::*;
+    use crate::access::{Caller, Policy};
     use crate::channel::{NodeKey, PluginStep};
-    use crate::fleet::access::{Caller, Policy};
     use crate::fleet::memory::{MemoryNodes, node};
     use crate::parameters::context::ParameterContext;
     use crate::parameters::memory::{MemoryDataKeys, MemoryParameterStore};

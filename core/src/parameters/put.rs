@@ -14,7 +14,7 @@ use super::name;
 use super::policies;
 use super::requests::{DataType, PutParameterRequest};
 use crate::error::SsmError;
-use crate::fleet::tags;
+use crate::tags;
 
 /// Conditional writes tried before answering TooManyUpdates.
 pub const MAX_ATTEMPTS: usize = 5;

@@ -13,14 +13,14 @@ use std::collections::{BTreeSet, HashMap};
 use std::ops::Range;
 
 use super::model::{ParameterType, ParameterVersion, StoredValue};
-use super::name::ArnScope;
 use super::ports::ParameterStore;
 use super::secrets::Sealer;
 use super::selector::{self, Selector};
+use crate::access::Authorizer;
+use crate::arn::ArnScope;
 use crate::channel::PluginStep;
 use crate::documents::GivenParameters;
 use crate::error::SsmError;
-use crate::fleet::access::Authorizer;
 
 pub const PLAIN_PREFIX: &str = "ssm:";
 pub const SECURE_PREFIX: &str = "ssm-secure:";
@@ -419,10 +419,10 @@ pub fn node_parameters_request_message(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::fleet::access::{Caller, Policy};
-    use crate::fleet::tags::TagSet;
+    use crate::access::{Caller, Policy};
     use crate::parameters::memory::{MemoryDataKeys, MemoryParameterStore};
     use crate::parameters::model::{Parameter, Tier};
+    use crate::tags::TagSet;
     use proptest::prelude::*;
     use std::collections::{BTreeMap, BTreeSet};
     use std::time::Duration;

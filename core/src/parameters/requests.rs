@@ -6,7 +6,7 @@ use serde_json::Value;
 
 use super::model::{ParameterType, RequestedTier};
 use crate::error::SsmError;
-use crate::fleet::tags::Tag;
+use crate::tags::Tag;
 
 /// At most this many names in GetParameters and DeleteParameters.
 pub const MAX_NAMES: usize = 10;
@@ -277,12 +277,8 @@ impl HistoryRequest {
         let i: HistoryInput = parse(body)?;
         let name = required(i.name, "name")?;
         check_name(&name)?;
-        let max_results = crate::fleet::paging::max_results(
-            i.max_results,
-            1,
-            HISTORY_MAX_RESULTS,
-            HISTORY_MAX_RESULTS,
-        )?;
+        let max_results =
+            crate::paging::max_results(i.max_results, 1, HISTORY_MAX_RESULTS, HISTORY_MAX_RESULTS)?;
         Ok(Self {
             name,
             with_decryption: i.with_decryption.unwrap_or(false),

@@ -22,9 +22,9 @@ use serde_json::Value;
 
 use super::events::{Operation, parameter_change, policy_action};
 use super::model::{Parameter, PolicyRecord};
-use super::name::ArnScope;
 use super::policies::{FAILED, FINISHED, PENDING, Policy, due_at, next_due, policy_of_record};
 use super::ports::ParameterStore;
+use crate::arn::ArnScope;
 use crate::clock::iso8601_seconds;
 use crate::error::SsmError;
 use crate::events::Event;

@@ -27,7 +27,7 @@ use base64::engine::general_purpose::STANDARD as B64;
 
 use super::ports::DataKeys;
 use crate::error::SsmError;
-use crate::fleet::Secret;
+use crate::secret::Secret;
 
 /// The encryption-context key SSM itself uses for parameters.
 pub const CONTEXT_KEY: &str = "PARAMETER_ARN";

@@ -7,7 +7,7 @@ use super::context::ParameterContext;
 use super::put::{MAX_ATTEMPTS, too_many_updates};
 use super::requests::TagRequest;
 use crate::error::SsmError;
-use crate::fleet::tags::{self, TagSet};
+use crate::tags::{self, TagSet};
 
 fn unknown(name: &str) -> SsmError {
     SsmError::InvalidResourceId(format!(

@@ -12,13 +12,14 @@ use serde_json::{Value, json};
 use super::context::ParameterContext;
 use super::memory::{MemoryDataKeys, MemoryParameterStore};
 use super::model::{Parameter, ParameterVersion};
-use super::name::{self, ArnScope, MAX_ARN_LENGTH, parent_of};
+use super::name::{self, MAX_ARN_LENGTH, parent_of};
 use super::ports::ParameterStore;
 use super::secrets::Sealer;
 use super::{delete, get, history, labeling, put, tagging};
+use crate::access::{Caller, Policy};
+use crate::arn::ArnScope;
 use crate::error::SsmError;
 use crate::events::EventSink;
-use crate::fleet::access::{Caller, Policy};
 
 const NOW: f64 = 1_700_000_000.0;
 const SECRET: &str = "hunter2-very-secret";

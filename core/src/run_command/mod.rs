@@ -34,10 +34,10 @@ pub(crate) mod memory;
 #[cfg(test)]
 mod tests;
 
+use crate::arn::ArnScope;
 use crate::channel::DigestSigner;
 use crate::events::EventSink;
 use crate::parameters::ParameterStore;
-use crate::parameters::name::ArnScope;
 use crate::targets::{GroupQueries, TargetDirectory};
 use ports::{CommandStore, NodeDirectory, NodeMailbox, OutputLocations, WorkQueue};
 

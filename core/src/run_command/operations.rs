@@ -15,11 +15,11 @@ use super::request::{
     CancelRequest, CommandFilters, GetInvocationRequest, ListRequest, SendCommandRequest,
 };
 use super::view;
+use crate::access::Authorizer;
 use crate::documents::HASH_TYPE;
 use crate::documents::context::load_for_run;
 use crate::documents::nested::expand;
 use crate::error::SsmError;
-use crate::fleet::access::Authorizer;
 use crate::ids::new_command_id;
 use crate::parameters::references::{self, ReferenceCheck, validate_reference_set};
 use crate::run_command::status::{Tally, command_state};

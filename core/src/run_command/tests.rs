@@ -23,16 +23,16 @@ struct World {
     events: Events,
     signer: Signer,
     parameters: crate::parameters::memory::MemoryParameterStore,
-    scope: crate::parameters::name::ArnScope,
+    scope: crate::arn::ArnScope,
     documents: crate::documents::store::MemoryDocumentStore,
 }
 
 /// A caller allowed everything.
-fn admin() -> crate::fleet::access::Caller {
-    crate::fleet::access::Caller {
+fn admin() -> crate::access::Caller {
+    crate::access::Caller {
         access_key_id: "AKSTADMIN".into(),
         user_arn: "arn:aws:iam::123456789012:user/admin".into(),
-        policy: crate::fleet::access::Policy::parse(
+        policy: crate::access::Policy::parse(
             r#"{"Statement":[{"Effect":"Allow","Action":"*","Resource":"*"}]}"#,
         )
         .unwrap(),
@@ -59,7 +59,7 @@ impl World {
             events: Events::default(),
             signer: Signer::new(),
             parameters: Default::default(),
-            scope: crate::parameters::name::ArnScope {
+            scope: crate::arn::ArnScope {
                 region: "us-east-1".into(),
                 account: "123456789012".into(),
             },
@@ -1117,7 +1117,7 @@ async fn cancelling_a_target_not_yet_sent_is_refused_and_changes_nothing() {
 async fn document_store(docs: &[(&str, &str)]) -> crate::documents::store::MemoryDocumentStore {
     let store = crate::documents::store::MemoryDocumentStore::new();
     let caller = admin();
-    let scope = crate::parameters::name::ArnScope {
+    let scope = crate::arn::ArnScope {
         region: "us-east-1".into(),
         account: "123456789012".into(),
     };
@@ -1250,11 +1250,11 @@ async fn a_default_that_is_a_reference_is_checked_at_send_command() {
 
 /// A key allowed to send commands and write documents everywhere, but to
 /// read parameters only under `/P/dev/`.
-fn dev_reader() -> crate::fleet::access::Caller {
-    crate::fleet::access::Caller {
+fn dev_reader() -> crate::access::Caller {
+    crate::access::Caller {
         access_key_id: "AKSTDEV".into(),
         user_arn: "arn:aws:iam::123456789012:user/dev".into(),
-        policy: crate::fleet::access::Policy::parse(
+        policy: crate::access::Policy::parse(
             r#"{"Statement":[
                 {"Effect":"Allow","Action":["ssm:SendCommand","ssm:CreateDocument"],"Resource":"*"},
                 {"Effect":"Allow","Action":"ssm:GetParameters","Resource":"arn:aws:ssm:*:*:parameter/P/dev/*"}]}"#,

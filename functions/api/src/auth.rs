@@ -17,8 +17,8 @@ use bytes::Bytes;
 use steward_aws::Stack;
 use steward_aws::identity_service::LoadedKey;
 use steward_core::SsmError;
-use steward_core::fleet::Secret;
-use steward_core::fleet::access::{Caller, Policy};
+use steward_core::access::{Caller, Policy};
+use steward_core::secret::Secret;
 use subtle::ConstantTimeEq;
 
 /// SigV4's allowance for clock skew.

@@ -12,7 +12,7 @@ use crate::ids;
 use super::MAX_ROUNDS;
 use crate::fleet::FleetContext;
 use crate::fleet::activation::{Activation, CreateActivationRequest};
-use crate::fleet::paging::{self, Cursor};
+use crate::paging::{self, Cursor};
 
 pub async fn create_activation(
     ctx: &FleetContext<'_>,

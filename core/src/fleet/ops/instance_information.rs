@@ -12,7 +12,7 @@ use crate::ids;
 use super::MAX_ROUNDS;
 use crate::fleet::FleetContext;
 use crate::fleet::node::{Node, RESOURCE_TYPE};
-use crate::fleet::paging::{self, Cursor};
+use crate::paging::{self, Cursor};
 use crate::targets::TargetDirectory;
 
 #[derive(Debug, Default, Deserialize)]

@@ -9,7 +9,7 @@ use crate::ids;
 
 use crate::fleet::FleetContext;
 use crate::fleet::node::RESOURCE_TYPE;
-use crate::fleet::tags::{self, Tag, TagSet};
+use crate::tags::{self, Tag, TagSet};
 
 fn check_resource(resource_type: &str, resource_id: &str) -> Result<(), SsmError> {
     if resource_type != RESOURCE_TYPE {
