@@ -6,7 +6,6 @@
 use std::collections::HashMap;
 
 use aws_sdk_dynamodb::Client;
-use aws_sdk_dynamodb::error::SdkError;
 use aws_sdk_dynamodb::types::AttributeValue;
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
@@ -18,6 +17,7 @@ use steward_core::run_command::status::{CommandState, Tally};
 
 use crate::Stack;
 use crate::internal;
+use crate::item::conditional;
 pub(crate) use crate::item::{IndexQuery, Item, get_n, get_s, get_u32, n, query_page, s};
 
 pub const KIND: &str = "command";
@@ -276,14 +276,6 @@ pub struct CommandTable {
     pub(crate) invocations_table: String,
 }
 
-fn is_conditional_failure<E: aws_sdk_dynamodb::error::ProvideErrorMetadata>(
-    e: &SdkError<E>,
-) -> bool {
-    e.as_service_error()
-        .and_then(|s| s.code())
-        .is_some_and(|c| c == "ConditionalCheckFailedException")
-}
-
 impl CommandTable {
     pub fn new(stack: &Stack) -> Self {
         Self {
@@ -291,12 +283,6 @@ impl CommandTable {
             commands_table: stack.settings.commands_table.clone(),
             invocations_table: stack.settings.invocations_table.clone(),
         }
-    }
-
-    pub(crate) fn conditional_failure<E: aws_sdk_dynamodb::error::ProvideErrorMetadata>(
-        e: &SdkError<E>,
-    ) -> bool {
-        is_conditional_failure(e)
     }
 }
 
@@ -375,11 +361,7 @@ impl CommandStore for CommandTable {
             .expression_attribute_values(":fsd", s(from.1))
             .send()
             .await;
-        match r {
-            Ok(_) => Ok(true),
-            Err(e) if is_conditional_failure(&e) => Ok(false),
-            Err(e) => Err(internal(e)),
-        }
+        conditional(r).map_err(internal)
     }
 
     async fn request_cancel(&self, command_id: &str) -> Result<bool, SsmError> {
@@ -397,11 +379,7 @@ impl CommandStore for CommandTable {
             .expression_attribute_values(":c", s("Cancelling"))
             .send()
             .await;
-        match r {
-            Ok(_) => Ok(true),
-            Err(e) if is_conditional_failure(&e) => Ok(false),
-            Err(e) => Err(internal(e)),
-        }
+        conditional(r).map_err(internal)
     }
 
     async fn put_invocation(&self, invocation: &Invocation) -> Result<bool, SsmError> {
@@ -422,11 +400,7 @@ impl CommandStore for CommandTable {
             .expression_attribute_values(":e", n(end))
             .send()
             .await;
-        match r {
-            Ok(_) => Ok(true),
-            Err(e) if is_conditional_failure(&e) => Ok(false),
-            Err(e) => Err(internal(e)),
-        }
+        conditional(r).map_err(internal)
     }
 
     async fn get_invocation(

@@ -10,14 +10,13 @@
 use std::collections::BTreeMap;
 
 use aws_sdk_dynamodb::Client;
-use aws_sdk_dynamodb::error::SdkError;
 use aws_sdk_dynamodb::types::{AttributeValue, Delete, Put, TransactWriteItem};
 use steward_core::SsmError;
 use steward_core::identity::model::{AccessKey, User, user_key};
 use steward_core::identity::{IamError, IdentityStore};
 
 use crate::Stack;
-use crate::item::{Item, get_consistent, get_f64, get_s, get_str, get_u64, n, s};
+use crate::item::{Item, conditional, get_consistent, get_f64, get_s, get_str, get_u64, n, s};
 use crate::revisioned;
 
 /// `Kind` of every user: the `ByKind` index's partition.
@@ -110,15 +109,6 @@ pub struct IdentityTables {
     keys: String,
 }
 
-fn lost<E, R>(e: &SdkError<E, R>) -> bool
-where
-    E: aws_sdk_dynamodb::error::ProvideErrorMetadata,
-{
-    e.as_service_error()
-        .and_then(|se| se.code())
-        .is_some_and(|c| c == "ConditionalCheckFailedException")
-}
-
 impl IdentityTables {
     pub fn new(stack: &Stack) -> Self {
         Self {
@@ -203,55 +193,46 @@ impl IdentityStore for IdentityTables {
     }
 
     async fn create_user(&self, user: &User) -> Result<bool, IamError> {
-        match self
-            .client
-            .put_item()
-            .table_name(&self.users)
-            .set_item(Some(user_to_item(user)))
-            .condition_expression("attribute_not_exists(UserKey)")
-            .send()
-            .await
-        {
-            Ok(_) => Ok(true),
-            Err(e) if lost(&e) => Ok(false),
-            Err(e) => Err(internal(e)),
-        }
+        conditional(
+            self.client
+                .put_item()
+                .table_name(&self.users)
+                .set_item(Some(user_to_item(user)))
+                .condition_expression("attribute_not_exists(UserKey)")
+                .send()
+                .await,
+        )
+        .map_err(internal)
     }
 
     async fn put_user(&self, next: &User, expected: u64) -> Result<bool, IamError> {
-        match self
-            .client
-            .put_item()
-            .table_name(&self.users)
-            .set_item(Some(user_to_item(next)))
-            .condition_expression("#rev = :rev")
-            .expression_attribute_names("#rev", "Revision")
-            .expression_attribute_values(":rev", n(expected))
-            .send()
-            .await
-        {
-            Ok(_) => Ok(true),
-            Err(e) if lost(&e) => Ok(false),
-            Err(e) => Err(internal(e)),
-        }
+        conditional(
+            self.client
+                .put_item()
+                .table_name(&self.users)
+                .set_item(Some(user_to_item(next)))
+                .condition_expression("#rev = :rev")
+                .expression_attribute_names("#rev", "Revision")
+                .expression_attribute_values(":rev", n(expected))
+                .send()
+                .await,
+        )
+        .map_err(internal)
     }
 
     async fn delete_user(&self, user: &User, expected: u64) -> Result<bool, IamError> {
-        match self
-            .client
-            .delete_item()
-            .table_name(&self.users)
-            .key("UserKey", s(user_key(&user.user_name)))
-            .condition_expression("#rev = :rev")
-            .expression_attribute_names("#rev", "Revision")
-            .expression_attribute_values(":rev", n(expected))
-            .send()
-            .await
-        {
-            Ok(_) => Ok(true),
-            Err(e) if lost(&e) => Ok(false),
-            Err(e) => Err(internal(e)),
-        }
+        conditional(
+            self.client
+                .delete_item()
+                .table_name(&self.users)
+                .key("UserKey", s(user_key(&user.user_name)))
+                .condition_expression("#rev = :rev")
+                .expression_attribute_names("#rev", "Revision")
+                .expression_attribute_values(":rev", n(expected))
+                .send()
+                .await,
+        )
+        .map_err(internal)
     }
 
     async fn key(&self, access_key_id: &str) -> Result<Option<AccessKey>, IamError> {
@@ -302,24 +283,21 @@ impl IdentityStore for IdentityTables {
     }
 
     async fn set_key_status(&self, key: &AccessKey, status: &str) -> Result<bool, IamError> {
-        match self
-            .client
-            .update_item()
-            .table_name(&self.keys)
-            .key("AccessKeyId", s(&key.access_key_id))
-            .update_expression("SET #s = :s")
-            .condition_expression("attribute_exists(AccessKeyId) AND #u = :u")
-            .expression_attribute_names("#s", "Status")
-            .expression_attribute_names("#u", "UserName")
-            .expression_attribute_values(":s", s(status))
-            .expression_attribute_values(":u", s(&key.user_name))
-            .send()
-            .await
-        {
-            Ok(_) => Ok(true),
-            Err(e) if lost(&e) => Ok(false),
-            Err(e) => Err(internal(e)),
-        }
+        conditional(
+            self.client
+                .update_item()
+                .table_name(&self.keys)
+                .key("AccessKeyId", s(&key.access_key_id))
+                .update_expression("SET #s = :s")
+                .condition_expression("attribute_exists(AccessKeyId) AND #u = :u")
+                .expression_attribute_names("#s", "Status")
+                .expression_attribute_names("#u", "UserName")
+                .expression_attribute_values(":s", s(status))
+                .expression_attribute_values(":u", s(&key.user_name))
+                .send()
+                .await,
+        )
+        .map_err(internal)
     }
 
     async fn remove_key(

@@ -15,7 +15,7 @@ use crate::commands::{
     next_token, range_condition, s, tally_counts, to_av,
 };
 use crate::internal;
-use crate::item::{IndexQuery, query_page};
+use crate::item::{IndexQuery, conditional, query_page};
 
 pub const BY_INSTANCE: &str = "ByInstance";
 
@@ -97,11 +97,7 @@ impl CommandTable {
                 .condition_expression("attribute_not_exists(CommandId)")
                 .send()
                 .await;
-            return match r {
-                Ok(_) => Ok(true),
-                Err(e) if Self::conditional_failure(&e) => Ok(false),
-                Err(e) => Err(internal(e)),
-            };
+            return conditional(r).map_err(internal);
         };
         let put = build(
             Put::builder()

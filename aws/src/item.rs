@@ -2,6 +2,7 @@
 
 use std::collections::HashMap;
 
+use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_dynamodb::types::AttributeValue;
 use steward_core::tags::TagSet;
 
@@ -129,4 +130,24 @@ pub async fn get_consistent(
         .await
         .map_err(crate::internal)?;
     Ok(resp.item)
+}
+
+/// Whether DynamoDB refused a write only because its condition did not hold.
+pub fn condition_failed<E: ProvideErrorMetadata, R>(e: &SdkError<E, R>) -> bool {
+    e.as_service_error()
+        .and_then(|se| se.code())
+        .is_some_and(|c| c == "ConditionalCheckFailedException")
+}
+
+/// A conditional write's outcome: `true` written, `false` its condition did
+/// not hold (the item changed or is not there: the caller's answer, not an
+/// error); any other failure is passed on for the caller to map.
+pub fn conditional<T, E: ProvideErrorMetadata, R>(
+    r: Result<T, SdkError<E, R>>,
+) -> Result<bool, SdkError<E, R>> {
+    match r {
+        Ok(_) => Ok(true),
+        Err(e) if condition_failed(&e) => Ok(false),
+        Err(e) => Err(e),
+    }
 }

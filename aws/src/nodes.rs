@@ -295,17 +295,11 @@ impl NodeStore for NodeTable {
             .return_values(ReturnValue::None)
             .send()
             .await;
-        match result {
-            Ok(_) => Ok(true),
-            Err(e)
-                if e.as_service_error()
-                    .is_some_and(|se| se.is_conditional_check_failed_exception()) =>
-            {
-                // Stale heartbeat of a known node, or no such node.
-                Ok(self.get(instance_id).await?.is_some())
-            }
-            Err(e) => Err(internal(e)),
+        if conditional(result).map_err(internal)? {
+            return Ok(true);
         }
+        // Stale heartbeat of a known node, or no such node.
+        Ok(self.get(instance_id).await?.is_some())
     }
 
     async fn replace_tags(&self, node: &Node, next: &TagSet) -> Result<bool, SsmError> {

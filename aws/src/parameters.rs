@@ -25,7 +25,7 @@ use steward_core::parameters::{ParameterStore, parent_of};
 
 use crate::Stack;
 use crate::internal;
-use crate::item::{Item, get_f64, get_n, get_str, get_tags, get_u64, n, s, tags_av};
+use crate::item::{Item, conditional, get_f64, get_n, get_str, get_tags, get_u64, n, s, tags_av};
 use crate::revisioned::{self, busy};
 
 /// `Kind` of every head: the `ByName` index's partition.
@@ -518,15 +518,8 @@ impl ParameterStore for ParameterTable {
             .expression_attribute_values(":rev", n(expected_revision))
             .send()
             .await;
-        match r {
-            Ok(_) => {}
-            Err(e)
-                if e.as_service_error()
-                    .is_some_and(|se| se.is_conditional_check_failed_exception()) =>
-            {
-                return Ok(false);
-            }
-            Err(e) => return Err(internal(e)),
+        if !conditional(r).map_err(internal)? {
+            return Ok(false);
         }
         // The parameter is gone with its head; its versions go after. A
         // crash in between leaves garbage that reads ignore and the next
