@@ -17,7 +17,7 @@ use steward_core::documents::store::{DocumentHead, DocumentStore, StoredVersion,
 
 use crate::Stack;
 use crate::internal;
-use crate::item::{Item, get_f64, get_str, get_tags, get_u64, n, s, tags_av};
+use crate::item::{Item, get_f64, get_str, get_tags, get_u64, n, query_up_to, s, tags_av};
 use crate::revisioned;
 
 /// `Kind` of every head: the `ByName` index's partition.
@@ -191,39 +191,25 @@ impl DocumentTable {
         forward: bool,
         limit: usize,
     ) -> Result<(Vec<StoredVersion>, bool), SsmError> {
-        let mut out = Vec::new();
-        let mut start: Option<Item> = None;
-        loop {
-            let want = limit + 1 - out.len();
-            let resp = self
-                .client
-                .query()
-                .table_name(&self.table)
-                .key_condition_expression(format!("#n = :n AND {condition}"))
-                .expression_attribute_names("#n", "Name")
-                .expression_attribute_names("#v", "Version")
-                .expression_attribute_values(":n", s(name))
-                .expression_attribute_values(":v", n(bound))
-                .scan_index_forward(forward)
-                .consistent_read(true)
-                .limit(i32::try_from(want).unwrap_or(i32::MAX))
-                .set_exclusive_start_key(start.take())
-                .send()
-                .await
-                .map_err(internal)?;
-            for item in resp.items() {
-                if get_u64(item, "Version") != Some(HEAD) {
-                    out.push(version_from_item(item)?);
-                }
-            }
-            start = resp.last_evaluated_key.filter(|k| !k.is_empty());
-            if out.len() > limit || start.is_none() {
-                break;
-            }
-        }
-        let more = out.len() > limit;
-        out.truncate(limit);
-        Ok((out, more))
+        let query = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .key_condition_expression(format!("#n = :n AND {condition}"))
+            .expression_attribute_names("#n", "Name")
+            .expression_attribute_names("#v", "Version")
+            .expression_attribute_values(":n", s(name))
+            .expression_attribute_values(":v", n(bound))
+            .scan_index_forward(forward)
+            .consistent_read(true);
+        // The head shares the partition; it is no version.
+        let (items, more) =
+            query_up_to(query, limit, |item| get_u64(item, "Version") != Some(HEAD)).await?;
+        let versions = items
+            .iter()
+            .map(version_from_item)
+            .collect::<Result<_, _>>()?;
+        Ok((versions, more))
     }
 }
 
@@ -355,38 +341,23 @@ impl DocumentStore for DocumentTable {
         after: Option<&str>,
         limit: usize,
     ) -> Result<(Vec<DocumentHead>, bool), SsmError> {
-        let mut out = Vec::new();
-        let mut start: Option<Item> = None;
-        loop {
-            let want = limit + 1 - out.len();
-            let mut q = self
-                .client
-                .query()
-                .table_name(&self.table)
-                .index_name(BY_NAME)
-                .expression_attribute_names("#k", "Kind")
-                .expression_attribute_values(":k", s(KIND))
-                .limit(i32::try_from(want).unwrap_or(i32::MAX))
-                .set_exclusive_start_key(start.take());
-            q = match after {
-                Some(a) => q
-                    .key_condition_expression("#k = :k AND #n > :a")
-                    .expression_attribute_names("#n", "Name")
-                    .expression_attribute_values(":a", s(a)),
-                None => q.key_condition_expression("#k = :k"),
-            };
-            let resp = q.send().await.map_err(internal)?;
-            for item in resp.items() {
-                out.push(head_from_item(item)?);
-            }
-            start = resp.last_evaluated_key.filter(|k| !k.is_empty());
-            if out.len() > limit || start.is_none() {
-                break;
-            }
-        }
-        let more = out.len() > limit;
-        out.truncate(limit);
-        Ok((out, more))
+        let q = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .index_name(BY_NAME)
+            .expression_attribute_names("#k", "Kind")
+            .expression_attribute_values(":k", s(KIND));
+        let q = match after {
+            Some(a) => q
+                .key_condition_expression("#k = :k AND #n > :a")
+                .expression_attribute_names("#n", "Name")
+                .expression_attribute_values(":a", s(a)),
+            None => q.key_condition_expression("#k = :k"),
+        };
+        let (items, more) = query_up_to(q, limit, |_| true).await?;
+        let heads = items.iter().map(head_from_item).collect::<Result<_, _>>()?;
+        Ok((heads, more))
     }
 }
 

@@ -16,7 +16,10 @@ use steward_core::identity::model::{AccessKey, User, user_key};
 use steward_core::identity::{IamError, IdentityStore};
 
 use crate::Stack;
-use crate::item::{Item, conditional, get_consistent, get_f64, get_s, get_str, get_u64, n, s};
+use crate::item::{
+    Item, conditional, get_consistent, get_f64, get_s, get_str, get_u64, n, query_items,
+    query_up_to, s,
+};
 use crate::revisioned;
 
 /// `Kind` of every user: the `ByKind` index's partition.
@@ -154,41 +157,22 @@ impl IdentityStore for IdentityTables {
         after: Option<&str>,
         limit: usize,
     ) -> Result<(Vec<User>, bool), IamError> {
-        // One more than asked tells whether more follow.
-        let mut q = self
+        let q = self
             .client
             .query()
             .table_name(&self.users)
             .index_name(BY_KIND)
             .expression_attribute_names("#k", "Kind")
-            .expression_attribute_values(":k", s(KIND))
-            .limit((limit + 1).min(1000) as i32);
-        q = match after {
+            .expression_attribute_values(":k", s(KIND));
+        let q = match after {
             Some(a) => q
                 .key_condition_expression("#k = :k AND #u > :after")
                 .expression_attribute_names("#u", "UserKey")
                 .expression_attribute_values(":after", s(a)),
             None => q.key_condition_expression("#k = :k"),
         };
-        let mut users = Vec::new();
-        let mut start = None;
-        loop {
-            let resp = q
-                .clone()
-                .set_exclusive_start_key(start)
-                .send()
-                .await
-                .map_err(internal)?;
-            for item in resp.items() {
-                users.push(user_from_item(item)?);
-            }
-            start = resp.last_evaluated_key.filter(|k| !k.is_empty());
-            if users.len() > limit || start.is_none() {
-                break;
-            }
-        }
-        let more = users.len() > limit;
-        users.truncate(limit);
+        let (items, more) = query_up_to(q, limit, |_| true).await.map_err(failure)?;
+        let users = items.iter().map(user_from_item).collect::<Result<_, _>>()?;
         Ok((users, more))
     }
 
@@ -245,27 +229,16 @@ impl IdentityStore for IdentityTables {
     }
 
     async fn keys_of(&self, user_name: &str) -> Result<Vec<AccessKey>, IamError> {
-        let mut keys = Vec::new();
-        let mut start = None;
-        loop {
-            let resp = self
-                .client
-                .query()
-                .table_name(&self.keys)
-                .index_name(BY_USER)
-                .key_condition_expression("#u = :u")
-                .expression_attribute_names("#u", "UserName")
-                .expression_attribute_values(":u", s(user_name))
-                .set_exclusive_start_key(start)
-                .send()
-                .await
-                .map_err(internal)?;
-            keys.extend(resp.items().iter().map(key_from_item));
-            start = resp.last_evaluated_key.filter(|k| !k.is_empty());
-            if start.is_none() {
-                return Ok(keys);
-            }
-        }
+        let query = self
+            .client
+            .query()
+            .table_name(&self.keys)
+            .index_name(BY_USER)
+            .key_condition_expression("#u = :u")
+            .expression_attribute_names("#u", "UserName")
+            .expression_attribute_values(":u", s(user_name));
+        let items = query_items(query, None, |_| true).await.map_err(failure)?;
+        Ok(items.iter().map(key_from_item).collect())
     }
 
     async fn add_key(&self, next: &User, expected: u64, key: &AccessKey) -> Result<bool, IamError> {

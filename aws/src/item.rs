@@ -3,6 +3,7 @@
 use std::collections::HashMap;
 
 use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
+use aws_sdk_dynamodb::operation::query::builders::QueryFluentBuilder;
 use aws_sdk_dynamodb::types::AttributeValue;
 use steward_core::tags::TagSet;
 
@@ -150,4 +151,49 @@ pub fn conditional<T, E: ProvideErrorMetadata, R>(
         Err(e) if condition_failed(&e) => Ok(false),
         Err(e) => Err(e),
     }
+}
+
+/// The items of `query` (built without `Limit`; from its
+/// `ExclusiveStartKey`, if it has one) that `keep` accepts, page after page,
+/// until there are `max` of them or the pages end (`None`: all of them, with
+/// no `Limit` set). A page is at most 1 MB, so even a short listing may take
+/// several.
+pub async fn query_items(
+    query: QueryFluentBuilder,
+    max: Option<usize>,
+    keep: impl Fn(&Item) -> bool,
+) -> Result<Vec<Item>, steward_core::SsmError> {
+    let mut out = Vec::new();
+    let mut start = query.get_exclusive_start_key().clone();
+    loop {
+        let mut q = query.clone().set_exclusive_start_key(start);
+        if let Some(max) = max {
+            // Ask only for what is still missing.
+            q = q.limit(i32::try_from(max.saturating_sub(out.len())).unwrap_or(i32::MAX));
+        }
+        let resp = q.send().await.map_err(crate::internal)?;
+        out.extend(
+            resp.items
+                .unwrap_or_default()
+                .into_iter()
+                .filter(|i| keep(i)),
+        );
+        start = resp.last_evaluated_key.filter(|k| !k.is_empty());
+        if start.is_none() || max.is_some_and(|max| out.len() >= max) {
+            return Ok(out);
+        }
+    }
+}
+
+/// At most `limit` items of `query` that `keep` accepts, and whether more
+/// follow (read as one more than asked).
+pub async fn query_up_to(
+    query: QueryFluentBuilder,
+    limit: usize,
+    keep: impl Fn(&Item) -> bool,
+) -> Result<(Vec<Item>, bool), steward_core::SsmError> {
+    let mut items = query_items(query, Some(limit.saturating_add(1)), keep).await?;
+    let more = items.len() > limit;
+    items.truncate(limit);
+    Ok((items, more))
 }

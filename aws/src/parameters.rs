@@ -25,7 +25,10 @@ use steward_core::parameters::{ParameterStore, parent_of};
 
 use crate::Stack;
 use crate::internal;
-use crate::item::{Item, conditional, get_f64, get_n, get_str, get_tags, get_u64, n, s, tags_av};
+use crate::item::{
+    Item, conditional, get_f64, get_n, get_str, get_tags, get_u64, n, query_items, query_up_to, s,
+    tags_av,
+};
 use crate::revisioned::{self, busy};
 
 /// `Kind` of every head: the `ByName` index's partition.
@@ -257,42 +260,29 @@ impl ParameterTable {
         condition: &str,
         values: Vec<(&str, AttributeValue)>,
         names: Vec<(&str, &str)>,
-        mut start: Option<Item>,
+        start: Option<Item>,
         limit: usize,
     ) -> Result<(Vec<Parameter>, bool), SsmError> {
-        let mut out = Vec::new();
         if limit == 0 {
-            return Ok((out, false));
+            return Ok((Vec::new(), false));
         }
-        loop {
-            let want = limit + 1 - out.len();
-            let mut q = self
-                .client
-                .query()
-                .table_name(&self.table)
-                .index_name(index)
-                .key_condition_expression(condition)
-                .scan_index_forward(true)
-                .limit(i32::try_from(want).unwrap_or(i32::MAX))
-                .set_exclusive_start_key(start.take());
-            for (k, v) in &values {
-                q = q.expression_attribute_values(*k, v.clone());
-            }
-            for (k, v) in &names {
-                q = q.expression_attribute_names(*k, *v);
-            }
-            let resp = q.send().await.map_err(internal)?;
-            for item in resp.items() {
-                out.push(head_from_item(item)?);
-            }
-            start = resp.last_evaluated_key.filter(|k| !k.is_empty());
-            if out.len() > limit || start.is_none() {
-                break;
-            }
+        let mut q = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .index_name(index)
+            .key_condition_expression(condition)
+            .scan_index_forward(true)
+            .set_exclusive_start_key(start);
+        for (k, v) in values {
+            q = q.expression_attribute_values(k, v);
         }
-        let more = out.len() > limit;
-        out.truncate(limit);
-        Ok((out, more))
+        for (k, v) in names {
+            q = q.expression_attribute_names(k, v);
+        }
+        let (items, more) = query_up_to(q, limit, |_| true).await?;
+        let heads = items.iter().map(head_from_item).collect::<Result<_, _>>()?;
+        Ok((heads, more))
     }
 
     /// Deletes version items, 25 per BatchWriteItem, retrying what DynamoDB
@@ -424,38 +414,22 @@ impl ParameterStore for ParameterTable {
         limit: usize,
     ) -> Result<Vec<ParameterVersion>, SsmError> {
         let from = from.max(1);
-        let mut out = Vec::new();
         if from > to || limit == 0 {
-            return Ok(out);
+            return Ok(Vec::new());
         }
-        let mut start = None;
-        loop {
-            let resp = self
-                .client
-                .query()
-                .table_name(&self.table)
-                .key_condition_expression("#n = :n AND #v BETWEEN :from AND :to")
-                .expression_attribute_names("#n", "Name")
-                .expression_attribute_names("#v", "Version")
-                .expression_attribute_values(":n", s(name))
-                .expression_attribute_values(":from", n(from))
-                .expression_attribute_values(":to", n(to))
-                .consistent_read(true)
-                .limit(i32::try_from(limit - out.len()).unwrap_or(i32::MAX))
-                .set_exclusive_start_key(start)
-                .send()
-                .await
-                .map_err(internal)?;
-            for item in resp.items() {
-                out.push(version_from_item(item)?);
-            }
-            start = resp.last_evaluated_key.filter(|k| !k.is_empty());
-            if out.len() >= limit || start.is_none() {
-                break;
-            }
-        }
-        out.truncate(limit);
-        Ok(out)
+        let query = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .key_condition_expression("#n = :n AND #v BETWEEN :from AND :to")
+            .expression_attribute_names("#n", "Name")
+            .expression_attribute_names("#v", "Version")
+            .expression_attribute_values(":n", s(name))
+            .expression_attribute_values(":from", n(from))
+            .expression_attribute_values(":to", n(to))
+            .consistent_read(true);
+        let items = query_items(query, Some(limit), |_| true).await?;
+        items.iter().take(limit).map(version_from_item).collect()
     }
 
     async fn put_version(

@@ -14,7 +14,7 @@ use steward_core::targets::TargetDirectory;
 
 use crate::Stack;
 use crate::internal;
-use crate::item::s;
+use crate::item::{get_str, query_items, s};
 
 pub fn value_key(resource_type: &str, key: &str, value: &str) -> String {
     format!("{resource_type}|{key}|{value}")
@@ -96,29 +96,17 @@ impl FleetDirectory {
 
     /// Every resource id under one index key, all pages.
     async fn resources(&self, tag_key: String) -> Result<Vec<String>, SsmError> {
-        let mut out = Vec::new();
-        let mut start = None;
-        loop {
-            let resp = self
-                .client
-                .query()
-                .table_name(&self.tag_index_table)
-                .key_condition_expression("TagKey = :k")
-                .expression_attribute_values(":k", s(&tag_key))
-                .set_exclusive_start_key(start)
-                .send()
-                .await
-                .map_err(internal)?;
-            for item in resp.items() {
-                if let Some(AttributeValue::S(id)) = item.get("ResourceId") {
-                    out.push(id.clone());
-                }
-            }
-            match resp.last_evaluated_key {
-                Some(k) if !k.is_empty() => start = Some(k),
-                _ => return Ok(out),
-            }
-        }
+        let query = self
+            .client
+            .query()
+            .table_name(&self.tag_index_table)
+            .key_condition_expression("TagKey = :k")
+            .expression_attribute_values(":k", s(&tag_key));
+        let items = query_items(query, None, |_| true).await?;
+        Ok(items
+            .iter()
+            .filter_map(|i| get_str(i, "ResourceId"))
+            .collect())
     }
 }
 
