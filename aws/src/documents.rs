@@ -17,7 +17,9 @@ use steward_core::documents::store::{DocumentHead, DocumentStore, StoredVersion,
 
 use crate::Stack;
 use crate::internal;
-use crate::item::{Item, get_f64, get_str, get_tags, get_u64, n, query_up_to, s, tags_av};
+use crate::item::{
+    Item, get_f64, get_str, get_tags, get_u64, kind_listing, n, query_up_to, s, tags_av,
+};
 use crate::revisioned;
 
 /// `Kind` of every head: the `ByName` index's partition.
@@ -341,20 +343,7 @@ impl DocumentStore for DocumentTable {
         after: Option<&str>,
         limit: usize,
     ) -> Result<(Vec<DocumentHead>, bool), SsmError> {
-        let q = self
-            .client
-            .query()
-            .table_name(&self.table)
-            .index_name(BY_NAME)
-            .expression_attribute_names("#k", "Kind")
-            .expression_attribute_values(":k", s(KIND));
-        let q = match after {
-            Some(a) => q
-                .key_condition_expression("#k = :k AND #n > :a")
-                .expression_attribute_names("#n", "Name")
-                .expression_attribute_values(":a", s(a)),
-            None => q.key_condition_expression("#k = :k"),
-        };
+        let q = kind_listing(&self.client, &self.table, BY_NAME, KIND, "Name", after);
         let (items, more) = query_up_to(q, limit, |_| true).await?;
         let heads = items.iter().map(head_from_item).collect::<Result<_, _>>()?;
         Ok((heads, more))

@@ -17,8 +17,8 @@ use steward_core::identity::{IamError, IdentityStore};
 
 use crate::Stack;
 use crate::item::{
-    Item, conditional, get_consistent, get_f64, get_s, get_str, get_u64, n, query_items,
-    query_up_to, s,
+    Item, conditional, get_consistent, get_f64, get_s, get_str, get_u64, kind_listing, n,
+    query_items, query_up_to, s,
 };
 use crate::revisioned;
 
@@ -157,20 +157,7 @@ impl IdentityStore for IdentityTables {
         after: Option<&str>,
         limit: usize,
     ) -> Result<(Vec<User>, bool), IamError> {
-        let q = self
-            .client
-            .query()
-            .table_name(&self.users)
-            .index_name(BY_KIND)
-            .expression_attribute_names("#k", "Kind")
-            .expression_attribute_values(":k", s(KIND));
-        let q = match after {
-            Some(a) => q
-                .key_condition_expression("#k = :k AND #u > :after")
-                .expression_attribute_names("#u", "UserKey")
-                .expression_attribute_values(":after", s(a)),
-            None => q.key_condition_expression("#k = :k"),
-        };
+        let q = kind_listing(&self.client, &self.users, BY_KIND, KIND, "UserKey", after);
         let (items, more) = query_up_to(q, limit, |_| true).await.map_err(failure)?;
         let users = items.iter().map(user_from_item).collect::<Result<_, _>>()?;
         Ok((users, more))

@@ -197,3 +197,29 @@ pub async fn query_up_to(
     items.truncate(limit);
     Ok((items, more))
 }
+
+/// A listing Query on a `Kind` index: every item of `kind`, in sort-key
+/// order, after `after` on the sort key `sort` when given (where the
+/// previous page ended).
+pub fn kind_listing(
+    client: &aws_sdk_dynamodb::Client,
+    table: &str,
+    index: &str,
+    kind: &str,
+    sort: &str,
+    after: Option<&str>,
+) -> QueryFluentBuilder {
+    let q = client
+        .query()
+        .table_name(table)
+        .index_name(index)
+        .expression_attribute_names("#k", "Kind")
+        .expression_attribute_values(":k", s(kind));
+    match after {
+        Some(a) => q
+            .key_condition_expression("#k = :k AND #sk > :after")
+            .expression_attribute_names("#sk", sort)
+            .expression_attribute_values(":after", s(a)),
+        None => q.key_condition_expression("#k = :k"),
+    }
+}
