@@ -4,7 +4,7 @@ use std::collections::HashMap;
 
 use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_dynamodb::operation::query::builders::QueryFluentBuilder;
-use aws_sdk_dynamodb::types::AttributeValue;
+use aws_sdk_dynamodb::types::{AttributeValue, KeysAndAttributes, WriteRequest};
 use steward_core::tags::TagSet;
 
 pub type Item = HashMap<String, AttributeValue>;
@@ -222,4 +222,93 @@ pub fn kind_listing(
             .expression_attribute_values(":after", s(a)),
         None => q.key_condition_expression("#k = :k"),
     }
+}
+
+/// Tries at a batch request while DynamoDB leaves part of it unprocessed.
+const BATCH_ATTEMPTS: u32 = 8;
+
+/// The pause before resending what a batch left unprocessed: DynamoDB asks
+/// for exponential backoff (50 ms, 100 ms, …).
+fn batch_backoff(attempt: u32) -> std::time::Duration {
+    std::time::Duration::from_millis(50 << attempt)
+}
+
+/// Sends a batch `request` (`send` gives the items it read and what
+/// DynamoDB left unprocessed, if anything), resending the unprocessed part
+/// after a growing pause: all items read, and `false` when some of the
+/// request is still left after every try.
+async fn resend_unprocessed<R, F, Fut>(
+    mut request: R,
+    mut send: F,
+) -> Result<(Vec<Item>, bool), steward_core::SsmError>
+where
+    F: FnMut(R) -> Fut,
+    Fut: std::future::Future<Output = Result<(Vec<Item>, Option<R>), steward_core::SsmError>>,
+{
+    let mut out = Vec::new();
+    for attempt in 0..BATCH_ATTEMPTS {
+        let (items, unprocessed) = send(request).await?;
+        out.extend(items);
+        match unprocessed {
+            Some(rest) => {
+                request = rest;
+                tokio::time::sleep(batch_backoff(attempt)).await;
+            }
+            None => return Ok((out, true)),
+        }
+    }
+    Ok((out, false))
+}
+
+/// The items of one BatchGetItem on `table` (at most 100 keys), resending
+/// the keys DynamoDB leaves unprocessed; ThrottlingException when some are
+/// still left after every try (`what` names the table's contents).
+pub async fn batch_get_all(
+    client: &aws_sdk_dynamodb::Client,
+    table: &str,
+    keys: KeysAndAttributes,
+    what: &str,
+) -> Result<Vec<Item>, steward_core::SsmError> {
+    let request = HashMap::from([(table.to_string(), keys)]);
+    let (items, done) = resend_unprocessed(request, |request| async move {
+        let resp = client
+            .batch_get_item()
+            .set_request_items(Some(request))
+            .send()
+            .await
+            .map_err(crate::internal)?;
+        let items = resp
+            .responses
+            .and_then(|mut r| r.remove(table))
+            .unwrap_or_default();
+        Ok((items, resp.unprocessed_keys.filter(|u| !u.is_empty())))
+    })
+    .await?;
+    if done {
+        Ok(items)
+    } else {
+        Err(crate::revisioned::busy(what))
+    }
+}
+
+/// One BatchWriteItem on `table` (at most 25 requests), resending what
+/// DynamoDB leaves unprocessed: `false` when some is still left after
+/// every try.
+pub async fn batch_write_all(
+    client: &aws_sdk_dynamodb::Client,
+    table: &str,
+    requests: Vec<WriteRequest>,
+) -> Result<bool, steward_core::SsmError> {
+    let request = HashMap::from([(table.to_string(), requests)]);
+    let (_, done) = resend_unprocessed(request, |request| async move {
+        let resp = client
+            .batch_write_item()
+            .set_request_items(Some(request))
+            .send()
+            .await
+            .map_err(crate::internal)?;
+        Ok((Vec::new(), resp.unprocessed_items.filter(|u| !u.is_empty())))
+    })
+    .await?;
+    Ok(done)
 }

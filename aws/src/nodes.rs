@@ -82,33 +82,7 @@ pub(crate) async fn batch_get(
         if let Some(p) = projection {
             keys.projection_expression = Some(p.to_string());
         }
-        let mut request = HashMap::from([(table.to_string(), keys)]);
-        for attempt in 0..8u32 {
-            let resp = client
-                .batch_get_item()
-                .set_request_items(Some(request.clone()))
-                .send()
-                .await
-                .map_err(internal)?;
-            if let Some(mut r) = resp.responses {
-                out.extend(r.remove(table).unwrap_or_default());
-            }
-            match resp.unprocessed_keys {
-                Some(u) if !u.is_empty() => {
-                    request = u;
-                    tokio::time::sleep(std::time::Duration::from_millis(50 << attempt)).await;
-                }
-                _ => {
-                    request.clear();
-                    break;
-                }
-            }
-        }
-        if !request.is_empty() {
-            return Err(SsmError::ThrottlingException(
-                "The node table is busy; retry the request shortly.".into(),
-            ));
-        }
+        out.extend(batch_get_all(client, table, keys, "node").await?);
     }
     Ok(out)
 }

@@ -11,7 +11,6 @@
 //! `SealedValue`; a plain value as `Value`. Values are never logged.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
-use std::time::Duration;
 
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::types::{
@@ -26,8 +25,8 @@ use steward_core::parameters::{ParameterStore, parent_of};
 use crate::Stack;
 use crate::internal;
 use crate::item::{
-    Item, conditional, get_f64, get_n, get_str, get_tags, get_u64, n, query_items, query_up_to, s,
-    tags_av,
+    Item, batch_get_all, batch_write_all, conditional, get_f64, get_n, get_str, get_tags, get_u64,
+    n, query_items, query_up_to, s, tags_av,
 };
 use crate::revisioned::{self, busy};
 
@@ -40,8 +39,6 @@ pub const BY_PARENT: &str = "ByParent";
 pub const BY_POLICY_DUE: &str = "ByPolicyDue";
 /// The head's sort key.
 const HEAD: u64 = 0;
-/// Attempts at a batch whose items DynamoDB left unprocessed.
-const BATCH_ATTEMPTS: u32 = 8;
 
 // ---------------------------------------------------------------- codecs
 
@@ -302,27 +299,7 @@ impl ParameterTable {
             })
             .collect::<Result<_, _>>()?;
         for chunk in requests.chunks(25) {
-            let mut pending = HashMap::from([(self.table.clone(), chunk.to_vec())]);
-            for attempt in 0..BATCH_ATTEMPTS {
-                let resp = self
-                    .client
-                    .batch_write_item()
-                    .set_request_items(Some(pending.clone()))
-                    .send()
-                    .await
-                    .map_err(internal)?;
-                match resp.unprocessed_items {
-                    Some(u) if !u.is_empty() => {
-                        pending = u;
-                        tokio::time::sleep(Duration::from_millis(50 << attempt)).await;
-                    }
-                    _ => {
-                        pending.clear();
-                        break;
-                    }
-                }
-            }
-            if !pending.is_empty() {
+            if !batch_write_all(&self.client, &self.table, chunk.to_vec()).await? {
                 // The head is gone: what is left is garbage no read returns
                 // (versions outside a head's range are ignored) and the next
                 // parameter of this name overwrites.
@@ -358,33 +335,8 @@ impl ParameterStore for ParameterTable {
                 .consistent_read(true)
                 .build()
                 .map_err(internal)?;
-            let mut request = HashMap::from([(self.table.clone(), keys)]);
-            for attempt in 0..BATCH_ATTEMPTS {
-                let resp = self
-                    .client
-                    .batch_get_item()
-                    .set_request_items(Some(request.clone()))
-                    .send()
-                    .await
-                    .map_err(internal)?;
-                if let Some(mut r) = resp.responses {
-                    for item in r.remove(&self.table).unwrap_or_default() {
-                        out.push(head_from_item(&item)?);
-                    }
-                }
-                match resp.unprocessed_keys {
-                    Some(u) if !u.is_empty() => {
-                        request = u;
-                        tokio::time::sleep(Duration::from_millis(50 << attempt)).await;
-                    }
-                    _ => {
-                        request.clear();
-                        break;
-                    }
-                }
-            }
-            if !request.is_empty() {
-                return Err(busy("parameter"));
+            for item in batch_get_all(&self.client, &self.table, keys, "parameter").await? {
+                out.push(head_from_item(&item)?);
             }
         }
         Ok(out)
