@@ -92,30 +92,14 @@ impl ActivationStore for ActivationTable {
         after: Option<(f64, String)>,
         limit: usize,
     ) -> Result<(Vec<Activation>, bool), SsmError> {
-        let start = after.map(|(created, id)| {
-            HashMap::from([
-                ("Kind".to_string(), s(KIND)),
+        let after = after.map(|(created, id)| {
+            Item::from([
                 ("CreatedDate".to_string(), n(created)),
                 ("ActivationId".to_string(), s(id)),
             ])
         });
-        let (items, next) = query_page(
-            &self.client,
-            IndexQuery {
-                table: &self.table,
-                index: "ByKind",
-                key: ("Kind", s(KIND)),
-                sort: None,
-                newest_first: false,
-                limit,
-                start,
-            },
-        )
-        .await?;
-        Ok((
-            items.iter().map(activation_from_item).collect(),
-            next.is_some(),
-        ))
+        let (items, more) = kind_page(&self.client, &self.table, KIND, after, limit).await?;
+        Ok((items.iter().map(activation_from_item).collect(), more))
     }
 
     async fn delete(&self, activation_id: &str) -> Result<bool, SsmError> {

@@ -116,6 +116,36 @@ pub async fn query_page(
     Ok((resp.items.unwrap_or_default(), next))
 }
 
+/// One page of a `ByKind` listing of `kind`, oldest first, after the item
+/// whose key is `after` (its `Kind` is added here; `None`: from the start),
+/// and whether more follow.
+pub async fn kind_page(
+    client: &aws_sdk_dynamodb::Client,
+    table: &str,
+    kind: &str,
+    after: Option<Item>,
+    limit: usize,
+) -> Result<(Vec<Item>, bool), steward_core::SsmError> {
+    let start = after.map(|mut key| {
+        key.insert("Kind".to_string(), s(kind));
+        key
+    });
+    let (items, next) = query_page(
+        client,
+        IndexQuery {
+            table,
+            index: "ByKind",
+            key: ("Kind", s(kind)),
+            sort: None,
+            newest_first: false,
+            limit,
+            start,
+        },
+    )
+    .await?;
+    Ok((items, next.is_some()))
+}
+
 /// A strongly consistent GetItem: the item, if there is one.
 pub async fn get_consistent(
     client: &aws_sdk_dynamodb::Client,

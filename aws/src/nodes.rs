@@ -167,26 +167,9 @@ impl NodeStore for NodeTable {
     }
 
     async fn list(&self, after: Option<&str>, limit: usize) -> Result<(Vec<Node>, bool), SsmError> {
-        let start = after.map(|id| {
-            HashMap::from([
-                ("Kind".to_string(), s(KIND)),
-                ("InstanceId".to_string(), s(id)),
-            ])
-        });
-        let (items, next) = query_page(
-            &self.client,
-            IndexQuery {
-                table: &self.nodes_table,
-                index: "ByKind",
-                key: ("Kind", s(KIND)),
-                sort: None,
-                newest_first: false,
-                limit,
-                start,
-            },
-        )
-        .await?;
-        Ok((items.iter().map(node_from_item).collect(), next.is_some()))
+        let after = after.map(|id| Item::from([("InstanceId".to_string(), s(id))]));
+        let (items, more) = kind_page(&self.client, &self.nodes_table, KIND, after, limit).await?;
+        Ok((items.iter().map(node_from_item).collect(), more))
     }
 
     async fn register(&self, node: &Node, code_hash: &str, now: f64) -> Result<(), SsmError> {
