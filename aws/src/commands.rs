@@ -17,8 +17,8 @@ use steward_core::run_command::status::{CommandState, Tally};
 
 use crate::Stack;
 use crate::internal;
-use crate::item::conditional;
 pub(crate) use crate::item::{IndexQuery, Item, get_n, get_s, get_u32, n, query_page, s};
+use crate::item::{conditional, get_consistent};
 
 pub const KIND: &str = "command";
 pub const BY_KIND: &str = "ByKind";
@@ -277,6 +277,26 @@ pub struct CommandTable {
 }
 
 impl CommandTable {
+    /// One page of `page` within `range` of `RequestedDateTime`, after the
+    /// NextToken `token` (whose key has only the attributes `token_keys`),
+    /// and the NextToken after it: `page`'s `sort` and `start` are set here.
+    pub(crate) async fn requested_page(
+        &self,
+        page: IndexQuery<'_>,
+        range: TimeRange,
+        token_keys: &[&str],
+        token: Option<&str>,
+    ) -> Result<(Vec<Item>, Option<String>), SsmError> {
+        let start = token.map(|t| decode_token(t, token_keys)).transpose()?;
+        let page = IndexQuery {
+            sort: range_condition(range),
+            start,
+            ..page
+        };
+        let (items, next) = query_page(&self.client, page).await?;
+        Ok((items, next_token(next.as_ref())?))
+    }
+
     pub fn new(stack: &Stack) -> Self {
         Self {
             client: stack.clients.dynamodb.clone(),
@@ -301,16 +321,9 @@ impl CommandStore for CommandTable {
     }
 
     async fn get_command(&self, command_id: &str) -> Result<Option<Command>, SsmError> {
-        let resp = self
-            .client
-            .get_item()
-            .table_name(&self.commands_table)
-            .key("CommandId", s(command_id))
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(internal)?;
-        Ok(resp.item.as_ref().map(command_from_item))
+        let key = Item::from([("CommandId".to_string(), s(command_id))]);
+        let item = get_consistent(&self.client, &self.commands_table, key).await?;
+        Ok(item.as_ref().map(command_from_item))
     }
 
     async fn query_commands(
@@ -319,25 +332,26 @@ impl CommandStore for CommandTable {
         limit: u32,
         token: Option<&str>,
     ) -> Result<Page<Command>, SsmError> {
-        let start = token
-            .map(|t| decode_token(t, &["CommandId", "Kind", "RequestedDateTime"]))
-            .transpose()?;
-        let (items, next) = query_page(
-            &self.client,
-            IndexQuery {
-                table: &self.commands_table,
-                index: BY_KIND,
-                key: ("Kind", s(KIND)),
-                sort: range_condition(range),
-                newest_first: true,
-                limit: limit as usize,
-                start,
-            },
-        )
-        .await?;
+        let page = IndexQuery {
+            table: &self.commands_table,
+            index: BY_KIND,
+            key: ("Kind", s(KIND)),
+            sort: None,
+            newest_first: true,
+            limit: limit as usize,
+            start: None,
+        };
+        let (items, next_token) = self
+            .requested_page(
+                page,
+                range,
+                &["CommandId", "Kind", "RequestedDateTime"],
+                token,
+            )
+            .await?;
         Ok(Page {
             items: items.iter().map(command_from_item).collect(),
-            next_token: next_token(next.as_ref())?,
+            next_token,
         })
     }
 

@@ -12,10 +12,10 @@ use steward_core::run_command::status::InvocationDetail;
 
 use crate::commands::{
     COUNTERS, CommandTable, Item, decode_token, from_av, get_json, get_n, get_s, json_av, n,
-    next_token, range_condition, s, tally_counts, to_av,
+    next_token, s, tally_counts, to_av,
 };
 use crate::internal;
-use crate::item::{IndexQuery, conditional, query_page};
+use crate::item::{IndexQuery, conditional, get_consistent};
 
 pub const BY_INSTANCE: &str = "ByInstance";
 
@@ -179,17 +179,12 @@ impl CommandTable {
         command_id: &str,
         instance_id: &str,
     ) -> Result<Option<Invocation>, SsmError> {
-        let resp = self
-            .client
-            .get_item()
-            .table_name(&self.invocations_table)
-            .key("CommandId", s(command_id))
-            .key("InstanceId", s(instance_id))
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(internal)?;
-        Ok(resp.item.as_ref().map(invocation_from_item))
+        let key = Item::from([
+            ("CommandId".to_string(), s(command_id)),
+            ("InstanceId".to_string(), s(instance_id)),
+        ]);
+        let item = get_consistent(&self.client, &self.invocations_table, key).await?;
+        Ok(item.as_ref().map(invocation_from_item))
     }
 
     pub(crate) async fn query_command_invocations(
@@ -226,25 +221,20 @@ impl CommandTable {
         limit: u32,
         token: Option<&str>,
     ) -> Result<Page<Invocation>, SsmError> {
-        let start = token
-            .map(|t| decode_token(t, &["CommandId", "InstanceId", "RequestedDateTime"]))
-            .transpose()?;
-        let (items, next) = query_page(
-            &self.client,
-            IndexQuery {
-                table: &self.invocations_table,
-                index: BY_INSTANCE,
-                key: ("InstanceId", s(instance_id)),
-                sort: range_condition(range),
-                newest_first: true,
-                limit: limit as usize,
-                start,
-            },
-        )
-        .await?;
+        let page = IndexQuery {
+            table: &self.invocations_table,
+            index: BY_INSTANCE,
+            key: ("InstanceId", s(instance_id)),
+            sort: None,
+            newest_first: true,
+            limit: limit as usize,
+            start: None,
+        };
+        let keys = ["CommandId", "InstanceId", "RequestedDateTime"];
+        let (items, next_token) = self.requested_page(page, range, &keys, token).await?;
         Ok(Page {
             items: items.iter().map(invocation_from_item).collect(),
-            next_token: next_token(next.as_ref())?,
+            next_token,
         })
     }
 
