@@ -123,9 +123,20 @@ impl Stack {
 /// Logs an AWS service failure (never request or item content) and answers
 /// SSM's generic internal error: the caller learns nothing it could misuse.
 pub(crate) fn internal<E: std::error::Error + 'static>(e: E) -> steward_core::SsmError {
-    tracing::error!(
-        error = %aws_smithy_types::error::display::DisplayErrorContext(&e),
-        "AWS call failed"
-    );
+    failed("AWS call failed", e)
+}
+
+/// [`internal`], with `what` failed as the log's message.
+pub(crate) fn failed<E: std::error::Error + 'static>(what: &str, e: E) -> steward_core::SsmError {
+    log_failure(what, &e);
     steward_core::SsmError::internal()
+}
+
+/// Logs an AWS call's failure with its whole chain of causes, which the
+/// SDK's own Display leaves out.
+pub(crate) fn log_failure<E: std::error::Error + 'static>(what: &str, e: &E) {
+    tracing::error!(
+        error = %aws_smithy_types::error::display::DisplayErrorContext(e),
+        "{what}"
+    );
 }

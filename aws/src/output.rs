@@ -58,13 +58,7 @@ impl OutputLocations for OutputBucket {
             .key(key)
             .presigned(config)
             .await
-            .map_err(|e| {
-                tracing::error!(
-                    error = %aws_smithy_types::error::display::DisplayErrorContext(&e),
-                    "cannot presign an output upload"
-                );
-                SsmError::internal()
-            })?;
+            .map_err(|e| crate::failed("cannot presign an output upload", e))?;
         let put_url = req.uri().to_string();
         let object_url = put_url.split('?').next().unwrap_or_default().to_string();
         Ok(PresignedPut {

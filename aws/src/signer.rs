@@ -35,13 +35,7 @@ impl KmsSigner {
             .key_id(&self.key_id)
             .send()
             .await
-            .map_err(|e| {
-                tracing::error!(
-                    error = %aws_smithy_types::error::display::DisplayErrorContext(&e),
-                    "KMS GetPublicKey failed"
-                );
-                SsmError::internal()
-            })?;
+            .map_err(|e| crate::failed("KMS GetPublicKey failed", e))?;
         resp.public_key
             .map(Blob::into_inner)
             .ok_or_else(SsmError::internal)
@@ -65,10 +59,7 @@ impl DigestSigner for KmsSigner {
             .send()
             .await
             .map_err(|e| {
-                tracing::error!(
-                    error = %aws_smithy_types::error::display::DisplayErrorContext(&e),
-                    "KMS Sign failed"
-                );
+                crate::log_failure("KMS Sign failed", &e);
                 ChannelError::Signing("KMS Sign failed; see the control plane log".into())
             })?;
         resp.signature
