@@ -26,7 +26,7 @@ pub fn activation_to_item(a: &Activation) -> Item {
         ("RegistrationsCount".into(), n(a.registrations_count)),
         ("ExpirationDate".into(), n(a.expiration_date)),
         ("CreatedDate".into(), n(a.created_date)),
-        ("Tags".into(), tags_av(&a.tags)),
+        ("Tags".into(), str_map_av(&a.tags)),
     ])
 }
 
@@ -41,7 +41,7 @@ pub fn activation_from_item(i: &Item) -> Activation {
         registrations_count: get_f64(i, "RegistrationsCount") as u32,
         expiration_date: get_f64(i, "ExpirationDate"),
         created_date: get_f64(i, "CreatedDate"),
-        tags: get_tags(i, "Tags"),
+        tags: get_str_map(i, "Tags"),
     }
 }
 

@@ -18,7 +18,7 @@ use steward_core::run_command::status::{CommandState, Tally};
 use crate::Stack;
 use crate::internal;
 pub(crate) use crate::item::{IndexQuery, Item, get_n, get_s, get_u32, n, query_page, s};
-use crate::item::{conditional, get_consistent};
+use crate::item::{conditional, get_consistent, get_str_list, str_list_av};
 
 pub const KIND: &str = "command";
 pub const BY_KIND: &str = "ByKind";
@@ -54,23 +54,6 @@ pub(crate) fn tally_counts(t: &Tally) -> [u32; 9] {
 }
 
 // ---------------------------------------------------------------- codecs
-
-fn get_list_s(item: &Item, k: &str) -> Vec<String> {
-    match item.get(k) {
-        Some(AttributeValue::L(l)) => l
-            .iter()
-            .filter_map(|v| match v {
-                AttributeValue::S(s) => Some(s.clone()),
-                _ => None,
-            })
-            .collect(),
-        _ => Vec::new(),
-    }
-}
-
-fn list_s(v: &[String]) -> AttributeValue {
-    AttributeValue::L(v.iter().map(s).collect())
-}
 
 /// JSON as a native DynamoDB value (maps, lists, strings, numbers, booleans).
 pub(crate) fn to_av(v: &Value) -> AttributeValue {
@@ -121,11 +104,11 @@ pub fn command_to_item(c: &Command) -> Item {
         ("DocumentVersion".into(), s(&c.document_version)),
         ("Comment".into(), s(&c.comment)),
         ("Parameters".into(), json_av(&c.parameters)),
-        ("InstanceIds".into(), list_s(&c.instance_ids)),
+        ("InstanceIds".into(), str_list_av(&c.instance_ids)),
         ("Targets".into(), json_av(&c.targets)),
         (
             "ResolvedInstanceIds".into(),
-            list_s(&c.resolved_instance_ids),
+            str_list_av(&c.resolved_instance_ids),
         ),
         ("RequestedDateTime".into(), n(c.requested_date_time)),
         ("ExpiresAfter".into(), n(c.expires_after)),
@@ -176,9 +159,9 @@ pub fn command_from_item(item: &Item) -> Command {
         document_version: get_s(item, "DocumentVersion"),
         comment: get_s(item, "Comment"),
         parameters: get_json(item, "Parameters").unwrap_or_default(),
-        instance_ids: get_list_s(item, "InstanceIds"),
+        instance_ids: get_str_list(item, "InstanceIds"),
         targets: get_json(item, "Targets").unwrap_or_default(),
-        resolved_instance_ids: get_list_s(item, "ResolvedInstanceIds"),
+        resolved_instance_ids: get_str_list(item, "ResolvedInstanceIds"),
         requested_date_time: get_n(item, "RequestedDateTime").unwrap_or(0.0),
         expires_after: get_n(item, "ExpiresAfter").unwrap_or(0.0),
         status: get_s(item, "Status"),

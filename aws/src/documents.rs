@@ -18,7 +18,8 @@ use steward_core::documents::store::{DocumentHead, DocumentStore, StoredVersion,
 use crate::Stack;
 use crate::internal;
 use crate::item::{
-    Item, get_f64, get_str, get_tags, get_u64, kind_listing, n, query_up_to, s, tags_av,
+    Item, get_f64, get_str, get_str_list, get_str_map, get_u64, kind_listing, n, query_up_to, s,
+    str_list_av, str_map_av,
 };
 use crate::revisioned;
 
@@ -72,11 +73,8 @@ fn head_to_item(h: &DocumentHead) -> Item {
     }
     item.insert("SchemaVersion".into(), s(&d.schema_version));
     item.insert("DocumentFormat".into(), s(d.format.as_str()));
-    item.insert(
-        "PlatformTypes".into(),
-        AttributeValue::L(d.platform_types.iter().map(s).collect()),
-    );
-    item.insert("Tags".into(), tags_av(&h.tags));
+    item.insert("PlatformTypes".into(), str_list_av(&d.platform_types));
+    item.insert("Tags".into(), str_map_av(&h.tags));
     if let Some(t) = &h.target_type {
         item.insert("TargetType".into(), s(t));
     }
@@ -100,16 +98,7 @@ fn head_from_item(item: &Item) -> Result<DocumentHead, SsmError> {
             .collect(),
         _ => BTreeMap::new(),
     };
-    let platform_types = match item.get("PlatformTypes") {
-        Some(AttributeValue::L(l)) => l
-            .iter()
-            .filter_map(|v| match v {
-                AttributeValue::S(x) => Some(x.clone()),
-                _ => None,
-            })
-            .collect(),
-        _ => Vec::new(),
-    };
+    let platform_types = get_str_list(item, "PlatformTypes");
     Ok(DocumentHead {
         document_type: get_str(item, "DocumentType").unwrap_or_else(|| "Command".into()),
         owner: get_str(item, "Owner").unwrap_or_default(),
@@ -125,7 +114,7 @@ fn head_from_item(item: &Item) -> Result<DocumentHead, SsmError> {
             format: format_of(&name, item)?,
             platform_types,
         },
-        tags: get_tags(item, "Tags"),
+        tags: get_str_map(item, "Tags"),
         target_type: get_str(item, "TargetType"),
         display_name: get_str(item, "DisplayName"),
         revision: num("Revision")?,

@@ -7,18 +7,16 @@
 //! and delete are one transaction with its user, whose `KeyCount` is the
 //! quota's. Nothing scans: users are listed by `ByKind`.
 
-use std::collections::BTreeMap;
-
 use aws_sdk_dynamodb::Client;
-use aws_sdk_dynamodb::types::{AttributeValue, Delete, Put, TransactWriteItem};
+use aws_sdk_dynamodb::types::{Delete, Put, TransactWriteItem};
 use steward_core::SsmError;
 use steward_core::identity::model::{AccessKey, User, user_key};
 use steward_core::identity::{IamError, IdentityStore};
 
 use crate::Stack;
 use crate::item::{
-    Item, conditional, get_consistent, get_f64, get_s, get_str, get_u64, kind_listing, n,
-    query_items, query_up_to, s,
+    Item, conditional, get_consistent, get_f64, get_s, get_str, get_str_map, get_u64, kind_listing,
+    n, query_items, query_up_to, s, str_map_av,
 };
 use crate::revisioned;
 
@@ -52,26 +50,14 @@ pub fn user_to_item(u: &User) -> Item {
         ("UserId".to_string(), s(&u.user_id)),
         ("Path".to_string(), s(&u.path)),
         ("CreateDate".to_string(), n(u.create_date)),
-        (
-            "Policies".to_string(),
-            AttributeValue::M(u.policies.iter().map(|(k, v)| (k.clone(), s(v))).collect()),
-        ),
+        ("Policies".to_string(), str_map_av(&u.policies)),
         ("KeyCount".to_string(), n(u.key_count)),
         ("Revision".to_string(), n(u.revision)),
     ])
 }
 
 pub fn user_from_item(item: &Item) -> Result<User, IamError> {
-    let policies: BTreeMap<String, String> = match item.get("Policies") {
-        Some(AttributeValue::M(m)) => m
-            .iter()
-            .filter_map(|(k, v)| match v {
-                AttributeValue::S(d) => Some((k.clone(), d.clone())),
-                _ => None,
-            })
-            .collect(),
-        _ => BTreeMap::new(),
-    };
+    let policies = get_str_map(item, "Policies");
     Ok(User {
         user_name: get_str(item, "UserName").ok_or_else(|| bad_item("UserName"))?,
         user_id: get_s(item, "UserId"),

@@ -1,11 +1,10 @@
 //! DynamoDB item codecs shared by every store in this crate.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 
 use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_dynamodb::operation::query::builders::QueryFluentBuilder;
 use aws_sdk_dynamodb::types::{AttributeValue, KeysAndAttributes, WriteRequest};
-use steward_core::tags::TagSet;
 
 pub type Item = HashMap<String, AttributeValue>;
 
@@ -58,11 +57,13 @@ pub fn get_u32(item: &Item, k: &str) -> u32 {
     get_n(item, k).map(|v| v as u32).unwrap_or(0)
 }
 
-pub fn tags_av(tags: &TagSet) -> AttributeValue {
-    AttributeValue::M(tags.iter().map(|(k, v)| (k.clone(), s(v))).collect())
+/// A map of strings (tags, a user's policies) as a map attribute.
+pub fn str_map_av(map: &BTreeMap<String, String>) -> AttributeValue {
+    AttributeValue::M(map.iter().map(|(k, v)| (k.clone(), s(v))).collect())
 }
 
-pub fn get_tags(item: &Item, k: &str) -> TagSet {
+/// A map attribute's string entries, or none when absent.
+pub fn get_str_map(item: &Item, k: &str) -> BTreeMap<String, String> {
     match item.get(k) {
         Some(AttributeValue::M(m)) => m
             .iter()
@@ -71,7 +72,26 @@ pub fn get_tags(item: &Item, k: &str) -> TagSet {
                 _ => None,
             })
             .collect(),
-        _ => TagSet::new(),
+        _ => BTreeMap::new(),
+    }
+}
+
+/// A list of strings as a list attribute.
+pub fn str_list_av(list: &[String]) -> AttributeValue {
+    AttributeValue::L(list.iter().map(s).collect())
+}
+
+/// A list attribute's strings, or none when absent.
+pub fn get_str_list(item: &Item, k: &str) -> Vec<String> {
+    match item.get(k) {
+        Some(AttributeValue::L(l)) => l
+            .iter()
+            .filter_map(|v| match v {
+                AttributeValue::S(s) => Some(s.clone()),
+                _ => None,
+            })
+            .collect(),
+        _ => Vec::new(),
     }
 }
 

@@ -40,7 +40,7 @@ pub fn node_to_item(node: &Node) -> Item {
         ("PublicKey".into(), s(&node.public_key)),
         ("QueueUrl".into(), s(&node.queue_url)),
         ("QueueArn".into(), s(&node.queue_arn)),
-        ("Tags".into(), tags_av(&node.tags)),
+        ("Tags".into(), str_map_av(&node.tags)),
         ("TagsVersion".into(), n(node.tags_version)),
     ])
 }
@@ -62,7 +62,7 @@ pub fn node_from_item(item: &Item) -> Node {
         public_key: get_s(item, "PublicKey"),
         queue_url: get_s(item, "QueueUrl"),
         queue_arn: get_s(item, "QueueArn"),
-        tags: get_tags(item, "Tags"),
+        tags: get_str_map(item, "Tags"),
         tags_version: get_f64(item, "TagsVersion") as u64,
     }
 }
@@ -267,7 +267,7 @@ impl NodeStore for NodeTable {
             .condition_expression(
                 "attribute_exists(InstanceId) AND (attribute_not_exists(TagsVersion) OR TagsVersion = :v)",
             )
-            .expression_attribute_values(":tags", tags_av(next))
+            .expression_attribute_values(":tags", str_map_av(next))
             .expression_attribute_values(":v", n(node.tags_version))
             .expression_attribute_values(":next", n(node.tags_version + 1))
             .build()

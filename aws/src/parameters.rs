@@ -25,8 +25,8 @@ use steward_core::parameters::{ParameterStore, parent_of};
 use crate::Stack;
 use crate::internal;
 use crate::item::{
-    Item, batch_get_all, batch_write_all, conditional, get_f64, get_n, get_str, get_tags, get_u64,
-    n, query_items, query_up_to, s, tags_av,
+    Item, batch_get_all, batch_write_all, conditional, get_f64, get_n, get_str, get_str_map,
+    get_u64, n, query_items, query_up_to, s, str_map_av,
 };
 use crate::revisioned::{self, busy};
 
@@ -174,7 +174,7 @@ pub fn head_to_item(p: &Parameter) -> Item {
         "LabelVersions".into(),
         AttributeValue::M(p.labels.iter().map(|(l, v)| (l.clone(), n(v))).collect()),
     );
-    item.insert("Tags".into(), tags_av(&p.tags));
+    item.insert("Tags".into(), str_map_av(&p.tags));
     item.insert("Revision".into(), n(p.revision));
     // Only a head with a pending policy is in ByPolicyDue.
     if let Some(due) = p.policy_due {
@@ -201,7 +201,7 @@ pub fn head_from_item(item: &Item) -> Result<Parameter, SsmError> {
         current: version_from(item, latest)?,
         oldest_version: get_u64(item, "OldestVersion").unwrap_or(1),
         labels,
-        tags: get_tags(item, "Tags"),
+        tags: get_str_map(item, "Tags"),
         policy_due: get_n(item, "PolicyDue"),
         revision: get_u64(item, "Revision").ok_or_else(|| bad_item(&name, "Revision"))?,
     })
