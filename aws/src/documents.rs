@@ -21,12 +21,11 @@ use crate::item::{
     Item, get_f64, get_str, get_str_list, get_str_map, get_u64, kind_listing, n, query_up_to, s,
     str_list_av, str_map_av,
 };
-use crate::revisioned;
+use crate::revisioned::{self, HEAD, key};
 
 /// `Kind` of every head: the `ByName` index's partition.
 pub const KIND: &str = "Document";
 pub const BY_NAME: &str = "ByName";
-const HEAD: u64 = 0;
 
 fn bad_item(name: &str, what: &'static str) -> SsmError {
     tracing::error!(document = name, what, "document item cannot be decoded");
@@ -39,13 +38,6 @@ fn format_of(name: &str, item: &Item) -> Result<DocumentFormat, SsmError> {
         Some("YAML") => Ok(DocumentFormat::Yaml),
         _ => Err(bad_item(name, "DocumentFormat")),
     }
-}
-
-fn key(name: &str, version: u64) -> Item {
-    Item::from([
-        ("Name".to_string(), s(name)),
-        ("Version".to_string(), n(version)),
-    ])
 }
 
 fn head_to_item(h: &DocumentHead) -> Item {

@@ -28,7 +28,7 @@ use crate::item::{
     Item, batch_get_all, batch_write_all, conditional, get_f64, get_n, get_str, get_str_map,
     get_u64, n, query_items, query_up_to, s, str_map_av,
 };
-use crate::revisioned::{self, busy};
+use crate::revisioned::{self, HEAD, busy, key};
 
 /// `Kind` of every head: the `ByName` index's partition.
 pub const KIND: &str = "Parameter";
@@ -37,18 +37,12 @@ pub const POLICY_SHARD: &str = "due";
 pub const BY_NAME: &str = "ByName";
 pub const BY_PARENT: &str = "ByParent";
 pub const BY_POLICY_DUE: &str = "ByPolicyDue";
-/// The head's sort key.
-const HEAD: u64 = 0;
 
 // ---------------------------------------------------------------- codecs
 
 fn bad_item(name: &str, what: &'static str) -> SsmError {
     tracing::error!(parameter = name, what, "parameter item cannot be decoded");
     SsmError::internal()
-}
-
-fn key(name: &str, version: u64) -> Item {
-    HashMap::from([("Name".into(), s(name)), ("Version".into(), n(version))])
 }
 
 fn policies_av(policies: &[PolicyRecord]) -> AttributeValue {

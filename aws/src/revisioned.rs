@@ -9,7 +9,18 @@ use aws_sdk_dynamodb::types::{Put, TransactWriteItem};
 use steward_core::SsmError;
 
 use crate::internal;
-use crate::item::{Item, n};
+use crate::item::{Item, n, s};
+
+/// The head's `Version` (sort key); versions count from 1.
+pub const HEAD: u64 = 0;
+
+/// The key of `name`'s item at `version` ([`HEAD`]: the head).
+pub fn key(name: &str, version: u64) -> Item {
+    Item::from([
+        ("Name".to_string(), s(name)),
+        ("Version".to_string(), n(version)),
+    ])
+}
 
 /// How a cancelled transaction is answered.
 enum Cancelled {
