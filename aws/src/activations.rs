@@ -75,16 +75,9 @@ impl ActivationStore for ActivationTable {
     }
 
     async fn get(&self, activation_id: &str) -> Result<Option<Activation>, SsmError> {
-        let resp = self
-            .client
-            .get_item()
-            .table_name(&self.table)
-            .key("ActivationId", s(activation_id))
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(internal)?;
-        Ok(resp.item.as_ref().map(activation_from_item))
+        let key = Item::from([("ActivationId".to_string(), s(activation_id))]);
+        let item = get_consistent(&self.client, &self.table, key).await?;
+        Ok(item.as_ref().map(activation_from_item))
     }
 
     async fn list(

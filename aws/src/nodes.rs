@@ -149,16 +149,9 @@ impl NodeTable {
 #[async_trait::async_trait]
 impl NodeStore for NodeTable {
     async fn get(&self, instance_id: &str) -> Result<Option<Node>, SsmError> {
-        let resp = self
-            .client
-            .get_item()
-            .table_name(&self.nodes_table)
-            .key("InstanceId", s(instance_id))
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(internal)?;
-        Ok(resp.item.as_ref().map(node_from_item))
+        let key = Item::from([("InstanceId".to_string(), s(instance_id))]);
+        let item = get_consistent(&self.client, &self.nodes_table, key).await?;
+        Ok(item.as_ref().map(node_from_item))
     }
 
     async fn get_many(&self, ids: &[String]) -> Result<Vec<Node>, SsmError> {
