@@ -63,14 +63,14 @@ impl ActivationTable {
 #[async_trait::async_trait]
 impl ActivationStore for ActivationTable {
     async fn create(&self, a: &Activation) -> Result<(), SsmError> {
-        self.client
-            .put_item()
-            .table_name(&self.table)
-            .set_item(Some(activation_to_item(a)))
-            .condition_expression("attribute_not_exists(ActivationId)")
-            .send()
-            .await
-            .map_err(internal)?;
+        put_if_absent(
+            &self.client,
+            &self.table,
+            activation_to_item(a),
+            "ActivationId",
+        )
+        .await
+        .map_err(internal)?;
         Ok(())
     }
 

@@ -18,7 +18,7 @@ use steward_core::run_command::status::{CommandState, Tally};
 use crate::Stack;
 use crate::internal;
 pub(crate) use crate::item::{IndexQuery, Item, get_n, get_s, get_u32, n, query_page, s};
-use crate::item::{conditional, get_consistent, get_str_list, str_list_av};
+use crate::item::{conditional, get_consistent, get_str_list, put_if_absent, str_list_av};
 
 pub const KIND: &str = "command";
 pub const BY_KIND: &str = "ByKind";
@@ -292,12 +292,8 @@ impl CommandTable {
 #[async_trait::async_trait]
 impl CommandStore for CommandTable {
     async fn put_command(&self, command: &Command) -> Result<(), SsmError> {
-        self.client
-            .put_item()
-            .table_name(&self.commands_table)
-            .set_item(Some(command_to_item(command)))
-            .condition_expression("attribute_not_exists(CommandId)")
-            .send()
+        let item = command_to_item(command);
+        put_if_absent(&self.client, &self.commands_table, item, "CommandId")
             .await
             .map_err(internal)?;
         Ok(())

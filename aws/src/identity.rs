@@ -16,7 +16,7 @@ use steward_core::identity::{IamError, IdentityStore};
 use crate::Stack;
 use crate::item::{
     Item, conditional, get_consistent, get_f64, get_s, get_str, get_str_map, get_u64, kind_listing,
-    n, query_items, query_up_to, s, str_map_av,
+    n, put_if_absent, query_items, query_up_to, s, str_map_av,
 };
 use crate::revisioned;
 
@@ -150,16 +150,8 @@ impl IdentityStore for IdentityTables {
     }
 
     async fn create_user(&self, user: &User) -> Result<bool, IamError> {
-        conditional(
-            self.client
-                .put_item()
-                .table_name(&self.users)
-                .set_item(Some(user_to_item(user)))
-                .condition_expression("attribute_not_exists(UserKey)")
-                .send()
-                .await,
-        )
-        .map_err(internal)
+        let r = put_if_absent(&self.client, &self.users, user_to_item(user), "UserKey").await;
+        conditional(r).map_err(internal)
     }
 
     async fn put_user(&self, next: &User, expected: u64) -> Result<bool, IamError> {

@@ -15,7 +15,7 @@ use crate::commands::{
     next_token, s, tally_counts, to_av,
 };
 use crate::internal;
-use crate::item::{IndexQuery, conditional, get_consistent};
+use crate::item::{IndexQuery, conditional, get_consistent, put_if_absent};
 
 pub const BY_INSTANCE: &str = "ByInstance";
 
@@ -89,14 +89,8 @@ impl CommandTable {
     /// transaction.
     pub(crate) async fn put_invocation_item(&self, inv: &Invocation) -> Result<bool, SsmError> {
         let Some(counters) = self.counter_update(&inv.command_id, &inv.initial_tally())? else {
-            let r = self
-                .client
-                .put_item()
-                .table_name(&self.invocations_table)
-                .set_item(Some(invocation_to_item(inv)))
-                .condition_expression("attribute_not_exists(CommandId)")
-                .send()
-                .await;
+            let item = invocation_to_item(inv);
+            let r = put_if_absent(&self.client, &self.invocations_table, item, "CommandId").await;
             return conditional(r).map_err(internal);
         };
         let put = build(

@@ -166,6 +166,29 @@ pub async fn kind_page(
     Ok((items, next.is_some()))
 }
 
+/// A PutItem of `item` only if no item has its key yet (`key_attr`: an
+/// attribute of the key); the caller decides what a refusal means.
+pub async fn put_if_absent(
+    client: &aws_sdk_dynamodb::Client,
+    table: &str,
+    item: Item,
+    key_attr: &str,
+) -> Result<
+    aws_sdk_dynamodb::operation::put_item::PutItemOutput,
+    SdkError<
+        aws_sdk_dynamodb::operation::put_item::PutItemError,
+        aws_sdk_dynamodb::config::http::HttpResponse,
+    >,
+> {
+    client
+        .put_item()
+        .table_name(table)
+        .set_item(Some(item))
+        .condition_expression(format!("attribute_not_exists({key_attr})"))
+        .send()
+        .await
+}
+
 /// A strongly consistent GetItem: the item, if there is one.
 pub async fn get_consistent(
     client: &aws_sdk_dynamodb::Client,
