@@ -107,15 +107,8 @@ impl SigningKey for CommandSigningKey {
     async fn public_key_b64(&self) -> Result<String, SsmError> {
         self.cached
             .get_or_try_init(|| async {
-                let resp = self
-                    .client
-                    .get_public_key()
-                    .key_id(&self.key_id)
-                    .send()
-                    .await
-                    .map_err(internal)?;
-                let der = resp.public_key.ok_or_else(SsmError::internal)?;
-                Ok(B64.encode(der.as_ref()))
+                let der = crate::signer::public_key_der(&self.client, &self.key_id).await?;
+                Ok(B64.encode(der))
             })
             .await
             .cloned()

@@ -29,17 +29,21 @@ impl KmsSigner {
 
     /// The key's public half as DER SubjectPublicKeyInfo, what agents pin.
     pub async fn public_key_der(&self) -> Result<Vec<u8>, SsmError> {
-        let resp = self
-            .client
-            .get_public_key()
-            .key_id(&self.key_id)
-            .send()
-            .await
-            .map_err(|e| crate::failed("KMS GetPublicKey failed", e))?;
-        resp.public_key
-            .map(Blob::into_inner)
-            .ok_or_else(SsmError::internal)
+        public_key_der(&self.client, &self.key_id).await
     }
+}
+
+/// The public half of KMS key `key_id` as DER SubjectPublicKeyInfo.
+pub(crate) async fn public_key_der(client: &Client, key_id: &str) -> Result<Vec<u8>, SsmError> {
+    let resp = client
+        .get_public_key()
+        .key_id(key_id)
+        .send()
+        .await
+        .map_err(|e| crate::failed("KMS GetPublicKey failed", e))?;
+    resp.public_key
+        .map(Blob::into_inner)
+        .ok_or_else(SsmError::internal)
 }
 
 #[async_trait::async_trait]
