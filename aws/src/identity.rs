@@ -107,16 +107,10 @@ impl IdentityTables {
         }
     }
 
+    /// A user is a revisioned head of its own: the Put is conditional on
+    /// its `Revision` as a document's or parameter's head is.
     fn user_put(&self, next: &User, expected: u64) -> Result<TransactWriteItem, IamError> {
-        let put = Put::builder()
-            .table_name(&self.users)
-            .set_item(Some(user_to_item(next)))
-            .condition_expression("#rev = :rev")
-            .expression_attribute_names("#rev", "Revision")
-            .expression_attribute_values(":rev", n(expected))
-            .build()
-            .map_err(internal)?;
-        Ok(TransactWriteItem::builder().put(put).build())
+        revisioned::put_head(&self.users, user_to_item(next), Some(expected)).map_err(failure)
     }
 
     async fn transact(&self, items: Vec<TransactWriteItem>) -> Result<bool, IamError> {
