@@ -16,6 +16,7 @@ use crate::commands::{
 };
 use crate::internal;
 use crate::item::{IndexQuery, conditional, get_consistent, put_if_absent};
+use crate::revisioned::cancellation_codes;
 
 pub const BY_INSTANCE: &str = "ByInstance";
 
@@ -150,15 +151,9 @@ impl CommandTable {
         match r {
             Ok(_) => Ok(true),
             Err(e) => {
-                let invocation_condition_failed = e
-                    .as_service_error()
-                    .and_then(|se| match se {
-                        aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError::TransactionCanceledException(c) => {
-                            c.cancellation_reasons().first().and_then(|r| r.code()).map(|c| c == "ConditionalCheckFailed")
-                        }
-                        _ => None,
-                    })
-                    .unwrap_or(false);
+                let invocation_condition_failed = cancellation_codes(&e).is_some_and(|codes| {
+                    codes.first().is_some_and(|c| c == "ConditionalCheckFailed")
+                });
                 if invocation_condition_failed {
                     Ok(false)
                 } else {

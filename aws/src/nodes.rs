@@ -16,6 +16,7 @@ use steward_core::tags::TagSet;
 use crate::Stack;
 use crate::internal;
 use crate::item::*;
+use crate::revisioned::cancellation_codes;
 use crate::tag_index;
 
 pub const KIND: &str = "node";
@@ -85,19 +86,6 @@ pub(crate) async fn batch_get(
         out.extend(batch_get_all(client, table, keys, "node").await?);
     }
     Ok(out)
-}
-
-/// Why a transaction was cancelled, per action ("None" when it was not the cause).
-fn cancellation_codes(e: &SdkError<TransactWriteItemsError>) -> Option<Vec<String>> {
-    match e.as_service_error() {
-        Some(TransactWriteItemsError::TransactionCanceledException(t)) => Some(
-            t.cancellation_reasons()
-                .iter()
-                .map(|r| r.code().unwrap_or("None").to_string())
-                .collect(),
-        ),
-        _ => None,
-    }
 }
 
 /// Nodes over DynamoDB.

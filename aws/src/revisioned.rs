@@ -33,15 +33,27 @@ enum Cancelled {
     Other,
 }
 
+/// Why a transaction was cancelled, per action in order ("None" for an
+/// action that was not the cause); `None` when it was not cancelled.
+pub(crate) fn cancellation_codes(e: &SdkError<TransactWriteItemsError>) -> Option<Vec<String>> {
+    match e.as_service_error() {
+        Some(TransactWriteItemsError::TransactionCanceledException(t)) => Some(
+            t.cancellation_reasons()
+                .iter()
+                .map(|r| r.code().unwrap_or("None").to_string())
+                .collect(),
+        ),
+        _ => None,
+    }
+}
+
 fn cancellation(e: &SdkError<TransactWriteItemsError>) -> Cancelled {
-    let Some(TransactWriteItemsError::TransactionCanceledException(t)) = e.as_service_error()
-    else {
+    let Some(all) = cancellation_codes(e) else {
         return Cancelled::Other;
     };
-    let codes: Vec<&str> = t
-        .cancellation_reasons()
+    let codes: Vec<&str> = all
         .iter()
-        .filter_map(|r| r.code())
+        .map(String::as_str)
         .filter(|c| *c != "None")
         .collect();
     if !codes.is_empty()
