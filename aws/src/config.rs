@@ -117,38 +117,25 @@ impl Clients {
         // Every client counts its requests (crate::metrics) for the benchmarks.
         let counter = crate::metrics::RequestCounter;
         let s3_config = s3_config.to_builder().interceptor(counter).build();
+        // One client per service SDK, each from the shared configuration
+        // with the counter; the SDKs share no type to write this once over.
+        macro_rules! counted {
+            ($sdk:ident) => {
+                $sdk::Client::from_conf(
+                    $sdk::config::Builder::from(&shared)
+                        .interceptor(counter)
+                        .build(),
+                )
+            };
+        }
         Self {
-            dynamodb: aws_sdk_dynamodb::Client::from_conf(
-                aws_sdk_dynamodb::config::Builder::from(&shared)
-                    .interceptor(counter)
-                    .build(),
-            ),
-            sqs: aws_sdk_sqs::Client::from_conf(
-                aws_sdk_sqs::config::Builder::from(&shared)
-                    .interceptor(counter)
-                    .build(),
-            ),
+            dynamodb: counted!(aws_sdk_dynamodb),
+            sqs: counted!(aws_sdk_sqs),
             s3: aws_sdk_s3::Client::from_conf(s3_config),
-            kms: aws_sdk_kms::Client::from_conf(
-                aws_sdk_kms::config::Builder::from(&shared)
-                    .interceptor(counter)
-                    .build(),
-            ),
-            events: aws_sdk_eventbridge::Client::from_conf(
-                aws_sdk_eventbridge::config::Builder::from(&shared)
-                    .interceptor(counter)
-                    .build(),
-            ),
-            sts: aws_sdk_sts::Client::from_conf(
-                aws_sdk_sts::config::Builder::from(&shared)
-                    .interceptor(counter)
-                    .build(),
-            ),
-            resource_groups: aws_sdk_resourcegroups::Client::from_conf(
-                aws_sdk_resourcegroups::config::Builder::from(&shared)
-                    .interceptor(counter)
-                    .build(),
-            ),
+            kms: counted!(aws_sdk_kms),
+            events: counted!(aws_sdk_eventbridge),
+            sts: counted!(aws_sdk_sts),
+            resource_groups: counted!(aws_sdk_resourcegroups),
         }
     }
 }
