@@ -1,4 +1,5 @@
-//! DynamoDB item codecs shared by every store in this crate.
+//! DynamoDB item codecs, and the reads and writes every store in this crate
+//! makes alike (conditional writes, paged queries, batches).
 
 use std::collections::{BTreeMap, HashMap};
 
@@ -207,7 +208,7 @@ pub async fn get_consistent(
 }
 
 /// Whether DynamoDB refused a write only because its condition did not hold.
-pub fn condition_failed<E: ProvideErrorMetadata, R>(e: &SdkError<E, R>) -> bool {
+fn condition_failed<E: ProvideErrorMetadata, R>(e: &SdkError<E, R>) -> bool {
     e.as_service_error()
         .and_then(|se| se.code())
         .is_some_and(|c| c == "ConditionalCheckFailedException")
