@@ -7,7 +7,16 @@ source "$(dirname "$0")/lib.sh"
 case "${1:-}" in
   start)
     load_stack_env
-    if is_running steward-local; then say "control plane: already running on port $STEWARD_API_PORT"; exit 0; fi
+    if is_running steward-local; then
+      # A control plane older than its binary would test yesterday's code.
+      if [[ "$BIN/steward-local" -nt "$RUN_DIR/steward-local.started" ]]; then
+        say "control plane: the binary is newer than the running process; restarting"
+        stop_bg steward-local
+        date +%s >"$RUN_DIR/steward-local.stopped"
+      else
+        say "control plane: already running on port $STEWARD_API_PORT"; exit 0
+      fi
+    fi
     [[ -x "$BIN/steward-local" ]] || die "steward-local is not built: run 'cargo build -p steward-local'"
     # A stopped process's long polls (20 s) stay open in the emulator and
     # would take the next messages with them; let them run out first.
@@ -18,6 +27,7 @@ case "${1:-}" in
       sleep "$wait_s"
     fi
     start_bg steward-local "$BIN/steward-local"
+    touch "$RUN_DIR/steward-local.started"
     wait_for_log steward-local "steward-local: api on" 60
     say "control plane: api on http://127.0.0.1:$STEWARD_API_PORT (log .local/logs/steward-local.log)"
     ;;

@@ -29,10 +29,10 @@ if ! bash infra/stack.sh status >/dev/null 2>&1; then
 fi
 "$LOCAL/venv/bin/python" infra/provision.py >/dev/null
 load_stack_env
-if ! is_running steward-local; then
-  bash infra/control-plane.sh start
-  started+=(control-plane)
-fi
+# Starts one, or restarts a running one older than the build just made.
+was_running=$(is_running steward-local && echo yes || echo no)
+bash infra/control-plane.sh start
+[[ "$was_running" == yes ]] || started+=(control-plane)
 
 say "==> unit and adapter tests"
 cargo test --workspace -- --include-ignored
