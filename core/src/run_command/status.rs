@@ -101,7 +101,8 @@ impl InvocationDetail {
         }
     }
 
-    pub fn parse(s: &str) -> Option<Self> {
+    /// Every detail, in SSM's order.
+    pub const ALL: [InvocationDetail; 11] = {
         use InvocationDetail::*;
         [
             Pending,
@@ -116,8 +117,10 @@ impl InvocationDetail {
             Undeliverable,
             Terminated,
         ]
-        .into_iter()
-        .find(|d| d.as_str() == s)
+    };
+
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|d| d.as_str() == s)
     }
 }
 
@@ -368,20 +371,7 @@ mod tests {
 
     #[test]
     fn detail_text_round_trips() {
-        use InvocationDetail::*;
-        for d in [
-            Pending,
-            InProgress,
-            Delayed,
-            Success,
-            DeliveryTimedOut,
-            ExecutionTimedOut,
-            Failed,
-            Cancelled,
-            Cancelling,
-            Undeliverable,
-            Terminated,
-        ] {
+        for d in InvocationDetail::ALL {
             assert_eq!(InvocationDetail::parse(d.as_str()), Some(d));
             let json = serde_json::to_string(&d).unwrap();
             assert_eq!(json, format!("\"{}\"", d.as_str()));
