@@ -14,6 +14,7 @@
 //! - [`documents`]: SSM documents: parsing, parameters, plugins, built-ins, versions, tags.
 //! - [`run_command`]: SendCommand to final status: targets, rate control, dispatch, ingest of reports.
 //! - [`parameters`]: Parameter Store: names, versions, labels, secrets, policies, references in commands.
+//! - [`automation`]: runbooks (Automation documents, schemaVersion 0.3), checked as SSM checks them, and their executions.
 //!
 //! Shared by the areas:
 //! - [`access`]: what an operator's policies allow, checked by every area on what it resolves.
@@ -30,6 +31,7 @@
 pub mod access;
 pub mod api_model;
 pub mod arn;
+pub mod automation;
 pub mod channel;
 pub mod clock;
 pub mod documents;
