@@ -27,6 +27,8 @@
 //! - [`fsutil`]: atomic, durable file writes.
 //! - `durability_model` (tests only): the journal and spool against a model,
 //!   across crashes.
+//! - `wait` (tests only): every wait in a test has a limit and, past it,
+//!   fails naming what it waited for.
 
 pub mod api;
 pub mod backoff;
@@ -46,3 +48,7 @@ pub mod secure_parameters;
 pub mod shutdown;
 pub mod spool;
 pub mod start;
+// Shared with the integration tests (tests/cli.rs, tests/sqs.rs).
+#[cfg(test)]
+#[path = "../tests/support/wait.rs"]
+mod wait;

@@ -342,6 +342,7 @@ fn capture(path: &Path, limit_chars: usize) -> Captured {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::wait::{LIMIT, wait_until, within, written};
 
     fn step(lines: &[&str], wd: &str, timeout: u32) -> PluginStep {
         PluginStep {
@@ -354,8 +355,22 @@ mod tests {
     }
 
     async fn run(s: &PluginStep, dir: &Path) -> StepOutcome {
+        run_masked(s, dir, &[]).await
+    }
+
+    /// Runs the step to its end, whatever ends it (the steps here end in
+    /// seconds; a few would sleep for minutes if their end were broken).
+    async fn run_masked(s: &PluginStep, dir: &Path, secrets: &[Secret]) -> StepOutcome {
         let (_tx, mut rx) = watch::channel(None);
-        run_step(s, dir, &mut rx, &[]).await
+        within("the step to end", LIMIT, run_step(s, dir, &mut rx, secrets))
+            .await
+            .unwrap()
+    }
+
+    /// Waits until process `pid` is gone.
+    async fn until_gone(pid: i32, what: &str) {
+        let what = format!("{what} (pid {pid}) to die");
+        wait_until(&what, LIMIT, || gone(pid)).await.unwrap();
     }
 
     /// Whether a process is gone (or a zombie nobody reaped yet).
@@ -462,14 +477,11 @@ mod tests {
             .unwrap();
         std::fs::write(dir.path().join(PGID_FILE), shell.id().to_string()).unwrap();
         let child_file = dir.path().join("child");
-        while !child_file.exists()
-            || std::fs::read_to_string(&child_file)
-                .unwrap()
-                .trim()
-                .is_empty()
-        {
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
+        wait_until("the script to write its child's pid", LIMIT, || {
+            std::fs::read_to_string(&child_file).is_ok_and(|pid| !pid.trim().is_empty())
+        })
+        .await
+        .unwrap();
         let child: i32 = std::fs::read_to_string(&child_file)
             .unwrap()
             .trim()
@@ -483,27 +495,13 @@ mod tests {
         assert!(shell.try_wait().unwrap().is_none());
 
         assert!(kill_orphaned_step(dir.path()));
-        shell.wait().unwrap();
+        wait_until("the step's shell to exit once killed", LIMIT, || {
+            shell.try_wait().unwrap().is_some()
+        })
+        .await
+        .unwrap();
         // The background child went with its group (reaped by init, or a zombie).
-        let gone = || {
-            std::fs::read_to_string(format!("/proc/{child}/stat"))
-                .map(|st| {
-                    st.rsplit(')')
-                        .next()
-                        .unwrap_or("")
-                        .split_whitespace()
-                        .next()
-                        == Some("Z")
-                })
-                .unwrap_or(true)
-        };
-        for _ in 0..100 {
-            if gone() {
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-        assert!(gone());
+        until_gone(child, "the step's background child").await;
         assert!(!kill_orphaned_step(&dir.path().join("missing")));
     }
 
@@ -529,14 +527,8 @@ mod tests {
             .trim()
             .parse()
             .unwrap();
-        // SIGKILL is delivered but death is asynchronous: wait for it, bounded.
-        for _ in 0..100 {
-            if gone(pid) {
-                break;
-            }
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        assert!(gone(pid), "background child {pid} survived the timeout");
+        // SIGKILL is delivered but death is asynchronous.
+        until_gone(pid, "the timed-out step's background child").await;
     }
 
     #[tokio::test]
@@ -547,12 +539,12 @@ mod tests {
         let d = dir.path().to_path_buf();
         let task = tokio::spawn(async move { run_step(&s, &d, &mut rx, &[]).await });
         // Cancel once the script is surely running.
-        let out = dir.path().join("stdout");
-        while std::fs::read_to_string(&out).unwrap_or_default().is_empty() {
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+        written(&dir.path().join("stdout"), LIMIT).await.unwrap();
         tx.send(Some(Stop::Cancel)).unwrap();
-        let o = task.await.unwrap();
+        let o = within("the cancelled step to end", LIMIT, task)
+            .await
+            .unwrap()
+            .unwrap();
         assert_eq!(o.detail, InvocationDetail::Cancelled);
         assert_eq!(o.stopped, Some(Stop::Cancel));
     }
@@ -570,8 +562,7 @@ mod tests {
             "",
             60,
         );
-        let (_tx, mut rx) = watch::channel(None);
-        let o = run_step(&s, &d, &mut rx, &[Secret::new("hunter2")]).await;
+        let o = run_masked(&s, &d, &[Secret::new("hunter2")]).await;
         assert_eq!(o.detail, InvocationDetail::Success);
         assert_eq!(o.stdout.inline, "the secret is ****\n600\n");
         assert_eq!(o.stderr.inline, "****");

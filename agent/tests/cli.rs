@@ -1,15 +1,20 @@
 //! The binary's command line and exit statuses, against a tiny fake API on a
 //! local port (no stack needed).
 
+#[path = "support/wait.rs"]
+mod wait;
+
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpListener;
-use std::process::Command;
-use std::thread;
+use std::process::{Command, Output, Stdio};
 
 use aws_lc_rs::rand::SystemRandom;
 use aws_lc_rs::signature::{ECDSA_P256_SHA256_ASN1_SIGNING, EcdsaKeyPair, KeyPair};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as B64;
+use nix::sys::signal::{Signal, kill};
+use nix::unistd::Pid;
+use wait::{LIMIT, OnThread, on_thread};
 
 fn agent() -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_steward-agent"));
@@ -24,15 +29,42 @@ fn agent() -> Command {
     c
 }
 
-/// Serves one request: answers `status` and `body`, and returns the request
-/// (target header, JSON body).
-fn serve_once(
-    status: u16,
-    body: String,
-) -> (String, thread::JoinHandle<(String, serde_json::Value)>) {
+/// Runs the agent to its exit and returns what it printed. One that has not
+/// exited within the limit is killed and the test fails.
+fn run(cmd: &mut Command) -> Output {
+    let what = format!("{cmd:?} to exit");
+    let child = cmd
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Not reaped until the thread's wait returns, so the pid stays its own.
+    let pid = Pid::from_raw(i32::try_from(child.id()).unwrap());
+    match on_thread(move || child.wait_with_output()).wait(&what, LIMIT) {
+        Ok(out) => out.unwrap(),
+        Err(overran) => {
+            let _ = kill(pid, Signal::SIGKILL);
+            panic!("{overran}")
+        }
+    }
+}
+
+/// The request a fake API served: (target header, JSON body).
+type Served = OnThread<(String, serde_json::Value)>;
+
+/// Waits for the one request the fake API serves.
+fn request_of(server: Served) -> (String, serde_json::Value) {
+    server
+        .wait("the agent's request to the fake API", LIMIT)
+        .unwrap()
+}
+
+/// Serves one request: answers `status` and `body`; [`request_of`] returns it.
+fn serve_once(status: u16, body: String) -> (String, Served) {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
-    let handle = thread::spawn(move || {
+    let handle = on_thread(move || {
         let (stream, _) = listener.accept().unwrap();
         let mut reader = BufReader::new(stream.try_clone().unwrap());
         let mut target = String::new();
@@ -68,7 +100,7 @@ fn serve_once(
 
 #[test]
 fn help_documents_exit_statuses() {
-    let out = agent().arg("--help").output().unwrap();
+    let out = run(agent().arg("--help"));
     assert!(out.status.success());
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(text.contains("Exit status"), "{text}");
@@ -79,10 +111,7 @@ fn help_documents_exit_statuses() {
 fn unregistered_run_and_status_exit_4() {
     let dir = tempfile::tempdir().unwrap();
     let state = dir.path().to_str().unwrap();
-    let out = agent()
-        .args(["--state-dir", state, "run"])
-        .output()
-        .unwrap();
+    let out = run(agent().args(["--state-dir", state, "run"]));
     assert_eq!(
         out.status.code(),
         Some(4),
@@ -90,10 +119,7 @@ fn unregistered_run_and_status_exit_4() {
         String::from_utf8_lossy(&out.stderr)
     );
     assert!(String::from_utf8_lossy(&out.stderr).contains("not registered"));
-    let out = agent()
-        .args(["status", "--state-dir", state])
-        .output()
-        .unwrap();
+    let out = run(agent().args(["status", "--state-dir", state]));
     assert_eq!(out.status.code(), Some(4));
 }
 
@@ -105,7 +131,7 @@ fn a_refused_activation_exits_3_and_writes_nothing() {
         400,
         r#"{"__type":"InvalidActivation","message":"Activation a-1 has expired."}"#.into(),
     );
-    let out = agent()
+    let out = run(agent()
         .args([
             "register",
             "--activation-code",
@@ -116,9 +142,7 @@ fn a_refused_activation_exits_3_and_writes_nothing() {
             &url,
         ])
         .arg("--state-dir")
-        .arg(&state)
-        .output()
-        .unwrap();
+        .arg(&state));
     assert_eq!(
         out.status.code(),
         Some(3),
@@ -130,7 +154,7 @@ fn a_refused_activation_exits_3_and_writes_nothing() {
         stderr.contains("InvalidActivation") && stderr.contains("has expired"),
         "{stderr}"
     );
-    let (target, _) = server.join().unwrap();
+    let (target, _) = request_of(server);
     assert_eq!(target, "Steward.RegisterManagedInstance");
     assert!(!state.join("identity.json").exists());
 }
@@ -150,7 +174,7 @@ fn register_writes_the_identity_once() {
         "CommandSigningPublicKey": B64.encode(pair.public_key().as_ref()),
     });
     let (url, server) = serve_once(200, answer.to_string());
-    let out = agent()
+    let out = run(agent()
         .args([
             "register",
             "--activation-code",
@@ -162,9 +186,7 @@ fn register_writes_the_identity_once() {
         ])
         .env("STEWARD_API_URL", &url)
         .arg("--state-dir")
-        .arg(&state)
-        .output()
-        .unwrap();
+        .arg(&state));
     assert!(
         out.status.success(),
         "{}",
@@ -174,7 +196,7 @@ fn register_writes_the_identity_once() {
         String::from_utf8_lossy(&out.stdout).trim(),
         "mi-0123456789abcdef0"
     );
-    let (_, request) = server.join().unwrap();
+    let (_, request) = request_of(server);
     assert_eq!(request["ActivationId"], "a-1");
     assert_eq!(request["ActivationCode"], "code");
     assert_eq!(request["AgentVersion"], env!("CARGO_PKG_VERSION"));
@@ -192,12 +214,7 @@ fn register_writes_the_identity_once() {
             .is_ok()
     );
 
-    let out = agent()
-        .arg("status")
-        .arg("--state-dir")
-        .arg(&state)
-        .output()
-        .unwrap();
+    let out = run(agent().arg("status").arg("--state-dir").arg(&state));
     assert!(out.status.success());
     let status: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(status["InstanceId"], "mi-0123456789abcdef0");
@@ -205,7 +222,7 @@ fn register_writes_the_identity_once() {
     assert_eq!(status["ApiUrl"], url.as_str());
 
     // Registering again needs --force.
-    let out = agent()
+    let out = run(agent()
         .args([
             "register",
             "--activation-code",
@@ -216,8 +233,6 @@ fn register_writes_the_identity_once() {
             &url,
         ])
         .arg("--state-dir")
-        .arg(&state)
-        .output()
-        .unwrap();
+        .arg(&state));
     assert_eq!(out.status.code(), Some(4));
 }

@@ -2,8 +2,10 @@
 //! queue runs, and its reports arrive signed on an ingest queue. Queues are
 //! made for the test so nothing else consumes them.
 
+#[path = "support/wait.rs"]
+mod wait;
+
 use std::sync::Arc;
-use std::time::Duration;
 
 use aws_lc_rs::rand::SystemRandom;
 use aws_lc_rs::signature::{ECDSA_P256_SHA256_ASN1_SIGNING, EcdsaKeyPair, KeyPair};
@@ -16,13 +18,14 @@ use steward_agent::platform::Platform;
 use steward_agent::queue::{SqsIngestQueue, SqsNodeQueue, sqs_client};
 use steward_core::channel::PluginStep;
 use steward_core::channel::{
-    Downlink, DownlinkPayload, DownlinkVerifier, NodeKey, RunMessage, SignedDownlink, Uplink,
-    open_uplink, uplink_sender,
+    Downlink, DownlinkPayload, DownlinkVerifier, InvocationUpdate, NodeKey, RunMessage,
+    SignedDownlink, Uplink, open_uplink, uplink_sender,
 };
 use steward_core::clock::now_epoch;
 use steward_core::documents::plugins::RUN_SHELL_SCRIPT as RUN_SHELL_SCRIPT_PLUGIN;
 use steward_core::run_command::status::InvocationDetail;
 use tokio::sync::watch;
+use wait::{LIMIT, within};
 
 fn env(name: &str) -> String {
     std::env::var(name)
@@ -43,22 +46,20 @@ async fn a_command_round_trips_over_sqs() {
     );
     let client = sqs_client(&region, Some(&endpoint), creds);
     let suffix = uuid::Uuid::new_v4().simple().to_string();
-    let node_url = client
-        .create_queue()
-        .queue_name(format!("agent-test-node-{suffix}"))
-        .send()
-        .await
-        .unwrap()
-        .queue_url
-        .unwrap();
-    let ingest_url = client
-        .create_queue()
-        .queue_name(format!("agent-test-ingest-{suffix}"))
-        .send()
-        .await
-        .unwrap()
-        .queue_url
-        .unwrap();
+    let create = |name: String| {
+        let client = client.clone();
+        async move {
+            let made = client.create_queue().queue_name(&name).send();
+            within(&format!("SQS to create {name}"), LIMIT, made)
+                .await
+                .unwrap()
+                .unwrap()
+                .queue_url
+                .unwrap()
+        }
+    };
+    let node_url = create(format!("agent-test-node-{suffix}")).await;
+    let ingest_url = create(format!("agent-test-ingest-{suffix}")).await;
 
     let rng = SystemRandom::new();
     let doc = EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_ASN1_SIGNING, &rng).unwrap();
@@ -97,12 +98,14 @@ async fn a_command_round_trips_over_sqs() {
         key: "test".into(),
     })
     .unwrap();
-    client
+    let sent = client
         .send_message()
         .queue_url(&node_url)
         .message_body(body)
-        .send()
+        .send();
+    within("SQS to take the command", LIMIT, sent)
         .await
+        .unwrap()
         .unwrap();
 
     let state = tempfile::tempdir().unwrap();
@@ -135,38 +138,52 @@ async fn a_command_round_trips_over_sqs() {
     };
 
     let mut updates = Vec::new();
-    for _ in 0..30 {
-        let out = client
-            .receive_message()
-            .queue_url(&ingest_url)
-            .wait_time_seconds(2)
-            .max_number_of_messages(10)
-            .send()
-            .await
-            .unwrap();
-        for m in out.messages.unwrap_or_default() {
-            let env = uplink_sender(m.body.as_deref().unwrap()).unwrap();
-            assert_eq!(env.node_id, node_id);
-            if let Uplink::InvocationUpdate(u) = open_uplink(&env, &public).unwrap().message {
-                updates.push(u);
+    let success = within(
+        "the agent's Success report on the ingest queue",
+        LIMIT,
+        async {
+            while !updates
+                .iter()
+                .any(|u: &InvocationUpdate| u.detail == InvocationDetail::Success)
+            {
+                let out = client
+                    .receive_message()
+                    .queue_url(&ingest_url)
+                    .wait_time_seconds(2)
+                    .max_number_of_messages(10)
+                    .send()
+                    .await
+                    .unwrap();
+                for m in out.messages.unwrap_or_default() {
+                    let env = uplink_sender(m.body.as_deref().unwrap()).unwrap();
+                    assert_eq!(env.node_id, node_id);
+                    if let Uplink::InvocationUpdate(u) = open_uplink(&env, &public).unwrap().message
+                    {
+                        updates.push(u);
+                    }
+                }
             }
-        }
-        if updates
-            .iter()
-            .any(|u| u.detail == InvocationDetail::Success)
-        {
-            break;
-        }
-    }
+        },
+    )
+    .await;
     stop.send(true).unwrap();
-    let _ = tokio::time::timeout(Duration::from_secs(30), async {
-        let _ = tasks.0.await;
-        let _ = tasks.1.await;
+    let stopped = within("the agent's loops to stop at shutdown", LIMIT, async {
+        (tasks.0.await, tasks.1.await)
     })
     .await;
-    let _ = client.delete_queue().queue_url(&node_url).send().await;
-    let _ = client.delete_queue().queue_url(&ingest_url).send().await;
+    // Best effort: a queue left behind is harmless (its name is unique).
+    let _ = within("SQS to delete the test queues", LIMIT, async {
+        let _ = client.delete_queue().queue_url(&node_url).send().await;
+        let _ = client.delete_queue().queue_url(&ingest_url).send().await;
+    })
+    .await;
 
+    if let Err(overran) = success {
+        panic!("{overran}; the reports that came: {updates:?}");
+    }
+    let (polled, sent) = stopped.unwrap();
+    polled.unwrap();
+    sent.unwrap();
     assert_eq!(
         updates.first().map(|u| u.detail),
         Some(InvocationDetail::InProgress),

@@ -2,6 +2,7 @@ use super::*;
 use crate::queue::QueueError;
 use crate::queue::Received;
 use crate::spool::Spool;
+use crate::wait::{LIMIT, wait_until, within, written};
 use aws_lc_rs::rand::SystemRandom;
 use aws_lc_rs::signature::{ECDSA_P256_SHA256_ASN1_SIGNING, EcdsaKeyPair, KeyPair};
 use base64::Engine;
@@ -152,9 +153,22 @@ fn cancel(command_id: &str) -> Downlink {
 }
 
 async fn idle(agent: &Arc<Agent<MemQueue, MemIngest>>) {
-    while agent.running_commands() > 0 {
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    wait_until("the agent's commands to finish", LIMIT, || {
+        agent.running_commands() == 0
+    })
+    .await
+    .unwrap();
+}
+
+/// Stops the agent's commands, as a shutdown does.
+async fn stop_commands(agent: &Arc<Agent<MemQueue, MemIngest>>) {
+    within(
+        "the commands to stop for a shutdown",
+        LIMIT,
+        agent.stop_commands(),
+    )
+    .await
+    .unwrap();
 }
 
 fn update(u: &Uplink) -> &InvocationUpdate {
@@ -247,10 +261,11 @@ async fn a_running_command_is_cancelled() {
     agent
         .handle(f.message("m1", NODE, run("c1", &["sleep 300"])))
         .await;
-    // Wait until the command has started.
-    while f.reports().is_empty() {
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    wait_until("the command's first report (it started)", LIMIT, || {
+        !f.reports().is_empty()
+    })
+    .await
+    .unwrap();
     agent.handle(f.message("m2", NODE, cancel("c1"))).await;
     idle(&agent).await;
     let reports = f.reports();
@@ -271,11 +286,13 @@ async fn a_command_cut_by_a_restart_is_reported_failed_and_not_run_again() {
     ];
     let lines: Vec<&str> = script.iter().map(String::as_str).collect();
     agent.handle(f.message("m1", NODE, run("c1", &lines))).await;
-    while f.reports().is_empty() || !counter.exists() {
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    wait_until("the command to report it started and run", LIMIT, || {
+        !f.reports().is_empty() && counter.exists()
+    })
+    .await
+    .unwrap();
     // Shutdown: the command is killed and nothing final is reported.
-    agent.stop_commands().await;
+    stop_commands(&agent).await;
     assert_eq!(f.reports().len(), 1);
     drop(agent);
 
@@ -317,11 +334,16 @@ async fn spooled_reports_survive_an_outage_and_go_out_signed_in_order() {
         let a = Arc::clone(&agent);
         tokio::spawn(async move { a.send_spooled(rx).await })
     };
-    while lock(&agent.ingest.sent).len() < 3 {
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    wait_until("the three spooled reports to be sent", LIMIT, || {
+        lock(&agent.ingest.sent).len() >= 3
+    })
+    .await
+    .unwrap();
     tx.send(true).unwrap();
-    sender.await.unwrap();
+    within("the sender to stop at shutdown", LIMIT, sender)
+        .await
+        .unwrap()
+        .unwrap();
     let public = NodeKey::from_pkcs8(&f.pkcs8).unwrap().public_key_base64();
     let ids: Vec<String> = lock(&agent.ingest.sent)
         .iter()
@@ -872,10 +894,9 @@ async fn a_cancelled_or_interrupted_step_keeps_no_secure_value() {
     agent
         .handle(f.message("m1", NODE, command("c1", steps.clone(), &puts)))
         .await;
-    let out = f.dir.path().join("runs/c1/0/stderr");
-    while std::fs::read_to_string(&out).unwrap_or_default().is_empty() {
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    written(&f.dir.path().join("runs/c1/0/stderr"), LIMIT)
+        .await
+        .unwrap();
     agent.handle(f.message("m2", NODE, cancel("c1"))).await;
     idle(&agent).await;
     let reports = assert_no_marker("cancelled", &f, &puts, &logs);
@@ -889,11 +910,10 @@ async fn a_cancelled_or_interrupted_step_keeps_no_secure_value() {
     agent
         .handle(f.message("m1", NODE, command("c2", steps, &puts)))
         .await;
-    let out = f.dir.path().join("runs/c2/0/stderr");
-    while std::fs::read_to_string(&out).unwrap_or_default().is_empty() {
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    agent.stop_commands().await;
+    written(&f.dir.path().join("runs/c2/0/stderr"), LIMIT)
+        .await
+        .unwrap();
+    stop_commands(&agent).await;
     assert_no_marker("shut down", &f, &puts, &logs);
     drop(agent);
     let agent = f.agent();
