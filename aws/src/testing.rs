@@ -43,6 +43,116 @@ pub async fn queue(stack: &Stack, purpose: &str) -> String {
         .expect("a queue url")
 }
 
+/// Every message waiting on the queue at `url`, received and deleted, in the
+/// order received; returns once a receive comes back empty.
+pub async fn receive_all(stack: &Stack, url: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    loop {
+        let msgs = stack
+            .clients
+            .sqs
+            .receive_message()
+            .queue_url(url)
+            .max_number_of_messages(10)
+            .wait_time_seconds(1)
+            .send()
+            .await
+            .expect("receive from a test queue")
+            .messages
+            .unwrap_or_default();
+        if msgs.is_empty() {
+            return out;
+        }
+        for m in msgs {
+            out.push(m.body.unwrap_or_default());
+            stack
+                .clients
+                .sqs
+                .delete_message()
+                .queue_url(url)
+                .receipt_handle(m.receipt_handle.unwrap_or_default())
+                .send()
+                .await
+                .expect("delete from a test queue");
+        }
+    }
+}
+
+/// The stack, with `change` made to its settings: resources of the calling
+/// test's own in place of the shared ones. Its adapters are its own too.
+pub fn with_settings(stack: &Stack, change: impl FnOnce(&mut crate::Settings)) -> Stack {
+    let mut settings = stack.settings.clone();
+    change(&mut settings);
+    Stack::new(settings, stack.clients.clone())
+}
+
+/// The stack with a work queue of the calling test's own: the running
+/// control plane's dispatcher polls the shared one, so only what the test
+/// itself runs is ever done with its work items. Returns the queue's url too.
+pub async fn with_own_work_queue(stack: &Stack) -> (Stack, String) {
+    let url = queue(stack, "work").await;
+    let own = with_settings(stack, |s| s.work_queue_url = url.clone());
+    (own, url)
+}
+
+/// A new, empty table of the calling test's own, with the keys and indexes
+/// of `like` (read from the table itself, so it cannot drift from the
+/// template). Nothing running reads it. Returns its name.
+pub async fn table_like(stack: &Stack, like: &str) -> String {
+    use aws_sdk_dynamodb::client::Waiters;
+    use aws_sdk_dynamodb::types::{BillingMode, GlobalSecondaryIndex};
+    let ddb = &stack.clients.dynamodb;
+    let shape = ddb
+        .describe_table()
+        .table_name(like)
+        .send()
+        .await
+        .expect("describe the shared table")
+        .table
+        .expect("a table description");
+    let indexes: Vec<GlobalSecondaryIndex> = shape
+        .global_secondary_indexes()
+        .iter()
+        .map(|ix| {
+            GlobalSecondaryIndex::builder()
+                .set_index_name(ix.index_name.clone())
+                .set_key_schema(ix.key_schema.clone())
+                .set_projection(ix.projection.clone())
+                .build()
+                .expect("an index definition")
+        })
+        .collect();
+    let name = format!("steward-test-{}", unique());
+    ddb.create_table()
+        .table_name(&name)
+        .set_attribute_definitions(shape.attribute_definitions.clone())
+        .set_key_schema(shape.key_schema.clone())
+        .set_global_secondary_indexes((!indexes.is_empty()).then_some(indexes))
+        .billing_mode(BillingMode::PayPerRequest)
+        .send()
+        .await
+        .expect("create a test table");
+    // DynamoDB creates tables asynchronously; a bounded wait, as every wait here.
+    ddb.wait_until_table_exists()
+        .table_name(&name)
+        .wait(std::time::Duration::from_secs(60))
+        .await
+        .expect("the test table becomes active");
+    name
+}
+
+/// Deletes a table [`table_like`] made.
+pub async fn drop_table(stack: &Stack, name: &str) {
+    stack
+        .clients
+        .dynamodb
+        .delete_table()
+        .table_name(name)
+        .send()
+        .await
+        .expect("delete a test table");
+}
+
 /// A node written straight into the nodes table, with a queue of its own
 /// (registration itself is the fleet's, and tested there). Returns (id, queue url).
 pub async fn registered_node(stack: &Stack, purpose: &str) -> (String, String) {

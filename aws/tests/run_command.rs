@@ -7,11 +7,12 @@ use serde_json::{Value, json};
 use steward_aws::Stack;
 use steward_aws::commands::{CommandTable, RunCommandAdapters};
 use steward_aws::signer::KmsSigner;
-use steward_aws::testing::{admin, queue, registered_node, sent_and_fanned_out, stack};
-use steward_aws::work_queue::SqsWorkQueue;
+use steward_aws::testing::{
+    admin, queue, receive_all, registered_node, sent_and_fanned_out, stack, with_own_work_queue,
+};
 use steward_core::channel::{
-    CancelMessage, Downlink, DownlinkPayload, DownlinkVerifier, InvocationUpdate, PluginResult,
-    seal_downlink,
+    CancelMessage, ChannelError, Downlink, DownlinkPayload, DownlinkVerifier, InvocationUpdate,
+    PluginResult, seal_downlink,
 };
 use steward_core::clock::now_epoch;
 use steward_core::run_command::dispatch;
@@ -29,38 +30,6 @@ fn new_node_id() -> String {
     steward_core::ids::new_managed_instance_id()
 }
 
-async fn receive_all(stack: &Stack, url: &str) -> Vec<String> {
-    let mut out = Vec::new();
-    loop {
-        let resp = stack
-            .clients
-            .sqs
-            .receive_message()
-            .queue_url(url)
-            .max_number_of_messages(10)
-            .wait_time_seconds(1)
-            .send()
-            .await
-            .unwrap();
-        let msgs = resp.messages.unwrap_or_default();
-        if msgs.is_empty() {
-            return out;
-        }
-        for m in msgs {
-            out.push(m.body.unwrap_or_default());
-            stack
-                .clients
-                .sqs
-                .delete_message()
-                .queue_url(url)
-                .receipt_handle(m.receipt_handle.unwrap_or_default())
-                .send()
-                .await
-                .unwrap();
-        }
-    }
-}
-
 async fn verifier(stack: &Stack) -> DownlinkVerifier {
     let der = KmsSigner::new(stack).public_key_der().await.unwrap();
     DownlinkVerifier::from_der(&der).unwrap()
@@ -69,10 +38,8 @@ async fn verifier(stack: &Stack) -> DownlinkVerifier {
 /// Adapters whose work queue is a private one, so that a running local
 /// dispatcher does not take this test's work items.
 async fn adapters(stack: &Stack) -> (RunCommandAdapters, String) {
-    let mut a = RunCommandAdapters::new(stack);
-    let url = queue(stack, "work").await;
-    a.work = SqsWorkQueue::with_url(stack.clients.sqs.clone(), &url);
-    (a, url)
+    let (own, url) = with_own_work_queue(stack).await;
+    (RunCommandAdapters::new(&own), url)
 }
 
 fn shell(ids: &[&str]) -> Value {
@@ -122,8 +89,14 @@ async fn kms_signed_downlink_verifies_with_the_public_key() {
         payload
     );
     // Another node, or too late: refused.
-    assert!(v.open(&body, "mi-00000000000000002", 150.0).is_err());
-    assert!(v.open(&body, "mi-00000000000000001", 250.0).is_err());
+    assert_eq!(
+        v.open(&body, "mi-00000000000000002", 150.0),
+        Err(ChannelError::WrongNode)
+    );
+    assert_eq!(
+        v.open(&body, "mi-00000000000000001", 250.0),
+        Err(ChannelError::Expired)
+    );
 }
 
 #[tokio::test]

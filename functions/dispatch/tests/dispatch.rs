@@ -1,13 +1,16 @@
 //! The dispatch function's handler against the local stack
 //! (`source .local/stack.env`): an SQS batch in, signed messages on the
 //! node's queue and partial batch failures out.
+//!
+//! Each test's work queue is its own (the running control plane polls the
+//! shared one), so what reaches a node's queue was sent by `handle` alone.
 
 use aws_lambda_events::sqs::{SqsEvent, SqsMessage};
 use serde_json::json;
 use steward_aws::Stack;
 use steward_aws::commands::{CommandTable, RunCommandAdapters};
 use steward_aws::signer::KmsSigner;
-use steward_aws::testing::{admin, registered_node, stack};
+use steward_aws::testing::{admin, receive_all, registered_node, stack, with_own_work_queue};
 use steward_core::channel::{Downlink, DownlinkVerifier};
 use steward_core::clock::now_epoch;
 use steward_core::run_command::ports::CommandStore;
@@ -25,7 +28,9 @@ fn record(id: &str, body: String) -> SqsMessage {
     m
 }
 
-async fn command(stack: &Stack, node: &str) -> Command {
+/// Sends a command to `node` through the real operation; returns it and the
+/// FanOut work item SendCommand enqueued, as SQS hands it to the function.
+async fn command(stack: &Stack, work_url: &str, node: &str) -> (Command, SqsMessage) {
     let adapters = RunCommandAdapters::new(stack);
     let sent = operations::send_command(
         &adapters.ports(),
@@ -37,53 +42,39 @@ async fn command(stack: &Stack, node: &str) -> Command {
     .await
     .unwrap();
     let id = sent["Command"]["CommandId"].as_str().unwrap();
-    CommandTable::new(stack)
+    let c = CommandTable::new(stack)
         .get_command(id)
         .await
         .unwrap()
-        .unwrap()
+        .unwrap();
+    let items = receive_all(stack, work_url).await;
+    assert_eq!(items.len(), 1, "{items:?}");
+    assert_eq!(
+        serde_json::from_str::<serde_json::Value>(&items[0]).unwrap(),
+        json!({"kind": "FanOut", "command_id": id})
+    );
+    (c, record("m-1", items[0].clone()))
 }
 
 #[tokio::test]
 #[ignore = "needs the local stack: make test runs it"]
 async fn a_fan_out_batch_delivers_a_signed_run_command() {
-    let stack = stack().await;
+    let (stack, work_url) = with_own_work_queue(&stack().await).await;
     let (n1, q1) = node(&stack).await;
-    let c = command(&stack, &n1).await;
-    let fan = json!({"kind": "FanOut", "command_id": c.command_id}).to_string();
+    let (c, fan) = command(&stack, &work_url, &n1).await;
     let mut event = SqsEvent::default();
-    event.records = vec![record("m-1", fan), record("m-2", "not a work item".into())];
+    event.records = vec![fan, record("m-2", "not a work item".into())];
     let resp = steward_fn_dispatch::handle(&stack, event).await;
     // The malformed record is dropped (a retry cannot fix it), not failed.
     assert!(resp.batch_item_failures.is_empty());
 
-    let msgs = stack
-        .clients
-        .sqs
-        .receive_message()
-        .queue_url(&q1)
-        .max_number_of_messages(10)
-        .wait_time_seconds(2)
-        .send()
-        .await
-        .unwrap()
-        .messages
-        .unwrap_or_default();
-    // The running control plane may fan the same command out too (SendCommand
-    // enqueued it): a second copy is allowed, but only under the same message
-    // id, which the agent drops as a replay.
-    assert!(!msgs.is_empty());
+    // Nothing else could have sent it: exactly one message, from handle().
+    let msgs = receive_all(&stack, &q1).await;
+    assert_eq!(msgs.len(), 1);
     let der = KmsSigner::new(&stack).public_key_der().await.unwrap();
     let v = DownlinkVerifier::from_der(&der).unwrap();
-    let opened: Vec<_> = msgs
-        .iter()
-        .map(|m| {
-            v.open(m.body.as_deref().unwrap(), &n1, now_epoch())
-                .unwrap()
-        })
-        .collect();
-    assert!(opened.iter().all(|p| p.msg_id == opened[0].msg_id));
-    let Downlink::Run(run) = opened[0].message.clone() else {
+    let opened = v.open(&msgs[0], &n1, now_epoch()).unwrap();
+    let Downlink::Run(run) = opened.message else {
         panic!("not a RunCommand")
     };
     assert_eq!(run.command_id, c.command_id);
@@ -99,14 +90,11 @@ async fn a_fan_out_batch_delivers_a_signed_run_command() {
 #[tokio::test]
 #[ignore = "needs the local stack: make test runs it"]
 async fn a_due_delivery_deadline_times_the_invocation_out() {
-    let stack = stack().await;
+    let (stack, work_url) = with_own_work_queue(&stack().await).await;
     let (n1, _) = node(&stack).await;
-    let c = command(&stack, &n1).await;
+    let (c, fan) = command(&stack, &work_url, &n1).await;
     let mut event = SqsEvent::default();
-    event.records = vec![record(
-        "m-1",
-        json!({"kind": "FanOut", "command_id": c.command_id}).to_string(),
-    )];
+    event.records = vec![fan];
     steward_fn_dispatch::handle(&stack, event).await;
     // A deadline already past, as the queue would deliver it late.
     let mut event = SqsEvent::default();
