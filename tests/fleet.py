@@ -63,9 +63,9 @@ def code(excinfo):
     return excinfo.value.response["Error"]["Code"]
 
 
-def refused(call, expected, **kwargs):
+def refusal(call, expected, **kwargs):
     """Calls `call(**kwargs)`, asserts it is refused with `expected` and a
-    4xx status, and returns the message."""
+    4xx status, and returns the whole error response."""
     import pytest
     from botocore.exceptions import ClientError
 
@@ -74,7 +74,12 @@ def refused(call, expected, **kwargs):
     assert code(e) == expected, e.value.response
     status = e.value.response["ResponseMetadata"]["HTTPStatusCode"]
     assert 400 <= status < 500, e.value.response
-    return e.value.response["Error"]["Message"]
+    return e.value.response
+
+
+def refused(call, expected, **kwargs):
+    """As `refusal`, returning the message."""
+    return refusal(call, expected, **kwargs)["Error"]["Message"]
 
 
 def localstack_client(service):
@@ -244,6 +249,13 @@ def wait_command_final(ssm, command_id, timeout=120):
         return cmds[0] if cmds and cmds[0]["Status"] in FINAL else None
 
     return wait_for(f"command {command_id} to finish", probe, timeout=timeout)
+
+
+def listed(ssm, operation, key, **kwargs):
+    """Every item `operation` lists (ListCommands' "Commands", say), all
+    pages: a check that something was not stored must see the whole listing,
+    not its first page."""
+    return [item for page in ssm.get_paginator(operation).paginate(**kwargs) for item in page[key]]
 
 
 def invocations(ssm, command_id):

@@ -12,6 +12,7 @@ from fleet import (
     Fleet,
     aws,
     invocations,
+    listed,
     localstack_client,
     process_alive,
     ssm_client,
@@ -144,36 +145,61 @@ def test_cancel_stops_a_running_command(fleet, tmp_path):
     wait_for(f"shell {shell} to be gone", lambda: not process_alive(shell), timeout=15)
 
 
+def commented(ssm, comment):
+    """The stored commands whose comment is `comment`."""
+    return [c for c in listed(ssm, "list_commands", "Commands") if c["Comment"] == comment]
+
+
 def test_unknown_instance_id_is_invalid(fleet):
-    before = len(fleet.ssm.list_commands(MaxResults=50)["Commands"])
+    unknown = "mi-0123456789abcdef0"
+    comment = f"e2e unknown node {uuid.uuid4().hex}"
     with pytest.raises(botocore.exceptions.ClientError) as e:
         fleet.ssm.send_command(
             DocumentName="AWS-RunShellScript",
-            InstanceIds=["mi-0123456789abcdef0"],
+            InstanceIds=[unknown],
             Parameters={"commands": ["true"]},
+            Comment=comment,
         )
     assert e.value.response["Error"]["Code"] == "InvalidInstanceId"
+    assert e.value.response["Error"]["Message"].startswith(f"Instances [[{unknown}]] not in a valid state for account")
     proc = aws(
         "ssm", "send-command", "--document-name", "AWS-RunShellScript",
-        "--instance-ids", "mi-0123456789abcdef0", "--parameters", "commands=true", check=False,
+        "--instance-ids", unknown, "--parameters", "commands=true", "--comment", comment, check=False,
     )
-    assert proc.returncode != 0 and "InvalidInstanceId" in proc.stderr
-    assert len(fleet.ssm.list_commands(MaxResults=50)["Commands"]) == before
+    assert proc.returncode != 0 and "(InvalidInstanceId)" in proc.stderr
+    # Neither refusal stored a command: none in the whole listing carries
+    # their comment, and the unknown node has none.
+    assert commented(fleet.ssm, comment) == []
+    assert listed(fleet.ssm, "list_commands", "Commands", InstanceId=unknown) == []
+
+
+# SigV4's answer to a signature made with another secret, as AWS words it.
+BAD_SIGNATURE = (
+    "The request signature we calculated does not match the signature you provided. Check your AWS Secret "
+    "Access Key and signing method. Consult the service documentation for details."
+)
 
 
 def test_wrong_secret_is_refused_and_creates_nothing(fleet):
-    before = len(fleet.ssm.list_commands(MaxResults=50)["Commands"])
     bad = ssm_client(secret="x" * 40)
+    comment = f"e2e wrong secret {uuid.uuid4().hex}"
     with pytest.raises(botocore.exceptions.ClientError) as e:
         bad.send_command(
             DocumentName="AWS-RunShellScript",
             Targets=fleet.targets("dev"),
-            Parameters={"commands": ["touch /tmp/should-not-exist"]},
+            Parameters={"commands": ["true"]},
+            Comment=comment,
         )
-    assert e.value.response["Error"]["Code"] in {"InvalidSignatureException", "UnrecognizedClientException"}
-    with pytest.raises(botocore.exceptions.ClientError):
-        bad.create_activation(DefaultInstanceName="nope", IamRole="steward-node")
-    assert len(fleet.ssm.list_commands(MaxResults=50)["Commands"]) == before
+    assert e.value.response["Error"] == {"Code": "InvalidSignatureException", "Message": BAD_SIGNATURE}
+    name = f"e2e-wrong-secret-{uuid.uuid4().hex[:12]}"
+    with pytest.raises(botocore.exceptions.ClientError) as e:
+        bad.create_activation(DefaultInstanceName=name, IamRole="steward-node")
+    assert e.value.response["Error"] == {"Code": "InvalidSignatureException", "Message": BAD_SIGNATURE}
+    assert commented(fleet.ssm, comment) == []
+    activations = listed(
+        fleet.ssm, "describe_activations", "ActivationList", Filters=[{"FilterKey": "DefaultInstanceName", "FilterValues": [name]}]
+    )
+    assert activations == []
 
 
 def test_full_output_goes_to_s3_when_asked(fleet):
@@ -247,9 +273,13 @@ def test_stopped_agent_turns_connection_lost_and_delivery_times_out(fleet):
         Parameters={"commands": ["echo never"]},
     )["Command"]
     final = wait_command_final(ssm, cmd["CommandId"], timeout=150)
+    # The node's queue is still there, so the message was sent: it is never
+    # received, and the delivery time-out ends it (Undeliverable is for a
+    # node with no queue).
     (inv,) = invocations(ssm, cmd["CommandId"])
-    assert inv["StatusDetails"] in {"Delivery Timed Out", "Undeliverable"}, inv
-    assert final["Status"] in {"TimedOut", "Failed"}
+    assert (inv["Status"], inv["StatusDetails"]) == ("TimedOut", "Delivery Timed Out"), inv
+    assert (final["Status"], final["StatusDetails"]) == ("TimedOut", "Delivery Timed Out"), final
+    assert (final["DeliveryTimedOutCount"], final["ErrorCount"], final["CompletedCount"]) == (1, 0, 1), final
 
 
 @pytest.fixture
