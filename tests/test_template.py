@@ -191,9 +191,8 @@ def statements(document) -> set:
     def norm(value):
         if isinstance(value, dict):
             return frozenset((k, norm(v)) for k, v in value.items())
-        if isinstance(value, list):
-            return frozenset(norm(v) for v in value)
-        return frozenset([str(value)])
+        # A policy's lists hold strings only.
+        return frozenset(map(str, value if isinstance(value, list) else [value]))
 
     if isinstance(document, str):
         document = json.loads(document)
