@@ -5,10 +5,22 @@ import base64
 import json
 import time
 import uuid
+from collections import Counter
 
 import pytest
 
-from fleet import ROOT, aws, drain, event_queue, localstack_client, refused, restricted_client, ssm_client, stack_env
+from fleet import (
+    ROOT,
+    aws,
+    drain,
+    event_queue,
+    localstack_client,
+    refusal,
+    refused,
+    restricted_client,
+    ssm_client,
+    stack_env,
+)
 
 
 @pytest.fixture(scope="module")
@@ -232,20 +244,57 @@ def test_secure_string_round_trip(ssm, root):
     assert cli["Value"] == secret
     by_path = ssm.get_parameters_by_path(Path=f"{root}/db", WithDecryption=True)["Parameters"]
     assert [p["Value"] for p in by_path] == [secret]
-    refused(ssm.put_parameter, "InvalidKeyId", Name=f"{root}/other", Type="SecureString", Value="x", KeyId="alias/does-not-exist")
-    refused(ssm.get_parameter, "ParameterNotFound", Name=f"{root}/other")
-    # The secret is stored only sealed.
+
+    # Requests that carry the secret and are refused, each for another reason.
+    raw = ssm_client(validate=False)  # the server, not botocore, refuses
+    secure = {"Type": "SecureString", "Value": secret}
+    expiring = json.dumps([{"Type": "Expiration", "Version": "1.0", "Attributes": {"Timestamp": "2999-01-01T00:00:00.000Z"}}])
+    refusals = [
+        ("ParameterAlreadyExists", raw.put_parameter, dict(Name=name, **secure)),
+        ("HierarchyTypeMismatchException", raw.put_parameter, dict(Name=name, Type="String", Value=secret, Overwrite=True)),
+        ("ValidationException", raw.put_parameter, dict(Name=name, Value=secret, Overwrite=True, Tags=[{"Key": "a", "Value": "b"}])),
+        ("ParameterPatternMismatchException", raw.put_parameter, dict(Name=f"{root}/digits", AllowedPattern="^[0-9]+$", **secure)),
+        ("InvalidAllowedPatternException", raw.put_parameter, dict(Name=f"{root}/pattern", AllowedPattern="([", **secure)),
+        ("InvalidKeyId", raw.put_parameter, dict(Name=f"{root}/other", KeyId="alias/does-not-exist", **secure)),
+        ("ValidationException", raw.put_parameter, dict(Name=f"{root}/long", Type="SecureString", Value=secret * 200)),
+        ("ValidationException", raw.put_parameter, dict(Name=f"{root}/described", Description="d" * 1025, **secure)),
+        ("ValidationException", raw.put_parameter, dict(Name=f"{root}/has space", **secure)),
+        ("ValidationException", raw.put_parameter, dict(Name=f"{root}/tier", Tier="Gold", **secure)),
+        ("ValidationException", raw.put_parameter, dict(Name=f"{root}/typed", Type="Secret", Value=secret)),
+        ("ValidationException", raw.put_parameter, dict(Name=f"{root}/ami", DataType="aws:ec2:image", **secure)),
+        ("ValidationException", raw.put_parameter, dict(Name=f"{root}/policy", Tier="Standard", Policies=expiring, **secure)),
+        ("HierarchyLevelLimitExceededException", raw.put_parameter,
+         dict(Name=root + "".join(f"/l{i}" for i in range(15)), **secure)),
+        ("AccessDeniedException", raw.put_parameter, dict(Name="/aws/secret", **secure)),
+        ("InvalidInstanceId", raw.send_command, dict(
+            DocumentName="AWS-RunShellScript", InstanceIds=["mi-0123456789abcdef0"], Parameters={"commands": [f"echo {secret}"]},
+        )),
+    ]
+    request_ids = []
+    for expected, call, kwargs in refusals:
+        answer = refusal(call, expected, **kwargs)
+        assert secret not in json.dumps(answer, default=str), (expected, kwargs.get("Name"))
+        request_ids.append(answer["ResponseMetadata"]["RequestId"])
+    # None of them wrote anything.
+    stored = [p for page in ssm.get_paginator("get_parameters_by_path").paginate(Path=root, Recursive=True) for p in page["Parameters"]]
+    assert [(p["Name"], p["Version"]) for p in stored] == [(name, 1)]
+
+    # Every record the stack keeps (parameters, commands, invocations, ...)
+    # holds the secret only sealed, if at all.
     env = stack_env()
-    items = localstack_client("dynamodb").query(
-        TableName=env["STEWARD_PARAMETERS_TABLE"],
-        KeyConditionExpression="#n = :n",
-        ExpressionAttributeNames={"#n": "Name"},
-        ExpressionAttributeValues={":n": {"S": name}},
-    )["Items"]
-    assert items and secret not in json.dumps(items)
-    # Nor is it logged, even at the refusals above.
-    log = ROOT / ".local" / "logs" / "steward-local.log"
-    assert log.exists() and secret not in log.read_text(errors="replace")
+    ddb = localstack_client("dynamodb")
+    tables = sorted(v for k, v in env.items() if k.endswith("_TABLE"))
+    assert env["STEWARD_PARAMETERS_TABLE"] in tables and env["STEWARD_COMMANDS_TABLE"] in tables
+    for table in tables:
+        for page in ddb.get_paginator("scan").paginate(TableName=table):
+            assert secret not in json.dumps(page["Items"]), table
+    # Nor is it logged: the control plane logged each refusal above, by its
+    # request id, and never the secret; no other log has it either.
+    logs = {f.name: f.read_text(errors="replace") for f in (ROOT / ".local" / "logs").glob("*.log")}
+    for request_id in request_ids:
+        assert request_id in logs["steward-local.log"], request_id
+    for log_name, text in logs.items():
+        assert secret not in text, log_name
 
 
 def test_a_ciphertext_moved_to_another_parameter_does_not_decrypt(ssm, root):
@@ -325,8 +374,26 @@ def test_changes_are_events_in_ssms_shape(ssm, root):
     assert "never-in-events" not in json.dumps(seen) and "still-never" not in json.dumps(seen)
 
 
+def age(name, hours):
+    """Backdates a parameter's only version by `hours`, as time would: its
+    head and its version both say when it last changed, and the head says
+    when its (one-hour) NoChangeNotification is due."""
+    table = stack_env()["STEWARD_PARAMETERS_TABLE"]
+    ddb = localstack_client("dynamodb")
+    changed = time.time() - hours * 3600
+    for version in (0, 1):
+        item = ddb.get_item(TableName=table, Key={"Name": {"S": name}, "Version": {"N": str(version)}})["Item"]
+        assert "LastModifiedDate" in item, item.keys()
+        item["LastModifiedDate"] = {"N": f"{changed:.3f}"}
+        if version == 0 and "PolicyDue" in item:
+            item["PolicyDue"] = {"N": f"{changed + 3600:.3f}"}
+        ddb.put_item(TableName=table, Item=item)
+
+
 def test_policies_expire_and_notify(ssm, root):
-    """The scheduled rule fires every minute; this waits for up to three ticks."""
+    """The scheduled rule fires every minute. Once every policy has acted, a
+    witness parameter is made due: its notification comes from a later run,
+    after which a notification firing twice would have been seen."""
     sqs, url = event_queue(
         {"source": ["steward.ssm"], "detail-type": ["Parameter Store Policy Action", "Parameter Store Change"],
          "detail": {"$or": [{"parameter-name": [{"prefix": root}]}, {"name": [{"prefix": root}]}]}}
@@ -351,44 +418,48 @@ def test_policies_expire_and_notify(ssm, root):
             {"Type": "ExpirationNotification", "Version": "1.0", "Attributes": {"Before": "1", "Unit": "Hours"}},
         ]),
     )
-    stale = f"{root}/stale"
-    ssm.put_parameter(
-        Name=stale, Type="String", Value="v", Tier="Advanced",
-        Policies=json.dumps([{"Type": "NoChangeNotification", "Version": "1.0", "Attributes": {"After": "1", "Unit": "Hours"}}]),
-    )
-    # Age the unchanged parameter by two hours, as time would: its head and
-    # its only version both say when it last changed.
-    env = stack_env()
-    ddb = localstack_client("dynamodb")
-    table = env["STEWARD_PARAMETERS_TABLE"]
-    two_hours_ago = time.time() - 7200
-    for version in (0, 1):
-        item = ddb.get_item(TableName=table, Key={"Name": {"S": stale}, "Version": {"N": str(version)}})["Item"]
-        for attr in ("LastModifiedDate",):
-            assert attr in item, item.keys()
-            item[attr] = {"N": f"{two_hours_ago:.3f}"}
-        if version == 0 and "PolicyDue" in item:
-            item["PolicyDue"] = {"N": f"{two_hours_ago + 3600:.3f}"}
-        ddb.put_item(TableName=table, Item=item)
+    no_change = json.dumps([{"Type": "NoChangeNotification", "Version": "1.0", "Attributes": {"After": "1", "Unit": "Hours"}}])
+    stale, witness = f"{root}/stale", f"{root}/witness"
+    for n in (stale, witness):
+        ssm.put_parameter(Name=n, Type="String", Value="v", Tier="Advanced", Policies=no_change)
+    age(stale, 2)
 
-    def done(seen):
-        kinds = {(e["detail-type"], e["detail"].get("policy-type") or e["detail"].get("operation")) for e in seen}
-        return {
-            ("Parameter Store Policy Action", "ExpirationNotification"),
-            ("Parameter Store Policy Action", "NoChangeNotification"),
-            ("Parameter Store Policy Action", "Expiration"),
-            ("Parameter Store Change", "Delete"),
-        } <= kinds
+    def kinds(seen):
+        return Counter(
+            (e["detail-type"], e["detail"].get("policy-type") or e["detail"].get("operation"),
+             e["detail"].get("parameter-name") or e["detail"].get("name"))
+            for e in seen
+        )
 
-    seen = drain(sqs, url, done, timeout=200)
+    policy, change = "Parameter Store Policy Action", "Parameter Store Change"
+    acted = {
+        (policy, "ExpirationNotification", name), (policy, "Expiration", name), (change, "Delete", name),
+        (policy, "NoChangeNotification", stale),
+    }
+    seen = drain(sqs, url, lambda s: acted <= set(kinds(s)), timeout=200)
+    # Made due only now, later than the stale one: a run that notifies it has
+    # also looked at every parameter again.
+    age(witness, 1.5)
+    seen += drain(sqs, url, lambda s: (policy, "NoChangeNotification", witness) in kinds(seen + s), timeout=200)
+
     refused(ssm.get_parameter, "ParameterNotFound", Name=name)
     assert ssm.get_parameter(Name=stale)["Parameter"]["Value"] == "v"
-    for e in seen:
-        if e["detail-type"] == "Parameter Store Policy Action":
-            assert e["detail"]["parameter-name"] in (name, stale)
-    # Each notification fires once per version.
-    notes = [e for e in seen if e["detail"].get("policy-type") == "ExpirationNotification"]
-    assert len(notes) == 1
+    # Each policy acted exactly once: one notice before the expiration, one
+    # notice for the unchanged version, one deletion.
+    assert kinds(seen) == Counter({
+        (change, "Create", name): 1, (change, "Create", stale): 1, (change, "Create", witness): 1,
+        (policy, "ExpirationNotification", name): 1, (policy, "Expiration", name): 1, (change, "Delete", name): 1,
+        (policy, "NoChangeNotification", stale): 1, (policy, "NoChangeNotification", witness): 1,
+    }), kinds(seen)
+    actions = {(e["detail"]["policy-type"], e["detail"]["parameter-name"]): e for e in seen if e["detail-type"] == policy}
+    for e in actions.values():
+        assert e["source"] == "steward.ssm" and e["detail"]["action-status"] == "Finished", e
+        assert e["detail"]["parameter-type"] == "String", e
+    notice, expired = actions[("ExpirationNotification", name)], actions[("Expiration", name)]
+    assert notice["time"] <= expired["time"], (notice, expired)
+    # The stale parameter's only version now shows its notification given.
+    (only,) = ssm.get_parameter_history(Name=stale)["Parameters"]
+    assert [(p["PolicyType"], p["PolicyStatus"]) for p in only["Policies"]] == [("NoChangeNotification", "Finished")]
 
 
 def test_errors_of_the_remaining_operations(ssm, root):
