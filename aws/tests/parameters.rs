@@ -4,16 +4,17 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
+use serde_json::json;
 use steward_aws::data_keys::KmsDataKeys;
 use steward_aws::parameter_service::ParameterAdapters;
 use steward_aws::parameters::{ParameterTable, version_to_item};
-use steward_aws::testing::{stack, unique};
+use steward_aws::testing::{admin, drop_table, stack, table_like, unique, with_settings};
 use steward_core::clock::now_epoch;
 use steward_core::parameters::model::{
     Parameter, ParameterType, ParameterVersion, PolicyRecord, StoredValue, Tier,
 };
 use steward_core::parameters::secrets::Sealer;
-use steward_core::parameters::{DataKeys, ParameterStore};
+use steward_core::parameters::{DataKeys, ParameterStore, get, put};
 
 fn version(name: &str, version: u64, value: &str) -> ParameterVersion {
     ParameterVersion {
@@ -322,11 +323,15 @@ async fn list_children_is_one_level() {
 #[tokio::test]
 #[ignore = "needs the local stack: make test runs it"]
 async fn due_lists_heads_whose_policy_is_due_earliest_first() {
-    let stack = stack().await;
+    // The running control plane's scheduler acts on every head of the shared
+    // table that is due (ByPolicyDue, PolicyDue <= now) and takes it out of
+    // the index: this test's heads live in a table of their own.
+    let shared = stack().await;
+    let table = table_like(&shared, &shared.settings.parameters_table).await;
+    let stack = with_settings(&shared, |s| s.parameters_table = table.clone());
     let store = ParameterTable::new(&stack);
     let root = format!("/test-{}", unique());
-    // Dues in a range of its own, so other runs' parameters sort around them.
-    let base = 1_000_000.0 + (now_epoch() % 1000.0).floor() * 10.0;
+    let base = now_epoch();
     let mut later = head(version(&format!("{root}/later"), 1, "x"), 1, 0);
     later.policy_due = Some(base + 2.0);
     let mut sooner = head(version(&format!("{root}/sooner"), 1, "x"), 1, 0);
@@ -334,29 +339,34 @@ async fn due_lists_heads_whose_policy_is_due_earliest_first() {
     let mut not_yet = head(version(&format!("{root}/not-yet"), 1, "x"), 1, 0);
     not_yet.policy_due = Some(base + 3.0);
     let none = head(version(&format!("{root}/none"), 1, "x"), 1, 0);
-    for p in [&later, &sooner, &not_yet, &none] {
+    for p in [&later, &not_yet, &none, &sooner] {
         assert!(store.put_version(p, None, None).await.unwrap());
     }
 
-    let due = store.due(base + 2.0, 1000).await.unwrap();
-    let dues: Vec<f64> = due.iter().filter_map(|p| p.policy_due).collect();
-    assert!(dues.windows(2).all(|w| w[0] <= w[1]), "earliest first");
-    assert!(dues.iter().all(|d| *d <= base + 2.0));
-    let mine: Vec<&str> = due
-        .iter()
-        .map(|p| p.name())
-        .filter(|n| n.starts_with(&root))
-        .collect();
-    assert_eq!(mine, vec![sooner.name(), later.name()]);
+    let names =
+        |due: Vec<Parameter>| -> Vec<String> { due.iter().map(|p| p.name().to_string()).collect() };
+    // Due at base + 2 (inclusive), earliest first; not the later one, nor
+    // the one without a policy.
+    assert_eq!(
+        names(store.due(base + 2.0, 1000).await.unwrap()),
+        vec![sooner.name(), later.name()]
+    );
+    assert_eq!(
+        names(store.due(base + 2.0, 1).await.unwrap()),
+        vec![sooner.name()]
+    );
+    assert!(store.due(base + 1.0, 1000).await.unwrap().is_empty());
 
     // Once the policy is done (no due date), the head leaves the index.
     let mut done = sooner.clone();
     done.policy_due = None;
     done.revision = 1;
     assert!(store.update(&done, 0, &[]).await.unwrap());
-    let due = store.due(base + 2.0, 1000).await.unwrap();
-    assert!(due.iter().all(|p| p.name() != sooner.name()));
-    assert!(due.iter().any(|p| p.name() == later.name()));
+    assert_eq!(
+        names(store.due(base + 3.0, 1000).await.unwrap()),
+        vec![later.name(), not_yet.name()]
+    );
+    drop_table(&shared, &table).await;
 }
 
 #[tokio::test]
@@ -448,39 +458,67 @@ async fn sealer_over_kms_round_trips_and_refuses_a_moved_ciphertext() {
     let err = adapters.sealer.open(&other, &sealed).await.unwrap_err();
     assert_eq!(err.code(), "InvalidKeyId");
     assert!(!err.to_string().contains(plaintext));
+}
 
-    // A SecureString is stored sealed only: nothing in its items is the plaintext.
-    let mut v = version(&name, 1, "");
-    v.parameter_type = ParameterType::SecureString;
-    v.value = StoredValue::Sealed(sealed.clone());
-    v.key_id = Some(adapters.default_key_id.clone());
-    let p = head(v, 1, 0);
-    assert!(adapters.store.put_version(&p, None, None).await.unwrap());
-    let got = adapters.store.get(&name).await.unwrap().unwrap();
-    assert_eq!(got.current.value, StoredValue::Sealed(sealed.clone()));
-    for version in [0, 1] {
-        let item = stack
-            .clients
-            .dynamodb
-            .get_item()
-            .table_name(&stack.settings.parameters_table)
-            .key(
-                "Name",
-                aws_sdk_dynamodb::types::AttributeValue::S(name.clone()),
-            )
-            .key(
-                "Version",
-                aws_sdk_dynamodb::types::AttributeValue::N(version.to_string()),
-            )
-            .consistent_read(true)
-            .send()
-            .await
-            .unwrap()
-            .item
-            .unwrap();
-        assert!(!item.contains_key("Value"));
-        assert!(!format!("{item:?}").contains(plaintext));
+#[tokio::test]
+#[ignore = "needs the local stack: make test runs it"]
+async fn a_secure_string_put_leaves_no_plaintext_in_its_items() {
+    use aws_sdk_dynamodb::types::AttributeValue;
+    use base64::Engine;
+    let stack = stack().await;
+    let adapters = ParameterAdapters::new(&stack);
+    let caller = admin();
+    let name = format!("/test-{}/secret", unique());
+    let secrets = ["correct horse battery staple", "tr0ub4dor and 3 more"];
+
+    // Through the product's own PutParameter: created, then overwritten.
+    for (i, secret) in secrets.iter().enumerate() {
+        let put =
+            json!({"Name": name, "Value": secret, "Type": "SecureString", "Overwrite": i > 0});
+        let ctx = adapters.context(&caller, now_epoch());
+        let out = put::put_parameter(&ctx, &put).await.unwrap();
+        assert_eq!(out["Version"], i + 1);
     }
+    // Every item the parameter has (head, versions 1 and 2), read raw.
+    let items = stack
+        .clients
+        .dynamodb
+        .query()
+        .table_name(&stack.settings.parameters_table)
+        .key_condition_expression("#n = :n")
+        .expression_attribute_names("#n", "Name")
+        .expression_attribute_values(":n", AttributeValue::S(name.clone()))
+        .consistent_read(true)
+        .send()
+        .await
+        .unwrap()
+        .items
+        .unwrap_or_default();
+    let versions: Vec<&str> = items
+        .iter()
+        .filter_map(|i| i.get("Version").and_then(|v| v.as_n().ok()))
+        .map(String::as_str)
+        .collect();
+    assert_eq!(versions, vec!["0", "1", "2"]);
+    let b64 = base64::engine::general_purpose::STANDARD;
+    for item in &items {
+        assert!(item.contains_key("SealedValue"), "{item:?}");
+        assert!(!item.contains_key("Value"), "{item:?}");
+        let raw = format!("{item:?}");
+        for secret in secrets {
+            assert!(!raw.contains(secret), "plaintext in {raw}");
+            assert!(
+                !raw.contains(&b64.encode(secret)),
+                "base64 plaintext in {raw}"
+            );
+        }
+    }
+    // And the value still round-trips, through the product's GetParameter.
+    let ctx = adapters.context(&caller, now_epoch());
+    let got = get::get_parameter(&ctx, &json!({"Name": name, "WithDecryption": true}))
+        .await
+        .unwrap();
+    assert_eq!(got["Parameter"]["Value"], secrets[1]);
 }
 
 #[tokio::test]
