@@ -9,6 +9,8 @@
 pub mod actions;
 pub mod branch;
 pub mod duration;
+pub mod engine;
+pub mod execution;
 pub mod runbook;
 pub mod selector;
 pub mod variables;

@@ -160,6 +160,18 @@ pub struct RunbookStep {
 }
 
 impl RunbookStep {
+    /// The step's inputs without an aws:loop's `Steps` (those are steps of
+    /// their own, read and filled each in its turn).
+    pub fn own_inputs(&self) -> Value {
+        let mut inputs = self.inputs.clone();
+        if self.action == ActionKind::Loop
+            && let Value::Object(map) = &mut inputs
+        {
+            map.remove("Steps");
+        }
+        inputs
+    }
+
     /// Whether `{{ name.output }}` can be read after this step ran.
     pub fn has_output(&self, output: &str) -> bool {
         self.outputs.iter().any(|o| o.name == output)
@@ -283,7 +295,7 @@ impl Runbook {
         }
         check_targets(&self.steps)?;
         for s in &all {
-            for_each_reference(&s.inputs, &mut |r| self.check_reference(&s.name, r))?;
+            for_each_reference(&s.own_inputs(), &mut |r| self.check_reference(&s.name, r))?;
         }
         for out in &self.outputs {
             let found = out

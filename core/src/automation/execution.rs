@@ -1,0 +1,197 @@
+//! An automation execution as it is stored: SSM's statuses, one record per
+//! step execution (a retried or looped step has several), what the running
+//! step waits for, and the signals it has had.
+//!
+//! The record is the whole truth of an execution. Every change is one
+//! conditional write of it (on `revision`), and the engine decides only from
+//! it and what it observes, so a message delivered twice or a function that
+//! dies between two writes finds the record as it was and does the same
+//! thing again, or nothing.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+/// SSM's `AutomationExecutionStatus`, for executions and their steps.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum AutomationStatus {
+    Pending,
+    InProgress,
+    Waiting,
+    Success,
+    TimedOut,
+    Cancelling,
+    Cancelled,
+    Failed,
+}
+
+impl AutomationStatus {
+    pub const ALL: [AutomationStatus; 8] = [
+        AutomationStatus::Pending,
+        AutomationStatus::InProgress,
+        AutomationStatus::Waiting,
+        AutomationStatus::Success,
+        AutomationStatus::TimedOut,
+        AutomationStatus::Cancelling,
+        AutomationStatus::Cancelled,
+        AutomationStatus::Failed,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AutomationStatus::Pending => "Pending",
+            AutomationStatus::InProgress => "InProgress",
+            AutomationStatus::Waiting => "Waiting",
+            AutomationStatus::Success => "Success",
+            AutomationStatus::TimedOut => "TimedOut",
+            AutomationStatus::Cancelling => "Cancelling",
+            AutomationStatus::Cancelled => "Cancelled",
+            AutomationStatus::Failed => "Failed",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|v| v.as_str() == s)
+    }
+
+    pub fn is_final(self) -> bool {
+        matches!(
+            self,
+            AutomationStatus::Success
+                | AutomationStatus::TimedOut
+                | AutomationStatus::Cancelled
+                | AutomationStatus::Failed
+        )
+    }
+}
+
+/// What a started step waits for.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum Wait {
+    /// aws:sleep, and aws:waitForAwsResourceProperty between two calls.
+    Until { at: f64 },
+    /// aws:runCommand: the command this step created (its id was chosen
+    /// before it was created, so creating it again is harmless).
+    Command { command_id: String },
+    /// An API call is out. Until `lease_until` nobody else makes it; past it,
+    /// the caller is taken to have died during the call.
+    Api { lease_until: f64 },
+    /// aws:approve.
+    Approval,
+    /// aws:pause: a Resume signal.
+    Resume,
+    /// aws:loop: its steps are running (iteration counts from 1).
+    Loop { iteration: u32 },
+    /// Nothing: the step has ended.
+    Done,
+}
+
+/// An approver's decision on an aws:approve step.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Decision {
+    pub approver: String,
+    pub approved: bool,
+    pub comment: Option<String>,
+    pub time: f64,
+}
+
+/// One execution of one step.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StepRecord {
+    pub step_execution_id: String,
+    pub name: String,
+    pub action: String,
+    pub status: AutomationStatus,
+    /// 1 for the first try; `maxAttempts` bounds it.
+    pub attempt: u32,
+    pub start_time: f64,
+    pub end_time: Option<f64>,
+    /// The inputs with the runbook's values in place (Parameter Store
+    /// references stay as written: they are resolved where they are used,
+    /// and a secret never enters the record).
+    pub inputs: Value,
+    pub outputs: BTreeMap<String, Value>,
+    pub failure_message: Option<String>,
+    pub wait: Wait,
+    /// aws:branch: the step it chose.
+    pub chosen: Option<String>,
+    pub decisions: Vec<Decision>,
+    /// The aws:loop record this step runs in.
+    pub parent: Option<usize>,
+}
+
+/// An automation execution.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Execution {
+    pub execution_id: String,
+    pub document_name: String,
+    pub document_version: String,
+    /// The runbook's parameters, every one with its value (defaults filled).
+    pub parameters: BTreeMap<String, Value>,
+    pub status: AutomationStatus,
+    pub steps: Vec<StepRecord>,
+    /// Indexes into `steps`: the running step, below it the loops it runs in.
+    pub active: Vec<usize>,
+    pub outputs: BTreeMap<String, Value>,
+    pub failure_message: Option<String>,
+    pub executed_by: String,
+    pub start_time: Option<f64>,
+    pub end_time: Option<f64>,
+    /// When the execution times out, if it does.
+    pub deadline: Option<f64>,
+    /// StopAutomationExecution was called.
+    pub cancel_requested: bool,
+    /// The onCancel step has been started: when it ends, the execution is
+    /// Cancelled.
+    pub cancel_handled: bool,
+    /// A critical step failed and the execution went on: it ends Failed.
+    pub critical_failure: Option<String>,
+    /// Raised by each conditional write.
+    pub revision: u64,
+}
+
+impl Execution {
+    pub fn new(
+        execution_id: String,
+        document_name: String,
+        document_version: String,
+        parameters: BTreeMap<String, Value>,
+        executed_by: String,
+    ) -> Self {
+        Execution {
+            execution_id,
+            document_name,
+            document_version,
+            parameters,
+            status: AutomationStatus::Pending,
+            steps: Vec::new(),
+            active: Vec::new(),
+            outputs: BTreeMap::new(),
+            failure_message: None,
+            executed_by,
+            start_time: None,
+            end_time: None,
+            deadline: None,
+            cancel_requested: false,
+            cancel_handled: false,
+            critical_failure: None,
+            revision: 0,
+        }
+    }
+
+    /// The running step's record.
+    pub fn current(&self) -> Option<&StepRecord> {
+        self.active.last().and_then(|&i| self.steps.get(i))
+    }
+
+    /// The latest value of `step.output`, from the last execution of that
+    /// step that has it.
+    pub fn output(&self, step: &str, output: &str) -> Option<&Value> {
+        self.steps
+            .iter()
+            .rev()
+            .filter(|r| r.name == step)
+            .find_map(|r| r.outputs.get(output))
+    }
+}
