@@ -118,6 +118,20 @@ pub enum SsmError {
     MaxDocumentSizeExceeded(String),
     #[error("{0}")]
     UnsupportedPlatformType(String),
+    #[error("{0}")]
+    AutomationDefinitionNotFoundException(String),
+    #[error("{0}")]
+    AutomationDefinitionVersionNotFoundException(String),
+    #[error("{0}")]
+    InvalidAutomationExecutionParametersException(String),
+    #[error("{0}")]
+    AutomationExecutionNotFoundException(String),
+    #[error("{0}")]
+    InvalidAutomationSignalException(String),
+    #[error("{0}")]
+    InvalidAutomationStatusUpdateException(String),
+    #[error("{0}")]
+    AutomationExecutionLimitExceededException(String),
     /// A fault of ours, never of the caller's input. The message is generic on
     /// purpose: details go to the log, not to the client.
     #[error("{0}")]
@@ -186,6 +200,19 @@ impl SsmError {
             DocumentVersionLimitExceeded(_) => "DocumentVersionLimitExceeded",
             MaxDocumentSizeExceeded(_) => "MaxDocumentSizeExceeded",
             UnsupportedPlatformType(_) => "UnsupportedPlatformType",
+            AutomationDefinitionNotFoundException(_) => "AutomationDefinitionNotFoundException",
+            AutomationDefinitionVersionNotFoundException(_) => {
+                "AutomationDefinitionVersionNotFoundException"
+            }
+            InvalidAutomationExecutionParametersException(_) => {
+                "InvalidAutomationExecutionParametersException"
+            }
+            AutomationExecutionNotFoundException(_) => "AutomationExecutionNotFoundException",
+            InvalidAutomationSignalException(_) => "InvalidAutomationSignalException",
+            InvalidAutomationStatusUpdateException(_) => "InvalidAutomationStatusUpdateException",
+            AutomationExecutionLimitExceededException(_) => {
+                "AutomationExecutionLimitExceededException"
+            }
             InternalServerError(_) => "InternalServerError",
         }
     }

@@ -8,7 +8,8 @@ use proptest::prelude::*;
 use serde_json::{Value, json};
 
 use super::*;
-use crate::automation::execution::{AutomationStatus as S, Decision, Execution, Wait};
+use crate::automation::control::{self, Caller, Signal};
+use crate::automation::execution::{AutomationStatus as S, Execution, Wait};
 use crate::automation::runbook::Runbook;
 use crate::documents::DocumentFormat;
 
@@ -370,30 +371,50 @@ fn approval_waits_for_enough_approvers_and_reject_fails_it() {
         step("after", json!({}))
     ]}));
     let decide = |e: &mut Execution, who: &str, approved: bool| {
-        let i = *e.active.last().unwrap();
-        e.steps[i].decisions.push(Decision {
-            approver: who.into(),
-            approved,
-            comment: None,
-            time: 0.0,
-        });
+        let kind = if approved {
+            Signal::Approve
+        } else {
+            Signal::Reject
+        };
+        control::signal(e, kind, &Caller { names: &[who] }, None, 0.0)
     };
     let mut exec = start(json!({}));
     let mut world = World::default();
     run_with(&rb, &mut exec, &mut world, 1);
     assert_eq!(exec.status, S::Waiting);
     assert_eq!(exec.steps[0].status, S::Waiting);
-    decide(&mut exec, "bob", true);
+    let refused = decide(&mut exec, "mallory", true).unwrap_err();
+    assert_eq!(refused.code(), "InvalidAutomationSignalException");
+    assert_eq!(
+        refused.to_string(),
+        "mallory is not an approver of step ok: its approvers are bob, carol."
+    );
+    let resume = control::signal(
+        &mut exec,
+        Signal::Resume,
+        &Caller { names: &["bob"] },
+        None,
+        0.0,
+    );
+    assert_eq!(
+        resume.unwrap_err().code(),
+        "InvalidAutomationSignalException"
+    );
+    decide(&mut exec, "bob", true).unwrap();
+    assert_eq!(
+        decide(&mut exec, "bob", true).unwrap_err().code(),
+        "InvalidAutomationSignalException"
+    );
     run_with(&rb, &mut exec, &mut world, 1);
     assert_eq!(exec.status, S::Waiting, "one approval of two");
-    decide(&mut exec, "carol", true);
+    decide(&mut exec, "carol", true).unwrap();
     run_with(&rb, &mut exec, &mut world, 1);
     assert_eq!(exec.status, S::Success);
     assert_eq!(exec.steps[0].outputs["ApprovalStatus"], "Approved");
 
     let mut exec = start(json!({}));
     run_with(&rb, &mut exec, &mut world, 1);
-    decide(&mut exec, "carol", false);
+    decide(&mut exec, "carol", false).unwrap();
     run_with(&rb, &mut exec, &mut world, 1);
     assert_eq!(exec.status, S::Failed);
     assert_eq!(
@@ -401,6 +422,35 @@ fn approval_waits_for_enough_approvers_and_reject_fails_it() {
         Some("Step rejected by carol.")
     );
     assert_eq!(names(&exec), ["ok"]);
+    assert_eq!(
+        control::stop(&mut exec).unwrap_err().code(),
+        "InvalidAutomationStatusUpdateException"
+    );
+}
+
+#[test]
+fn pause_goes_on_at_resume() {
+    let rb = runbook(json!({"schemaVersion": "0.3", "mainSteps": [
+        {"name": "hold", "action": "aws:pause", "inputs": {}}, step("after", json!({}))
+    ]}));
+    let mut exec = start(json!({}));
+    let mut world = World::default();
+    run_with(&rb, &mut exec, &mut world, 1);
+    assert_eq!(exec.status, S::Waiting);
+    control::signal(
+        &mut exec,
+        Signal::Resume,
+        &Caller { names: &["bob"] },
+        None,
+        world.now,
+    )
+    .unwrap();
+    run_with(&rb, &mut exec, &mut world, 1);
+    assert_eq!(
+        ran(&exec),
+        [("hold".into(), S::Success), ("after".into(), S::Success)]
+    );
+    assert_eq!(exec.status, S::Success);
 }
 
 #[test]
@@ -414,8 +464,8 @@ fn cancel_runs_the_on_cancel_step_and_ends_cancelled() {
     let mut world = World::default();
     run_with(&rb, &mut exec, &mut world, 1);
     assert_eq!(exec.status, S::Waiting);
-    exec.cancel_requested = true;
-    exec.status = S::Cancelling;
+    control::stop(&mut exec).unwrap();
+    assert_eq!(exec.status, S::Cancelling);
     run_with(&rb, &mut exec, &mut world, 1);
     assert_eq!(
         ran(&exec),

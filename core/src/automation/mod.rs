@@ -8,6 +8,7 @@
 
 pub mod actions;
 pub mod branch;
+pub mod control;
 pub mod duration;
 pub mod engine;
 pub mod execution;
