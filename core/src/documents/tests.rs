@@ -1,6 +1,7 @@
 //! Document rules end to end: parse, validate parameters, steps for a node.
 
 use super::*;
+use crate::documents::interpolate::{brace_heavy_text, ssm_agent_placeholders};
 use proptest::prelude::*;
 use serde_json::json;
 
@@ -404,7 +405,12 @@ fn string_doc(names: &[String]) -> Document {
 proptest! {
     #[test]
     fn every_string_value_appears_verbatim(
-        values in proptest::collection::btree_map("[a-zA-Z][a-zA-Z0-9]{0,7}", ".{0,40}", 1..5),
+        values in proptest::collection::btree_map(
+            "[a-zA-Z][a-zA-Z0-9]{0,7}",
+            // Values that look like placeholders are inserted, not expanded.
+            prop_oneof![".{0,40}", brace_heavy_text(&["{{ a }}", "{{a}}", "a", "{{ssm:/a}}"])],
+            1..5,
+        ),
     ) {
         let names: Vec<String> = values.keys().cloned().collect();
         let d = string_doc(&names);
@@ -420,9 +426,20 @@ proptest! {
     }
 
     #[test]
-    fn text_without_placeholders_is_run_as_written(lines in proptest::collection::vec("[^{]*|([^{]*\\{[^{]+)*", 1..5)) {
-        prop_assume!(lines.iter().all(|l| !l.contains("{{")));
-        let d = parse_json(doc(json!([{"action": "aws:runShellScript", "name": "s", "inputs": {"runCommand": lines.clone()}}]))).unwrap();
+    fn text_without_parameters_is_run_as_written(
+        lines in proptest::collection::vec(brace_heavy_text(&["{{ssm:/a}}", "{{ name }}", "name", ".Names"]), 1..5),
+    ) {
+        // No parameter is declared: a line holding a placeholder (SSM
+        // Agent's pattern) is refused; any other braces run as written.
+        let parsed = parse_json(doc(json!([{"action": "aws:runShellScript", "name": "s", "inputs": {"runCommand": lines.clone()}}])));
+        if let Some((name, _)) = lines.iter().flat_map(|l| ssm_agent_placeholders(l)).next() {
+            let e = parsed.unwrap_err();
+            prop_assert_eq!(e.code(), "InvalidDocumentContent");
+            let needle = format!("\"{name}\" is not declared");
+            prop_assert!(e.to_string().contains(&needle), "{}", e);
+            return Ok(());
+        }
+        let d = parsed.unwrap();
         let s = d.steps_for(&ResolvedParameters::default(), "Linux").unwrap()[0].plugin_step().unwrap();
         prop_assert_eq!(s.run_command, lines);
     }
