@@ -1021,10 +1021,15 @@ mod tests {
                 let want: Vec<String> = names_in
                     .iter()
                     .filter(|n| {
+                        // One level: the path is the name less its last
+                        // segment (`/` for `/a` and for `a`), spelled out
+                        // here rather than asked of `parent_of`.
+                        let segs: Vec<&str> = n.trim_start_matches('/').split('/').collect();
+                        let parent = format!("/{}", segs[..segs.len() - 1].join("/"));
                         let under = if recursive {
                             path == "/" || n.starts_with(&format!("{path}/"))
                         } else {
-                            crate::parameters::parent_of(n) == path
+                            parent == path
                         };
                         under && (!filtered || lists.contains(*n))
                     })
