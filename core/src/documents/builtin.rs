@@ -9,6 +9,7 @@
 //! placed in the script as text.
 
 use super::Document;
+use super::document_type::{Content, DocumentType};
 use super::format::{DocumentFormat, content_hash};
 use crate::error::SsmError;
 
@@ -21,6 +22,7 @@ pub struct BuiltinDocument {
     pub format: DocumentFormat,
     pub content: &'static str,
     pub schema_version: &'static str,
+    pub document_type: DocumentType,
 }
 
 impl BuiltinDocument {
@@ -35,6 +37,11 @@ impl BuiltinDocument {
 
     pub fn hash(&self) -> String {
         content_hash(self.content)
+    }
+
+    /// The content, read as its type says.
+    pub fn content(&self) -> Result<Content, SsmError> {
+        Content::parse(self.document_type, self.content, self.format)
     }
 
     pub fn document(&self) -> Result<Document, SsmError> {
@@ -52,6 +59,7 @@ macro_rules! builtin {
             format: DocumentFormat::$format,
             content: include_str!(concat!("builtin/", $name, ".", $ext)),
             schema_version: $schema,
+            document_type: DocumentType::Command,
         }
     };
 }

@@ -7,6 +7,7 @@ use serde_json::{Value, json};
 
 use super::Document;
 use super::builtin::{self, BuiltinDocument};
+use super::document_type::{Content, DocumentType};
 use super::format::{DocumentFormat, HASH_TYPE};
 use super::store::{DocumentHead, DocumentStore, StoredVersion, VersionSummary};
 use crate::access::Authorizer;
@@ -15,8 +16,6 @@ use crate::error::SsmError;
 use crate::error::parse_request as parse;
 use crate::tags::{TagSet, to_list};
 
-/// The only document type Steward stores and runs.
-pub const COMMAND: &str = "Command";
 /// Conditional writes tried before answering TooManyUpdates.
 pub(super) const ATTEMPTS: usize = 5;
 /// CreatedDate of the built-in documents (they exist as long as Steward).
@@ -211,6 +210,7 @@ pub(super) fn select(
 /// show it.
 pub(super) struct Shown {
     pub(super) name: String,
+    pub(super) document_type: DocumentType,
     pub(super) owner: String,
     pub(super) version: u64,
     pub(super) version_name: Option<String>,
@@ -229,6 +229,7 @@ impl Shown {
     pub(super) fn builtin(b: &BuiltinDocument) -> Self {
         Shown {
             name: b.name.into(),
+            document_type: b.document_type,
             owner: b.owner().into(),
             version: 1,
             version_name: None,
@@ -247,6 +248,7 @@ impl Shown {
     pub(super) fn stored(head: &DocumentHead, v: StoredVersion) -> Self {
         Shown {
             name: head.name.clone(),
+            document_type: DocumentType::stored(&head.document_type),
             owner: head.owner.clone(),
             version: v.version,
             version_name: v.version_name,
@@ -262,15 +264,15 @@ impl Shown {
         }
     }
 
-    pub(super) fn document(&self) -> Result<Document, SsmError> {
-        Document::parse(&self.content, self.format)
+    pub(super) fn content(&self) -> Result<Content, SsmError> {
+        Content::parse(self.document_type, &self.content, self.format)
     }
 
     /// SSM's `DocumentDescription`.
     pub(super) fn description(&self) -> Result<Value, SsmError> {
-        let d = self.document()?;
+        let d = self.content()?;
         let params: Vec<Value> = d
-            .parameters
+            .parameters()
             .iter()
             .map(|p| {
                 let mut v = json!({
@@ -292,11 +294,11 @@ impl Shown {
             "CreatedDate": self.created_date,
             "Status": "Active",
             "DocumentVersion": self.version.to_string(),
-            "Description": d.description,
+            "Description": d.description(),
             "Parameters": params,
             "PlatformTypes": d.platform_types(),
-            "DocumentType": COMMAND,
-            "SchemaVersion": d.schema_version.as_str(),
+            "DocumentType": self.document_type.as_str(),
+            "SchemaVersion": d.schema_version(),
             "LatestVersion": self.latest.to_string(),
             "DefaultVersion": self.default.to_string(),
             "DocumentFormat": self.format.as_str(),
@@ -331,8 +333,17 @@ pub async fn load_for_run(
     version: Option<&str>,
 ) -> Result<Runnable, SsmError> {
     let shown = load(store, name, version, None).await?;
+    let document = match shown.content()? {
+        Content::Command(d) => d,
+        Content::Automation(_) => {
+            return Err(SsmError::InvalidDocument(format!(
+                "Document {} is an Automation runbook: start it with StartAutomationExecution (steward automation start), not SendCommand.",
+                shown.name
+            )));
+        }
+    };
     Ok(Runnable {
-        document: shown.document()?,
+        document,
         name: shown.name,
         version: shown.version,
         hash: shown.hash,
@@ -370,13 +381,13 @@ pub(super) async fn load(
 }
 
 pub(super) fn summary(
-    d: &Document,
+    d: &Content,
     version_name: Option<String>,
     format: DocumentFormat,
 ) -> VersionSummary {
     VersionSummary {
         version_name,
-        schema_version: d.schema_version.as_str().into(),
+        schema_version: d.schema_version().into(),
         format,
         platform_types: d.platform_types().iter().map(|s| s.to_string()).collect(),
     }

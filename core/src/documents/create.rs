@@ -3,13 +3,13 @@
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::Document;
 use super::builtin;
 use super::check_new_document_name;
 use super::context::{
-    COMMAND, DocumentContext, Shown, check_display_name, check_target_type, check_version_name,
+    DocumentContext, Shown, check_display_name, check_target_type, check_version_name,
     document_arn, refuse_unsupported, required, summary,
 };
+use super::document_type::{Content, DocumentType};
 use super::format::{DocumentFormat, check_size, content_hash};
 use super::store::{DocumentHead, StoredVersion};
 use crate::error::SsmError;
@@ -31,15 +31,6 @@ struct CreateInput {
     attachments: Option<Value>,
 }
 
-fn check_document_type(t: Option<&str>) -> Result<(), SsmError> {
-    match t {
-        None | Some(COMMAND) => Ok(()),
-        Some(other) => Err(SsmError::InvalidDocumentContent(format!(
-            "DocumentType {other} is not supported: Steward stores and runs Command documents only. Give DocumentType Command."
-        ))),
-    }
-}
-
 pub(super) async fn create_document(
     ctx: &DocumentContext<'_>,
     body: &Value,
@@ -50,7 +41,7 @@ pub(super) async fn create_document(
     check_new_document_name(&name)?;
     ctx.caller
         .authorize("ssm:CreateDocument", &document_arn(ctx.scope, &name))?;
-    check_document_type(i.document_type.as_deref())?;
+    let document_type = DocumentType::from_wire(i.document_type.as_deref())?;
     refuse_unsupported(&i.requires, &i.attachments)?;
     if let Some(n) = &i.display_name {
         check_display_name(n)?;
@@ -64,7 +55,7 @@ pub(super) async fn create_document(
     let tags = validate_tags(&i.tags)?;
     let format = DocumentFormat::from_wire(i.document_format.as_deref())?;
     check_size(&content)?;
-    let doc = Document::parse(&content, format)?;
+    let doc = Content::parse(document_type, &content, format)?;
     if builtin::find(&name).is_some() || ctx.store.head(&name).await?.is_some() {
         return Err(already_exists());
     }
@@ -79,7 +70,7 @@ pub(super) async fn create_document(
     };
     let head = DocumentHead {
         name: name.clone(),
-        document_type: COMMAND.into(),
+        document_type: document_type.as_str().into(),
         owner: ctx.scope.account.clone(),
         created_date: ctx.now,
         latest_version: 1,

@@ -3,7 +3,7 @@
 
 use serde_json::{Value, json};
 
-use super::context::{COMMAND, DocumentContext, read};
+use super::context::{DocumentContext, read};
 use super::format::DocumentFormat;
 use crate::error::SsmError;
 
@@ -38,7 +38,7 @@ pub(super) async fn get_document(
         "DocumentVersion": shown.version.to_string(),
         "Status": "Active",
         "Content": content,
-        "DocumentType": COMMAND,
+        "DocumentType": shown.document_type.as_str(),
         "DocumentFormat": format.as_str(),
     });
     if let Some(vn) = &shown.version_name {

@@ -9,9 +9,9 @@ use serde_json::{Value, json};
 
 use super::builtin::{self, BuiltinDocument};
 use super::context::{
-    BUILTIN_CREATED, COMMAND, DocumentContext, document_arn, name_of, no_such_document, required,
-    summary,
+    BUILTIN_CREATED, DocumentContext, document_arn, name_of, no_such_document, required, summary,
 };
+use super::document_type::DocumentType;
 use super::store::{DocumentHead, StoredVersion, VersionSummary};
 use crate::error::SsmError;
 use crate::error::parse_request as parse;
@@ -68,6 +68,7 @@ enum Filter {
 /// What a listing needs of a document, built-in or stored.
 struct Listed {
     name: String,
+    document_type: DocumentType,
     owner: String,
     amazon: bool,
     default_version: u64,
@@ -80,9 +81,10 @@ struct Listed {
 
 impl Listed {
     fn builtin(b: &BuiltinDocument) -> Result<Self, SsmError> {
-        let d = b.document()?;
+        let d = b.content()?;
         Ok(Listed {
             name: b.name.into(),
+            document_type: b.document_type,
             owner: b.owner().into(),
             amazon: true,
             default_version: 1,
@@ -96,6 +98,7 @@ impl Listed {
 
     fn stored(h: DocumentHead) -> Self {
         Listed {
+            document_type: DocumentType::stored(&h.document_type),
             name: h.name,
             owner: h.owner,
             amazon: false,
@@ -115,7 +118,7 @@ impl Listed {
             "Owner": self.owner,
             "PlatformTypes": self.summary.platform_types,
             "DocumentVersion": self.default_version.to_string(),
-            "DocumentType": COMMAND,
+            "DocumentType": self.document_type.as_str(),
             "SchemaVersion": self.summary.schema_version,
             "DocumentFormat": self.summary.format.as_str(),
             "Tags": to_list(&self.tags),
@@ -140,7 +143,7 @@ impl Listed {
                 "All" => true,
                 other => other == self.owner,
             }),
-            Filter::DocumentType(vals) => vals.iter().any(|t| t == COMMAND),
+            Filter::DocumentType(vals) => vals.iter().any(|t| t == self.document_type.as_str()),
             Filter::Name(vals) => vals.iter().any(|n| self.name.starts_with(n.as_str())),
             Filter::PlatformTypes(vals) => vals
                 .iter()

@@ -16,6 +16,7 @@ mod create;
 pub mod declared_parameters;
 mod delete;
 mod describe;
+pub mod document_type;
 pub mod format;
 pub mod interpolate;
 mod listing;
@@ -32,6 +33,7 @@ pub use command_document::{MAX_STEPS, is_step_name};
 pub use declared_parameters::{
     GivenParameters, ParamValue, ParameterDefinition, ParameterType, ResolvedParameters,
 };
+pub use document_type::{Content, DocumentType};
 pub use format::{DocumentFormat, HASH_TYPE, MAX_CONTENT_BYTES, content_hash};
 pub use plugins::{Action, OnFailure, Precondition, RunDocument, ShellScript, StepControl};
 

@@ -12,6 +12,8 @@ use crate::documents::store::MemoryDocumentStore;
 const V1: &str = "schemaVersion: '2.2'\ndescription: first\nparameters:\n  who:\n    type: String\n    default: world\n    allowedPattern: '[a-z]+'\n  count:\n    type: Integer\n    default: 2\nmainSteps:\n- action: aws:runShellScript\n  name: hello\n  inputs:\n    runCommand:\n    - echo hello {{ who }} {{ count }}\n";
 const V2: &str = "schemaVersion: '2.2'\ndescription: second\nmainSteps:\n- action: aws:runShellScript\n  name: bye\n  inputs:\n    runCommand:\n    - echo bye\n";
 
+const RUNBOOK: &str = "schemaVersion: '0.3'\ndescription: restart\nparameters:\n  Node:\n    type: String\nmainSteps:\n- name: restart\n  action: aws:runCommand\n  inputs:\n    DocumentName: AWS-RunShellScript\n    InstanceIds: ['{{ Node }}']\n    Parameters:\n      commands: ['true']\n";
+
 fn scope() -> ArnScope {
     ArnScope {
         region: "us-east-1".into(),
@@ -118,7 +120,19 @@ async fn create_refuses_bad_input_and_changes_nothing() {
         ),
         (
             json!({"Name": "Bad", "Content": V1, "DocumentFormat": "YAML", "DocumentType": "Automation"}),
+            "InvalidDocumentSchemaVersion",
+        ),
+        (
+            json!({"Name": "Bad", "Content": RUNBOOK, "DocumentFormat": "YAML"}),
+            "InvalidDocumentSchemaVersion",
+        ),
+        (
+            json!({"Name": "Bad", "Content": V1, "DocumentFormat": "YAML", "DocumentType": "Session"}),
             "InvalidDocumentContent",
+        ),
+        (
+            json!({"Name": "Bad", "Content": V1, "DocumentFormat": "YAML", "DocumentType": "Bogus"}),
+            "ValidationException",
         ),
         (
             json!({"Name": "aws-x", "Content": V1, "DocumentFormat": "YAML"}),
@@ -679,4 +693,74 @@ async fn refusals_in_ssms_words() {
     ] {
         assert_eq!(refused("DeleteDocument", body).await, default_version);
     }
+}
+
+#[tokio::test]
+async fn runbooks_are_stored_described_listed_and_kept_apart_from_commands() {
+    let f = Fixture::new();
+    let d = f
+        .call(
+            "CreateDocument",
+            json!({"Name": "Restart", "Content": RUNBOOK, "DocumentFormat": "YAML", "DocumentType": "Automation"}),
+        )
+        .await
+        .unwrap();
+    let d = &d["DocumentDescription"];
+    assert_eq!(d["DocumentType"], "Automation");
+    assert_eq!(d["SchemaVersion"], "0.3");
+    assert_eq!(d["Description"], "restart");
+    assert_eq!(d["Parameters"][0]["Name"], "Node");
+    f.create("Hello").await;
+    let listed = |t: &'static str| {
+        let f = &f;
+        async move {
+            let l = f
+                .call("ListDocuments", json!({"Filters": [{"Key": "DocumentType", "Values": [t]}, {"Key": "Owner", "Values": ["Self"]}]}))
+                .await
+                .unwrap();
+            l["DocumentIdentifiers"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|d| {
+                    (
+                        d["Name"].as_str().unwrap().to_string(),
+                        d["DocumentType"].as_str().unwrap().to_string(),
+                    )
+                })
+                .collect::<Vec<_>>()
+        }
+    };
+    assert_eq!(
+        listed("Automation").await,
+        [("Restart".to_string(), "Automation".to_string())]
+    );
+    assert_eq!(
+        listed("Command").await,
+        [("Hello".to_string(), "Command".to_string())]
+    );
+    // A new version is read as the document's own type.
+    assert_eq!(
+        f.code(
+            "UpdateDocument",
+            json!({"Name": "Restart", "Content": V1, "DocumentFormat": "YAML"})
+        )
+        .await,
+        "InvalidDocumentSchemaVersion"
+    );
+    let v2 = RUNBOOK.replace("description: restart", "description: restart v2");
+    let u = f
+        .call("UpdateDocument", json!({"Name": "Restart", "Content": v2, "DocumentFormat": "YAML", "DocumentVersion": "$LATEST"}))
+        .await
+        .unwrap();
+    assert_eq!(u["DocumentDescription"]["DocumentType"], "Automation");
+    let g = f
+        .call("GetDocument", json!({"Name": "Restart"}))
+        .await
+        .unwrap();
+    assert_eq!(g["DocumentType"], "Automation");
+    // SendCommand does not run a runbook.
+    let e = load_for_run(&f.store, "Restart", None).await.err().unwrap();
+    assert_eq!(e.code(), "InvalidDocument");
+    assert!(e.to_string().contains("StartAutomationExecution"), "{e}");
 }

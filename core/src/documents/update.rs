@@ -3,13 +3,13 @@
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::Document;
 use super::builtin;
 use super::context::{
     ATTEMPTS, DocumentContext, Shown, VersionRef, check_display_name, check_target_type,
     check_version_name, document_arn, missing_version, name_of, no_such_document, read_only,
     refuse_unsupported, required, summary, too_many_updates, validation,
 };
+use super::document_type::{Content, DocumentType};
 use super::format::{DocumentFormat, check_size, content_hash};
 use super::store::{MAX_VERSIONS, StoredVersion};
 use crate::error::SsmError;
@@ -60,7 +60,10 @@ pub(super) async fn update_document(
     }
     let format = DocumentFormat::from_wire(i.document_format.as_deref())?;
     check_size(&content)?;
-    Document::parse(&content, format)?;
+    // A document keeps its type: the new content is read as the type the
+    // document was created with.
+    let head = ctx.store.head(&name).await?.ok_or_else(no_such_document)?;
+    Content::parse(DocumentType::stored(&head.document_type), &content, format)?;
     let hash = content_hash(&content);
     for _ in 0..ATTEMPTS {
         let head = ctx.store.head(&name).await?.ok_or_else(no_such_document)?;
@@ -170,7 +173,11 @@ pub(super) async fn update_default_version(
             .version(&name, number)
             .await?
             .ok_or_else(|| missing_version(&name, &number.to_string()))?;
-        let doc = Document::parse(&version.content, version.format)?;
+        let doc = Content::parse(
+            DocumentType::stored(&head.document_type),
+            &version.content,
+            version.format,
+        )?;
         let mut next = head.clone();
         next.default_version = number;
         next.default_summary = summary(&doc, version.version_name.clone(), version.format);
