@@ -25,12 +25,24 @@ pub fn is_valid(label: &str) -> bool {
         && !lower.starts_with("ssm")
 }
 
-/// The request's `Labels`: 1 to 10 of 1 to 100 characters each, as SSM's
-/// API constrains them (a ValidationException, not an InvalidLabel).
+/// The request's `Labels`: 1 to 10 of 1 to 100 characters each, SSM's
+/// `ParameterLabelList` constraint, so a ValidationException in SSM's
+/// front-end words (`api_model` says the same before an operation runs).
+/// Eleven labels in one request are refused here, as SSM's front end
+/// refuses eleven `Names` in GetParameters; ParameterVersionLabelLimitExceeded
+/// is for a version that would carry more than 10 ([`plan`]).
 pub fn check_request(labels: &[String]) -> Result<(), SsmError> {
-    if labels.is_empty() || labels.len() > MAX_LABELS_PER_REQUEST {
+    let count = if labels.is_empty() {
+        Some("greater than or equal to 1".to_string())
+    } else if labels.len() > MAX_LABELS_PER_REQUEST {
+        Some(format!("less than or equal to {MAX_LABELS_PER_REQUEST}"))
+    } else {
+        None
+    };
+    if let Some(rule) = count {
         return Err(SsmError::ValidationException(format!(
-            "1 validation error detected: Value at 'labels' failed to satisfy constraint: Member must have length between 1 and {MAX_LABELS_PER_REQUEST}. Give 1 to {MAX_LABELS_PER_REQUEST} labels."
+            "1 validation error detected: Value '[{}]' at 'labels' failed to satisfy constraint: Member must have length {rule}",
+            labels.join(", ")
         )));
     }
     for l in labels {
@@ -107,9 +119,28 @@ mod tests {
         for bad in ["1abc", "awsx", "AWS", "SsmFoo", "a b", "a/b", "a:b", ""] {
             assert!(!is_valid(bad), "{bad}");
         }
-        assert!(check_request(&["a".repeat(101)]).is_err());
-        assert!(check_request(&[]).is_err());
-        assert!(check_request(&vec!["a".to_string(); 11]).is_err());
+        let refused = |labels: &[String]| {
+            let e = check_request(labels).unwrap_err();
+            assert_eq!(e.code(), "ValidationException", "{e}");
+            e.to_string()
+        };
+        let long = "a".repeat(101);
+        assert_eq!(
+            refused(std::slice::from_ref(&long)),
+            format!(
+                "1 validation error detected: Value '[{long}]' at 'labels' failed to satisfy constraint: Member must satisfy constraint: [Member must have length less than or equal to 100, Member must have length greater than or equal to 1]"
+            )
+        );
+        assert_eq!(
+            refused(&[]),
+            "1 validation error detected: Value '[]' at 'labels' failed to satisfy constraint: Member must have length greater than or equal to 1"
+        );
+        let eleven: Vec<String> = (1..=11).map(|i| format!("l{i}")).collect();
+        assert_eq!(
+            refused(&eleven),
+            "1 validation error detected: Value '[l1, l2, l3, l4, l5, l6, l7, l8, l9, l10, l11]' at 'labels' failed to satisfy constraint: Member must have length less than or equal to 10"
+        );
+        assert!(check_request(&eleven[..10]).is_ok());
         assert!(check_request(&["a".repeat(100)]).is_ok());
     }
 

@@ -258,6 +258,16 @@ async fn labels_over_the_limit() {
         "A parameter version can have maximum 10 labels.Move one or more labels to another version and try again.",
     )
     .await;
+    // Eleven in one request break the list's own constraint first, as
+    // eleven Names do in GetParameters.
+    let eleven: Vec<String> = (1..=11).map(|i| format!("l{i}")).collect();
+    env.assert_refused(
+        "LabelParameterVersion",
+        json!({"Name": "test", "ParameterVersion": 1, "Labels": eleven}),
+        "ValidationException",
+        "1 validation error detected: Value '[l1, l2, l3, l4, l5, l6, l7, l8, l9, l10, l11]' at 'labels' failed to satisfy constraint: Member must have length less than or equal to 10",
+    )
+    .await;
     let long = "a".repeat(101);
     env.assert_refused(
         "LabelParameterVersion",
