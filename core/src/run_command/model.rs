@@ -49,7 +49,7 @@ pub struct Command {
 impl Command {
     /// MaxErrors as an absolute number for this command's targets.
     pub fn max_errors_allowed(&self) -> u32 {
-        Limit::parse("MaxErrors", &self.max_errors)
+        Limit::parse("maxErrors", &self.max_errors)
             .map(|l| l.resolve(self.tally.target_count, false))
             .unwrap_or(0)
     }

@@ -105,8 +105,8 @@ impl Limits {
     pub fn parse(targets: u32, max_concurrency: &str, max_errors: &str) -> Result<Self, SsmError> {
         Ok(Self::new(
             targets,
-            Limit::parse("MaxConcurrency", max_concurrency)?,
-            Limit::parse("MaxErrors", max_errors)?,
+            Limit::parse("maxConcurrency", max_concurrency)?,
+            Limit::parse("maxErrors", max_errors)?,
         ))
     }
 }
@@ -309,7 +309,9 @@ impl RateControl {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::run_command::status::{Tally, command_state};
+    use crate::run_command::status::{
+        MAX_CONCURRENCY_PATTERN, MAX_ERRORS_PATTERN, Tally, command_state,
+    };
     use InvocationDetail as D;
     use proptest::prelude::*;
 
@@ -357,8 +359,19 @@ mod tests {
         // SSM's example: 10% of 50 allows 5 errors, stops at the sixth.
         assert_eq!(Limits::parse(50, "50", "10%").unwrap().max_errors, 5);
         assert_eq!(Limits::parse(9, "50", "10%").unwrap().max_errors, 0);
-        assert!(Limits::parse(5, "x", "0").is_err());
-        assert!(Limits::parse(5, "1", "101%").is_err());
+        let refused = |c: &str, e: &str| Limits::parse(5, c, e).unwrap_err().to_string();
+        assert_eq!(
+            refused("x", "0"),
+            format!(
+                "1 validation error detected: Value 'x' at 'maxConcurrency' failed to satisfy constraint: Member must satisfy regular expression pattern: {MAX_CONCURRENCY_PATTERN}"
+            )
+        );
+        assert_eq!(
+            refused("1", "101%"),
+            format!(
+                "1 validation error detected: Value '101%' at 'maxErrors' failed to satisfy constraint: Member must satisfy regular expression pattern: {MAX_ERRORS_PATTERN}"
+            )
+        );
     }
 
     #[test]

@@ -188,16 +188,7 @@ impl SendCommandRequest {
             .max_concurrency
             .unwrap_or_else(|| DEFAULT_MAX_CONCURRENCY.into());
         check_len(&max_concurrency, "maxConcurrency", 1, 7)?;
-        match Limit::parse("maxConcurrency", &max_concurrency)? {
-            Limit::Absolute(0) | Limit::Percent(0) => {
-                return Err(validation(
-                    &max_concurrency,
-                    "maxConcurrency",
-                    "Member must satisfy regular expression pattern: ^([1-9][0-9]*|[1-9][0-9]%|[1-9]%|100%)$",
-                ));
-            }
-            _ => {}
-        }
+        Limit::parse("maxConcurrency", &max_concurrency)?;
         let max_errors = i.max_errors.unwrap_or_else(|| DEFAULT_MAX_ERRORS.into());
         check_len(&max_errors, "maxErrors", 1, 7)?;
         Limit::parse("maxErrors", &max_errors)?;

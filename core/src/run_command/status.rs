@@ -250,25 +250,45 @@ pub enum Limit {
     Percent(u32),
 }
 
+/// SSM's patterns for the two limits: MaxConcurrency has no zero.
+pub const MAX_CONCURRENCY_PATTERN: &str = "^([1-9][0-9]*|[1-9][0-9]%|[1-9]%|100%)$";
+pub const MAX_ERRORS_PATTERN: &str = "^([1-9][0-9]*|[0]|[1-9][0-9]%|[0-9]%|100%)$";
+
 impl Limit {
+    /// `field` is SSM's member name, `maxConcurrency` or `maxErrors`; a value
+    /// off its pattern is SSM's ValidationException, in SSM's words.
     pub fn parse(field: &str, s: &str) -> Result<Self, SsmError> {
+        let concurrency = field == "maxConcurrency";
         let bad = || {
+            let pattern = if concurrency {
+                MAX_CONCURRENCY_PATTERN
+            } else {
+                MAX_ERRORS_PATTERN
+            };
             SsmError::ValidationException(format!(
-                "1 validation error detected: Value '{s}' at '{field}' failed to satisfy constraint: Member must satisfy regular expression pattern: ^([1-9][0-9]*|[0]|[1-9][0-9]%|[0-9]%|100%)$"
+                "1 validation error detected: Value '{s}' at '{field}' failed to satisfy constraint: Member must satisfy regular expression pattern: {pattern}"
             ))
         };
-        if let Some(p) = s.strip_suffix('%') {
-            let n: u32 = p.parse().map_err(|_| bad())?;
-            if n > 100 || (p.len() > 1 && p.starts_with('0')) {
-                return Err(bad());
-            }
-            Ok(Limit::Percent(n))
-        } else {
-            if s.is_empty() || (s.len() > 1 && s.starts_with('0')) {
-                return Err(bad());
-            }
-            s.parse().map(Limit::Absolute).map_err(|_| bad())
+        let (digits, percent) = match s.strip_suffix('%') {
+            Some(p) => (p, true),
+            None => (s, false),
+        };
+        // Digits only (`str::parse` would take a sign), no leading zero.
+        if digits.is_empty()
+            || !digits.bytes().all(|b| b.is_ascii_digit())
+            || (digits.len() > 1 && digits.starts_with('0'))
+        {
+            return Err(bad());
         }
+        let n: u32 = digits.parse().map_err(|_| bad())?;
+        if (percent && n > 100) || (concurrency && n == 0) {
+            return Err(bad());
+        }
+        Ok(if percent {
+            Limit::Percent(n)
+        } else {
+            Limit::Absolute(n)
+        })
     }
 
     /// The absolute limit for `targets` targets. Percentages round down, as
@@ -380,14 +400,33 @@ mod tests {
 
     #[test]
     fn limits() {
-        assert_eq!(Limit::parse("MaxErrors", "0").unwrap(), Limit::Absolute(0));
+        assert_eq!(Limit::parse("maxErrors", "0").unwrap(), Limit::Absolute(0));
         assert_eq!(
-            Limit::parse("MaxErrors", "10%").unwrap(),
+            Limit::parse("maxErrors", "10%").unwrap(),
             Limit::Percent(10)
         );
-        for bad in ["", "01", "101%", "-1", "x", "05%"] {
-            assert!(Limit::parse("MaxErrors", bad).is_err(), "{bad}");
+        let refused = |field: &str, value: &str, pattern: &str| {
+            let e = Limit::parse(field, value).unwrap_err();
+            assert_eq!(e.code(), "ValidationException", "{value}");
+            assert_eq!(
+                e.to_string(),
+                format!(
+                    "1 validation error detected: Value '{value}' at '{field}' failed to satisfy constraint: Member must satisfy regular expression pattern: {pattern}"
+                )
+            );
+        };
+        for bad in ["", "01", "101%", "-1", "+1", "+5%", "x", "05%", "%", "1.5"] {
+            refused("maxErrors", bad, MAX_ERRORS_PATTERN);
+            refused("maxConcurrency", bad, MAX_CONCURRENCY_PATTERN);
         }
+        // Zero errors is a limit; zero concurrency is not.
+        assert_eq!(Limit::parse("maxErrors", "0%").unwrap(), Limit::Percent(0));
+        refused("maxConcurrency", "0", MAX_CONCURRENCY_PATTERN);
+        refused("maxConcurrency", "0%", MAX_CONCURRENCY_PATTERN);
+        assert_eq!(
+            Limit::parse("maxConcurrency", "100%").unwrap(),
+            Limit::Percent(100)
+        );
         assert_eq!(Limit::Percent(10).resolve(9, false), 0);
         assert_eq!(Limit::Percent(10).resolve(9, true), 1);
         assert_eq!(Limit::Percent(50).resolve(3, true), 1);
