@@ -356,7 +356,8 @@ mod tests {
                 .unwrap();
         assert!(ssm.allows_action("ssm:AddTagsToResource"));
         assert!(!ssm.allows_action("kms:Decrypt"));
-        assert!(Policy::parse("not json").is_err());
+        let e = Policy::parse("not json").unwrap_err();
+        assert!(e.0.starts_with("Syntax errors in policy: "), "{e}");
     }
 
     #[test]
@@ -425,18 +426,47 @@ mod tests {
 
     #[test]
     fn elements_steward_does_not_evaluate_are_refused() {
-        for doc in [
-            r#"{"Statement":[{"Effect":"Allow","Action":"*","Resource":"*","Condition":{"IpAddress":{"aws:SourceIp":"10.0.0.0/8"}}}]}"#,
-            r#"{"Statement":[{"Effect":"Allow","Action":"*","Resource":"*","Principal":"*"}]}"#,
-            r#"{"Statement":[{"Effect":"Allow","Action":"*"}]}"#,
-            r#"{"Statement":[{"Effect":"Allow","Resource":"*"}]}"#,
-            r#"{"Statement":[{"Effect":"Allow","Action":"*","Resource":"*","NotResource":"x"}]}"#,
-            r#"{"Statement":[{"Effect":"Allow","Action":[],"Resource":"*"}]}"#,
-            r#"{"Version":"2020-01-01","Statement":[{"Effect":"Allow","Action":"*","Resource":"*"}]}"#,
-            r#"{"Statement":[{"Effect":"Maybe","Action":"*","Resource":"*"}]}"#,
-            "not json",
+        // (document, what the refusal names)
+        for (doc, names) in [
+            (
+                r#"{"Statement":[{"Effect":"Allow","Action":"*","Resource":"*","Condition":{"IpAddress":{"aws:SourceIp":"10.0.0.0/8"}}}]}"#,
+                "Condition",
+            ),
+            (
+                r#"{"Statement":[{"Effect":"Allow","Action":"*","Resource":"*","Principal":"*"}]}"#,
+                "Principal",
+            ),
+            (
+                r#"{"Statement":[{"Effect":"Allow","Action":"*"}]}"#,
+                "Resource",
+            ),
+            (
+                r#"{"Statement":[{"Effect":"Allow","Resource":"*"}]}"#,
+                "Action",
+            ),
+            (
+                r#"{"Statement":[{"Effect":"Allow","Action":"*","Resource":"*","NotResource":"x"}]}"#,
+                "NotResource",
+            ),
+            (
+                r#"{"Statement":[{"Effect":"Allow","Action":[],"Resource":"*"}]}"#,
+                "Action",
+            ),
+            (
+                r#"{"Version":"2020-01-01","Statement":[{"Effect":"Allow","Action":"*","Resource":"*"}]}"#,
+                "Version 2020-01-01",
+            ),
+            (
+                r#"{"Statement":[{"Effect":"Maybe","Action":"*","Resource":"*"}]}"#,
+                "Maybe",
+            ),
+            ("not json", "Syntax errors in policy"),
         ] {
-            assert!(Policy::parse(doc).is_err(), "{doc}");
+            let e = Policy::parse(doc).unwrap_err();
+            assert!(
+                e.0.to_lowercase().contains(&names.to_lowercase()),
+                "{doc}: {e}"
+            );
         }
         let e = Policy::parse(
             r#"{"Statement":[{"Effect":"Allow","Action":"*","Resource":"*","Condition":{}}]}"#,

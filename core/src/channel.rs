@@ -468,7 +468,10 @@ mod tests {
         let mut der = vec![0u8; 26];
         der.extend_from_slice(&point);
         assert!(DownlinkVerifier::from_der(&der).is_ok());
-        assert!(DownlinkVerifier::from_der(&[4u8; 10]).is_err());
+        assert!(matches!(
+            DownlinkVerifier::from_der(&[4u8; 10]),
+            Err(ChannelError::Malformed(_))
+        ));
     }
 
     #[test]
@@ -497,6 +500,9 @@ mod tests {
         let msg = credentials_request_message("mi-1", 42);
         let sig = B64.encode(key.sign(&msg));
         assert!(verify_node_signature(&key.public_key_base64(), &msg, &sig).is_ok());
-        assert!(verify_node_signature(&key.public_key_base64(), b"other", &sig).is_err());
+        assert_eq!(
+            verify_node_signature(&key.public_key_base64(), b"other", &sig).unwrap_err(),
+            ChannelError::BadSignature
+        );
     }
 }

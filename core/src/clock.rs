@@ -106,7 +106,12 @@ mod tests {
             parse_filter_time("2017-06-07T00:00:00.500Z").unwrap(),
             1_496_793_600.5
         );
-        assert!(parse_filter_time("June 7").is_err());
+        let e = parse_filter_time("June 7").unwrap_err();
+        assert_eq!(e.code(), "ValidationException");
+        assert_eq!(
+            e.to_string(),
+            "Filter value June 7 is not a date and time; write it in ISO 8601, for example 2017-06-07T00:00:00Z."
+        );
     }
 
     #[test]

@@ -757,7 +757,12 @@ mod tests {
         assert!(accept(&c, &["éé"]).is_ok());
         let n = def("n", json!({"type": "Integer", "allowedValues": [1, 2]}));
         assert!(accept(&n, &["2"]).is_ok());
-        assert!(accept(&n, &["3"]).is_err());
+        let e = accept(&n, &["3"]).unwrap_err();
+        assert_eq!(e.code(), "InvalidParameters");
+        assert_eq!(
+            e.to_string(),
+            r#"Parameter "n" (Integer): "3" is not an allowed value; use one of 1, 2."#
+        );
     }
 
     #[test]

@@ -154,11 +154,19 @@ pub fn check_policy_name(name: &str) -> Result<(), IamError> {
 /// IAM's `accessKeyIdType`: `[\w]+`, 16 to 128.
 pub fn check_access_key_id(id: &str) -> Result<(), IamError> {
     let n = id.chars().count();
-    if !(16..=128).contains(&n) {
+    // IAM words each bound on its own, as for every other field.
+    if n < 16 {
         return Err(constraint(
             "accessKeyId",
             id,
-            "Member must have length between 16 and 128",
+            "Member must have length greater than or equal to 16",
+        ));
+    }
+    if n > 128 {
+        return Err(constraint(
+            "accessKeyId",
+            id,
+            "Member must have length less than or equal to 128",
         ));
     }
     if !id.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
@@ -238,21 +246,70 @@ mod tests {
 
     #[test]
     fn names_follow_iams_pattern_and_bounds() {
+        /// IAM's ValidationError, in its words.
+        fn refused(r: Result<(), IamError>, field: &str, value: &str, rule: &str) {
+            let e = r.unwrap_err();
+            assert_eq!(e.code(), "ValidationError", "{e}");
+            assert_eq!(
+                e.to_string(),
+                format!(
+                    "1 validation error detected: Value '{value}' at '{field}' failed to satisfy constraint: {rule}"
+                )
+            );
+        }
+        const PATTERN: &str = r"Member must satisfy regular expression pattern: [\w+=,.@-]+";
         assert!(check_user_name("alice.smith+ops@example,com=x_y-z").is_ok());
-        let e = check_user_name("bad name").unwrap_err();
-        assert_eq!(e.code(), "ValidationError");
-        assert!(e.to_string().contains(r"[\w+=,.@-]+"), "{e}");
-        assert!(check_user_name("").is_err());
+        refused(check_user_name("bad name"), "userName", "bad name", PATTERN);
+        refused(
+            check_user_name(""),
+            "userName",
+            "",
+            "Member must have length greater than or equal to 1",
+        );
         assert!(check_user_name(&"a".repeat(64)).is_ok());
-        assert!(check_user_name(&"a".repeat(65)).is_err());
+        let long = "a".repeat(65);
+        refused(
+            check_user_name(&long),
+            "userName",
+            &long,
+            "Member must have length less than or equal to 64",
+        );
         assert!(check_policy_name(&"p".repeat(128)).is_ok());
-        assert!(check_policy_name(&"p".repeat(129)).is_err());
-        assert!(check_user_name("é").is_err());
+        let long = "p".repeat(129);
+        refused(
+            check_policy_name(&long),
+            "policyName",
+            &long,
+            "Member must have length less than or equal to 128",
+        );
+        refused(check_user_name("é"), "userName", "é", PATTERN);
         assert!(check_access_key_id("AKSTABCDEFGHIJKLMNOP").is_ok());
-        assert!(check_access_key_id("short").is_err());
-        assert!(check_access_key_id("AKSTABCDEFGHIJKL/MNOP").is_err());
+        refused(
+            check_access_key_id("short"),
+            "accessKeyId",
+            "short",
+            "Member must have length greater than or equal to 16",
+        );
+        let long = "A".repeat(129);
+        refused(
+            check_access_key_id(&long),
+            "accessKeyId",
+            &long,
+            "Member must have length less than or equal to 128",
+        );
+        refused(
+            check_access_key_id("AKSTABCDEFGHIJKL/MNOP"),
+            "accessKeyId",
+            "AKSTABCDEFGHIJKL/MNOP",
+            r"Member must satisfy regular expression pattern: [\w]+",
+        );
         assert!(check_status("Inactive").is_ok());
-        assert!(check_status("inactive").is_err());
+        refused(
+            check_status("inactive"),
+            "status",
+            "inactive",
+            "Member must satisfy enum value set: [Active, Inactive]",
+        );
     }
 
     #[test]

@@ -396,8 +396,16 @@ mod tests {
         assert_eq!(parse_timestamp("2030-12-02T22:34:33+01:00").unwrap(), z);
         assert_eq!(parse_timestamp("2030-12-02T22:34:33+01:00:00").unwrap(), z);
         assert_eq!(parse_timestamp("2030-12-02T21:34:23-00:00:10").unwrap(), z);
-        assert!(parse_timestamp("2030-12-02").is_err());
-        assert!(parse_timestamp("tomorrow").is_err());
+        for bad in ["2030-12-02", "tomorrow", "2030-12-02T22:34:33+01:00:60"] {
+            let e = parse_timestamp(bad).unwrap_err();
+            assert_eq!(e.code(), "InvalidPolicyAttributeException", "{bad}");
+            assert_eq!(
+                e.to_string(),
+                format!(
+                    "The Expiration policy's Timestamp {bad} is not an ISO 8601 date and time; write it as 2030-12-02T21:34:33.000Z or 2030-12-02T21:34:33+01:00."
+                )
+            );
+        }
     }
 
     #[test]
