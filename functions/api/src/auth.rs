@@ -122,12 +122,47 @@ pub fn parse_authorization(value: &str) -> Result<AuthHeader, SsmError> {
     })
 }
 
+/// SigV4's basic ISO 8601 form, `20240102T030405Z`.
+const AMZ_DATE: &[time::format_description::BorrowedFormatItem<'static>] =
+    time::macros::format_description!("[year][month][day]T[hour][minute][second]Z");
+
 /// `20240102T030405Z` → time.
 pub fn parse_amz_date(s: &str) -> Option<SystemTime> {
-    let fmt = time::macros::format_description!("[year][month][day]T[hour][minute][second]Z");
-    let t = time::PrimitiveDateTime::parse(s, &fmt).ok()?.assume_utc();
+    let t = time::PrimitiveDateTime::parse(s, AMZ_DATE)
+        .ok()?
+        .assume_utc();
     let secs = u64::try_from(t.unix_timestamp()).ok()?;
     Some(SystemTime::UNIX_EPOCH + Duration::from_secs(secs))
+}
+
+/// Time → `20240102T030405Z` (whole seconds, as SigV4 writes them).
+pub fn format_amz_date(t: SystemTime) -> String {
+    time::OffsetDateTime::from(t)
+        .format(AMZ_DATE)
+        // Only a year past 9999 has no such form.
+        .unwrap_or_else(|_| "99991231T235959Z".into())
+}
+
+/// SigV4's clock check: a request signed more than [`MAX_SKEW`] before or
+/// after `now` is refused, in AWS's words (the request's time, the bound it
+/// broke, and the server's time it was computed from).
+pub fn check_skew(signed_at: SystemTime, now: SystemTime) -> Result<(), SsmError> {
+    let minutes = MAX_SKEW.as_secs() / 60;
+    let at = format_amz_date(signed_at);
+    let now_text = format_amz_date(now);
+    if signed_at + MAX_SKEW < now {
+        let bound = format_amz_date(now - MAX_SKEW);
+        return Err(SsmError::InvalidSignatureException(format!(
+            "Signature expired: {at} is now earlier than {bound} ({now_text} - {minutes} min.)"
+        )));
+    }
+    if signed_at > now + MAX_SKEW {
+        let bound = format_amz_date(now + MAX_SKEW);
+        return Err(SsmError::InvalidSignatureException(format!(
+            "Signature not yet current: {at} is still later than {bound} ({now_text} + {minutes} min.)"
+        )));
+    }
+    Ok(())
 }
 
 fn bad_signature() -> SsmError {
@@ -271,15 +306,7 @@ async fn verify(
             &amz_date[..amz_date.len().min(8)]
         )));
     }
-    let skew = match now.duration_since(time) {
-        Ok(d) => d,
-        Err(e) => e.duration(),
-    };
-    if skew > MAX_SKEW {
-        return Err(SsmError::InvalidSignatureException(format!(
-            "Signature expired: {amz_date} is more than 15 minutes from the server's time. Check the client's clock."
-        )));
-    }
+    check_skew(time, now)?;
     let unrecognized = || {
         SsmError::UnrecognizedClientException(
             "The security token included in the request is invalid.".into(),
@@ -360,6 +387,30 @@ mod tests {
     }
 
     #[test]
+    fn a_signature_more_than_15_minutes_off_is_refused_in_awss_words() {
+        // 2023-11-14T22:13:20Z.
+        let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000);
+        let min = Duration::from_secs(60);
+        let refused = |at: SystemTime| {
+            let e = check_skew(at, now).unwrap_err();
+            assert_eq!(e.code(), "InvalidSignatureException");
+            e.to_string()
+        };
+        assert_eq!(
+            refused(now - 15 * min - Duration::from_secs(1)),
+            "Signature expired: 20231114T215819Z is now earlier than 20231114T215820Z (20231114T221320Z - 15 min.)"
+        );
+        assert_eq!(
+            refused(now + 15 * min + Duration::from_secs(1)),
+            "Signature not yet current: 20231114T222821Z is still later than 20231114T222820Z (20231114T221320Z + 15 min.)"
+        );
+        // Up to 15 minutes either way is the allowance itself.
+        for at in [now - 15 * min, now - min, now, now + min, now + 15 * min] {
+            assert_eq!(check_skew(at, now), Ok(()));
+        }
+    }
+
+    #[test]
     fn malformed_headers_are_refused() {
         assert_eq!(
             parse_authorization("Basic abc").unwrap_err().code(),
@@ -396,11 +447,11 @@ mod tests {
         assert_eq!(e.code(), "InvalidSignatureException");
         assert!(e.to_string().contains("valid region, not 'us-east-1'"));
         // An ssm signature is not an iam one.
+        let e = check_scope(&auth, &req, "iam", "us-east-1").unwrap_err();
+        assert_eq!(e.code(), "InvalidSignatureException");
         assert_eq!(
-            check_scope(&auth, &req, "iam", "us-east-1")
-                .unwrap_err()
-                .code(),
-            "InvalidSignatureException"
+            e.to_string(),
+            "Credential should be scoped to correct service: 'iam'."
         );
         // IAM is signed for us-east-1 by clients of any region.
         let iam = AuthHeader {
