@@ -264,7 +264,10 @@ mod tests {
         assert!(a.no_pollers && !a.no_api);
         assert!(matches!(a.log_format, LogFormat::Json));
         assert_eq!((a.batch_size, a.concurrency), (5, 3));
-        assert!(Args::try_parse_from(["steward-local", "--batch-size", "11"]).is_err());
-        assert!(Args::try_parse_from(["steward-local", "--concurrency", "0"]).is_err());
+        // Out of range: refused as a bad value, not as an unknown flag.
+        for bad in [["--batch-size", "11"], ["--concurrency", "0"]] {
+            let e = Args::try_parse_from(["steward-local", bad[0], bad[1]]).unwrap_err();
+            assert_eq!(e.kind(), clap::error::ErrorKind::ValueValidation, "{bad:?}");
+        }
     }
 }

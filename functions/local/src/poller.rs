@@ -473,8 +473,14 @@ mod tests {
     #[test]
     fn empty_or_unknown_identifier_fails_the_batch() {
         let batch = vec!["a".to_string()];
-        assert!(failed_ids(&response(&[""]), &batch).is_err());
-        assert!(failed_ids(&response(&["zzz"]), &batch).is_err());
+        assert_eq!(
+            failed_ids(&response(&[""]), &batch),
+            Err("a batch item failure has an empty itemIdentifier".to_string())
+        );
+        assert_eq!(
+            failed_ids(&response(&["zzz"]), &batch),
+            Err("itemIdentifier zzz is not a message of this batch".to_string())
+        );
     }
 
     #[test]
