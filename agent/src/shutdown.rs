@@ -80,6 +80,7 @@ impl From<watch::Receiver<bool>> for Shutdown {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::wait::{LIMIT, within};
 
     #[tokio::test]
     async fn a_sleep_is_cut_short_and_a_later_wait_sees_the_signal() {
@@ -88,14 +89,20 @@ mod tests {
         assert!(shutdown.sleep(Duration::from_millis(1)).await);
         trigger.trigger();
         assert!(shutdown.is_requested());
-        assert!(!shutdown.sleep(Duration::from_secs(600)).await);
-        assert_eq!(shutdown.or(std::future::pending::<()>()).await, None);
+        let cut = shutdown.sleep(Duration::from_secs(600));
+        let slept = within("the signalled sleep to end", LIMIT, cut).await;
+        assert!(!slept.unwrap());
+        let forever = shutdown.or(std::future::pending::<()>());
+        let waited = within("the signalled wait to end", LIMIT, forever).await;
+        assert_eq!(waited.unwrap(), None);
     }
 
     #[tokio::test]
     async fn a_dropped_trigger_stops_the_waiters() {
         let (trigger, mut shutdown) = Shutdown::new();
         drop(trigger);
-        assert!(!shutdown.sleep(Duration::from_secs(600)).await);
+        let cut = shutdown.sleep(Duration::from_secs(600));
+        let slept = within("the sleep to end when its trigger is dropped", LIMIT, cut).await;
+        assert!(!slept.unwrap());
     }
 }
