@@ -132,6 +132,8 @@ pub enum SsmError {
     InvalidAutomationStatusUpdateException(String),
     #[error("{0}")]
     AutomationExecutionLimitExceededException(String),
+    #[error("{0}")]
+    IdempotentParameterMismatch(String),
     /// A fault of ours, never of the caller's input. The message is generic on
     /// purpose: details go to the log, not to the client.
     #[error("{0}")]
@@ -213,6 +215,7 @@ impl SsmError {
             AutomationExecutionLimitExceededException(_) => {
                 "AutomationExecutionLimitExceededException"
             }
+            IdempotentParameterMismatch(_) => "IdempotentParameterMismatch",
             InternalServerError(_) => "InternalServerError",
         }
     }

@@ -54,10 +54,11 @@ pub enum Effect {
     },
     /// Look at the execution again at this time.
     WakeAt(f64),
-    /// A step's status changed (index into `steps`).
-    StepChanged(usize),
-    /// The execution's status changed.
-    ExecutionChanged,
+    /// A step's status changed (index into `steps`, and the status it
+    /// changed to: a later change in the same advance may follow).
+    StepChanged(usize, S),
+    /// The execution's status changed, to this.
+    ExecutionChanged(S),
 }
 
 /// The outcome of a command, once it is final.
@@ -78,6 +79,8 @@ pub struct Observed {
     /// The command the step waits on does not exist: the function that
     /// chose its id died before creating it.
     pub missing_command: Option<String>,
+    /// SendCommand refused the step's command (id, why): the step fails.
+    pub command_refused: Option<(String, String)>,
     /// The answer to the API call of this step execution.
     pub api: Option<(String, Result<Value, String>)>,
 }
@@ -140,7 +143,7 @@ fn transition(
     if exec.status == S::Pending {
         exec.status = S::InProgress;
         exec.start_time = Some(now);
-        fx.push(Effect::ExecutionChanged);
+        fx.push(Effect::ExecutionChanged(exec.status));
         let first = runbook.steps[0].name.clone();
         begin(exec, runbook, &first, None, env, fx);
         return true;
@@ -236,6 +239,18 @@ fn transition(
                     other => Outcome::Failed(format!("Command {command_id} ended {other}.")),
                 };
                 ended(exec, runbook, top, outcome, env, fx)
+            }
+            _ if seen
+                .command_refused
+                .as_ref()
+                .is_some_and(|(id, _)| *id == command_id) =>
+            {
+                let why = seen
+                    .command_refused
+                    .as_ref()
+                    .map(|(_, why)| why.clone())
+                    .unwrap_or_default();
+                ended(exec, runbook, top, Outcome::Failed(why), env, fx)
             }
             _ => {
                 if seen.missing_command.as_ref() == Some(&command_id) {
@@ -559,7 +574,7 @@ fn begin_attempt(
         parent,
     });
     exec.active.push(index);
-    fx.push(Effect::StepChanged(index));
+    fx.push(Effect::StepChanged(index, exec.steps[index].status));
     if let Some(missing) = missing_output(exec, &written) {
         let msg =
             format!("{missing} has no value: the step it names has not run or did not set it.");
@@ -598,7 +613,7 @@ fn begin_attempt(
             exec.steps[index].status = S::Waiting;
             if exec.status != S::Waiting {
                 exec.status = S::Waiting;
-                fx.push(Effect::ExecutionChanged);
+                fx.push(Effect::ExecutionChanged(exec.status));
             }
             if let Some(t) = step.timeout_seconds {
                 fx.push(Effect::WakeAt(now + t as f64));
@@ -655,10 +670,10 @@ fn end_step(exec: &mut Execution, index: usize, outcome: Outcome, now: f64, fx: 
     r.failure_message = message;
     r.end_time = Some(now);
     r.wait = Wait::Done;
-    fx.push(Effect::StepChanged(index));
+    fx.push(Effect::StepChanged(index, exec.steps[index].status));
     if exec.status == S::Waiting && !exec.cancel_requested {
         exec.status = S::InProgress;
-        fx.push(Effect::ExecutionChanged);
+        fx.push(Effect::ExecutionChanged(exec.status));
     }
 }
 
@@ -883,7 +898,7 @@ fn mark(
     if status != S::Cancelled {
         r.failure_message = Some(message.to_string());
     }
-    fx.push(Effect::StepChanged(index));
+    fx.push(Effect::StepChanged(index, exec.steps[index].status));
 }
 
 /// Ends every active step (the running one and its loops) with `status`.
@@ -904,7 +919,7 @@ fn finish(
     exec.status = status;
     exec.failure_message = message;
     exec.end_time = Some(now);
-    fx.push(Effect::ExecutionChanged);
+    fx.push(Effect::ExecutionChanged(exec.status));
 }
 
 fn collect_outputs(exec: &mut Execution, runbook: &Runbook) {

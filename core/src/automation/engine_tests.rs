@@ -156,7 +156,7 @@ fn effects(store: &mut Execution, rb: &Runbook, world: &mut World, fx: Vec<Effec
                 effects(store, rb, world, more);
             }
             Effect::WakeAt(t) => world.wakes.push(t),
-            Effect::StepChanged(_) | Effect::ExecutionChanged => {}
+            Effect::StepChanged(..) | Effect::ExecutionChanged(_) => {}
         }
     }
 }

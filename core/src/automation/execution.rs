@@ -136,6 +136,21 @@ pub struct Execution {
     pub outputs: BTreeMap<String, Value>,
     pub failure_message: Option<String>,
     pub executed_by: String,
+    /// The access key that started it: every step calls as this key, and a
+    /// key deleted since stops the steps.
+    #[serde(default)]
+    pub access_key_id: String,
+    /// StartAutomationExecution's ClientToken, and what it asked for, so a
+    /// retried start finds its execution and a reused token is told apart.
+    #[serde(default)]
+    pub client_token: Option<String>,
+    #[serde(default)]
+    pub request_fingerprint: String,
+    /// When StartAutomationExecution was answered (listings sort by it).
+    #[serde(default)]
+    pub requested_time: f64,
+    #[serde(default)]
+    pub tags: crate::tags::TagSet,
     pub start_time: Option<f64>,
     pub end_time: Option<f64>,
     /// When the execution times out, if it does.
@@ -170,6 +185,11 @@ impl Execution {
             outputs: BTreeMap::new(),
             failure_message: None,
             executed_by,
+            access_key_id: String::new(),
+            client_token: None,
+            request_fingerprint: String::new(),
+            requested_time: 0.0,
+            tags: Default::default(),
             start_time: None,
             end_time: None,
             deadline: None,

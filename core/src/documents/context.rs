@@ -350,6 +350,42 @@ pub async fn load_for_run(
     })
 }
 
+/// A runbook as StartAutomationExecution runs it.
+pub struct RunnableRunbook {
+    pub name: String,
+    pub version: u64,
+    pub runbook: crate::automation::Runbook,
+}
+
+/// The runbook `DocumentName` and `DocumentVersion` name, with
+/// StartAutomationExecution's errors.
+pub async fn load_runbook(
+    store: &dyn DocumentStore,
+    name: &str,
+    version: Option<&str>,
+) -> Result<RunnableRunbook, SsmError> {
+    let shown = load(store, name, version, None).await.map_err(|e| match e {
+        SsmError::InvalidDocument(_) => SsmError::AutomationDefinitionNotFoundException(format!(
+            "Automation definition {name} does not exist; create it with CreateDocument and DocumentType Automation."
+        )),
+        SsmError::InvalidDocumentVersion(m) => {
+            SsmError::AutomationDefinitionVersionNotFoundException(m)
+        }
+        other => other,
+    })?;
+    match shown.content()? {
+        Content::Automation(runbook) => Ok(RunnableRunbook {
+            name: shown.name,
+            version: shown.version,
+            runbook,
+        }),
+        Content::Command(_) => Err(SsmError::AutomationDefinitionNotFoundException(format!(
+            "Document {} is a Command document, not an Automation runbook: run it with SendCommand.",
+            shown.name
+        ))),
+    }
+}
+
 pub(super) async fn load(
     store: &dyn DocumentStore,
     given: &str,

@@ -1,0 +1,50 @@
+//! The ports every Automation operation works through.
+
+use super::ports::{AutomationQueue, ExecutionStore};
+use crate::arn::ArnScope;
+use crate::documents::store::DocumentStore;
+use crate::events::EventSink;
+
+#[derive(Clone, Copy)]
+pub struct AutomationContext<'a> {
+    pub store: &'a dyn ExecutionStore,
+    /// Runbooks are documents: read from the account's documents (and the
+    /// built-ins).
+    pub documents: &'a dyn DocumentStore,
+    pub queue: &'a dyn AutomationQueue,
+    pub events: &'a dyn EventSink,
+    pub scope: &'a ArnScope,
+    /// Epoch seconds.
+    pub now: f64,
+}
+
+impl AutomationContext<'_> {
+    /// The ARN an execution is authorized by.
+    pub fn execution_arn(&self, execution_id: &str) -> String {
+        format!(
+            "arn:aws:ssm:{}:{}:automation-execution/{execution_id}",
+            self.scope.region, self.scope.account
+        )
+    }
+
+    /// The ARN a runbook is started by (`ssm:StartAutomationExecution` on
+    /// the automation definition, as IAM names it for SSM).
+    pub fn definition_arn(&self, document_name: &str) -> String {
+        format!(
+            "arn:aws:ssm:{}:{}:automation-definition/{document_name}",
+            self.scope.region, self.scope.account
+        )
+    }
+
+    /// Publishes an event; a failure is logged, never fatal: the state
+    /// change it reports has already been written.
+    pub(crate) async fn emit(&self, event: crate::events::Event) {
+        if let Err(e) = self
+            .events
+            .publish(event.detail_type, event.resources, event.detail)
+            .await
+        {
+            tracing::warn!(error = %e, "automation event not published");
+        }
+    }
+}

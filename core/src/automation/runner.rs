@@ -1,0 +1,176 @@
+//! One delivery of the automation queue's "look at execution X": load the
+//! record, see what its running step waits on, advance, write
+//! conditionally, then carry out the effects. A duplicate delivery, or a
+//! delivery after a crash, finds the record as the last write left it.
+
+use super::context::AutomationContext;
+use super::engine::{self, Effect, Env, Observed};
+use super::events;
+use super::execution::{Execution, Wait};
+use super::ports::{CommandSeen, StepServices};
+use crate::documents::context::load_runbook;
+use crate::error::SsmError;
+
+/// SQS's longest delay; a longer wait is a chain of wake-ups.
+pub const MAX_DELAY_SECONDS: f64 = 900.0;
+/// Rounds of observe → advance → write → effects one delivery makes (a
+/// step that answers at once, such as an API call, goes on in the same
+/// delivery).
+const ROUNDS: usize = 50;
+
+/// What the runner needs besides the context.
+pub struct Runner<'a> {
+    pub ctx: AutomationContext<'a>,
+    pub services: &'a dyn StepServices,
+    pub env: Env,
+}
+
+impl Runner<'_> {
+    /// Handles one message for `execution_id`. `Err` leaves the message to
+    /// be delivered again.
+    pub async fn run(&self, execution_id: &str) -> Result<(), SsmError> {
+        let Some(mut exec) = self.ctx.store.get(execution_id).await? else {
+            tracing::warn!(
+                execution = execution_id,
+                "wake-up for an unknown execution dropped"
+            );
+            return Ok(());
+        };
+        if exec.status.is_final() {
+            return Ok(());
+        }
+        let runbook = match load_runbook(
+            self.ctx.documents,
+            &exec.document_name,
+            Some(&exec.document_version),
+        )
+        .await
+        {
+            Ok(r) => r.runbook,
+            Err(e) => return self.fail_without_runbook(exec, e).await,
+        };
+        let mut seen = self.observe(&exec).await?;
+        let mut earliest_wake: Option<f64> = None;
+        for _ in 0..ROUNDS {
+            let mut next = exec.clone();
+            let fx = engine::advance(&mut next, &runbook, &seen, &self.env);
+            if next != exec {
+                next.revision = exec.revision + 1;
+                if !self.ctx.store.update(&next, exec.revision).await? {
+                    // Another delivery moved it: look again later, from its write.
+                    self.ctx.queue.wake(execution_id, 0).await?;
+                    return Ok(());
+                }
+            }
+            exec = next;
+            seen = Observed::default();
+            let more = self
+                .carry_out(&exec, fx, &mut seen, &mut earliest_wake)
+                .await?;
+            if !more {
+                break;
+            }
+        }
+        if let Some(at) = earliest_wake
+            && !exec.status.is_final()
+        {
+            let delay = (at - self.env.now).clamp(0.0, MAX_DELAY_SECONDS).ceil() as u32;
+            self.ctx.queue.wake(execution_id, delay).await?;
+        }
+        Ok(())
+    }
+
+    /// What the running step waits on, as the world has it now.
+    async fn observe(&self, exec: &Execution) -> Result<Observed, SsmError> {
+        let mut seen = Observed::default();
+        if let Some(r) = exec.current()
+            && let Wait::Command { command_id } = &r.wait
+        {
+            match self.services.command(command_id).await? {
+                CommandSeen::Ended(o) => seen.command = Some(o),
+                CommandSeen::Missing => seen.missing_command = Some(command_id.clone()),
+                CommandSeen::Running => {}
+            }
+        }
+        Ok(seen)
+    }
+
+    /// Carries out `fx`. Returns true when something was learnt that the
+    /// engine should see now (an API answer, a refused command).
+    async fn carry_out(
+        &self,
+        exec: &Execution,
+        fx: Vec<Effect>,
+        seen: &mut Observed,
+        earliest_wake: &mut Option<f64>,
+    ) -> Result<bool, SsmError> {
+        let mut more = false;
+        for f in fx {
+            match f {
+                Effect::CreateCommand {
+                    command_id, inputs, ..
+                } => {
+                    if let Err(why) = self
+                        .services
+                        .create_command(&exec.access_key_id, &command_id, &inputs)
+                        .await
+                    {
+                        seen.command_refused = Some((command_id, why));
+                        more = true;
+                    }
+                }
+                Effect::CallApi {
+                    step_execution_id,
+                    api,
+                    request,
+                } => {
+                    let answer = self
+                        .services
+                        .call_api(&exec.access_key_id, &api, &request)
+                        .await;
+                    seen.api = Some((step_execution_id, answer));
+                    more = true;
+                }
+                Effect::WakeAt(t) => {
+                    *earliest_wake = Some(earliest_wake.map_or(t, |e: f64| e.min(t)));
+                }
+                Effect::StepChanged(i, status) => {
+                    if let Some(r) = exec.steps.get(i) {
+                        self.ctx
+                            .emit(events::step_changed(exec, r, status, self.env.now))
+                            .await;
+                    }
+                }
+                Effect::ExecutionChanged(status) => {
+                    self.ctx
+                        .emit(events::execution_changed(exec, status, self.env.now))
+                        .await;
+                }
+            }
+        }
+        Ok(more)
+    }
+
+    /// The runbook version the execution runs is gone (deleted since it
+    /// started): the execution fails, saying so.
+    async fn fail_without_runbook(&self, exec: Execution, why: SsmError) -> Result<(), SsmError> {
+        if matches!(why, SsmError::InternalServerError(_)) {
+            return Err(why);
+        }
+        let mut next = exec.clone();
+        next.status = super::execution::AutomationStatus::Failed;
+        next.failure_message = Some(format!(
+            "Version {} of runbook {} cannot be read: {why}",
+            exec.document_version, exec.document_name
+        ));
+        next.end_time = Some(self.env.now);
+        next.active.clear();
+        next.revision = exec.revision + 1;
+        if self.ctx.store.update(&next, exec.revision).await? {
+            self.ctx
+                .emit(events::execution_changed(&next, next.status, self.env.now))
+                .await;
+        }
+        Ok(())
+    }
+}

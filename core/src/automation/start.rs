@@ -1,0 +1,164 @@
+//! StartAutomationExecution: checks the request and the runbook's
+//! parameters, writes a Pending execution, and wakes the engine. A bad
+//! request starts nothing; a retried request with the same ClientToken
+//! starts once.
+
+use std::collections::BTreeMap;
+
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use super::context::AutomationContext;
+use super::execution::{AutomationStatus, Execution};
+use crate::access::{Authorizer, Caller};
+use crate::documents::context::load_runbook;
+use crate::documents::declared_parameters::validate;
+use crate::error::SsmError;
+use crate::error::parse_request as parse;
+use crate::ids::{new_command_id, sha256_hex};
+use crate::tags::{Tag, validate_tags};
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+struct StartInput {
+    document_name: Option<String>,
+    document_version: Option<String>,
+    parameters: BTreeMap<String, Vec<String>>,
+    client_token: Option<String>,
+    mode: Option<String>,
+    target_parameter_name: Option<String>,
+    targets: Option<Value>,
+    target_maps: Option<Value>,
+    max_concurrency: Option<String>,
+    max_errors: Option<String>,
+    target_locations: Option<Value>,
+    #[serde(rename = "TargetLocationsURL")]
+    target_locations_url: Option<String>,
+    alarm_configuration: Option<Value>,
+    tags: Vec<Tag>,
+}
+
+fn invalid(msg: String) -> SsmError {
+    SsmError::InvalidAutomationExecutionParametersException(msg)
+}
+
+/// The execution id a ClientToken gives: the same token (any case) from the
+/// same account is the same execution.
+fn id_for_token(account: &str, token: &str) -> String {
+    let h = sha256_hex(format!("{account}/{}", token.to_lowercase()).as_bytes());
+    format!(
+        "{}-{}-{}-{}-{}",
+        &h[0..8],
+        &h[8..12],
+        &h[12..16],
+        &h[16..20],
+        &h[20..32]
+    )
+}
+
+pub(super) async fn start(
+    ctx: &AutomationContext<'_>,
+    caller: &Caller,
+    body: &Value,
+) -> Result<Value, SsmError> {
+    let i: StartInput = parse(body)?;
+    let name = match i.document_name {
+        Some(n) if !n.is_empty() => n,
+        _ => {
+            return Err(SsmError::ValidationException(
+                "1 validation error detected: Value null at 'documentName' failed to satisfy constraint: Member must not be null".into(),
+            ));
+        }
+    };
+    caller.authorize("ssm:StartAutomationExecution", &ctx.definition_arn(&name))?;
+    match i.mode.as_deref() {
+        None | Some("Auto") => {}
+        Some("Interactive") => {
+            return Err(invalid(
+                "Mode Interactive is not supported: Steward runs every step in Auto mode. Pause where a person must act with an aws:pause or aws:approve step.".into(),
+            ));
+        }
+        Some(other) => {
+            return Err(SsmError::ValidationException(format!(
+                "1 validation error detected: Value '{other}' at 'mode' failed to satisfy constraint: Member must satisfy enum value set: [Auto, Interactive]"
+            )));
+        }
+    }
+    if i.targets.is_some()
+        || i.target_maps.is_some()
+        || i.target_parameter_name.is_some()
+        || i.max_concurrency.is_some()
+        || i.max_errors.is_some()
+    {
+        return Err(invalid(
+            "Rate-controlled executions (TargetParameterName with Targets or TargetMaps, MaxConcurrency, MaxErrors) are not supported yet: start one execution per target, or run the work with an aws:runCommand step over Targets.".into(),
+        ));
+    }
+    if i.target_locations.is_some() || i.target_locations_url.is_some() {
+        return Err(invalid(
+            "TargetLocations are not supported: Steward runs in one account and region.".into(),
+        ));
+    }
+    if i.alarm_configuration.is_some() {
+        return Err(invalid(
+            "AlarmConfiguration is not supported: Steward watches no CloudWatch alarms.".into(),
+        ));
+    }
+    let tags = validate_tags(&i.tags)?;
+    let loaded = load_runbook(ctx.documents, &name, i.document_version.as_deref()).await?;
+    let resolved = validate(&loaded.runbook.parameters, &i.parameters).map_err(|e| match e {
+        SsmError::InvalidParameters(m) => invalid(m),
+        other => other,
+    })?;
+    let parameters: BTreeMap<String, Value> = resolved
+        .iter()
+        .map(|(k, v)| (k.clone(), v.to_json()))
+        .collect();
+    let fingerprint = sha256_hex(
+        json!([loaded.name, loaded.version, parameters, tags])
+            .to_string()
+            .as_bytes(),
+    );
+    let execution_id = match &i.client_token {
+        Some(t) => id_for_token(&ctx.scope.account, t),
+        None => new_command_id(),
+    };
+    let mut exec = Execution::new(
+        execution_id.clone(),
+        loaded.name.clone(),
+        loaded.version.to_string(),
+        parameters,
+        caller.user_arn.clone(),
+    );
+    exec.access_key_id = caller.access_key_id.clone();
+    exec.client_token = i.client_token.clone();
+    exec.request_fingerprint = fingerprint.clone();
+    exec.requested_time = ctx.now;
+    exec.tags = tags;
+    if !ctx.store.create(&exec).await? {
+        let existing = ctx.store.get(&execution_id).await?;
+        return match existing {
+            Some(e) if e.request_fingerprint == fingerprint => {
+                Ok(json!({ "AutomationExecutionId": e.execution_id }))
+            }
+            _ => Err(SsmError::IdempotentParameterMismatch(
+                "ClientToken was used before with other parameters: give a new ClientToken for a new execution.".into(),
+            )),
+        };
+    }
+    if let Err(e) = ctx.queue.wake(&execution_id, 0).await {
+        // Nothing would ever run it: say so on the record rather than leave
+        // it Pending for ever.
+        let mut failed = exec.clone();
+        failed.status = AutomationStatus::Failed;
+        failed.failure_message = Some("The execution could not be queued; start it again.".into());
+        failed.end_time = Some(ctx.now);
+        failed.revision = exec.revision + 1;
+        if let Err(w) = ctx.store.update(&failed, exec.revision).await {
+            tracing::error!(execution = %execution_id, error = %w, "unqueued execution not marked failed");
+        }
+        return Err(e);
+    }
+    tracing::info!(execution = %execution_id, document = %loaded.name, "automation execution started");
+    Ok(json!({ "AutomationExecutionId": execution_id }))
+}
