@@ -218,7 +218,8 @@ mod tests {
         let m: Ordered<u8> = serde_json::from_str(r#"{"z":1,"a":2,"m":3}"#).unwrap();
         let keys: Vec<_> = m.0.iter().map(|(k, _)| k.as_str()).collect();
         assert_eq!(keys, ["z", "a", "m"]);
-        assert!(serde_json::from_str::<Ordered<u8>>(r#"{"a":1,"a":2}"#).is_err());
+        let e = serde_json::from_str::<Ordered<u8>>(r#"{"a":1,"a":2}"#).unwrap_err();
+        assert!(e.to_string().starts_with("key \"a\" appears twice"), "{e}");
         let y: Ordered<u8> = serde_norway::from_str("b: 1\na: 2\n").unwrap();
         assert_eq!(y.0[0].0, "b");
     }

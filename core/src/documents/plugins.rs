@@ -697,14 +697,17 @@ mod tests {
             &types,
         )
         .unwrap();
-        assert!(
-            ShellScript::check_template(
-                "p",
-                &json!({"runCommand": "ls", "onFailure": "exit"}),
-                true,
-                &types
-            )
-            .is_err()
+        let e = ShellScript::check_template(
+            "p",
+            &json!({"runCommand": "ls", "onFailure": "exit"}),
+            true,
+            &types,
+        )
+        .unwrap_err();
+        assert_eq!(e.code(), "InvalidDocumentContent");
+        assert_eq!(
+            e.to_string(),
+            "Step \"p\": a script step has no input \"onFailure\"; it takes runCommand, workingDirectory, timeoutSeconds."
         );
     }
 

@@ -91,7 +91,7 @@ pub fn check_pattern(pattern: &regex_lite::Regex, value: &str) -> Result<(), Ssm
         Ok(())
     } else {
         Err(SsmError::ParameterPatternMismatchException(format!(
-            "Parameter value, cannot be validated against allowedPattern: {}. Give a value the pattern matches.",
+            "Parameter value, cannot be validated against allowedPattern: {}",
             pattern.as_str()
         )))
     }

@@ -831,15 +831,38 @@ async fn secure_strings_are_sealed_and_opened_only_with_decryption() {
 #[tokio::test]
 async fn errors_never_echo_a_value() {
     let env = Env::new();
-    for body in [
-        json!({"Name": "/e", "Value": SECRET, "Type": "SecureString", "AllowedPattern": "^[0-9]+$"}),
-        json!({"Name": "/e", "Value": SECRET.repeat(500), "Type": "SecureString"}),
-        json!({"Name": "/e", "Value": SECRET, "Type": "SecureString", "KeyId": "nope"}),
-        json!({"Name": "/e", "Value": [SECRET], "Type": "SecureString"}),
-        json!({"Name": "/e", "Value": SECRET, "Type": "SecureString", "Overwrite": SECRET}),
+    for (body, want) in [
+        (
+            json!({"Name": "/e", "Value": SECRET, "Type": "SecureString", "AllowedPattern": "^[0-9]+$"}),
+            "ParameterPatternMismatchException",
+        ),
+        (
+            json!({"Name": "/e", "Value": SECRET.repeat(500), "Type": "SecureString"}),
+            "ValidationException",
+        ),
+        (
+            json!({"Name": "/e", "Value": SECRET, "Type": "SecureString", "KeyId": "nope"}),
+            "InvalidKeyId",
+        ),
+        (
+            json!({"Name": "/e", "Value": [SECRET], "Type": "SecureString"}),
+            "SerializationException",
+        ),
+        (
+            json!({"Name": "/e", "Value": SECRET, "Type": "SecureString", "Overwrite": SECRET}),
+            "SerializationException",
+        ),
     ] {
         let err = env.put(body).await.unwrap_err();
+        assert_eq!(err.code(), want, "{err}");
         assert!(!err.to_string().contains(SECRET), "{err}");
+        if want == "ParameterPatternMismatchException" {
+            // SSM's sentence, as its user guide shows it.
+            assert_eq!(
+                err.to_string(),
+                "Parameter value, cannot be validated against allowedPattern: ^[0-9]+$"
+            );
+        }
     }
 }
 
