@@ -172,12 +172,16 @@ mod tests {
             assert_eq!(s.timeout_seconds.to_string(), good);
         }
         let long = "d".repeat(4097);
-        assert!(
-            d.validate_parameters(&given(&[
+        let e = d
+            .validate_parameters(&given(&[
                 ("commands", &["x"]),
-                ("workingDirectory", &[&long])
+                ("workingDirectory", &[&long]),
             ]))
-            .is_err()
+            .unwrap_err();
+        assert_eq!(e.code(), "InvalidParameters");
+        assert_eq!(
+            e.to_string(),
+            r#"Parameter "workingDirectory" (String): a value of 4097 characters is longer than maxChars 4096."#
         );
         // Schema 1.2 fails, not skips, a plugin the platform cannot run.
         let p = d
