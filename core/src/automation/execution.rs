@@ -136,10 +136,13 @@ pub struct Execution {
     pub outputs: BTreeMap<String, Value>,
     pub failure_message: Option<String>,
     pub executed_by: String,
-    /// The access key that started it: every step calls as this key, and a
-    /// key deleted since stops the steps.
+    /// The access key that started it (none when an EventBridge rule did).
     #[serde(default)]
     pub access_key_id: String,
+    /// The Steward user every step calls as, its policy read at each call:
+    /// a user deleted or narrowed since is refused from then on.
+    #[serde(default)]
+    pub run_as: String,
     /// StartAutomationExecution's ClientToken, and what it asked for, so a
     /// retried start finds its execution and a reused token is told apart.
     #[serde(default)]
@@ -186,6 +189,7 @@ impl Execution {
             failure_message: None,
             executed_by,
             access_key_id: String::new(),
+            run_as: String::new(),
             client_token: None,
             request_fingerprint: String::new(),
             requested_time: 0.0,

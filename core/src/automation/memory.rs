@@ -82,7 +82,7 @@ impl AutomationQueue for MemoryQueue {
 /// Commands that end as told, and an API that answers from a table.
 #[derive(Default)]
 pub struct MemoryServices {
-    /// command id → (the inputs it was created with, the caller's key).
+    /// command id → (the inputs it was created with, the user it ran as).
     pub created: Mutex<BTreeMap<String, (Value, String)>>,
     /// command id → how it ended; absent: still running.
     pub ended: Mutex<BTreeMap<String, super::engine::CommandOutcome>>,
@@ -90,7 +90,7 @@ pub struct MemoryServices {
     pub refuse_documents: Mutex<BTreeMap<String, String>>,
     /// API answers by operation name.
     pub answers: Mutex<BTreeMap<String, Result<Value, String>>>,
-    /// Calls made: (key, api, request).
+    /// Calls made: (user, api, request).
     pub calls: Mutex<Vec<(String, String, Value)>>,
 }
 
@@ -98,7 +98,7 @@ pub struct MemoryServices {
 impl StepServices for MemoryServices {
     async fn create_command(
         &self,
-        access_key_id: &str,
+        run_as: &str,
         command_id: &str,
         inputs: &Value,
     ) -> Result<(), String> {
@@ -113,7 +113,7 @@ impl StepServices for MemoryServices {
             .lock()
             .unwrap()
             .entry(command_id.to_string())
-            .or_insert((inputs.clone(), access_key_id.to_string()));
+            .or_insert((inputs.clone(), run_as.to_string()));
         Ok(())
     }
 
@@ -128,17 +128,11 @@ impl StepServices for MemoryServices {
         })
     }
 
-    async fn call_api(
-        &self,
-        access_key_id: &str,
-        api: &str,
-        request: &Value,
-    ) -> Result<Value, String> {
-        self.calls.lock().unwrap().push((
-            access_key_id.to_string(),
-            api.to_string(),
-            request.clone(),
-        ));
+    async fn call_api(&self, run_as: &str, api: &str, request: &Value) -> Result<Value, String> {
+        self.calls
+            .lock()
+            .unwrap()
+            .push((run_as.to_string(), api.to_string(), request.clone()));
         self.answers
             .lock()
             .unwrap()

@@ -30,7 +30,7 @@ pub mod runbook;
 pub mod runner;
 pub mod selector;
 mod signal;
-mod start;
+pub mod start;
 mod stop;
 pub mod variables;
 pub mod view;

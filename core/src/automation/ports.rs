@@ -48,24 +48,20 @@ pub enum CommandSeen {
     Ended(CommandOutcome),
 }
 
-/// What steps call. Each call is made as the execution's caller (the
-/// access key that started it), authorized as that caller's own request.
+/// What steps call. Each call is made as the execution's user
+/// ([`super::execution::Execution::run_as`]), authorized as that user's own
+/// request would be.
 #[async_trait]
 pub trait StepServices: Send + Sync {
     /// SendCommand with `inputs` under `command_id`, unless that command
     /// exists. `Err` is the refusal, which fails the step.
     async fn create_command(
         &self,
-        access_key_id: &str,
+        run_as: &str,
         command_id: &str,
         inputs: &Value,
     ) -> Result<(), String>;
     async fn command(&self, command_id: &str) -> Result<CommandSeen, SsmError>;
     /// An SSM operation; `Err` is its error, shown as the step's failure.
-    async fn call_api(
-        &self,
-        access_key_id: &str,
-        api: &str,
-        request: &Value,
-    ) -> Result<Value, String>;
+    async fn call_api(&self, run_as: &str, api: &str, request: &Value) -> Result<Value, String>;
 }

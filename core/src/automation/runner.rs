@@ -112,7 +112,7 @@ impl Runner<'_> {
                 } => {
                     if let Err(why) = self
                         .services
-                        .create_command(&exec.access_key_id, &command_id, &inputs)
+                        .create_command(&exec.run_as, &command_id, &inputs)
                         .await
                     {
                         seen.command_refused = Some((command_id, why));
@@ -124,10 +124,7 @@ impl Runner<'_> {
                     api,
                     request,
                 } => {
-                    let answer = self
-                        .services
-                        .call_api(&exec.access_key_id, &api, &request)
-                        .await;
+                    let answer = self.services.call_api(&exec.run_as, &api, &request).await;
                     seen.api = Some((step_execution_id, answer));
                     more = true;
                 }

@@ -43,11 +43,7 @@ pub(super) async fn signal(
         .cloned();
     let mut e = named(ctx, caller, "ssm:SendAutomationSignal", body).await?;
     // Approvers may be named by user name or by ARN.
-    let user_name = caller
-        .user_arn
-        .rsplit_once(":user/")
-        .map(|(_, n)| n.rsplit('/').next().unwrap_or(n).to_string())
-        .unwrap_or_default();
+    let user_name = super::start::user_name(&caller.user_arn);
     let names = [caller.user_arn.as_str(), user_name.as_str()];
     let signer = Signer { names: &names };
     for _ in 0..ATTEMPTS {

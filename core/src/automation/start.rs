@@ -56,6 +56,15 @@ fn id_for_token(account: &str, token: &str) -> String {
     )
 }
 
+/// The user name of a Steward user ARN (`arn:aws:iam::<account>:user/<path/>name`).
+pub fn user_name(user_arn: &str) -> String {
+    user_arn
+        .rsplit_once(":user/")
+        .map(|(_, n)| n.rsplit('/').next().unwrap_or(n))
+        .unwrap_or(user_arn)
+        .to_string()
+}
+
 pub(super) async fn start(
     ctx: &AutomationContext<'_>,
     caller: &Caller,
@@ -131,6 +140,7 @@ pub(super) async fn start(
         caller.user_arn.clone(),
     );
     exec.access_key_id = caller.access_key_id.clone();
+    exec.run_as = user_name(&caller.user_arn);
     exec.client_token = i.client_token.clone();
     exec.request_fingerprint = fingerprint.clone();
     exec.requested_time = ctx.now;

@@ -186,7 +186,7 @@ async fn an_execution_runs_its_steps_through_the_runner_to_success() {
         let created = f.services.created.lock().unwrap();
         assert_eq!(created.len(), 1);
         let (inputs, key) = created.values().next().unwrap();
-        assert_eq!(key, "AKALICE");
+        assert_eq!(key, "alice");
         assert_eq!(inputs["InstanceIds"], json!([NODE]));
         assert_eq!(inputs["Parameters"]["commands"][0], format!("echo {id}"));
     }
@@ -213,7 +213,7 @@ async fn an_execution_runs_its_steps_through_the_runner_to_success() {
     assert_eq!(
         f.services.calls.lock().unwrap().as_slice(),
         [(
-            "AKALICE".to_string(),
+            "alice".to_string(),
             "GetParameter".to_string(),
             json!({"Name": "/app/color"})
         )]
