@@ -69,6 +69,9 @@ pub enum Command {
     /// Steward's IAM API (the same as `aws iam …`).
     #[command(subcommand)]
     Keys(KeysCommand),
+    /// Automation: start runbooks, follow their steps, approve, resume or stop them.
+    #[command(subcommand)]
+    Automation(AutomationCommand),
     /// Cancel a command (on every node, or only the nodes given).
     Cancel {
         /// The command's id.
@@ -422,4 +425,120 @@ pub enum KeysCommand {
     Deactivate { user: String, key_id: String },
     /// Delete a key.
     Delete { user: String, key_id: String },
+}
+
+/// SSM's automation statuses, for executions and their steps.
+pub const AUTOMATION_STATUSES: [&str; 8] = [
+    "Pending",
+    "InProgress",
+    "Waiting",
+    "Success",
+    "TimedOut",
+    "Cancelling",
+    "Cancelled",
+    "Failed",
+];
+
+#[derive(Debug, Subcommand)]
+#[command(
+    after_help = "Example:\n  steward automation start Steward-RestartService --param InstanceId=mi-0123456789abcdef0 --param ServiceName=nginx\n  steward automation show <execution-id>\n  steward automation approve <execution-id> --comment \"looks right\""
+)]
+pub enum AutomationCommand {
+    /// Start a runbook (StartAutomationExecution) and print the execution id.
+    #[command(disable_version_flag = true)]
+    Start(AutomationStartArgs),
+    /// List executions, newest first.
+    List(AutomationListArgs),
+    /// Show an execution and follow its steps until it ends.
+    Show(AutomationShowArgs),
+    /// Approve the aws:approve step an execution waits on.
+    Approve {
+        /// The execution's id.
+        execution_id: String,
+        /// Comment recorded with the approval.
+        #[arg(long)]
+        comment: Option<String>,
+    },
+    /// Reject the aws:approve step an execution waits on (the step fails).
+    Reject {
+        /// The execution's id.
+        execution_id: String,
+        /// Comment recorded with the rejection.
+        #[arg(long)]
+        comment: Option<String>,
+    },
+    /// Resume an execution paused in an aws:pause step.
+    Resume {
+        /// The execution's id.
+        execution_id: String,
+    },
+    /// Stop (cancel) an execution.
+    Stop {
+        /// The execution's id.
+        execution_id: String,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct AutomationStartArgs {
+    /// The runbook (an Automation document) to run.
+    pub name: String,
+    /// A runbook parameter: `name=value`. Repeat a name to give a list; a value's commas stay in it.
+    #[arg(long = "param", short = 'p', value_parser = parse_param)]
+    pub params: Vec<(String, String)>,
+    /// The runbook version: a number, `$DEFAULT` or `$LATEST` (default: the default version).
+    #[arg(long)]
+    pub version: Option<String>,
+    /// Idempotency token: a start retried with the same token starts one execution.
+    #[arg(long)]
+    pub client_token: Option<String>,
+}
+
+impl AutomationStartArgs {
+    /// The `Parameters` map: each name with its values, in the order given.
+    pub fn parameters(&self) -> std::collections::BTreeMap<String, Vec<String>> {
+        let mut out: std::collections::BTreeMap<String, Vec<String>> = Default::default();
+        for (k, v) in &self.params {
+            out.entry(k.clone()).or_default().push(v.clone());
+        }
+        out
+    }
+}
+
+#[derive(Debug, Args)]
+pub struct AutomationListArgs {
+    /// Only executions with this status; repeat for several.
+    #[arg(long = "status", value_parser = clap::builder::PossibleValuesParser::new(AUTOMATION_STATUSES))]
+    pub statuses: Vec<String>,
+    /// Only runbooks whose name starts with this.
+    #[arg(long)]
+    pub document: Option<String>,
+    /// At most this many executions.
+    #[arg(long, default_value_t = 50, value_parser = clap::value_parser!(u32).range(1..))]
+    pub max: u32,
+}
+
+#[derive(Debug, Args)]
+pub struct AutomationShowArgs {
+    /// The execution's id.
+    pub execution_id: String,
+    /// Seconds to follow the execution before giving up (it goes on without us).
+    #[arg(long, default_value_t = 600)]
+    pub timeout: u64,
+    /// Show the execution as it is now and return.
+    #[arg(long)]
+    pub no_wait: bool,
+}
+
+/// Parses a runbook parameter, `name=value`: the first `=` splits, the value
+/// is kept as given (commas, `=` and spaces included; it may be empty).
+pub fn parse_param(s: &str) -> Result<(String, String), String> {
+    let (k, v) = s.split_once('=').ok_or_else(|| {
+        format!("`{s}`: expected name=value, e.g. InstanceId=mi-0123456789abcdef0")
+    })?;
+    let k = k.trim();
+    if k.is_empty() {
+        return Err(format!("`{s}`: the parameter name is empty"));
+    }
+    Ok((k.to_string(), v.to_string()))
 }

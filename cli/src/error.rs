@@ -47,6 +47,14 @@ pub enum CliError {
         operation: &'static str,
         detail: String,
     },
+    #[error(
+        "automation execution {id} is still {status} after {waited}s of following it; it goes on"
+    )]
+    StillRunning {
+        id: String,
+        status: String,
+        waited: u64,
+    },
     #[error("{0}")]
     Usage(String),
     #[error("cannot write the output: {0}")]
@@ -95,6 +103,9 @@ impl CliError {
             ),
             CliError::Other { .. } => Some(
                 "check your credentials and region (--profile, --region, AWS_PROFILE) and the endpoint (--endpoint-url)",
+            ),
+            CliError::StillRunning { .. } => Some(
+                "follow it again with `steward automation show <id>`, or give a longer --timeout",
             ),
             CliError::Usage(_) => Some("see `steward --help`"),
             CliError::Io(_) => None,
@@ -152,6 +163,25 @@ pub fn hint_for_code(code: &str) -> Option<&'static str> {
             "list activations with `steward activation list`, or create one with `steward activation create`"
         }
         "InvalidNextToken" => "run the command again from the start",
+        "AutomationDefinitionNotFoundException" => {
+            "name an Automation document; list them with `aws ssm list-documents --filters Key=DocumentType,Values=Automation`"
+        }
+        "AutomationDefinitionVersionNotFoundException" => {
+            "leave out --version to run the runbook's default version, or give one it has"
+        }
+        "InvalidAutomationExecutionParametersException" => {
+            "give the runbook's parameters as --param <name>=<value> (repeat a name for a list)"
+        }
+        "AutomationExecutionNotFoundException" => "list executions with `steward automation list`",
+        "InvalidAutomationSignalException" | "InvalidAutomationStatusUpdateException" => {
+            "see what the execution is doing with `steward automation show <id> --no-wait`"
+        }
+        "IdempotentParameterMismatch" => {
+            "give a new --client-token for a new execution, or the same parameters to get the first one back"
+        }
+        "InvalidAction" => {
+            "this Steward control plane does not serve that operation; update it, or point --endpoint-url at one that does"
+        }
         "UnrecognizedClientException"
         | "InvalidSignatureException"
         | "IncompleteSignature"

@@ -4,7 +4,8 @@
 use aws_sdk_ssm::operation::get_command_invocation::GetCommandInvocationOutput;
 use aws_sdk_ssm::primitives::DateTime;
 use aws_sdk_ssm::types::{
-    Activation, Command, CommandInvocation, CommandPlugin, InstanceInformation, Tag, Target,
+    Activation, AutomationExecution, AutomationExecutionMetadata, Command, CommandInvocation,
+    CommandPlugin, FailureDetails, InstanceInformation, StepExecution, Tag, Target,
 };
 use serde_json::{Map, Value};
 
@@ -189,6 +190,137 @@ pub fn activation(a: &Activation) -> Value {
         .v("Expired", a.expired())
         .t("CreatedDate", a.created_date())
         .v("Tags", tags(a.tags()))
+        .done()
+}
+
+/// A map of string lists (`Parameters`, `Outputs`, `Payload`).
+fn string_lists(m: Option<&std::collections::HashMap<String, Vec<String>>>) -> Option<Value> {
+    m.map(|m| {
+        let sorted: std::collections::BTreeMap<&String, &Vec<String>> = m.iter().collect();
+        Value::Object(
+            sorted
+                .into_iter()
+                .map(|(k, v)| (k.clone(), Value::from(v.clone())))
+                .collect(),
+        )
+    })
+}
+
+fn failure_details(f: &FailureDetails) -> Value {
+    Obj::default()
+        .s("FailureStage", f.failure_stage())
+        .s("FailureType", f.failure_type())
+        .opt("Details", string_lists(f.details()))
+        .done()
+}
+
+/// A `StepExecution`, as GetAutomationExecution shows it.
+pub fn step_execution(s: &StepExecution) -> Value {
+    let inputs = s.inputs().map(|m| {
+        let sorted: std::collections::BTreeMap<&String, &String> = m.iter().collect();
+        Value::Object(
+            sorted
+                .into_iter()
+                .map(|(k, v)| (k.clone(), Value::from(v.as_str())))
+                .collect(),
+        )
+    });
+    Obj::default()
+        .s("StepName", s.step_name())
+        .s("Action", s.action())
+        .opt("TimeoutSeconds", s.timeout_seconds())
+        .s("OnFailure", s.on_failure())
+        .opt("MaxAttempts", s.max_attempts())
+        .t("ExecutionStartTime", s.execution_start_time())
+        .t("ExecutionEndTime", s.execution_end_time())
+        .s("StepStatus", s.step_status().map(|v| v.as_str()))
+        .s("ResponseCode", s.response_code())
+        .opt("Inputs", inputs)
+        .opt("Outputs", string_lists(s.outputs()))
+        .s("Response", s.response())
+        .s("FailureMessage", s.failure_message())
+        .opt("FailureDetails", s.failure_details().map(failure_details))
+        .s("StepExecutionId", s.step_execution_id())
+        .opt("IsEnd", s.is_end())
+        .s("NextStep", s.next_step())
+        .opt("IsCritical", s.is_critical())
+        .opt(
+            "ValidNextSteps",
+            s.valid_next_steps.as_ref().map(|v| Value::from(v.clone())),
+        )
+        .opt("Targets", s.targets.as_deref().map(targets))
+        .done()
+}
+
+/// An `AutomationExecution`, as GetAutomationExecution shows it.
+pub fn automation_execution(e: &AutomationExecution) -> Value {
+    Obj::default()
+        .s("AutomationExecutionId", e.automation_execution_id())
+        .s("DocumentName", e.document_name())
+        .s("DocumentVersion", e.document_version())
+        .t("ExecutionStartTime", e.execution_start_time())
+        .t("ExecutionEndTime", e.execution_end_time())
+        .s(
+            "AutomationExecutionStatus",
+            e.automation_execution_status().map(|v| v.as_str()),
+        )
+        .opt(
+            "StepExecutions",
+            e.step_executions
+                .as_deref()
+                .map(|s| s.iter().map(step_execution).collect::<Vec<_>>()),
+        )
+        .v("StepExecutionsTruncated", e.step_executions_truncated())
+        .opt("Parameters", string_lists(e.parameters()))
+        .opt("Outputs", string_lists(e.outputs()))
+        .s("FailureMessage", e.failure_message())
+        .s("WarningMessage", e.warning_message())
+        .s("Mode", e.mode().map(|v| v.as_str()))
+        .s(
+            "ParentAutomationExecutionId",
+            e.parent_automation_execution_id(),
+        )
+        .s("ExecutedBy", e.executed_by())
+        .s("CurrentStepName", e.current_step_name())
+        .s("CurrentAction", e.current_action())
+        .s("TargetParameterName", e.target_parameter_name())
+        .opt("Targets", e.targets.as_deref().map(targets))
+        .s("MaxConcurrency", e.max_concurrency())
+        .s("MaxErrors", e.max_errors())
+        .s("Target", e.target())
+        .done()
+}
+
+/// An `AutomationExecutionMetadata`, as DescribeAutomationExecutions lists it.
+pub fn automation_metadata(m: &AutomationExecutionMetadata) -> Value {
+    Obj::default()
+        .s("AutomationExecutionId", m.automation_execution_id())
+        .s("DocumentName", m.document_name())
+        .s("DocumentVersion", m.document_version())
+        .s(
+            "AutomationExecutionStatus",
+            m.automation_execution_status().map(|v| v.as_str()),
+        )
+        .t("ExecutionStartTime", m.execution_start_time())
+        .t("ExecutionEndTime", m.execution_end_time())
+        .s("ExecutedBy", m.executed_by())
+        .s("LogFile", m.log_file())
+        .opt("Outputs", string_lists(m.outputs()))
+        .s("Mode", m.mode().map(|v| v.as_str()))
+        .s(
+            "ParentAutomationExecutionId",
+            m.parent_automation_execution_id(),
+        )
+        .s("CurrentStepName", m.current_step_name())
+        .s("CurrentAction", m.current_action())
+        .s("FailureMessage", m.failure_message())
+        .s("WarningMessage", m.warning_message())
+        .s("TargetParameterName", m.target_parameter_name())
+        .opt("Targets", m.targets.as_deref().map(targets))
+        .s("MaxConcurrency", m.max_concurrency())
+        .s("MaxErrors", m.max_errors())
+        .s("Target", m.target())
+        .s("AutomationType", m.automation_type().map(|v| v.as_str()))
         .done()
 }
 

@@ -4,8 +4,11 @@
 //! 2 usage or API errors.
 
 mod args;
+mod automation;
 mod commands;
 mod error;
+#[cfg(test)]
+mod fake_ssm;
 mod iam;
 mod json;
 mod keys;
@@ -116,6 +119,7 @@ async fn dispatch(ctx: &Ctx, command: &Command) -> Result<Exit, CliError> {
             instance_id,
         } => commands::output(ctx, command_id, instance_id.as_deref()).await,
         Command::Keys(k) => keys::run(ctx, k).await,
+        Command::Automation(a) => automation::run(ctx, a).await,
         Command::Cancel {
             command_id,
             instance_ids,
