@@ -44,6 +44,14 @@ pub struct Settings {
     pub documents_table: String,
     /// IAM users and their inline policies.
     pub users_table: String,
+    /// Automation executions.
+    pub automation_table: String,
+    /// The automation engine's wake-ups.
+    pub automation_queue_url: String,
+    /// Runbook starts from EventBridge rules.
+    pub automation_start_queue_url: String,
+    /// The user runbooks from the start queue run as.
+    pub automation_events_user: String,
 }
 
 fn var(name: &'static str) -> Result<String, ConfigError> {
@@ -86,6 +94,11 @@ impl Settings {
             data_key_cache_seconds: number("STEWARD_DATA_KEY_CACHE_SECONDS", 300)?,
             documents_table: var("STEWARD_DOCUMENTS_TABLE")?,
             users_table: var("STEWARD_USERS_TABLE")?,
+            automation_table: var("STEWARD_AUTOMATION_TABLE")?,
+            automation_queue_url: var("STEWARD_AUTOMATION_QUEUE_URL")?,
+            automation_start_queue_url: var("STEWARD_AUTOMATION_START_QUEUE_URL")?,
+            automation_events_user: env::var("STEWARD_AUTOMATION_EVENTS_USER")
+                .unwrap_or_else(|_| "steward-events".into()),
         })
     }
 }

@@ -1,8 +1,8 @@
 //! Adapters: the ports of `steward-core` over AWS services. Each module is one
 //! aggregate's store or one service's port. Each area's adapters are bundled
 //! ([`FleetAdapters`], [`IdentityAdapters`], [`RunCommandAdapters`],
-//! [`ParameterAdapters`], [`DocumentAdapters`]) and built once per process by
-//! the [`Stack`].
+//! [`ParameterAdapters`], [`DocumentAdapters`], [`AutomationAdapters`]) and
+//! built once per process by the [`Stack`].
 
 pub mod access_keys;
 pub mod activations;
@@ -40,10 +40,14 @@ pub mod revisioned;
 // Documents.
 pub mod documents;
 
+// Automation.
+pub mod automation;
+
 pub use config::{Clients, Settings};
 
 use std::sync::{Arc, OnceLock};
 
+use automation::AutomationAdapters;
 use commands::RunCommandAdapters;
 use documents::DocumentAdapters;
 use fleet_service::FleetAdapters;
@@ -69,6 +73,7 @@ struct Adapters {
     run_command: OnceLock<RunCommandAdapters>,
     documents: OnceLock<DocumentAdapters>,
     identity: OnceLock<IdentityAdapters>,
+    automation: OnceLock<AutomationAdapters>,
 }
 
 impl Stack {
@@ -110,6 +115,13 @@ impl Stack {
         self.adapters
             .documents
             .get_or_init(|| DocumentAdapters::new(self))
+    }
+
+    /// Automation's adapters: executions, the engine's queue.
+    pub fn automation(&self) -> &AutomationAdapters {
+        self.adapters
+            .automation
+            .get_or_init(|| AutomationAdapters::new(self))
     }
 
     /// IAM's adapters and the access keys requests are verified with.

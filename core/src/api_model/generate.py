@@ -25,6 +25,8 @@ GetParameter GetParameterHistory GetParameters GetParametersByPath
 LabelParameterVersion ListCommandInvocations ListCommands ListDocumentVersions
 ListDocuments ListTagsForResource PutParameter RemoveTagsFromResource SendCommand
 UnlabelParameterVersion UpdateDocument UpdateDocumentDefaultVersion
+StartAutomationExecution GetAutomationExecution DescribeAutomationExecutions
+DescribeAutomationStepExecutions StopAutomationExecution SendAutomationSignal
 """.split())
 
 # Java regular expressions the Rust `regex` crate cannot compile, written the

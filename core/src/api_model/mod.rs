@@ -82,6 +82,11 @@ fn compiled() -> Result<&'static Compiled, SsmError> {
         })
 }
 
+/// Every operation of SSM's model, by name.
+pub fn operation_names() -> Result<Vec<String>, SsmError> {
+    Ok(compiled()?.model.operations.keys().cloned().collect())
+}
+
 /// Checks `body` against the input shape of SSM operation `op`. An
 /// operation the model does not hold (Steward's own) is not checked here.
 pub fn validate(op: &str, body: &Value) -> Result<(), SsmError> {

@@ -64,7 +64,7 @@ const REFUSED: [(&str, &str); 14] = [
 /// SSM operations an `aws:executeAwsApi` step (and the wait and assert
 /// actions) may call: every AmazonSSM operation Steward serves. The API
 /// function's routing table has a test that keeps the two the same.
-pub const SSM_OPERATIONS: [&str; 30] = [
+pub const SSM_OPERATIONS: [&str; 36] = [
     "AddTagsToResource",
     "CancelCommand",
     "CreateActivation",
@@ -74,9 +74,12 @@ pub const SSM_OPERATIONS: [&str; 30] = [
     "DeleteParameter",
     "DeleteParameters",
     "DescribeActivations",
+    "DescribeAutomationExecutions",
+    "DescribeAutomationStepExecutions",
     "DescribeDocument",
     "DescribeInstanceInformation",
     "DescribeParameters",
+    "GetAutomationExecution",
     "GetCommandInvocation",
     "GetDocument",
     "GetParameter",
@@ -91,7 +94,10 @@ pub const SSM_OPERATIONS: [&str; 30] = [
     "ListTagsForResource",
     "PutParameter",
     "RemoveTagsFromResource",
+    "SendAutomationSignal",
     "SendCommand",
+    "StartAutomationExecution",
+    "StopAutomationExecution",
     "UnlabelParameterVersion",
     "UpdateDocument",
     "UpdateDocumentDefaultVersion",

@@ -58,6 +58,23 @@ pub async fn send_command(
     body: &Value,
     now: f64,
 ) -> Result<Value, SsmError> {
+    send_command_as(rc, caller, body, now, &new_command_id()).await
+}
+
+/// SendCommand under a command id the caller chose (an automation step
+/// chooses it in its own record first, so a step retried after a crash
+/// finds its command instead of sending a second). A command that already
+/// has the id is answered as it is; nothing is sent again.
+pub async fn send_command_as(
+    rc: &RunCommandContext<'_>,
+    caller: &dyn Authorizer,
+    body: &Value,
+    now: f64,
+    command_id: &str,
+) -> Result<Value, SsmError> {
+    if let Some(existing) = rc.store.get_command(command_id).await? {
+        return Ok(json!({ "Command": view::command(&existing) }));
+    }
     let req = SendCommandRequest::from_json(body)?;
     let documents = rc.documents;
     let doc = load_for_run(
@@ -137,7 +154,7 @@ pub async fn send_command(
     };
     let state = command_state(&tally, 0, false);
     let command = Command {
-        command_id: new_command_id(),
+        command_id: command_id.to_string(),
         document_name: req.document_name.clone(),
         // The version that runs, whatever `$DEFAULT`/`$LATEST` meant then.
         document_version: doc.version.to_string(),
@@ -162,7 +179,14 @@ pub async fn send_command(
         tally,
         cancel_requested: false,
     };
-    rc.store.put_command(&command).await?;
+    if let Err(e) = rc.store.put_command(&command).await {
+        // Another delivery of the same step created it first: that one
+        // fans it out.
+        return match rc.store.get_command(&command.command_id).await? {
+            Some(existing) => Ok(json!({ "Command": view::command(&existing) })),
+            None => Err(e),
+        };
+    }
     if !command.resolved_instance_ids.is_empty() {
         let item = WorkItem::FanOut {
             command_id: command.command_id.clone(),

@@ -3,6 +3,7 @@
 //! agent's operations (`Steward.<Op>`), authenticated by activation or node key.
 
 pub mod auth;
+pub mod automation;
 pub mod commands;
 pub mod documents;
 pub mod fleet;
@@ -62,20 +63,33 @@ async fn route(stack: &Stack, req: &http::Request<Bytes>) -> Result<Value, SsmEr
         "AmazonSSM" => {
             // Authenticate before anything else: an unsigned request learns nothing.
             let principal = auth::authenticate(stack, req, "ssm").await?;
-            principal.authorize(op)?;
-            // SSM's own input constraints, before any operation reads the body.
-            steward_core::api_model::validate(op, &body)?;
-            match area(op, &body).ok_or_else(|| unsupported(op))? {
-                Area::Parameters => parameters::handle(stack, &principal, op, &body).await,
-                Area::Documents => documents::handle(stack, &principal, op, &body).await,
-                Area::Fleet => fleet::handle(stack, &principal, op, &body).await,
-                Area::RunCommand => commands::handle(stack, &principal, op, &body).await,
-            }
+            call_as(stack, &principal, op, &body).await
         }
         "Steward" => fleet::handle_agent(stack, op, &body).await,
         _ => Err(SsmError::InvalidAction(
             "Missing or unknown X-Amz-Target; expected AmazonSSM.<Operation>.".into(),
         )),
+    }
+}
+
+/// An SSM operation as `principal`: authorized, checked against SSM's
+/// input constraints, then served by its area. Requests and automation
+/// steps both come through here.
+pub async fn call_as(
+    stack: &Stack,
+    principal: &auth::Principal,
+    op: &str,
+    body: &Value,
+) -> Result<Value, SsmError> {
+    principal.authorize(op)?;
+    // SSM's own input constraints, before any operation reads the body.
+    steward_core::api_model::validate(op, body)?;
+    match area(op, body).ok_or_else(|| unsupported(op))? {
+        Area::Parameters => parameters::handle(stack, principal, op, body).await,
+        Area::Documents => documents::handle(stack, principal, op, body).await,
+        Area::Fleet => fleet::handle(stack, principal, op, body).await,
+        Area::RunCommand => commands::handle(stack, principal, op, body).await,
+        Area::Automation => automation::handle(stack, principal, op, body).await,
     }
 }
 
@@ -86,6 +100,7 @@ enum Area {
     Documents,
     Fleet,
     RunCommand,
+    Automation,
 }
 
 /// Every SSM operation Steward serves, and its area; `None` for any other.
@@ -118,6 +133,12 @@ fn area(op: &str, body: &Value) -> Option<Area> {
         | "ListCommandInvocations"
         | "GetCommandInvocation"
         | "CancelCommand" => Area::RunCommand,
+        "StartAutomationExecution"
+        | "GetAutomationExecution"
+        | "DescribeAutomationExecutions"
+        | "DescribeAutomationStepExecutions"
+        | "StopAutomationExecution"
+        | "SendAutomationSignal" => Area::Automation,
         // Tagging is shared: the resource's type decides. The fleet answers
         // any type no other area keeps, refusing all but `ManagedInstance`.
         "AddTagsToResource" | "RemoveTagsFromResource" | "ListTagsForResource" => {
@@ -196,5 +217,23 @@ mod tests {
             }
         }
         assert_eq!(area("CreateAssociation", &json!({})), None);
+    }
+
+    /// What a runbook's API steps may call is what this table serves, and
+    /// SSM's input constraints are kept for exactly those operations.
+    #[test]
+    fn runbooks_may_call_exactly_the_operations_served() {
+        use steward_core::automation::actions::SSM_OPERATIONS;
+        let mut checked = steward_core::api_model::operation_names().unwrap();
+        checked.sort();
+        let mut callable: Vec<String> = SSM_OPERATIONS.iter().map(|s| s.to_string()).collect();
+        callable.sort();
+        assert_eq!(checked, callable);
+        for op in SSM_OPERATIONS {
+            assert!(area(op, &json!({})).is_some(), "{op} is served");
+        }
+        for op in ["CreateAssociation", "StartSession", "GetInventory", "CreatePatchBaseline"] {
+            assert_eq!(area(op, &json!({})), None, "{op}");
+        }
     }
 }

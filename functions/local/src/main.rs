@@ -23,7 +23,8 @@ enum LogFormat {
 }
 
 /// Runs the Steward control plane locally: the api function on a port and a
-/// poller per queue (work → dispatch, ingest → ingest).
+/// poller per queue (work → dispatch, ingest → ingest, scheduler →
+/// scheduler, automation and automation-start → automation).
 #[derive(Debug, Parser)]
 #[command(name = "steward-local", version)]
 struct Args {
@@ -135,12 +136,39 @@ async fn main() -> anyhow::Result<()> {
             },
         )?;
 
-        for poller in [&work.source(), &ingest.source(), &scheduler.source()] {
+        // Both automation queues feed the automation function, as deployed.
+        let mut automation = Vec::new();
+        for (name, url) in [
+            ("automation", &stack.settings.automation_queue_url),
+            (
+                "automation-start",
+                &stack.settings.automation_start_queue_url,
+            ),
+        ] {
+            let source = QueueSource::resolve(sqs, name, url, &region).await?;
+            let s = Arc::clone(&stack);
+            automation.push(Poller::new(
+                sqs.clone(),
+                source,
+                config,
+                move |event: SqsEvent| {
+                    let s = Arc::clone(&s);
+                    async move { steward_fn_automation::handle(&s, event).await }
+                },
+            )?);
+        }
+
+        let mut sources = vec![work.source(), ingest.source(), scheduler.source()];
+        sources.extend(automation.iter().map(|p| p.source()));
+        for poller in &sources {
             tracing::info!(queue = %poller.name, arn = %poller.queue_arn, batch_size = config.batch_size, concurrency = config.concurrency, "polling");
         }
         tasks.spawn(work.run(shutdown_rx.clone()));
         tasks.spawn(ingest.run(shutdown_rx.clone()));
         tasks.spawn(scheduler.run(shutdown_rx.clone()));
+        for poller in automation {
+            tasks.spawn(poller.run(shutdown_rx.clone()));
+        }
     }
 
     let mut api_line = String::from("api off");
@@ -172,7 +200,7 @@ async fn main() -> anyhow::Result<()> {
     ready.push(if args.no_pollers {
         "pollers: none".to_string()
     } else {
-        "pollers: work, ingest".to_string()
+        "pollers: work, ingest, scheduler, automation, automation-start".to_string()
     });
 
     {
