@@ -406,9 +406,11 @@ pub enum Follow {
 /// What has been printed of an execution that is followed.
 #[derive(Debug, Default)]
 struct Printed {
-    /// Redraw: the view on screen, and its height.
+    /// Redraw: the view on screen, its height in rows, and the terminal's
+    /// width (when known), at which longer lines wrap.
     view: String,
     height: usize,
+    width: Option<u16>,
     /// Lines: the status last printed of the execution and of each step.
     execution: Option<String>,
     steps: HashMap<String, String>,
@@ -471,10 +473,20 @@ impl Printed {
             write!(out, "\x1b[{}A\x1b[J", self.height)?;
         }
         emit(out, &view)?;
-        self.height = view.lines().count();
+        self.height = rows(&view, self.width);
         self.view = view;
         Ok(())
     }
+}
+
+/// The terminal rows `text` takes: a line longer than `width` wraps.
+fn rows(text: &str, width: Option<u16>) -> usize {
+    text.lines()
+        .map(|l| match width {
+            Some(w) if w > 0 => l.chars().count().div_ceil(usize::from(w)).max(1),
+            _ => 1,
+        })
+        .sum()
 }
 
 /// Follows an execution until it ends, printing as `mode` says; gives up
@@ -489,7 +501,15 @@ pub async fn follow(
     out: &mut dyn Write,
 ) -> Result<AutomationExecution, CliError> {
     let begun = Instant::now();
-    let mut printed = Printed::default();
+    let mut printed = Printed {
+        // Only a view fitted to the terminal is measured against its width.
+        width: if mode == Follow::Redraw && wide {
+            comfy_table::Table::new().width()
+        } else {
+            None
+        },
+        ..Printed::default()
+    };
     loop {
         let e = get(client, id).await?;
         match mode {
@@ -724,6 +744,13 @@ mod tests {
         }
         *at = value;
         v
+    }
+
+    #[test]
+    fn a_redraw_counts_the_rows_that_long_lines_wrap_into() {
+        assert_eq!(rows("abc\n\nde", None), 3);
+        assert_eq!(rows("abcdefghij\nabc\n", Some(4)), 4);
+        assert_eq!(rows("┌──┐\n", Some(4)), 1);
     }
 
     #[test]
