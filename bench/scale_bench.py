@@ -231,6 +231,10 @@ def run(fleet, tag, n, concurrency, counted):
           "(1 API invocation + 1 DynamoDB GetItem each)")
     print(f"  idle window right after, {idle_bill.window:.1f} s (scaled to {run_bill.window:.1f} s): "
           + ", ".join(f"{k} {v:.0f}" for k, v in sorted(meter.by_service(idle_billed).items())))
+    late = idle_bill.messages.get("work", 0)
+    if late:
+        print(f"  note: {late} work items in the idle window (deadline items of an earlier command, which come "
+              "back after SQS's longest delay, 900 s): they are subtracted with the idle traffic")
     meter.print_net("AWS requests per invocation, (run - idle) / n, by service",
                     meter.by_service(run_billed), meter.by_service(idle_billed), n)
     meter.print_net("per invocation, by request", run_billed, idle_billed, n, indent="    ")
