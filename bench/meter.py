@@ -241,7 +241,7 @@ def print_net(label, run, idle, per, indent="  "):
     print(f"{indent}{label}: " + ", ".join(f"{k} {v:.2f}" for k, v in net.items() if v or k in negative))
     for k, (r, i) in sorted(negative.items()):
         print(
-            f"{indent}  NEGATIVE {k}: {r} in the run < {i} in the idle window of the same length; "
+            f"{indent}  NEGATIVE {k}: {r:.1f} in the run < {i:.1f} in the idle window of the same length; "
             "printed as is (not clamped): idle noise exceeds this figure"
         )
     return net

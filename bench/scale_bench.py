@@ -11,8 +11,10 @@ Local, the control plane and the agents against what the cores give).
 
 Idle traffic (every agent's long poll and heartbeat, the pollers' long
 polls, the scheduler tick, the demo fleet) is measured right after each run,
-over a window as long as the run's, and subtracted; a figure that goes
-negative is printed as is and flagged, never clamped.
+over a window as long as the run's, and subtracted; both windows last whole
+minutes (the period of every idle source), so periodic traffic falls in both
+alike. A figure that goes negative is printed as is and flagged, never
+clamped.
 
 `--verify` runs one command on one agent instead and checks the count
 against a table of the requests each step makes, written from the code
@@ -47,6 +49,9 @@ FINAL = {"Success", "Failed", "TimedOut", "Cancelled"}
 # run's last requests (the pollers' deletes, the agents' own) fall inside it.
 SETTLE_SECONDS = 3.0
 POLL_SECONDS = 0.25
+# The period every idle source repeats with: the agents' heartbeat (60 s
+# here, 5 s for the demo fleet), the scheduler tick (60 s), long polls (20 s).
+IDLE_PERIOD_SECONDS = 60
 
 
 class QuietAgent(Agent):
@@ -187,7 +192,10 @@ def run(fleet, tag, n, concurrency, counted):
     c = wait_final(ssm, cid)
     elapsed = time.monotonic() - start
     cpu = cpu_by_part(agent_pids)
-    time.sleep(SETTLE_SECONDS)
+    # Both windows last a whole number of the idle traffic's period, so that
+    # periodic requests fall in them equally whatever their phase.
+    window = math.ceil((time.monotonic() - m.at + SETTLE_SECONDS) / IDLE_PERIOD_SECONDS) * IDLE_PERIOD_SECONDS
+    time.sleep(max(0.0, m.at + window - time.monotonic()))
     polls = counted.calls - calls_before
     run_bill = meter.since(m)
     # The idle baseline: right after the run, as long as the run's window.
@@ -225,7 +233,8 @@ def run(fleet, tag, n, concurrency, counted):
     own = own_polls_cost(polls)
     run_billed = run_bill.billed() - own
     idle_billed = scaled(idle_bill, run_bill.window)
-    print(f"  run window {run_bill.window:.1f} s (SendCommand .. final + {SETTLE_SECONDS:.0f} s), billed: "
+    print(f"  run window {run_bill.window:.1f} s (SendCommand .. final + {SETTLE_SECONDS:.0f} s, "
+          f"rounded up to whole {IDLE_PERIOD_SECONDS} s), billed: "
           + meter.fmt_counts(meter.by_service(run_bill.billed())))
     print(f"  the benchmark's own ListCommands polls, removed: {polls.get('ListCommands', 0)} "
           "(1 API invocation + 1 DynamoDB GetItem each)")
@@ -469,7 +478,8 @@ def main():
     ap.add_argument("--verify", action="store_true", help="check the count on one command to one agent, then stop")
     args = ap.parse_args()
     print(meter.HOW)
-    print("  Idle traffic is measured right after each run, over a window as long as the run's, and subtracted;")
+    print("  Idle traffic is measured right after each run, over a window as long as the run's (both whole minutes,")
+    print("  the period of heartbeats, ticks and long polls), and subtracted;")
     print("  the benchmark's own ListCommands polls are removed. Negative differences are printed and flagged.")
     print()
     if args.verify:
