@@ -242,8 +242,9 @@ def run(fleet, tag, n, concurrency, counted):
           + ", ".join(f"{k} {v:.0f}" for k, v in sorted(meter.by_service(idle_billed).items())))
     late = idle_bill.messages.get("work", 0)
     if late:
-        print(f"  note: {late} work items in the idle window (deadline items of an earlier command, which come "
-              "back after SQS's longest delay, 900 s): they are subtracted with the idle traffic")
+        print(f"  WARNING: {late} work items in the idle window: deadline items of an earlier command, which come back "
+              "every 900 s (SQS's longest delay) until its time-out; subtracted with the idle traffic, they make "
+              "this run's work-queue figures too low. Run where no command ran in the last hour for clean figures.")
     meter.print_net("AWS requests per invocation, (run - idle) / n, by service",
                     meter.by_service(run_billed), meter.by_service(idle_billed), n)
     meter.print_net("per invocation, by request", run_billed, idle_billed, n, indent="    ")
