@@ -24,8 +24,8 @@ build:
 lint:
 	@cargo fmt --all -- --check && cargo clippy --workspace --all-targets -- -D warnings
 
-bench: ## Print the figures: binary sizes, agent memory, time to all-final for 3/20/100 agents.
-	@bash bench/run.sh
+bench: ## Print the figures: binary sizes, agent memory, time to all-final for 3/20/100 agents, Parameter Store requests (release control plane; fails on a failed run; see docs/benchmarks.md).
+	@bash bench/run.sh $(BENCH_ARGS)
 
-bench-scale: ## Run Command at fleet scale: 500 release agents against a release control plane, one command at MaxConcurrency 100% and 10% (needs make up).
-	@bash bench/scale.sh
+bench-scale: ## Check the request count on one command (--verify), then Run Command at fleet scale: 500 release agents, MaxConcurrency 100% and 10% (needs make up; BENCH_ARGS=--verify for the check alone).
+	@bash bench/scale.sh $(BENCH_ARGS)

@@ -1,33 +1,95 @@
 """Parameter Store figures for the closing note: GetParameter and
 GetParametersByPath latency over 1,000 parameters, AWS requests (KMS,
-DynamoDB) per operation counted by the control plane's SDK clients, and
-DynamoDB capacity units per operation computed from the stored items' sizes.
+DynamoDB) per operation, and DynamoDB capacity units per operation computed
+from the stored items' sizes.
 
-Run through `make bench` (bench/run.sh) with the stack and control plane up
-(`make up`). Prints figures; asserts nothing about time.
+Requests are counted by the SDK clients of a control plane process of the
+benchmark's own: `steward-local --no-pollers` on a free port, serving the
+API alone. Nothing else runs in it (no queue pollers, no scheduler, no
+agent's heartbeat reaches it), so the difference of its counters over a
+measurement is the measured calls' requests, and nothing else.
+
+Two caches change what a call costs, and are stated with each figure:
+- the data-key cache (STEWARD_DATA_KEY_CACHE_SECONDS, 300 s, 1,024 keys):
+  a SecureString version's data key is decrypted by KMS on its first read in
+  a process, then served from memory. "cold" reads each read a version not
+  read before in this process (one Decrypt each); "warm" reads read one
+  version again (no KMS call). SSM's standard tier decrypts on every read;
+  a Lambda's cache is per instance and empty after each cold start.
+- the access-key cache (60 s): a process's first signed request reads the
+  key and its user (2 GetItem) and decrypts the key's secret (1 KMS
+  Decrypt); later ones within 60 s do not. It is shown as the first call.
+
+Run through `make bench` (bench/run.sh) with the stack up (`make up`).
+Prints figures; asserts nothing about time.
 """
 
 import json
 import math
+import os
+import socket
 import statistics
+import subprocess
 import sys
+import tempfile
 import time
 import urllib.request
 import uuid
 from pathlib import Path
 
+import boto3
+import botocore.config
+
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 
-from fleet import localstack_client, profile, ssm_client, stack_env  # noqa: E402
+from fleet import BIN, localstack_client, profile, stack_env  # noqa: E402
 
 COUNT = 1000
 SAMPLES = 300
 
 
-def metrics():
-    url = profile()["endpoint_url"].rstrip("/") + "/_steward/metrics"
-    with urllib.request.urlopen(url, timeout=5) as r:
-        return json.loads(r.read())
+class PrivateApi:
+    """steward-local serving the API alone, for counting."""
+
+    def __init__(self, workdir):
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            self.port = s.getsockname()[1]
+        env = {**os.environ, **stack_env(), "STEWARD_API_PORT": str(self.port)}
+        self.log = Path(workdir) / "steward-local-api.log"
+        with open(self.log, "wb") as out:
+            self.proc = subprocess.Popen(
+                [str(BIN / "steward-local"), "--no-pollers", "--api-port", str(self.port)],
+                env=env, stdout=out, stderr=out, start_new_session=True,
+            )
+        deadline = time.monotonic() + 60
+        while "api on" not in self.log.read_text(errors="replace"):
+            if self.proc.poll() is not None or time.monotonic() > deadline:
+                raise SystemExit(f"error: the benchmark's own control plane did not start:\n{self.log.read_text()[-2000:]}")
+            time.sleep(0.1)
+        self.url = f"http://127.0.0.1:{self.port}"
+
+    def ssm(self):
+        p = profile()
+        return boto3.client(
+            "ssm", endpoint_url=self.url, region_name=p["region"],
+            aws_access_key_id=p["aws_access_key_id"], aws_secret_access_key=p["aws_secret_access_key"],
+            config=botocore.config.Config(retries={"max_attempts": 1}),
+        )
+
+    def metrics(self):
+        with urllib.request.urlopen(self.url + "/_steward/metrics", timeout=5) as r:
+            return json.loads(r.read())
+
+    def stop(self):
+        self.proc.terminate()
+        try:
+            self.proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+
+
+API = None
 
 
 def delta(before, after):
@@ -37,23 +99,32 @@ def delta(before, after):
             d = n - before["requests"].get(service, {}).get(op, 0)
             if d:
                 out[f"{service}.{op}"] = d
+    for k, n in after["sealer"].items():
+        d = n - before["sealer"].get(k, 0)
+        if d:
+            out[f"data-key cache.{k}"] = d
     return out
+
+
+def fmt(per_call):
+    aws = ", ".join(f"{k} {v:.2f}" for k, v in sorted(per_call.items()) if not k.startswith("data-key")) or "none"
+    cache = ", ".join(f"{k.split('.', 1)[1]} {v:.2f}" for k, v in sorted(per_call.items()) if k.startswith("data-key"))
+    return aws + (f" | data-key cache per call: {cache}" if cache else "")
 
 
 def measured(label, calls, fn):
     """Runs fn `calls` times; prints p50/p99 and AWS requests per call."""
-    before = metrics()
+    before = API.metrics()
     times = []
     for i in range(calls):
         t = time.perf_counter()
         fn(i)
         times.append((time.perf_counter() - t) * 1000)
-    per_call = {k: v / calls for k, v in delta(before, metrics()).items()}
+    per_call = {k: v / calls for k, v in delta(before, API.metrics()).items()}
     times.sort()
     p50 = statistics.median(times)
     p99 = times[min(len(times) - 1, math.ceil(0.99 * len(times)) - 1)]
-    requests = ", ".join(f"{k} {v:.2f}" for k, v in sorted(per_call.items())) or "none"
-    print(f"{label:<44} p50 {p50:7.2f} ms  p99 {p99:7.2f} ms  | AWS requests per call: {requests}")
+    print(f"{label:<52} p50 {p50:7.2f} ms  p99 {p99:7.2f} ms  | AWS requests per call: {fmt(per_call)}")
     return per_call
 
 
@@ -87,8 +158,26 @@ def item_sizes(name):
 
 
 def main():
-    ssm = ssm_client()
+    global API
+    with tempfile.TemporaryDirectory() as work:
+        API = PrivateApi(work)
+        try:
+            run(API.ssm())
+        finally:
+            API.stop()
+
+
+def run(ssm):
+    print("How requests are counted: the SDK counters of the benchmark's own API-only control plane")
+    print("(no pollers, no scheduler, no agents in it): per call = counter difference / calls, each service")
+    print("and operation; 'data-key cache' lines are the SecureString sealer's KMS calls and cache hits.")
+    ttl = {**stack_env(), **os.environ}.get("STEWARD_DATA_KEY_CACHE_SECONDS", "300")
+    print(f"Caches: data keys {ttl} s, 1,024 keys (cold = a version not read before in this process, warm = read")
+    print("again); access keys 60 s (a measurement crossing its expiry pays 2 GetItem + 1 KMS Decrypt once more).")
     root = f"/bench-{uuid.uuid4().hex[:8]}"
+    before = API.metrics()
+    ssm.describe_parameters(MaxResults=1)
+    print(f"first signed call of the process (DescribeParameters, access-key cache empty): {fmt(delta(before, API.metrics()))}")
     print(f"creating {COUNT} parameters under {root}/ ...", flush=True)
     t = time.perf_counter()
     for i in range(COUNT):
@@ -103,7 +192,15 @@ def main():
     ssm.put_parameter(Name=secret, Type="SecureString", Value="bench-secret")
     measured("PutParameter SecureString (overwrite)", SAMPLES // 3,
              lambda i: ssm.put_parameter(Name=secret, Value=f"bench-secret-{i}", Overwrite=True))
-    measured("GetParameter SecureString WithDecryption", SAMPLES,
+    # Cold: each call reads a version this process never read (its data key
+    # is not cached). Warm: one version, read again and again.
+    cold = [f"{root}-cold/s{i:03d}" for i in range(SAMPLES // 3)]
+    for name in cold:
+        ssm.put_parameter(Name=name, Type="SecureString", Value="bench-secret")
+    measured("GetParameter SecureString WithDecryption, cold", len(cold),
+             lambda i: ssm.get_parameter(Name=cold[i], WithDecryption=True))
+    ssm.get_parameter(Name=secret, WithDecryption=True)
+    measured("GetParameter SecureString WithDecryption, warm", SAMPLES,
              lambda i: ssm.get_parameter(Name=secret, WithDecryption=True))
     measured("GetParameter SecureString without decryption", SAMPLES, lambda i: ssm.get_parameter(Name=secret))
 
@@ -118,7 +215,7 @@ def main():
             if not token:
                 return n
 
-    pages_before = metrics()
+    pages_before = API.metrics()
     t = time.perf_counter()
     total = 0
     token = None
@@ -136,11 +233,11 @@ def main():
             break
     whole = time.perf_counter() - t
     page_times.sort()
-    per_call = {k: v / calls for k, v in delta(pages_before, metrics()).items()}
+    per_call = {k: v / calls for k, v in delta(pages_before, API.metrics()).items()}
     print(
         f"GetParametersByPath recursive over {total} parameters: {calls} pages of <=10 in {whole:.2f} s; "
         f"per page p50 {statistics.median(page_times):.2f} ms p99 {page_times[math.ceil(0.99 * len(page_times)) - 1]:.2f} ms; "
-        f"AWS requests per page: " + ", ".join(f"{k} {v:.2f}" for k, v in sorted(per_call.items()))
+        f"AWS requests per page: {fmt(per_call)}"
     )
     measured("GetParametersByPath one level (100 params, 10 pages)", 10, by_path_one_level)
 

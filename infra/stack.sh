@@ -10,6 +10,9 @@
 # Both emulators keep their state in memory: after a start, run
 # infra/provision.py to create the resources of template.yaml again.
 #
+# LocalStack logs service-to-service requests too (EventBridge delivering to
+# its SQS targets): the benchmarks count them (bench/meter.py).
+#
 # Environment: STEWARD_LOCALSTACK_PORT (4566), STEWARD_DYNAMODB_PORT (8000),
 # STEWARD_STACK_TIMEOUT (seconds to wait for readiness, 120).
 set -euo pipefail
@@ -114,6 +117,7 @@ start_localstack() {
     SQS_ENDPOINT_STRATEGY=off \
     SKIP_SSL_CERT_DOWNLOAD=1 \
     DISABLE_EVENTS=1 \
+    LOG_LEVEL_OVERRIDES=localstack.request.internal=INFO \
     "$PY" -m localstack.runtime.main
   LS_STATE=started
 }

@@ -1,0 +1,25 @@
+# shellcheck shell=bash
+# Sourced by the benchmarks (after infra/lib.sh): the figures are those of the
+# code as it ships, so the debug control plane `make up` started is swapped
+# for the release one for the run, and restored on exit, whatever the exit.
+# The release one logs every API request (debug level of steward_local::api):
+# bench/meter.py counts them as Lambda invocations.
+
+# release_control_plane NAME: swap in the release control plane; its log is
+# kept as .local/logs/steward-local-NAME.log after the run.
+release_control_plane() {
+  local name=$1
+  cargo build --release -p steward-agent -p steward-local
+  bash infra/control-plane.sh stop
+  # shellcheck disable=SC2064 # the name is fixed now
+  trap "restore_control_plane $name" EXIT
+  STEWARD_PROFILE=release RUST_LOG="info,steward_local::api=debug" bash infra/control-plane.sh start
+}
+
+restore_control_plane() {
+  local status=$?
+  bash infra/control-plane.sh stop
+  cp .local/logs/steward-local.log ".local/logs/steward-local-$1.log" || true
+  env -u STEWARD_PROFILE -u RUST_LOG bash infra/control-plane.sh start
+  exit "$status"
+}
