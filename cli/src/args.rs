@@ -489,8 +489,8 @@ pub struct AutomationStartArgs {
     /// The runbook version: a number, `$DEFAULT` or `$LATEST` (default: the default version).
     #[arg(long)]
     pub version: Option<String>,
-    /// Idempotency token: a start retried with the same token starts one execution.
-    #[arg(long)]
+    /// Idempotency token, a UUID (e.g. from `uuidgen`): a start retried with the same token starts one execution.
+    #[arg(long, value_parser = parse_client_token)]
     pub client_token: Option<String>,
 }
 
@@ -528,6 +528,23 @@ pub struct AutomationShowArgs {
     /// Show the execution as it is now and return.
     #[arg(long)]
     pub no_wait: bool,
+}
+
+/// Checks a ClientToken is what SSM takes: a UUID, 8-4-4-4-12 hex digits.
+pub fn parse_client_token(s: &str) -> Result<String, String> {
+    let groups: Vec<&str> = s.split('-').collect();
+    let shape = groups.iter().map(|g| g.len()).collect::<Vec<_>>() == [8, 4, 4, 4, 12];
+    if shape
+        && groups
+            .iter()
+            .all(|g| g.chars().all(|c| c.is_ascii_hexdigit()))
+    {
+        Ok(s.to_string())
+    } else {
+        Err(format!(
+            "`{s}`: a client token is a UUID, e.g. 3f2504e0-4f89-41d3-9a0c-0305e82c3301 (make one with `uuidgen`)"
+        ))
+    }
 }
 
 /// Parses a runbook parameter, `name=value`: the first `=` splits, the value

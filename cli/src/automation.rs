@@ -683,6 +683,7 @@ mod tests {
     }
 
     const ID: &str = "8a1c3e5f-0000-4000-8000-00000000abcd";
+    const TOKEN: &str = "3f2504e0-4f89-41d3-9a0c-0305E82C3301";
     const T0: f64 = 1_700_000_000.0;
 
     fn step(n: u32, name: &str, action: &str, status: &str) -> Value {
@@ -778,7 +779,7 @@ mod tests {
             "--version",
             "$LATEST",
             "--client-token",
-            "t-1",
+            TOKEN,
         ])
         .unwrap() else {
             panic!("not start")
@@ -789,7 +790,7 @@ mod tests {
         assert_eq!(p["Expr"], vec!["x=y"]);
         assert_eq!(p["Empty"], vec![""]);
         assert_eq!(a.version.as_deref(), Some("$LATEST"));
-        assert_eq!(a.client_token.as_deref(), Some("t-1"));
+        assert_eq!(a.client_token.as_deref(), Some(TOKEN));
     }
 
     #[test]
@@ -797,6 +798,25 @@ mod tests {
         for bad in [
             &["start", "R", "--param", "novalue"][..],
             &["start", "R", "--param", "=v"],
+            &["start", "R", "--client-token", "t-1"],
+            &[
+                "start",
+                "R",
+                "--client-token",
+                "3f2504e0-4f89-41d3-9a0c-0305e82c330",
+            ],
+            &[
+                "start",
+                "R",
+                "--client-token",
+                "3f2504e0-4f89-41d3-9a0c-0305e82c330g",
+            ],
+            &[
+                "start",
+                "R",
+                "--client-token",
+                "3f2504e04f89-41d3-9a0c-0305e82c3301-",
+            ],
             &["start"],
             &["list", "--status", "Running"],
             &["list", "--max", "0"],
@@ -808,6 +828,8 @@ mod tests {
         }
         let e = parse(&["start", "R", "--param", "novalue"]).unwrap_err();
         assert!(e.to_string().contains("expected name=value"), "{e}");
+        let e = parse(&["start", "R", "--client-token", "t-1"]).unwrap_err();
+        assert!(e.to_string().contains("a client token is a UUID"), "{e}");
         let AutomationCommand::List(l) =
             parse(&["list", "--status", "InProgress", "--status", "Waiting"]).unwrap()
         else {
@@ -836,7 +858,7 @@ mod tests {
                 "--version",
                 "2",
                 "--client-token",
-                "t-1",
+                TOKEN,
             ],
             false,
             false,
@@ -853,7 +875,7 @@ mod tests {
                 "DocumentName": "Steward-RestartService",
                 "DocumentVersion": "2",
                 "Parameters": { "InstanceId": ["mi-1", "mi-2"], "Commands": ["echo a,b"] },
-                "ClientToken": "t-1",
+                "ClientToken": TOKEN,
             })
         );
     }
