@@ -441,7 +441,7 @@ pub const AUTOMATION_STATUSES: [&str; 8] = [
 
 #[derive(Debug, Subcommand)]
 #[command(
-    after_help = "Example:\n  steward automation start Steward-RestartService --param InstanceId=mi-0123456789abcdef0 --param ServiceName=nginx\n  steward automation show <execution-id>\n  steward automation approve <execution-id> --comment \"looks right\""
+    after_help = "Example:\n  steward automation start <runbook> --param InstanceId=mi-0123456789abcdef0 --param Names=a --param Names=b\n  steward automation show <execution-id>\n  steward automation approve <execution-id> --comment \"looks right\""
 )]
 pub enum AutomationCommand {
     /// Start a runbook (StartAutomationExecution) and print the execution id.

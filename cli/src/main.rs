@@ -1,6 +1,7 @@
 //! steward: the operator's command line over the SSM API.
 //!
-//! Exit codes: 0 success; 1 a command ran but did not succeed everywhere;
+//! Exit codes: 0 success; 1 a command ran but did not succeed everywhere
+//! (or an automation execution shown ended other than in Success);
 //! 2 usage or API errors.
 
 mod args;
