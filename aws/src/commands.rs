@@ -135,6 +135,9 @@ pub fn command_to_item(c: &Command) -> Item {
     if let Some(nc) = &c.notification_config {
         item.insert("NotificationConfig".into(), to_av(nc));
     }
+    if let Some(e) = &c.automation_execution_id {
+        item.insert("AutomationExecutionId".into(), s(e));
+    }
     item
 }
 
@@ -180,6 +183,7 @@ pub fn command_from_item(item: &Item) -> Command {
             item.get("CancelRequested"),
             Some(AttributeValue::Bool(true))
         ),
+        automation_execution_id: crate::item::get_str(item, "AutomationExecutionId"),
     }
 }
 
@@ -480,6 +484,8 @@ pub struct RunCommandAdapters {
     pub scope: steward_core::arn::ArnScope,
     /// Read by SendCommand for the account's documents.
     pub documents: crate::documents::DocumentTable,
+    /// Woken when a command an automation step sent ends.
+    pub automation: crate::automation::SqsAutomationQueue,
 }
 
 impl RunCommandAdapters {
@@ -495,6 +501,7 @@ impl RunCommandAdapters {
             signer: crate::signer::KmsSigner::new(stack),
             parameters: crate::parameters::ParameterTable::new(stack),
             documents: crate::documents::DocumentTable::new(stack),
+            automation: crate::automation::SqsAutomationQueue::new(stack),
             scope: steward_core::arn::ArnScope {
                 region: stack.settings.region.clone(),
                 account: stack.settings.account_id.clone(),
@@ -516,6 +523,7 @@ impl RunCommandAdapters {
             parameters: &self.parameters,
             scope: &self.scope,
             documents: &self.documents,
+            automation: &self.automation,
         }
     }
 }

@@ -99,6 +99,7 @@ impl StepServices for MemoryServices {
     async fn create_command(
         &self,
         run_as: &str,
+        _execution_id: &str,
         command_id: &str,
         inputs: &Value,
     ) -> Result<(), String> {

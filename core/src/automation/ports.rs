@@ -58,6 +58,7 @@ pub trait StepServices: Send + Sync {
     async fn create_command(
         &self,
         run_as: &str,
+        execution_id: &str,
         command_id: &str,
         inputs: &Value,
     ) -> Result<(), String>;

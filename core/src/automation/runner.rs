@@ -112,7 +112,7 @@ impl Runner<'_> {
                 } => {
                     if let Err(why) = self
                         .services
-                        .create_command(&exec.run_as, &command_id, &inputs)
+                        .create_command(&exec.run_as, &exec.execution_id, &command_id, &inputs)
                         .await
                     {
                         seen.command_refused = Some((command_id, why));

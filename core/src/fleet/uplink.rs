@@ -116,6 +116,7 @@ mod tests {
         groups: BTreeMap<String, crate::targets::GroupQuery>,
         mailbox: rc::Mailbox,
         work: rc::Work,
+        automation: crate::automation::memory::MemoryQueue,
         bus: rc::Events,
         signer: rc::Signer,
         parameters: crate::parameters::memory::MemoryParameterStore,
@@ -138,6 +139,7 @@ mod tests {
                 groups: BTreeMap::new(),
                 mailbox: rc::Mailbox::default(),
                 work: rc::Work::default(),
+                automation: Default::default(),
                 bus: rc::Events::default(),
                 signer: rc::Signer::new(),
                 parameters: Default::default(),
@@ -165,6 +167,7 @@ mod tests {
                     parameters: &self.parameters,
                     scope: &self.scope,
                     documents: &self.documents,
+                    automation: &self.automation,
                 },
             };
             receive(&ports, body, now).await.unwrap()

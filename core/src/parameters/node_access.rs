@@ -320,6 +320,7 @@ mod tests {
             }],
             tally: Default::default(),
             cancel_requested: false,
+            automation_execution_id: None,
         }
     }
 

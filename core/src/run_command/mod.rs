@@ -61,6 +61,8 @@ pub struct RunCommandContext<'a> {
     pub scope: &'a ArnScope,
     /// The account's documents, read by SendCommand (built-ins need none).
     pub documents: &'a dyn crate::documents::store::DocumentStore,
+    /// Woken when a command an automation step sent ends.
+    pub automation: &'a dyn crate::automation::ports::AutomationQueue,
 }
 
 impl RunCommandContext<'_> {

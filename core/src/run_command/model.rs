@@ -44,6 +44,9 @@ pub struct Command {
     pub steps: Vec<PluginStep>,
     pub tally: Tally,
     pub cancel_requested: bool,
+    /// The automation execution whose aws:runCommand step sent it: woken
+    /// when the command ends, so the step waits without a poll.
+    pub automation_execution_id: Option<String>,
 }
 
 impl Command {

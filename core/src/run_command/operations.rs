@@ -58,7 +58,7 @@ pub async fn send_command(
     body: &Value,
     now: f64,
 ) -> Result<Value, SsmError> {
-    send_command_as(rc, caller, body, now, &new_command_id()).await
+    send_command_as(rc, caller, body, now, &new_command_id(), None).await
 }
 
 /// SendCommand under a command id the caller chose (an automation step
@@ -71,6 +71,7 @@ pub async fn send_command_as(
     body: &Value,
     now: f64,
     command_id: &str,
+    automation_execution_id: Option<&str>,
 ) -> Result<Value, SsmError> {
     if let Some(existing) = rc.store.get_command(command_id).await? {
         return Ok(json!({ "Command": view::command(&existing) }));
@@ -178,6 +179,7 @@ pub async fn send_command_as(
         steps,
         tally,
         cancel_requested: false,
+        automation_execution_id: automation_execution_id.map(str::to_string),
     };
     if let Err(e) = rc.store.put_command(&command).await {
         // Another delivery of the same step created it first: that one

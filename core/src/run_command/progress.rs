@@ -35,6 +35,13 @@ pub async fn settle(
             c.status = next.status.to_string();
             c.status_details = next.details.to_string();
             rc.emit(command_status_changed(&c)).await;
+            if next.is_final()
+                && let Some(execution) = &c.automation_execution_id
+                && let Err(e) = rc.automation.wake(execution, 0).await
+            {
+                // The step also looks again on its own every minute.
+                tracing::warn!(command_id, execution = %execution, error = %e, "automation not woken at a command's end");
+            }
             return Ok(Some(c));
         }
         // Someone else moved it meanwhile: read again.

@@ -20,6 +20,7 @@ struct World {
     groups: BTreeMap<String, crate::targets::GroupQuery>,
     mailbox: Mailbox,
     work: Work,
+    automation: crate::automation::memory::MemoryQueue,
     events: Events,
     signer: Signer,
     parameters: crate::parameters::memory::MemoryParameterStore,
@@ -56,6 +57,7 @@ impl World {
             groups: BTreeMap::new(),
             mailbox: Mailbox::default(),
             work: Work::default(),
+            automation: Default::default(),
             events: Events::default(),
             signer: Signer::new(),
             parameters: Default::default(),
@@ -81,6 +83,7 @@ impl World {
             parameters: &self.parameters,
             scope: &self.scope,
             documents: &self.documents,
+            automation: &self.automation,
         }
     }
 
@@ -1375,4 +1378,45 @@ async fn oversized_parameters_and_steps_are_refused_before_anything_is_stored() 
     assert!(err.to_string().contains("at most 131072"), "{err}");
     assert!(w.store.commands.lock().unwrap().is_empty());
     assert!(w.work.items.lock().unwrap().is_empty());
+}
+
+/// An automation step's command: sent under the id the step chose (a
+/// second send answers the same command and sends nothing more), and its
+/// end wakes the execution, once, and only at the end.
+#[tokio::test]
+async fn a_command_an_automation_step_sent_is_sent_once_and_wakes_it_at_its_end() {
+    let w = World::new(&[(1, &[])]);
+    let id = "0b5f5a34-6c3e-4a2b-9a53-7f1d1d2c9e01";
+    let rc = w.rc();
+    for _ in 0..2 {
+        let answer = operations::send_command_as(
+            &rc,
+            &admin(),
+            &shell(&[node(1)]),
+            1000.0,
+            id,
+            Some("exec-7"),
+        )
+        .await
+        .unwrap();
+        assert_eq!(answer["Command"]["CommandId"], id);
+    }
+    assert_eq!(w.store.commands.lock().unwrap().len(), 1);
+    assert_eq!(w.work.items.lock().unwrap().len(), 1, "fanned out once");
+    w.drain(1000.0).await;
+    ingest::apply_update(&rc, &node(1), update(id, D::InProgress, -1, ""))
+        .await
+        .unwrap();
+    assert!(
+        w.automation.wakes.lock().unwrap().is_empty(),
+        "not woken before the end"
+    );
+    ingest::apply_update(&rc, &node(1), update(id, D::Success, 0, "ok\n"))
+        .await
+        .unwrap();
+    assert_eq!(w.command(id).status, "Success");
+    assert_eq!(
+        w.automation.wakes.lock().unwrap().as_slice(),
+        [("exec-7".to_string(), 0)]
+    );
 }

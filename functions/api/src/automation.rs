@@ -95,6 +95,7 @@ impl StepServices for StackStepServices<'_> {
     async fn create_command(
         &self,
         run_as: &str,
+        execution_id: &str,
         command_id: &str,
         inputs: &Value,
     ) -> Result<(), String> {
@@ -107,10 +108,17 @@ impl StepServices for StackStepServices<'_> {
         steward_core::api_model::validate("SendCommand", &body).map_err(refused)?;
         let caller = p.caller(&self.stack.settings.account_id);
         let ports = self.stack.run_command().ports();
-        send_command_as(&ports, &caller, &body, now_epoch(), command_id)
-            .await
-            .map(|_| ())
-            .map_err(refused)
+        send_command_as(
+            &ports,
+            &caller,
+            &body,
+            now_epoch(),
+            command_id,
+            Some(execution_id),
+        )
+        .await
+        .map(|_| ())
+        .map_err(refused)
     }
 
     async fn command(&self, command_id: &str) -> Result<CommandSeen, SsmError> {

@@ -232,7 +232,12 @@ mod tests {
         for op in SSM_OPERATIONS {
             assert!(area(op, &json!({})).is_some(), "{op} is served");
         }
-        for op in ["CreateAssociation", "StartSession", "GetInventory", "CreatePatchBaseline"] {
+        for op in [
+            "CreateAssociation",
+            "StartSession",
+            "GetInventory",
+            "CreatePatchBaseline",
+        ] {
             assert_eq!(area(op, &json!({})), None, "{op}");
         }
     }
