@@ -2,11 +2,15 @@
 //! documents are, so `Owner=Amazon` lists them. Only documents whose steps
 //! Steward really runs are shipped: `AWS-RunShellScript` with SSM's own
 //! content (byte for byte, so its Hash is SSM's), and Steward's own, named
-//! `Steward-*`, whose descriptions say they are Steward's: CheckDiskSpace,
-//! GatherNodeFacts, TailFile and ManageService. Every parameter a Steward
-//! document puts into a script is bounded by allowedValues or an
-//! allowedPattern that admits no shell quoting characters, since values are
-//! placed in the script as text.
+//! `Steward-*`, whose descriptions say they are Steward's: the Command
+//! documents CheckDiskSpace, GatherNodeFacts, TailFile and ManageService,
+//! and the Automation runbooks RestartServiceAndVerify and
+//! RunCommandAfterApproval. Every parameter a Steward Command document puts
+//! into a script is bounded by allowedValues or an allowedPattern that
+//! admits no shell quoting characters, since values are placed in the script
+//! as text. A runbook's command lists are commands, given whole to
+//! AWS-RunShellScript, which its starter must be allowed to send; its other
+//! parameters that reach a step are bounded the same way.
 
 use super::Document;
 use super::document_type::{Content, DocumentType};
@@ -44,6 +48,8 @@ impl BuiltinDocument {
         Content::parse(self.document_type, self.content, self.format)
     }
 
+    /// The content as a Command document (a runbook is refused: read it
+    /// with [`Self::content`]).
     pub fn document(&self) -> Result<Document, SsmError> {
         let d = Document::parse(self.content, self.format)?;
         debug_assert_eq!(d.schema_version.as_str(), self.schema_version);
@@ -51,7 +57,8 @@ impl BuiltinDocument {
     }
 }
 
-/// A built-in document whose content is `builtin/<name>.<ext>`.
+/// A built-in document whose content is `builtin/<name>.<ext>`: a Command
+/// document, or with `Automation` a runbook (schema 0.3, YAML).
 macro_rules! builtin {
     ($name:literal, $format:ident, $ext:literal, $schema:literal) => {
         BuiltinDocument {
@@ -60,6 +67,15 @@ macro_rules! builtin {
             content: include_str!(concat!("builtin/", $name, ".", $ext)),
             schema_version: $schema,
             document_type: DocumentType::Command,
+        }
+    };
+    (Automation $name:literal) => {
+        BuiltinDocument {
+            name: $name,
+            format: DocumentFormat::Yaml,
+            content: include_str!(concat!("builtin/", $name, ".yaml")),
+            schema_version: crate::automation::runbook::SCHEMA_VERSION,
+            document_type: DocumentType::Automation,
         }
     };
 }
@@ -74,12 +90,19 @@ pub const STEWARD_TAIL_FILE: BuiltinDocument = builtin!("Steward-TailFile", Yaml
 pub const STEWARD_MANAGE_SERVICE: BuiltinDocument =
     builtin!("Steward-ManageService", Yaml, "yaml", "2.2");
 
-pub const ALL: [BuiltinDocument; 5] = [
+pub const STEWARD_RESTART_SERVICE_AND_VERIFY: BuiltinDocument =
+    builtin!(Automation "Steward-RestartServiceAndVerify");
+pub const STEWARD_RUN_COMMAND_AFTER_APPROVAL: BuiltinDocument =
+    builtin!(Automation "Steward-RunCommandAfterApproval");
+
+pub const ALL: [BuiltinDocument; 7] = [
     AWS_RUN_SHELL_SCRIPT,
     STEWARD_CHECK_DISK_SPACE,
     STEWARD_GATHER_NODE_FACTS,
     STEWARD_TAIL_FILE,
     STEWARD_MANAGE_SERVICE,
+    STEWARD_RESTART_SERVICE_AND_VERIFY,
+    STEWARD_RUN_COMMAND_AFTER_APPROVAL,
 ];
 
 /// The built-in document `name` names, by name or by SSM's ARN form for
@@ -107,11 +130,32 @@ mod tests {
     #[test]
     fn every_builtin_parses_with_its_schema() {
         for b in ALL {
-            let d = b.document().unwrap_or_else(|e| panic!("{}: {e}", b.name));
-            assert_eq!(d.schema_version.as_str(), b.schema_version, "{}", b.name);
+            let c = b.content().unwrap_or_else(|e| panic!("{}: {e}", b.name));
+            assert_eq!(c.document_type(), b.document_type, "{}", b.name);
+            assert_eq!(c.schema_version(), b.schema_version, "{}", b.name);
             assert_eq!(b.owner(), "Amazon");
             assert_eq!(b.hash().len(), 64);
         }
+        let runbooks: Vec<_> = ALL
+            .iter()
+            .filter(|b| b.document_type == DocumentType::Automation)
+            .map(|b| b.name)
+            .collect();
+        assert_eq!(
+            runbooks,
+            [
+                "Steward-RestartServiceAndVerify",
+                "Steward-RunCommandAfterApproval"
+            ]
+        );
+        // A runbook is not a Command document: SendCommand cannot run it.
+        assert_eq!(
+            STEWARD_RESTART_SERVICE_AND_VERIFY
+                .document()
+                .unwrap_err()
+                .code(),
+            "InvalidDocumentContent"
+        );
     }
 
     #[test]
@@ -298,13 +342,29 @@ mod tests {
     #[test]
     fn steward_documents_say_they_are_stewards() {
         for b in ALL.iter().filter(|b| b.name.starts_with("Steward-")) {
+            let says = match b.document_type {
+                DocumentType::Command => "Steward built-in document (not an AWS document)",
+                DocumentType::Automation => "Steward built-in runbook (not an AWS document)",
+            };
+            let content = b.content().unwrap();
+            assert!(content.description().starts_with(says), "{}", b.name);
+            if b.document_type == DocumentType::Automation {
+                // Commands are given whole to AWS-RunShellScript and the
+                // message is only shown; every other parameter is bounded.
+                for p in content.parameters() {
+                    if ["RestartCommands", "CheckCommands", "Commands", "Message"]
+                        .contains(&p.name.as_str())
+                    {
+                        continue;
+                    }
+                    for bad in SHELL_QUOTING {
+                        let e = p.accept(&[bad.to_string()]).unwrap_err();
+                        assert_eq!(e.code(), "InvalidParameters", "{} {} {bad}", b.name, p.name);
+                    }
+                }
+                continue;
+            }
             let d = b.document().unwrap();
-            assert!(
-                d.description
-                    .starts_with("Steward built-in document (not an AWS document)"),
-                "{}",
-                b.name
-            );
             // Every declared parameter is bounded (see the module comment).
             for p in &d.parameters {
                 for bad in SHELL_QUOTING {
@@ -385,5 +445,287 @@ mod tests {
             &d.steps_for(&p, "MacOS").unwrap()[0].outcome,
             StepOutcome::Skipped { .. }
         ));
+    }
+
+    // ------------------------------------------------------------ runbooks
+
+    use crate::automation::Runbook;
+    use crate::automation::control::{self, Caller, Signal};
+    use crate::automation::engine::{self, CommandOutcome, Effect, Env, Observed};
+    use crate::automation::execution::{AutomationStatus, Execution};
+    use crate::documents::declared_parameters::validate;
+    use serde_json::{Value, json};
+
+    const NODE: &str = "mi-0123456789abcdef0";
+
+    fn runbook(b: &BuiltinDocument) -> Runbook {
+        match b.content().unwrap() {
+            Content::Automation(r) => r,
+            Content::Command(_) => panic!("{} is not a runbook", b.name),
+        }
+    }
+
+    fn env(now: f64) -> Env {
+        Env {
+            now,
+            account_id: "000000000000".into(),
+            region: "us-east-1".into(),
+            partition: "aws".into(),
+        }
+    }
+
+    /// An execution of `b` with `pairs`, checked as StartAutomationExecution
+    /// checks them.
+    fn execution(b: &BuiltinDocument, pairs: &[(&str, &[&str])]) -> Result<Execution, SsmError> {
+        let r = runbook(b);
+        let resolved = validate(&r.parameters, &given(pairs))?;
+        let params = resolved
+            .iter()
+            .map(|(k, v)| (k.clone(), v.to_json()))
+            .collect();
+        Ok(Execution::new(
+            "e-1".into(),
+            b.name.into(),
+            "1".into(),
+            params,
+            "arn:aws:iam::000000000000:user/steward-events".into(),
+        ))
+    }
+
+    /// The commands `fx` asks for: (command id, inputs).
+    fn commands(fx: &[Effect]) -> Vec<(String, Value)> {
+        fx.iter()
+            .filter_map(|e| match e {
+                Effect::CreateCommand {
+                    command_id, inputs, ..
+                } => Some((command_id.clone(), inputs.clone())),
+                _ => None,
+            })
+            .collect()
+    }
+
+    fn ended(command_id: &str, status: &str) -> Observed {
+        Observed {
+            command: Some(CommandOutcome {
+                command_id: command_id.into(),
+                status: status.into(),
+                response_code: if status == "Success" { 0 } else { 1 },
+                output: format!("{status}\n"),
+            }),
+            ..Default::default()
+        }
+    }
+
+    const RESTART: &[(&str, &[&str])] = &[
+        ("InstanceId", &[NODE]),
+        ("RestartCommands", &["systemctl restart web"]),
+        (
+            "CheckCommands",
+            &["systemctl is-active web", "curl -fs localhost"],
+        ),
+    ];
+
+    /// Runs Steward-RestartServiceAndVerify with the restart and the check
+    /// ending as given; returns the execution and every command it sent.
+    fn restart_and_verify(restart: &str, check: &str) -> (Execution, Vec<(String, Value)>) {
+        let r = runbook(&STEWARD_RESTART_SERVICE_AND_VERIFY);
+        let mut e = execution(&STEWARD_RESTART_SERVICE_AND_VERIFY, RESTART).unwrap();
+        let mut sent = commands(&engine::advance(
+            &mut e,
+            &r,
+            &Observed::default(),
+            &env(100.0),
+        ));
+        assert_eq!(sent.len(), 1);
+        let fx = engine::advance(&mut e, &r, &ended(&sent[0].0, restart), &env(101.0));
+        sent.extend(commands(&fx));
+        if restart != "Success" {
+            return (e, sent);
+        }
+        // The settle step waits CheckDelay (PT5S by default), then checks.
+        assert!(fx.contains(&Effect::WakeAt(106.0)), "{fx:?}");
+        assert_eq!(sent.len(), 1, "checked before the delay");
+        sent.extend(commands(&engine::advance(
+            &mut e,
+            &r,
+            &Observed::default(),
+            &env(106.0),
+        )));
+        assert_eq!(sent.len(), 2);
+        let last = sent[1].0.clone();
+        engine::advance(&mut e, &r, &ended(&last, check), &env(107.0));
+        (e, sent)
+    }
+
+    #[test]
+    fn restart_service_and_verify_restarts_waits_then_checks_that_node() {
+        let (e, sent) = restart_and_verify("Success", "Success");
+        assert_eq!(e.status, AutomationStatus::Success);
+        let (restart, check) = (&sent[0].1, &sent[1].1);
+        assert_eq!(restart["DocumentName"], "AWS-RunShellScript");
+        assert_eq!(restart["InstanceIds"], json!([NODE]));
+        assert_eq!(
+            restart["Parameters"]["commands"],
+            json!(["systemctl restart web"])
+        );
+        assert_eq!(restart["Comment"], "Restart by automation e-1");
+        assert_eq!(check["InstanceIds"], json!([NODE]));
+        assert_eq!(
+            check["Parameters"]["commands"],
+            json!(["systemctl is-active web", "curl -fs localhost"])
+        );
+        let names: Vec<_> = e.steps.iter().map(|s| s.name.as_str()).collect();
+        assert_eq!(names, ["restart", "settle", "verify"]);
+        assert_eq!(e.outputs["verify.Output"], json!("Success\n"));
+    }
+
+    #[test]
+    fn restart_service_and_verify_fails_when_the_check_or_the_restart_fails() {
+        let (e, sent) = restart_and_verify("Success", "Failed");
+        assert_eq!(e.status, AutomationStatus::Failed);
+        assert_eq!(sent.len(), 2);
+        let (e, sent) = restart_and_verify("Failed", "Success");
+        assert_eq!(e.status, AutomationStatus::Failed);
+        assert_eq!(sent.len(), 1, "checked after a failed restart");
+    }
+
+    #[test]
+    fn restart_service_and_verify_parameters_are_checked() {
+        let code = |pairs: &[(&str, &[&str])]| {
+            execution(&STEWARD_RESTART_SERVICE_AND_VERIFY, pairs)
+                .map(|_| ())
+                .unwrap_err()
+                .code()
+        };
+        // Each required parameter left out, and each bounded one wrong.
+        for leave_out in ["InstanceId", "RestartCommands", "CheckCommands"] {
+            let pairs: Vec<_> = RESTART
+                .iter()
+                .copied()
+                .filter(|(k, _)| *k != leave_out)
+                .collect();
+            assert_eq!(code(&pairs), "InvalidParameters", "{leave_out}");
+        }
+        for (k, v) in [
+            ("InstanceId", "i-123"),
+            ("InstanceId", "mi-0123456789abcdef0 mi-0123456789abcdef1"),
+            ("CheckDelay", "5"),
+            ("CheckDelay", "P1D"),
+        ] {
+            let mut pairs = RESTART.to_vec();
+            let value = [v];
+            pairs.push((k, &value));
+            assert_eq!(code(&pairs), "InvalidParameters", "{k}={v}");
+        }
+        let e = execution(&STEWARD_RESTART_SERVICE_AND_VERIFY, RESTART).unwrap();
+        assert_eq!(e.parameters["CheckDelay"], json!("PT5S"));
+        let mut pairs = RESTART.to_vec();
+        pairs.push(("CheckDelay", &["PT2M"]));
+        assert!(execution(&STEWARD_RESTART_SERVICE_AND_VERIFY, &pairs).is_ok());
+    }
+
+    const APPROVAL: &[(&str, &[&str])] = &[
+        (
+            "Approvers",
+            &["alice", "arn:aws:iam::000000000000:user/bob"],
+        ),
+        ("InstanceIds", &[NODE, "mi-0123456789abcdef1"]),
+        ("Commands", &["apt-get -y upgrade openssl"]),
+    ];
+
+    fn approved_by(decisions: &[(&str, Signal)]) -> (Execution, Vec<(String, Value)>) {
+        let b = &STEWARD_RUN_COMMAND_AFTER_APPROVAL;
+        let r = runbook(b);
+        let mut e = execution(b, APPROVAL).unwrap();
+        let mut sent = commands(&engine::advance(
+            &mut e,
+            &r,
+            &Observed::default(),
+            &env(1.0),
+        ));
+        assert!(sent.is_empty(), "ran before approval");
+        assert_eq!(e.status, AutomationStatus::Waiting);
+        for (i, (who, signal)) in decisions.iter().enumerate() {
+            let names = [*who];
+            let now = 2.0 + i as f64;
+            control::signal(&mut e, *signal, &Caller { names: &names }, None, now).unwrap();
+            sent.extend(commands(&engine::advance(
+                &mut e,
+                &r,
+                &Observed::default(),
+                &env(now),
+            )));
+        }
+        (e, sent)
+    }
+
+    #[test]
+    fn run_command_after_approval_runs_only_once_approved() {
+        let (mut e, sent) = approved_by(&[("arn:aws:iam::000000000000:user/bob", Signal::Approve)]);
+        assert_eq!(sent.len(), 1);
+        let inputs = &sent[0].1;
+        assert_eq!(inputs["DocumentName"], "AWS-RunShellScript");
+        assert_eq!(inputs["InstanceIds"], json!([NODE, "mi-0123456789abcdef1"]));
+        assert_eq!(
+            inputs["Parameters"]["commands"],
+            json!(["apt-get -y upgrade openssl"])
+        );
+        let r = runbook(&STEWARD_RUN_COMMAND_AFTER_APPROVAL);
+        engine::advance(&mut e, &r, &ended(&sent[0].0, "Success"), &env(9.0));
+        assert_eq!(e.status, AutomationStatus::Success);
+        assert_eq!(e.outputs["run.Status"], json!("Success"));
+    }
+
+    #[test]
+    fn run_command_after_approval_rejected_runs_nothing_and_fails() {
+        let (e, sent) = approved_by(&[("alice", Signal::Reject)]);
+        assert!(sent.is_empty());
+        assert_eq!(e.status, AutomationStatus::Failed);
+        // Only a named approver may decide.
+        let b = &STEWARD_RUN_COMMAND_AFTER_APPROVAL;
+        let mut e = execution(b, APPROVAL).unwrap();
+        engine::advance(&mut e, &runbook(b), &Observed::default(), &env(1.0));
+        let e = control::signal(
+            &mut e,
+            Signal::Approve,
+            &Caller {
+                names: &["mallory"],
+            },
+            None,
+            2.0,
+        )
+        .unwrap_err();
+        assert_eq!(e.code(), "InvalidAutomationSignalException");
+    }
+
+    #[test]
+    fn run_command_after_approval_parameters_are_checked() {
+        let code = |pairs: &[(&str, &[&str])]| {
+            execution(&STEWARD_RUN_COMMAND_AFTER_APPROVAL, pairs)
+                .map(|_| ())
+                .unwrap_err()
+                .code()
+        };
+        for leave_out in ["Approvers", "InstanceIds", "Commands"] {
+            let pairs: Vec<_> = APPROVAL
+                .iter()
+                .copied()
+                .filter(|(k, _)| *k != leave_out)
+                .collect();
+            assert_eq!(code(&pairs), "InvalidParameters", "{leave_out}");
+        }
+        let eleven = ["a"; 11];
+        let mut pairs = APPROVAL.to_vec();
+        pairs[0] = ("Approvers", &eleven);
+        assert_eq!(code(&pairs), "InvalidParameters");
+        for (k, v) in [
+            ("MinRequiredApprovals", "0"),
+            ("MinRequiredApprovals", "11"),
+        ] {
+            let mut pairs = APPROVAL.to_vec();
+            let value = [v];
+            pairs.push((k, &value));
+            assert_eq!(code(&pairs), "InvalidParameters", "{k}={v}");
+        }
     }
 }
