@@ -1,7 +1,7 @@
 # Steward: the two commands a new user needs, and a few for developers.
 SHELL := /usr/bin/env bash
 
-.PHONY: up down test install stack provision build bench bench-scale lint
+.PHONY: up down test install stack provision build bench bench-scale bench-automation lint
 
 up: ## Install what is missing, build, start the local stack and control plane, register three agents, run a command.
 	@bash infra/up.sh
@@ -29,3 +29,6 @@ bench: ## Print the figures: binary sizes, agent memory, time to all-final for 3
 
 bench-scale: ## Check the request count on one command (--verify), then Run Command at fleet scale: 500 release agents, MaxConcurrency 100% and 10% (needs make up; BENCH_ARGS=--verify for the check alone).
 	@bash bench/scale.sh $(BENCH_ARGS)
+
+bench-automation: ## Automation: requests of a 20-step execution checked against a hand count, per step by service; step-to-step latency; 100 agents rate-controlled at MaxConcurrency 10 (release control plane; needs make up; BENCH_ARGS=--verify for the check alone).
+	@bash bench/automation.sh $(BENCH_ARGS)

@@ -26,6 +26,14 @@ benchmarks start the control plane with that level on).
 
 A request is counted when LocalStack answers it: a long poll in flight at a
 mark is counted in the window where it returns.
+
+A benchmark that runs a control plane process of its own (on queues of its
+own, so that nothing else reaches it) can count that process alone:
+`mark(url, log)` and `since(m, url, process_only=True)` take every service
+from the process's SDK counters (counted when sent) and its invocations
+from its log, and read no LocalStack log, which holds everyone's requests.
+EventBridge's deliveries are then not in the count: they depend on the
+rules on the bus, and the caller counts what its own rule received.
 """
 
 import json
@@ -54,7 +62,7 @@ DYNAMODB_WRITES = {"PutItem", "UpdateItem", "DeleteItem", "BatchWriteItem", "Tra
 
 _AWS_LINE = re.compile(r"request(\.internal)?\.aws\s*: AWS ([\w-]+)\.(\w+) => (\d+)")
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")
-_BATCH = re.compile(r"batch handled queue=(\w+) received=(\d+)")
+_BATCH = re.compile(r"batch handled queue=([\w-]+) received=(\d+)")
 _API = re.compile(r"request handled method=\S+ path=(\S+) target=(\S*)")
 
 HOW = """How requests are counted (what a deployed stack is billed for):
@@ -128,10 +136,18 @@ class Mark:
     control_plane_offset: int
     metrics: dict
     at: float
+    control_plane_log: Path = CONTROL_PLANE_LOG
 
 
-def mark(url=None):
-    return Mark(_size(LOCALSTACK_LOG), _size(CONTROL_PLANE_LOG), read_metrics(url), time.monotonic())
+def mark(url=None, log=None):
+    """A mark on the control plane at `url` (its metrics) whose log is `log`
+    (default: the control plane `make up` started)."""
+    log = Path(log) if log else CONTROL_PLANE_LOG
+    return Mark(_size(LOCALSTACK_LOG), _size(log), read_metrics(url), time.monotonic(), log)
+
+
+# The SDK's service names, as the keys LocalStack's log gives them.
+SDK_SERVICES = {"DynamoDB": "dynamodb", "SQS": "sqs", "EventBridge": "events", "KMS": "kms", "S3": "s3", "STS": "sts"}
 
 
 def _lines(path, offset):
@@ -153,6 +169,8 @@ class Bill:
     batches: Counter = field(default_factory=Counter)  # queue -> Lambda invocations
     messages: Counter = field(default_factory=Counter)  # queue -> messages handed to the function
     api: Counter = field(default_factory=Counter)  # X-Amz-Target -> API requests
+    # Every service from the SDK counters of one process (see `since`).
+    process_only: bool = False
 
     def billed(self):
         """{"<service>.<Op>": n}: every billed request, one key per kind."""
@@ -167,6 +185,10 @@ class Bill:
             if service == "DynamoDB":
                 kind = "read" if op in DYNAMODB_READS else "write" if op in DYNAMODB_WRITES else "other"
                 out[f"dynamodb.{op} ({kind})"] += v
+            elif self.process_only:
+                # S3 here would be presigned URLs, which make no request: a
+                # process-only count that shows any is to be looked at.
+                out[f"{SDK_SERVICES.get(service, service.lower())}.{op}"] += v
         for queue, n in self.batches.items():
             out[f"lambda.{queue} batch"] += n
         for target, n in self.api.items():
@@ -193,11 +215,13 @@ def by_service(billed):
     return out
 
 
-def since(m, url=None):
-    """What was billed between mark `m` and now."""
+def since(m, url=None, process_only=False):
+    """What was billed between mark `m` and now. `process_only`: the
+    requests of the control plane at `url` alone, every service from its SDK
+    counters, and no LocalStack log (see the module's doc)."""
     now = read_metrics(url)
-    bill = Bill(window=time.monotonic() - m.at)
-    for line in _lines(LOCALSTACK_LOG, m.localstack_offset):
+    bill = Bill(window=time.monotonic() - m.at, process_only=process_only)
+    for line in [] if process_only else _lines(LOCALSTACK_LOG, m.localstack_offset):
         hit = _AWS_LINE.search(line)
         if not hit:
             continue
@@ -206,7 +230,7 @@ def since(m, url=None):
         (bill.internal if internal else bill.external)[key] += 1
         if int(status) >= 400:
             bill.errors[key] += 1
-    for line in _lines(CONTROL_PLANE_LOG, m.control_plane_offset):
+    for line in _lines(m.control_plane_log, m.control_plane_offset):
         line = _ANSI.sub("", line)
         if hit := _BATCH.search(line):
             bill.batches[hit[1]] += 1
