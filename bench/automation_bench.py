@@ -212,9 +212,11 @@ class EventQueue:
         self.events.put_rule(Name=self.name, EventBusName=self.bus, EventPattern=json.dumps(pattern))
         self.events.put_targets(Rule=self.name, EventBusName=self.bus, Targets=[{"Id": "q", "Arn": arn}])
 
-    def drain(self, expect=None, quiet=3.0):
-        """[(SentTimestamp in s, event)]: everything the rule delivered, until
-        `expect` events arrived or none came for `quiet` seconds."""
+    def drain(self, execution_id=None, expect=None, quiet=3.0):
+        """[(SentTimestamp in s, event)] of `execution_id` (any: None) that
+        the rule delivered, until `expect` of them arrived or none came for
+        `quiet` seconds. Others' (an earlier execution's late ones) are
+        dropped."""
         got = []
         last = time.monotonic()
         while time.monotonic() - last < quiet and (expect is None or len(got) < expect):
@@ -223,7 +225,9 @@ class EventQueue:
             if msgs:
                 last = time.monotonic()
             for m in msgs:
-                got.append((int(m["Attributes"]["SentTimestamp"]) / 1000, json.loads(m["Body"])))
+                event = json.loads(m["Body"])
+                if execution_id is None or event["detail"].get("ExecutionId") == execution_id:
+                    got.append((int(m["Attributes"]["SentTimestamp"]) / 1000, event))
             if msgs:
                 self.sqs.delete_message_batch(QueueUrl=self.url, Entries=[
                     {"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(msgs)])
@@ -373,7 +377,6 @@ FIXED_PHASES = {"start", "delivery"}
 def check_count(private, node_id, parameter, runbook):
     """One execution on the benchmark's control plane, counted and checked
     against `expected_requests`. Returns (bill, rows, steps) or raises."""
-    meter.check_sources(need_api_log=False)
     polls = ssm_client()  # polls go to the main API: not counted in the benchmark's process
     ssm = private.ssm()
     queue = EventQueue(runbook)
@@ -385,14 +388,14 @@ def check_count(private, node_id, parameter, runbook):
         e, _ = wait_final(polls, warm, timeout=120)
         require_success(e, 2 * PAIRS)
         private.wait_batches(offset, 1)
-        queue.drain(expect=4 * PAIRS + 2)
+        queue.drain(warm, expect=4 * PAIRS + 2)
         m = meter.mark(private.metrics_url, private.log)
         offset = private.log.stat().st_size
         execution_id = start_steps(ssm, runbook, node_id, parameter)
         e, _ = wait_final(polls, execution_id, timeout=120)
         private.wait_batches(offset, 1)
         bill = meter.since(m, private.metrics_url, process_only=True)
-        events = [ev for _, ev in queue.drain(expect=4 * PAIRS + 2)]
+        events = [ev for _, ev in queue.drain(execution_id, quiet=2.0)]
         require_success(e, 2 * PAIRS)
     finally:
         queue.remove()
@@ -487,9 +490,10 @@ def latency(ssm, runbook, node_id, parameter, runs):
     records, wall, api_steps, branch_steps, hops, totals, distinct = [], [], [], [], [], [], []
     try:
         # One execution first: what a first call pays once is not a step's.
-        e, _ = wait_final(ssm, start_steps(ssm, runbook, node_id, parameter))
+        warm = start_steps(ssm, runbook, node_id, parameter)
+        e, _ = wait_final(ssm, warm)
         require_success(e, 2 * PAIRS)
-        queue.drain(expect=4 * PAIRS + 2)
+        queue.drain(warm, expect=4 * PAIRS + 2)
         for _ in range(runs):
             sent = time.time()
             execution_id = start_steps(ssm, runbook, node_id, parameter)
@@ -499,7 +503,7 @@ def latency(ssm, runbook, node_id, parameter, runs):
             for a, b in zip(steps, steps[1:]):
                 records.append(epoch(b["ExecutionStartTime"]) - epoch(a["ExecutionEndTime"]))
             distinct.append(len({epoch(s[k]) for s in steps for k in ("ExecutionStartTime", "ExecutionEndTime")}))
-            events = queue.drain(expect=4 * PAIRS + 2)
+            events = queue.drain(execution_id, expect=4 * PAIRS + 2)
             at = {}
             for t, ev in events:
                 d = ev["detail"]
