@@ -172,6 +172,9 @@ pub struct AutomationAdapters {
     pub queue: SqsAutomationQueue,
     pub documents: crate::documents::DocumentTable,
     pub events: crate::events::EventBus,
+    /// The fleet, for rate-controlled executions' Targets.
+    pub targets: crate::tag_index::FleetDirectory,
+    pub groups: crate::resource_groups::ResourceGroups,
     pub scope: steward_core::arn::ArnScope,
 }
 
@@ -182,6 +185,8 @@ impl AutomationAdapters {
             queue: SqsAutomationQueue::new(stack),
             documents: crate::documents::DocumentTable::new(stack),
             events: crate::events::EventBus::new(stack),
+            targets: crate::tag_index::FleetDirectory::new(stack),
+            groups: crate::resource_groups::ResourceGroups::new(stack),
             scope: steward_core::arn::ArnScope {
                 region: stack.settings.region.clone(),
                 account: stack.settings.account_id.clone(),
@@ -196,6 +201,8 @@ impl AutomationAdapters {
             documents: &self.documents,
             queue: &self.queue,
             events: &self.events,
+            targets: &self.targets,
+            groups: &self.groups,
             scope: &self.scope,
             now,
         }

@@ -4,6 +4,7 @@ use super::ports::{AutomationQueue, ExecutionStore};
 use crate::arn::ArnScope;
 use crate::documents::store::DocumentStore;
 use crate::events::EventSink;
+use crate::targets::{GroupQueries, TargetDirectory};
 
 #[derive(Clone, Copy)]
 pub struct AutomationContext<'a> {
@@ -13,6 +14,9 @@ pub struct AutomationContext<'a> {
     pub documents: &'a dyn DocumentStore,
     pub queue: &'a dyn AutomationQueue,
     pub events: &'a dyn EventSink,
+    /// The fleet, for the Targets of a rate-controlled execution.
+    pub targets: &'a dyn TargetDirectory,
+    pub groups: &'a dyn GroupQueries,
     pub scope: &'a ArnScope,
     /// Epoch seconds.
     pub now: f64,

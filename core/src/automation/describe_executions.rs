@@ -39,7 +39,7 @@ enum Filter {
     StartTimeBefore(f64),
     StartTimeAfter(f64),
     AutomationType(Vec<String>),
-    ParentExecutionId,
+    ParentExecutionId(Vec<String>),
 }
 
 const KEYS: &str = "DocumentNamePrefix, ExecutionStatus, ExecutionId, ParentExecutionId, CurrentAction, StartTimeBefore, StartTimeAfter, AutomationType";
@@ -74,8 +74,7 @@ fn filter(f: FilterInput) -> Result<Filter, SsmError> {
         "StartTimeBefore" => Filter::StartTimeBefore(time(&f.values)?),
         "StartTimeAfter" => Filter::StartTimeAfter(time(&f.values)?),
         "AutomationType" => Filter::AutomationType(f.values),
-        // Steward has no child executions yet: nothing has a parent.
-        "ParentExecutionId" => Filter::ParentExecutionId,
+        "ParentExecutionId" => Filter::ParentExecutionId(f.values),
         "TagKey" | "TargetResourceGroup" | "AutomationSubtype" | "OpsItemId" => {
             return Err(SsmError::InvalidFilterKey(format!(
                 "Filter key {} is not supported by Steward; use {KEYS}.",
@@ -100,7 +99,10 @@ fn passes(f: &Filter, e: &Execution) -> bool {
         Filter::StartTimeBefore(t) => started < *t,
         Filter::StartTimeAfter(t) => started > *t,
         Filter::AutomationType(t) => t.iter().any(|t| t == "Local"),
-        Filter::ParentExecutionId => false,
+        Filter::ParentExecutionId(ids) => e
+            .parent_execution_id
+            .as_ref()
+            .is_some_and(|p| ids.contains(p)),
     }
 }
 

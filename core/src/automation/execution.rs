@@ -165,6 +165,16 @@ pub struct Execution {
     pub cancel_handled: bool,
     /// A critical step failed and the execution went on: it ends Failed.
     pub critical_failure: Option<String>,
+    /// A rate-controlled execution's targets and children (it runs no
+    /// steps of its own).
+    #[serde(default)]
+    pub fan_out: Option<super::fan_out::FanOut>,
+    /// The rate-controlled execution this one is a child of.
+    #[serde(default)]
+    pub parent_execution_id: Option<String>,
+    /// A child's target, as the parent shows it.
+    #[serde(default)]
+    pub target: Option<String>,
     /// Raised by each conditional write.
     pub revision: u64,
 }
@@ -200,6 +210,9 @@ impl Execution {
             cancel_requested: false,
             cancel_handled: false,
             critical_failure: None,
+            fan_out: None,
+            parent_execution_id: None,
+            target: None,
             revision: 0,
         }
     }

@@ -22,6 +22,7 @@ pub mod duration;
 pub mod engine;
 pub mod events;
 pub mod execution;
+pub mod fan_out;
 mod get;
 pub mod memory;
 pub mod operations;

@@ -6,7 +6,11 @@
 use super::context::AutomationContext;
 use super::engine::{self, Effect, Env, Observed};
 use super::events;
-use super::execution::{Execution, Wait};
+use std::collections::BTreeMap;
+
+use super::control;
+use super::execution::{AutomationStatus, Execution, Wait};
+use super::fan_out::{self, FanOutEffect, child_id};
 use super::ports::{CommandSeen, StepServices};
 use crate::documents::context::load_runbook;
 use crate::error::SsmError;
@@ -17,6 +21,8 @@ pub const MAX_DELAY_SECONDS: f64 = 900.0;
 /// step that answers at once, such as an API call, goes on in the same
 /// delivery).
 const ROUNDS: usize = 50;
+/// Conditional writes a parent (or a stop of a child) tries per delivery.
+const PARENT_ATTEMPTS: usize = 5;
 
 /// What the runner needs besides the context.
 pub struct Runner<'a> {
@@ -38,6 +44,9 @@ impl Runner<'_> {
         };
         if exec.status.is_final() {
             return Ok(());
+        }
+        if exec.fan_out.is_some() {
+            return self.run_parent(exec).await;
         }
         let runbook = match load_runbook(
             self.ctx.documents,
@@ -74,8 +83,109 @@ impl Runner<'_> {
         if let Some(at) = earliest_wake
             && !exec.status.is_final()
         {
-            let delay = (at - self.env.now).clamp(0.0, MAX_DELAY_SECONDS).ceil() as u32;
-            self.ctx.queue.wake(execution_id, delay).await?;
+            self.wake_at(execution_id, at).await?;
+        }
+        self.tell_parent(&exec).await
+    }
+
+    async fn wake_at(&self, execution_id: &str, at: f64) -> Result<(), SsmError> {
+        let delay = (at - self.env.now).clamp(0.0, MAX_DELAY_SECONDS).ceil() as u32;
+        self.ctx.queue.wake(execution_id, delay).await
+    }
+
+    /// A child that has ended wakes its parent (which also looks on its own
+    /// every minute, should this wake-up be lost).
+    async fn tell_parent(&self, exec: &Execution) -> Result<(), SsmError> {
+        match &exec.parent_execution_id {
+            Some(parent) if exec.status.is_final() => self.ctx.queue.wake(parent, 0).await,
+            _ => Ok(()),
+        }
+    }
+
+    /// A rate-controlled execution: start, watch and stop its children.
+    async fn run_parent(&self, mut exec: Execution) -> Result<(), SsmError> {
+        for _ in 0..PARENT_ATTEMPTS {
+            let mut seen = BTreeMap::new();
+            if let Some(fan) = &exec.fan_out {
+                for (i, c) in fan.children.iter().enumerate() {
+                    if c.started && !c.status.is_some_and(AutomationStatus::is_final) {
+                        let id = child_id(&exec.execution_id, i);
+                        if let Some(child) = self.ctx.store.get(&id).await? {
+                            seen.insert(i, child.status);
+                        }
+                    }
+                }
+            }
+            let mut next = exec.clone();
+            let fx = fan_out::advance(&mut next, &seen, self.env.now);
+            if next != exec {
+                next.revision = exec.revision + 1;
+                if !self.ctx.store.update(&next, exec.revision).await? {
+                    match self.ctx.store.get(&exec.execution_id).await? {
+                        Some(fresh) => {
+                            exec = fresh;
+                            continue;
+                        }
+                        None => return Ok(()),
+                    }
+                }
+            }
+            for f in fx {
+                match f {
+                    FanOutEffect::StartChild(i) => self.start_child(&next, i).await?,
+                    FanOutEffect::StopChild(i) => {
+                        self.stop_child(&child_id(&next.execution_id, i)).await?
+                    }
+                    FanOutEffect::ExecutionChanged(status) => {
+                        self.ctx
+                            .emit(events::execution_changed(&next, status, self.env.now))
+                            .await;
+                    }
+                    FanOutEffect::WakeAt(t) => self.wake_at(&next.execution_id, t).await?,
+                }
+            }
+            return Ok(());
+        }
+        // Others keep moving it: look again shortly.
+        self.ctx.queue.wake(&exec.execution_id, 1).await
+    }
+
+    async fn start_child(&self, parent: &Execution, index: usize) -> Result<(), SsmError> {
+        let Some(c) = parent.fan_out.as_ref().and_then(|f| f.children.get(index)) else {
+            return Ok(());
+        };
+        let id = child_id(&parent.execution_id, index);
+        let mut child = Execution::new(
+            id.clone(),
+            parent.document_name.clone(),
+            parent.document_version.clone(),
+            c.parameters.clone(),
+            parent.executed_by.clone(),
+        );
+        child.access_key_id = parent.access_key_id.clone();
+        child.run_as = parent.run_as.clone();
+        child.requested_time = self.env.now;
+        child.parent_execution_id = Some(parent.execution_id.clone());
+        child.target = Some(c.target.clone());
+        // Already there (a start retried after a crash): only wake it.
+        self.ctx.store.create(&child).await?;
+        self.ctx.queue.wake(&id, 0).await
+    }
+
+    async fn stop_child(&self, id: &str) -> Result<(), SsmError> {
+        for _ in 0..PARENT_ATTEMPTS {
+            let Some(child) = self.ctx.store.get(id).await? else {
+                return Ok(());
+            };
+            let mut next = child.clone();
+            if control::stop(&mut next).is_err() || next == child {
+                // Ended already, or asked to stop already.
+                return Ok(());
+            }
+            next.revision = child.revision + 1;
+            if self.ctx.store.update(&next, child.revision).await? {
+                return self.ctx.queue.wake(id, 0).await;
+            }
         }
         Ok(())
     }
@@ -167,6 +277,7 @@ impl Runner<'_> {
             self.ctx
                 .emit(events::execution_changed(&next, next.status, self.env.now))
                 .await;
+            self.tell_parent(&next).await?;
         }
         Ok(())
     }

@@ -43,12 +43,28 @@ fn caller(name: &str, policy: &str) -> Caller {
     }
 }
 
+/// `n` nodes `mi-…0001` on, the first ten tagged app=web.
+fn fleet_of(n: usize) -> crate::run_command::memory::Fleet {
+    let mut fleet = crate::run_command::memory::Fleet::default();
+    for i in 1..=n {
+        let tags = if i <= 10 {
+            std::collections::BTreeMap::from([("app".to_string(), "web".to_string())])
+        } else {
+            Default::default()
+        };
+        fleet.nodes.insert(format!("mi-{i:017x}"), tags);
+    }
+    fleet
+}
+
 struct Fixture {
     documents: MemoryDocumentStore,
     executions: MemoryExecutions,
     queue: MemoryQueue,
     events: Events,
     services: MemoryServices,
+    fleet: crate::run_command::memory::Fleet,
+    groups: std::collections::BTreeMap<String, crate::targets::GroupQuery>,
     scope: ArnScope,
     now: f64,
 }
@@ -61,6 +77,8 @@ impl Fixture {
             queue: MemoryQueue::default(),
             events: Events::default(),
             services: MemoryServices::default(),
+            fleet: fleet_of(12),
+            groups: Default::default(),
             scope: ArnScope {
                 region: "us-east-1".into(),
                 account: "123456789012".into(),
@@ -105,6 +123,8 @@ impl Fixture {
             documents: &self.documents,
             queue: &self.queue,
             events: &self.events,
+            targets: &self.fleet,
+            groups: &self.groups,
             scope: &self.scope,
             now: self.now,
         }
@@ -121,7 +141,10 @@ impl Fixture {
     }
 
     async fn code(&self, op: &str, body: Value) -> String {
-        self.call(op, body).await.unwrap_err().code().to_string()
+        match self.call(op, body.clone()).await {
+            Err(e) => e.code().to_string(),
+            Ok(v) => panic!("{op} {body} was accepted: {v}"),
+        }
     }
 
     async fn start(&self) -> String {
@@ -157,6 +180,24 @@ impl Fixture {
         .await
         .unwrap()["AutomationExecution"]
             .clone()
+    }
+
+    /// The children of `parent`, optionally in one status.
+    async fn children(&self, parent: &str, status: Option<&str>) -> Vec<String> {
+        let mut filters = vec![json!({"Key": "ParentExecutionId", "Values": [parent]})];
+        if let Some(s) = status {
+            filters.push(json!({"Key": "ExecutionStatus", "Values": [s]}));
+        }
+        let l = self
+            .call("DescribeAutomationExecutions", json!({"Filters": filters}))
+            .await
+            .unwrap();
+        l["AutomationExecutionMetadataList"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|m| m["AutomationExecutionId"].as_str().unwrap().to_string())
+            .collect()
     }
 
     fn finish_commands(&self, status: &str) {
@@ -321,7 +362,27 @@ async fn bad_starts_start_nothing_with_ssms_codes() {
             "ValidationException",
         ),
         (
-            json!({"DocumentName": "Restart", "TargetParameterName": "Node", "Targets": [{"Key": "tag:app", "Values": ["web"]}]}),
+            json!({"DocumentName": "Restart", "TargetParameterName": "Nope", "Targets": [{"Key": "tag:app", "Values": ["web"]}]}),
+            "InvalidAutomationExecutionParametersException",
+        ),
+        (
+            json!({"DocumentName": "Restart", "Targets": [{"Key": "tag:app", "Values": ["web"]}]}),
+            "InvalidAutomationExecutionParametersException",
+        ),
+        (
+            json!({"DocumentName": "Restart", "TargetParameterName": "Node", "Targets": [{"Key": "tag:app", "Values": ["web"]}], "MaxConcurrency": "0"}),
+            "ValidationException",
+        ),
+        (
+            json!({"DocumentName": "Restart", "TargetParameterName": "Node", "Targets": [{"Key": "ParameterValues", "Values": ["web-1"]}]}),
+            "InvalidAutomationExecutionParametersException",
+        ),
+        (
+            json!({"DocumentName": "Restart", "TargetParameterName": "Node", "Targets": [{"Key": "InstanceIds", "Values": ["mi-0000000000000ffff"]}]}),
+            "InvalidInstanceId",
+        ),
+        (
+            json!({"DocumentName": "Restart", "TargetMaps": [{"Node": [NODE]}], "Targets": [{"Key": "tag:app", "Values": ["web"]}], "TargetParameterName": "Node"}),
             "InvalidAutomationExecutionParametersException",
         ),
         (json!({}), "ValidationException"),
@@ -505,4 +566,142 @@ async fn describe_filters_and_pages_executions_and_steps() {
     assert_eq!(steps[0]["StepStatus"], "InProgress");
     assert_eq!(steps[0]["IsCritical"], true);
     assert_eq!(steps[0]["OnFailure"], "Abort");
+}
+
+#[tokio::test]
+async fn a_rate_controlled_execution_runs_one_child_per_target_within_its_limits() {
+    let f = Fixture::new().await;
+    let r = f
+        .call(
+            "StartAutomationExecution",
+            json!({"DocumentName": "Restart", "TargetParameterName": "Node",
+                   "Targets": [{"Key": "tag:app", "Values": ["web"]}], "MaxConcurrency": "2", "MaxErrors": "1"}),
+        )
+        .await
+        .unwrap();
+    let parent = r["AutomationExecutionId"].as_str().unwrap().to_string();
+    f.run(&parent).await;
+    assert_eq!(f.children(&parent, None).await.len(), 2, "MaxConcurrency 2");
+    let p = f.get(&parent).await;
+    assert_eq!(p["AutomationExecutionStatus"], "InProgress");
+    assert_eq!(
+        p["ResolvedTargets"]["ParameterValues"]
+            .as_array()
+            .unwrap()
+            .len(),
+        10
+    );
+    assert_eq!(p["MaxConcurrency"], "2");
+
+    // Each round: run the children (their commands), end their commands
+    // (first two fail), then let the parent look.
+    let mut failures: u32 = 2;
+    for _ in 0..20 {
+        for id in f.children(&parent, Some("Pending")).await {
+            f.run(&id).await;
+        }
+        let created: Vec<String> = f.services.created.lock().unwrap().keys().cloned().collect();
+        for id in created {
+            let mut ended = f.services.ended.lock().unwrap();
+            if !ended.contains_key(&id) {
+                let ok = failures == 0;
+                failures = failures.saturating_sub(1);
+                ended.insert(
+                    id.clone(),
+                    CommandOutcome {
+                        command_id: id.clone(),
+                        status: if ok { "Success" } else { "Failed" }.into(),
+                        response_code: if ok { 0 } else { 1 },
+                        output: String::new(),
+                    },
+                );
+            }
+        }
+        for id in f.children(&parent, Some("InProgress")).await {
+            f.run(&id).await;
+        }
+        f.run(&parent).await;
+        if f.get(&parent).await["AutomationExecutionStatus"] != "InProgress" {
+            break;
+        }
+    }
+    let p = f.get(&parent).await;
+    assert_eq!(
+        p["AutomationExecutionStatus"], "Failed",
+        "two errors pass MaxErrors 1"
+    );
+    assert_eq!(
+        f.children(&parent, None).await.len(),
+        2,
+        "no child starts after the error threshold"
+    );
+    assert!(
+        p["FailureMessage"]
+            .as_str()
+            .unwrap()
+            .starts_with("2 of 10 targets failed")
+    );
+    // A child knows its parent and target.
+    let child = f.get(&f.children(&parent, None).await[0]).await;
+    assert_eq!(child["ParentAutomationExecutionId"], parent.as_str());
+    assert!(child["Target"].as_str().unwrap().starts_with("mi-"));
+    assert_eq!(child["Parameters"]["Node"], json!([child["Target"]]));
+}
+
+#[tokio::test]
+async fn target_maps_give_each_child_its_parameters_and_a_stop_stops_them() {
+    let f = Fixture::new().await;
+    let r = f
+        .call(
+            "StartAutomationExecution",
+            json!({"DocumentName": "Restart", "TargetMaps": [
+                {"Node": ["mi-00000000000000001"], "Name": ["/a"]},
+                {"Node": ["mi-00000000000000002"], "Name": ["/b"]}]}),
+        )
+        .await
+        .unwrap();
+    let parent = r["AutomationExecutionId"].as_str().unwrap().to_string();
+    f.run(&parent).await;
+    let listed = f
+        .call(
+            "DescribeAutomationExecutions",
+            json!({"Filters": [{"Key": "ParentExecutionId", "Values": [parent]}]}),
+        )
+        .await
+        .unwrap();
+    let ids: Vec<String> = listed["AutomationExecutionMetadataList"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["AutomationExecutionId"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(ids.len(), 2);
+    let mut names: Vec<String> = Vec::new();
+    for id in &ids {
+        names.push(
+            f.get(id).await["Parameters"]["Name"][0]
+                .as_str()
+                .unwrap()
+                .to_string(),
+        );
+        f.run(id).await;
+    }
+    names.sort();
+    assert_eq!(names, ["/a", "/b"]);
+    f.call(
+        "StopAutomationExecution",
+        json!({"AutomationExecutionId": parent}),
+    )
+    .await
+    .unwrap();
+    f.run(&parent).await;
+    for id in &ids {
+        f.run(id).await;
+        assert_eq!(f.get(id).await["AutomationExecutionStatus"], "Cancelled");
+    }
+    f.run(&parent).await;
+    assert_eq!(
+        f.get(&parent).await["AutomationExecutionStatus"],
+        "Cancelled"
+    );
 }

@@ -118,6 +118,29 @@ fn common(e: &Execution) -> Value {
         out["CurrentStepName"] = json!(r.name);
         out["CurrentAction"] = json!(r.action);
     }
+    if let Some(p) = &e.parent_execution_id {
+        out["ParentAutomationExecutionId"] = json!(p);
+    }
+    if let Some(t) = &e.target {
+        out["Target"] = json!(t);
+    }
+    if let Some(f) = &e.fan_out {
+        if let Some(n) = &f.target_parameter_name {
+            out["TargetParameterName"] = json!(n);
+        }
+        if !f.targets.is_null() {
+            out["Targets"] = f.targets.clone();
+        }
+        if !f.target_maps.is_null() {
+            out["TargetMaps"] = f.target_maps.clone();
+        }
+        out["MaxConcurrency"] = json!(f.max_concurrency);
+        out["MaxErrors"] = json!(f.max_errors);
+        out["ResolvedTargets"] = json!({
+            "ParameterValues": f.children.iter().map(|c| c.target.clone()).collect::<Vec<_>>(),
+            "Truncated": false,
+        });
+    }
     out
 }
 
