@@ -98,7 +98,7 @@ def test_every_template_resource_is_checked_or_not_local():
 def test_tables_match_template(stack):
     ddb = boto3.client("dynamodb")
     tables = of_type("AWS::DynamoDB::Table")
-    assert len(tables) == 9
+    assert len(tables) == 10
     for lid in tables:
         name = stack.resource(lid)["physical_id"]
         assert name == f"steward-{lid}"
