@@ -347,3 +347,28 @@ def drain(sqs, url, until, timeout):
 
     wait_for("events", probe, timeout=timeout)
     return seen
+
+
+def wait_automation_final(ssm, execution_id, timeout=180):
+    """The execution's GetAutomationExecution answer once it is final."""
+
+    def probe():
+        e = ssm.get_automation_execution(AutomationExecutionId=execution_id)["AutomationExecution"]
+        return e if e["AutomationExecutionStatus"] in FINAL else None
+
+    return wait_for(f"automation execution {execution_id} to finish", probe, timeout=timeout, interval=1)
+
+
+def wait_automation_status(ssm, execution_id, status, timeout=120):
+    """Waits until the execution's status is `status` (e.g. Waiting at an
+    aws:approve step); fails early if it ends otherwise."""
+
+    def probe():
+        e = ssm.get_automation_execution(AutomationExecutionId=execution_id)["AutomationExecution"]
+        if e["AutomationExecutionStatus"] == status:
+            return e
+        if e["AutomationExecutionStatus"] in FINAL:
+            raise AssertionError(f"execution {execution_id} ended {e['AutomationExecutionStatus']}, not {status}: {e}")
+        return None
+
+    return wait_for(f"automation execution {execution_id} to be {status}", probe, timeout=timeout, interval=1)
