@@ -408,6 +408,8 @@ async fn list_filters_and_pages() {
             "Steward-CheckDiskSpace",
             "Steward-GatherNodeFacts",
             "Steward-ManageService",
+            "Steward-RestartServiceAndVerify",
+            "Steward-RunCommandAfterApproval",
             "Steward-TailFile",
             "Zulu"
         ]
@@ -426,6 +428,8 @@ async fn list_filters_and_pages() {
             "Steward-CheckDiskSpace",
             "Steward-GatherNodeFacts",
             "Steward-ManageService",
+            "Steward-RestartServiceAndVerify",
+            "Steward-RunCommandAfterApproval",
             "Steward-TailFile"
         ]
     );
