@@ -554,7 +554,14 @@ fn begin_attempt(
         );
         return;
     };
-    let written = step.own_inputs();
+    let mut written = step.own_inputs();
+    // A loop's condition is read after each iteration, with the values that
+    // iteration set ([`next_iteration`]), not when the loop starts.
+    if step.action == ActionKind::Loop
+        && let Value::Object(map) = &mut written
+    {
+        map.remove("LoopCondition");
+    }
     let inputs = variables::interpolate(&written, &ExecutionValues { exec, env });
     let index = exec.steps.len();
     exec.steps.push(StepRecord {

@@ -76,9 +76,12 @@ impl World {
         seen
     }
 
-    fn answer(api: &str, request: &Value) -> Result<Value, String> {
+    /// The node comes Online at t = 20.
+    fn answer(api: &str, request: &Value, now: f64) -> Result<Value, String> {
         match api {
             "GetParameter" => Ok(json!({"Parameter": {"Name": request["Name"], "Value": "v1"}})),
+            "DescribeInstanceInformation" => Ok(json!({"InstanceInformationList": [
+                {"InstanceId": "mi-1", "PingStatus": if now >= 20.0 { "Online" } else { "ConnectionLost" }}]})),
             "PutParameter" => Ok(json!({"Version": 1})),
             other => Err(format!("{other} fails")),
         }
@@ -143,7 +146,7 @@ fn effects(store: &mut Execution, rb: &Runbook, world: &mut World, fx: Vec<Effec
                 if !only_reads(&api) {
                     *world.writes.entry(step_execution_id.clone()).or_default() += 1;
                 }
-                let answer = World::answer(&api, &request);
+                let answer = World::answer(&api, &request, world.now);
                 let mut e = store.clone();
                 let seen = Observed {
                     api: Some((step_execution_id, answer)),
@@ -425,6 +428,54 @@ fn approval_waits_for_enough_approvers_and_reject_fails_it() {
     assert_eq!(
         control::stop(&mut exec).unwrap_err().code(),
         "InvalidAutomationStatusUpdateException"
+    );
+}
+
+#[test]
+fn wait_for_polls_until_the_property_holds_and_assert_fails_when_it_does_not() {
+    let rb = runbook(json!({"schemaVersion": "0.3", "mainSteps": [
+        {"name": "online", "action": "aws:waitForAwsResourceProperty", "inputs": {
+            "Service": "ssm", "Api": "DescribeInstanceInformation",
+            "PropertySelector": "$.InstanceInformationList[0].PingStatus", "DesiredValues": ["Online"]}},
+        {"name": "still", "action": "aws:assertAwsResourceProperty", "inputs": {
+            "Service": "ssm", "Api": "GetParameter", "Name": "/x",
+            "PropertySelector": "$.Parameter.Value", "DesiredValues": ["v2", "v3"]}}
+    ]}));
+    let (e, _) = run(&rb, Results::new());
+    assert_eq!(
+        ran(&e),
+        [("online".into(), S::Success), ("still".into(), S::Failed)]
+    );
+    // It waited for the node: its end is when the node came Online.
+    let online = &e.steps[0];
+    assert!(online.end_time.unwrap() >= 20.0, "{online:?}");
+    assert_eq!(
+        e.steps[1].failure_message.as_deref(),
+        Some("$.Parameter.Value is v1, not one of the desired values v2, v3.")
+    );
+}
+
+#[test]
+fn a_loop_condition_is_looked_at_after_each_iteration() {
+    // Runs until the iteration counter reaches 3 (at most MaxIterations 5).
+    let rb = runbook(json!({"schemaVersion": "0.3", "mainSteps": [
+        {"name": "again", "action": "aws:loop", "inputs": {
+            "MaxIterations": 5,
+            "LoopCondition": {"Variable": "{{ again.CurrentIteration }}", "NumericLesser": 3},
+            "Steps": [{"name": "nap", "action": "aws:sleep", "inputs": {"Duration": "PT1S"}}]}}
+    ]}));
+    let (e, _) = run(&rb, Results::new());
+    assert_eq!(e.status, S::Success);
+    assert_eq!(names(&e), ["again", "nap", "nap", "nap"]);
+    let capped = runbook(json!({"schemaVersion": "0.3", "mainSteps": [
+        {"name": "again", "action": "aws:loop", "inputs": {
+            "MaxIterations": 2,
+            "LoopCondition": {"Variable": "{{ again.CurrentIteration }}", "NumericLesser": 3},
+            "Steps": [{"name": "nap", "action": "aws:sleep", "inputs": {"Duration": "PT1S"}}]}}
+    ]}));
+    assert_eq!(
+        names(&run(&capped, Results::new()).0),
+        ["again", "nap", "nap"]
     );
 }
 
