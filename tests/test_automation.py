@@ -10,13 +10,17 @@ IAM's API on Steward's endpoint as the README says."""
 
 import json
 import os
+import re
 import signal
 import subprocess
+import sys
 import time
 import uuid
 from datetime import datetime, timezone
+from pathlib import Path
 
 import pytest
+import yaml
 from botocore.exceptions import ClientError
 
 from fleet import (
@@ -59,18 +63,29 @@ def fleet(tmp_path_factory):
 
 # --- the events user ----------------------------------------------------------------
 
-# What the runbooks these rules start do, granted to the events user (the
-# README's example policy): start runbooks, send their commands, and read
-# the /app parameters their commands reference.
-EVENTS_POLICY = {
-    "Version": "2012-10-17",
-    "Statement": [
-        {"Effect": "Allow", "Action": "ssm:StartAutomationExecution",
-         "Resource": "arn:aws:ssm:*:*:automation-definition/*"},
-        {"Effect": "Allow", "Action": "ssm:SendCommand", "Resource": "*"},
-        {"Effect": "Allow", "Action": "ssm:GetParameters", "Resource": "arn:aws:ssm:*:*:parameter/app/*"},
-    ],
-}
+# --- the README's remediation, as written -------------------------------------------
+
+README = Path(__file__).resolve().parent.parent / "README.md"
+
+
+def readme_blocks(lang):
+    """The code blocks of language `lang` in the README's Remediation section:
+    the e2e runs them as written (only names, ARNs and commands replaced)."""
+    text = README.read_text()
+    start = text.index("### Remediation")
+    section = text[start:text.index("\n## ", start)]
+    return [b for lg, b in re.findall(r"```(\w+)\n(.*?)```", section, re.S) if lg == lang]
+
+
+def readme_json(containing):
+    [block] = [b for b in readme_blocks("json") if containing in b]
+    return json.loads(block)
+
+
+# What the runbooks these rules start do, granted to the events user: the
+# README's policy (start runbooks, send their commands, read the /app
+# parameters their commands reference).
+EVENTS_POLICY = readme_json("ssm:StartAutomationExecution")
 
 
 @pytest.fixture(scope="module")
@@ -185,23 +200,19 @@ def test_a_failed_health_check_restarts_the_service_on_that_node_through_a_rule(
         assert wait_command_final(ssm, cid)["Status"] == "Success"
         first = wait_for("the service to run", lambda: running_pid(svc), timeout=30)
 
-        # The rule, with the README's commands: a failed check starts the
-        # restart runbook on the node the event names.
-        pattern = {
-            "source": ["steward.ssm"],
-            "detail-type": ["EC2 Command Invocation Status-change Notification"],
-            "detail": {"document-name": [check_doc], "status": ["Failed"]},
-        }
-        template = json.dumps({
-            "DocumentName": RESTART_RUNBOOK,
-            "Parameters": {"InstanceId": "<instance>", "RestartCommands": [start],
-                           "CheckCommands": [check], "CheckDelay": "PT2S"},
-        })
-        targets = [{
-            "Id": "restart",
-            "Arn": start_queue_arn(),
-            "InputTransformer": {"InputPathsMap": {"instance": "$.detail.instance-id"}, "InputTemplate": template},
-        }]
+        # The README's rule, with its commands: a failed check starts the
+        # restart runbook on the node the event names. Only the check's
+        # document, the queue's ARN and the service's commands differ.
+        pattern = readme_json('"detail-type"')
+        pattern["detail"]["document-name"] = [check_doc]
+        targets = readme_json("InputTransformer")
+        transformer = targets[0]["InputTransformer"]
+        assert transformer["InputPathsMap"] == {"instance": "$.detail.instance-id"}
+        template = json.loads(transformer["InputTemplate"].replace("<instance>", "INSTANCE"))
+        assert template["DocumentName"] == RESTART_RUNBOOK and template["Parameters"]["InstanceId"] == "INSTANCE"
+        template["Parameters"].update(RestartCommands=[start], CheckCommands=[check], CheckDelay="PT2S")
+        transformer["InputTemplate"] = json.dumps(template).replace("INSTANCE", "<instance>")
+        targets[0]["Arn"] = start_queue_arn()
         (tmp_path / "pattern.json").write_text(json.dumps(pattern))
         (tmp_path / "targets.json").write_text(json.dumps(targets))
         aws_events("put-rule", "--name", rule, "--event-bus-name", bus,
@@ -439,6 +450,32 @@ def test_builtin_runbooks_are_listed_as_automation_documents(fleet):
     message = refused(fleet.ssm.send_command, "InvalidDocument", DocumentName=RESTART_RUNBOOK,
                       InstanceIds=[fleet.agents["svc"].instance_id()])
     assert "StartAutomationExecution" in message
+
+
+def test_the_readmes_sam_rule_is_the_rule_the_cli_made(tmp_path):
+    """The README's SAM snippet is a valid template whose rule is the one
+    the AWS CLI commands make (and the e2e above runs)."""
+    [snippet] = readme_blocks("yaml")
+    template = tmp_path / "remediation.yaml"
+    template.write_text("AWSTemplateFormatVersion: '2010-09-09'\n" + snippet)
+    lint = Path(sys.executable).with_name("cfn-lint")
+    result = subprocess.run([str(lint) if lint.exists() else "cfn-lint", str(template)],
+                            capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+    class Loader(yaml.SafeLoader):
+        pass
+
+    Loader.add_constructor("!Ref", lambda loader, node: {"Ref": loader.construct_scalar(node)})
+    rule = yaml.load(template.read_text(), Loader=Loader)["Resources"]["RestartWebOnFailedCheck"]["Properties"]
+    assert rule["EventBusName"] == "steward"
+    assert rule["EventPattern"] == readme_json('"detail-type"')
+    [target] = rule["Targets"]
+    [cli] = readme_json("InputTransformer")
+    assert target["Id"] == cli["Id"] and target["Arn"] == {"Ref": "StewardStartQueueArn"}
+    sam, made = target["InputTransformer"], cli["InputTransformer"]
+    assert sam["InputPathsMap"] == made["InputPathsMap"]
+    assert json.loads(sam["InputTemplate"]) == json.loads(made["InputTemplate"])
 
 
 # --- the start queue's dead letters ------------------------------------------------------
