@@ -72,6 +72,20 @@ pub fn new_secret_access_key() -> String {
         .collect()
 }
 
+/// A UUID-shaped id that follows from `text`: the same text, the same id
+/// (an execution's id from its ClientToken, a child's from its parent's).
+pub fn id_from(text: &str) -> String {
+    let h = sha256_hex(text.as_bytes());
+    format!(
+        "{}-{}-{}-{}-{}",
+        &h[0..8],
+        &h[8..12],
+        &h[12..16],
+        &h[16..20],
+        &h[20..32]
+    )
+}
+
 /// A SHA-256 hex digest, used to keep activation codes without keeping them.
 pub fn sha256_hex(data: &[u8]) -> String {
     use sha2::{Digest, Sha256};

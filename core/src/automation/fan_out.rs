@@ -17,7 +17,6 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::execution::{AutomationStatus as S, Execution};
-use crate::ids::sha256_hex;
 use crate::run_command::rate_control::Limits;
 
 /// One target of a rate-controlled execution.
@@ -78,15 +77,7 @@ impl FanOut {
 /// The id of the parent's `index`th child: the same every time it is
 /// worked out, so a child is created once whatever is retried.
 pub fn child_id(parent_id: &str, index: usize) -> String {
-    let h = sha256_hex(format!("{parent_id}/child/{index}").as_bytes());
-    format!(
-        "{}-{}-{}-{}-{}",
-        &h[0..8],
-        &h[8..12],
-        &h[12..16],
-        &h[16..20],
-        &h[20..32]
-    )
+    crate::ids::id_from(&format!("{parent_id}/child/{index}"))
 }
 
 /// What the runner does after writing the parent.

@@ -53,6 +53,41 @@ pub(super) async fn runbook_of(ctx: &AutomationContext<'_>, e: &Execution) -> Op
         .map(|r| r.runbook)
 }
 
+/// Conditional writes tried before answering TooManyUpdates.
+const ATTEMPTS: usize = 5;
+
+/// Applies `change` to the execution and writes it on the revision it was
+/// read at (reading again and changing again when another writer came
+/// first), then wakes the engine to act on it. A change that leaves the
+/// record as it was writes nothing.
+pub(super) async fn change_and_wake(
+    ctx: &AutomationContext<'_>,
+    mut e: Execution,
+    mut change: impl FnMut(&mut Execution) -> Result<(), SsmError>,
+) -> Result<(), SsmError> {
+    for _ in 0..ATTEMPTS {
+        let mut next = e.clone();
+        change(&mut next)?;
+        next.revision = e.revision + 1;
+        let same = Execution {
+            revision: e.revision,
+            ..next.clone()
+        } == e;
+        if same || ctx.store.update(&next, e.revision).await? {
+            return ctx.queue.wake(&e.execution_id, 0).await;
+        }
+        e = ctx
+            .store
+            .get(&e.execution_id)
+            .await?
+            .ok_or_else(|| not_found(&e.execution_id))?;
+    }
+    Err(SsmError::TooManyUpdates(format!(
+        "Automation execution {} is being changed by other requests; try again.",
+        e.execution_id
+    )))
+}
+
 pub(super) async fn get(
     ctx: &AutomationContext<'_>,
     caller: &dyn Authorizer,

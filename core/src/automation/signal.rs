@@ -7,12 +7,10 @@ use serde_json::{Value, json};
 
 use super::context::AutomationContext;
 use super::control::{self, Caller as Signer, Signal};
-use super::get::{named, not_found};
+use super::get::{change_and_wake, named};
 use crate::access::Caller;
 use crate::error::SsmError;
 use crate::error::parse_request as parse;
-
-const ATTEMPTS: usize = 5;
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(rename_all = "PascalCase", default)]
@@ -41,27 +39,14 @@ pub(super) async fn signal(
         .and_then(|p| p.get("Comment"))
         .and_then(|c| c.first())
         .cloned();
-    let mut e = named(ctx, caller, "ssm:SendAutomationSignal", body).await?;
+    let e = named(ctx, caller, "ssm:SendAutomationSignal", body).await?;
     // Approvers may be named by user name or by ARN.
     let user_name = super::start::user_name(&caller.user_arn);
     let names = [caller.user_arn.as_str(), user_name.as_str()];
     let signer = Signer { names: &names };
-    for _ in 0..ATTEMPTS {
-        let mut next = e.clone();
-        control::signal(&mut next, kind, &signer, comment.clone(), ctx.now)?;
-        next.revision = e.revision + 1;
-        if ctx.store.update(&next, e.revision).await? {
-            ctx.queue.wake(&e.execution_id, 0).await?;
-            return Ok(json!({}));
-        }
-        e = ctx
-            .store
-            .get(&e.execution_id)
-            .await?
-            .ok_or_else(|| not_found(&e.execution_id))?;
-    }
-    Err(SsmError::TooManyUpdates(format!(
-        "Automation execution {} is being changed by other requests; try again.",
-        e.execution_id
-    )))
+    change_and_wake(ctx, e, |next| {
+        control::signal(next, kind, &signer, comment.clone(), ctx.now)
+    })
+    .await?;
+    Ok(json!({}))
 }

@@ -49,15 +49,7 @@ fn invalid(msg: String) -> SsmError {
 /// The execution id a ClientToken gives: the same token (any case) from the
 /// same account is the same execution.
 fn id_for_token(account: &str, token: &str) -> String {
-    let h = sha256_hex(format!("{account}/{}", token.to_lowercase()).as_bytes());
-    format!(
-        "{}-{}-{}-{}-{}",
-        &h[0..8],
-        &h[8..12],
-        &h[12..16],
-        &h[16..20],
-        &h[20..32]
-    )
+    crate::ids::id_from(&format!("{account}/{}", token.to_lowercase()))
 }
 
 /// The user name of a Steward user ARN (`arn:aws:iam::<account>:user/<path/>name`).

@@ -5,12 +5,9 @@ use serde_json::{Value, json};
 
 use super::context::AutomationContext;
 use super::control;
-use super::get::{named, not_found};
+use super::get::{change_and_wake, named};
 use crate::access::Authorizer;
 use crate::error::SsmError;
-
-/// Conditional writes tried before answering TooManyUpdates.
-const ATTEMPTS: usize = 5;
 
 pub(super) async fn stop(
     ctx: &AutomationContext<'_>,
@@ -30,25 +27,7 @@ pub(super) async fn stop(
             )));
         }
     }
-    let mut e = named(ctx, caller, "ssm:StopAutomationExecution", body).await?;
-    for _ in 0..ATTEMPTS {
-        let mut next = e.clone();
-        control::stop(&mut next)?;
-        next.revision = e.revision + 1;
-        if next.status == e.status && next.cancel_requested == e.cancel_requested
-            || ctx.store.update(&next, e.revision).await?
-        {
-            ctx.queue.wake(&e.execution_id, 0).await?;
-            return Ok(json!({}));
-        }
-        e = ctx
-            .store
-            .get(&e.execution_id)
-            .await?
-            .ok_or_else(|| not_found(&e.execution_id))?;
-    }
-    Err(SsmError::TooManyUpdates(format!(
-        "Automation execution {} is being changed by other requests; try again.",
-        e.execution_id
-    )))
+    let e = named(ctx, caller, "ssm:StopAutomationExecution", body).await?;
+    change_and_wake(ctx, e, control::stop).await?;
+    Ok(json!({}))
 }
