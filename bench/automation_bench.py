@@ -49,12 +49,12 @@ from pathlib import Path
 
 import boto3
 import botocore.config
-from botocore.exceptions import ClientError
+from botocore.exceptions import BotoCoreError, ClientError
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 
 import meter  # noqa: E402
-from fleet import BIN, Fleet, localstack_client, profile, ssm_client, stack_env  # noqa: E402
+from fleet import BIN, LOCAL, Fleet, localstack_client, profile, ssm_client, stack_env  # noqa: E402
 from scale_bench import QuietAgent, percentile  # noqa: E402
 
 # SSM's automation statuses an execution does not leave.
@@ -653,6 +653,34 @@ def rate_control(fleet, runbook, agents, max_concurrency, runs, start_batch=25):
 
 # --- main ----------------------------------------------------------------------------------------
 
+def main_control_plane():
+    """(pid, binary) of the control plane `make up` (or bench/release.sh)
+    started, from its pid file."""
+    try:
+        pid = int((LOCAL / "run" / "steward-local.pid").read_text().strip())
+        return pid, os.path.basename(os.path.dirname(os.readlink(f"/proc/{pid}/exe")))
+    except (OSError, ValueError):
+        return None, None
+
+
+def same_control_plane(before):
+    """Fails the benchmark when the control plane the figures were taken on
+    was stopped or replaced during the run (another user of the stack may
+    restart it, e.g. after a build): its figures would be another build's."""
+    now = main_control_plane()
+    if now != before or before[0] is None:
+        raise BenchFailed(f"the control plane was stopped or replaced during the run (pid {before[0]}, "
+                          f"{before[1]} build, now pid {now[0]}, {now[1]} build): its figures are not one "
+                          "control plane's; run again when nobody restarts it")
+
+
+def cleanup(what, call, **kwargs):
+    try:
+        call(**kwargs)
+    except (ClientError, BotoCoreError) as e:
+        print(f"warning: {what} not removed: {e}", file=sys.stderr)
+
+
 HOW = f"""How automation is counted and timed:
   The count: one execution of the 20-step runbook in a control plane process of the benchmark's own
     (steward-local, its queues the benchmark's own, nothing else reaching it), every service from that
@@ -681,6 +709,8 @@ def main():
     parameter = f"/steward-bench/automation/{uid}/flag"
     ok = True
     available = True
+    plane = main_control_plane()
+    print(f"main control plane: pid {plane[0]}, {plane[1]} build")
     with tempfile.TemporaryDirectory() as work:
         fleet = Fleet(work)
         ssm = fleet.ssm
@@ -710,25 +740,25 @@ def main():
                 return
             print()
             latency(ssm, steps_name, node_id, parameter, args.runs)
+            same_control_plane(plane)
             if args.agents:
                 print()
                 available = rate_control(fleet, per_node_name, args.agents, args.max_concurrency, args.rate_runs)
+                same_control_plane(plane)
         except BenchFailed as e:
             print(f"error: {e}", file=sys.stderr)
+            ok = False
+        except BotoCoreError as e:
+            print(f"error: a request failed ({e}); was the control plane restarted during the run? "
+                  f"(it was pid {plane[0]}, now {main_control_plane()[0]})", file=sys.stderr)
             ok = False
         finally:
             if private:
                 private.stop()
             fleet.stop()
             for name in (steps_name, per_node_name):
-                try:
-                    ssm.delete_document(Name=name)
-                except ClientError:
-                    pass
-            try:
-                ssm.delete_parameter(Name=parameter)
-            except ClientError:
-                pass
+                cleanup(f"runbook {name}", ssm.delete_document, Name=name)
+            cleanup(f"parameter {parameter}", ssm.delete_parameter, Name=parameter)
     if not ok:
         sys.exit(1)
     if not available:

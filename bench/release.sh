@@ -21,5 +21,11 @@ restore_control_plane() {
   bash infra/control-plane.sh stop
   cp .local/logs/steward-local.log ".local/logs/steward-local-$1.log" || true
   env -u STEWARD_PROFILE -u RUST_LOG bash infra/control-plane.sh start
+  # Another user of the stack may have started one meanwhile (after a build,
+  # control-plane.sh restarts an older process): then this start lost the
+  # port, and the pid file names a process that is gone.
+  sleep 1
+  is_running steward-local ||
+    say "warning: the control plane just started is gone (another start took the port?); .local/run/steward-local.pid names no running process: check 'bash infra/control-plane.sh status'"
   exit "$status"
 }
