@@ -481,42 +481,43 @@ def test_the_readmes_sam_rule_is_the_rule_the_cli_made(tmp_path):
 # --- the start queue's dead letters ------------------------------------------------------
 
 
-def test_a_start_that_cannot_start_anything_ends_in_the_start_dead_letter_queue(events_user):
+def test_a_start_that_cannot_start_anything_ends_in_the_start_dead_letter_queue_with_why(events_user):
     env = stack_env()
     sqs = localstack_client("sqs")
     url = env["STEWARD_AUTOMATION_START_QUEUE_URL"]
-    attrs = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["RedrivePolicy", "VisibilityTimeout"])["Attributes"]
+    attrs = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["RedrivePolicy"])["Attributes"]
     redrive = json.loads(attrs["RedrivePolicy"])
     dlq_url = sqs.get_queue_url(QueueName=redrive["deadLetterTargetArn"].rsplit(":", 1)[1])["QueueUrl"]
     assert dlq_url.endswith("AutomationStartDeadLetterQueue")
+    assert dlq_url == env["STEWARD_AUTOMATION_START_DLQ_URL"]
     marker = uuid.uuid4().hex
-    bodies = {
-        f"not json {marker}",
-        json.dumps({"DocumentName": f"e2e-missing-{marker}", "Parameters": {"InstanceId": "mi-0"}}),
-        json.dumps({"DocumentName": RESTART_RUNBOOK, "Parameters": {"InstanceId": "x"}, "Tags": marker}),
+    # Each is moved there at once (not after the queue's redrive limit),
+    # with SSM's code of the refusal and its words.
+    expected = {
+        f"not json {marker}": "SerializationException",
+        json.dumps({"DocumentName": f"e2e-missing-{marker}", "Parameters": {"InstanceId": "mi-0"}}):
+            "AutomationDefinitionNotFoundException",
+        json.dumps({"DocumentName": RESTART_RUNBOOK, "Parameters": {"InstanceId": "x"}, "Tags": marker}):
+            "InvalidAutomationExecutionParametersException",
     }
-    # The queue redelivers a failed start after its visibility timeout (six
-    # minutes, as deployed) up to maxReceiveCount times: shortened here for
-    # the test's duration only, so the redrive itself is what is tested. A
-    # receive already waiting keeps the old timeout, so the messages become
-    # visible only once every such long poll (at most 20 s) has ended.
-    sqs.set_queue_attributes(QueueUrl=url, Attributes={"VisibilityTimeout": "1"})
-    dead = set()
-    try:
-        for body in bodies:
-            sqs.send_message(QueueUrl=url, MessageBody=body, DelaySeconds=21)
+    for body in expected:
+        sqs.send_message(QueueUrl=url, MessageBody=body)
+    dead = {}
 
-        def arrived():
-            # Read as the README says, with the AWS CLI.
-            got = aws("sqs", "receive-message", "--queue-url", dlq_url, "--max-number-of-messages", "10",
-                      "--wait-time-seconds", "1", "--endpoint-url", env["AWS_ENDPOINT_URL"])
-            for m in got.get("Messages", []):
-                if m["Body"] in bodies:
-                    dead.add(m["Body"])
-                    sqs.delete_message(QueueUrl=dlq_url, ReceiptHandle=m["ReceiptHandle"])
-            return dead == bodies
+    def arrived():
+        # Read as the README says, with the AWS CLI.
+        got = aws("sqs", "receive-message", "--queue-url", dlq_url, "--max-number-of-messages", "10",
+                  "--message-attribute-names", "All", "--wait-time-seconds", "1",
+                  "--endpoint-url", env["AWS_ENDPOINT_URL"])
+        for m in got.get("Messages", []):
+            if m["Body"] in expected:
+                attributes = m.get("MessageAttributes", {})
+                dead[m["Body"]] = (attributes["Error"]["StringValue"], attributes["Reason"]["StringValue"])
+                sqs.delete_message(QueueUrl=dlq_url, ReceiptHandle=m["ReceiptHandle"])
+        return set(dead) == set(expected)
 
-        wait_for("the malformed starts in the start dead-letter queue", arrived,
-                 timeout=120, interval=0.5)
-    finally:
-        sqs.set_queue_attributes(QueueUrl=url, Attributes={"VisibilityTimeout": attrs["VisibilityTimeout"]})
+    # Well within the start queue's visibility timeout: nothing was retried.
+    wait_for("the malformed starts in the start dead-letter queue", arrived, timeout=60, interval=0.5)
+    for body, code in expected.items():
+        assert dead[body][0] == code, (body, dead[body])
+        assert dead[body][1], body

@@ -50,6 +50,8 @@ pub struct Settings {
     pub automation_queue_url: String,
     /// Runbook starts from EventBridge rules.
     pub automation_start_queue_url: String,
+    /// Where a start that cannot start anything is kept.
+    pub automation_start_dlq_url: String,
     /// The user runbooks from the start queue run as.
     pub automation_events_user: String,
 }
@@ -97,6 +99,7 @@ impl Settings {
             automation_table: var("STEWARD_AUTOMATION_TABLE")?,
             automation_queue_url: var("STEWARD_AUTOMATION_QUEUE_URL")?,
             automation_start_queue_url: var("STEWARD_AUTOMATION_START_QUEUE_URL")?,
+            automation_start_dlq_url: var("STEWARD_AUTOMATION_START_DLQ_URL")?,
             automation_events_user: env::var("STEWARD_AUTOMATION_EVENTS_USER")
                 .unwrap_or_else(|_| "steward-events".into()),
         })

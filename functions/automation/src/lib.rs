@@ -10,6 +10,7 @@
 //!   kept in the start dead-letter queue.
 
 use aws_lambda_events::sqs::{SqsBatchResponse, SqsEvent};
+use aws_sdk_sqs::types::MessageAttributeValue;
 use serde_json::{Map, Value, json};
 use steward_aws::Stack;
 use steward_aws::automation::Wake;
@@ -31,15 +32,64 @@ pub async fn handle(stack: &Stack, event: SqsEvent) -> SqsBatchResponse {
 }
 
 async fn handle_record(stack: &Stack, record: &Record) -> Result<(), SsmError> {
-    let body: Value = serde_json::from_str(&record.body).map_err(|e| {
-        SsmError::SerializationException(format!(
-            "An automation message is not JSON ({e}); a start needs {{\"DocumentName\": ..., \"Parameters\": {{...}}}}."
-        ))
-    })?;
+    let body: Value = match serde_json::from_str(&record.body) {
+        Ok(body) => body,
+        Err(e) => {
+            let why = SsmError::SerializationException(format!(
+                "An automation message is not JSON ({e}); a start needs {{\"DocumentName\": ..., \"Parameters\": {{...}}}}."
+            ));
+            return refuse(stack, record, &why).await;
+        }
+    };
     if let Ok(wake) = serde_json::from_value::<Wake>(body.clone()) {
         return advance(stack, &wake.execution_id).await;
     }
-    start(stack, &record.message_id, &body).await
+    match start(stack, &record.message_id, &body).await {
+        Err(e) if will_not_change(&e) => refuse(stack, record, &e).await,
+        other => other,
+    }
+}
+
+/// Whether retrying a refused start could ever go otherwise: only a fault
+/// of ours or a busy table can pass.
+fn will_not_change(e: &SsmError) -> bool {
+    !matches!(
+        e,
+        SsmError::InternalServerError(_)
+            | SsmError::ThrottlingException(_)
+            | SsmError::TooManyUpdates(_)
+    )
+}
+
+/// A message that cannot start anything goes to the start dead-letter queue
+/// at once, as it came, with the refusal as its attributes: visible there to
+/// be read (and redriven once fixed), never dropped, never retried for half
+/// an hour first.
+async fn refuse(stack: &Stack, record: &Record, why: &SsmError) -> Result<(), SsmError> {
+    tracing::warn!(message_id = %record.message_id, code = why.code(), error = %why, "automation start refused; kept in the start dead-letter queue");
+    let attribute = |text: &str| {
+        MessageAttributeValue::builder()
+            .data_type("String")
+            .string_value(text)
+            .build()
+            .map_err(|_| SsmError::internal())
+    };
+    let reason: String = why.to_string().chars().take(1000).collect();
+    stack
+        .clients
+        .sqs
+        .send_message()
+        .queue_url(&stack.settings.automation_start_dlq_url)
+        .message_body(&record.body)
+        .message_attributes("Error", attribute(why.code())?)
+        .message_attributes("Reason", attribute(&reason)?)
+        .send()
+        .await
+        .map_err(|e| {
+            tracing::error!(error = %aws_smithy_types::error::display::DisplayErrorContext(&e), "a refused start could not be kept; it will be retried");
+            SsmError::internal()
+        })?;
+    Ok(())
 }
 
 /// Advances one execution.
