@@ -29,9 +29,16 @@ pub struct Runner<'a> {
     pub ctx: AutomationContext<'a>,
     pub services: &'a dyn StepServices,
     pub env: Env,
+    /// Read afresh at each round, so each step's times are its own; `None`
+    /// keeps `env.now` (tests set the time themselves).
+    pub clock: Option<fn() -> f64>,
 }
 
 impl Runner<'_> {
+    fn now(&self) -> f64 {
+        self.clock.map_or(self.env.now, |read| read())
+    }
+
     /// Handles one message for `execution_id`. `Err` leaves the message to
     /// be delivered again.
     pub async fn run(&self, execution_id: &str) -> Result<(), SsmError> {
@@ -62,7 +69,11 @@ impl Runner<'_> {
         let mut earliest_wake: Option<f64> = None;
         for _ in 0..ROUNDS {
             let mut next = exec.clone();
-            let fx = engine::advance(&mut next, &runbook, &seen, &self.env);
+            let env = Env {
+                now: self.now(),
+                ..self.env.clone()
+            };
+            let fx = engine::advance(&mut next, &runbook, &seen, &env);
             if next != exec {
                 next.revision = exec.revision + 1;
                 if !self.ctx.store.update(&next, exec.revision).await? {
@@ -89,7 +100,7 @@ impl Runner<'_> {
     }
 
     async fn wake_at(&self, execution_id: &str, at: f64) -> Result<(), SsmError> {
-        let delay = (at - self.env.now).clamp(0.0, MAX_DELAY_SECONDS).ceil() as u32;
+        let delay = (at - self.now()).clamp(0.0, MAX_DELAY_SECONDS).ceil() as u32;
         self.ctx.queue.wake(execution_id, delay).await
     }
 
@@ -117,7 +128,7 @@ impl Runner<'_> {
                 }
             }
             let mut next = exec.clone();
-            let fx = fan_out::advance(&mut next, &seen, self.env.now);
+            let fx = fan_out::advance(&mut next, &seen, self.now());
             if next != exec {
                 next.revision = exec.revision + 1;
                 if !self.ctx.store.update(&next, exec.revision).await? {
@@ -138,7 +149,7 @@ impl Runner<'_> {
                     }
                     FanOutEffect::ExecutionChanged(status) => {
                         self.ctx
-                            .emit(events::execution_changed(&next, status, self.env.now))
+                            .emit(events::execution_changed(&next, status, self.now()))
                             .await;
                     }
                     FanOutEffect::WakeAt(t) => self.wake_at(&next.execution_id, t).await?,
@@ -164,7 +175,7 @@ impl Runner<'_> {
         );
         child.access_key_id = parent.access_key_id.clone();
         child.run_as = parent.run_as.clone();
-        child.requested_time = self.env.now;
+        child.requested_time = self.now();
         child.parent_execution_id = Some(parent.execution_id.clone());
         child.target = Some(c.target.clone());
         // Already there (a start retried after a crash): only wake it.
@@ -244,13 +255,13 @@ impl Runner<'_> {
                 Effect::StepChanged(i, status) => {
                     if let Some(r) = exec.steps.get(i) {
                         self.ctx
-                            .emit(events::step_changed(exec, r, status, self.env.now))
+                            .emit(events::step_changed(exec, r, status, self.now()))
                             .await;
                     }
                 }
                 Effect::ExecutionChanged(status) => {
                     self.ctx
-                        .emit(events::execution_changed(exec, status, self.env.now))
+                        .emit(events::execution_changed(exec, status, self.now()))
                         .await;
                 }
             }
@@ -270,12 +281,12 @@ impl Runner<'_> {
             "Version {} of runbook {} cannot be read: {why}",
             exec.document_version, exec.document_name
         ));
-        next.end_time = Some(self.env.now);
+        next.end_time = Some(self.now());
         next.active.clear();
         next.revision = exec.revision + 1;
         if self.ctx.store.update(&next, exec.revision).await? {
             self.ctx
-                .emit(events::execution_changed(&next, next.status, self.env.now))
+                .emit(events::execution_changed(&next, next.status, self.now()))
                 .await;
             self.tell_parent(&next).await?;
         }

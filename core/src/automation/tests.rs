@@ -168,6 +168,7 @@ impl Fixture {
                 region: self.scope.region.clone(),
                 partition: "aws".into(),
             },
+            clock: None,
         };
         runner.run(id).await.unwrap();
     }
@@ -703,5 +704,57 @@ async fn target_maps_give_each_child_its_parameters_and_a_stop_stops_them() {
     assert_eq!(
         f.get(&parent).await["AutomationExecutionStatus"],
         "Cancelled"
+    );
+}
+
+/// Each read a second later than the last.
+fn ticking() -> f64 {
+    static TICKS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    2000.0 + TICKS.fetch_add(1, std::sync::atomic::Ordering::SeqCst) as f64
+}
+
+#[tokio::test]
+async fn steps_run_in_one_delivery_each_carry_their_own_times() {
+    let f = Fixture::new().await;
+    f.create_document(
+        "TwoReads",
+        r#"{"schemaVersion": "0.3", "mainSteps": [
+            {"name": "one", "action": "aws:executeAwsApi", "inputs": {"Service": "ssm", "Api": "GetParameter", "Name": "/a"}},
+            {"name": "two", "action": "aws:executeAwsApi", "inputs": {"Service": "ssm", "Api": "GetParameter", "Name": "/b"}}]}"#,
+        "Automation",
+    )
+    .await;
+    let id = f
+        .call(
+            "StartAutomationExecution",
+            json!({"DocumentName": "TwoReads"}),
+        )
+        .await
+        .unwrap()["AutomationExecutionId"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let runner = Runner {
+        ctx: f.ctx(),
+        services: &f.services,
+        env: Env {
+            now: f.now,
+            account_id: f.scope.account.clone(),
+            region: f.scope.region.clone(),
+            partition: "aws".into(),
+        },
+        clock: Some(ticking),
+    };
+    runner.run(&id).await.unwrap();
+    let e = f.get(&id).await;
+    assert_eq!(e["AutomationExecutionStatus"], "Success");
+    let steps = e["StepExecutions"].as_array().unwrap();
+    let (one_end, two_start) = (
+        steps[0]["ExecutionEndTime"].as_f64().unwrap(),
+        steps[1]["ExecutionStartTime"].as_f64().unwrap(),
+    );
+    assert!(
+        two_start > steps[0]["ExecutionStartTime"].as_f64().unwrap() && two_start >= one_end,
+        "{steps:?}"
     );
 }

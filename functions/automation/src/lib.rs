@@ -104,6 +104,7 @@ pub async fn advance(stack: &Stack, execution_id: &str) -> Result<(), SsmError> 
             region: stack.settings.region.clone(),
             partition: "aws".into(),
         },
+        clock: Some(now_epoch),
     };
     runner.run(execution_id).await
 }
