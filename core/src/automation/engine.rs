@@ -94,6 +94,20 @@ pub struct Env {
     pub partition: String,
 }
 
+/// How long a person has to approve or resume when the step does not say:
+/// seven days, SSM's longest wait.
+pub const DEFAULT_WAIT_SECONDS: u64 = 7 * 24 * 3600;
+
+/// The step's time limit: its timeoutSeconds, or for a step that waits on
+/// a person (aws:approve, aws:pause) seven days, so no execution waits for
+/// ever.
+fn step_timeout(step: &RunbookStep) -> Option<u64> {
+    step.timeout_seconds.or(match step.action {
+        ActionKind::Approve | ActionKind::Pause => Some(DEFAULT_WAIT_SECONDS),
+        _ => None,
+    })
+}
+
 /// Whether an SSM operation only reads, so repeating it is harmless.
 pub fn only_reads(api: &str) -> bool {
     ["Get", "Describe", "List"]
@@ -193,7 +207,7 @@ fn transition(
         return true;
     };
     let record = &exec.steps[top];
-    if let Some(t) = step.timeout_seconds
+    if let Some(t) = step_timeout(&step)
         && record.wait != Wait::Done
         && !matches!(record.wait, Wait::Loop { .. })
         && now >= record.start_time + t as f64
@@ -207,9 +221,7 @@ fn transition(
             fx,
         );
     }
-    let timeout_at = step
-        .timeout_seconds
-        .map(|t| exec.steps[top].start_time + t as f64);
+    let timeout_at = step_timeout(&step).map(|t| exec.steps[top].start_time + t as f64);
     let wake = |fx: &mut Vec<Effect>, at: f64| {
         fx.push(Effect::WakeAt(timeout_at.map_or(at, |t| t.min(at))));
     };
@@ -622,7 +634,7 @@ fn begin_attempt(
                 exec.status = S::Waiting;
                 fx.push(Effect::ExecutionChanged(exec.status));
             }
-            if let Some(t) = step.timeout_seconds {
+            if let Some(t) = step_timeout(&step) {
                 fx.push(Effect::WakeAt(now + t as f64));
             }
             if step.action == ActionKind::Pause {

@@ -185,6 +185,10 @@ fn run_with(rb: &Runbook, exec: &mut Execution, world: &mut World, copies: usize
         for _ in 0..copies {
             handle(exec, rb, world);
         }
+        // Waiting on a person: the test acts (or moves the clock) itself.
+        if exec.status == S::Waiting {
+            return;
+        }
         // Nothing to do now: the clock moves to the next wake-up.
         world.wakes.retain(|t| *t > world.now);
         match world
@@ -477,6 +481,27 @@ fn a_loop_condition_is_looked_at_after_each_iteration() {
         names(&run(&capped, Results::new()).0),
         ["again", "nap", "nap"]
     );
+}
+
+#[test]
+fn nobody_approving_for_seven_days_times_the_step_out() {
+    let rb = runbook(json!({"schemaVersion": "0.3", "mainSteps": [
+        {"name": "ok", "action": "aws:approve", "inputs": {"Approvers": ["bob"]}}
+    ]}));
+    let mut exec = start(json!({}));
+    let mut world = World::default();
+    run_with(&rb, &mut exec, &mut world, 1);
+    assert_eq!(exec.status, S::Waiting);
+    // The engine asked to be woken at the limit; nothing else happens before.
+    assert!(
+        world.wakes.contains(&(DEFAULT_WAIT_SECONDS as f64)),
+        "{:?}",
+        world.wakes
+    );
+    world.now = DEFAULT_WAIT_SECONDS as f64;
+    handle(&mut exec, &rb, &mut world);
+    assert_eq!(ran(&exec), [("ok".into(), S::TimedOut)]);
+    assert_eq!(exec.status, S::TimedOut);
 }
 
 #[test]
