@@ -134,6 +134,8 @@ pub enum SsmError {
     AutomationExecutionLimitExceededException(String),
     #[error("{0}")]
     IdempotentParameterMismatch(String),
+    #[error("{0}")]
+    UnsupportedOperatingSystem(String),
     /// A fault of ours, never of the caller's input. The message is generic on
     /// purpose: details go to the log, not to the client.
     #[error("{0}")]
@@ -216,6 +218,7 @@ impl SsmError {
                 "AutomationExecutionLimitExceededException"
             }
             IdempotentParameterMismatch(_) => "IdempotentParameterMismatch",
+            UnsupportedOperatingSystem(_) => "UnsupportedOperatingSystem",
             InternalServerError(_) => "InternalServerError",
         }
     }

@@ -15,6 +15,7 @@
 //! - [`run_command`]: SendCommand to final status: targets, rate control, dispatch, ingest of reports.
 //! - [`parameters`]: Parameter Store: names, versions, labels, secrets, policies, references in commands.
 //! - [`automation`]: runbooks (Automation documents, schemaVersion 0.3), checked as SSM checks them, and their executions.
+//! - [`patching`]: Patch Manager: patch baselines checked as SSM checks them, the predefined ones, and what a baseline approves.
 //!
 //! Shared by the areas:
 //! - [`access`]: what an operator's policies allow, checked by every area on what it resolves.
@@ -43,6 +44,7 @@ pub mod ids;
 pub mod output;
 pub mod paging;
 pub mod parameters;
+pub mod patching;
 pub mod run_command;
 pub mod secret;
 pub mod tags;
