@@ -165,19 +165,6 @@ fn transition(
     if exec.cancel_requested && !exec.cancel_handled {
         return cancel(exec, runbook, env, fx);
     }
-    if let Some(deadline) = exec.deadline
-        && now >= deadline
-    {
-        end_active(exec, S::TimedOut, "The execution timed out.", now, fx);
-        finish(
-            exec,
-            S::TimedOut,
-            Some("The execution timed out.".into()),
-            now,
-            fx,
-        );
-        return false;
-    }
     let Some(&top) = exec.active.last() else {
         // Every step list ended.
         let status = if exec.cancel_handled {

@@ -156,8 +156,6 @@ pub struct Execution {
     pub tags: crate::tags::TagSet,
     pub start_time: Option<f64>,
     pub end_time: Option<f64>,
-    /// When the execution times out, if it does.
-    pub deadline: Option<f64>,
     /// StopAutomationExecution was called.
     pub cancel_requested: bool,
     /// The onCancel step has been started: when it ends, the execution is
@@ -206,7 +204,6 @@ impl Execution {
             tags: Default::default(),
             start_time: None,
             end_time: None,
-            deadline: None,
             cancel_requested: false,
             cancel_handled: false,
             critical_failure: None,
