@@ -85,6 +85,15 @@ fn text(v: &Value) -> Value {
     }
 }
 
+/// Whether a request asks for SecureString values in plaintext.
+pub fn decrypts(request: &Value) -> bool {
+    match request.get("WithDecryption") {
+        Some(Value::Bool(b)) => *b,
+        Some(Value::String(s)) => s.eq_ignore_ascii_case("true"),
+        _ => false,
+    }
+}
+
 /// The steps' services over the stack.
 pub struct StackStepServices<'a> {
     pub stack: &'a Stack,
@@ -154,11 +163,51 @@ impl StepServices for StackStepServices<'_> {
 
     async fn call_api(&self, run_as: &str, api: &str, request: &Value) -> Result<Value, String> {
         let refused = |e: SsmError| format!("{}: {e}", e.code());
+        if decrypts(request) {
+            // A step's response and outputs are kept in the execution and
+            // shown to whoever may read it: no plaintext secret goes there.
+            return Err(format!(
+                "ValidationException: {api} with WithDecryption is not run by a runbook step: its values would be kept in the execution's outputs. Pass {{{{ssm-secure:name}}}} to an aws:runCommand step, which the node resolves."
+            ));
+        }
         let p = principal_for_user(self.stack, run_as)
             .await
             .map_err(refused)?;
         crate::call_as(self.stack, &p, api, request)
             .await
             .map_err(refused)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_step_asking_for_plaintext_secrets_is_told_apart() {
+        assert!(decrypts(
+            &json!({"Name": "/db/pass", "WithDecryption": true})
+        ));
+        assert!(decrypts(
+            &json!({"Name": "/db/pass", "WithDecryption": "True"})
+        ));
+        assert!(!decrypts(
+            &json!({"Name": "/db/pass", "WithDecryption": false})
+        ));
+        assert!(!decrypts(&json!({"Name": "/app/color"})));
+    }
+
+    #[test]
+    fn run_command_inputs_become_send_command_lists() {
+        let body = send_command_request(&json!({
+            "DocumentName": "AWS-RunShellScript",
+            "Parameters": {"commands": "uptime", "executionTimeout": 60},
+            "TimeoutSeconds": "600"
+        }));
+        assert_eq!(
+            body["Parameters"],
+            json!({"commands": ["uptime"], "executionTimeout": ["60"]})
+        );
+        assert_eq!(body["TimeoutSeconds"], json!(600));
     }
 }
