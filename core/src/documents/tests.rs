@@ -432,11 +432,21 @@ proptest! {
         // No parameter is declared: a line holding a placeholder (SSM
         // Agent's pattern) is refused; any other braces run as written.
         let parsed = parse_json(doc(json!([{"action": "aws:runShellScript", "name": "s", "inputs": {"runCommand": lines.clone()}}])));
-        if let Some((name, _)) = lines.iter().flat_map(|l| ssm_agent_placeholders(l)).next() {
+        let undeclared: Vec<String> = lines
+            .iter()
+            .flat_map(|l| ssm_agent_placeholders(l))
+            .map(|(name, _)| name.to_string())
+            .collect();
+        if !undeclared.is_empty() {
+            // The refusal names one of them (which one first is the
+            // parser's order, not the text's).
             let e = parsed.unwrap_err();
             prop_assert_eq!(e.code(), "InvalidDocumentContent");
-            let needle = format!("\"{name}\" is not declared");
-            prop_assert!(e.to_string().contains(&needle), "{}", e);
+            let text = e.to_string();
+            prop_assert!(
+                undeclared.iter().any(|n| text.contains(&format!("\"{n}\" is not declared"))),
+                "{} names none of {:?}", text, undeclared
+            );
             return Ok(());
         }
         let d = parsed.unwrap();
