@@ -97,6 +97,7 @@ REQUIRED_ENV = [
     "STEWARD_AUTOMATION_START_QUEUE_URL",
     "STEWARD_AUTOMATION_START_DLQ_URL",
     "STEWARD_AUTOMATION_EVENTS_USER",
+    "STEWARD_PATCH_STATES_TABLE",
 ]
 
 # Resource types that exist only in a deployed stack. They are reported and

@@ -351,6 +351,7 @@ mod tests {
             run_command: lines.iter().map(|s| s.to_string()).collect(),
             working_directory: wd.into(),
             timeout_seconds: timeout,
+            patch: None,
         }
     }
 

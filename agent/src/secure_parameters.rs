@@ -294,6 +294,9 @@ pub fn mask_uplink(message: &mut Uplink, secrets: &[Secret]) {
                 m(s);
             }
         }
+        // Package names, versions and the baseline's ids: a patch step
+        // takes no parameter a SecureString could be written into.
+        Uplink::PatchReport(_) => {}
     }
 }
 
@@ -477,6 +480,7 @@ mod tests {
             run_command: lines.iter().map(|s| s.to_string()).collect(),
             working_directory: String::new(),
             timeout_seconds: 60,
+            patch: None,
         }
     }
 

@@ -85,6 +85,7 @@ async fn a_command_round_trips_over_sqs() {
                 run_command: vec!["echo over-sqs".into()],
                 working_directory: String::new(),
                 timeout_seconds: 60,
+                patch: None,
             }],
             uploads: Vec::new(),
         }),

@@ -54,6 +54,8 @@ pub struct Settings {
     pub automation_start_dlq_url: String,
     /// The user runbooks from the start queue run as.
     pub automation_events_user: String,
+    /// Nodes' patch states and the patches of their latest operation.
+    pub patch_states_table: String,
 }
 
 fn var(name: &'static str) -> Result<String, ConfigError> {
@@ -102,6 +104,7 @@ impl Settings {
             automation_start_dlq_url: var("STEWARD_AUTOMATION_START_DLQ_URL")?,
             automation_events_user: env::var("STEWARD_AUTOMATION_EVENTS_USER")
                 .unwrap_or_else(|_| "steward-events".into()),
+            patch_states_table: var("STEWARD_PATCH_STATES_TABLE")?,
         })
     }
 }

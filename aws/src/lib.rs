@@ -43,6 +43,9 @@ pub mod documents;
 // Automation.
 pub mod automation;
 
+// Patch Manager.
+pub mod patch_states;
+
 pub use config::{Clients, Settings};
 
 use std::sync::{Arc, OnceLock};
@@ -122,6 +125,11 @@ impl Stack {
         self.adapters
             .automation
             .get_or_init(|| AutomationAdapters::new(self))
+    }
+
+    /// Nodes' patch states, written by ingest, read by the API.
+    pub fn patch_states(&self) -> patch_states::PatchStateTable {
+        patch_states::PatchStateTable::new(self)
     }
 
     /// IAM's adapters and the access keys requests are verified with.

@@ -11,6 +11,8 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use thiserror::Error;
 
+use crate::patching::report::PatchReport;
+use crate::patching::step::PatchStepInput;
 use crate::run_command::status::InvocationDetail;
 
 /// One step the agent runs, with its inputs already interpolated: what a
@@ -24,6 +26,10 @@ pub struct PluginStep {
     pub run_command: Vec<String>,
     pub working_directory: String,
     pub timeout_seconds: u32,
+    /// An `aws:runPatchBaseline` step's inputs, the node's baseline
+    /// included; absent (and not in the signed bytes) for other plugins.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub patch: Option<PatchStepInput>,
 }
 
 pub const VERSION: u32 = 1;
@@ -231,6 +237,9 @@ pub enum Uplink {
     InvocationUpdate(InvocationUpdate),
     Heartbeat(Heartbeat),
     MessageRejected(MessageRejected),
+    /// One part of a patch Scan or Install's result, sent before the
+    /// invocation's final update.
+    PatchReport(PatchReport),
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

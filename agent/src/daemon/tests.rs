@@ -141,6 +141,7 @@ fn run(command_id: &str, lines: &[&str]) -> Downlink {
             run_command: lines.iter().map(|s| s.to_string()).collect(),
             working_directory: String::new(),
             timeout_seconds: 600,
+            patch: None,
         }],
         uploads: Vec::new(),
     })
@@ -582,6 +583,7 @@ fn shell_step(name: &str, lines: &[&str], wd: &str, timeout: u32) -> PluginStep 
         run_command: lines.iter().map(|s| s.to_string()).collect(),
         working_directory: wd.into(),
         timeout_seconds: timeout,
+        patch: None,
     }
 }
 

@@ -135,6 +135,7 @@ impl ResolvedStep {
                 run_command: s.run_command.clone(),
                 working_directory: s.working_directory.clone(),
                 timeout_seconds: s.timeout_seconds,
+                patch: None,
             }),
             _ => None,
         }

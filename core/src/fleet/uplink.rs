@@ -7,6 +7,8 @@
 
 use crate::channel::{Uplink, open_uplink, uplink_sender};
 use crate::error::SsmError;
+use crate::patching::instance_state::PatchStateStore;
+use crate::patching::instance_state::ingest::{Applied as PatchApplied, apply_part};
 use crate::run_command::RunCommandContext;
 use crate::run_command::ingest::{Applied, apply_update};
 
@@ -20,6 +22,8 @@ pub struct UplinkPorts<'a> {
     pub fleet: FleetContext<'a>,
     /// Invocation updates are Run Command's.
     pub run_command: RunCommandContext<'a>,
+    /// Patch reports are Patch Manager's.
+    pub patch_states: &'a dyn PatchStateStore,
 }
 
 /// What happened to a message that did not fail.
@@ -72,6 +76,23 @@ pub async fn receive(ports: &UplinkPorts<'_>, body: &str, now: f64) -> Result<Ou
                 .message_rejected(&node_id, &r.reason, &r.queue_message_id)
                 .await?;
         }
+        Uplink::PatchReport(report) => {
+            match apply_part(ports.patch_states, &node_id, &report).await? {
+                PatchApplied::StateChanged { current, .. } => tracing::info!(
+                    %node_id,
+                    snapshot_id = %current.snapshot_id,
+                    operation = current.operation.as_str(),
+                    missing = current.counts.missing,
+                    "patch state updated"
+                ),
+                PatchApplied::PartKept => tracing::debug!(
+                    %node_id,
+                    snapshot_id = %report.snapshot_id,
+                    part = report.part,
+                    "patch report part kept; the state is this or a later operation's"
+                ),
+            }
+        }
         Uplink::InvocationUpdate(update) => {
             let command_id = update.command_id.clone();
             let detail = update.detail.as_str();
@@ -122,6 +143,7 @@ mod tests {
         parameters: crate::parameters::memory::MemoryParameterStore,
         scope: crate::arn::ArnScope,
         documents: crate::documents::store::MemoryDocumentStore,
+        patch_states: crate::patching::instance_state::memory::MemoryPatchStates,
     }
 
     impl World {
@@ -148,6 +170,7 @@ mod tests {
                     account: "123456789012".into(),
                 },
                 documents: crate::documents::store::MemoryDocumentStore::new(),
+                patch_states: Default::default(),
             }
         }
 
@@ -169,6 +192,7 @@ mod tests {
                     documents: &self.documents,
                     automation: &self.automation,
                 },
+                patch_states: &self.patch_states,
             };
             receive(&ports, body, now).await.unwrap()
         }

@@ -9,7 +9,10 @@
 
 pub mod approval;
 pub mod baseline;
+pub mod instance_state;
 pub mod predefined;
+pub mod report;
+pub mod step;
 
 pub use approval::{Decision, UpdateCandidate, evaluate};
 pub use baseline::{

@@ -19,6 +19,7 @@ pub async fn handle(stack: &Stack, event: SqsEvent) -> SqsBatchResponse {
     let ports = &UplinkPorts {
         fleet: stack.fleet().ports(),
         run_command: stack.run_command().ports(),
+        patch_states: &stack.patch_states(),
     };
     handle_batch(event, |r: Record| async move {
         process(ports, &r.message_id, &r.body).await
