@@ -5,15 +5,16 @@
 # overlays, one per node (tests/debian_node.py).
 #
 #   infra/debian-root.sh ensure   build the root unless the cached one was made
-#                                 by this recipe (this file); print nothing else
+#                                 by this recipe (this file); quiet when cached
 #   infra/debian-root.sh path     print the cached root's path (fails if none)
 #
-# The root holds: Debian's minbase with apt-utils (apt-ftparchive); three
-# fixture packages at version 1.0 that tests upgrade from a local repository;
-# apt sources naming only that repository (file:/srv/steward-repo, suites
-# bookworm and bookworm-security), so nothing in a test reaches a mirror; and
-# recorders in place of reboot, shutdown (and systemctl, absent from minbase)
-# that write a line to /var/lib/steward-test/reboots and exit 0.
+# The root holds: Debian's minbase with apt-utils (apt-ftparchive) and
+# ca-certificates; three fixture packages at version 1.0 that tests upgrade
+# from a local repository; apt sources naming only that repository
+# (file:/srv/steward-repo, suites bookworm and bookworm-security), so nothing
+# in a test reaches a mirror; and recorders in place of reboot, shutdown (and
+# systemctl, absent from minbase) that write a line to
+# /var/lib/steward-test/reboots and exit 0.
 #
 # mmdebstrap is not installed on the machine: its Debian package is fetched
 # with `apt-get download` and unpacked into .local/tools/mmdebstrap (it needs
@@ -40,8 +41,13 @@ FIXTURES=(
   "steward-fixture-reboot kernel required"
 )
 FIXTURE_VERSION=1.0
+# Beyond minbase: apt-ftparchive (tests index their repository with it) and
+# the CA certificates every real node has (the agent's AWS client will not
+# start without a trust store).
+INCLUDE=apt-utils,ca-certificates
 
-recipe() { sha256sum "$ROOT/infra/debian-root.sh" | cut -d' ' -f1; }
+# The recipe: this file less its comment lines (a comment edit rebuilds nothing).
+recipe() { grep -v '^[[:space:]]*#' "$ROOT/infra/debian-root.sh" | sha256sum | cut -d' ' -f1; }
 
 cached() {
   [[ -f "$STAMP" && -d "$ROOTFS" ]] && grep -qx "recipe $(recipe)" "$STAMP"
@@ -146,7 +152,7 @@ build() {
   # unmount because some process of the build still held it.
   PATH="$TOOLS/usr/bin:$PATH" unshare --mount --pid --fork --propagation private \
     perl "$MMDEBSTRAP" --quiet --mode=root --variant=minbase \
-    --include=apt-utils "$SUITE" "$new" "${sources[@]}" </dev/null
+    --include="$INCLUDE" "$SUITE" "$new" "${sources[@]}" </dev/null
 
   # The fixtures at 1.0, installed by the root's own dpkg.
   local debs
@@ -165,7 +171,7 @@ build() {
 deb [trusted=yes] file:/srv/steward-repo $SUITE main
 deb [trusted=yes] file:/srv/steward-repo $SUITE-security main
 EOF
-  mkdir -p "$new/srv/steward-repo"
+  mkdir -p "$new/srv/steward-repo" "$new/opt/steward"
   find "$new/var/lib/apt/lists" -maxdepth 1 -type f ! -name lock -delete
   rm -f "$new"/var/cache/apt/*.bin
 

@@ -71,3 +71,23 @@ def stack() -> Stack:
     if env["STEWARD_NODES_TABLE"] not in tables:
         pytest.fail(f"{STACK_NOT_UP} (the stack runs but is not provisioned)", pytrace=False)
     return Stack(env=env, facts=facts)
+
+
+# --- Debian test node ----------------------------------------------------------
+# A node that is not the host (tests/debian_node.py): a real Debian bookworm
+# root in namespaces of its own with the agent inside as root, registered
+# with an activation of its own. The root is built and cached by
+# infra/debian-root.sh (infra/test.sh runs it before the end-to-end tests).
+
+
+@pytest.fixture
+def debian_node(stack, tmp_path):
+    """A started Debian node, registered and Online; stopped after the test
+    (its mounts go with it)."""
+    from debian_node import started_node
+
+    node = started_node(tmp_path, "debian")
+    try:
+        yield node
+    finally:
+        node.stop()
