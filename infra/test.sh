@@ -72,6 +72,8 @@ bash infra/control-plane.sh start
 say "==> unit and adapter tests"
 run_suite "the unit and adapter tests (cargo test)" STEWARD_CARGO_TESTS_LIMIT \
   cargo test --workspace -- --include-ignored
+say "==> Debian test node root (infra/debian-root.sh; built once, then cached)"
+bash infra/debian-root.sh ensure
 say "==> end-to-end tests"
 # pytest-timeout fails a test that overruns, by name, and the run goes on.
 run_suite "the end-to-end tests (pytest tests)" STEWARD_E2E_LIMIT \
