@@ -143,7 +143,7 @@ build() {
   local new="$ROOTFS.new" started=$SECONDS
   mkdir -p "$DEBIAN_DIR"
   if findmnt -rn -o TARGET | grep -q "^$DEBIAN_DIR/"; then
-    die "something is mounted under .local/debian (a test node still running?)"
+    die "something is mounted under .local/debian"
   fi
   rm -rf "$new"
   say "debian-root: building $SUITE minbase with mmdebstrap from ${sources[*]}"
@@ -205,8 +205,18 @@ EOF
   say "debian-root: built in $((SECONDS - started))s, $(du -sh "$ROOTFS" | cut -f1)"
 }
 
+# Builders take the lock alone, running nodes share it (tests/debian_node.py):
+# two builds never race, and a build never replaces a root a node runs on.
+LOCK="$DEBIAN_DIR/$SUITE-root.lock"
+LOCK_WAIT=${STEWARD_DEBIAN_ROOT_LOCK_WAIT:-900}
+
 case "${1:-}" in
-  ensure) cached || build ;;
+  ensure)
+    cached && exit 0
+    mkdir -p "$DEBIAN_DIR"
+    exec 9>>"$LOCK"
+    flock -w "$LOCK_WAIT" 9 || die "the Debian root is in use or being built (waited ${LOCK_WAIT}s for $LOCK)"
+    cached || build ;;
   path)
     cached || die "no Debian root built by this recipe: run infra/debian-root.sh ensure"
     printf '%s\n' "$ROOTFS" ;;

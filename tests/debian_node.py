@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import atexit
 import ctypes
+import fcntl
 import os
 import shutil
 import signal
@@ -40,6 +41,14 @@ STATE_DIR_INSIDE = "/var/lib/steward-agent"
 REPO_INSIDE = "/srv/steward-repo"
 REBOOTS_INSIDE = "var/lib/steward-test/reboots"  # written by the root's reboot recorders
 FIXTURE_GLOB = "steward-fixture-*"
+
+
+def _root_lock(root):
+    """A shared lock on the root while a node runs on it: infra/debian-root.sh
+    takes it alone to build, so it never replaces a root in use."""
+    fd = os.open(f"{root}.lock", os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+    fcntl.flock(fd, fcntl.LOCK_SH)
+    return fd
 
 
 def debian_root() -> Path:
@@ -66,7 +75,7 @@ mkdir -p "$M$AGENT_DIR_INSIDE" "$M$REPO_INSIDE"
 mount --bind "$NODE_BIN" "$M$AGENT_DIR_INSIDE"
 mount -o remount,bind,ro "$M$AGENT_DIR_INSIDE"
 mount --bind "$NODE_REPO" "$M$REPO_INSIDE"
-hostname "$NODE_NAME"
+echo "$NODE_NAME" >/proc/sys/kernel/hostname
 read -r hostpid _ </proc/self/stat
 echo "$hostpid" >"$NODE_READY.tmp" && mv "$NODE_READY.tmp" "$NODE_READY"
 echo "node: mounted, starting the agent" >&2
@@ -124,6 +133,7 @@ class DebianNode:
         self.mnt_ns = None
         self.agent = None
         self._env = None
+        self._lock = None  # shared lock on the root while running
         self.info = None  # DescribeInstanceInformation's entry, once Online
         self.start_seconds = None  # from start() to Online, by started_node
         for d in (self.upper, self.work, self.merged, self.repo):
@@ -152,6 +162,8 @@ class DebianNode:
 
     def _launch(self):
         self.ready.unlink(missing_ok=True)
+        if self._lock is None:
+            self._lock = _root_lock(self.lower)
         env = dict(
             self._env,
             NODE_NAME=self.name,
@@ -165,10 +177,12 @@ class DebianNode:
             AGENT_DIR_INSIDE=AGENT_DIR_INSIDE,
             REPO_INSIDE=REPO_INSIDE,
         )
+        launch = self.dir / "launch.sh"
+        launch.write_text(LAUNCH)
         log = open(self.log_path, "ab")
         self.proc = subprocess.Popen(
             ["unshare", "--mount", "--pid", "--uts", "--fork", "--kill-child", "--propagation", "private",
-             "bash", "-c", LAUNCH, "launch", *self._argv_inside()],
+             "bash", str(launch), *self._argv_inside()],
             env=env, stdin=subprocess.DEVNULL, stdout=log, stderr=log,
             start_new_session=True, preexec_fn=_die_with_parent,
         )
@@ -192,8 +206,9 @@ class DebianNode:
         if self.proc is None:
             return
         if self.proc.poll() is None:
+            # Before the node was up, unshare alone (its child dies with it).
             try:
-                os.kill(self.pid, signal.SIGTERM)
+                os.kill(self.pid or self.proc.pid, signal.SIGTERM)
                 self.proc.wait(timeout=timeout)
             except (ProcessLookupError, subprocess.TimeoutExpired):
                 pass
@@ -201,7 +216,8 @@ class DebianNode:
                 # PID 1 killed: the kernel kills everything else in the node.
                 for pid in (self.pid, self.proc.pid):
                     try:
-                        os.kill(pid, signal.SIGKILL)
+                        if pid:
+                            os.kill(pid, signal.SIGKILL)
                     except ProcessLookupError:
                         pass
                 self.proc.wait(timeout=30)
@@ -210,11 +226,17 @@ class DebianNode:
         self.proc = None
         self.pid = None
         self.mnt_ns = None
+        if self._lock is not None:
+            os.close(self._lock)
+            self._lock = None
 
     def restart(self):
         """A simulated reboot: every process ends and every mount goes; the
         node starts again on the same upper directory (its disk), with a new
-        /run and /tmp, and the agent starts with the same arguments."""
+        /run and /tmp, and the agent starts with the same arguments and its
+        saved registration. As after any agent that dies mid long poll, the
+        first message sent soon after may come only when the queue's
+        visibility timeout (30 s) ends: the old poll took it."""
         self.stop()
         self._launch()
         return self
