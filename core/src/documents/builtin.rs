@@ -1,7 +1,10 @@
 //! Documents every Steward account has, owned by "Amazon" as SSM's platform
 //! documents are, so `Owner=Amazon` lists them. Only documents whose steps
 //! Steward really runs are shipped: `AWS-RunShellScript` with SSM's own
-//! content (byte for byte, so its Hash is SSM's), and Steward's own, named
+//! content (byte for byte, so its Hash is SSM's), `AWS-RunPatchBaseline`
+//! with SSM's name and parameters but Steward's content (one
+//! `aws:runPatchBaseline` step the agent runs natively, where SSM's runs a
+//! Python script), and Steward's own, named
 //! `Steward-*`, whose descriptions say they are Steward's: the Command
 //! documents CheckDiskSpace, GatherNodeFacts, TailFile and ManageService,
 //! and the Automation runbooks RestartServiceAndVerify and
@@ -82,6 +85,8 @@ macro_rules! builtin {
 
 pub const AWS_RUN_SHELL_SCRIPT: BuiltinDocument =
     builtin!("AWS-RunShellScript", Json, "json", "1.2");
+pub const AWS_RUN_PATCH_BASELINE: BuiltinDocument =
+    builtin!("AWS-RunPatchBaseline", Yaml, "yaml", "2.2");
 pub const STEWARD_CHECK_DISK_SPACE: BuiltinDocument =
     builtin!("Steward-CheckDiskSpace", Yaml, "yaml", "2.2");
 pub const STEWARD_GATHER_NODE_FACTS: BuiltinDocument =
@@ -95,8 +100,9 @@ pub const STEWARD_RESTART_SERVICE_AND_VERIFY: BuiltinDocument =
 pub const STEWARD_RUN_COMMAND_AFTER_APPROVAL: BuiltinDocument =
     builtin!(Automation "Steward-RunCommandAfterApproval");
 
-pub const ALL: [BuiltinDocument; 7] = [
+pub const ALL: [BuiltinDocument; 8] = [
     AWS_RUN_SHELL_SCRIPT,
+    AWS_RUN_PATCH_BASELINE,
     STEWARD_CHECK_DISK_SPACE,
     STEWARD_GATHER_NODE_FACTS,
     STEWARD_TAIL_FILE,
@@ -375,6 +381,62 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn run_patch_baseline_takes_ssms_parameters_and_runs_one_patch_step_on_linux() {
+        use crate::patching::step::{PatchOperation, RebootOption};
+        let d = AWS_RUN_PATCH_BASELINE.document().unwrap();
+        let names: Vec<_> = d.parameters.iter().map(|p| p.name.as_str()).collect();
+        assert_eq!(
+            names,
+            [
+                "Operation",
+                "SnapshotId",
+                "InstallOverrideList",
+                "BaselineOverride",
+                "RebootOption"
+            ]
+        );
+        let p = d
+            .validate_parameters(&given(&[
+                ("Operation", &["Install"]),
+                ("RebootOption", &["NoReboot"]),
+            ]))
+            .unwrap();
+        let step = d.steps_for(&p, "Linux").unwrap()[0].plugin_step().unwrap();
+        assert_eq!(step.action, "aws:runPatchBaseline");
+        assert_eq!(step.timeout_seconds, 7200);
+        let patch = step.patch.unwrap();
+        assert_eq!(patch.operation, PatchOperation::Install);
+        assert_eq!(patch.reboot_option, RebootOption::NoReboot);
+        assert_eq!(patch.snapshot_id, "");
+        // Defaults: RebootIfNeeded; Operation has none.
+        let p = d
+            .validate_parameters(&given(&[("Operation", &["Scan"])]))
+            .unwrap();
+        let patch = d.steps_for(&p, "Linux").unwrap()[0]
+            .plugin_step()
+            .unwrap()
+            .patch
+            .unwrap();
+        assert_eq!(patch.reboot_option, RebootOption::RebootIfNeeded);
+        for (name, bad) in [
+            ("Operation", "Patch"),
+            ("RebootOption", "Always"),
+            ("SnapshotId", "snap-1"),
+            ("InstallOverrideList", "s3://bucket/list.yaml"),
+            ("BaselineOverride", "s3://bucket/baseline.json"),
+        ] {
+            let e = d
+                .validate_parameters(&given(&[("Operation", &["Scan"]), (name, &[bad])]))
+                .unwrap_err();
+            assert_eq!(e.code(), "InvalidParameters", "{name}={bad}");
+        }
+        assert!(matches!(
+            &d.steps_for(&p, "MacOS").unwrap()[0].outcome,
+            StepOutcome::Skipped { .. }
+        ));
     }
 
     #[test]

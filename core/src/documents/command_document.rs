@@ -8,6 +8,7 @@ use serde_json::Value;
 use super::declared_parameters::ParameterDefinition;
 use super::format::{DocumentFormat, Ordered, check_size};
 use super::interpolate::names_in;
+use super::patch_step::PatchBaselineStep;
 use super::plugins::{Action, Precondition, RunDocument, ShellScript};
 use super::{Document, SchemaVersion, Step};
 use crate::error::SsmError;
@@ -205,6 +206,7 @@ fn v2_step(
             ShellScript::check_template(&name, &inputs, false, type_of)?
         }
         Action::RunDocument => RunDocument::check_template(&name, &inputs)?,
+        Action::RunPatchBaseline => PatchBaselineStep::check_template(&name, &inputs)?,
     }
     Ok(Step {
         name,
@@ -247,6 +249,7 @@ fn v1_step(
             ShellScript::check_template(&plugin, &inputs, true, type_of)?
         }
         Action::RunDocument => {}
+        Action::RunPatchBaseline => PatchBaselineStep::check_template(&plugin, &inputs)?,
     }
     Ok(Step {
         name: plugin,

@@ -22,6 +22,7 @@ pub mod interpolate;
 mod listing;
 pub mod nested;
 pub mod operations;
+pub mod patch_step;
 pub mod plugins;
 pub mod store;
 pub mod tagging;
@@ -35,10 +36,12 @@ pub use declared_parameters::{
 };
 pub use document_type::{Content, DocumentType};
 pub use format::{DocumentFormat, HASH_TYPE, MAX_CONTENT_BYTES, content_hash};
+pub use patch_step::PatchBaselineStep;
 pub use plugins::{Action, OnFailure, Precondition, RunDocument, ShellScript, StepControl};
 
 use crate::channel::PluginStep;
 use crate::error::SsmError;
+use crate::patching::step::PatchStepInput;
 
 /// The Command document schema versions SSM accepts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -99,6 +102,8 @@ pub struct Document {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum StepOutcome {
     Run(ShellScript),
+    /// A patch Scan or Install; the node's baseline is added at dispatch.
+    RunPatchBaseline(PatchBaselineStep),
     /// Runs another document: SendCommand replaces the step with that
     /// document's steps ([`nested::expand`]).
     RunDocument(RunDocument),
@@ -136,6 +141,22 @@ impl ResolvedStep {
                 working_directory: s.working_directory.clone(),
                 timeout_seconds: s.timeout_seconds,
                 patch: None,
+            }),
+            StepOutcome::RunPatchBaseline(p) => Some(PluginStep {
+                name: self.name.clone(),
+                action: self.action.as_str().to_string(),
+                run_command: Vec::new(),
+                working_directory: String::new(),
+                timeout_seconds: p.timeout_seconds,
+                // Completed for each node at dispatch.
+                patch: Some(PatchStepInput {
+                    operation: p.operation,
+                    reboot_option: p.reboot_option,
+                    baseline_id: String::new(),
+                    baseline: serde_json::Value::Null,
+                    patch_group: None,
+                    snapshot_id: p.snapshot_id.clone(),
+                }),
             }),
             _ => None,
         }
@@ -182,6 +203,9 @@ impl Document {
                 }
                 Action::RunDocument => {
                     StepOutcome::RunDocument(RunDocument::resolve(&step.name, &inputs)?)
+                }
+                Action::RunPatchBaseline => {
+                    StepOutcome::RunPatchBaseline(PatchBaselineStep::resolve(&step.name, &inputs)?)
                 }
                 Action::RunPowerShellScript => {
                     // Checked like any step, so a bad value is refused at

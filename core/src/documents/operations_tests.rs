@@ -402,6 +402,7 @@ async fn list_filters_and_pages() {
     assert_eq!(
         names(&all),
         [
+            "AWS-RunPatchBaseline",
             "AWS-RunShellScript",
             "Alpha",
             "Beta",
@@ -424,6 +425,7 @@ async fn list_filters_and_pages() {
     assert_eq!(
         names(&amazon),
         [
+            "AWS-RunPatchBaseline",
             "AWS-RunShellScript",
             "Steward-CheckDiskSpace",
             "Steward-GatherNodeFacts",

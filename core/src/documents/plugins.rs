@@ -26,6 +26,7 @@ pub const DEFAULT_EXECUTION_TIMEOUT: u32 = 3600;
 pub const MAX_EXECUTION_TIMEOUT: u32 = 172_800;
 pub const RUN_DOCUMENT: &str = "aws:runDocument";
 pub const RUN_POWERSHELL_SCRIPT: &str = "aws:runPowerShellScript";
+pub use crate::patching::step::RUN_PATCH_BASELINE;
 
 /// SSM's Command document plugins that Steward does not run yet.
 pub const NOT_RUN_YET: [&str; 13] = [
@@ -53,6 +54,8 @@ pub enum Action {
     RunDocument,
     /// Windows only: checked, never run by a Steward agent.
     RunPowerShellScript,
+    /// Patch Manager's Scan or Install, run natively by the agent (apt).
+    RunPatchBaseline,
 }
 
 impl Action {
@@ -66,6 +69,9 @@ impl Action {
         }
         if action == RUN_POWERSHELL_SCRIPT {
             return Ok(Action::RunPowerShellScript);
+        }
+        if action == RUN_PATCH_BASELINE {
+            return Ok(Action::RunPatchBaseline);
         }
         if NOT_RUN_YET.contains(&action) {
             return Err(SsmError::InvalidDocumentContent(format!(
@@ -82,6 +88,7 @@ impl Action {
             Action::RunShellScript => RUN_SHELL_SCRIPT,
             Action::RunDocument => RUN_DOCUMENT,
             Action::RunPowerShellScript => RUN_POWERSHELL_SCRIPT,
+            Action::RunPatchBaseline => RUN_PATCH_BASELINE,
         }
     }
 
@@ -92,6 +99,8 @@ impl Action {
             // Expanded at SendCommand: the child's steps decide.
             Action::RunDocument => &PLATFORM_TYPES,
             Action::RunPowerShellScript => &["Windows"],
+            // Through apt: Debian and Ubuntu nodes.
+            Action::RunPatchBaseline => &["Linux"],
         }
     }
 
