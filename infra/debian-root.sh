@@ -197,7 +197,7 @@ EOF
   mv "$new" "$ROOTFS"
   {
     echo "recipe $(recipe)"
-    echo "mmdebstrap $(PATH="$TOOLS/usr/bin:$PATH" perl "$MMDEBSTRAP" --version 2>&1 | head -1)"
+    echo "built-with $(PATH="$TOOLS/usr/bin:$PATH" perl "$MMDEBSTRAP" --version 2>&1 | head -1)"
     echo "suite $SUITE"
     echo "debian_version $(cat "$ROOTFS/etc/debian_version")"
     echo "built $(date -u +%Y-%m-%dT%H:%M:%SZ) in $((SECONDS - started))s"
