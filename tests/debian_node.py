@@ -8,16 +8,19 @@ its own; the network is the host's, so the agent reaches the local stack on
 the host's: when the node's processes are gone the kernel removes its mounts,
 so a node leaves no mount behind, however a test ends.
 
-    node = DebianNode(tmp_path, "deb1").start(activation, api_url, sqs_endpoint)
-    node.wait_online(ssm)
+    node = started_node(tmp_path, "deb1")    # or the `debian_node` fixture: registered, Online
+    node.instance_id(); node.targets         # its mi-… id; [{"Key": "InstanceIds", ...}]
+    repo = build_fixture_repo(node)          # repo.packages[name]: installed, version, suite
     node.run("apt-get", "update")            # a command inside the running node
     node.dpkg_version("steward-fixture-security")   # "1.0"
     node.restart()                           # a simulated reboot: /run is new, the disk is kept
     node.reboot_requests()                   # what reboot/shutdown/systemctl were asked
     node.stop()
 
-`FixtureRepo(node).build()` fills the node's /srv/steward-repo (the only apt
-source the root has) with the next version of each fixture package.
+(`DebianNode(workdir, name).start(activation, api_url, sqs_endpoint)` and
+`node.wait_online(ssm)` for an activation of one's own.) The node's local
+repository, /srv/steward-repo inside (the root's only apt source), holds the
+next version of each fixture package once `build_fixture_repo` has run.
 """
 
 from __future__ import annotations
@@ -151,6 +154,8 @@ class DebianNode:
         self.agent.log_path = self.log_path
         self._env = dict(os.environ, **(env or {}))
         self._env.update(PATH=PATH_INSIDE, HOME="/root")
+        for host_only in ("TMPDIR", "LD_LIBRARY_PATH", "LD_PRELOAD", "VIRTUAL_ENV"):
+            self._env.pop(host_only, None)
         self._launch()
         return self
 
@@ -409,6 +414,11 @@ class FixtureRepo:
             opts += ["-o", f"APT::FTPArchive::Release::{key}={value}"]
         release = self.node.run("apt-ftparchive", *opts, "release", f"{REPO_INSIDE}/{dist}").stdout
         (self.root / dist / "Release").write_text(release)
+
+
+def build_fixture_repo(node):
+    """`FixtureRepo(node).build()`: the node's repository of fixture updates."""
+    return FixtureRepo(node).build()
 
 
 def started_node(workdir, name="debian", tags=(), timeout=60):
