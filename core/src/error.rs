@@ -136,6 +136,12 @@ pub enum SsmError {
     IdempotentParameterMismatch(String),
     #[error("{0}")]
     UnsupportedOperatingSystem(String),
+    #[error("{0}")]
+    DoesNotExistException(String),
+    #[error("{0}")]
+    ResourceInUseException(String),
+    #[error("{0}")]
+    AlreadyExistsException(String),
     /// A fault of ours, never of the caller's input. The message is generic on
     /// purpose: details go to the log, not to the client.
     #[error("{0}")]
@@ -219,6 +225,9 @@ impl SsmError {
             }
             IdempotentParameterMismatch(_) => "IdempotentParameterMismatch",
             UnsupportedOperatingSystem(_) => "UnsupportedOperatingSystem",
+            DoesNotExistException(_) => "DoesNotExistException",
+            ResourceInUseException(_) => "ResourceInUseException",
+            AlreadyExistsException(_) => "AlreadyExistsException",
             InternalServerError(_) => "InternalServerError",
         }
     }

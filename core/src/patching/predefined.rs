@@ -14,6 +14,10 @@ use super::baseline::{
     PatchRule, RejectedPatchesAction,
 };
 
+/// CreatedDate and ModifiedDate of the predefined baselines (epoch
+/// seconds): they exist as long as Steward.
+pub const CREATED: f64 = 1_704_067_200.0;
+
 /// The owner SSM reports for these baselines.
 pub const OWNER: &str = "AWS";
 
@@ -82,6 +86,11 @@ pub fn all() -> Vec<Predefined> {
 /// The baseline a system uses when no other is registered as its default.
 pub fn default_id(os: OperatingSystem) -> &'static str {
     definition(os).0
+}
+
+/// The predefined baseline with this id, if any.
+pub fn find_id(id: &str) -> Option<Predefined> {
+    all().into_iter().find(|p| p.id == id)
 }
 
 /// The predefined baseline with this id or name, if any.
