@@ -37,6 +37,12 @@ pub enum SsmError {
     #[error("{0}")]
     InvalidResourceType(String),
     #[error("{0}")]
+    InvalidItemContentException(String),
+    #[error("{0}")]
+    TotalSizeLimitExceededException(String),
+    #[error("{0}")]
+    ComplianceTypeCountLimitExceededException(String),
+    #[error("{0}")]
     InvalidOutputFolder(String),
     #[error("{0}")]
     TooManyTagsError(String),
@@ -169,6 +175,11 @@ impl SsmError {
             InvalidNextToken(_) => "InvalidNextToken",
             InvalidResourceId(_) => "InvalidResourceId",
             InvalidResourceType(_) => "InvalidResourceType",
+            InvalidItemContentException(_) => "InvalidItemContentException",
+            TotalSizeLimitExceededException(_) => "TotalSizeLimitExceededException",
+            ComplianceTypeCountLimitExceededException(_) => {
+                "ComplianceTypeCountLimitExceededException"
+            }
             InvalidOutputFolder(_) => "InvalidOutputFolder",
             TooManyTagsError(_) => "TooManyTagsError",
             DuplicateInstanceId(_) => "DuplicateInstanceId",

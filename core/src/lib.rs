@@ -15,6 +15,7 @@
 //! - [`run_command`]: SendCommand to final status: targets, rate control, dispatch, ingest of reports.
 //! - [`parameters`]: Parameter Store: names, versions, labels, secrets, policies, references in commands.
 //! - [`automation`]: runbooks (Automation documents, schemaVersion 0.3), checked as SSM checks them, and their executions.
+//! - [`compliance`]: per node and compliance type, the items put and SSM's summaries of them; status-change events.
 //! - [`patching`]: Patch Manager: patch baselines checked as SSM checks them, the predefined ones, and what a baseline approves.
 //!
 //! Shared by the areas:
@@ -35,6 +36,7 @@ pub mod arn;
 pub mod automation;
 pub mod channel;
 pub mod clock;
+pub mod compliance;
 pub mod documents;
 pub mod error;
 pub mod events;
