@@ -13,6 +13,7 @@
 //! - [`spool`]: durable reports until the ingest queue has them; writes and
 //!   reads.
 //! - [`runner`]: one `aws:runShellScript` step in a real shell.
+//! - [`patching`]: the native `aws:runPatchBaseline` plugin (apt).
 //! - [`secure_parameters`]: `{{ssm-secure:…}}` values, and the masking of
 //!   everything that leaves the node.
 //! - [`shutdown`]: the one shutdown signal every loop watches.
@@ -40,6 +41,7 @@ mod durability_model;
 pub mod fsutil;
 pub mod identity;
 pub mod journal;
+pub mod patching;
 pub mod platform;
 pub mod queue;
 pub mod register;

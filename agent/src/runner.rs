@@ -149,66 +149,16 @@ pub async fn run_step(
         .current_dir(&cwd)
         .stdin(Stdio::null())
         .stdout(Stdio::from(stdout))
-        .stderr(Stdio::from(stderr))
-        .process_group(0);
-    let mut child = match cmd.spawn() {
-        Ok(c) => c,
+        .stderr(Stdio::from(stderr));
+    let deadline = tokio::time::Instant::now() + step_timeout(step);
+    // The pgid file lets a restarted agent stop what an agent killed
+    // mid-command left running.
+    let ended = run_in_group(cmd, deadline, stop, Some(&dir.join(PGID_FILE))).await;
+    let (detail, response_code, stopped) = match ended {
+        Ok(end) => end.outcome(),
         Err(e) => {
             forget_secrets(&script, secrets);
             return refuse(format!("cannot start /bin/sh: {e}"));
-        }
-    };
-    let pgid = child.id().map(|id| Pid::from_raw(id as i32));
-    if let Some(pgid) = pgid {
-        // Lets a restarted agent stop what an agent killed mid-command left running.
-        if let Err(e) = write_private(&dir.join(PGID_FILE), pgid.to_string().as_bytes(), 0o600) {
-            tracing::warn!(error = %e, "cannot record the step's process group");
-        }
-    }
-    let timeout = Duration::from_secs(u64::from(if step.timeout_seconds == 0 {
-        DEFAULT_EXECUTION_TIMEOUT
-    } else {
-        step.timeout_seconds
-    }));
-
-    enum End {
-        Exited(std::io::Result<std::process::ExitStatus>),
-        TimedOut,
-        Stopped(Stop),
-    }
-    let end = tokio::select! {
-        status = child.wait() => End::Exited(status),
-        _ = tokio::time::sleep(timeout) => End::TimedOut,
-        reason = wait_stop(stop) => End::Stopped(reason),
-    };
-    let (detail, response_code, stopped) = match end {
-        End::Exited(Ok(status)) => {
-            let code = status
-                .code()
-                .or_else(|| status.signal().map(|s| 128 + s))
-                .unwrap_or(-1);
-            let detail = if code == 0 {
-                InvocationDetail::Success
-            } else {
-                InvocationDetail::Failed
-            };
-            (detail, code, None)
-        }
-        End::Exited(Err(e)) => {
-            tracing::warn!(error = %e, "cannot wait for the step's process");
-            (InvocationDetail::Failed, -1, None)
-        }
-        End::TimedOut => {
-            if let Some(pgid) = pgid {
-                kill_group(pgid, &mut child).await;
-            }
-            (InvocationDetail::ExecutionTimedOut, TIMEOUT_EXIT_CODE, None)
-        }
-        End::Stopped(reason) => {
-            if let Some(pgid) = pgid {
-                kill_group(pgid, &mut child).await;
-            }
-            (InvocationDetail::Cancelled, -1, Some(reason))
         }
     };
     let end = now_epoch();
@@ -230,6 +180,87 @@ pub async fn run_step(
         stderr: capture(&err_path, STDERR_INLINE_LIMIT),
         stopped,
     }
+}
+
+/// The step's time limit: its timeoutSeconds, or SSM's default.
+pub fn step_timeout(step: &PluginStep) -> Duration {
+    Duration::from_secs(u64::from(if step.timeout_seconds == 0 {
+        DEFAULT_EXECUTION_TIMEOUT
+    } else {
+        step.timeout_seconds
+    }))
+}
+
+/// How a process run by [`run_in_group`] ended.
+#[derive(Debug)]
+pub enum GroupEnd {
+    Exited(std::io::Result<std::process::ExitStatus>),
+    /// The deadline passed; the group was killed.
+    TimedOut,
+    /// Cancelled or shut down; the group was killed.
+    Stopped(Stop),
+}
+
+impl GroupEnd {
+    /// The step's detail, exit code (SSM's: 124 for a timeout) and stop.
+    pub fn outcome(self) -> (InvocationDetail, i32, Option<Stop>) {
+        match self {
+            GroupEnd::Exited(Ok(status)) => {
+                let code = exit_code(status);
+                let detail = if code == 0 {
+                    InvocationDetail::Success
+                } else {
+                    InvocationDetail::Failed
+                };
+                (detail, code, None)
+            }
+            GroupEnd::Exited(Err(e)) => {
+                tracing::warn!(error = %e, "cannot wait for the step's process");
+                (InvocationDetail::Failed, -1, None)
+            }
+            GroupEnd::TimedOut => (InvocationDetail::ExecutionTimedOut, TIMEOUT_EXIT_CODE, None),
+            GroupEnd::Stopped(reason) => (InvocationDetail::Cancelled, -1, Some(reason)),
+        }
+    }
+}
+
+/// A process's exit code; 128 + the signal for one killed by a signal.
+pub fn exit_code(status: std::process::ExitStatus) -> i32 {
+    status
+        .code()
+        .or_else(|| status.signal().map(|s| 128 + s))
+        .unwrap_or(-1)
+}
+
+/// Runs `cmd` in a process group of its own until it exits, `deadline`
+/// passes or `stop` says so; in the last two cases the whole group is
+/// killed. `pgid_file`, when given, records the group for
+/// [`kill_orphaned_step`]. Err: it could not be started.
+pub async fn run_in_group(
+    mut cmd: tokio::process::Command,
+    deadline: tokio::time::Instant,
+    stop: &mut watch::Receiver<Option<Stop>>,
+    pgid_file: Option<&Path>,
+) -> std::io::Result<GroupEnd> {
+    cmd.process_group(0);
+    let mut child = cmd.spawn()?;
+    let pgid = child.id().map(|id| Pid::from_raw(id as i32));
+    if let (Some(pgid), Some(file)) = (pgid, pgid_file)
+        && let Err(e) = write_private(file, pgid.to_string().as_bytes(), 0o600)
+    {
+        tracing::warn!(error = %e, "cannot record the step's process group");
+    }
+    let end = tokio::select! {
+        status = child.wait() => GroupEnd::Exited(status),
+        _ = tokio::time::sleep_until(deadline) => GroupEnd::TimedOut,
+        reason = wait_stop(stop) => GroupEnd::Stopped(reason),
+    };
+    if !matches!(end, GroupEnd::Exited(_))
+        && let Some(pgid) = pgid
+    {
+        kill_group(pgid, &mut child).await;
+    }
+    Ok(end)
 }
 
 async fn wait_stop(stop: &mut watch::Receiver<Option<Stop>>) -> Stop {
@@ -298,7 +329,7 @@ fn forget_secrets(script: &Path, secrets: &[Secret]) {
     }
 }
 
-fn write_private(path: &Path, bytes: &[u8], mode: u32) -> std::io::Result<()> {
+pub(crate) fn write_private(path: &Path, bytes: &[u8], mode: u32) -> std::io::Result<()> {
     use std::io::Write;
     let mut f = std::fs::OpenOptions::new()
         .write(true)
@@ -310,7 +341,7 @@ fn write_private(path: &Path, bytes: &[u8], mode: u32) -> std::io::Result<()> {
     f.sync_all()
 }
 
-fn create_output(path: &Path) -> std::io::Result<std::fs::File> {
+pub(crate) fn create_output(path: &Path) -> std::io::Result<std::fs::File> {
     std::fs::OpenOptions::new()
         .write(true)
         .create(true)
@@ -321,7 +352,7 @@ fn create_output(path: &Path) -> std::io::Result<std::fs::File> {
 
 /// Reads only as much of the file as the inline limit can need (at most
 /// four bytes per character).
-fn capture(path: &Path, limit_chars: usize) -> Captured {
+pub(crate) fn capture(path: &Path, limit_chars: usize) -> Captured {
     use std::io::Read;
     let mut head = Vec::new();
     let total = std::fs::File::open(path)
