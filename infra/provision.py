@@ -98,6 +98,7 @@ REQUIRED_ENV = [
     "STEWARD_AUTOMATION_START_DLQ_URL",
     "STEWARD_AUTOMATION_EVENTS_USER",
     "STEWARD_PATCH_STATES_TABLE",
+    "STEWARD_PATCH_BASELINES_TABLE",
 ]
 
 # Resource types that exist only in a deployed stack. They are reported and

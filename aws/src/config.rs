@@ -56,6 +56,8 @@ pub struct Settings {
     pub automation_events_user: String,
     /// Nodes' patch states and the patches of their latest operation.
     pub patch_states_table: String,
+    /// Patch baselines, patch-group registrations and default baselines.
+    pub patch_baselines_table: String,
 }
 
 fn var(name: &'static str) -> Result<String, ConfigError> {
@@ -105,6 +107,7 @@ impl Settings {
             automation_events_user: env::var("STEWARD_AUTOMATION_EVENTS_USER")
                 .unwrap_or_else(|_| "steward-events".into()),
             patch_states_table: var("STEWARD_PATCH_STATES_TABLE")?,
+            patch_baselines_table: var("STEWARD_PATCH_BASELINES_TABLE")?,
         })
     }
 }

@@ -44,6 +44,7 @@ pub mod documents;
 pub mod automation;
 
 // Patch Manager.
+pub mod patch_baselines;
 pub mod patch_states;
 
 pub use config::{Clients, Settings};
@@ -77,6 +78,7 @@ struct Adapters {
     documents: OnceLock<DocumentAdapters>,
     identity: OnceLock<IdentityAdapters>,
     automation: OnceLock<AutomationAdapters>,
+    patching: OnceLock<patch_baselines::PatchingAdapters>,
 }
 
 impl Stack {
@@ -125,6 +127,13 @@ impl Stack {
         self.adapters
             .automation
             .get_or_init(|| AutomationAdapters::new(self))
+    }
+
+    /// Patch Manager's baselines, patch groups and defaults.
+    pub fn patching(&self) -> &patch_baselines::PatchingAdapters {
+        self.adapters
+            .patching
+            .get_or_init(|| patch_baselines::PatchingAdapters::new(self))
     }
 
     /// Nodes' patch states, written by ingest, read by the API.

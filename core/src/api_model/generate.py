@@ -27,6 +27,10 @@ ListDocuments ListTagsForResource PutParameter RemoveTagsFromResource SendComman
 UnlabelParameterVersion UpdateDocument UpdateDocumentDefaultVersion
 StartAutomationExecution GetAutomationExecution DescribeAutomationExecutions
 DescribeAutomationStepExecutions StopAutomationExecution SendAutomationSignal
+CreatePatchBaseline GetPatchBaseline UpdatePatchBaseline DeletePatchBaseline
+DescribePatchBaselines DescribePatchProperties RegisterDefaultPatchBaseline
+GetDefaultPatchBaseline RegisterPatchBaselineForPatchGroup
+DeregisterPatchBaselineForPatchGroup GetPatchBaselineForPatchGroup DescribePatchGroups
 """.split())
 
 # Java regular expressions the Rust `regex` crate cannot compile, written the

@@ -64,28 +64,37 @@ const REFUSED: [(&str, &str); 14] = [
 /// SSM operations an `aws:executeAwsApi` step (and the wait and assert
 /// actions) may call: every AmazonSSM operation Steward serves. The API
 /// function's routing table has a test that keeps the two the same.
-pub const SSM_OPERATIONS: [&str; 36] = [
+pub const SSM_OPERATIONS: [&str; 48] = [
     "AddTagsToResource",
     "CancelCommand",
     "CreateActivation",
     "CreateDocument",
+    "CreatePatchBaseline",
     "DeleteActivation",
     "DeleteDocument",
     "DeleteParameter",
     "DeleteParameters",
+    "DeletePatchBaseline",
+    "DeregisterPatchBaselineForPatchGroup",
     "DescribeActivations",
     "DescribeAutomationExecutions",
     "DescribeAutomationStepExecutions",
     "DescribeDocument",
     "DescribeInstanceInformation",
     "DescribeParameters",
+    "DescribePatchBaselines",
+    "DescribePatchGroups",
+    "DescribePatchProperties",
     "GetAutomationExecution",
     "GetCommandInvocation",
+    "GetDefaultPatchBaseline",
     "GetDocument",
     "GetParameter",
     "GetParameterHistory",
     "GetParameters",
     "GetParametersByPath",
+    "GetPatchBaseline",
+    "GetPatchBaselineForPatchGroup",
     "LabelParameterVersion",
     "ListCommandInvocations",
     "ListCommands",
@@ -93,6 +102,8 @@ pub const SSM_OPERATIONS: [&str; 36] = [
     "ListDocuments",
     "ListTagsForResource",
     "PutParameter",
+    "RegisterDefaultPatchBaseline",
+    "RegisterPatchBaselineForPatchGroup",
     "RemoveTagsFromResource",
     "SendAutomationSignal",
     "SendCommand",
@@ -101,6 +112,7 @@ pub const SSM_OPERATIONS: [&str; 36] = [
     "UnlabelParameterVersion",
     "UpdateDocument",
     "UpdateDocumentDefaultVersion",
+    "UpdatePatchBaseline",
 ];
 
 impl ActionKind {

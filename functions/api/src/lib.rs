@@ -11,6 +11,7 @@ pub mod iam;
 pub mod lambda;
 pub mod node_parameters;
 pub mod parameters;
+pub mod patching;
 
 use bytes::Bytes;
 use serde_json::Value;
@@ -90,6 +91,7 @@ pub async fn call_as(
         Area::Fleet => fleet::handle(stack, principal, op, body).await,
         Area::RunCommand => commands::handle(stack, principal, op, body).await,
         Area::Automation => automation::handle(stack, principal, op, body).await,
+        Area::Patching => patching::handle(stack, principal, op, body).await,
     }
 }
 
@@ -101,6 +103,7 @@ enum Area {
     Fleet,
     RunCommand,
     Automation,
+    Patching,
 }
 
 /// Every SSM operation Steward serves, and its area; `None` for any other.
@@ -139,12 +142,25 @@ fn area(op: &str, body: &Value) -> Option<Area> {
         | "DescribeAutomationStepExecutions"
         | "StopAutomationExecution"
         | "SendAutomationSignal" => Area::Automation,
+        "CreatePatchBaseline"
+        | "GetPatchBaseline"
+        | "UpdatePatchBaseline"
+        | "DeletePatchBaseline"
+        | "DescribePatchBaselines"
+        | "DescribePatchProperties"
+        | "RegisterDefaultPatchBaseline"
+        | "GetDefaultPatchBaseline"
+        | "RegisterPatchBaselineForPatchGroup"
+        | "DeregisterPatchBaselineForPatchGroup"
+        | "GetPatchBaselineForPatchGroup"
+        | "DescribePatchGroups" => Area::Patching,
         // Tagging is shared: the resource's type decides. The fleet answers
         // any type no other area keeps, refusing all but `ManagedInstance`.
         "AddTagsToResource" | "RemoveTagsFromResource" | "ListTagsForResource" => {
             match body.get("ResourceType").and_then(Value::as_str) {
                 Some("Parameter") => Area::Parameters,
                 Some("Document") => Area::Documents,
+                Some("PatchBaseline") => Area::Patching,
                 _ => Area::Fleet,
             }
         }
@@ -193,6 +209,9 @@ mod tests {
         for op in documents::operations::OPERATIONS {
             assert_eq!(area(op, &json!({})), Some(Area::Documents), "{op}");
         }
+        for op in steward_core::patching::ops::OPERATIONS {
+            assert_eq!(area(op, &json!({})), Some(Area::Patching), "{op}");
+        }
         for op in [
             "AddTagsToResource",
             "RemoveTagsFromResource",
@@ -201,6 +220,7 @@ mod tests {
             for (resource_type, expected) in [
                 ("Parameter", Area::Parameters),
                 ("Document", Area::Documents),
+                ("PatchBaseline", Area::Patching),
                 ("ManagedInstance", Area::Fleet),
                 ("Association", Area::Fleet),
             ] {
@@ -213,6 +233,10 @@ mod tests {
                 assert_eq!(
                     documents::operations::serves(op, &body),
                     expected == Area::Documents
+                );
+                assert_eq!(
+                    steward_core::patching::ops::serves(op, &body),
+                    expected == Area::Patching
                 );
             }
         }
@@ -236,7 +260,7 @@ mod tests {
             "CreateAssociation",
             "StartSession",
             "GetInventory",
-            "CreatePatchBaseline",
+            "DescribeAvailablePatches",
         ] {
             assert_eq!(area(op, &json!({})), None, "{op}");
         }
