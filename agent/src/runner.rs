@@ -1,6 +1,7 @@
 //! Runs `aws:runShellScript` steps: the commands as one `/bin/sh` script in
 //! its own process group, output to files, a timeout that kills the whole
-//! group.
+//! group. [`run_plugin`] routes each step to its plugin: this one, or the
+//! patch plugin ([`crate::patching`]) for `aws:runPatchBaseline`.
 
 use std::os::unix::fs::OpenOptionsExt;
 use std::os::unix::process::ExitStatusExt;
@@ -16,9 +17,12 @@ use steward_core::documents::plugins::{
     DEFAULT_EXECUTION_TIMEOUT, RUN_SHELL_SCRIPT as RUN_SHELL_SCRIPT_PLUGIN,
 };
 use steward_core::output::{STDERR_INLINE_LIMIT, STDOUT_INLINE_LIMIT, lossy, truncate_chars};
+use steward_core::patching::step::RUN_PATCH_BASELINE;
 use steward_core::run_command::status::InvocationDetail;
 use steward_core::secret::Secret;
 use tokio::sync::watch;
+
+use crate::patching::{self, PatchContext, PatchEnv, PatchOutcome, ReportSink};
 
 use crate::secure_parameters::{mask_file, mask_text};
 
@@ -86,6 +90,38 @@ pub fn refused(dir: &Path, start: f64, message: &str, secrets: &[Secret]) -> Ste
     }
 }
 
+/// What a step may need of the daemon besides its inputs.
+pub struct StepContext<'a> {
+    pub command_id: &'a str,
+    pub patch_env: &'a PatchEnv,
+    /// Where a patch step's reports go (the spool), before the final update.
+    pub report: ReportSink<'a>,
+}
+
+/// Runs one step with its plugin; a patch step may ask for a reboot once
+/// its reports are spooled.
+pub async fn run_plugin(
+    step: &PluginStep,
+    dir: &Path,
+    stop: &mut watch::Receiver<Option<Stop>>,
+    secrets: &[Secret],
+    ctx: &StepContext<'_>,
+) -> PatchOutcome {
+    if step.action == RUN_PATCH_BASELINE {
+        let patch = PatchContext {
+            command_id: ctx.command_id,
+            env: ctx.patch_env,
+            report: ctx.report,
+            secrets,
+        };
+        return patching::run(step, &patch, dir, stop).await;
+    }
+    PatchOutcome {
+        outcome: run_step(step, dir, stop, secrets).await,
+        reboot: None,
+    }
+}
+
 /// Runs one step in `dir` (created; it holds the script and the output
 /// files). `secrets` are the values written into the step (its
 /// `{{ssm-secure:…}}` references): each is masked in the output before it
@@ -108,7 +144,7 @@ pub async fn run_step(
     }
     if step.action != RUN_SHELL_SCRIPT_PLUGIN {
         return refuse(format!(
-            "plugin {} is not supported by this agent; it runs {RUN_SHELL_SCRIPT_PLUGIN}",
+            "plugin {} is not supported by this agent; it runs {RUN_SHELL_SCRIPT_PLUGIN} and {RUN_PATCH_BASELINE}",
             step.action
         ));
     }
@@ -383,6 +419,7 @@ mod tests {
             working_directory: wd.into(),
             timeout_seconds: timeout,
             patch: None,
+            inventory: None,
         }
     }
 

@@ -13,6 +13,7 @@ use crate::config::Settings;
 use crate::credentials::NodeCredentialsProvider;
 use crate::daemon::{Agent, AgentParts};
 use crate::identity::Identity;
+use crate::patching::PatchEnv;
 use crate::platform::Platform;
 use crate::queue::{SqsIngestQueue, SqsNodeQueue, sqs_client};
 use crate::register::{self, Activation, RegisterError};
@@ -171,6 +172,7 @@ pub async fn run(settings: Settings, mut shutdown: Shutdown) -> Result<(), Start
             identity.instance_id.clone(),
             Arc::clone(&key),
         ))),
+        patch: PatchEnv::default(),
     })
     .map_err(|e| {
         StartError::Failed(format!(

@@ -86,6 +86,7 @@ async fn a_command_round_trips_over_sqs() {
                 working_directory: String::new(),
                 timeout_seconds: 60,
                 patch: None,
+                inventory: None,
             }],
             uploads: Vec::new(),
         }),
@@ -126,6 +127,12 @@ async fn a_command_round_trips_over_sqs() {
         http: HttpClient::new(),
         platform: Platform::detect(),
         parameters: None,
+        // No patch step here; were there one, it must not touch this machine.
+        patch: steward_agent::patching::PatchEnv {
+            root: state.path().join("no-root"),
+            apt_get: state.path().join("no-apt-get"),
+            reboot: vec![state.path().join("no-reboot").display().to_string()],
+        },
     })
     .unwrap();
     let (stop, shutdown) = watch::channel(false);

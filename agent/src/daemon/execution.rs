@@ -3,17 +3,39 @@
 
 use std::sync::Arc;
 
-use steward_core::channel::{PluginResult, RunMessage, StepUpload, Uplink};
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+use steward_core::channel::{PluginResult, PluginStep, RunMessage, StepUpload, Uplink};
 use steward_core::clock::now_epoch;
+use steward_core::output::{STDERR_INLINE_LIMIT, truncate_chars};
+use steward_core::patching::report::PatchReport;
 use steward_core::run_command::status::InvocationDetail;
 use tokio::sync::watch;
 
 use super::{Agent, lock, update};
 use crate::backoff::Backoff;
+use crate::fsutil;
 use crate::journal::CommandState;
+use crate::patching::reboot::{self, RebootEnd, RebootPlan};
+use crate::patching::{self, PatchContext};
 use crate::queue::{IngestQueue, NodeQueue};
 use crate::runner::{self, Stop};
 use crate::secure_parameters;
+
+/// In a command's run directory while the node reboots for its patch step.
+pub(super) const RESUME_FILE: &str = "resume.json";
+
+/// What a restart needs to finish a command whose patch step rebooted the
+/// node: the message, the step, the results before it, and the Install's plan.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(super) struct Resume {
+    pub step: usize,
+    pub started: f64,
+    pub plugins: Vec<PluginResult>,
+    pub plan: RebootPlan,
+    pub message: RunMessage,
+}
 
 const UPLOAD_ATTEMPTS: u32 = 4;
 
@@ -29,6 +51,33 @@ impl<Q: NodeQueue, I: IngestQueue> Agent<Q, I> {
         // Finished tasks are reaped here, so the set stays small.
         while tasks.try_join_next().is_some() {}
         tasks.spawn(async move { this.run_command(cmd, rx).await });
+    }
+
+    /// Finishes, in its own task, a command whose patch step rebooted the
+    /// node (see [`crate::patching::reboot`]).
+    pub(super) fn resume_command(self: &Arc<Self>, record: Resume) {
+        let command_id = record.message.command_id.clone();
+        let (tx, mut rx) = watch::channel(None);
+        lock(&self.running).insert(command_id.clone(), tx);
+        tracing::info!(
+            command_id,
+            step = record.step,
+            "resuming the command after the node's reboot"
+        );
+        let this = Arc::clone(self);
+        lock(&self.tasks).spawn(async move {
+            let Resume {
+                step,
+                started,
+                plugins,
+                plan,
+                message,
+            } = record;
+            let finished = this
+                .run_from(&message, step, plugins, started, Some(plan), &mut rx)
+                .await;
+            this.command_ended(&message.command_id, finished);
+        });
     }
 
     /// Asks a running command to stop as cancelled; false if none runs.
@@ -51,8 +100,13 @@ impl<Q: NodeQueue, I: IngestQueue> Agent<Q, I> {
         cmd: RunMessage,
         mut stop: watch::Receiver<Option<Stop>>,
     ) {
-        let command_id = cmd.command_id.clone();
         let finished = self.run_steps(&cmd, &mut stop).await;
+        self.command_ended(&cmd.command_id, finished);
+    }
+
+    /// Forgets a command that ended (or was stopped by a shutdown).
+    fn command_ended(&self, command_id: &str, finished: std::io::Result<bool>) {
+        let command_id = command_id.to_string();
         lock(&self.running).remove(&command_id);
         // Its last report is spooled (or none will be): the values go.
         lock(&self.secrets).remove(&command_id);
@@ -92,34 +146,47 @@ impl<Q: NodeQueue, I: IngestQueue> Agent<Q, I> {
         self.report(Uplink::InvocationUpdate(update::in_progress(
             command_id, started,
         )))?;
+        self.run_from(cmd, 0, Vec::new(), started, None, stop).await
+    }
 
-        let mut plugins = Vec::new();
+    /// Runs the command's steps from `first` on, after the results of the
+    /// ones before, and reports. `resume`: step `first` is a patch step
+    /// whose Install rebooted the node; it is finished, not run again.
+    /// Ok(true) when the final report is spooled.
+    pub(super) async fn run_from(
+        &self,
+        cmd: &RunMessage,
+        first: usize,
+        mut plugins: Vec<PluginResult>,
+        started: f64,
+        mut resume: Option<RebootPlan>,
+        stop: &mut watch::Receiver<Option<Stop>>,
+    ) -> std::io::Result<bool> {
+        let command_id = &cmd.command_id;
         let mut detail = InvocationDetail::Success;
         let mut response_code = 0;
         let run_dir = self.run_dir(command_id);
-        for (i, step) in cmd.steps.iter().enumerate() {
+        let sink = |part: PatchReport| self.report(Uplink::PatchReport(part));
+        let ctx = runner::StepContext {
+            command_id,
+            patch_env: &self.patch,
+            report: &sink,
+        };
+        for (i, step) in cmd.steps.iter().enumerate().skip(first) {
             let step_dir = run_dir.join(i.to_string());
-            let resolved =
-                secure_parameters::resolve(self.parameters.as_deref(), command_id, step).await;
-            let outcome = match resolved {
-                Ok(r) => {
-                    self.hold_secrets(command_id, &r.secrets);
-                    // Every value of the command, not only this step's: an
-                    // earlier step may have left one where this one reads it.
-                    let secrets = self.held_secrets(command_id);
-                    runner::run_step(&r.step, &step_dir, stop, &secrets).await
-                }
-                Err(message) => {
-                    let secrets = self.held_secrets(command_id);
-                    tracing::warn!(
+            let (outcome, reboot) = match resume.take() {
+                Some(plan) => {
+                    let patch = PatchContext {
                         command_id,
-                        step = secure_parameters::mask_text(&step.name, &secrets),
-                        error = secure_parameters::mask_text(&message, &secrets),
-                        "not running a step whose SecureString references cannot be resolved"
-                    );
-                    let _ = std::fs::create_dir_all(&step_dir);
-                    runner::refused(&step_dir, now_epoch(), &message, &secrets)
+                        env: &self.patch,
+                        report: &sink,
+                        secrets: &self.held_secrets(command_id),
+                    };
+                    let outcome = patching::resume(step, &patch, &step_dir, &plan).await;
+                    let _ = std::fs::remove_file(run_dir.join(RESUME_FILE));
+                    (outcome, None)
                 }
+                None => self.run_one(command_id, step, &step_dir, stop, &ctx).await,
             };
             if outcome.stopped == Some(Stop::Shutdown) {
                 return Ok(false);
@@ -137,7 +204,7 @@ impl<Q: NodeQueue, I: IngestQueue> Agent<Q, I> {
             );
             detail = outcome.detail;
             response_code = outcome.response_code;
-            plugins.push(PluginResult {
+            let mut result = PluginResult {
                 name: step.name.clone(),
                 detail: outcome.detail,
                 response_code: outcome.response_code,
@@ -146,7 +213,44 @@ impl<Q: NodeQueue, I: IngestQueue> Agent<Q, I> {
                 stdout: outcome.stdout.inline,
                 stderr: outcome.stderr.inline,
                 uploaded,
-            });
+            };
+            if let Some(plan) = reboot.filter(|_| detail == InvocationDetail::Success) {
+                // Its reports are spooled; what a restart needs to finish the
+                // step goes to disk before the node is asked to reboot.
+                let record = Resume {
+                    step: i,
+                    started,
+                    plugins: plugins.clone(),
+                    plan,
+                    message: cmd.clone(),
+                };
+                let json = serde_json::to_vec(&record).map_err(std::io::Error::other)?;
+                fsutil::write_atomic(&run_dir.join(RESUME_FILE), &json, 0o600)?;
+                match reboot::request(&self.patch, stop).await {
+                    RebootEnd::ShuttingDown => return Ok(false),
+                    RebootEnd::Cancelled => {
+                        let _ = std::fs::remove_file(run_dir.join(RESUME_FILE));
+                        detail = InvocationDetail::Cancelled;
+                        response_code = -1;
+                        result.detail = detail;
+                        result.response_code = response_code;
+                    }
+                    RebootEnd::Failed(why) => {
+                        let _ = std::fs::remove_file(run_dir.join(RESUME_FILE));
+                        tracing::error!(command_id, reason = why, "the node did not reboot");
+                        detail = InvocationDetail::Failed;
+                        response_code = 1;
+                        result.detail = detail;
+                        result.response_code = response_code;
+                        result.stderr = truncate_chars(
+                            &format!("{why}\n{}", result.stderr),
+                            STDERR_INLINE_LIMIT,
+                        )
+                        .to_string();
+                    }
+                }
+            }
+            plugins.push(result);
             if detail != InvocationDetail::Success {
                 // Later steps are not run and not reported.
                 break;
@@ -160,6 +264,43 @@ impl<Q: NodeQueue, I: IngestQueue> Agent<Q, I> {
         let report = update::ended(command_id, detail, response_code, started, ended, plugins);
         self.finish(&mut lock(&self.journal), report, ended)?;
         Ok(true)
+    }
+
+    /// Resolves a step's SecureString references, then runs it with its plugin.
+    async fn run_one(
+        &self,
+        command_id: &str,
+        step: &PluginStep,
+        step_dir: &Path,
+        stop: &mut watch::Receiver<Option<Stop>>,
+        ctx: &runner::StepContext<'_>,
+    ) -> (runner::StepOutcome, Option<RebootPlan>) {
+        let resolved =
+            secure_parameters::resolve(self.parameters.as_deref(), command_id, step).await;
+        match resolved {
+            Ok(r) => {
+                self.hold_secrets(command_id, &r.secrets);
+                // Every value of the command, not only this step's: an
+                // earlier step may have left one where this one reads it.
+                let secrets = self.held_secrets(command_id);
+                let o = runner::run_plugin(&r.step, step_dir, stop, &secrets, ctx).await;
+                (o.outcome, o.reboot)
+            }
+            Err(message) => {
+                let secrets = self.held_secrets(command_id);
+                tracing::warn!(
+                    command_id,
+                    step = secure_parameters::mask_text(&step.name, &secrets),
+                    error = secure_parameters::mask_text(&message, &secrets),
+                    "not running a step whose SecureString references cannot be resolved"
+                );
+                let _ = std::fs::create_dir_all(step_dir);
+                (
+                    runner::refused(step_dir, now_epoch(), &message, &secrets),
+                    None,
+                )
+            }
+        }
     }
 
     /// PUTs a step's whole output to its presigned URLs, retrying a few

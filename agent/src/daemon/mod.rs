@@ -50,6 +50,7 @@ use tokio::task::JoinSet;
 
 use crate::api::HttpClient;
 use crate::journal::Journal;
+use crate::patching::PatchEnv;
 use crate::platform::Platform;
 use crate::queue::{IngestQueue, NodeQueue};
 use crate::runner::Stop;
@@ -69,6 +70,7 @@ pub struct Agent<Q: NodeQueue, I: IngestQueue> {
     http: HttpClient,
     platform: Platform,
     parameters: Option<Arc<dyn ParameterSource>>,
+    patch: PatchEnv,
     // The mutexes, in lock order (see the module doc).
     journal: Mutex<Journal>,
     running: Mutex<HashMap<String, watch::Sender<Option<Stop>>>>,
@@ -92,6 +94,9 @@ pub struct AgentParts<Q, I> {
     /// Where `{{ssm-secure:…}}` values come from (the API); `None`: a step
     /// that has such references fails without running.
     pub parameters: Option<Arc<dyn ParameterSource>>,
+    /// Where the patch plugin works: the node's root and its apt-get and
+    /// reboot (`PatchEnv::default()` on a node; fixtures in tests).
+    pub patch: PatchEnv,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -115,6 +120,7 @@ impl<Q: NodeQueue, I: IngestQueue> Agent<Q, I> {
             http: parts.http,
             platform: parts.platform,
             parameters: parts.parameters,
+            patch: parts.patch,
             journal: Mutex::new(journal),
             running: Mutex::new(HashMap::new()),
             tasks: Mutex::new(JoinSet::new()),

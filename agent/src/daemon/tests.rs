@@ -61,6 +61,8 @@ struct Fixture {
     pkcs8: Vec<u8>,
     dir: tempfile::TempDir,
     parameters: Option<Arc<dyn ParameterSource>>,
+    /// Never the machine's root: a fixture root when a test patches.
+    patch: PatchEnv,
 }
 
 impl Fixture {
@@ -71,12 +73,19 @@ impl Fixture {
             EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_ASN1_SIGNING, doc.as_ref()).unwrap();
         let point = signer.public_key().as_ref().to_vec();
         let (_, pkcs8) = NodeKey::generate().unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let patch = PatchEnv {
+            root: dir.path().join("no-root"),
+            apt_get: dir.path().join("no-apt-get"),
+            reboot: vec![dir.path().join("no-reboot").display().to_string()],
+        };
         Self {
             signer,
             point,
             pkcs8,
-            dir: tempfile::tempdir().unwrap(),
+            dir,
             parameters: None,
+            patch,
         }
     }
 
@@ -91,6 +100,7 @@ impl Fixture {
             http: HttpClient::new(),
             platform: Platform::detect(),
             parameters: self.parameters.clone(),
+            patch: self.patch.clone(),
         })
         .unwrap()
     }
@@ -142,6 +152,7 @@ fn run(command_id: &str, lines: &[&str]) -> Downlink {
             working_directory: String::new(),
             timeout_seconds: 600,
             patch: None,
+            inventory: None,
         }],
         uploads: Vec::new(),
     })
@@ -584,6 +595,7 @@ fn shell_step(name: &str, lines: &[&str], wd: &str, timeout: u32) -> PluginStep 
         working_directory: wd.into(),
         timeout_seconds: timeout,
         patch: None,
+        inventory: None,
     }
 }
 
@@ -922,4 +934,163 @@ async fn a_cancelled_or_interrupted_step_keeps_no_secure_value() {
     agent.recover().unwrap();
     let reports = assert_no_marker("restarted", &f, &puts, &logs);
     assert_eq!(last(&reports).plugins[0].stderr, RESTARTED_STDERR);
+}
+
+mod patching {
+    use super::*;
+    use crate::patching::reboot::{PATCHED, REBOOT_REQUIRED};
+    use crate::patching::tests::{baseline, mixed_node, step};
+    use serde_json::json;
+    use steward_core::patching::report::{PatchReport, PatchState};
+    use steward_core::patching::step::{PatchOperation, RebootOption};
+
+    fn patch_command(
+        command_id: &str,
+        operation: PatchOperation,
+        reboot: RebootOption,
+    ) -> Downlink {
+        let mut shell = match run(command_id, &["echo after"]) {
+            Downlink::Run(m) => m,
+            _ => unreachable!(),
+        };
+        shell
+            .steps
+            .insert(0, step(operation, reboot, baseline(json!({})), 600));
+        shell.document_name = "AWS-RunPatchBaseline".into();
+        Downlink::Run(shell)
+    }
+
+    fn patch_report(u: &Uplink) -> &PatchReport {
+        match u {
+            Uplink::PatchReport(r) => r,
+            other => panic!("expected a patch report, got {other:?}"),
+        }
+    }
+
+    fn state(r: &PatchReport, name: &str) -> PatchState {
+        r.patches.iter().find(|e| e.kb_id == name).unwrap().state
+    }
+
+    #[tokio::test]
+    async fn a_scan_reports_its_patches_before_the_final_update() {
+        let node = mixed_node();
+        let mut f = Fixture::new();
+        f.patch = node.env();
+        let agent = f.agent();
+        agent
+            .handle(f.message(
+                "m1",
+                NODE,
+                patch_command("c1", PatchOperation::Scan, RebootOption::NoReboot),
+            ))
+            .await;
+        idle(&agent).await;
+        let reports = f.reports();
+        assert_eq!(reports.len(), 3, "{reports:?}");
+        assert_eq!(update(&reports[0]).detail, InvocationDetail::InProgress);
+        let r = patch_report(&reports[1]);
+        assert_eq!(r.command_id, "c1");
+        assert_eq!(state(r, "sec"), PatchState::Missing);
+        let done = update(&reports[2]);
+        assert_eq!(done.detail, InvocationDetail::Success);
+        assert_eq!(done.plugins.len(), 2);
+        assert!(
+            done.plugins[0]
+                .stdout
+                .starts_with("Patch Scan with baseline"),
+            "{}",
+            done.plugins[0].stdout
+        );
+        assert_eq!(done.plugins[1].stdout, "after\n");
+        assert_eq!(node.installed_version("sec").as_deref(), Some("1.0"));
+    }
+
+    #[tokio::test]
+    async fn a_patch_step_without_its_inputs_fails_and_stops_the_command() {
+        let f = Fixture::new();
+        let agent = f.agent();
+        let mut m = match patch_command("c1", PatchOperation::Scan, RebootOption::NoReboot) {
+            Downlink::Run(m) => m,
+            _ => unreachable!(),
+        };
+        m.steps[0].patch = None;
+        agent.handle(f.message("m1", NODE, Downlink::Run(m))).await;
+        idle(&agent).await;
+        let reports = f.reports();
+        let done = update(reports.last().unwrap());
+        assert_eq!(done.detail, InvocationDetail::Failed);
+        assert_eq!(done.plugins.len(), 1);
+        assert!(
+            done.plugins[0].stderr.contains("without its patch inputs"),
+            "{}",
+            done.plugins[0].stderr
+        );
+    }
+
+    /// Install with RebootIfNeeded: the report before the reboot, the
+    /// reboot asked for, the agent stopped by it; after the restart the
+    /// step is finished (not Failed, not run again) and the next step runs.
+    #[tokio::test]
+    async fn an_install_that_reboots_is_finished_after_the_restart() {
+        let node = mixed_node();
+        node.touch("reboot-sec", "");
+        let mut f = Fixture::new();
+        f.patch = node.env();
+        let agent = f.agent();
+        agent
+            .handle(f.message(
+                "m1",
+                NODE,
+                patch_command("c1", PatchOperation::Install, RebootOption::RebootIfNeeded),
+            ))
+            .await;
+        let reboots = node.root().join("reboots");
+        wait_until("the node to be asked to reboot", LIMIT, || reboots.exists())
+            .await
+            .unwrap();
+        // The reboot stops the agent.
+        stop_commands(&agent).await;
+        drop(agent);
+        let reports = f.reports();
+        assert_eq!(reports.len(), 2, "{reports:?}");
+        let before = patch_report(&reports[1]);
+        assert_eq!(before.snapshot_id, "cmd-1");
+        assert_eq!(state(before, "sec"), PatchState::InstalledPendingReboot);
+        assert_eq!(node.installed_version("sec").as_deref(), Some("1.1"));
+
+        // The node is back: /run is new.
+        std::fs::remove_file(node.root().join(REBOOT_REQUIRED)).unwrap();
+        std::fs::remove_file(node.root().join(PATCHED)).unwrap();
+        let agent = f.agent();
+        agent.recover().unwrap();
+        idle(&agent).await;
+        let reports = f.reports();
+        assert_eq!(reports.len(), 4, "{reports:?}");
+        let after = patch_report(&reports[2]);
+        assert_eq!(after.snapshot_id, "cmd-1-rebooted");
+        assert_eq!(after.operation, PatchOperation::Install);
+        assert_eq!(after.operation_start_time, before.operation_start_time);
+        assert_eq!(state(after, "sec"), PatchState::Installed);
+        assert!(after.counts.compliant());
+        let done = update(&reports[3]);
+        assert_eq!(done.detail, InvocationDetail::Success, "{done:?}");
+        assert_eq!(done.plugins.len(), 2);
+        assert_eq!(done.plugins[0].detail, InvocationDetail::Success);
+        assert!(
+            done.plugins[0].stdout.contains("the node rebooted"),
+            "{}",
+            done.plugins[0].stdout
+        );
+        assert_eq!(done.plugins[1].stdout, "after\n");
+        assert_eq!(
+            std::fs::read_to_string(&reboots).unwrap().lines().count(),
+            1
+        );
+        // Finished: a later start has nothing to recover.
+        drop(agent);
+        let agent = f.agent();
+        agent.recover().unwrap();
+        idle(&agent).await;
+        assert_eq!(f.reports().len(), 4);
+    }
 }

@@ -31,7 +31,7 @@ pub mod stanza;
 pub mod version;
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;
 
 use std::collections::HashSet;
 use std::fmt::Write as _;

@@ -25,7 +25,7 @@ const SECURITY_LIST: &str = "_srv_repo_dists_bookworm-security_main_binary-amd64
 const MAIN_LIST: &str = "_srv_repo_dists_bookworm_main_binary-amd64_Packages";
 
 /// A node's root: os-release, dpkg status, apt lists, and the fake apt-get.
-struct Node {
+pub(crate) struct Node {
     dir: tempfile::TempDir,
 }
 
@@ -42,7 +42,7 @@ fn installed(name: &str, version: &str, arch: &str, section: &str, priority: &st
 }
 
 impl Node {
-    fn new(status: &[String], security: &[String], main: &[String]) -> Node {
+    pub(crate) fn new(status: &[String], security: &[String], main: &[String]) -> Node {
         let dir = tempfile::tempdir().unwrap();
         let r = dir.path();
         for d in [
@@ -76,7 +76,7 @@ impl Node {
         node
     }
 
-    fn root(&self) -> &Path {
+    pub(crate) fn root(&self) -> &Path {
         self.dir.path()
     }
 
@@ -145,7 +145,7 @@ exit $status
         self.root().join("bin/apt-get")
     }
 
-    fn env(&self) -> PatchEnv {
+    pub(crate) fn env(&self) -> PatchEnv {
         PatchEnv {
             root: self.root().to_path_buf(),
             apt_get: self.apt_get(),
@@ -153,7 +153,7 @@ exit $status
         }
     }
 
-    fn touch(&self, name: &str, text: &str) {
+    pub(crate) fn touch(&self, name: &str, text: &str) {
         std::fs::write(self.root().join(name), text).unwrap();
     }
 
@@ -161,7 +161,7 @@ exit $status
         std::fs::read_to_string(self.root().join("apt.log")).unwrap_or_default()
     }
 
-    fn installed_version(&self, name: &str) -> Option<String> {
+    pub(crate) fn installed_version(&self, name: &str) -> Option<String> {
         dpkg_status::read(self.root())
             .unwrap()
             .into_iter()
@@ -171,7 +171,7 @@ exit $status
 }
 
 /// Security updates of every priority, at once (AWS-DebianDefaultPatchBaseline's rule).
-fn baseline(extra: Value) -> Value {
+pub(crate) fn baseline(extra: Value) -> Value {
     let mut b = json!({
         "Name": "steward-test",
         "OperatingSystem": "DEBIAN",
@@ -192,7 +192,7 @@ fn baseline(extra: Value) -> Value {
     b
 }
 
-fn step(
+pub(crate) fn step(
     operation: PatchOperation,
     reboot: RebootOption,
     baseline: Value,
@@ -212,6 +212,7 @@ fn step(
             patch_group: Some("web".into()),
             snapshot_id: "cmd-1".into(),
         }),
+        inventory: None,
     }
 }
 
@@ -269,7 +270,7 @@ async fn run_with(node: &Node, step: &PluginStep, stop: &mut watch::Receiver<Opt
 }
 
 /// The node most tests use: one package of each kind.
-fn mixed_node() -> Node {
+pub(crate) fn mixed_node() -> Node {
     Node::new(
         &[
             installed("sec", "1.0", "amd64", "admin", "important"),
