@@ -44,6 +44,8 @@ pub struct Settings {
     pub documents_table: String,
     /// IAM users and their inline policies.
     pub users_table: String,
+    /// Compliance items and summaries, per node and compliance type.
+    pub compliance_table: String,
     /// Automation executions.
     pub automation_table: String,
     /// The automation engine's wake-ups.
@@ -100,6 +102,7 @@ impl Settings {
             data_key_cache_seconds: number("STEWARD_DATA_KEY_CACHE_SECONDS", 300)?,
             documents_table: var("STEWARD_DOCUMENTS_TABLE")?,
             users_table: var("STEWARD_USERS_TABLE")?,
+            compliance_table: var("STEWARD_COMPLIANCE_TABLE")?,
             automation_table: var("STEWARD_AUTOMATION_TABLE")?,
             automation_queue_url: var("STEWARD_AUTOMATION_QUEUE_URL")?,
             automation_start_queue_url: var("STEWARD_AUTOMATION_START_QUEUE_URL")?,

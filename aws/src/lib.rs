@@ -43,6 +43,9 @@ pub mod documents;
 // Automation.
 pub mod automation;
 
+// Compliance.
+pub mod compliance;
+
 // Patch Manager.
 pub mod patch_baselines;
 pub mod patch_states;
@@ -78,6 +81,7 @@ struct Adapters {
     documents: OnceLock<DocumentAdapters>,
     identity: OnceLock<IdentityAdapters>,
     automation: OnceLock<AutomationAdapters>,
+    compliance: OnceLock<compliance::ComplianceAdapters>,
     patching: OnceLock<patch_baselines::PatchingAdapters>,
 }
 
@@ -134,6 +138,13 @@ impl Stack {
         self.adapters
             .patching
             .get_or_init(|| patch_baselines::PatchingAdapters::new(self))
+    }
+
+    /// Compliance's adapters: the records, the nodes they are of, the bus.
+    pub fn compliance(&self) -> &compliance::ComplianceAdapters {
+        self.adapters
+            .compliance
+            .get_or_init(|| compliance::ComplianceAdapters::new(self))
     }
 
     /// Nodes' patch states, written by ingest, read by the API.

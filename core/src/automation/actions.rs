@@ -64,7 +64,7 @@ const REFUSED: [(&str, &str); 14] = [
 /// SSM operations an `aws:executeAwsApi` step (and the wait and assert
 /// actions) may call: every AmazonSSM operation Steward serves. The API
 /// function's routing table has a test that keeps the two the same.
-pub const SSM_OPERATIONS: [&str; 48] = [
+pub const SSM_OPERATIONS: &[&str] = &[
     "AddTagsToResource",
     "CancelCommand",
     "CreateActivation",
@@ -98,9 +98,13 @@ pub const SSM_OPERATIONS: [&str; 48] = [
     "LabelParameterVersion",
     "ListCommandInvocations",
     "ListCommands",
+    "ListComplianceItems",
+    "ListComplianceSummaries",
     "ListDocumentVersions",
     "ListDocuments",
+    "ListResourceComplianceSummaries",
     "ListTagsForResource",
+    "PutComplianceItems",
     "PutParameter",
     "RegisterDefaultPatchBaseline",
     "RegisterPatchBaselineForPatchGroup",

@@ -5,6 +5,7 @@
 pub mod auth;
 pub mod automation;
 pub mod commands;
+pub mod compliance;
 pub mod documents;
 pub mod fleet;
 pub mod iam;
@@ -91,6 +92,7 @@ pub async fn call_as(
         Area::Fleet => fleet::handle(stack, principal, op, body).await,
         Area::RunCommand => commands::handle(stack, principal, op, body).await,
         Area::Automation => automation::handle(stack, principal, op, body).await,
+        Area::Compliance => compliance::handle(stack, principal, op, body).await,
         Area::Patching => patching::handle(stack, principal, op, body).await,
     }
 }
@@ -103,6 +105,7 @@ enum Area {
     Fleet,
     RunCommand,
     Automation,
+    Compliance,
     Patching,
 }
 
@@ -142,6 +145,10 @@ fn area(op: &str, body: &Value) -> Option<Area> {
         | "DescribeAutomationStepExecutions"
         | "StopAutomationExecution"
         | "SendAutomationSignal" => Area::Automation,
+        "PutComplianceItems"
+        | "ListComplianceItems"
+        | "ListComplianceSummaries"
+        | "ListResourceComplianceSummaries" => Area::Compliance,
         "CreatePatchBaseline"
         | "GetPatchBaseline"
         | "UpdatePatchBaseline"
@@ -208,6 +215,9 @@ mod tests {
         }
         for op in documents::operations::OPERATIONS {
             assert_eq!(area(op, &json!({})), Some(Area::Documents), "{op}");
+        }
+        for op in steward_core::compliance::operations::OPERATIONS {
+            assert_eq!(area(op, &json!({})), Some(Area::Compliance), "{op}");
         }
         for op in steward_core::patching::ops::OPERATIONS {
             assert_eq!(area(op, &json!({})), Some(Area::Patching), "{op}");
