@@ -13,6 +13,9 @@ use tokio::sync::watch;
 use super::PatchEnv;
 use crate::runner::{GroupEnd, Stop, exit_code, run_in_group};
 
+/// How long apt-get waits for dpkg's lock held by another apt.
+pub const LOCK_WAIT_SECONDS: u32 = 300;
+
 /// Where apt's output goes while the step runs.
 pub struct AptOutput<'a> {
     pub stdout: &'a Path,
@@ -55,6 +58,7 @@ pub async fn apt_get(
         .env("DEBIAN_FRONTEND", "noninteractive")
         // apt's output is read by people and by the simulation parser: untranslated.
         .env("LC_ALL", "C")
+        .env("PATH", admin_path())
         .stdin(Stdio::null())
         .stdout(Stdio::from(stdout))
         .stderr(Stdio::from(stderr));
@@ -64,6 +68,22 @@ pub async fn apt_get(
         Ok(end) => AptEnd::Interrupted(end),
         Err(e) => AptEnd::NotStarted(format!("cannot run {}: {e}", env.apt_get.display())),
     }
+}
+
+/// The agent's PATH with the sbin directories dpkg needs (ldconfig,
+/// start-stop-daemon; dpkg refuses to run without them) and where
+/// `reboot` is, for an agent started with a user's PATH.
+pub fn admin_path() -> std::ffi::OsString {
+    let mut path =
+        std::env::var_os("PATH").unwrap_or_else(|| "/usr/local/bin:/usr/bin:/bin".into());
+    let have: Vec<std::path::PathBuf> = std::env::split_paths(&path).collect();
+    for dir in ["/usr/local/sbin", "/usr/sbin", "/sbin"] {
+        if !have.iter().any(|h| h == Path::new(dir)) {
+            path.push(":");
+            path.push(dir);
+        }
+    }
+    path
 }
 
 /// `apt-get install` of exactly these versions, upgrades only, keeping
@@ -80,6 +100,10 @@ pub fn install_args(specs: &[String], simulate: bool) -> Vec<String> {
         args.push("-o".into());
         args.push(format!("Dpkg::Options::={o}"));
     }
+    // Another apt (unattended-upgrades, say) may hold dpkg's lock: wait
+    // for it rather than fail at once; the step's deadline still bounds it.
+    args.push("-o".into());
+    args.push(format!("DPkg::Lock::Timeout={LOCK_WAIT_SECONDS}"));
     args.extend(specs.iter().cloned());
     args
 }
@@ -123,11 +147,24 @@ mod tests {
     }
 
     #[test]
+    fn the_admin_path_has_the_sbin_directories_once() {
+        let path = admin_path();
+        let dirs: Vec<_> = std::env::split_paths(&path).collect();
+        for d in ["/usr/sbin", "/sbin"] {
+            assert_eq!(
+                dirs.iter().filter(|p| *p == Path::new(d)).count(),
+                1,
+                "{path:?}"
+            );
+        }
+    }
+
+    #[test]
     fn install_asks_for_exact_versions_without_prompts() {
         let args = install_args(&["a=1.1".into()], true);
         assert_eq!(
             args.join(" "),
-            "install --only-upgrade -y -q -s -o Dpkg::Options::=--force-confold -o Dpkg::Options::=--force-confdef a=1.1"
+            "install --only-upgrade -y -q -s -o Dpkg::Options::=--force-confold -o Dpkg::Options::=--force-confdef -o DPkg::Lock::Timeout=300 a=1.1"
         );
     }
 }

@@ -231,16 +231,13 @@ pub async fn run(
     let entries = match input.operation {
         PatchOperation::Scan => std::mem::take(&mut first.entries),
         PatchOperation::Install => {
-            let installed = dpkg_status::read(root).unwrap_or_default();
-            let native = dpkg_status::native_architecture(&installed).map(str::to_string);
-            drop(installed);
             let simulation = dir.join(SIMULATION);
             let end = install::install(
                 &InstallInput {
                     env: ctx.env,
                     scan: &first,
                     baseline: &baseline,
-                    native_arch: native.as_deref(),
+                    native_arch: first.native_architecture.as_deref(),
                     out: &out,
                     simulation: &simulation,
                     deadline,

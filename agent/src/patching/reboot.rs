@@ -100,6 +100,7 @@ pub async fn request(env: &PatchEnv, stop: &mut watch::Receiver<Option<Stop>>) -
     );
     let mut cmd = tokio::process::Command::new(program);
     cmd.args(args)
+        .env("PATH", super::apt::admin_path())
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::null());

@@ -50,6 +50,8 @@ pub struct Scan {
     pub warnings: Vec<String>,
     pub installed: usize,
     pub lists: usize,
+    /// dpkg's architecture: apt names other architectures' packages.
+    pub native_architecture: Option<String>,
 }
 
 /// An approved update of an installed package.
@@ -196,6 +198,7 @@ pub fn scan(root: &Path, input: &ScanInput<'_>) -> Result<Scan, PatchError> {
         warnings,
         installed: installed.len(),
         lists: lists.len(),
+        native_architecture: dpkg_status::native_architecture(&installed).map(String::from),
     })
 }
 

@@ -105,7 +105,7 @@ for a in "$@"; do [ "$a" = -s ] && sim=yes; done
 status=0
 for a in "$@"; do
   case "$a" in *=*) ;; *) continue ;; esac
-  case "$a" in Dpkg::*) continue ;; esac
+  case "$a" in Dpkg::*|DPkg::*) continue ;; esac
   name=${{a%%=*}}; name=${{name%%:*}}; ver=${{a#*=}}
   if [ $sim = yes ]; then
     echo "Inst $name [old] ($ver Debian:12/stable [all])"
@@ -490,7 +490,7 @@ async fn install_installs_only_approved_updates_at_their_versions() {
     assert_eq!(
         log.lines().nth(1),
         Some(
-            "noninteractive install --only-upgrade -y -q -o Dpkg::Options::=--force-confold -o Dpkg::Options::=--force-confdef sec=1.1 two=1.0-1+deb12u1"
+            "noninteractive install --only-upgrade -y -q -o Dpkg::Options::=--force-confold -o Dpkg::Options::=--force-confdef -o DPkg::Lock::Timeout=300 sec=1.1 two=1.0-1+deb12u1"
         ),
         "{log}"
     );
