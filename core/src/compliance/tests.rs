@@ -682,3 +682,59 @@ proptest! {
         prop_assert_eq!(is_compliance_type(&t), re.is_match(&t));
     }
 }
+
+fn put_op() -> impl Strategy<Value = (bool, Vec<(u8, bool)>)> {
+    (
+        any::<bool>(),
+        prop::collection::vec((0u8..6, any::<bool>()), 0..5),
+    )
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(64))]
+
+    /// Any sequence of COMPLETE and PARTIAL puts leaves the items a plain
+    /// map says (COMPLETE: only the given; PARTIAL: the given over the
+    /// rest), and publishes an event exactly when the status changes.
+    #[test]
+    fn puts_keep_what_a_map_keeps(ops in prop::collection::vec(put_op(), 1..8)) {
+        run(async {
+            let f = Fixture::new();
+            let mut model: std::collections::BTreeMap<String, bool> = Default::default();
+            let mut status: Option<bool> = None;
+            let mut changes = 0;
+            for (complete, items) in &ops {
+                // One entry per Id: a put may not name an Id twice.
+                let given: std::collections::BTreeMap<String, bool> =
+                    items.iter().map(|(id, ok)| (format!("i{id}"), *ok)).collect();
+                let body = put_body(
+                    NODE,
+                    "Custom:Prop",
+                    given
+                        .iter()
+                        .map(|(id, ok)| item(id, "LOW", if *ok { "COMPLIANT" } else { "NON_COMPLIANT" }))
+                        .collect(),
+                    if *complete { "COMPLETE" } else { "PARTIAL" },
+                );
+                f.put(body).await.unwrap();
+                if *complete {
+                    model.clear();
+                }
+                model.extend(given);
+                let now = model.values().all(|ok| *ok);
+                if status != Some(now) {
+                    changes += 1;
+                }
+                status = Some(now);
+                let listed: std::collections::BTreeMap<String, bool> = f
+                    .items(NODE, json!([]))
+                    .await
+                    .iter()
+                    .map(|i| (i["Id"].as_str().unwrap().to_string(), i["Status"] == "COMPLIANT"))
+                    .collect();
+                assert_eq!(listed, model);
+            }
+            assert_eq!(f.events().len(), changes);
+        });
+    }
+}
