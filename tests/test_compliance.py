@@ -97,6 +97,11 @@ def test_a_custom_type_round_trips(fleet, node):
     s = resource_summary(ssm, node, ctype)
     assert (s["Status"], s["OverallSeverity"]) == ("COMPLIANT", "HIGH")
     assert s["CompliantSummary"]["CompliantCount"] == 3
+    # One a page, each once, in Id order.
+    pages = list(ssm.get_paginator("list_compliance_items").paginate(
+        ResourceIds=[node], Filters=[{"Key": "ComplianceType", "Values": [ctype]}],
+        PaginationConfig={"PageSize": 1}))
+    assert [[i["Id"] for i in p["ComplianceItems"]] for p in pages] == [["disk"], ["ports"], ["users"]]
 
     # COMPLETE replaces every item of the type.
     put(ssm, node, ctype, [item("kernel", "CRITICAL", "NON_COMPLIANT")])
