@@ -1093,4 +1093,45 @@ mod patching {
         idle(&agent).await;
         assert_eq!(f.reports().len(), 4);
     }
+
+    /// A reboot that does not happen: the step fails saying so, the
+    /// command ends, and nothing is left to resume.
+    #[tokio::test]
+    async fn a_reboot_command_that_fails_fails_the_step() {
+        let node = mixed_node();
+        node.touch("reboot-sec", "");
+        let mut f = Fixture::new();
+        f.patch = node.env();
+        f.patch.reboot = vec!["/bin/false".into()];
+        let agent = f.agent();
+        agent
+            .handle(f.message(
+                "m1",
+                NODE,
+                patch_command("c1", PatchOperation::Install, RebootOption::RebootIfNeeded),
+            ))
+            .await;
+        idle(&agent).await;
+        let reports = f.reports();
+        assert_eq!(reports.len(), 3, "{reports:?}");
+        assert_eq!(
+            state(patch_report(&reports[1]), "sec"),
+            PatchState::InstalledPendingReboot
+        );
+        let done = update(&reports[2]);
+        assert_eq!(done.detail, InvocationDetail::Failed);
+        assert_eq!(done.plugins.len(), 1, "later steps do not run");
+        assert!(
+            done.plugins[0]
+                .stderr
+                .starts_with("`/bin/false` exited with 1; the node was not rebooted"),
+            "{}",
+            done.plugins[0].stderr
+        );
+        drop(agent);
+        let agent = f.agent();
+        agent.recover().unwrap();
+        idle(&agent).await;
+        assert_eq!(f.reports().len(), 3);
+    }
 }

@@ -249,6 +249,9 @@ pub async fn run(
             let blocked = match end {
                 InstallEnd::Ran { exit_code, blocked } => {
                     if exit_code != 0 {
+                        // Even with every update in, dpkg may have left a
+                        // package unconfigured: the step fails.
+                        failed = true;
                         log.error(format!(
                             "apt-get install failed (exit code {exit_code}); apt's output follows."
                         ));
@@ -257,6 +260,7 @@ pub async fn run(
                 }
                 InstallEnd::Interrupted(end) => return interrupted(dir, ctx, start, &log, end),
                 InstallEnd::NotStarted(why) => {
+                    failed = true;
                     log.error(why);
                     Vec::new()
                 }
@@ -266,7 +270,7 @@ pub async fn run(
             }
             match settle(root, &first, &mut upgraded, |pending| do_scan(pending)) {
                 Ok((entries, any_failed)) => {
-                    failed = any_failed;
+                    failed |= any_failed;
                     entries
                 }
                 Err(e) => {
