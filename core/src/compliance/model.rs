@@ -273,13 +273,9 @@ impl ComplianceRecord {
             summary: Summary::of(self.items.iter().map(|i| &i.entry)),
         }
     }
-
-    /// SSM's ComplianceItem for each item.
-    pub fn items_to_wire(&self) -> impl Iterator<Item = Value> + '_ {
-        self.items.iter().map(|i| item_to_wire(self, i))
-    }
 }
 
+/// SSM's ComplianceItem: one item of a record.
 pub fn item_to_wire(r: &ComplianceRecord, i: &StoredItem) -> Value {
     let mut v = json!({
         "ComplianceType": r.compliance_type,
