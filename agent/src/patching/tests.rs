@@ -873,3 +873,51 @@ async fn a_large_report_goes_in_parts() {
     );
     assert_eq!(r.entries().len(), 951);
 }
+
+mod properties {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn version() -> impl Strategy<Value = String> {
+        (0u8..2, 0u8..4, 0u8..4, proptest::option::of("[a-z~+]{1,2}"))
+            .prop_map(|(a, b, c, tail)| format!("{a}.{b}.{c}{}", tail.unwrap_or_default()))
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(64))]
+        /// With a security-only baseline, a package's update is the newest
+        /// version a security list offers above the installed one, whatever
+        /// else the lists hold; with none, the package is not Missing.
+        #[test]
+        fn the_update_is_the_newest_newer_security_version(
+            installed_version in version(),
+            offers in proptest::collection::vec((version(), any::<bool>()), 0..6),
+        ) {
+            let security: Vec<String> = offers.iter().filter(|(_, s)| *s)
+                .map(|(v, _)| stanza("pkg", v, "amd64", "utils", "optional")).collect();
+            let main: Vec<String> = offers.iter().filter(|(_, s)| !*s)
+                .map(|(v, _)| stanza("pkg", v, "amd64", "utils", "optional")).collect();
+            let node = Node::new(&[installed("pkg", &installed_version, "amd64", "utils", "optional")], &security, &main);
+            let b = CreatePatchBaselineRequest::parse(&baseline(json!({}))).unwrap().baseline;
+            let none = HashSet::new();
+            let s = scan::scan(node.root(), &ScanInput {
+                baseline: &b, product: "Debian12", today: date!(2026 - 01 - 01), pending_reboot: &none,
+            }).unwrap();
+            let want = offers.iter()
+                .filter(|(v, sec)| *sec && version::compare(v, &installed_version).is_gt())
+                .map(|(v, _)| v.clone())
+                .max_by(|a, b| version::compare(a, b));
+            let got = s.updates.iter().find(|u| u.name == "pkg").map(|u| u.version.clone());
+            match (&got, &want) {
+                (Some(g), Some(w)) => prop_assert!(version::compare(g, w).is_eq(), "{} vs {}", g, w),
+                (None, None) => {}
+                _ => prop_assert!(false, "update {:?}, expected {:?}", got, want),
+            }
+            let entry = s.entries.iter().find(|e| e.kb_id == "pkg").unwrap();
+            prop_assert_eq!(entry.state == PatchState::Missing, want.is_some());
+            let c = steward_core::patching::report::PatchCounts::of(&s.entries);
+            let total = c.installed + c.installed_other + c.installed_pending_reboot + c.installed_rejected + c.missing + c.failed + c.not_applicable;
+            prop_assert_eq!(total as usize, s.entries.len());
+        }
+    }
+}
