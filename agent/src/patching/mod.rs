@@ -173,26 +173,12 @@ pub async fn run(
             log.error(format!(
                 "apt-get update failed (exit code {code}); not scanning against stale package lists. apt's output follows."
             ));
-            return finish(
-                (dir, ctx, start),
-                &log,
-                None,
-                InvocationDetail::Failed,
-                1,
-                None,
-            );
+            return fail((dir, ctx, start), &log);
         }
         AptEnd::Interrupted(end) => return interrupted(dir, ctx, start, &log, end),
         AptEnd::NotStarted(why) => {
             log.error(why);
-            return finish(
-                (dir, ctx, start),
-                &log,
-                None,
-                InvocationDetail::Failed,
-                1,
-                None,
-            );
+            return fail((dir, ctx, start), &log);
         }
     }
     let root = &ctx.env.root;
@@ -212,14 +198,7 @@ pub async fn run(
         Ok(s) => s,
         Err(e) => {
             log.error(format!("cannot scan: {e}"));
-            return finish(
-                (dir, ctx, start),
-                &log,
-                None,
-                InvocationDetail::Failed,
-                1,
-                None,
-            );
+            return fail((dir, ctx, start), &log);
         }
     };
     for w in &first.warnings {
@@ -277,14 +256,7 @@ pub async fn run(
                     log.error(format!(
                         "cannot read the node's packages after installing: {e}"
                     ));
-                    return finish(
-                        (dir, ctx, start),
-                        &log,
-                        None,
-                        InvocationDetail::Failed,
-                        1,
-                        None,
-                    );
+                    return fail((dir, ctx, start), &log);
                 }
             }
         }
@@ -367,6 +339,11 @@ pub async fn resume(
         );
     };
     let _ = std::fs::create_dir_all(dir);
+    // The output before the reboot (its summary, apt's output) follows the
+    // new summary.
+    for (before, kept) in [("stdout", APT_OUT), ("stderr", APT_ERR)] {
+        let _ = std::fs::rename(dir.join(before), dir.join(kept));
+    }
     let mut log = Log::default();
     let (baseline, product) = match prepare(input, &ctx.env.root) {
         Ok(p) => p,
@@ -387,15 +364,7 @@ pub async fn resume(
         Ok(s) => s.entries,
         Err(e) => {
             log.error(format!("cannot scan after the reboot: {e}"));
-            return finish(
-                (dir, ctx, start),
-                &log,
-                None,
-                InvocationDetail::Failed,
-                1,
-                None,
-            )
-            .outcome;
+            return fail((dir, ctx, start), &log).outcome;
         }
     };
     for e in &mut entries {
@@ -669,6 +638,11 @@ fn interrupted(
     let mut out = finish((dir, ctx, start), log, None, detail, code, None);
     out.outcome.stopped = stopped;
     out
+}
+
+/// A step that failed before it had anything to report.
+fn fail(at: (&Path, &PatchContext<'_>, f64), log: &Log) -> PatchOutcome {
+    finish(at, log, None, InvocationDetail::Failed, 1, None)
 }
 
 /// Writes the step's stdout (summary, then apt's output) and stderr (the

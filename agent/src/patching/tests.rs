@@ -702,6 +702,11 @@ async fn reboot_if_needed_asks_for_the_reboot_and_the_resumed_step_reports_insta
     let o = resume(&s, &ctx, &node.root().join("step"), &plan).await;
     assert_eq!(o.detail, InvocationDetail::Success);
     assert_eq!(node.apt_log(), before, "a resumed step runs no apt-get");
+    // The new summary, then what the step said before the reboot.
+    let stdout = std::fs::read_to_string(&o.stdout.path).unwrap();
+    let (after, earlier) = stdout.split_once("Reboot: the node rebooted\n").unwrap();
+    assert!(after.contains("Installed               3\n"), "{stdout}");
+    assert!(earlier.contains("Setting up sec (1.1)"), "{stdout}");
     let reports = reports.into_inner().unwrap();
     let rep = &reports[0];
     assert_eq!(rep.snapshot_id, "cmd-1-rebooted");
