@@ -23,6 +23,7 @@ comment); keys are the long flag names:
     activation-code = ...
     activation-id = ...
     name = web-1
+    patch-root = /
 
 The SQS endpoint also falls back to AWS_ENDPOINT_URL_SQS, then AWS_ENDPOINT_URL.
 RUST_LOG sets the log level: error, warn, info (default), debug or trace. Logs go to standard error.
@@ -68,6 +69,16 @@ pub struct Cli {
         value_name = "SECONDS"
     )]
     pub heartbeat_seconds: Option<u64>,
+    /// The root the patch plugin reads (dpkg's database, apt's lists) [default: /].
+    /// Any other root is read as it is, never changed: apt-get and reboot run
+    /// only on / (a test host's agents scan a fixture root this way).
+    #[arg(
+        long,
+        global = true,
+        env = "STEWARD_AGENT_PATCH_ROOT",
+        value_name = "DIR"
+    )]
+    pub patch_root: Option<PathBuf>,
     /// Log format on standard error [default: human].
     #[arg(long, global = true, env = "STEWARD_AGENT_LOG_FORMAT", value_enum)]
     pub log_format: Option<LogFormat>,
@@ -141,6 +152,7 @@ pub struct Settings {
     pub activation_code: Option<String>,
     pub activation_id: Option<String>,
     pub name: Option<String>,
+    pub patch_root: PathBuf,
 }
 
 const KEYS: &[&str] = &[
@@ -152,6 +164,7 @@ const KEYS: &[&str] = &[
     "activation-code",
     "activation-id",
     "name",
+    "patch-root",
 ];
 
 /// Parses `key = value` lines; `_` and `-` are the same in keys.
@@ -262,6 +275,11 @@ impl Settings {
             activation_code: from_activation(|a| &a.activation_code, "activation-code"),
             activation_id: from_activation(|a| &a.activation_id, "activation-id"),
             name: from_activation(|a| &a.name, "name"),
+            patch_root: cli
+                .patch_root
+                .clone()
+                .or_else(|| get("patch-root").map(PathBuf::from))
+                .unwrap_or_else(|| PathBuf::from("/")),
         })
     }
 }
@@ -304,6 +322,11 @@ mod tests {
         assert_eq!(s.state_dir, PathBuf::from(DEFAULT_STATE_DIR));
         assert_eq!(s.heartbeat_seconds, DEFAULT_HEARTBEAT_SECONDS);
         assert_eq!(s.sqs_endpoint.as_deref(), Some("http://ls"));
+        assert_eq!(s.patch_root, PathBuf::from("/"));
+
+        std::fs::write(&file, "patch-root = /srv/fixture\n").unwrap();
+        let s = Settings::resolve(&cli(&["--config", f, "run"]), |_| None).unwrap();
+        assert_eq!(s.patch_root, PathBuf::from("/srv/fixture"));
     }
 
     #[test]

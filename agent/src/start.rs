@@ -172,7 +172,7 @@ pub async fn run(settings: Settings, mut shutdown: Shutdown) -> Result<(), Start
             identity.instance_id.clone(),
             Arc::clone(&key),
         ))),
-        patch: PatchEnv::default(),
+        patch: PatchEnv::for_root(&settings.patch_root),
     })
     .map_err(|e| {
         StartError::Failed(format!(

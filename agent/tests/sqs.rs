@@ -128,11 +128,7 @@ async fn a_command_round_trips_over_sqs() {
         platform: Platform::detect(),
         parameters: None,
         // No patch step here; were there one, it must not touch this machine.
-        patch: steward_agent::patching::PatchEnv {
-            root: state.path().join("no-root"),
-            apt_get: state.path().join("no-apt-get"),
-            reboot: vec![state.path().join("no-reboot").display().to_string()],
-        },
+        patch: steward_agent::patching::PatchEnv::for_root(&state.path().join("no-root")),
     })
     .unwrap();
     let (stop, shutdown) = watch::channel(false);

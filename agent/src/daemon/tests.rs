@@ -74,11 +74,7 @@ impl Fixture {
         let point = signer.public_key().as_ref().to_vec();
         let (_, pkcs8) = NodeKey::generate().unwrap();
         let dir = tempfile::tempdir().unwrap();
-        let patch = PatchEnv {
-            root: dir.path().join("no-root"),
-            apt_get: dir.path().join("no-apt-get"),
-            reboot: vec![dir.path().join("no-reboot").display().to_string()],
-        };
+        let patch = PatchEnv::for_root(&dir.path().join("no-root"));
         Self {
             signer,
             point,

@@ -53,7 +53,13 @@ pub async fn apt_get(
             return AptEnd::NotStarted(format!("cannot open apt's output file: {e}"));
         }
     };
-    let mut cmd = tokio::process::Command::new(&env.apt_get);
+    let Some(program) = &env.apt_get else {
+        return AptEnd::NotStarted(format!(
+            "apt-get is not run on {}: a patch root other than / is only read",
+            env.root.display()
+        ));
+    };
+    let mut cmd = tokio::process::Command::new(program);
     cmd.args(args)
         .env("DEBIAN_FRONTEND", "noninteractive")
         // apt's output is read by people and by the simulation parser: untranslated.
@@ -66,7 +72,7 @@ pub async fn apt_get(
         Ok(GroupEnd::Exited(Ok(status))) => AptEnd::Exited(exit_code(status)),
         Ok(GroupEnd::Exited(Err(e))) => AptEnd::NotStarted(format!("cannot wait for apt-get: {e}")),
         Ok(end) => AptEnd::Interrupted(end),
-        Err(e) => AptEnd::NotStarted(format!("cannot run {}: {e}", env.apt_get.display())),
+        Err(e) => AptEnd::NotStarted(format!("cannot run {}: {e}", program.display())),
     }
 }
 

@@ -76,12 +76,13 @@ impl PatchError {
 }
 
 /// Where the plugin works: the root it reads (`/` on a node), and the
-/// commands it runs. Tests give a fixture root and fake commands; apt-get
-/// is only ever the node's own, on `/`.
+/// commands it runs. Tests give a fixture root and fake commands.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PatchEnv {
     pub root: PathBuf,
-    pub apt_get: PathBuf,
+    /// None: the root is read as it is and never changed (no refresh, no
+    /// Install, no reboot).
+    pub apt_get: Option<PathBuf>,
     /// The reboot command and its arguments.
     pub reboot: Vec<String>,
 }
@@ -90,8 +91,23 @@ impl Default for PatchEnv {
     fn default() -> Self {
         PatchEnv {
             root: PathBuf::from("/"),
-            apt_get: PathBuf::from("apt-get"),
+            apt_get: Some(PathBuf::from("apt-get")),
             reboot: vec!["reboot".into()],
+        }
+    }
+}
+
+impl PatchEnv {
+    /// The node's own apt-get and reboot act on `/` only: any other root
+    /// (the agent's patch-root setting) is scanned read-only.
+    pub fn for_root(root: &Path) -> Self {
+        if root == Path::new("/") {
+            return PatchEnv::default();
+        }
+        PatchEnv {
+            root: root.to_path_buf(),
+            apt_get: None,
+            reboot: Vec::new(),
         }
     }
 }
@@ -159,15 +175,33 @@ pub async fn run(
     };
     let mut log = Log::default();
 
-    match apt::apt_get(
-        ctx.env,
-        &["update".into(), "-q".into()],
-        &out,
-        deadline,
-        stop,
-    )
-    .await
-    {
+    if ctx.env.apt_get.is_none() {
+        if input.operation == PatchOperation::Install {
+            log.error(format!(
+                "this agent's patch root is {}, which it only reads: Install needs the node's own root",
+                ctx.env.root.display()
+            ));
+            return fail((dir, ctx, start), &log);
+        }
+        log.warn(format!(
+            "the package lists under {} were not refreshed (a patch root other than / is only read)",
+            ctx.env.root.display()
+        ));
+    }
+    let refreshed = match &ctx.env.apt_get {
+        None => AptEnd::Exited(0),
+        Some(_) => {
+            apt::apt_get(
+                ctx.env,
+                &["update".into(), "-q".into()],
+                &out,
+                deadline,
+                stop,
+            )
+            .await
+        }
+    };
+    match refreshed {
         AptEnd::Exited(0) => {}
         AptEnd::Exited(code) => {
             log.error(format!(

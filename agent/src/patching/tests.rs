@@ -148,7 +148,7 @@ exit $status
     pub(crate) fn env(&self) -> PatchEnv {
         PatchEnv {
             root: self.root().to_path_buf(),
-            apt_get: self.apt_get(),
+            apt_get: Some(self.apt_get()),
             reboot: vec![self.root().join("bin/reboot").display().to_string()],
         }
     }
@@ -722,6 +722,48 @@ async fn reboot_if_needed_asks_for_the_reboot_and_the_resumed_step_reports_insta
             .count(),
         1
     );
+}
+
+/// A patch root other than / (the agent's patch-root setting) is scanned
+/// as it is and never changed: no apt-get, no Install.
+#[tokio::test]
+async fn a_root_other_than_slash_is_only_read() {
+    let node = mixed_node();
+    let env = PatchEnv::for_root(node.root());
+    assert_eq!(env.apt_get, None);
+    assert!(env.reboot.is_empty());
+    assert_eq!(PatchEnv::for_root(Path::new("/")), PatchEnv::default());
+    let reports = Mutex::new(Vec::new());
+    let sink = |r: PatchReport| {
+        reports.lock().unwrap().push(r);
+        Ok(())
+    };
+    let (_tx, mut rx) = watch::channel(None);
+    for (operation, want) in [
+        (PatchOperation::Scan, InvocationDetail::Success),
+        (PatchOperation::Install, InvocationDetail::Failed),
+    ] {
+        let ctx = PatchContext {
+            command_id: "c",
+            env: &env,
+            report: &sink,
+            secrets: &[],
+        };
+        let s = step(
+            operation,
+            RebootOption::RebootIfNeeded,
+            baseline(json!({})),
+            60,
+        );
+        let o = run(&s, &ctx, &node.root().join("step"), &mut rx).await;
+        assert_eq!(o.outcome.detail, want, "{}", o.outcome.stderr.inline);
+        assert!(o.reboot.is_none());
+    }
+    assert_eq!(node.apt_log(), "");
+    assert_eq!(node.installed_version("sec").as_deref(), Some("1.0"));
+    let reports = reports.into_inner().unwrap();
+    assert_eq!(reports.len(), 1, "the Scan reported, the Install did not");
+    assert_eq!(reports[0].counts.missing, 2);
 }
 
 #[tokio::test]
