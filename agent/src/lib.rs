@@ -13,6 +13,7 @@
 //! - [`spool`]: durable reports until the ingest queue has them; writes and
 //!   reads.
 //! - [`runner`]: one `aws:runShellScript` step in a real shell.
+//! - [`inventory`]: the native `aws:softwareInventory` plugin (files read, changed types sent).
 //! - [`patching`]: the native `aws:runPatchBaseline` plugin (apt).
 //! - [`secure_parameters`]: `{{ssm-secure:…}}` values, and the masking of
 //!   everything that leaves the node.
@@ -40,6 +41,7 @@ pub mod daemon;
 mod durability_model;
 pub mod fsutil;
 pub mod identity;
+pub mod inventory;
 pub mod journal;
 pub mod patching;
 pub mod platform;

@@ -297,6 +297,17 @@ pub fn mask_uplink(message: &mut Uplink, secrets: &[Secret]) {
         // Package names, versions and the baseline's ids: a patch step
         // takes no parameter a SecureString could be written into.
         Uplink::PatchReport(_) => {}
+        // Gathered from the node's files (custom inventory among them), so
+        // masked like output.
+        Uplink::Inventory(r) => {
+            for entry in r
+                .items
+                .iter_mut()
+                .flat_map(|i| i.content.iter_mut().flatten())
+            {
+                entry.values_mut().for_each(m);
+            }
+        }
     }
 }
 
@@ -481,6 +492,7 @@ mod tests {
             working_directory: String::new(),
             timeout_seconds: 60,
             patch: None,
+            inventory: None,
         }
     }
 

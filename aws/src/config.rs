@@ -46,6 +46,8 @@ pub struct Settings {
     pub users_table: String,
     /// Compliance items and summaries, per node and compliance type.
     pub compliance_table: String,
+    /// Inventory: each node's data per type, and custom types' schemas.
+    pub inventory_table: String,
     /// Automation executions.
     pub automation_table: String,
     /// The automation engine's wake-ups.
@@ -103,6 +105,7 @@ impl Settings {
             documents_table: var("STEWARD_DOCUMENTS_TABLE")?,
             users_table: var("STEWARD_USERS_TABLE")?,
             compliance_table: var("STEWARD_COMPLIANCE_TABLE")?,
+            inventory_table: var("STEWARD_INVENTORY_TABLE")?,
             automation_table: var("STEWARD_AUTOMATION_TABLE")?,
             automation_queue_url: var("STEWARD_AUTOMATION_QUEUE_URL")?,
             automation_start_queue_url: var("STEWARD_AUTOMATION_START_QUEUE_URL")?,

@@ -46,6 +46,9 @@ pub mod automation;
 // Compliance.
 pub mod compliance;
 
+// Inventory.
+pub mod inventory;
+
 // Patch Manager.
 pub mod patch_baselines;
 pub mod patch_states;
@@ -82,6 +85,7 @@ struct Adapters {
     identity: OnceLock<IdentityAdapters>,
     automation: OnceLock<AutomationAdapters>,
     compliance: OnceLock<compliance::ComplianceAdapters>,
+    inventory: OnceLock<inventory::InventoryAdapters>,
     patching: OnceLock<patch_baselines::PatchingAdapters>,
 }
 
@@ -138,6 +142,13 @@ impl Stack {
         self.adapters
             .patching
             .get_or_init(|| patch_baselines::PatchingAdapters::new(self))
+    }
+
+    /// Inventory's adapters: each node's data per type, the nodes.
+    pub fn inventory(&self) -> &inventory::InventoryAdapters {
+        self.adapters
+            .inventory
+            .get_or_init(|| inventory::InventoryAdapters::new(self))
     }
 
     /// Compliance's adapters: the records, the nodes they are of, the bus.

@@ -11,6 +11,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use thiserror::Error;
 
+use crate::inventory::step::{GatherInventory, InventoryReport};
 use crate::patching::report::PatchReport;
 use crate::patching::step::PatchStepInput;
 use crate::run_command::status::InvocationDetail;
@@ -30,6 +31,10 @@ pub struct PluginStep {
     /// included; absent (and not in the signed bytes) for other plugins.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub patch: Option<PatchStepInput>,
+    /// An `aws:softwareInventory` step's collectors; absent (and not in
+    /// the signed bytes) for other plugins.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub inventory: Option<GatherInventory>,
 }
 
 pub const VERSION: u32 = 1;
@@ -240,6 +245,9 @@ pub enum Uplink {
     /// One part of a patch Scan or Install's result, sent before the
     /// invocation's final update.
     PatchReport(PatchReport),
+    /// The types an inventory gather found changed, sent before the
+    /// invocation's final update (split by type when large).
+    Inventory(InventoryReport),
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -148,6 +148,25 @@ pub enum SsmError {
     ResourceInUseException(String),
     #[error("{0}")]
     AlreadyExistsException(String),
+    // Inventory.
+    #[error("{0}")]
+    InvalidTypeNameException(String),
+    #[error("{0}")]
+    ItemSizeLimitExceededException(String),
+    #[error("{0}")]
+    CustomSchemaCountLimitExceededException(String),
+    #[error("{0}")]
+    UnsupportedInventorySchemaVersionException(String),
+    #[error("{0}")]
+    UnsupportedInventoryItemContextException(String),
+    #[error("{0}")]
+    ItemContentMismatchException(String),
+    #[error("{0}")]
+    InvalidAggregatorException(String),
+    #[error("{0}")]
+    InvalidResultAttributeException(String),
+    #[error("{0}")]
+    InvalidOptionException(String),
     /// A fault of ours, never of the caller's input. The message is generic on
     /// purpose: details go to the log, not to the client.
     #[error("{0}")]
@@ -239,6 +258,19 @@ impl SsmError {
             DoesNotExistException(_) => "DoesNotExistException",
             ResourceInUseException(_) => "ResourceInUseException",
             AlreadyExistsException(_) => "AlreadyExistsException",
+            InvalidTypeNameException(_) => "InvalidTypeNameException",
+            ItemSizeLimitExceededException(_) => "ItemSizeLimitExceededException",
+            CustomSchemaCountLimitExceededException(_) => "CustomSchemaCountLimitExceededException",
+            UnsupportedInventorySchemaVersionException(_) => {
+                "UnsupportedInventorySchemaVersionException"
+            }
+            UnsupportedInventoryItemContextException(_) => {
+                "UnsupportedInventoryItemContextException"
+            }
+            ItemContentMismatchException(_) => "ItemContentMismatchException",
+            InvalidAggregatorException(_) => "InvalidAggregatorException",
+            InvalidResultAttributeException(_) => "InvalidResultAttributeException",
+            InvalidOptionException(_) => "InvalidOptionException",
             InternalServerError(_) => "InternalServerError",
         }
     }

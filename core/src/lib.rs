@@ -16,6 +16,7 @@
 //! - [`parameters`]: Parameter Store: names, versions, labels, secrets, policies, references in commands.
 //! - [`automation`]: runbooks (Automation documents, schemaVersion 0.3), checked as SSM checks them, and their executions.
 //! - [`compliance`]: per node and compliance type, the items put and SSM's summaries of them; status-change events.
+//! - [`inventory`]: each node's inventory per type, gathered by the agent or put; GetInventory's filters and aggregators.
 //! - [`patching`]: Patch Manager: patch baselines checked as SSM checks them, the predefined ones, and what a baseline approves.
 //!
 //! Shared by the areas:
@@ -43,6 +44,7 @@ pub mod events;
 pub mod fleet;
 pub mod identity;
 pub mod ids;
+pub mod inventory;
 pub mod output;
 pub mod paging;
 pub mod parameters;

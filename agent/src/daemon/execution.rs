@@ -8,6 +8,7 @@ use std::path::Path;
 use serde::{Deserialize, Serialize};
 use steward_core::channel::{PluginResult, PluginStep, RunMessage, StepUpload, Uplink};
 use steward_core::clock::now_epoch;
+use steward_core::inventory::step::SOFTWARE_INVENTORY;
 use steward_core::output::{STDERR_INLINE_LIMIT, truncate_chars};
 use steward_core::patching::report::PatchReport;
 use steward_core::run_command::status::InvocationDetail;
@@ -16,6 +17,7 @@ use tokio::sync::watch;
 use super::{Agent, lock, update};
 use crate::backoff::Backoff;
 use crate::fsutil;
+use crate::inventory::InventoryEnv;
 use crate::journal::CommandState;
 use crate::patching::reboot::{self, RebootEnd, RebootPlan};
 use crate::patching::{self, PatchContext};
@@ -283,6 +285,13 @@ impl<Q: NodeQueue, I: IngestQueue> Agent<Q, I> {
                 // Every value of the command, not only this step's: an
                 // earlier step may have left one where this one reads it.
                 let secrets = self.held_secrets(command_id);
+                if r.step.action == SOFTWARE_INVENTORY {
+                    let env = InventoryEnv::node();
+                    return (
+                        self.gather_inventory(command_id, &r.step, step_dir, &env),
+                        None,
+                    );
+                }
                 let o = runner::run_plugin(&r.step, step_dir, stop, &secrets, ctx).await;
                 (o.outcome, o.reboot)
             }

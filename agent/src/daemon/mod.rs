@@ -33,6 +33,7 @@
 
 mod execution;
 mod intake;
+mod inventory;
 mod recovery;
 mod reporting;
 mod update;

@@ -38,6 +38,7 @@ impl<Q: NodeQueue, I: IngestQueue> Agent<Q, I> {
         let secrets = match &message {
             Uplink::InvocationUpdate(u) => self.held_secrets(&u.command_id),
             Uplink::PatchReport(r) => self.held_secrets(&r.command_id),
+            Uplink::Inventory(r) => self.held_secrets(&r.command_id),
             Uplink::Heartbeat(_) | Uplink::MessageRejected(_) => {
                 lock(&self.secrets).values().flatten().cloned().collect()
             }

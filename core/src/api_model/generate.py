@@ -33,6 +33,7 @@ CreatePatchBaseline GetPatchBaseline UpdatePatchBaseline DeletePatchBaseline
 DescribePatchBaselines DescribePatchProperties RegisterDefaultPatchBaseline
 GetDefaultPatchBaseline RegisterPatchBaselineForPatchGroup
 DeregisterPatchBaselineForPatchGroup GetPatchBaselineForPatchGroup DescribePatchGroups
+PutInventory GetInventory ListInventoryEntries GetInventorySchema DeleteInventory
 """.split())
 
 # Java regular expressions the Rust `regex` crate cannot compile, written the

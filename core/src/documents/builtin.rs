@@ -4,7 +4,9 @@
 //! content (byte for byte, so its Hash is SSM's), `AWS-RunPatchBaseline`
 //! with SSM's name and parameters but Steward's content (one
 //! `aws:runPatchBaseline` step the agent runs natively, where SSM's runs a
-//! Python script), and Steward's own, named
+//! Python script), `AWS-GatherSoftwareInventory` likewise (one
+//! `aws:softwareInventory` step the agent gathers natively), and
+//! Steward's own, named
 //! `Steward-*`, whose descriptions say they are Steward's: the Command
 //! documents CheckDiskSpace, GatherNodeFacts, TailFile and ManageService,
 //! and the Automation runbooks RestartServiceAndVerify and
@@ -87,6 +89,8 @@ pub const AWS_RUN_SHELL_SCRIPT: BuiltinDocument =
     builtin!("AWS-RunShellScript", Json, "json", "1.2");
 pub const AWS_RUN_PATCH_BASELINE: BuiltinDocument =
     builtin!("AWS-RunPatchBaseline", Yaml, "yaml", "2.2");
+pub const AWS_GATHER_SOFTWARE_INVENTORY: BuiltinDocument =
+    builtin!("AWS-GatherSoftwareInventory", Yaml, "yaml", "2.2");
 pub const STEWARD_CHECK_DISK_SPACE: BuiltinDocument =
     builtin!("Steward-CheckDiskSpace", Yaml, "yaml", "2.2");
 pub const STEWARD_GATHER_NODE_FACTS: BuiltinDocument =
@@ -100,9 +104,10 @@ pub const STEWARD_RESTART_SERVICE_AND_VERIFY: BuiltinDocument =
 pub const STEWARD_RUN_COMMAND_AFTER_APPROVAL: BuiltinDocument =
     builtin!(Automation "Steward-RunCommandAfterApproval");
 
-pub const ALL: [BuiltinDocument; 8] = [
+pub const ALL: [BuiltinDocument; 9] = [
     AWS_RUN_SHELL_SCRIPT,
     AWS_RUN_PATCH_BASELINE,
+    AWS_GATHER_SOFTWARE_INVENTORY,
     STEWARD_CHECK_DISK_SPACE,
     STEWARD_GATHER_NODE_FACTS,
     STEWARD_TAIL_FILE,
@@ -435,6 +440,66 @@ mod tests {
         }
         assert!(matches!(
             &d.steps_for(&p, "MacOS").unwrap()[0].outcome,
+            StepOutcome::Skipped { .. }
+        ));
+    }
+
+    #[test]
+    fn gather_software_inventory_takes_ssms_parameters_and_runs_one_inventory_step_on_linux() {
+        let d = AWS_GATHER_SOFTWARE_INVENTORY.document().unwrap();
+        let names: Vec<_> = d.parameters.iter().map(|p| p.name.as_str()).collect();
+        assert_eq!(
+            names,
+            [
+                "applications",
+                "awsComponents",
+                "files",
+                "networkConfig",
+                "windowsUpdates",
+                "instanceDetailedInformation",
+                "services",
+                "windowsRegistry",
+                "windowsRoles",
+                "customInventory",
+                "billingInfo"
+            ]
+        );
+        let p = d.validate_parameters(&given(&[])).unwrap();
+        let step = d.steps_for(&p, "Linux").unwrap()[0].plugin_step().unwrap();
+        assert_eq!(step.action, "aws:softwareInventory");
+        let g = step.inventory.unwrap();
+        assert!(
+            g.applications
+                && g.aws_components
+                && g.network_config
+                && g.services
+                && g.custom_inventory
+        );
+        let p = d
+            .validate_parameters(&given(&[
+                ("services", &["Disabled"]),
+                ("windowsUpdates", &["Disabled"]),
+            ]))
+            .unwrap();
+        let g = d.steps_for(&p, "Linux").unwrap()[0]
+            .plugin_step()
+            .unwrap()
+            .inventory
+            .unwrap();
+        assert!(!g.services && g.applications);
+        for (name, bad) in [
+            ("applications", "Yes"),
+            ("instanceDetailedInformation", "Enabled"),
+            ("billingInfo", "Enabled"),
+            ("files", "[{\"Path\":\"/etc\"}]"),
+        ] {
+            let e = d
+                .validate_parameters(&given(&[(name, &[bad])]))
+                .unwrap_err();
+            assert_eq!(e.code(), "InvalidParameters", "{name}={bad}");
+        }
+        assert!(matches!(
+            &d.steps_for(&p, "Windows").unwrap()[0].outcome,
             StepOutcome::Skipped { .. }
         ));
     }

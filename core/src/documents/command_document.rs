@@ -8,6 +8,7 @@ use serde_json::Value;
 use super::declared_parameters::ParameterDefinition;
 use super::format::{DocumentFormat, Ordered, check_size};
 use super::interpolate::names_in;
+use super::inventory_step::SoftwareInventoryStep;
 use super::patch_step::PatchBaselineStep;
 use super::plugins::{Action, Precondition, RunDocument, ShellScript};
 use super::{Document, SchemaVersion, Step};
@@ -207,6 +208,7 @@ fn v2_step(
         }
         Action::RunDocument => RunDocument::check_template(&name, &inputs)?,
         Action::RunPatchBaseline => PatchBaselineStep::check_template(&name, &inputs)?,
+        Action::SoftwareInventory => SoftwareInventoryStep::check_template(&name, &inputs)?,
     }
     Ok(Step {
         name,
@@ -250,6 +252,13 @@ fn v1_step(
         }
         Action::RunDocument => {}
         Action::RunPatchBaseline => PatchBaselineStep::check_template(&plugin, &inputs)?,
+        // SSM: schema 2.0 or later.
+        Action::SoftwareInventory => {
+            return Err(SsmError::InvalidDocumentContent(format!(
+                "Plugin \"{plugin}\": {} needs schemaVersion 2.0 or later.",
+                action.as_str()
+            )));
+        }
     }
     Ok(Step {
         name: plugin,

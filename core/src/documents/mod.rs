@@ -19,6 +19,7 @@ mod describe;
 pub mod document_type;
 pub mod format;
 pub mod interpolate;
+pub mod inventory_step;
 mod listing;
 pub mod nested;
 pub mod operations;
@@ -36,6 +37,7 @@ pub use declared_parameters::{
 };
 pub use document_type::{Content, DocumentType};
 pub use format::{DocumentFormat, HASH_TYPE, MAX_CONTENT_BYTES, content_hash};
+pub use inventory_step::SoftwareInventoryStep;
 pub use patch_step::PatchBaselineStep;
 pub use plugins::{Action, OnFailure, Precondition, RunDocument, ShellScript, StepControl};
 
@@ -104,6 +106,8 @@ pub enum StepOutcome {
     Run(ShellScript),
     /// A patch Scan or Install; the node's baseline is added at dispatch.
     RunPatchBaseline(PatchBaselineStep),
+    /// An inventory gather, run natively by the agent.
+    SoftwareInventory(SoftwareInventoryStep),
     /// Runs another document: SendCommand replaces the step with that
     /// document's steps ([`nested::expand`]).
     RunDocument(RunDocument),
@@ -141,6 +145,7 @@ impl ResolvedStep {
                 working_directory: s.working_directory.clone(),
                 timeout_seconds: s.timeout_seconds,
                 patch: None,
+                inventory: None,
             }),
             StepOutcome::RunPatchBaseline(p) => Some(PluginStep {
                 name: self.name.clone(),
@@ -157,6 +162,16 @@ impl ResolvedStep {
                     patch_group: None,
                     snapshot_id: p.snapshot_id.clone(),
                 }),
+                inventory: None,
+            }),
+            StepOutcome::SoftwareInventory(i) => Some(PluginStep {
+                name: self.name.clone(),
+                action: self.action.as_str().to_string(),
+                run_command: Vec::new(),
+                working_directory: String::new(),
+                timeout_seconds: i.timeout_seconds,
+                patch: None,
+                inventory: Some(i.gather),
             }),
             _ => None,
         }
@@ -207,6 +222,9 @@ impl Document {
                 Action::RunPatchBaseline => {
                     StepOutcome::RunPatchBaseline(PatchBaselineStep::resolve(&step.name, &inputs)?)
                 }
+                Action::SoftwareInventory => StepOutcome::SoftwareInventory(
+                    SoftwareInventoryStep::resolve(&step.name, &inputs)?,
+                ),
                 Action::RunPowerShellScript => {
                     // Checked like any step, so a bad value is refused at
                     // SendCommand; no Steward agent runs PowerShell.

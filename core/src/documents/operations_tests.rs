@@ -402,6 +402,7 @@ async fn list_filters_and_pages() {
     assert_eq!(
         names(&all),
         [
+            "AWS-GatherSoftwareInventory",
             "AWS-RunPatchBaseline",
             "AWS-RunShellScript",
             "Alpha",
@@ -425,6 +426,7 @@ async fn list_filters_and_pages() {
     assert_eq!(
         names(&amazon),
         [
+            "AWS-GatherSoftwareInventory",
             "AWS-RunPatchBaseline",
             "AWS-RunShellScript",
             "Steward-CheckDiskSpace",

@@ -26,10 +26,11 @@ pub const DEFAULT_EXECUTION_TIMEOUT: u32 = 3600;
 pub const MAX_EXECUTION_TIMEOUT: u32 = 172_800;
 pub const RUN_DOCUMENT: &str = "aws:runDocument";
 pub const RUN_POWERSHELL_SCRIPT: &str = "aws:runPowerShellScript";
+pub use crate::inventory::step::SOFTWARE_INVENTORY;
 pub use crate::patching::step::RUN_PATCH_BASELINE;
 
 /// SSM's Command document plugins that Steward does not run yet.
-pub const NOT_RUN_YET: [&str; 13] = [
+pub const NOT_RUN_YET: [&str; 12] = [
     "aws:applications",
     "aws:cloudWatch",
     "aws:configureDocker",
@@ -39,7 +40,6 @@ pub const NOT_RUN_YET: [&str; 13] = [
     "aws:psModule",
     "aws:refreshAssociation",
     "aws:runDockerAction",
-    "aws:softwareInventory",
     "aws:updateAgent",
     "aws:updateSsmAgent",
     "aws:configureContainers",
@@ -56,6 +56,8 @@ pub enum Action {
     RunPowerShellScript,
     /// Patch Manager's Scan or Install, run natively by the agent (apt).
     RunPatchBaseline,
+    /// Inventory, gathered natively by the agent.
+    SoftwareInventory,
 }
 
 impl Action {
@@ -73,6 +75,9 @@ impl Action {
         if action == RUN_PATCH_BASELINE {
             return Ok(Action::RunPatchBaseline);
         }
+        if action == SOFTWARE_INVENTORY {
+            return Ok(Action::SoftwareInventory);
+        }
         if NOT_RUN_YET.contains(&action) {
             return Err(SsmError::InvalidDocumentContent(format!(
                 "Step \"{step}\" uses {action}, which Steward does not run yet. Steward runs {RUN_SHELL_SCRIPT} and {RUN_DOCUMENT} steps only: rewrite the step as a shell script, or remove it."
@@ -89,6 +94,7 @@ impl Action {
             Action::RunDocument => RUN_DOCUMENT,
             Action::RunPowerShellScript => RUN_POWERSHELL_SCRIPT,
             Action::RunPatchBaseline => RUN_PATCH_BASELINE,
+            Action::SoftwareInventory => SOFTWARE_INVENTORY,
         }
     }
 
@@ -101,6 +107,8 @@ impl Action {
             Action::RunPowerShellScript => &["Windows"],
             // Through apt: Debian and Ubuntu nodes.
             Action::RunPatchBaseline => &["Linux"],
+            // dpkg, systemd units and /sys: Linux nodes.
+            Action::SoftwareInventory => &["Linux"],
         }
     }
 

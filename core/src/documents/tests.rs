@@ -169,7 +169,7 @@ fn schema_sections_do_not_mix() {
         content_err(json!({"schemaVersion": "1.2", "runtimeConfig": {"aws:runShellScript": {}}}))
             .contains("needs properties")
     );
-    assert!(content_err(json!({"schemaVersion": "1.2", "runtimeConfig": {"aws:softwareInventory": {"properties": [{"runCommand": "a"}]}}})).contains("does not run yet"));
+    assert!(content_err(json!({"schemaVersion": "1.2", "runtimeConfig": {"aws:configurePackage": {"properties": [{"runCommand": "a"}]}}})).contains("does not run yet"));
     let pre = json!({"action": "aws:runShellScript", "name": "a", "precondition": {"StringEquals": ["platformType", "Linux"]}, "inputs": {"runCommand": "ls"}});
     assert!(
         content_err(json!({"schemaVersion": "2.0", "mainSteps": [pre]}))

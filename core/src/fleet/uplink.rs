@@ -7,6 +7,8 @@
 
 use crate::channel::{Uplink, open_uplink, uplink_sender};
 use crate::error::SsmError;
+use crate::inventory::context::InventoryContext;
+use crate::inventory::ports::InventoryStore;
 use crate::patching::instance_state::PatchStateStore;
 use crate::patching::instance_state::ingest::{Applied as PatchApplied, apply_part};
 use crate::run_command::RunCommandContext;
@@ -24,6 +26,8 @@ pub struct UplinkPorts<'a> {
     pub run_command: RunCommandContext<'a>,
     /// Patch reports are Patch Manager's.
     pub patch_states: &'a dyn PatchStateStore,
+    /// Inventory reports are Inventory's.
+    pub inventory: &'a dyn InventoryStore,
 }
 
 /// What happened to a message that did not fail.
@@ -93,6 +97,29 @@ pub async fn receive(ports: &UplinkPorts<'_>, body: &str, now: f64) -> Result<Ou
                 ),
             }
         }
+        Uplink::Inventory(report) => {
+            let ctx = InventoryContext {
+                store: ports.inventory,
+                nodes: ports.fleet.nodes,
+                scope: ports.run_command.scope,
+            };
+            match crate::inventory::put_items(&ctx, &node_id, &report.items).await {
+                Ok(o) => tracing::info!(
+                    %node_id,
+                    command_id = %report.command_id,
+                    written = ?o.written,
+                    unchanged = ?o.unchanged,
+                    ignored = ?o.ignored,
+                    "inventory report applied"
+                ),
+                // The report's content is at fault: retrying cannot help.
+                Err(e) if !matches!(e, SsmError::InternalServerError(_)) => {
+                    tracing::warn!(%node_id, command_id = %report.command_id, error = %e, code = e.code(), "inventory report refused");
+                    return Ok(Outcome::Dropped(format!("inventory from {node_id}: {e}")));
+                }
+                Err(e) => return Err(e),
+            }
+        }
         Uplink::InvocationUpdate(update) => {
             let command_id = update.command_id.clone();
             let detail = update.detail.as_str();
@@ -144,6 +171,7 @@ mod tests {
         scope: crate::arn::ArnScope,
         documents: crate::documents::store::MemoryDocumentStore,
         patch_states: crate::patching::instance_state::memory::MemoryPatchStates,
+        inventory: crate::inventory::memory::MemoryInventory,
     }
 
     impl World {
@@ -171,6 +199,7 @@ mod tests {
                 },
                 documents: crate::documents::store::MemoryDocumentStore::new(),
                 patch_states: Default::default(),
+                inventory: Default::default(),
             }
         }
 
@@ -193,6 +222,7 @@ mod tests {
                     automation: &self.automation,
                 },
                 patch_states: &self.patch_states,
+                inventory: &self.inventory,
             };
             receive(&ports, body, now).await.unwrap()
         }

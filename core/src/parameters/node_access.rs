@@ -318,6 +318,7 @@ mod tests {
                 working_directory: String::new(),
                 timeout_seconds: 3600,
                 patch: None,
+                inventory: None,
             }],
             tally: Default::default(),
             cancel_requested: false,

@@ -9,6 +9,7 @@ pub mod compliance;
 pub mod documents;
 pub mod fleet;
 pub mod iam;
+pub mod inventory;
 pub mod lambda;
 pub mod node_parameters;
 pub mod parameters;
@@ -94,6 +95,7 @@ pub async fn call_as(
         Area::Automation => automation::handle(stack, principal, op, body).await,
         Area::Compliance => compliance::handle(stack, principal, op, body).await,
         Area::Patching => patching::handle(stack, principal, op, body).await,
+        Area::Inventory => inventory::handle(stack, principal, op, body).await,
     }
 }
 
@@ -107,6 +109,7 @@ enum Area {
     Automation,
     Compliance,
     Patching,
+    Inventory,
 }
 
 /// Every SSM operation Steward serves, and its area; `None` for any other.
@@ -161,6 +164,11 @@ fn area(op: &str, body: &Value) -> Option<Area> {
         | "DeregisterPatchBaselineForPatchGroup"
         | "GetPatchBaselineForPatchGroup"
         | "DescribePatchGroups" => Area::Patching,
+        "PutInventory"
+        | "GetInventory"
+        | "ListInventoryEntries"
+        | "GetInventorySchema"
+        | "DeleteInventory" => Area::Inventory,
         // Tagging is shared: the resource's type decides. The fleet answers
         // any type no other area keeps, refusing all but `ManagedInstance`.
         "AddTagsToResource" | "RemoveTagsFromResource" | "ListTagsForResource" => {
@@ -222,6 +230,9 @@ mod tests {
         for op in steward_core::patching::ops::OPERATIONS {
             assert_eq!(area(op, &json!({})), Some(Area::Patching), "{op}");
         }
+        for op in steward_core::inventory::operations::OPERATIONS {
+            assert_eq!(area(op, &json!({})), Some(Area::Inventory), "{op}");
+        }
         for op in [
             "AddTagsToResource",
             "RemoveTagsFromResource",
@@ -269,7 +280,7 @@ mod tests {
         for op in [
             "CreateAssociation",
             "StartSession",
-            "GetInventory",
+            "DescribeInventoryDeletions",
             "DescribeAvailablePatches",
         ] {
             assert_eq!(area(op, &json!({})), None, "{op}");

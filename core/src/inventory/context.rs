@@ -1,0 +1,30 @@
+//! The ports every Inventory operation works through.
+
+use super::ports::InventoryStore;
+use crate::arn::ArnScope;
+use crate::fleet::NodeStore;
+
+#[derive(Clone, Copy)]
+pub struct InventoryContext<'a> {
+    pub store: &'a dyn InventoryStore,
+    /// The registered nodes: only they have inventory.
+    pub nodes: &'a dyn NodeStore,
+    pub scope: &'a ArnScope,
+}
+
+impl InventoryContext<'_> {
+    /// The ARN a node's inventory is authorized by.
+    pub fn node_arn(&self, instance_id: &str) -> String {
+        if instance_id.starts_with("i-") {
+            format!(
+                "arn:aws:ec2:{}:{}:instance/{instance_id}",
+                self.scope.region, self.scope.account
+            )
+        } else {
+            format!(
+                "arn:aws:ssm:{}:{}:managed-instance/{instance_id}",
+                self.scope.region, self.scope.account
+            )
+        }
+    }
+}
