@@ -486,6 +486,8 @@ pub struct RunCommandAdapters {
     pub documents: crate::documents::DocumentTable,
     /// Woken when a command an automation step sent ends.
     pub automation: crate::automation::SqsAutomationQueue,
+    /// Read when a patch step is sent to a node.
+    pub patch_baselines: crate::patch_baselines::PatchBaselineTable,
 }
 
 impl RunCommandAdapters {
@@ -502,6 +504,7 @@ impl RunCommandAdapters {
             parameters: crate::parameters::ParameterTable::new(stack),
             documents: crate::documents::DocumentTable::new(stack),
             automation: crate::automation::SqsAutomationQueue::new(stack),
+            patch_baselines: crate::patch_baselines::PatchBaselineTable::new(stack),
             scope: steward_core::arn::ArnScope {
                 region: stack.settings.region.clone(),
                 account: stack.settings.account_id.clone(),
@@ -524,6 +527,7 @@ impl RunCommandAdapters {
             scope: &self.scope,
             documents: &self.documents,
             automation: &self.automation,
+            patch_baselines: &self.patch_baselines,
         }
     }
 }

@@ -30,9 +30,11 @@ impl SqsNodeMailbox {
 impl NodeDirectory for SqsNodeMailbox {
     async fn node_address(&self, instance_id: &str) -> Result<Option<NodeAddress>, SsmError> {
         Ok(self.nodes.get(instance_id).await?.and_then(|n| {
-            (!n.queue_url.is_empty()).then_some(NodeAddress {
+            (!n.queue_url.is_empty()).then(|| NodeAddress {
+                patch_group: steward_core::run_command::patch_dispatch::patch_group_of(&n.tags),
                 queue_url: n.queue_url,
                 computer_name: n.computer_name,
+                platform_name: n.platform_name,
             })
         }))
     }

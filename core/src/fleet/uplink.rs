@@ -6,10 +6,12 @@
 //! signature) is dropped, never retried: retrying a forgery only loops it.
 
 use crate::channel::{Uplink, open_uplink, uplink_sender};
+use crate::compliance::context::ComplianceContext;
 use crate::error::SsmError;
 use crate::inventory::context::InventoryContext;
 use crate::inventory::ports::InventoryStore;
 use crate::patching::instance_state::PatchStateStore;
+use crate::patching::instance_state::compliance::write_when_complete;
 use crate::patching::instance_state::ingest::{Applied as PatchApplied, apply_part};
 use crate::run_command::RunCommandContext;
 use crate::run_command::ingest::{Applied, apply_update};
@@ -26,6 +28,8 @@ pub struct UplinkPorts<'a> {
     pub run_command: RunCommandContext<'a>,
     /// Patch reports are Patch Manager's.
     pub patch_states: &'a dyn PatchStateStore,
+    /// A whole patch report is also the node's Patch compliance.
+    pub compliance: ComplianceContext<'a>,
     /// Inventory reports are Inventory's.
     pub inventory: &'a dyn InventoryStore,
 }
@@ -95,6 +99,22 @@ pub async fn receive(ports: &UplinkPorts<'_>, body: &str, now: f64) -> Result<Ou
                     part = report.part,
                     "patch report part kept; the state is this or a later operation's"
                 ),
+            }
+            // Whichever part arrives last completes the report; a repeat
+            // puts the same content, which changes nothing.
+            if let Some(change) = write_when_complete(
+                ports.patch_states,
+                &ports.compliance,
+                &node_id,
+                &report.snapshot_id,
+            )
+            .await?
+            {
+                tracing::info!(
+                    %node_id,
+                    status = change.status.as_str(),
+                    "patch compliance changed"
+                );
             }
         }
         Uplink::Inventory(report) => {
@@ -179,6 +199,8 @@ mod tests {
             let (key, _) = NodeKey::generate().unwrap();
             let fleet = MemoryFleet::default();
             fleet
+        patch_baselines: crate::patching::memory::MemoryPatchBaselines,
+        compliance: crate::compliance::memory::MemoryCompliance,
                 .nodes
                 .insert(node(NODE, &key.public_key_base64(), 100.0));
             Self {
@@ -207,6 +229,8 @@ mod tests {
             let ports = UplinkPorts {
                 fleet: self.fleet.context(),
                 run_command: RunCommandContext {
+                patch_baselines: Default::default(),
+                compliance: Default::default(),
                     store: &self.store,
                     targets: &self.run_command_fleet,
                     groups: &self.groups,
@@ -228,8 +252,15 @@ mod tests {
         }
 
         fn seal(&self, message: Uplink, sent_at: f64) -> String {
+                    patch_baselines: &self.patch_baselines,
             self.key.seal(NODE, &payload(message, sent_at)).unwrap()
         }
+                compliance: ComplianceContext {
+                    store: &self.compliance,
+                    nodes: self.fleet.context().nodes,
+                    events: &self.bus,
+                    scope: &self.scope,
+                },
     }
 
     fn payload(message: Uplink, sent_at: f64) -> UplinkPayload {
@@ -345,3 +376,107 @@ mod tests {
         assert!(w.bus.published.lock().unwrap().is_empty());
     }
 }
+
+    fn patch_part(
+        snapshot: &str,
+        end: f64,
+        states: &[(&str, crate::patching::report::PatchState)],
+    ) -> Vec<Uplink> {
+        use crate::patching::report::{PatchCounts, PatchEntry, PatchReport};
+        use crate::patching::step::{PatchOperation, RebootOption};
+        let patches = states
+            .iter()
+            .map(|(name, state)| PatchEntry {
+                title: format!("{name} 1.1"),
+                kb_id: name.to_string(),
+                classification: "Security".into(),
+                severity: "important".into(),
+                state: *state,
+                installed_time: None,
+                compliance_level: Some(crate::patching::ComplianceLevel::High),
+            })
+            .collect();
+        let header = PatchReport {
+            command_id: snapshot.into(),
+            snapshot_id: snapshot.into(),
+            baseline_id: "pb-0d3b2e7f5a1c94e60".into(),
+            patch_group: None,
+            operation: PatchOperation::Scan,
+            reboot_option: RebootOption::NoReboot,
+            operation_start_time: end - 1.0,
+            operation_end_time: end,
+            last_no_reboot_install_operation_time: None,
+            counts: PatchCounts::default(),
+            part: 0,
+            parts: 0,
+            patches: Vec::new(),
+        };
+        PatchReport::into_parts(header, patches)
+            .into_iter()
+            .map(Uplink::PatchReport)
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn a_patch_report_sets_the_state_and_the_patch_compliance_once() {
+        use crate::compliance::ports::ComplianceStore;
+        use crate::patching::instance_state::PatchStateStore;
+        use crate::patching::report::PatchState;
+        let w = World::new();
+        let missing = patch_part(
+            "s1",
+            300.0,
+            &[
+                ("openssl", PatchState::Missing),
+                ("bash", PatchState::Installed),
+            ],
+        );
+        for _ in 0..2 {
+            for part in &missing {
+                assert_eq!(
+                    w.receive(&w.seal(part.clone(), 300.0), 310.0).await,
+                    Outcome::Applied
+                );
+            }
+        }
+        let state = w.patch_states.get(NODE).await.unwrap().unwrap();
+        assert_eq!(state.counts.missing, 1);
+        let record = w.compliance.get(NODE, "Patch").await.unwrap().unwrap();
+        assert_eq!(record.items.len(), 2);
+        let changes = |w: &World| {
+            w.bus
+                .published
+                .lock()
+                .unwrap()
+                .iter()
+                .filter(|(t, _)| t == "Configuration Compliance State Change")
+                .map(|(_, d)| d["compliance-status"].as_str().unwrap().to_string())
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(
+            changes(&w),
+            ["non_compliant"],
+            "one event, however often the report came"
+        );
+        let fixed = patch_part(
+            "s2",
+            400.0,
+            &[
+                ("openssl", PatchState::Installed),
+                ("bash", PatchState::Installed),
+            ],
+        );
+        for part in &fixed {
+            w.receive(&w.seal(part.clone(), 400.0), 410.0).await;
+        }
+        assert_eq!(changes(&w), ["non_compliant", "compliant"]);
+        // A late copy of the old report changes neither.
+        for part in &missing {
+            w.receive(&w.seal(part.clone(), 300.0), 420.0).await;
+        }
+        assert_eq!(
+            w.patch_states.get(NODE).await.unwrap().unwrap().snapshot_id,
+            "s2"
+        );
+        assert_eq!(changes(&w), ["non_compliant", "compliant"]);
+    }

@@ -144,6 +144,22 @@ impl PatchCounts {
         c
     }
 
+    /// How many patches the whole report lists.
+    pub fn total(&self) -> u64 {
+        [
+            self.installed,
+            self.installed_other,
+            self.installed_pending_reboot,
+            self.installed_rejected,
+            self.missing,
+            self.failed,
+            self.not_applicable,
+        ]
+        .iter()
+        .map(|&n| u64::from(n))
+        .sum()
+    }
+
     /// Whether the node is compliant with its baseline.
     pub fn compliant(&self) -> bool {
         self.missing == 0

@@ -338,8 +338,19 @@ async fn deliver(
         return Ok(());
     }
     let steps = match steps {
-        Ok(steps) => steps.clone(),
+        Ok(steps) => steps,
         Err(why) => return unresolvable(rc, &inv, why, now).await,
+    };
+    let steps = match super::patch_dispatch::complete_for_node(
+        rc.patch_baselines,
+        steps,
+        &address,
+        &c.command_id,
+    )
+    .await?
+    {
+        Ok(steps) => steps,
+        Err(why) => return unresolvable(rc, &inv, &why, now).await,
     };
     let execution_deadline = inv.delivery_deadline + c.execution_budget() as f64 + EXECUTION_MARGIN;
     let mut uploads = Vec::new();

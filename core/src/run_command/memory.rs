@@ -251,9 +251,11 @@ impl TargetDirectory for Fleet {
 #[async_trait]
 impl NodeDirectory for Fleet {
     async fn node_address(&self, id: &str) -> Result<Option<NodeAddress>, SsmError> {
-        Ok(self.nodes.contains_key(id).then(|| NodeAddress {
+        Ok(self.nodes.get(id).map(|tags| NodeAddress {
             queue_url: format!("q-{id}"),
             computer_name: format!("host-{id}"),
+            platform_name: "Debian GNU/Linux".into(),
+            patch_group: crate::run_command::patch_dispatch::patch_group_of(tags),
         }))
     }
 }

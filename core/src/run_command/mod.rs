@@ -22,6 +22,7 @@ pub mod events;
 pub mod ingest;
 pub mod model;
 pub mod operations;
+pub mod patch_dispatch;
 pub mod ports;
 pub mod progress;
 pub mod rate_control;
@@ -63,6 +64,8 @@ pub struct RunCommandContext<'a> {
     pub documents: &'a dyn crate::documents::store::DocumentStore,
     /// Woken when a command an automation step sent ends.
     pub automation: &'a dyn crate::automation::ports::AutomationQueue,
+    /// Patch baselines, read when a patch step is sent to a node.
+    pub patch_baselines: &'a dyn crate::patching::ports::PatchBaselineStore,
 }
 
 impl RunCommandContext<'_> {

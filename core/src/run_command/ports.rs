@@ -79,6 +79,10 @@ pub trait CommandStore: Send + Sync {
 pub struct NodeAddress {
     pub queue_url: String,
     pub computer_name: String,
+    /// What the agent reports (os-release's NAME): which patch baselines apply.
+    pub platform_name: String,
+    /// From the node's `Patch Group` or `PatchGroup` tag.
+    pub patch_group: Option<String>,
 }
 
 #[async_trait]

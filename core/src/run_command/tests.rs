@@ -26,6 +26,7 @@ struct World {
     parameters: crate::parameters::memory::MemoryParameterStore,
     scope: crate::arn::ArnScope,
     documents: crate::documents::store::MemoryDocumentStore,
+    patch_baselines: crate::patching::memory::MemoryPatchBaselines,
 }
 
 /// A caller allowed everything.
@@ -66,6 +67,7 @@ impl World {
                 account: "123456789012".into(),
             },
             documents: crate::documents::store::MemoryDocumentStore::new(),
+            patch_baselines: Default::default(),
         }
     }
 
@@ -84,6 +86,7 @@ impl World {
             scope: &self.scope,
             documents: &self.documents,
             automation: &self.automation,
+            patch_baselines: &self.patch_baselines,
         }
     }
 

@@ -13,6 +13,7 @@ pub mod inventory;
 pub mod lambda;
 pub mod node_parameters;
 pub mod parameters;
+pub mod patch_states;
 pub mod patching;
 
 use bytes::Bytes;
@@ -95,6 +96,7 @@ pub async fn call_as(
         Area::Automation => automation::handle(stack, principal, op, body).await,
         Area::Compliance => compliance::handle(stack, principal, op, body).await,
         Area::Patching => patching::handle(stack, principal, op, body).await,
+        Area::PatchStates => patch_states::handle(stack, op, body).await,
         Area::Inventory => inventory::handle(stack, principal, op, body).await,
     }
 }
@@ -109,6 +111,7 @@ enum Area {
     Automation,
     Compliance,
     Patching,
+    PatchStates,
     Inventory,
 }
 
@@ -164,6 +167,10 @@ fn area(op: &str, body: &Value) -> Option<Area> {
         | "DeregisterPatchBaselineForPatchGroup"
         | "GetPatchBaselineForPatchGroup"
         | "DescribePatchGroups" => Area::Patching,
+        "DescribeInstancePatchStates"
+        | "DescribeInstancePatchStatesForPatchGroup"
+        | "DescribeInstancePatches"
+        | "DescribePatchGroupState" => Area::PatchStates,
         "PutInventory"
         | "GetInventory"
         | "ListInventoryEntries"
@@ -226,6 +233,9 @@ mod tests {
         }
         for op in steward_core::compliance::operations::OPERATIONS {
             assert_eq!(area(op, &json!({})), Some(Area::Compliance), "{op}");
+        }
+        for op in steward_core::patching::instance_state::describe::OPERATIONS {
+            assert_eq!(area(op, &json!({})), Some(Area::PatchStates), "{op}");
         }
         for op in steward_core::patching::ops::OPERATIONS {
             assert_eq!(area(op, &json!({})), Some(Area::Patching), "{op}");

@@ -20,6 +20,7 @@ pub async fn handle(stack: &Stack, event: SqsEvent) -> SqsBatchResponse {
         fleet: stack.fleet().ports(),
         run_command: stack.run_command().ports(),
         patch_states: &stack.patch_states(),
+        compliance: stack.compliance().context(),
         inventory: &stack.inventory().store,
     };
     handle_batch(event, |r: Record| async move {

@@ -8,6 +8,7 @@
 //! snapshot only when that operation ended later than the one it holds. A
 //! redelivered or late part therefore changes nothing it should not.
 
+pub mod compliance;
 pub mod describe;
 pub mod ingest;
 pub mod memory;
