@@ -1,7 +1,7 @@
 # Steward: the two commands a new user needs, and a few for developers.
 SHELL := /usr/bin/env bash
 
-.PHONY: up down test install stack provision build bench bench-scale bench-automation lint
+.PHONY: up down test install stack provision build bench bench-scale bench-automation bench-patching lint
 
 up: ## Install what is missing, build, start the local stack and control plane, register three agents, run a command.
 	@bash infra/up.sh
@@ -32,3 +32,6 @@ bench-scale: ## Check the request count on one command (--verify), then Run Comm
 
 bench-automation: ## Automation: requests of a 20-step execution checked against a hand count, per step by service; step-to-step latency; 100 agents rate-controlled at MaxConcurrency 10 (release control plane; needs make up; BENCH_ARGS=--verify for the check alone).
 	@bash bench/automation.sh $(BENCH_ARGS)
+
+bench-patching: ## Patch Manager on a Debian test node: the agent's peak RSS and wall time for Scan and Install, the package count, apt-get -s upgrade beside it (release agent and control plane; needs make up).
+	@bash bench/patching.sh $(BENCH_ARGS)
