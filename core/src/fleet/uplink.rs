@@ -191,6 +191,8 @@ mod tests {
         scope: crate::arn::ArnScope,
         documents: crate::documents::store::MemoryDocumentStore,
         patch_states: crate::patching::instance_state::memory::MemoryPatchStates,
+        patch_baselines: crate::patching::memory::MemoryPatchBaselines,
+        compliance: crate::compliance::memory::MemoryCompliance,
         inventory: crate::inventory::memory::MemoryInventory,
     }
 
@@ -199,8 +201,6 @@ mod tests {
             let (key, _) = NodeKey::generate().unwrap();
             let fleet = MemoryFleet::default();
             fleet
-        patch_baselines: crate::patching::memory::MemoryPatchBaselines,
-        compliance: crate::compliance::memory::MemoryCompliance,
                 .nodes
                 .insert(node(NODE, &key.public_key_base64(), 100.0));
             Self {
@@ -221,6 +221,8 @@ mod tests {
                 },
                 documents: crate::documents::store::MemoryDocumentStore::new(),
                 patch_states: Default::default(),
+                patch_baselines: Default::default(),
+                compliance: Default::default(),
                 inventory: Default::default(),
             }
         }
@@ -229,8 +231,6 @@ mod tests {
             let ports = UplinkPorts {
                 fleet: self.fleet.context(),
                 run_command: RunCommandContext {
-                patch_baselines: Default::default(),
-                compliance: Default::default(),
                     store: &self.store,
                     targets: &self.run_command_fleet,
                     groups: &self.groups,
@@ -244,23 +244,23 @@ mod tests {
                     scope: &self.scope,
                     documents: &self.documents,
                     automation: &self.automation,
+                    patch_baselines: &self.patch_baselines,
                 },
                 patch_states: &self.patch_states,
-                inventory: &self.inventory,
-            };
-            receive(&ports, body, now).await.unwrap()
-        }
-
-        fn seal(&self, message: Uplink, sent_at: f64) -> String {
-                    patch_baselines: &self.patch_baselines,
-            self.key.seal(NODE, &payload(message, sent_at)).unwrap()
-        }
                 compliance: ComplianceContext {
                     store: &self.compliance,
                     nodes: self.fleet.context().nodes,
                     events: &self.bus,
                     scope: &self.scope,
                 },
+                inventory: &self.inventory,
+            };
+            receive(&ports, body, now).await.unwrap()
+        }
+
+        fn seal(&self, message: Uplink, sent_at: f64) -> String {
+            self.key.seal(NODE, &payload(message, sent_at)).unwrap()
+        }
     }
 
     fn payload(message: Uplink, sent_at: f64) -> UplinkPayload {
@@ -375,7 +375,6 @@ mod tests {
         assert!(w.store.invocations.lock().unwrap().is_empty());
         assert!(w.bus.published.lock().unwrap().is_empty());
     }
-}
 
     fn patch_part(
         snapshot: &str,
@@ -480,3 +479,4 @@ mod tests {
         );
         assert_eq!(changes(&w), ["non_compliant", "compliant"]);
     }
+}
