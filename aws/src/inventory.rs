@@ -1,6 +1,7 @@
 //! Inventory over DynamoDB: `InventoryTable`, key (InstanceId, TypeName),
 //! one item per node and type: its SchemaVersion, CaptureTime, ContentHash
-//! and Content (the entries as JSON). Every write of data is one
+//! and Packed (the entries' JSON, LZ4-compressed: a thousand packages fit
+//! an item). Every write of data is one
 //! conditional PutItem that holds only if the hash differs and the capture
 //! is not older, so a repeated or late report changes nothing. Index
 //! `ByType` (TypeName, InstanceId; keys only) lists the nodes holding a
@@ -8,10 +9,13 @@
 //! [`SCHEMAS`] (no node id starts with `#`).
 
 use aws_sdk_dynamodb::Client;
+use aws_sdk_dynamodb::primitives::Blob;
+use aws_sdk_dynamodb::types::AttributeValue;
 use steward_core::SsmError;
 use steward_core::inventory::context::InventoryContext;
 use steward_core::inventory::ports::InventoryStore;
-use steward_core::inventory::{CustomSchema, StoredType};
+use steward_core::inventory::put::MAX_PUT_BYTES;
+use steward_core::inventory::{CustomSchema, StoredType, pack, unpack};
 
 use crate::Stack;
 use crate::internal;
@@ -32,6 +36,20 @@ fn unreadable(e: serde_json::Error) -> SsmError {
     SsmError::internal()
 }
 
+/// Packed content a table item may hold, leaving room for its other
+/// attributes below DynamoDB's 400 KB.
+pub const MAX_PACKED_BYTES: usize = 380 * 1024;
+
+fn content(item: &Item) -> Result<Vec<steward_core::inventory::Entry>, SsmError> {
+    match item.get("Packed").and_then(|v| v.as_b().ok()) {
+        Some(b) => unpack(b.as_ref(), 2 * MAX_PUT_BYTES).map_err(|why| {
+            tracing::error!(reason = %why, "an inventory item cannot be unpacked");
+            SsmError::internal()
+        }),
+        None => serde_json::from_str(&get_s(item, "Content")).map_err(unreadable),
+    }
+}
+
 fn stored(item: &Item) -> Result<StoredType, SsmError> {
     Ok(StoredType {
         instance_id: get_s(item, "InstanceId"),
@@ -39,7 +57,7 @@ fn stored(item: &Item) -> Result<StoredType, SsmError> {
         schema_version: get_s(item, "SchemaVersion"),
         capture_time: get_s(item, "CaptureTime"),
         content_hash: get_s(item, "ContentHash"),
-        content: serde_json::from_str(&get_s(item, "Content")).map_err(unreadable)?,
+        content: content(item)?,
     })
 }
 
@@ -88,12 +106,19 @@ impl InventoryStore for InventoryTable {
     }
 
     async fn put_if_changed(&self, t: &StoredType) -> Result<bool, SsmError> {
-        let content = serde_json::to_string(&t.content).map_err(|_| SsmError::internal())?;
+        let packed = pack(&t.content);
+        if packed.len() > MAX_PACKED_BYTES {
+            return Err(SsmError::ItemSizeLimitExceededException(format!(
+                "The inventory item size has exceeded the size limit. {} compresses to {} bytes; at most {MAX_PACKED_BYTES} are kept.",
+                t.type_name,
+                packed.len()
+            )));
+        }
         let mut item = key(&t.instance_id, &t.type_name);
         item.insert("SchemaVersion".into(), s(&t.schema_version));
         item.insert("CaptureTime".into(), s(&t.capture_time));
         item.insert("ContentHash".into(), s(&t.content_hash));
-        item.insert("Content".into(), s(content));
+        item.insert("Packed".into(), AttributeValue::B(Blob::new(packed)));
         let put = self
             .client
             .put_item()

@@ -147,8 +147,9 @@ async fn the_operations_work_over_the_table() {
         let (ctx, caller) = (&ctx, &caller);
         async move { handle(ctx, caller, op, &body).await.unwrap() }
     };
-    // An AWS:Application of 1,500 packages fits the table.
-    let apps: Vec<serde_json::Value> = (0..1500)
+    // An AWS:Application of 3,000 packages (about 600 KB of JSON) fits the
+    // table, compressed.
+    let apps: Vec<serde_json::Value> = (0..3000)
         .map(|i| json!({"Name": format!("package-{i:04}"), "Version": "1.2.3-4", "Architecture": "amd64",
                         "Summary": "a package summary of typical length for a Debian package", "PackageId": format!("package-{i:04}_1.2.3-4_amd64.deb")}))
         .collect();

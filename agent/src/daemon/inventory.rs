@@ -14,6 +14,7 @@ use super::Agent;
 use crate::inventory::{self, InventoryEnv, NodeFacts, SentHashes};
 use crate::queue::{IngestQueue, NodeQueue};
 use crate::runner::{self, StepOutcome};
+use crate::secure_parameters;
 
 impl<Q: NodeQueue, I: IngestQueue> Agent<Q, I> {
     pub(super) fn gather_inventory(
@@ -67,6 +68,21 @@ impl<Q: NodeQueue, I: IngestQueue> Agent<Q, I> {
             };
             let _ = writeln!(out, "  {t}: {n} entries, {state}");
         }
+        // Masked before packing: the spool's gate cannot see into a packed report.
+        let mut changed = changed;
+        if !secrets.is_empty() {
+            for v in changed
+                .iter_mut()
+                .flat_map(|i| i.content.iter_mut().flatten())
+                .flat_map(|e| e.values_mut())
+            {
+                *v = secure_parameters::mask_text(v, &secrets);
+            }
+        }
+        let json_bytes: usize = changed
+            .iter()
+            .map(|i| serde_json::to_vec(i).map_or(0, |b| b.len()))
+            .sum();
         let (reports, too_large) = inventory::split(command_id, changed);
         for t in &too_large {
             let _ = writeln!(
@@ -80,9 +96,8 @@ impl<Q: NodeQueue, I: IngestQueue> Agent<Q, I> {
         let mut spooled = 0;
         let mut sent = Vec::new();
         let mut failed = !gathered.errors.is_empty() || !too_large.is_empty();
-        for r in reports {
+        for (r, items) in reports {
             bytes += serde_json::to_vec(&r).map_or(0, |b| b.len());
-            let items = r.items.clone();
             match self.report(Uplink::Inventory(r)) {
                 Ok(()) => {
                     spooled += 1;
@@ -96,7 +111,7 @@ impl<Q: NodeQueue, I: IngestQueue> Agent<Q, I> {
         }
         let _ = writeln!(
             out,
-            "Sent {} changed type(s) in {spooled} report(s), {bytes} bytes.",
+            "Sent {} changed type(s) in {spooled} report(s), {bytes} bytes ({json_bytes} bytes of JSON before compression).",
             sent.len()
         );
         memory.record(&sent, start);

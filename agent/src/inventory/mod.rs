@@ -236,45 +236,48 @@ impl SentHashes {
     }
 }
 
-fn json_len<T: Serialize>(v: &T) -> usize {
-    serde_json::to_vec(v).map_or(usize::MAX, |b| b.len())
+/// The base64 length of `n` bytes.
+fn base64_len(n: usize) -> usize {
+    n.div_ceil(3) * 4
 }
 
-/// Packs `items` into reports of at most [`MAX_REPORT_BYTES`], whole types
-/// only; the types too large for any report come back apart.
+/// Packs `items` into compressed reports of at most [`MAX_REPORT_BYTES`],
+/// whole types only, grouped by each type's own compressed size (a group
+/// compresses at least as well as its parts); the types too large for any
+/// report even compressed come back apart. Each report comes with the
+/// items it carries.
+#[allow(clippy::type_complexity)]
 pub fn split(
     command_id: &str,
     items: Vec<InventoryItem>,
-) -> (Vec<InventoryReport>, Vec<InventoryItem>) {
-    let empty = json_len(&InventoryReport {
-        command_id: command_id.to_string(),
-        items: Vec::new(),
-    });
-    let mut reports: Vec<InventoryReport> = Vec::new();
+) -> (
+    Vec<(InventoryReport, Vec<InventoryItem>)>,
+    Vec<InventoryItem>,
+) {
+    // The report's own fields, the command id among them.
+    let overhead = 64 + command_id.len();
+    let mut groups: Vec<(usize, Vec<InventoryItem>)> = Vec::new();
     let mut too_large = Vec::new();
-    let mut size = 0;
     for i in items {
-        let n = json_len(&i) + 1;
-        if empty + n > MAX_REPORT_BYTES {
+        let n = base64_len(steward_core::inventory::pack(&[&i]).len());
+        if overhead + n > MAX_REPORT_BYTES {
             too_large.push(i);
             continue;
         }
-        match reports.last_mut() {
-            Some(r)
-                if size + n <= MAX_REPORT_BYTES
-                    && r.items.len() < steward_core::inventory::put::MAX_ITEMS =>
+        match groups.last_mut() {
+            Some((size, g))
+                if *size + n <= MAX_REPORT_BYTES
+                    && g.len() < steward_core::inventory::put::MAX_ITEMS =>
             {
-                size += n;
-                r.items.push(i);
+                *size += n;
+                g.push(i);
             }
-            _ => {
-                size = empty + n;
-                reports.push(InventoryReport {
-                    command_id: command_id.to_string(),
-                    items: vec![i],
-                });
-            }
+            _ => groups.push((overhead + n, vec![i])),
         }
     }
+    let reports = groups
+        .into_iter()
+        .map(|(_, g)| (InventoryReport::packed(command_id, &g), g))
+        .collect();
     (reports, too_large)
 }

@@ -330,37 +330,74 @@ fn unchanged_types_are_not_sent_again_until_a_day_has_passed() {
     );
 }
 
+/// Text that does not compress: hex of a simple generator's output.
+fn noise(seed: u64, len: usize) -> String {
+    let mut x = seed
+        .wrapping_mul(6364136223846793005)
+        .wrapping_add(1442695040888963407);
+    (0..len)
+        .map(|_| {
+            x = x
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            char::from_digit(((x >> 60) & 0xf) as u32, 16).unwrap_or('0')
+        })
+        .collect()
+}
+
 #[test]
-fn reports_are_split_by_type_below_the_message_size() {
-    let big = |name: &str, n: usize| InventoryItem {
+fn reports_are_compressed_and_split_by_type_below_the_message_size() {
+    let item = |name: &str, n: usize, random: bool| InventoryItem {
         type_name: name.into(),
         schema_version: "1.0".into(),
         capture_time: "2026-12-01T10:00:00Z".into(),
         content_hash: Some("h".into()),
         content: Some(
             (0..n)
-                .map(|i| Entry::from([("Id".to_string(), format!("{i:0>100}"))]))
+                .map(|i| {
+                    let v = if random {
+                        noise(i as u64, 100)
+                    } else {
+                        format!("package-{i} 1.0-1 amd64 a summary")
+                    };
+                    Entry::from([("Id".to_string(), v)])
+                })
                 .collect(),
         ),
         context: BTreeMap::new(),
     };
-    // ~110 KB each: one per report.
+    // A thousand packages' worth of repetitive text: one small report.
     let (reports, too_large) = split(
         "c",
         vec![
-            big("Custom:A", 1000),
-            big("Custom:B", 1000),
-            big("Custom:C", 10),
+            item("AWS:Application", 3000, false),
+            item("Custom:B", 10, false),
+        ],
+    );
+    assert!(too_large.is_empty());
+    assert_eq!(reports.len(), 1);
+    let json = serde_json::to_vec(&reports[0].0).unwrap().len();
+    assert!(json < 60 * 1024, "{json} bytes");
+    let back = reports[0].0.all_items(4 << 20).unwrap();
+    assert_eq!(back, reports[0].1);
+    assert_eq!(back.len(), 2);
+    assert_eq!(back[0].content.as_ref().unwrap().len(), 3000);
+    // Incompressible types of ~110 KB each: one per report, each below the limit.
+    let (reports, too_large) = split(
+        "c",
+        vec![
+            item("Custom:A", 1000, true),
+            item("Custom:C", 1000, true),
+            item("Custom:D", 10, true),
         ],
     );
     assert!(too_large.is_empty());
     assert_eq!(reports.len(), 2);
-    assert_eq!(reports[0].items.len(), 1);
-    assert_eq!(reports[1].items.len(), 2);
-    for r in &reports {
+    assert_eq!(reports[1].0.all_items(4 << 20).unwrap().len(), 2);
+    for (r, _) in &reports {
         assert!(serde_json::to_vec(r).unwrap().len() <= MAX_REPORT_BYTES);
     }
-    let (reports, too_large) = split("c", vec![big("Custom:Huge", 3000)]);
+    let (reports, too_large) = split("c", vec![item("Custom:Huge", 3000, true)]);
     assert!(reports.is_empty());
     assert_eq!(too_large[0].type_name, "Custom:Huge");
 }

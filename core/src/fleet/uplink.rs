@@ -123,7 +123,15 @@ pub async fn receive(ports: &UplinkPorts<'_>, body: &str, now: f64) -> Result<Ou
                 nodes: ports.fleet.nodes,
                 scope: ports.run_command.scope,
             };
-            match crate::inventory::put_items(&ctx, &node_id, &report.items).await {
+            // Twice a put's limit unpacked: anything larger is not a gather.
+            let items = match report.all_items(2 * crate::inventory::put::MAX_PUT_BYTES) {
+                Ok(items) => items,
+                Err(why) => {
+                    tracing::warn!(%node_id, command_id = %report.command_id, reason = %why, "inventory report unreadable");
+                    return Ok(Outcome::Dropped(format!("inventory from {node_id}: {why}")));
+                }
+            };
+            match crate::inventory::put_items(&ctx, &node_id, &items).await {
                 Ok(o) => tracing::info!(
                     %node_id,
                     command_id = %report.command_id,

@@ -26,7 +26,7 @@ pub mod schema;
 pub mod schemas;
 pub mod step;
 
-pub use model::{CustomSchema, Entry, InventoryItem, StoredType, content_hash};
+pub use model::{CustomSchema, Entry, InventoryItem, StoredType, content_hash, pack, unpack};
 pub use put::{PutOutcome, put_items};
 
 #[cfg(test)]

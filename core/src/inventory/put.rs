@@ -26,10 +26,11 @@ pub const MAX_ATTRIBUTES: usize = 50;
 pub const MAX_CUSTOM_TYPES: usize = 20;
 /// A custom type's data, as JSON (SSM's quota: 200 KB).
 pub const MAX_CUSTOM_TYPE_BYTES: usize = 200 * 1024;
-/// Any type's data, as JSON: DynamoDB keeps a type in one item of at most
-/// 400 KB, so Steward stops short of it (SSM has no such per-type limit
-/// for its own types).
-pub const MAX_TYPE_BYTES: usize = 350 * 1024;
+/// Any type's data, as JSON: what one put may carry. The table keeps it
+/// compressed ([`super::pack`]), in an item of at most 400 KB; content that
+/// does not compress that far is refused by the store with
+/// ItemSizeLimitExceededException.
+pub const MAX_TYPE_BYTES: usize = MAX_PUT_BYTES;
 /// All the data of one put, as JSON (SSM's quota: 1 MB per call).
 pub const MAX_PUT_BYTES: usize = 1024 * 1024;
 
