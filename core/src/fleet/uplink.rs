@@ -295,6 +295,60 @@ mod tests {
         matches!(o, Outcome::Dropped(_))
     }
 
+    fn inventory_report(names: &[&str], at: &str) -> crate::inventory::step::InventoryReport {
+        let content: Vec<crate::inventory::Entry> = names
+            .iter()
+            .map(|n| [("Name".to_string(), n.to_string())].into())
+            .collect();
+        let item = crate::inventory::InventoryItem {
+            type_name: "AWS:Application".into(),
+            schema_version: "1.1".into(),
+            capture_time: at.into(),
+            content_hash: Some(crate::inventory::content_hash(&content)),
+            content: Some(content),
+            context: Default::default(),
+        };
+        crate::inventory::step::InventoryReport::packed("c-1", &[item])
+    }
+
+    #[tokio::test]
+    async fn an_inventory_report_is_kept_once_and_a_repeat_or_garbage_changes_nothing() {
+        let w = World::new();
+        let report = inventory_report(&["bash", "curl"], "2026-12-01T10:00:00Z");
+        let body = w.seal(Uplink::Inventory(report.clone()), 200.0);
+        assert_eq!(w.receive(&body, 250.0).await, Outcome::Applied);
+        assert_eq!(*w.inventory.writes.lock().unwrap(), 1);
+        // Redelivered, or gathered again unchanged: nothing is written.
+        w.receive(&body, 260.0).await;
+        let again = inventory_report(&["bash", "curl"], "2026-12-01T10:30:00Z");
+        w.receive(&w.seal(Uplink::Inventory(again), 300.0), 310.0)
+            .await;
+        assert_eq!(*w.inventory.writes.lock().unwrap(), 1);
+        let kept = w.inventory.types.lock().unwrap()
+            [&(NODE.to_string(), "AWS:Application".to_string())]
+            .clone();
+        assert_eq!(kept.capture_time, "2026-12-01T10:00:00Z");
+        assert_eq!(kept.content.len(), 2);
+        // A report that does not unpack, or that SSM's checks refuse, is dropped.
+        let garbage = crate::inventory::step::InventoryReport {
+            packed: "AAAA".into(),
+            ..report
+        };
+        assert!(dropped(
+            &w.receive(&w.seal(Uplink::Inventory(garbage), 320.0), 330.0)
+                .await
+        ));
+        let mut bad = inventory_report(&["x"], "2026-12-01T11:00:00Z");
+        bad.items = bad.all_items(1 << 20).unwrap();
+        bad.items[0].type_name = "AWS:Nope".into();
+        bad.packed.clear();
+        assert!(dropped(
+            &w.receive(&w.seal(Uplink::Inventory(bad), 340.0), 350.0)
+                .await
+        ));
+        assert_eq!(*w.inventory.writes.lock().unwrap(), 1);
+    }
+
     #[tokio::test]
     async fn a_verified_heartbeat_is_recorded() {
         let w = World::new();
