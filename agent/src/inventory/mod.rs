@@ -236,6 +236,9 @@ impl SentHashes {
     }
 }
 
+/// A report, and the items it carries.
+pub type Packed = (InventoryReport, Vec<InventoryItem>);
+
 /// The base64 length of `n` bytes.
 fn base64_len(n: usize) -> usize {
     n.div_ceil(3) * 4
@@ -243,17 +246,10 @@ fn base64_len(n: usize) -> usize {
 
 /// Packs `items` into compressed reports of at most [`MAX_REPORT_BYTES`],
 /// whole types only, grouped by each type's own compressed size (a group
-/// compresses at least as well as its parts); the types too large for any
+/// compresses about as well as its parts); the types too large for any
 /// report even compressed come back apart. Each report comes with the
 /// items it carries.
-#[allow(clippy::type_complexity)]
-pub fn split(
-    command_id: &str,
-    items: Vec<InventoryItem>,
-) -> (
-    Vec<(InventoryReport, Vec<InventoryItem>)>,
-    Vec<InventoryItem>,
-) {
+pub fn split(command_id: &str, items: Vec<InventoryItem>) -> (Vec<Packed>, Vec<InventoryItem>) {
     // The report's own fields, the command id among them.
     let overhead = 64 + command_id.len();
     let mut groups: Vec<(usize, Vec<InventoryItem>)> = Vec::new();
