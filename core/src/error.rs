@@ -167,6 +167,9 @@ pub enum SsmError {
     InvalidResultAttributeException(String),
     #[error("{0}")]
     InvalidOptionException(String),
+    // State Manager: an association's schedule expression.
+    #[error("{0}")]
+    InvalidSchedule(String),
     /// A fault of ours, never of the caller's input. The message is generic on
     /// purpose: details go to the log, not to the client.
     #[error("{0}")]
@@ -271,6 +274,7 @@ impl SsmError {
             InvalidAggregatorException(_) => "InvalidAggregatorException",
             InvalidResultAttributeException(_) => "InvalidResultAttributeException",
             InvalidOptionException(_) => "InvalidOptionException",
+            InvalidSchedule(_) => "InvalidSchedule",
             InternalServerError(_) => "InternalServerError",
         }
     }

@@ -50,6 +50,7 @@ pub mod paging;
 pub mod parameters;
 pub mod patching;
 pub mod run_command;
+pub mod schedule;
 pub mod secret;
 pub mod tags;
 pub mod targets;
