@@ -43,6 +43,8 @@ mod cron;
 mod error;
 
 #[cfg(test)]
+mod proptests;
+#[cfg(test)]
 mod tests;
 
 use croner::parser::{CronParser, Seconds, Year};

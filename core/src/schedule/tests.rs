@@ -135,6 +135,7 @@ fn association_limits_refuse_what_windows_take() {
         "cron(0/15 * * * ? *)",
         "cron(0,20 * * * ? *)",
         "cron(10,30 * * * ? *)",
+        "cron(0,29 * * * ? *)",
         "cron(0,50 0,23 * * ? *)",
         // Months.
         "cron(0 2 1 6 ? *)",
