@@ -105,10 +105,6 @@ const YEAR: Spec = Spec {
     names: &[],
 };
 
-fn refuse(detail: String) -> Refusal {
-    Refusal(detail)
-}
-
 impl Spec {
     fn value(&self, text: &str) -> Result<u16, Refusal> {
         let upper = text.to_ascii_uppercase();
@@ -117,14 +113,14 @@ impl Spec {
             return Ok(self.min + i as u16);
         }
         if text.is_empty() || !text.bytes().all(|b| b.is_ascii_digit()) {
-            return Err(refuse(format!(
+            return Err(Refusal(format!(
                 "'{text}' is not a value of the {} field",
                 self.name
             )));
         }
         match text.parse::<u16>() {
             Ok(v) if (self.min..=self.max).contains(&v) => Ok(v),
-            _ => Err(refuse(format!(
+            _ => Err(Refusal(format!(
                 "{text} is outside the {} field's range {}-{}",
                 self.name, self.min, self.max
             ))),
@@ -142,7 +138,7 @@ impl Spec {
                         .and_then(|s| s.parse::<u16>().ok())
                         .filter(|s| *s >= 1)
                         .ok_or_else(|| {
-                            refuse(format!(
+                            Refusal(format!(
                                 "'{s}' is not an increment of the {} field",
                                 self.name
                             ))
@@ -157,7 +153,7 @@ impl Spec {
                 let (a, b) = (self.value(a)?, self.value(b)?);
                 if a > b {
                     // Wrapping ranges (FRI-MON) are not documented by AWS.
-                    return Err(refuse(format!(
+                    return Err(Refusal(format!(
                         "the range {range} of the {} field runs backwards",
                         self.name
                     )));
@@ -179,39 +175,32 @@ impl CronFields {
     /// seconds field.
     pub(crate) fn parse(body: &str) -> Result<Self, Refusal> {
         let fields: Vec<&str> = body.split_whitespace().collect();
-        let (second, rest) = match fields.len() {
-            6 => (None, &fields[..]),
-            7 => (Some(fields[0]), &fields[1..]),
-            n => {
-                return Err(refuse(format!(
-                    "a cron expression has 6 fields (7 with seconds), not {n}"
+        let (second, rest): (Option<&str>, &[&str]) = match fields.as_slice() {
+            [second, rest @ ..] if rest.len() == 6 => (Some(*second), rest),
+            rest if rest.len() == 6 => (None, rest),
+            _ => {
+                return Err(Refusal(format!(
+                    "a cron expression has 6 fields (7 with seconds), not {}",
+                    fields.len()
                 )));
             }
         };
+        let [minutes, hours, dom, month, dow, year] = rest else {
+            return Err(Refusal("a cron expression has 6 fields".into()));
+        };
         let second = match second {
             None => 0,
-            Some(s) => {
-                if !s.bytes().all(|b| b.is_ascii_digit()) || s.is_empty() {
-                    return Err(refuse(format!(
-                        "the seconds field takes one value 0-59, not '{s}'"
-                    )));
-                }
-                match s.parse::<u16>() {
-                    Ok(v) if v <= 59 => v,
-                    _ => {
-                        return Err(refuse(format!(
-                            "the seconds field takes one value 0-59, not '{s}'"
-                        )));
-                    }
-                }
-            }
-        };
-        let [minutes, hours, dom, month, dow, year] = rest else {
-            return Err(refuse("a cron expression has 6 fields".into()));
+            Some(s) => Some(s)
+                .filter(|s| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()))
+                .and_then(|s| s.parse::<u16>().ok())
+                .filter(|v| *v <= 59)
+                .ok_or_else(|| {
+                    Refusal(format!("the seconds field takes one value 0-59, not '{s}'"))
+                })?,
         };
         let (dom_q, dow_q) = (*dom == "?", *dow == "?");
         if dom_q == dow_q {
-            return Err(refuse(
+            return Err(Refusal(
                 "exactly one of the day-of-month and day-of-week fields must be '?'".into(),
             ));
         }
@@ -314,7 +303,7 @@ fn parse_dom(field: &str) -> Result<DayOfMonth, Refusal> {
         return Ok(DayOfMonth::NearestWeekday(DAY_OF_MONTH.value(n)?));
     }
     if upper.contains('L') || upper.contains('W') {
-        return Err(refuse(format!(
+        return Err(Refusal(format!(
             "'{field}': L and W stand alone in the day-of-month field"
         )));
     }
@@ -339,7 +328,7 @@ fn parse_dow(field: &str) -> Result<DayOfWeek, Refusal> {
         };
         return match k {
             1..=5 => Ok(DayOfWeek::Nth(d, k)),
-            _ => Err(refuse(format!(
+            _ => Err(Refusal(format!(
                 "'{field}': # takes one weekday and an instance 1-5"
             ))),
         };
@@ -348,7 +337,7 @@ fn parse_dow(field: &str) -> Result<DayOfWeek, Refusal> {
         return Ok(DayOfWeek::Last(DAY_OF_WEEK.value(d)?));
     }
     if upper.contains('L') {
-        return Err(refuse(format!(
+        return Err(Refusal(format!(
             "'{field}': L stands alone in the day-of-week field"
         )));
     }
