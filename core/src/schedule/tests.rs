@@ -482,3 +482,31 @@ fn at_runs_once() {
         .expect("a run");
     assert_eq!(iso(o.due), "2026-03-29T01:00:00Z"); // 03:00 CEST
 }
+
+#[test]
+fn an_expression_that_never_fires_ends_the_search() {
+    let z = zone("Europe/Berlin");
+    for e in [
+        "cron(0 0 31 2 ? *)",
+        "cron(0 0 30 FEB ? *)",
+        "cron(0 0 ? FEB 2#5 2026)",
+    ] {
+        let s = Schedule::parse(e, MaintenanceWindow).expect("parses");
+        assert_eq!(
+            s.next_after(epoch("2026-01-01T00:00:00Z"), &z, 0),
+            None,
+            "{e}"
+        );
+    }
+    // The 29th of February waits for a leap year.
+    assert_eq!(
+        next_n(
+            "cron(0 0 29 2 ? *)",
+            MaintenanceWindow,
+            "2026-01-01T00:00:00Z",
+            "UTC",
+            1
+        ),
+        ["2028-02-29T00:00:00Z"]
+    );
+}
