@@ -74,13 +74,19 @@ impl Zone {
         Zone(TimeZone::UTC)
     }
 
-    /// A zone by its IANA name (`America/New_York`).
+    /// A zone by its IANA name (`America/New_York`), spelled exactly: jiff's
+    /// lookup ignores case, and a name stored for a schedule should be the
+    /// database's own.
     pub fn named(name: &str) -> Result<Self, ScheduleError> {
-        TimeZone::get(name).map(Zone).map_err(|_| {
-            ScheduleError::Validation(format!(
-                "The time zone {name} is not an IANA time zone name."
-            ))
-        })
+        TimeZone::get(name)
+            .ok()
+            .filter(|tz| tz.iana_name() == Some(name))
+            .map(Zone)
+            .ok_or_else(|| {
+                ScheduleError::Validation(format!(
+                    "The time zone {name} is not an IANA time zone name."
+                ))
+            })
     }
 }
 

@@ -182,8 +182,13 @@ fn refusals_name_the_expression_and_map_to_ssm_errors() {
     assert_eq!(SsmError::from(e).code(), "InvalidSchedule");
     let e = Schedule::parse("rate(5 hour)", MaintenanceWindow).expect_err("refused");
     assert_eq!(SsmError::from(e).code(), "ValidationException");
-    let e = Zone::named("Mars/Olympus").expect_err("no such zone");
-    assert_eq!(e.code(), "ValidationException");
+    for name in ["Mars/Olympus", "america/new_york", "", "EST5EDT "] {
+        let e = Zone::named(name).expect_err("no such zone");
+        assert_eq!(e.code(), "ValidationException", "{name}");
+    }
+    for name in ["UTC", "Etc/UTC", "US/Eastern", "Asia/Kolkata"] {
+        assert!(Zone::named(name).is_ok(), "{name}");
+    }
 }
 
 use crate::error::SsmError;
