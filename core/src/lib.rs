@@ -17,7 +17,8 @@
 //! - [`automation`]: runbooks (Automation documents, schemaVersion 0.3), checked as SSM checks them, and their executions.
 //! - [`compliance`]: per node and compliance type, the items put and SSM's summaries of them; status-change events.
 //! - [`inventory`]: each node's inventory per type, gathered by the agent or put; GetInventory's filters and aggregators.
-//! - [`patching`]: Patch Manager: patch baselines checked as SSM checks them, the predefined ones, and what a baseline approves.
+//! - [`patching`]: Patch Manager: patch baselines checked as SSM checks them, the predefined ones, what a baseline approves, and nodes' patch states from their reports.
+//! - [`schedule`]: SSM's cron, rate and at() expressions, checked as associations and maintenance windows take them, and their next times in a time zone.
 //!
 //! Shared by the areas:
 //! - [`access`]: what an operator's policies allow, checked by every area on what it resolves.
