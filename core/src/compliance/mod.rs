@@ -6,7 +6,7 @@
 //! own writers (patch reports) both go through it, and it publishes
 //! `Configuration Compliance State Change` when a status changes
 //! ([`events`]). [`model`] holds the records and how they are summarized;
-//! the listings are [`list_items`] and [`summaries`]; [`operations`]
+//! the listings are `list_items` and `summaries`; [`operations`]
 //! dispatches them over a [`context::ComplianceContext`]; [`memory`] is the
 //! store's fake.
 
