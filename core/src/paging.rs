@@ -35,6 +35,32 @@ pub fn invalid_token() -> SsmError {
     )
 }
 
+/// One page of a listing held whole in memory: at most `limit` items from
+/// the position `token` names (`None`: the start), and the token of the
+/// next page if more follow. The position is the item's index.
+pub fn page_of<T>(
+    items: Vec<T>,
+    limit: usize,
+    token: Option<&str>,
+) -> Result<(Vec<T>, Option<String>), SsmError> {
+    let start = match token {
+        None => 0,
+        Some(t) => match decode(t)? {
+            Cursor::Id { after } => after.parse::<usize>().map_err(|_| invalid_token())?,
+            _ => return Err(invalid_token()),
+        },
+    };
+    let total = items.len();
+    let page: Vec<T> = items.into_iter().skip(start).take(limit).collect();
+    let end = start + page.len();
+    let next = (end < total).then(|| {
+        encode(&Cursor::Id {
+            after: end.to_string(),
+        })
+    });
+    Ok((page, next))
+}
+
 /// SSM's MaxResults: `None` gives `default`; outside `[min, max]` is a
 /// ValidationException naming the bounds.
 pub fn max_results(
@@ -69,5 +95,26 @@ mod tests {
             "ValidationException"
         );
         assert_eq!(max_results(None, 5, 50, 50).unwrap(), 50);
+    }
+
+    #[test]
+    fn pages_of_a_list_cover_it_once_in_order() {
+        let items: Vec<u32> = (0..23).collect();
+        let mut seen = Vec::new();
+        let mut token: Option<String> = None;
+        loop {
+            let (page, next) = page_of(items.clone(), 10, token.as_deref()).unwrap();
+            assert!(page.len() <= 10);
+            seen.extend(page);
+            match next {
+                Some(t) => token = Some(t),
+                None => break,
+            }
+        }
+        assert_eq!(seen, items);
+        assert_eq!(
+            page_of(items, 10, Some("garbage")).unwrap_err().code(),
+            "InvalidNextToken"
+        );
     }
 }

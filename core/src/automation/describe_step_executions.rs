@@ -12,7 +12,7 @@ use crate::access::Authorizer;
 use crate::clock::parse_filter_time;
 use crate::error::SsmError;
 use crate::error::parse_request as parse;
-use crate::paging::{self, Cursor, max_results};
+use crate::paging::{self, max_results};
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(rename_all = "PascalCase", default)]
@@ -100,27 +100,14 @@ pub(super) async fn describe_step_executions(
     if i.reverse_order == Some(true) {
         steps.reverse();
     }
-    let start = match i.next_token.as_deref() {
-        None => 0,
-        Some(t) => match paging::decode(t)? {
-            Cursor::Id { after } => after
-                .parse::<usize>()
-                .map_err(|_| paging::invalid_token())?,
-            _ => return Err(paging::invalid_token()),
-        },
-    };
-    let end = (start + limit).min(steps.len());
-    let page: Vec<Value> = steps
-        .get(start..end)
-        .unwrap_or_default()
+    let (page, next) = paging::page_of(steps, limit, i.next_token.as_deref())?;
+    let page: Vec<Value> = page
         .iter()
         .map(|r| view::step_execution(r, runbook.as_ref()))
         .collect();
     let mut out = json!({ "StepExecutions": page });
-    if end < steps.len() {
-        out["NextToken"] = json!(paging::encode(&Cursor::Id {
-            after: end.to_string()
-        }));
+    if let Some(t) = next {
+        out["NextToken"] = json!(t);
     }
     Ok(out)
 }

@@ -10,7 +10,7 @@ use serde_json::{Value, json};
 use super::{InstancePatchState, PatchStateStore};
 use crate::error::SsmError;
 use crate::fleet::ports::NodeStore;
-use crate::paging::{self, Cursor};
+use crate::paging;
 use crate::patching::report::{PatchEntry, PatchState};
 
 /// What the reads need.
@@ -76,31 +76,6 @@ pub fn patch_view(p: &PatchEntry) -> Value {
     })
 }
 
-fn page<T>(
-    items: Vec<T>,
-    limit: usize,
-    token: Option<&str>,
-) -> Result<(Vec<T>, Option<String>), SsmError> {
-    let start = match token {
-        None => 0,
-        Some(t) => match paging::decode(t)? {
-            Cursor::Id { after } => after
-                .parse::<usize>()
-                .map_err(|_| paging::invalid_token())?,
-            _ => return Err(paging::invalid_token()),
-        },
-    };
-    let total = items.len();
-    let items: Vec<T> = items.into_iter().skip(start).take(limit).collect();
-    let end = start + items.len();
-    let next = (end < total).then(|| {
-        paging::encode(&Cursor::Id {
-            after: end.to_string(),
-        })
-    });
-    Ok((items, next))
-}
-
 fn limit(given: Option<i64>) -> usize {
     // The range is the model's to check.
     given.map_or(DEFAULT_PAGE, |n| n.clamp(1, 100) as usize)
@@ -127,7 +102,7 @@ pub async fn describe_instance_patch_states(
             states.push(s);
         }
     }
-    let (items, next) = page(states, limit(req.max_results), req.next_token.as_deref())?;
+    let (items, next) = paging::page_of(states, limit(req.max_results), req.next_token.as_deref())?;
     let mut out =
         json!({ "InstancePatchStates": items.iter().map(state_view).collect::<Vec<_>>() });
     if let Some(t) = next {
@@ -225,7 +200,7 @@ pub async fn describe_instance_patch_states_for_patch_group(
         .filter(|v| checks.iter().all(|(k, op, n)| op(count_of(v, k), *n)))
         .collect();
     views.sort_by(|a, b| a["InstanceId"].as_str().cmp(&b["InstanceId"].as_str()));
-    let (items, next) = page(views, limit(req.max_results), req.next_token.as_deref())?;
+    let (items, next) = paging::page_of(views, limit(req.max_results), req.next_token.as_deref())?;
     let mut out = json!({ "InstancePatchStates": items });
     if let Some(t) = next {
         out["NextToken"] = json!(t);
@@ -306,7 +281,8 @@ pub async fn describe_instance_patches(
         })
         .map(patch_view)
         .collect();
-    let (items, next) = page(patches, limit(req.max_results), req.next_token.as_deref())?;
+    let (items, next) =
+        paging::page_of(patches, limit(req.max_results), req.next_token.as_deref())?;
     let mut out = json!({ "Patches": items });
     if let Some(t) = next {
         out["NextToken"] = json!(t);
