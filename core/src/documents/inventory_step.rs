@@ -140,20 +140,11 @@ impl SoftwareInventoryStep {
 }
 
 fn timeout(step: &str, v: &Value, template: bool) -> Result<u32, String> {
-    let text = match v {
+    match v {
         Value::String(s) if template && !placeholders(s).is_empty() => {
-            return Ok(DEFAULT_INVENTORY_TIMEOUT);
+            Ok(DEFAULT_INVENTORY_TIMEOUT)
         }
-        Value::String(s) => s.clone(),
-        Value::Number(n) => n.to_string(),
-        _ => String::new(),
-    };
-    match text.parse::<u32>() {
-        Ok(n) if (1..=super::plugins::MAX_EXECUTION_TIMEOUT).contains(&n) => Ok(n),
-        _ => Err(format!(
-            "Step \"{step}\": timeoutSeconds {v} is not a whole number of seconds from 1 to {}.",
-            super::plugins::MAX_EXECUTION_TIMEOUT
-        )),
+        v => super::plugins::timeout_seconds(step, v),
     }
 }
 

@@ -113,22 +113,7 @@ impl PatchBaselineStep {
         let timeout_seconds = match map.get("timeoutSeconds") {
             None => DEFAULT_PATCH_TIMEOUT,
             Some(Value::String(s)) if pending(s) => DEFAULT_PATCH_TIMEOUT,
-            Some(v) => {
-                let text = match v {
-                    Value::String(s) => s.clone(),
-                    Value::Number(n) => n.to_string(),
-                    _ => String::new(),
-                };
-                match text.parse::<u32>() {
-                    Ok(n) if (1..=super::plugins::MAX_EXECUTION_TIMEOUT).contains(&n) => n,
-                    _ => {
-                        return Err(format!(
-                            "Step \"{step}\": timeoutSeconds {v} is not a whole number of seconds from 1 to {}.",
-                            super::plugins::MAX_EXECUTION_TIMEOUT
-                        ));
-                    }
-                }
-            }
+            Some(v) => super::plugins::timeout_seconds(step, v)?,
         };
         Ok(PatchBaselineStep {
             operation,

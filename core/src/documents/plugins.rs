@@ -264,26 +264,7 @@ impl ShellScript {
             {
                 DEFAULT_EXECUTION_TIMEOUT
             }
-            Some(v) => {
-                let text = match v {
-                    Value::String(s) => s.clone(),
-                    Value::Number(n) => n.to_string(),
-                    _ => String::new(),
-                };
-                match text.parse::<u32>() {
-                    Ok(n)
-                        if (1..=MAX_EXECUTION_TIMEOUT).contains(&n)
-                            && !text.starts_with(['0', '+']) =>
-                    {
-                        n
-                    }
-                    _ => {
-                        return Err(format!(
-                            "Step \"{step}\": timeoutSeconds {v} is not a whole number of seconds from 1 to {MAX_EXECUTION_TIMEOUT}."
-                        ));
-                    }
-                }
-            }
+            Some(v) => timeout_seconds(step, v)?,
         };
 
         let mut control = StepControl::default();
@@ -320,6 +301,23 @@ impl ShellScript {
             timeout_seconds,
             control,
         })
+    }
+}
+
+/// A step's `timeoutSeconds` value (a number, or a string of one): a whole
+/// number of seconds from 1 to SSM's maximum, written without sign or
+/// leading zero.
+pub(crate) fn timeout_seconds(step: &str, v: &Value) -> Result<u32, String> {
+    let text = match v {
+        Value::String(s) => s.clone(),
+        Value::Number(n) => n.to_string(),
+        _ => String::new(),
+    };
+    match text.parse::<u32>() {
+        Ok(n) if (1..=MAX_EXECUTION_TIMEOUT).contains(&n) && !text.starts_with(['0', '+']) => Ok(n),
+        _ => Err(format!(
+            "Step \"{step}\": timeoutSeconds {v} is not a whole number of seconds from 1 to {MAX_EXECUTION_TIMEOUT}."
+        )),
     }
 }
 
