@@ -111,6 +111,33 @@ impl PatchBaselineTable {
         }
     }
 
+    /// One page of the `ByKind` listing of `kind`, from the caller's
+    /// NextToken, and the NextToken of the page after it.
+    async fn kind_page(
+        &self,
+        kind: &str,
+        limit: usize,
+        token: Option<&str>,
+    ) -> Result<(Vec<Item>, Option<String>), SsmError> {
+        let start = token
+            .map(|t| decode_token(t, &["Id", "Kind"]))
+            .transpose()?;
+        let (items, next) = query_page(
+            &self.client,
+            IndexQuery {
+                table: &self.table,
+                index: "ByKind",
+                key: ("Kind", s(kind)),
+                sort: None,
+                newest_first: false,
+                limit,
+                start,
+            },
+        )
+        .await?;
+        Ok((items, next_token(next.as_ref())?))
+    }
+
     async fn read(&self, id: &str) -> Result<Option<Item>, SsmError> {
         get_consistent(&self.client, &self.table, key(id)).await
     }
@@ -241,25 +268,10 @@ impl PatchBaselineStore for PatchBaselineTable {
         limit: usize,
         token: Option<&str>,
     ) -> Result<Page<StoredBaseline>, SsmError> {
-        let start = token
-            .map(|t| decode_token(t, &["Id", "Kind"]))
-            .transpose()?;
-        let (items, next) = query_page(
-            &self.client,
-            IndexQuery {
-                table: &self.table,
-                index: "ByKind",
-                key: ("Kind", s(BASELINE)),
-                sort: None,
-                newest_first: false,
-                limit,
-                start,
-            },
-        )
-        .await?;
+        let (items, next_token) = self.kind_page(BASELINE, limit, token).await?;
         Ok(Page {
             items: items.iter().map(from_item).collect::<Result<_, _>>()?,
-            next_token: next_token(next.as_ref())?,
+            next_token,
         })
     }
 
@@ -376,22 +388,7 @@ impl PatchBaselineStore for PatchBaselineTable {
         limit: usize,
         token: Option<&str>,
     ) -> Result<Page<GroupRegistration>, SsmError> {
-        let start = token
-            .map(|t| decode_token(t, &["Id", "Kind"]))
-            .transpose()?;
-        let (items, next) = query_page(
-            &self.client,
-            IndexQuery {
-                table: &self.table,
-                index: "ByKind",
-                key: ("Kind", s(GROUP)),
-                sort: None,
-                newest_first: false,
-                limit,
-                start,
-            },
-        )
-        .await?;
+        let (items, next_token) = self.kind_page(GROUP, limit, token).await?;
         let mut out = Vec::new();
         for item in &items {
             let os = OperatingSystem::parse(get_str(item, "OperatingSystem").as_deref())
@@ -404,7 +401,7 @@ impl PatchBaselineStore for PatchBaselineTable {
         }
         Ok(Page {
             items: out,
-            next_token: next_token(next.as_ref())?,
+            next_token,
         })
     }
 
