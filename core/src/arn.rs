@@ -10,6 +10,22 @@ pub struct ArnScope {
 }
 
 impl ArnScope {
+    /// The ARN a node is authorized by: EC2's for an instance id (`i-…`),
+    /// SSM's managed-instance ARN otherwise (`*` for every node).
+    pub fn node_arn(&self, instance_id: &str) -> String {
+        if instance_id.starts_with("i-") {
+            format!(
+                "arn:aws:ec2:{}:{}:instance/{instance_id}",
+                self.region, self.account
+            )
+        } else {
+            format!(
+                "arn:aws:ssm:{}:{}:managed-instance/{instance_id}",
+                self.region, self.account
+            )
+        }
+    }
+
     pub fn parameter_arn(&self, name: &str) -> String {
         format!(
             "{}{}",

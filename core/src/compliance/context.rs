@@ -18,17 +18,7 @@ impl ComplianceContext<'_> {
     /// The ARN a resource's compliance is authorized by: SSM's for a
     /// managed node, EC2's for an instance id.
     pub fn resource_arn(&self, resource_id: &str) -> String {
-        if resource_id.starts_with("i-") {
-            format!(
-                "arn:aws:ec2:{}:{}:instance/{resource_id}",
-                self.scope.region, self.scope.account
-            )
-        } else {
-            format!(
-                "arn:aws:ssm:{}:{}:managed-instance/{resource_id}",
-                self.scope.region, self.scope.account
-            )
-        }
+        self.scope.node_arn(resource_id)
     }
 
     /// Publishes an event; a failure is logged, never fatal: the change it

@@ -15,16 +15,6 @@ pub struct InventoryContext<'a> {
 impl InventoryContext<'_> {
     /// The ARN a node's inventory is authorized by.
     pub fn node_arn(&self, instance_id: &str) -> String {
-        if instance_id.starts_with("i-") {
-            format!(
-                "arn:aws:ec2:{}:{}:instance/{instance_id}",
-                self.scope.region, self.scope.account
-            )
-        } else {
-            format!(
-                "arn:aws:ssm:{}:{}:managed-instance/{instance_id}",
-                self.scope.region, self.scope.account
-            )
-        }
+        self.scope.node_arn(instance_id)
     }
 }

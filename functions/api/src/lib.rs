@@ -96,7 +96,7 @@ pub async fn call_as(
         Area::Automation => automation::handle(stack, principal, op, body).await,
         Area::Compliance => compliance::handle(stack, principal, op, body).await,
         Area::Patching => patching::handle(stack, principal, op, body).await,
-        Area::PatchStates => patch_states::handle(stack, op, body).await,
+        Area::PatchStates => patch_states::handle(stack, principal, op, body).await,
         Area::Inventory => inventory::handle(stack, principal, op, body).await,
     }
 }

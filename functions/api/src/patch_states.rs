@@ -7,11 +7,25 @@ use steward_aws::Stack;
 use steward_core::SsmError;
 use steward_core::patching::instance_state::describe::{self, PatchStateReads};
 
-pub async fn handle(stack: &Stack, op: &str, body: &Value) -> Result<Value, SsmError> {
+use crate::auth::Principal;
+
+pub async fn handle(
+    stack: &Stack,
+    p: &Principal,
+    op: &str,
+    body: &Value,
+) -> Result<Value, SsmError> {
+    let caller = p.caller(&stack.settings.account_id);
     let states = stack.patch_states();
+    let scope = steward_core::arn::ArnScope {
+        region: stack.settings.region.clone(),
+        account: stack.settings.account_id.clone(),
+    };
     let ctx = PatchStateReads {
         states: &states,
         nodes: stack.fleet().ports().nodes,
+        caller: &caller,
+        scope: &scope,
     };
     describe::handle(&ctx, op, body)
         .await

@@ -8,16 +8,21 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::{InstancePatchState, PatchStateStore};
+use crate::access::Authorizer;
+use crate::arn::ArnScope;
 use crate::error::SsmError;
 use crate::fleet::ports::NodeStore;
 use crate::paging;
 use crate::patching::report::{PatchEntry, PatchState};
 
-/// What the reads need.
+/// What the reads need. A node's patches are authorized on the node's ARN,
+/// as its compliance and inventory are; a patch group's, on every node's.
 #[derive(Clone, Copy)]
 pub struct PatchStateReads<'a> {
     pub states: &'a dyn PatchStateStore,
     pub nodes: &'a dyn NodeStore,
+    pub caller: &'a dyn Authorizer,
+    pub scope: &'a ArnScope,
 }
 
 /// Every answer of these operations pages at 10 to 100 (SSM's
@@ -96,6 +101,10 @@ pub async fn describe_instance_patch_states(
     body: &Value,
 ) -> Result<Value, SsmError> {
     let req: StatesRequest = serde_json::from_value(body.clone()).map_err(serialization)?;
+    for id in &req.instance_ids {
+        ctx.caller
+            .authorize("ssm:DescribeInstancePatchStates", &ctx.scope.node_arn(id))?;
+    }
     let mut states = Vec::new();
     for id in &req.instance_ids {
         if let Some(s) = ctx.states.get(id).await? {
@@ -157,6 +166,10 @@ pub async fn describe_instance_patch_states_for_patch_group(
     body: &Value,
 ) -> Result<Value, SsmError> {
     let req: GroupStatesRequest = serde_json::from_value(body.clone()).map_err(serialization)?;
+    ctx.caller.authorize(
+        "ssm:DescribeInstancePatchStatesForPatchGroup",
+        &ctx.scope.node_arn("*"),
+    )?;
     let mut checks = Vec::new();
     for f in &req.filters {
         if !STATE_FILTER_KEYS.contains(&f.key.as_str()) {
@@ -236,6 +249,10 @@ pub async fn describe_instance_patches(
     body: &Value,
 ) -> Result<Value, SsmError> {
     let req: PatchesRequest = serde_json::from_value(body.clone()).map_err(serialization)?;
+    ctx.caller.authorize(
+        "ssm:DescribeInstancePatches",
+        &ctx.scope.node_arn(&req.instance_id),
+    )?;
     for f in &req.filters {
         if !PATCH_FILTER_KEYS.contains(&f.key.as_str()) {
             return Err(SsmError::InvalidFilter(format!(
@@ -303,6 +320,8 @@ pub async fn describe_patch_group_state(
     body: &Value,
 ) -> Result<Value, SsmError> {
     let req: GroupStateRequest = serde_json::from_value(body.clone()).map_err(serialization)?;
+    ctx.caller
+        .authorize("ssm:DescribePatchGroupState", &ctx.scope.node_arn("*"))?;
     let states = ctx.states.in_group(&req.patch_group).await?;
     let with = |f: &dyn Fn(&InstancePatchState) -> u32| states.iter().filter(|s| f(s) > 0).count();
     Ok(json!({
@@ -415,9 +434,16 @@ mod tests {
             vec![entry("bash", PatchState::Installed, "")],
         )
         .await;
+        let admin = caller("*");
+        let scope = ArnScope {
+            region: "us-east-1".into(),
+            account: "123456789012".into(),
+        };
         let ctx = PatchStateReads {
             states: &states,
             nodes: fleet.context().nodes,
+            caller: &admin,
+            scope: &scope,
         };
 
         let v = describe_instance_patch_states(
@@ -523,5 +549,43 @@ mod tests {
         .await
         .unwrap_err();
         assert_eq!(e.code(), "InvalidFilter");
+
+        // Another node's patches are refused to a caller allowed only this one.
+        let one =
+            caller("arn:aws:ssm:us-east-1:123456789012:managed-instance/mi-00000000000000001");
+        let ctx = PatchStateReads {
+            caller: &one,
+            ..ctx
+        };
+        describe_instance_patches(&ctx, &json!({"InstanceId": "mi-00000000000000001"}))
+            .await
+            .unwrap();
+        for (op, body) in [
+            ("patches", json!({"InstanceId": "mi-00000000000000002"})),
+            (
+                "states",
+                json!({"InstanceIds": ["mi-00000000000000001", "mi-00000000000000002"]}),
+            ),
+            ("group", json!({"PatchGroup": "web"})),
+        ] {
+            let e = match op {
+                "patches" => describe_instance_patches(&ctx, &body).await,
+                "states" => describe_instance_patch_states(&ctx, &body).await,
+                _ => describe_patch_group_state(&ctx, &body).await,
+            }
+            .unwrap_err();
+            assert_eq!(e.code(), "AccessDeniedException", "{op}");
+        }
+    }
+
+    fn caller(resource: &str) -> crate::access::Caller {
+        crate::access::Caller {
+            access_key_id: "AKTEST".into(),
+            user_arn: "arn:aws:iam::123456789012:user/t".into(),
+            policy: crate::access::Policy::parse(&format!(
+                r#"{{"Statement":[{{"Effect":"Allow","Action":"ssm:Describe*","Resource":"{resource}"}}]}}"#
+            ))
+            .unwrap(),
+        }
     }
 }
