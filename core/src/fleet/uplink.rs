@@ -85,7 +85,8 @@ pub async fn receive(ports: &UplinkPorts<'_>, body: &str, now: f64) -> Result<Ou
                 .await?;
         }
         Uplink::PatchReport(report) => {
-            match apply_part(ports.patch_states, &node_id, &report).await? {
+            let applied = apply_part(ports.patch_states, &node_id, &report).await?;
+            match &applied {
                 PatchApplied::StateChanged { current, .. } => tracing::info!(
                     %node_id,
                     snapshot_id = %current.snapshot_id,
@@ -107,6 +108,10 @@ pub async fn receive(ports: &UplinkPorts<'_>, body: &str, now: f64) -> Result<Ou
                 &ports.compliance,
                 &node_id,
                 &report.snapshot_id,
+                match &applied {
+                    PatchApplied::StateChanged { current, .. } => Some(current),
+                    PatchApplied::PartKept => None,
+                },
             )
             .await?
             {

@@ -105,15 +105,25 @@ pub fn patch_compliance(
 
 /// Writes the node's Patch compliance if its current snapshot is
 /// `snapshot_id` and every part of it has arrived; `Ok(None)` otherwise, or
-/// when the status did not change.
+/// when the status did not change. `current`: the node's state when the
+/// caller has just written it (else it is read).
 pub async fn write_when_complete(
     states: &dyn PatchStateStore,
     compliance: &ComplianceContext<'_>,
     instance_id: &str,
     snapshot_id: &str,
+    current: Option<&InstancePatchState>,
 ) -> Result<Option<StatusChange>, SsmError> {
-    let Some(state) = states.get(instance_id).await? else {
-        return Ok(None);
+    let read;
+    let state = match current {
+        Some(s) => s,
+        None => match states.get(instance_id).await? {
+            Some(s) => {
+                read = s;
+                &read
+            }
+            None => return Ok(None),
+        },
     };
     if state.snapshot_id != snapshot_id {
         return Ok(None);
@@ -123,5 +133,5 @@ pub async fn write_when_complete(
         // More parts to come; the last one writes.
         return Ok(None);
     }
-    put_items(compliance, patch_compliance(instance_id, &state, &patches)).await
+    put_items(compliance, patch_compliance(instance_id, state, &patches)).await
 }
