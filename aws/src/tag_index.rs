@@ -134,6 +134,21 @@ impl TargetDirectory for FleetDirectory {
             })
             .collect())
     }
+    async fn all_nodes(&self) -> Result<Vec<String>, SsmError> {
+        let query = self
+            .client
+            .query()
+            .table_name(&self.nodes_table)
+            .index_name("ByKind")
+            .key_condition_expression("Kind = :k")
+            .expression_attribute_values(":k", s(crate::nodes::KIND))
+            .projection_expression("InstanceId");
+        let items = query_items(query, None, |_| true).await?;
+        Ok(items
+            .iter()
+            .filter_map(|i| get_str(i, "InstanceId"))
+            .collect())
+    }
 }
 
 /// Keys for a BatchGetItem on `InstanceId`.

@@ -27,6 +27,8 @@ pub struct Target {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Criterion {
     InstanceIds(Vec<String>),
+    /// `InstanceIds` = `*`: every registered node.
+    AllNodes,
     /// `tag:<key>` with one or more values (any of them matches).
     Tag {
         key: String,
@@ -136,6 +138,9 @@ impl Criterion {
             .filter(|v| !v.is_empty())
             .collect();
         if t.key == "InstanceIds" {
+            if values == ["*"] {
+                return Ok(Criterion::AllNodes);
+            }
             return Ok(Criterion::InstanceIds(check_ids(&values)?));
         }
         if t.key == "tag-key" {
@@ -179,6 +184,8 @@ pub trait TargetDirectory: Send + Sync {
     async fn nodes_with_tag_key(&self, key: &str) -> Result<Vec<String>, SsmError>;
     /// Which of `ids` are registered (and not deregistered) nodes.
     async fn existing_nodes(&self, ids: &[String]) -> Result<BTreeSet<String>, SsmError>;
+    /// Every registered node (`InstanceIds` = `*`).
+    async fn all_nodes(&self) -> Result<Vec<String>, SsmError>;
 }
 
 /// A resource group's query as AWS Resource Groups stores it.
@@ -315,6 +322,7 @@ pub async fn resolve(
                         require_existing(ids, dir).await?;
                         ids.iter().cloned().collect()
                     }
+                    Criterion::AllNodes => dir.all_nodes().await?.into_iter().collect(),
                     Criterion::Tag { key, values } => {
                         let mut s = BTreeSet::new();
                         for v in values {
@@ -405,6 +413,9 @@ mod tests {
                 .cloned()
                 .collect())
         }
+        async fn all_nodes(&self) -> Result<Vec<String>, SsmError> {
+            Ok(self.0.keys().cloned().collect())
+        }
     }
 
     fn id(n: u8) -> String {
@@ -479,6 +490,26 @@ mod tests {
     async fn run(ids: &[String], targets: &[Target]) -> Result<Vec<String>, SsmError> {
         let spec = TargetSpec::parse(ids, targets)?;
         resolve(&spec, &fleet(), &groups()).await
+    }
+
+    #[tokio::test]
+    async fn instance_ids_star_is_every_node_and_narrows_like_any_criterion() {
+        let every = target("InstanceIds", &["*"]);
+        let all = run(&[], std::slice::from_ref(&every)).await.unwrap();
+        assert_eq!(all, fleet().0.keys().cloned().collect::<Vec<_>>());
+        assert!(all.len() > 1);
+        assert_eq!(
+            run(&[], &[every, target("tag:role", &["db"])])
+                .await
+                .unwrap(),
+            vec![id(2)]
+        );
+        // `*` is only a whole value: beside an id it is a bad id.
+        let mixed = target("InstanceIds", &["*", &id(1)]);
+        assert!(matches!(
+            run(&[], &[mixed]).await,
+            Err(SsmError::InvalidInstanceId(_))
+        ));
     }
 
     #[tokio::test]

@@ -204,6 +204,10 @@ impl TargetDirectory for MemoryNodes {
             .cloned()
             .collect())
     }
+
+    async fn all_nodes(&self) -> Result<Vec<String>, SsmError> {
+        Ok(self.nodes.lock().unwrap().keys().cloned().collect())
+    }
 }
 
 #[derive(Default)]

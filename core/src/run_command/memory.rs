@@ -246,6 +246,9 @@ impl TargetDirectory for Fleet {
             .cloned()
             .collect())
     }
+    async fn all_nodes(&self) -> Result<Vec<String>, SsmError> {
+        Ok(self.nodes.keys().cloned().collect())
+    }
 }
 
 #[async_trait]

@@ -41,6 +41,7 @@
 
 mod cron;
 mod error;
+pub mod runs;
 
 #[cfg(test)]
 mod proptests;
