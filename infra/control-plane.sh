@@ -26,6 +26,12 @@ case "${1:-}" in
       say "control plane: waiting ${wait_s}s for the stopped process's queue polls to end"
       sleep "$wait_s"
     fi
+    # The local stack is a test bench: the scheduler also ticks every 5 s
+    # (deployed: once a minute), and a maintenance window's hour lasts 60 s
+    # so that a test reaches a cutoff (deployed: 3600). Set either before
+    # starting to change it.
+    export STEWARD_SCHEDULER_TICK_SECONDS="${STEWARD_SCHEDULER_TICK_SECONDS:-5}"
+    export STEWARD_WINDOW_HOUR_SECONDS="${STEWARD_WINDOW_HOUR_SECONDS:-60}"
     start_bg steward-local "$BIN/steward-local"
     touch "$RUN_DIR/steward-local.started"
     wait_for_log steward-local "steward-local: api on" 60

@@ -101,6 +101,8 @@ REQUIRED_ENV = [
     "STEWARD_AUTOMATION_EVENTS_USER",
     "STEWARD_PATCH_STATES_TABLE",
     "STEWARD_PATCH_BASELINES_TABLE",
+    "STEWARD_ASSOCIATIONS_TABLE",
+    "STEWARD_MAINTENANCE_WINDOWS_TABLE",
 ]
 
 # Resource types that exist only in a deployed stack. They are reported and

@@ -62,6 +62,14 @@ pub struct Settings {
     pub patch_states_table: String,
     /// Patch baselines, patch-group registrations and default baselines.
     pub patch_baselines_table: String,
+    /// State Manager's associations, their versions, executions and per-node status.
+    pub associations_table: String,
+    /// Maintenance windows, their targets, tasks and executions.
+    pub maintenance_windows_table: String,
+    /// The length of a window's hour (Duration, Cutoff) in seconds: 3600
+    /// deployed; the local test stack shortens it so that a test can reach
+    /// a cutoff (`STEWARD_WINDOW_HOUR_SECONDS`).
+    pub window_hour_seconds: u64,
 }
 
 fn var(name: &'static str) -> Result<String, ConfigError> {
@@ -114,6 +122,9 @@ impl Settings {
                 .unwrap_or_else(|_| "steward-events".into()),
             patch_states_table: var("STEWARD_PATCH_STATES_TABLE")?,
             patch_baselines_table: var("STEWARD_PATCH_BASELINES_TABLE")?,
+            associations_table: var("STEWARD_ASSOCIATIONS_TABLE")?,
+            maintenance_windows_table: var("STEWARD_MAINTENANCE_WINDOWS_TABLE")?,
+            window_hour_seconds: number("STEWARD_WINDOW_HOUR_SECONDS", 3600)?,
         })
     }
 }

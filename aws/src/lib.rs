@@ -53,6 +53,10 @@ pub mod inventory;
 pub mod patch_baselines;
 pub mod patch_states;
 
+// State Manager and maintenance windows.
+pub mod associations;
+pub mod maintenance_windows;
+
 pub use config::{Clients, Settings};
 
 use std::sync::{Arc, OnceLock};
@@ -87,6 +91,8 @@ struct Adapters {
     compliance: OnceLock<compliance::ComplianceAdapters>,
     inventory: OnceLock<inventory::InventoryAdapters>,
     patching: OnceLock<patch_baselines::PatchingAdapters>,
+    associations: OnceLock<associations::AssociationAdapters>,
+    maintenance_windows: OnceLock<maintenance_windows::WindowAdapters>,
 }
 
 impl Stack {
@@ -156,6 +162,20 @@ impl Stack {
         self.adapters
             .compliance
             .get_or_init(|| compliance::ComplianceAdapters::new(self))
+    }
+
+    /// State Manager's associations, executions and per-node results.
+    pub fn associations(&self) -> &associations::AssociationAdapters {
+        self.adapters
+            .associations
+            .get_or_init(|| associations::AssociationAdapters::new(self))
+    }
+
+    /// Maintenance windows, their targets, tasks and executions.
+    pub fn maintenance_windows(&self) -> &maintenance_windows::WindowAdapters {
+        self.adapters
+            .maintenance_windows
+            .get_or_init(|| maintenance_windows::WindowAdapters::new(self))
     }
 
     /// Nodes' patch states, written by ingest, read by the API.

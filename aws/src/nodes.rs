@@ -95,6 +95,8 @@ pub struct NodeTable {
     nodes_table: String,
     tag_index_table: String,
     activations_table: String,
+    /// Where a registration or tag change leaves its "node changed" marker.
+    associations_table: String,
 }
 
 impl NodeTable {
@@ -104,6 +106,7 @@ impl NodeTable {
             nodes_table: stack.settings.nodes_table.clone(),
             tag_index_table: stack.settings.tag_index_table.clone(),
             activations_table: stack.settings.activations_table.clone(),
+            associations_table: stack.settings.associations_table.clone(),
         }
     }
 
@@ -175,6 +178,12 @@ impl NodeStore for NodeTable {
         let mut items = vec![
             TransactWriteItem::builder().update(take).build(),
             TransactWriteItem::builder().put(put).build(),
+            // A new node may match associations: the tick applies them.
+            crate::associations::node_changed_put(
+                &self.associations_table,
+                &node.instance_id,
+                now,
+            )?,
         ];
         items.extend(tag_index::index_changes(
             &self.tag_index_table,
@@ -253,7 +262,15 @@ impl NodeStore for NodeTable {
             .expression_attribute_values(":next", n(node.tags_version + 1))
             .build()
             .map_err(internal)?;
-        let mut items = vec![TransactWriteItem::builder().update(update).build()];
+        let mut items = vec![
+            TransactWriteItem::builder().update(update).build(),
+            // Other tags may match other associations: the tick looks.
+            crate::associations::node_changed_put(
+                &self.associations_table,
+                &node.instance_id,
+                steward_core::clock::now_epoch(),
+            )?,
+        ];
         items.extend(tag_index::index_changes(
             &self.tag_index_table,
             MANAGED_INSTANCE,

@@ -147,6 +147,18 @@ pub enum SsmError {
     #[error("{0}")]
     ResourceInUseException(String),
     #[error("{0}")]
+    TargetInUseException(String),
+    #[error("{0}")]
+    AssociationDoesNotExist(String),
+    #[error("{0}")]
+    AssociationAlreadyExists(String),
+    #[error("{0}")]
+    InvalidAssociationVersion(String),
+    #[error("{0}")]
+    AssociationVersionLimitExceeded(String),
+    #[error("{0}")]
+    AssociationExecutionDoesNotExist(String),
+    #[error("{0}")]
     AlreadyExistsException(String),
     // Inventory.
     #[error("{0}")]
@@ -260,6 +272,12 @@ impl SsmError {
             UnsupportedOperatingSystem(_) => "UnsupportedOperatingSystem",
             DoesNotExistException(_) => "DoesNotExistException",
             ResourceInUseException(_) => "ResourceInUseException",
+            TargetInUseException(_) => "TargetInUseException",
+            AssociationDoesNotExist(_) => "AssociationDoesNotExist",
+            AssociationAlreadyExists(_) => "AssociationAlreadyExists",
+            InvalidAssociationVersion(_) => "InvalidAssociationVersion",
+            AssociationVersionLimitExceeded(_) => "AssociationVersionLimitExceeded",
+            AssociationExecutionDoesNotExist(_) => "AssociationExecutionDoesNotExist",
             AlreadyExistsException(_) => "AlreadyExistsException",
             InvalidTypeNameException(_) => "InvalidTypeNameException",
             ItemSizeLimitExceededException(_) => "ItemSizeLimitExceededException",

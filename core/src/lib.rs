@@ -18,6 +18,8 @@
 //! - [`compliance`]: per node and compliance type, the items put and SSM's summaries of them; status-change events.
 //! - [`inventory`]: each node's inventory per type, gathered by the agent or put; GetInventory's filters and aggregators.
 //! - [`patching`]: Patch Manager: patch baselines checked as SSM checks them, the predefined ones, what a baseline approves, and nodes' patch states from their reports.
+//! - [`associations`]: State Manager: associations (desired state on the nodes their targets name), their versions, executions, per-node status and Association compliance.
+//! - [`maintenance_windows`]: maintenance windows, their targets and tasks, and their executions in priority order within the window.
 //! - [`schedule`]: SSM's cron, rate and at() expressions, checked as associations and maintenance windows take them, and their next times in a time zone.
 //!
 //! Shared by the areas:
@@ -35,6 +37,7 @@
 pub mod access;
 pub mod api_model;
 pub mod arn;
+pub mod associations;
 pub mod automation;
 pub mod channel;
 pub mod clock;
@@ -46,6 +49,7 @@ pub mod fleet;
 pub mod identity;
 pub mod ids;
 pub mod inventory;
+pub mod maintenance_windows;
 pub mod output;
 pub mod paging;
 pub mod parameters;

@@ -2,6 +2,7 @@
 //! for operators, SigV4-verified against Steward's own access keys, and the
 //! agent's operations (`Steward.<Op>`), authenticated by activation or node key.
 
+pub mod associations;
 pub mod auth;
 pub mod automation;
 pub mod commands;
@@ -11,10 +12,12 @@ pub mod fleet;
 pub mod iam;
 pub mod inventory;
 pub mod lambda;
+pub mod maintenance_windows;
 pub mod node_parameters;
 pub mod parameters;
 pub mod patch_states;
 pub mod patching;
+pub mod scheduled_runs;
 
 use bytes::Bytes;
 use serde_json::Value;
@@ -98,6 +101,8 @@ pub async fn call_as(
         Area::Patching => patching::handle(stack, principal, op, body).await,
         Area::PatchStates => patch_states::handle(stack, principal, op, body).await,
         Area::Inventory => inventory::handle(stack, principal, op, body).await,
+        Area::Associations => associations::handle(stack, principal, op, body).await,
+        Area::MaintenanceWindows => maintenance_windows::handle(stack, principal, op, body).await,
     }
 }
 
@@ -113,10 +118,18 @@ enum Area {
     Patching,
     PatchStates,
     Inventory,
+    Associations,
+    MaintenanceWindows,
 }
 
 /// Every SSM operation Steward serves, and its area; `None` for any other.
 fn area(op: &str, body: &Value) -> Option<Area> {
+    if steward_core::associations::ops::OPERATIONS.contains(&op) {
+        return Some(Area::Associations);
+    }
+    if steward_core::maintenance_windows::ops::OPERATIONS.contains(&op) {
+        return Some(Area::MaintenanceWindows);
+    }
     Some(match op {
         "PutParameter"
         | "GetParameter"
@@ -243,6 +256,12 @@ mod tests {
         for op in steward_core::inventory::operations::OPERATIONS {
             assert_eq!(area(op, &json!({})), Some(Area::Inventory), "{op}");
         }
+        for op in steward_core::associations::ops::OPERATIONS {
+            assert_eq!(area(op, &json!({})), Some(Area::Associations), "{op}");
+        }
+        for op in steward_core::maintenance_windows::ops::OPERATIONS {
+            assert_eq!(area(op, &json!({})), Some(Area::MaintenanceWindows), "{op}");
+        }
         for op in [
             "AddTagsToResource",
             "RemoveTagsFromResource",
@@ -271,7 +290,6 @@ mod tests {
                 );
             }
         }
-        assert_eq!(area("CreateAssociation", &json!({})), None);
     }
 
     /// What a runbook's API steps may call is what this table serves, and
@@ -288,7 +306,6 @@ mod tests {
             assert!(area(op, &json!({})).is_some(), "{op} is served");
         }
         for op in [
-            "CreateAssociation",
             "StartSession",
             "DescribeInventoryDeletions",
             "DescribeAvailablePatches",

@@ -46,6 +46,12 @@ struct Args {
     /// Batches in flight at once per queue (Lambda would scale out further).
     #[arg(long, env = "STEWARD_LOCAL_CONCURRENCY", default_value_t = 2, value_parser = clap::value_parser!(u16).range(1..=64))]
     concurrency: u16,
+    /// Local only: also put a tick on the scheduler queue every this many
+    /// seconds (0: never), so that schedules and work in progress are seen
+    /// sooner than the once-a-minute rule a deployed stack has. The tick is
+    /// the same message through the same handler; only its frequency differs.
+    #[arg(long, env = "STEWARD_SCHEDULER_TICK_SECONDS", default_value_t = 0)]
+    scheduler_tick_seconds: u64,
     /// Largest request body the API accepts; larger ones get 413.
     #[arg(long, default_value_t = api::DEFAULT_MAX_BODY)]
     max_body_bytes: usize,
@@ -166,6 +172,14 @@ async fn main() -> anyhow::Result<()> {
         tasks.spawn(work.run(shutdown_rx.clone()));
         tasks.spawn(ingest.run(shutdown_rx.clone()));
         tasks.spawn(scheduler.run(shutdown_rx.clone()));
+        if args.scheduler_tick_seconds > 0 {
+            tasks.spawn(extra_ticks(
+                sqs.clone(),
+                stack.settings.scheduler_queue_url.clone(),
+                std::time::Duration::from_secs(args.scheduler_tick_seconds),
+                shutdown_rx.clone(),
+            ));
+        }
         for poller in automation {
             tasks.spawn(poller.run(shutdown_rx.clone()));
         }
@@ -233,6 +247,34 @@ async fn main() -> anyhow::Result<()> {
     }
     tracing::info!("stopped");
     Ok(())
+}
+
+/// Puts a tick on the scheduler queue every `every` until shutdown. A tick
+/// that cannot be sent is logged and the next one tried: the rule's own
+/// ticks still come.
+async fn extra_ticks(
+    sqs: aws_sdk_sqs::Client,
+    queue_url: String,
+    every: std::time::Duration,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let mut interval = tokio::time::interval(every);
+    interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = interval.tick() => {}
+            _ = shutdown.changed() => return,
+        }
+        if let Err(e) = sqs
+            .send_message()
+            .queue_url(&queue_url)
+            .message_body(r#"{"source":"steward-local","detail-type":"Scheduled Event"}"#)
+            .send()
+            .await
+        {
+            tracing::warn!(error = ?e, "local scheduler tick not sent");
+        }
+    }
 }
 
 struct Signals {

@@ -1,15 +1,24 @@
 //! The scheduler function: a scheduled rule puts a tick on the scheduler
-//! queue every minute; each tick runs the parameter policies that are due
-//! (expiration, expiration and no-change notifications). The rules are in
-//! `steward_core::parameters::scheduler`.
+//! queue every minute; each tick runs what is due:
+//! - parameter policies (expiration, expiration and no-change
+//!   notifications; the rules are in `steward_core::parameters::scheduler`);
+//! - State Manager associations: runs whose time has come, nodes that newly
+//!   match an association, executions waiting for their command;
+//! - maintenance windows: windows whose time has come, and executions in
+//!   progress (the next priority, the cutoff, the end).
 //!
-//! A tick carries no work of its own: every tick asks the store what is due
-//! now, so a late, lost or repeated tick only moves work to the next one.
+//! A tick carries no work of its own: every tick asks the stores what is due
+//! now (one Query per table when nothing is), and each due item is claimed by
+//! a conditional write, so a late, lost or repeated tick only moves work to
+//! the next one and never starts it twice. The local stack also ticks every
+//! few seconds (steward-local's `STEWARD_SCHEDULER_TICK_SECONDS`).
 
 use aws_lambda_events::sqs::{SqsBatchResponse, SqsEvent};
 use steward_aws::Stack;
+use steward_core::SsmError;
 use steward_core::clock::now_epoch;
 use steward_core::parameters::scheduler::run_due_policies;
+use steward_fn_api::scheduled_runs::StackRuns;
 use steward_sqs_batch::handle_batch;
 
 /// Parameters handled per store read.
@@ -26,10 +35,58 @@ pub async fn handle(stack: &Stack, event: SqsEvent) -> SqsBatchResponse {
     .await
 }
 
-async fn tick(stack: &Stack) -> Result<(), steward_core::SsmError> {
+/// One tick: every area runs what is due; one area's failure does not keep
+/// the others from running, and fails the tick (retried by the queue).
+pub async fn tick(stack: &Stack) -> Result<(), SsmError> {
+    let policies = parameter_policies(stack).await;
+    let runs = StackRuns { stack };
+    let associations = match stack
+        .associations()
+        .run_due(stack, &runs, now_epoch())
+        .await
+    {
+        Ok(report) => {
+            // Every few seconds locally: only a tick that did something is news.
+            if report != Default::default() {
+                tracing::info!(?report, "associations run");
+            }
+            Ok(())
+        }
+        Err(e) => {
+            tracing::error!(error = e.code(), "associations tick failed");
+            Err(e)
+        }
+    };
+    let windows = match stack
+        .maintenance_windows()
+        .run_due(
+            &runs,
+            now_epoch(),
+            stack.settings.window_hour_seconds as i64,
+        )
+        .await
+    {
+        Ok(report) => {
+            if report != Default::default() {
+                tracing::info!(?report, "maintenance windows run");
+            }
+            Ok(())
+        }
+        Err(e) => {
+            tracing::error!(error = e.code(), "maintenance windows tick failed");
+            Err(e)
+        }
+    };
+    policies.and(associations).and(windows)
+}
+
+async fn parameter_policies(stack: &Stack) -> Result<(), SsmError> {
     let p = stack.parameters();
     for round in 0..MAX_ROUNDS {
         let run = run_due_policies(&p.store, &p.events, &p.scope, now_epoch(), BATCH).await?;
+        if run.expired + run.notified + run.skipped == 0 {
+            break;
+        }
         tracing::info!(
             round,
             expired = run.expired,
