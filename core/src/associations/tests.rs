@@ -503,6 +503,8 @@ async fn the_tick_sends_once_and_records_each_node() {
     assert_eq!(request["Targets"], dev());
     assert_eq!(request["Parameters"], json!({"commands": ["echo hi"]}));
     assert_eq!(request["MaxConcurrency"], "50%");
+    // No MaxErrors given: one node's failure stops no other.
+    assert_eq!(request["MaxErrors"], "100%");
     assert_eq!(request["OutputS3BucketName"], "logs");
     assert!(request["Comment"].as_str().unwrap().contains(&id));
     let execs = f.store.all_executions();

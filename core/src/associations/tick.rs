@@ -17,6 +17,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use futures::stream::{self, StreamExt};
 use serde_json::{Value, json};
 
 use super::context::{ATTEMPTS, AssociationContext, load_document};
@@ -36,6 +37,8 @@ use crate::targets::Target;
 
 /// The due index's one shard.
 pub const DUE_SHARD: &str = "due";
+/// Due items handled at once in one tick.
+const CONCURRENCY: usize = 16;
 /// How long a marker waits for its node to register, and how often it looks.
 pub const MARKER_LIFETIME: f64 = 15.0 * 60.0;
 pub const MARKER_RECHECK: f64 = 30.0;
@@ -64,22 +67,40 @@ pub async fn run_due(
     runs: &dyn ScheduledRuns,
     now: f64,
 ) -> Result<DueReport, SsmError> {
-    let mut report = DueReport::default();
-    for due in ctx.store.due(now).await? {
-        let outcome = match &due {
-            Due::Association(id) => due_association(ctx, runs, id, now, &mut report).await,
-            Due::Execution {
-                association_id,
-                execution_id,
-            } => advance(ctx, runs, association_id, execution_id, now, &mut report).await,
-            Due::Marker(node) => due_marker(ctx, runs, node, now, &mut report).await,
-        };
-        if let Err(e) = outcome {
-            tracing::warn!(?due, error = %e, "association work left for the next tick");
-            report.errors += 1;
-        }
-    }
-    Ok(report)
+    let due = ctx.store.due(now).await?;
+    // Items are independent (each claimed by its own conditional write):
+    // a hundred associations due in the same minute start together rather
+    // than one after another.
+    let reports: Vec<DueReport> = stream::iter(due)
+        .map(|due| async move {
+            let mut report = DueReport::default();
+            let outcome = match &due {
+                Due::Association(id) => due_association(ctx, runs, id, now, &mut report).await,
+                Due::Execution {
+                    association_id,
+                    execution_id,
+                } => advance(ctx, runs, association_id, execution_id, now, &mut report).await,
+                Due::Marker(node) => due_marker(ctx, runs, node, now, &mut report).await,
+            };
+            if let Err(e) = outcome {
+                tracing::warn!(?due, error = %e, "association work left for the next tick");
+                report.errors += 1;
+            }
+            report
+        })
+        .buffer_unordered(CONCURRENCY)
+        .collect()
+        .await;
+    Ok(reports
+        .into_iter()
+        .fold(DueReport::default(), |mut sum, r| {
+            sum.started += r.started;
+            sum.sent += r.sent;
+            sum.finished += r.finished;
+            sum.markers += r.markers;
+            sum.errors += r.errors;
+            sum
+        }))
 }
 
 /// Reports that a node registered or its tags changed: the next tick
@@ -168,6 +189,16 @@ fn run_request(a: &Association, node: Option<&str>) -> Value {
     }
     if let Some(e) = &a.max_errors {
         body["MaxErrors"] = json!(e);
+    }
+    if !a.automation {
+        // Without rate control an association applies to every target at
+        // once and one node's failure stops no other (Run Command's own
+        // defaults, 50 and 0, would hold back the rest after one failure).
+        for (k, all) in [("MaxConcurrency", "100%"), ("MaxErrors", "100%")] {
+            if body.get(k).is_none() {
+                body[k] = json!(all);
+            }
+        }
     }
     if a.automation {
         if let Some(p) = &a.automation_target_parameter_name {
