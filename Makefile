@@ -1,7 +1,7 @@
 # Steward: the two commands a new user needs, and a few for developers.
 SHELL := /usr/bin/env bash
 
-.PHONY: up down test install stack provision build bench bench-scale bench-automation bench-patching lint
+.PHONY: up down test install stack provision build bench bench-scale bench-automation bench-patching bench-scheduler lint
 
 up: ## Install what is missing, build, start the local stack and control plane, register three agents, run a command.
 	@bash infra/up.sh
@@ -35,3 +35,6 @@ bench-automation: ## Automation: requests of a 20-step execution checked against
 
 bench-patching: ## Patch Manager on a Debian test node: the agent's peak RSS and wall time for Scan and Install, the package count, apt-get -s upgrade beside it (release agent and control plane; needs make up).
 	@bash bench/patching.sh $(BENCH_ARGS)
+
+bench-scheduler: ## Scheduler: lateness p50/p99 of 100 associations due in the same minute; AWS requests per idle tick as the tables are and with 1,000 associations and 100 windows defined (release control plane; needs make up; BENCH_ARGS=--idle-only or --lateness-only for one part).
+	@bash bench/scheduler.sh $(BENCH_ARGS)

@@ -72,6 +72,10 @@ pub enum Command {
     /// Automation: start runbooks, follow their steps, approve, resume or stop them.
     #[command(subcommand)]
     Automation(AutomationCommand),
+    /// State Manager associations: list, show, create, delete, run now.
+    Associations(crate::associations::AssociationsArgs),
+    /// Maintenance windows: list, show, the coming executions, past executions.
+    Windows(crate::windows::WindowsArgs),
     /// Cancel a command (on every node, or only the nodes given).
     Cancel {
         /// The command's id.

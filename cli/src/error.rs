@@ -162,6 +162,21 @@ pub fn hint_for_code(code: &str) -> Option<&'static str> {
         "InvalidActivation" | "InvalidActivationId" => {
             "list activations with `steward activation list`, or create one with `steward activation create`"
         }
+        "AssociationDoesNotExist" | "InvalidAssociationVersion" => {
+            "list associations with `steward associations`"
+        }
+        "InvalidSchedule" => {
+            "give a schedule SSM takes: cron(min hour day month weekday year), e.g. cron(0 2 ? * * *) (an association at most every 30 minutes, a window every 5 minutes or less often), or rate(30 minutes)"
+        }
+        "DoesNotExistException" => {
+            "list maintenance windows with `steward windows` (and associations with `steward associations`)"
+        }
+        "AssociationAlreadyExists" => {
+            "an association of this document with these targets exists; see it with `steward associations --document <name>`"
+        }
+        "AssociationLimitExceeded" | "ResourceLimitExceededException" => {
+            "delete what is no longer needed (`steward associations delete <id>`) and try again"
+        }
         "InvalidNextToken" => "run the command again from the start",
         "AutomationDefinitionNotFoundException" => {
             "name an Automation document; list them with `aws ssm list-documents --filters Key=DocumentType,Values=Automation`"

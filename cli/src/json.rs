@@ -11,30 +11,30 @@ use serde_json::{Map, Value};
 
 /// A JSON object that leaves out absent fields, as SSM does.
 #[derive(Default)]
-struct Obj(Map<String, Value>);
+pub(crate) struct Obj(Map<String, Value>);
 
 impl Obj {
-    fn s(mut self, k: &str, v: Option<&str>) -> Self {
+    pub(crate) fn s(mut self, k: &str, v: Option<&str>) -> Self {
         if let Some(v) = v {
             self.0.insert(k.into(), Value::from(v));
         }
         self
     }
-    fn v(mut self, k: &str, v: impl Into<Value>) -> Self {
+    pub(crate) fn v(mut self, k: &str, v: impl Into<Value>) -> Self {
         self.0.insert(k.into(), v.into());
         self
     }
-    fn opt<T: Into<Value>>(mut self, k: &str, v: Option<T>) -> Self {
+    pub(crate) fn opt<T: Into<Value>>(mut self, k: &str, v: Option<T>) -> Self {
         if let Some(v) = v {
             self.0.insert(k.into(), v.into());
         }
         self
     }
-    fn t(self, k: &str, v: Option<&DateTime>) -> Self {
+    pub(crate) fn t(self, k: &str, v: Option<&DateTime>) -> Self {
         let secs = v.map(|d| d.as_secs_f64());
         self.opt(k, secs)
     }
-    fn done(self) -> Value {
+    pub(crate) fn done(self) -> Value {
         Value::Object(self.0)
     }
 }
@@ -50,7 +50,7 @@ pub fn tags(tags: &[Tag]) -> Value {
         .collect()
 }
 
-fn targets(targets: &[Target]) -> Value {
+pub(crate) fn targets(targets: &[Target]) -> Value {
     targets
         .iter()
         .map(|t| {
@@ -194,7 +194,9 @@ pub fn activation(a: &Activation) -> Value {
 }
 
 /// A map of string lists (`Parameters`, `Outputs`, `Payload`).
-fn string_lists(m: Option<&std::collections::HashMap<String, Vec<String>>>) -> Option<Value> {
+pub(crate) fn string_lists(
+    m: Option<&std::collections::HashMap<String, Vec<String>>>,
+) -> Option<Value> {
     m.map(|m| {
         let sorted: std::collections::BTreeMap<&String, &Vec<String>> = m.iter().collect();
         Value::Object(

@@ -5,6 +5,7 @@
 //! 2 usage or API errors.
 
 mod args;
+mod associations;
 mod automation;
 mod commands;
 mod error;
@@ -15,6 +16,7 @@ mod json;
 mod keys;
 mod render;
 mod run;
+mod windows;
 
 use std::io::IsTerminal;
 use std::process::ExitCode;
@@ -121,6 +123,8 @@ async fn dispatch(ctx: &Ctx, command: &Command) -> Result<Exit, CliError> {
         } => commands::output(ctx, command_id, instance_id.as_deref()).await,
         Command::Keys(k) => keys::run(ctx, k).await,
         Command::Automation(a) => automation::run(ctx, a).await,
+        Command::Associations(a) => associations::run(ctx, a).await,
+        Command::Windows(w) => windows::run(ctx, w).await,
         Command::Cancel {
             command_id,
             instance_ids,
