@@ -739,6 +739,11 @@ async fn a_new_node_gets_the_associations_that_match_it() {
     let prod = f
         .create(shell(json!([{"Key": "tag:env", "Values": ["prod"]}])))
         .await;
+    // Only at its cron times: a new node waits for the next one too.
+    let mut at_cron = shell(json!([{"Key": "InstanceIds", "Values": ["*"]}]));
+    at_cron["ScheduleExpression"] = json!("cron(0 3 ? * * *)");
+    at_cron["ApplyOnlyAtCronInterval"] = json!(true);
+    let at_cron = f.create(at_cron).await;
     f.tick(T0).await;
     for (cid, request, _) in f.sent() {
         let targets: Vec<crate::targets::Target> =
@@ -775,6 +780,7 @@ async fn a_new_node_gets_the_associations_that_match_it() {
     want.sort();
     assert_eq!(for_node, want);
     assert!(!for_node.contains(&prod));
+    assert!(!for_node.contains(&at_cron));
     for e in &new {
         assert_eq!(
             e.request["Targets"],

@@ -645,7 +645,9 @@ async fn due_marker(
         .map(|s| s.association_id)
         .collect();
     for a in ctx.store.list().await? {
-        if ran.contains(&a.association_id) || a.run_now {
+        // Only at its cron times (ApplyOnlyAtCronInterval): the node gets
+        // it at the next one, as every other target does.
+        if ran.contains(&a.association_id) || a.run_now || a.apply_only_at_cron_interval {
             continue;
         }
         // A runbook without a target parameter does not run per node.
