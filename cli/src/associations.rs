@@ -16,7 +16,7 @@ use crate::args::{parse_param, parse_target};
 use crate::commands::{Ctx, when};
 use crate::error::{CliError, Exit};
 use crate::json::{Obj, string_lists, targets as json_targets};
-use crate::render;
+use crate::render::{self, dash, emit, emit_json};
 
 /// The severities an association's compliance is reported with.
 pub const SEVERITIES: [&str; 5] = ["CRITICAL", "HIGH", "MEDIUM", "LOW", "UNSPECIFIED"];
@@ -142,28 +142,6 @@ pub async fn execute(
             start_once(ctx, association_ids, out).await
         }
     }
-}
-
-/// Writes `text` and a final newline.
-pub fn emit(out: &mut dyn Write, text: &str) -> Result<(), CliError> {
-    out.write_all(text.as_bytes())?;
-    if !text.ends_with('\n') {
-        out.write_all(b"\n")?;
-    }
-    out.flush()?;
-    Ok(())
-}
-
-pub fn emit_json(out: &mut dyn Write, v: &Value) -> Result<(), CliError> {
-    let text = serde_json::to_string_pretty(v).map_err(|e| CliError::Other {
-        operation: "output",
-        detail: e.to_string(),
-    })?;
-    emit(out, &text)
-}
-
-pub fn dash(s: Option<&str>) -> String {
-    s.filter(|s| !s.is_empty()).unwrap_or("-").to_string()
 }
 
 /// Targets as the flags take them: `tag:role=web InstanceIds=mi-1,mi-2`.
@@ -304,27 +282,20 @@ async fn list(
     out: &mut dyn Write,
 ) -> Result<Exit, CliError> {
     let filters = filters(args)?;
-    let mut all: Vec<Association> = Vec::new();
-    let mut token: Option<String> = None;
-    loop {
-        let answer = ctx
-            .client
-            .list_associations()
-            .set_association_filter_list(if filters.is_empty() {
-                None
-            } else {
-                Some(filters.clone())
-            })
-            .set_next_token(token)
-            .send()
-            .await
-            .map_err(|e| CliError::from_sdk("ListAssociations", e))?;
-        all.extend(answer.associations.unwrap_or_default());
-        token = answer.next_token.filter(|t| !t.is_empty());
-        if token.is_none() {
-            break;
-        }
-    }
+    let all = ctx
+        .client
+        .list_associations()
+        .set_association_filter_list(if filters.is_empty() {
+            None
+        } else {
+            Some(filters.clone())
+        })
+        .into_paginator()
+        .items()
+        .send()
+        .collect::<Result<Vec<_>, _>>()
+        .await
+        .map_err(|e| CliError::from_sdk("ListAssociations", e))?;
     if ctx.json {
         let list: Vec<Value> = all.iter().map(association_json).collect();
         emit_json(out, &json!({ "Associations": list }))?;
@@ -400,12 +371,7 @@ async fn show(ctx: &Ctx, id: &str, executions: i32, out: &mut dyn Write) -> Resu
         .map_err(|e| CliError::from_sdk("DescribeAssociationExecutions", e))?;
     let mut runs = recent.association_executions.unwrap_or_default();
     // Newest first, whatever order the page came in.
-    runs.sort_by(|a, b| {
-        let key = |e: &AssociationExecution| e.created_time().map(|t| t.as_secs_f64());
-        key(b)
-            .partial_cmp(&key(a))
-            .unwrap_or(std::cmp::Ordering::Equal)
-    });
+    render::newest_first(&mut runs, AssociationExecution::created_time);
     runs.truncate(executions as usize);
     if ctx.json {
         emit_json(
@@ -479,10 +445,7 @@ pub fn show_text(d: &AssociationDescription, runs: &[AssociationExecution], wide
         ("Created", when(d.date())),
         ("Last run", last),
     ];
-    let mut text = String::new();
-    for (k, v) in fields {
-        text.push_str(&format!("{k:<13}{v}\n"));
-    }
+    let mut text = render::fields(&fields, 13);
     text.push('\n');
     if runs.is_empty() {
         text.push_str(&format!(
@@ -636,51 +599,23 @@ async fn start_once(ctx: &Ctx, ids: &[String], out: &mut dyn Write) -> Result<Ex
 
 #[cfg(test)]
 mod tests {
-    use clap::Parser;
-
     use super::*;
-    use crate::args::{Cli, Command};
-    use crate::fake_ssm::{FakeSsm, Reply, Request, error, ok};
-    use crate::iam::IamClient;
+    use crate::args::Command;
+    use crate::fake_ssm::{self, Outcome, Reply, ctx, error, ok, ops};
 
     fn parse(args: &[&str]) -> Result<AssociationsArgs, clap::Error> {
-        let cli = Cli::try_parse_from(
-            ["steward", "associations"]
-                .into_iter()
-                .chain(args.iter().copied()),
-        )?;
-        match cli.command {
+        match fake_ssm::parse("associations", args)? {
             Command::Associations(a) => Ok(a),
             other => panic!("not associations: {other:?}"),
         }
     }
 
-    pub(crate) fn ctx(fake: &FakeSsm, json: bool) -> Ctx {
-        Ctx {
-            client: fake.client.clone(),
-            iam: IamClient::new(None, None),
-            json,
-            stdout_is_terminal: false,
-            wide: false,
-            endpoint: None,
-        }
-    }
-
-    async fn steward(
-        args: &[&str],
-        json: bool,
-        replies: Vec<Reply>,
-    ) -> (Result<Exit, CliError>, String, Vec<Request>) {
+    async fn steward(args: &[&str], json: bool, replies: Vec<Reply>) -> Outcome {
         let cmd = parse(args).expect("arguments parse");
-        let fake = FakeSsm::start(replies).await;
-        let mut out = Vec::new();
-        let result = execute(&ctx(&fake, json), &cmd, &mut out).await;
-        assert_eq!(fake.unused(), 0, "every scripted reply is asked for");
-        (
-            result,
-            String::from_utf8(out).expect("utf-8"),
-            fake.requests(),
-        )
+        fake_ssm::session(replies, async |fake, out| {
+            execute(&ctx(fake, json), &cmd, out).await
+        })
+        .await
     }
 
     const ID: &str = "6f0bcb3c-0e1c-4b9e-9d2a-7a3b5d7e0001";
@@ -825,10 +760,7 @@ mod tests {
         .await;
         assert_eq!(result.unwrap(), Exit::Ok);
         assert_eq!(
-            requests
-                .iter()
-                .map(|r| (r.operation.as_str(), r.body.clone()))
-                .collect::<Vec<_>>(),
+            ops(&requests),
             vec![
                 ("ListAssociations", json!({})),
                 ("ListAssociations", json!({ "NextToken": "p2" })),
@@ -987,10 +919,7 @@ mod tests {
         .await;
         assert_eq!(result.unwrap(), Exit::Ok);
         assert_eq!(
-            requests
-                .iter()
-                .map(|r| (r.operation.as_str(), r.body.clone()))
-                .collect::<Vec<_>>(),
+            ops(&requests),
             vec![
                 ("DescribeAssociation", json!({ "AssociationId": ID })),
                 (

@@ -17,7 +17,8 @@ use serde_json::{Value, json};
 use crate::args::{AutomationCommand, AutomationListArgs, AutomationShowArgs, AutomationStartArgs};
 use crate::commands::{Ctx, when};
 use crate::error::{CliError, Exit};
-use crate::{json, render};
+use crate::json;
+use crate::render::{self, dash, emit, emit_json};
 
 /// Time between two looks at an execution that `show` follows.
 const POLL: Duration = Duration::from_secs(2);
@@ -85,28 +86,6 @@ pub async fn execute(
         }
         AutomationCommand::Stop { execution_id } => stop(ctx, execution_id, out).await,
     }
-}
-
-/// Writes `text` and a final newline.
-fn emit(out: &mut dyn Write, text: &str) -> Result<(), CliError> {
-    out.write_all(text.as_bytes())?;
-    if !text.ends_with('\n') {
-        out.write_all(b"\n")?;
-    }
-    out.flush()?;
-    Ok(())
-}
-
-fn emit_json(out: &mut dyn Write, v: &Value) -> Result<(), CliError> {
-    let text = serde_json::to_string_pretty(v).map_err(|e| CliError::Other {
-        operation: "output",
-        detail: e.to_string(),
-    })?;
-    emit(out, &text)
-}
-
-fn dash(s: Option<&str>) -> String {
-    s.filter(|s| !s.is_empty()).unwrap_or("-").to_string()
 }
 
 /// The user name of an ARN such as `arn:aws:iam::123456789012:user/alice`.
@@ -187,6 +166,8 @@ async fn list(ctx: &Ctx, args: &AutomationListArgs, out: &mut dyn Write) -> Resu
     let max = args.max as usize;
     let mut all: Vec<AutomationExecutionMetadata> = Vec::new();
     let mut token: Option<String> = None;
+    // Not the SDK's paginator: each page asks for only what --max still
+    // wants, and the paginator sends one MaxResults for every page.
     loop {
         let page = u32::try_from(max - all.len())
             .unwrap_or(MAX_PAGE)
@@ -628,58 +609,29 @@ async fn stop(ctx: &Ctx, id: &str, out: &mut dyn Write) -> Result<Exit, CliError
 
 #[cfg(test)]
 mod tests {
-    use clap::Parser;
-
     use super::*;
     use crate::args::{Cli, Command};
-    use crate::fake_ssm::{FakeSsm, Reply, error, ok};
-    use crate::iam::IamClient;
+    use crate::fake_ssm::{self, Outcome, Reply, error, ok};
 
     fn parse(args: &[&str]) -> Result<AutomationCommand, clap::Error> {
-        let cli = Cli::try_parse_from(
-            ["steward", "automation"]
-                .into_iter()
-                .chain(args.iter().copied()),
-        )?;
-        match cli.command {
+        match fake_ssm::parse("automation", args)? {
             Command::Automation(a) => Ok(a),
             other => panic!("not automation: {other:?}"),
         }
     }
 
-    fn ctx(fake: &FakeSsm, json: bool, terminal: bool) -> Ctx {
-        Ctx {
-            client: fake.client.clone(),
-            iam: IamClient::new(None, None),
-            json,
-            stdout_is_terminal: terminal,
-            wide: false,
-            endpoint: None,
-        }
-    }
-
     /// Runs `args` against a server that answers `replies`: the exit (or
     /// error), what stdout showed, and the requests sent.
-    async fn steward(
-        args: &[&str],
-        json: bool,
-        terminal: bool,
-        replies: Vec<Reply>,
-    ) -> (
-        Result<Exit, CliError>,
-        String,
-        Vec<crate::fake_ssm::Request>,
-    ) {
+    async fn steward(args: &[&str], json: bool, terminal: bool, replies: Vec<Reply>) -> Outcome {
         let cmd = parse(args).expect("arguments parse");
-        let fake = FakeSsm::start(replies).await;
-        let mut out = Vec::new();
-        let result = execute(&ctx(&fake, json, terminal), &cmd, Duration::ZERO, &mut out).await;
-        assert_eq!(fake.unused(), 0, "every scripted reply is asked for");
-        (
-            result,
-            String::from_utf8(out).expect("utf-8"),
-            fake.requests(),
-        )
+        fake_ssm::session(replies, async |fake, out| {
+            let ctx = Ctx {
+                stdout_is_terminal: terminal,
+                ..fake_ssm::ctx(fake, json)
+            };
+            execute(&ctx, &cmd, Duration::ZERO, out).await
+        })
+        .await
     }
 
     const ID: &str = "8a1c3e5f-0000-4000-8000-00000000abcd";

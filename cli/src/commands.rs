@@ -10,7 +10,7 @@ use serde_json::{Value, json};
 use crate::args::{ActivationCreateArgs, CommandsArgs};
 use crate::error::{CliError, Exit};
 use crate::json;
-use crate::render::{self, InvocationRow};
+use crate::render::{self, InvocationRow, dash};
 
 /// What every command needs: the client and how to print.
 pub struct Ctx {
@@ -66,37 +66,21 @@ fn tag_list(tags: &[Tag]) -> String {
         .join(", ")
 }
 
-fn dash(s: Option<&str>) -> String {
-    s.filter(|s| !s.is_empty()).unwrap_or("-").to_string()
-}
-
-/// True when `token` asks for another page.
-fn more(token: &Option<String>) -> bool {
-    token.as_deref().is_some_and(|t| !t.is_empty())
-}
-
 pub async fn list_invocations(
     client: &Client,
     command_id: &str,
     details: bool,
 ) -> Result<Vec<CommandInvocation>, CliError> {
-    let mut all = Vec::new();
-    let mut token = None;
-    loop {
-        let out = client
-            .list_command_invocations()
-            .command_id(command_id)
-            .details(details)
-            .set_next_token(token)
-            .send()
-            .await
-            .map_err(|e| CliError::from_sdk("ListCommandInvocations", e))?;
-        all.extend(out.command_invocations.unwrap_or_default());
-        token = out.next_token;
-        if !more(&token) {
-            return Ok(all);
-        }
-    }
+    client
+        .list_command_invocations()
+        .command_id(command_id)
+        .details(details)
+        .into_paginator()
+        .items()
+        .send()
+        .collect::<Result<Vec<_>, _>>()
+        .await
+        .map_err(|e| CliError::from_sdk("ListCommandInvocations", e))
 }
 
 /// Table rows for invocations, with each node's full output from GetCommandInvocation.
@@ -152,22 +136,15 @@ pub async fn invocation_rows(
 }
 
 pub async fn nodes(ctx: &Ctx) -> Result<Exit, CliError> {
-    let mut nodes: Vec<InstanceInformation> = Vec::new();
-    let mut token = None;
-    loop {
-        let out = ctx
-            .client
-            .describe_instance_information()
-            .set_next_token(token)
-            .send()
-            .await
-            .map_err(|e| CliError::from_sdk("DescribeInstanceInformation", e))?;
-        nodes.extend(out.instance_information_list.unwrap_or_default());
-        token = out.next_token;
-        if !more(&token) {
-            break;
-        }
-    }
+    let nodes: Vec<InstanceInformation> = ctx
+        .client
+        .describe_instance_information()
+        .into_paginator()
+        .items()
+        .send()
+        .collect::<Result<Vec<_>, _>>()
+        .await
+        .map_err(|e| CliError::from_sdk("DescribeInstanceInformation", e))?;
     let mut tagged = Vec::with_capacity(nodes.len());
     for n in nodes {
         let out = ctx
@@ -281,22 +258,15 @@ pub fn register_line(endpoint: Option<&str>, id: &str, code: &str) -> String {
 }
 
 pub async fn activation_list(ctx: &Ctx) -> Result<Exit, CliError> {
-    let mut all = Vec::new();
-    let mut token = None;
-    loop {
-        let out = ctx
-            .client
-            .describe_activations()
-            .set_next_token(token)
-            .send()
-            .await
-            .map_err(|e| CliError::from_sdk("DescribeActivations", e))?;
-        all.extend(out.activation_list.unwrap_or_default());
-        token = out.next_token;
-        if !more(&token) {
-            break;
-        }
-    }
+    let all = ctx
+        .client
+        .describe_activations()
+        .into_paginator()
+        .items()
+        .send()
+        .collect::<Result<Vec<_>, _>>()
+        .await
+        .map_err(|e| CliError::from_sdk("DescribeActivations", e))?;
     if ctx.json {
         let list: Vec<Value> = all.iter().map(json::activation).collect();
         ctx.print_json(&json!({ "ActivationList": list }))?;
@@ -343,19 +313,17 @@ pub async fn activation_list(ctx: &Ctx) -> Result<Exit, CliError> {
 
 pub async fn commands(ctx: &Ctx, args: &CommandsArgs) -> Result<Exit, CliError> {
     let mut all = Vec::new();
-    let mut token = None;
-    loop {
-        let out = ctx
-            .client
-            .list_commands()
-            .set_instance_id(args.instance_id.clone())
-            .set_next_token(token)
-            .send()
-            .await
-            .map_err(|e| CliError::from_sdk("ListCommands", e))?;
-        all.extend(out.commands.unwrap_or_default());
-        token = out.next_token;
-        if all.len() >= args.limit || !more(&token) {
+    let mut pages = ctx
+        .client
+        .list_commands()
+        .set_instance_id(args.instance_id.clone())
+        .into_paginator()
+        .send();
+    while let Some(page) = pages.next().await {
+        let page = page.map_err(|e| CliError::from_sdk("ListCommands", e))?;
+        all.extend(page.commands.unwrap_or_default());
+        // Page by page, so that no page past --limit is asked for.
+        if all.len() >= args.limit {
             break;
         }
     }
@@ -570,5 +538,41 @@ mod tests {
             "2023-11-14T22:13:20Z"
         );
         assert_eq!(when(None), "-");
+    }
+
+    #[tokio::test]
+    async fn commands_stop_paging_once_the_limit_is_reached() {
+        use crate::fake_ssm::{self, ok};
+        let page = |ids: &[&str], next: Option<&str>| {
+            let list: Vec<Value> = ids.iter().map(|id| json!({ "CommandId": id })).collect();
+            let mut v = json!({ "Commands": list });
+            if let Some(t) = next {
+                v["NextToken"] = json!(t);
+            }
+            ok(v)
+        };
+        for (limit, replies, pages) in [
+            (2, vec![page(&["c-1", "c-2"], Some("p2"))], 1),
+            (
+                3,
+                vec![page(&["c-1", "c-2"], Some("p2")), page(&["c-3"], None)],
+                2,
+            ),
+            (0, vec![page(&[], Some("p2"))], 1),
+        ] {
+            let args = CommandsArgs {
+                instance_id: None,
+                limit,
+            };
+            let (result, _, requests) = fake_ssm::session(replies, async |fake, _| {
+                commands(&fake_ssm::ctx(fake, true), &args).await
+            })
+            .await;
+            assert_eq!(result.unwrap(), Exit::Ok);
+            assert_eq!(requests.len(), pages, "--limit {limit}");
+            if pages == 2 {
+                assert_eq!(requests[1].body, json!({ "NextToken": "p2" }));
+            }
+        }
     }
 }

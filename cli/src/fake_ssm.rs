@@ -8,9 +8,15 @@ use std::sync::{Arc, Mutex};
 
 use aws_sdk_ssm::Client;
 use aws_sdk_ssm::config::{BehaviorVersion, Credentials, Region};
+use clap::Parser;
 use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
+
+use crate::args::{Cli, Command};
+use crate::commands::Ctx;
+use crate::error::{CliError, Exit};
+use crate::iam::IamClient;
 
 /// One scripted answer: an HTTP status and a JSON body.
 pub struct Reply {
@@ -86,6 +92,57 @@ impl FakeSsm {
     pub fn unused(&self) -> usize {
         self.state.lock().expect("state").replies.len()
     }
+}
+
+/// What a test run gives back: the exit (or error), what stdout showed, and
+/// the requests sent.
+pub type Outcome = (Result<Exit, CliError>, String, Vec<Request>);
+
+/// Parses `steward <subcommand> <args…>`.
+pub fn parse(subcommand: &str, args: &[&str]) -> Result<Command, clap::Error> {
+    let cli = Cli::try_parse_from(
+        ["steward", subcommand]
+            .into_iter()
+            .chain(args.iter().copied()),
+    )?;
+    Ok(cli.command)
+}
+
+/// A context whose client talks to `fake`, not on a terminal.
+pub fn ctx(fake: &FakeSsm, json: bool) -> Ctx {
+    Ctx {
+        client: fake.client.clone(),
+        iam: IamClient::new(None, None),
+        json,
+        stdout_is_terminal: false,
+        wide: false,
+        endpoint: None,
+    }
+}
+
+/// Runs `run` against a server that answers `replies`, and checks that it
+/// asked for every one.
+pub async fn session(
+    replies: Vec<Reply>,
+    run: impl AsyncFnOnce(&FakeSsm, &mut Vec<u8>) -> Result<Exit, CliError>,
+) -> Outcome {
+    let fake = FakeSsm::start(replies).await;
+    let mut out = Vec::new();
+    let result = run(&fake, &mut out).await;
+    assert_eq!(fake.unused(), 0, "every scripted reply is asked for");
+    (
+        result,
+        String::from_utf8(out).expect("utf-8"),
+        fake.requests(),
+    )
+}
+
+/// Each request's operation and body, to compare with the expected ones.
+pub fn ops(requests: &[Request]) -> Vec<(&str, Value)> {
+    requests
+        .iter()
+        .map(|r| (r.operation.as_str(), r.body.clone()))
+        .collect()
 }
 
 /// Answers the requests of one connection (kept alive) until it closes.

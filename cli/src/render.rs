@@ -1,8 +1,13 @@
 //! Tables and text for people.
 
 use std::fmt::Write as _;
+use std::io::Write;
 
+use aws_sdk_ssm::primitives::DateTime;
 use comfy_table::{ColumnConstraint, ContentArrangement, Table, presets};
+use serde_json::Value;
+
+use crate::error::CliError;
 
 /// Lines of output shown in a table cell.
 pub const PREVIEW_LINES: usize = 3;
@@ -21,6 +26,49 @@ pub struct InvocationRow {
     pub exit_code: Option<i32>,
     pub stdout: String,
     pub stderr: String,
+}
+
+/// Writes `text` and a final newline.
+pub fn emit(out: &mut dyn Write, text: &str) -> Result<(), CliError> {
+    out.write_all(text.as_bytes())?;
+    if !text.ends_with('\n') {
+        out.write_all(b"\n")?;
+    }
+    out.flush()?;
+    Ok(())
+}
+
+/// Writes `v` as pretty JSON and a final newline.
+pub fn emit_json(out: &mut dyn Write, v: &Value) -> Result<(), CliError> {
+    let text = serde_json::to_string_pretty(v).map_err(|e| CliError::Other {
+        operation: "output",
+        detail: e.to_string(),
+    })?;
+    emit(out, &text)
+}
+
+/// `-` for a missing or empty value.
+pub fn dash(s: Option<&str>) -> String {
+    s.filter(|s| !s.is_empty()).unwrap_or("-").to_string()
+}
+
+/// Sorts `items` newest first by `time`; those without one go last.
+pub fn newest_first<T>(items: &mut [T], time: impl Fn(&T) -> Option<&DateTime>) {
+    let key = |x: &T| time(x).map(|t| t.as_secs_f64());
+    items.sort_by(|a, b| {
+        key(b)
+            .partial_cmp(&key(a))
+            .unwrap_or(std::cmp::Ordering::Equal)
+    });
+}
+
+/// `name  value` lines, the values lined up at column `width`.
+pub fn fields(fields: &[(&str, String)], width: usize) -> String {
+    let mut text = String::new();
+    for (k, v) in fields {
+        text.push_str(&format!("{k:<width$}{v}\n"));
+    }
+    text
 }
 
 /// A table; `wide` lets it use the terminal's width.

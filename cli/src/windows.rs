@@ -12,11 +12,11 @@ use aws_sdk_ssm::types::{
 use clap::{Args, Subcommand};
 use serde_json::{Value, json};
 
-use crate::associations::{dash, emit, emit_json, target_text};
+use crate::associations::target_text;
 use crate::commands::{Ctx, when};
 use crate::error::{CliError, Exit};
 use crate::json::{Obj, targets as json_targets};
-use crate::render;
+use crate::render::{self, dash, emit, emit_json};
 
 /// `steward windows`: with no subcommand, the list.
 #[derive(Debug, Args)]
@@ -174,22 +174,14 @@ fn scheduled_json(s: &ScheduledWindowExecution) -> Value {
 }
 
 async fn all_windows(ctx: &Ctx) -> Result<Vec<MaintenanceWindowIdentity>, CliError> {
-    let mut all = Vec::new();
-    let mut token: Option<String> = None;
-    loop {
-        let answer = ctx
-            .client
-            .describe_maintenance_windows()
-            .set_next_token(token)
-            .send()
-            .await
-            .map_err(|e| CliError::from_sdk("DescribeMaintenanceWindows", e))?;
-        all.extend(answer.window_identities.unwrap_or_default());
-        token = answer.next_token.filter(|t| !t.is_empty());
-        if token.is_none() {
-            return Ok(all);
-        }
-    }
+    ctx.client
+        .describe_maintenance_windows()
+        .into_paginator()
+        .items()
+        .send()
+        .collect::<Result<Vec<_>, _>>()
+        .await
+        .map_err(|e| CliError::from_sdk("DescribeMaintenanceWindows", e))
 }
 
 async fn list(ctx: &Ctx, out: &mut dyn Write) -> Result<Exit, CliError> {
@@ -241,29 +233,17 @@ async fn window_executions(
     ctx: &Ctx,
     window_id: &str,
 ) -> Result<Vec<MaintenanceWindowExecution>, CliError> {
-    let mut all: Vec<MaintenanceWindowExecution> = Vec::new();
-    let mut token: Option<String> = None;
-    loop {
-        let answer = ctx
-            .client
-            .describe_maintenance_window_executions()
-            .window_id(window_id)
-            .set_next_token(token)
-            .send()
-            .await
-            .map_err(|e| CliError::from_sdk("DescribeMaintenanceWindowExecutions", e))?;
-        all.extend(answer.window_executions.unwrap_or_default());
-        token = answer.next_token.filter(|t| !t.is_empty());
-        if token.is_none() {
-            break;
-        }
-    }
-    let key = |e: &MaintenanceWindowExecution| e.start_time().map(|t| t.as_secs_f64());
-    all.sort_by(|a, b| {
-        key(b)
-            .partial_cmp(&key(a))
-            .unwrap_or(std::cmp::Ordering::Equal)
-    });
+    let mut all = ctx
+        .client
+        .describe_maintenance_window_executions()
+        .window_id(window_id)
+        .into_paginator()
+        .items()
+        .send()
+        .collect::<Result<Vec<_>, _>>()
+        .await
+        .map_err(|e| CliError::from_sdk("DescribeMaintenanceWindowExecutions", e))?;
+    render::newest_first(&mut all, MaintenanceWindowExecution::start_time);
     Ok(all)
 }
 
@@ -275,40 +255,26 @@ async fn show(ctx: &Ctx, id: &str, recent: usize, out: &mut dyn Write) -> Result
         .send()
         .await
         .map_err(|e| CliError::from_sdk("GetMaintenanceWindow", e))?;
-    let mut targets = Vec::new();
-    let mut token: Option<String> = None;
-    loop {
-        let answer = ctx
-            .client
-            .describe_maintenance_window_targets()
-            .window_id(id)
-            .set_next_token(token)
-            .send()
-            .await
-            .map_err(|e| CliError::from_sdk("DescribeMaintenanceWindowTargets", e))?;
-        targets.extend(answer.targets.unwrap_or_default());
-        token = answer.next_token.filter(|t| !t.is_empty());
-        if token.is_none() {
-            break;
-        }
-    }
-    let mut tasks = Vec::new();
-    let mut token: Option<String> = None;
-    loop {
-        let answer = ctx
-            .client
-            .describe_maintenance_window_tasks()
-            .window_id(id)
-            .set_next_token(token)
-            .send()
-            .await
-            .map_err(|e| CliError::from_sdk("DescribeMaintenanceWindowTasks", e))?;
-        tasks.extend(answer.tasks.unwrap_or_default());
-        token = answer.next_token.filter(|t| !t.is_empty());
-        if token.is_none() {
-            break;
-        }
-    }
+    let targets = ctx
+        .client
+        .describe_maintenance_window_targets()
+        .window_id(id)
+        .into_paginator()
+        .items()
+        .send()
+        .collect::<Result<Vec<_>, _>>()
+        .await
+        .map_err(|e| CliError::from_sdk("DescribeMaintenanceWindowTargets", e))?;
+    let mut tasks = ctx
+        .client
+        .describe_maintenance_window_tasks()
+        .window_id(id)
+        .into_paginator()
+        .items()
+        .send()
+        .collect::<Result<Vec<_>, _>>()
+        .await
+        .map_err(|e| CliError::from_sdk("DescribeMaintenanceWindowTasks", e))?;
     tasks.sort_by(|a, b| {
         a.priority()
             .cmp(&b.priority())
@@ -363,10 +329,7 @@ pub fn show_text(
         ("Duration", span),
         ("Next", dash(w.next_execution_time())),
     ];
-    let mut text = String::new();
-    for (k, v) in fields {
-        text.push_str(&format!("{k:<12}{v}\n"));
-    }
+    let mut text = render::fields(&fields, 12);
     text.push_str("\nTargets:\n");
     if targets.is_empty() {
         text.push_str(&format!(
@@ -569,55 +532,23 @@ async fn executions(
 
 #[cfg(test)]
 mod tests {
-    use clap::Parser;
-
     use super::*;
-    use crate::args::{Cli, Command};
-    use crate::fake_ssm::{FakeSsm, Reply, Request, error, ok};
-    use crate::iam::IamClient;
+    use crate::args::Command;
+    use crate::fake_ssm::{self, Outcome, Reply, ctx, error, ok, ops};
 
     fn parse(args: &[&str]) -> Result<WindowsArgs, clap::Error> {
-        let cli = Cli::try_parse_from(
-            ["steward", "windows"]
-                .into_iter()
-                .chain(args.iter().copied()),
-        )?;
-        match cli.command {
+        match fake_ssm::parse("windows", args)? {
             Command::Windows(w) => Ok(w),
             other => panic!("not windows: {other:?}"),
         }
     }
 
-    async fn steward(
-        args: &[&str],
-        json: bool,
-        replies: Vec<Reply>,
-    ) -> (Result<Exit, CliError>, String, Vec<Request>) {
+    async fn steward(args: &[&str], json: bool, replies: Vec<Reply>) -> Outcome {
         let cmd = parse(args).expect("arguments parse");
-        let fake = FakeSsm::start(replies).await;
-        let ctx = Ctx {
-            client: fake.client.clone(),
-            iam: IamClient::new(None, None),
-            json,
-            stdout_is_terminal: false,
-            wide: false,
-            endpoint: None,
-        };
-        let mut out = Vec::new();
-        let result = execute(&ctx, &cmd, &mut out).await;
-        assert_eq!(fake.unused(), 0, "every scripted reply is asked for");
-        (
-            result,
-            String::from_utf8(out).expect("utf-8"),
-            fake.requests(),
-        )
-    }
-
-    fn ops(requests: &[Request]) -> Vec<(&str, Value)> {
-        requests
-            .iter()
-            .map(|r| (r.operation.as_str(), r.body.clone()))
-            .collect()
+        fake_ssm::session(replies, async |fake, out| {
+            execute(&ctx(fake, json), &cmd, out).await
+        })
+        .await
     }
 
     const T0: f64 = 1_700_000_000.0;
