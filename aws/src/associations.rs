@@ -506,10 +506,7 @@ impl AssociationAdapters {
     pub fn new(stack: &Stack) -> Self {
         Self {
             store: AssociationTable::new(stack),
-            scope: ArnScope {
-                region: stack.settings.region.clone(),
-                account: stack.settings.account_id.clone(),
-            },
+            scope: stack.settings.arn_scope(),
         }
     }
 

@@ -187,10 +187,7 @@ impl AutomationAdapters {
             events: crate::events::EventBus::new(stack),
             targets: crate::tag_index::FleetDirectory::new(stack),
             groups: crate::resource_groups::ResourceGroups::new(stack),
-            scope: steward_core::arn::ArnScope {
-                region: stack.settings.region.clone(),
-                account: stack.settings.account_id.clone(),
-            },
+            scope: stack.settings.arn_scope(),
         }
     }
 

@@ -505,10 +505,7 @@ impl RunCommandAdapters {
             documents: crate::documents::DocumentTable::new(stack),
             automation: crate::automation::SqsAutomationQueue::new(stack),
             patch_baselines: crate::patch_baselines::PatchBaselineTable::new(stack),
-            scope: steward_core::arn::ArnScope {
-                region: stack.settings.region.clone(),
-                account: stack.settings.account_id.clone(),
-            },
+            scope: stack.settings.arn_scope(),
         }
     }
 

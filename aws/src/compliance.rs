@@ -165,10 +165,7 @@ impl ComplianceAdapters {
             store: ComplianceTable::new(stack),
             nodes: crate::nodes::NodeTable::new(stack),
             events: crate::events::EventBus::new(stack),
-            scope: steward_core::arn::ArnScope {
-                region: stack.settings.region.clone(),
-                account: stack.settings.account_id.clone(),
-            },
+            scope: stack.settings.arn_scope(),
         }
     }
 

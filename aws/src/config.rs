@@ -84,6 +84,14 @@ fn number(name: &'static str, default: u64) -> Result<u64, ConfigError> {
 }
 
 impl Settings {
+    /// The ARNs of this stack's resources (its region and account).
+    pub fn arn_scope(&self) -> steward_core::arn::ArnScope {
+        steward_core::arn::ArnScope {
+            region: self.region.clone(),
+            account: self.account_id.clone(),
+        }
+    }
+
     pub fn from_env() -> Result<Self, ConfigError> {
         Ok(Self {
             nodes_table: var("STEWARD_NODES_TABLE")?,

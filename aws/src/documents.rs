@@ -343,10 +343,7 @@ impl DocumentAdapters {
     pub fn new(stack: &Stack) -> Self {
         Self {
             store: DocumentTable::new(stack),
-            scope: steward_core::arn::ArnScope {
-                region: stack.settings.region.clone(),
-                account: stack.settings.account_id.clone(),
-            },
+            scope: stack.settings.arn_scope(),
         }
     }
 

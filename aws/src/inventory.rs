@@ -214,10 +214,7 @@ impl InventoryAdapters {
         Self {
             store: InventoryTable::new(stack),
             nodes: crate::nodes::NodeTable::new(stack),
-            scope: steward_core::arn::ArnScope {
-                region: stack.settings.region.clone(),
-                account: stack.settings.account_id.clone(),
-            },
+            scope: stack.settings.arn_scope(),
         }
     }
 

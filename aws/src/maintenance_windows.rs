@@ -389,10 +389,7 @@ impl WindowAdapters {
     pub fn new(stack: &Stack) -> Self {
         Self {
             store: WindowTable::new(stack),
-            scope: steward_core::arn::ArnScope {
-                region: stack.settings.region.clone(),
-                account: stack.settings.account_id.clone(),
-            },
+            scope: stack.settings.arn_scope(),
         }
     }
 

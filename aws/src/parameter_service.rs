@@ -40,10 +40,7 @@ impl ParameterAdapters {
                 DATA_KEY_CACHE_ENTRIES,
             ),
             events: EventBus::new(stack),
-            scope: ArnScope {
-                region: stack.settings.region.clone(),
-                account: stack.settings.account_id.clone(),
-            },
+            scope: stack.settings.arn_scope(),
             default_key_id: stack.settings.data_key_id.clone(),
             kms,
         }

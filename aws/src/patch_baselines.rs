@@ -450,10 +450,7 @@ impl PatchingAdapters {
     pub fn new(stack: &Stack) -> Self {
         Self {
             store: PatchBaselineTable::new(stack),
-            scope: steward_core::arn::ArnScope {
-                region: stack.settings.region.clone(),
-                account: stack.settings.account_id.clone(),
-            },
+            scope: stack.settings.arn_scope(),
         }
     }
 

@@ -17,10 +17,7 @@ pub async fn handle(
 ) -> Result<Value, SsmError> {
     let caller = p.caller(&stack.settings.account_id);
     let states = stack.patch_states();
-    let scope = steward_core::arn::ArnScope {
-        region: stack.settings.region.clone(),
-        account: stack.settings.account_id.clone(),
-    };
+    let scope = stack.settings.arn_scope();
     let ctx = PatchStateReads {
         states: &states,
         nodes: stack.fleet().ports().nodes,
