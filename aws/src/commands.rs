@@ -24,7 +24,7 @@ pub const KIND: &str = "command";
 pub const BY_KIND: &str = "ByKind";
 
 /// The counters of a command's [`Tally`], by attribute name.
-pub const COUNTERS: [&str; 9] = [
+pub const COUNTERS: [&str; 11] = [
     "StartedCount",
     "SuccessCount",
     "FailedCount",
@@ -34,12 +34,14 @@ pub const COUNTERS: [&str; 9] = [
     "TerminatedCount",
     "CancelledCount",
     "AcknowledgedCount",
+    "OfflineReleasedCount",
+    "OfflineFinishedCount",
 ];
 
 /// Rate control's next target index: only raised, never ADDed.
 pub const RELEASED: &str = "Released";
 
-pub(crate) fn tally_counts(t: &Tally) -> [u32; 9] {
+pub(crate) fn tally_counts(t: &Tally) -> [u32; 11] {
     [
         t.started,
         t.success,
@@ -50,6 +52,8 @@ pub(crate) fn tally_counts(t: &Tally) -> [u32; 9] {
         t.terminated,
         t.cancelled,
         t.acknowledged,
+        t.offline_released,
+        t.offline_finished,
     ]
 }
 
@@ -154,6 +158,8 @@ pub fn command_from_item(item: &Item) -> Command {
         terminated: counts[6],
         cancelled: counts[7],
         acknowledged: counts[8],
+        offline_released: counts[9],
+        offline_finished: counts[10],
         released: get_u32(item, RELEASED),
     };
     Command {

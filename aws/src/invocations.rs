@@ -4,7 +4,7 @@
 
 use std::collections::HashMap;
 
-use aws_sdk_dynamodb::types::{Put, TransactWriteItem, Update};
+use aws_sdk_dynamodb::types::{AttributeValue, Put, TransactWriteItem, Update};
 use steward_core::SsmError;
 use steward_core::run_command::model::{Invocation, Page, Transition};
 use steward_core::run_command::ports::TimeRange;
@@ -49,8 +49,14 @@ pub fn invocation_to_item(inv: &Invocation) -> Item {
     if let Some(nc) = &inv.notification_config {
         item.insert("NotificationConfig".into(), to_av(nc));
     }
+    if inv.released_offline {
+        item.insert(RELEASED_OFFLINE.into(), AttributeValue::Bool(true));
+    }
     item
 }
+
+/// Present (true) on an invocation whose node was not Online when it was released.
+const RELEASED_OFFLINE: &str = "ReleasedOffline";
 
 pub fn invocation_from_item(item: &Item) -> Invocation {
     Invocation {
@@ -74,6 +80,7 @@ pub fn invocation_from_item(item: &Item) -> Invocation {
         notification_config: item.get("NotificationConfig").map(from_av),
         message_id: get_s(item, "MessageId"),
         delivery_deadline: get_n(item, "DeliveryDeadline").unwrap_or(0.0),
+        released_offline: matches!(item.get(RELEASED_OFFLINE), Some(AttributeValue::Bool(true))),
     }
 }
 

@@ -4,6 +4,7 @@
 use aws_sdk_sqs::Client;
 use steward_core::SsmError;
 use steward_core::fleet::NodeStore;
+use steward_core::fleet::node::PingStatus;
 use steward_core::run_command::ports::{Delivery, NodeAddress, NodeDirectory, NodeMailbox};
 
 use crate::Stack;
@@ -15,6 +16,7 @@ use crate::nodes::NodeTable;
 pub struct SqsNodeMailbox {
     client: Client,
     nodes: NodeTable,
+    connection_lost_seconds: u64,
 }
 
 impl SqsNodeMailbox {
@@ -22,6 +24,7 @@ impl SqsNodeMailbox {
         Self {
             client: stack.clients.sqs.clone(),
             nodes: NodeTable::new(stack),
+            connection_lost_seconds: stack.settings.connection_lost_seconds,
         }
     }
 }
@@ -29,8 +32,10 @@ impl SqsNodeMailbox {
 #[async_trait::async_trait]
 impl NodeDirectory for SqsNodeMailbox {
     async fn node_address(&self, instance_id: &str) -> Result<Option<NodeAddress>, SsmError> {
+        let now = steward_core::clock::now_epoch();
         Ok(self.nodes.get(instance_id).await?.and_then(|n| {
             (!n.queue_url.is_empty()).then(|| NodeAddress {
+                online: n.ping_status(now, self.connection_lost_seconds) == PingStatus::Online,
                 patch_group: steward_core::run_command::patch_dispatch::patch_group_of(&n.tags),
                 queue_url: n.queue_url,
                 computer_name: n.computer_name,

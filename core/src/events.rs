@@ -24,4 +24,13 @@ pub trait EventSink: Send + Sync {
         resources: Vec<String>,
         detail: Value,
     ) -> Result<(), SsmError>;
+
+    /// Publishes each, in order (the adapter sends them in as few requests
+    /// as the bus takes). The default is one [`Self::publish`] each.
+    async fn publish_many(&self, events: Vec<Event>) -> Result<(), SsmError> {
+        for e in events {
+            self.publish(e.detail_type, e.resources, e.detail).await?;
+        }
+        Ok(())
+    }
 }

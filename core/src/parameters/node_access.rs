@@ -347,6 +347,7 @@ mod tests {
             notification_config: None,
             message_id: "m-1".into(),
             delivery_deadline: NOW + 3600.0,
+            released_offline: false,
         }
     }
 

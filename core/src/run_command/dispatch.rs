@@ -114,14 +114,48 @@ async fn release(
     command_id: &str,
     now: f64,
 ) -> Result<Outcome, SsmError> {
-    let Some(c) = rc.store.get_command(command_id).await? else {
+    let Some(mut c) = rc.store.get_command(command_id).await? else {
         return Ok(Outcome::Skipped("no such command"));
     };
-    let decision = c.rate_control()?.decide();
-    if decision.is_empty() {
+    if c.rate_control()?.decide().is_empty() {
         settle(rc, command_id).await?;
         return Ok(Outcome::Skipped("nothing to release"));
     }
+    // A round that sent to nodes not Online, or ended invocations at once,
+    // frees slots no report will: the next round goes at once rather than
+    // after a trip through the work queue. Bounded, so one work item stays
+    // short; what is left is the next item's.
+    for _ in 0..RELEASE_ROUNDS {
+        match release_round(rc, &c, now).await? {
+            Some(after) if !after.is_final() && !after.rate_control()?.decide().is_empty() => {
+                c = after;
+            }
+            _ => return Ok(Outcome::Done),
+        }
+    }
+    rc.work
+        .enqueue(
+            &WorkItem::Release {
+                command_id: command_id.to_string(),
+            },
+            0,
+        )
+        .await?;
+    Ok(Outcome::Done)
+}
+
+/// Rounds of release one work item makes at most.
+const RELEASE_ROUNDS: usize = 8;
+
+/// One decision from `c`'s counters, carried out; the command as it stands
+/// after (settled), `None` if it is gone.
+async fn release_round(
+    rc: &RunCommandContext<'_>,
+    c: &Command,
+    now: f64,
+) -> Result<Option<Command>, SsmError> {
+    let command_id = c.command_id.as_str();
+    let decision = c.rate_control()?.decide();
     let due = decision.release_of(&c.resolved_instance_ids);
     if !due.is_empty() {
         // `{{ssm:…}}` values are read once per release and go only into
@@ -144,7 +178,7 @@ async fn release(
         // compiler cannot prove when the handler is spawned.
         let deliveries: Vec<_> = due
             .iter()
-            .map(|node| deliver(rc, &c, &steps, node, now))
+            .map(|node| deliver(rc, c, &steps, node, now))
             .collect();
         stream::iter(deliveries)
             .buffer_unordered(FAN_OUT_CONCURRENCY)
@@ -156,7 +190,7 @@ async fn release(
     }
     if let Some(closing) = &decision.close {
         for node in decision.close_of(&c.resolved_instance_ids) {
-            let mut inv = pending_invocation(&c, node, None, now);
+            let mut inv = pending_invocation(c, node, None, now);
             inv.status_details = closing.detail;
             for p in &mut inv.plugins {
                 p.status_details = closing.detail;
@@ -172,21 +206,9 @@ async fn release(
             .await?;
     }
     // A delivery may have ended an invocation at once (Undeliverable, a
-    // reference gone): that moved the counters, and no report will follow.
-    if let Some(after) = settle(rc, command_id).await?
-        && !after.is_final()
-        && !after.rate_control()?.decide().is_empty()
-    {
-        rc.work
-            .enqueue(
-                &WorkItem::Release {
-                    command_id: command_id.to_string(),
-                },
-                0,
-            )
-            .await?;
-    }
-    Ok(Outcome::Done)
+    // reference gone) or gone to a node not Online: that moved the
+    // counters, and no report will follow.
+    settle(rc, command_id).await
 }
 
 /// Moves an invocation and, when it moved, tells EventBridge.
@@ -208,7 +230,7 @@ async fn apply(
 }
 
 fn mv(inv: &Invocation, to: InvocationDetail) -> Transition {
-    Transition::status_only(&inv.command_id, &inv.instance_id, inv.status_details, to)
+    inv.moved_to(to)
 }
 
 /// Fails an invocation whose `{{ssm:…}}` references no longer resolve:
@@ -286,6 +308,7 @@ fn pending_invocation(
         notification_config: c.notification_config.clone(),
         message_id: uuid::Uuid::new_v4().to_string(),
         delivery_deadline: now + c.timeout_seconds as f64,
+        released_offline: address.is_some_and(|a| !a.online),
     }
 }
 

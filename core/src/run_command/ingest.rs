@@ -97,6 +97,7 @@ pub async fn apply_update(
             execution_start_date_time: update.execution_start,
             execution_end_date_time: update.execution_end,
             plugins,
+            released_offline: inv.released_offline,
         };
         if rc.store.transition(&t).await? {
             let mut after = inv.clone();

@@ -65,16 +65,7 @@ impl Store {
     fn count(&self, command_id: &str, d: crate::run_command::status::Tally) {
         let mut cmds = self.commands.lock().unwrap();
         if let Some(c) = cmds.get_mut(command_id) {
-            let x = &mut c.tally;
-            x.started += d.started;
-            x.success += d.success;
-            x.failed += d.failed;
-            x.execution_timed_out += d.execution_timed_out;
-            x.delivery_timed_out += d.delivery_timed_out;
-            x.undeliverable += d.undeliverable;
-            x.terminated += d.terminated;
-            x.cancelled += d.cancelled;
-            x.acknowledged += d.acknowledged;
+            c.tally.add(&d);
         }
     }
 }
@@ -216,6 +207,8 @@ impl CommandStore for Store {
 #[derive(Default)]
 pub struct Fleet {
     pub nodes: BTreeMap<String, BTreeMap<String, String>>,
+    /// Nodes whose PingStatus is ConnectionLost (the others are Online).
+    pub offline: std::collections::BTreeSet<String>,
 }
 
 #[async_trait]
@@ -259,6 +252,7 @@ impl NodeDirectory for Fleet {
             computer_name: format!("host-{id}"),
             platform_name: "Debian GNU/Linux".into(),
             patch_group: crate::run_command::patch_dispatch::patch_group_of(tags),
+            online: !self.offline.contains(id),
         }))
     }
 }

@@ -83,8 +83,13 @@ impl Command {
             limits,
             counters: Counters {
                 released: t.released,
+                // An invocation released to a node that was not Online is
+                // counted acknowledged and finished from its release on
+                // (`Invocation::initial_tally`), and its own later moves are
+                // not counted again: it holds no slot of the ramp or of
+                // MaxConcurrency, so a dead node cannot hold up the living.
                 acknowledged: t.acknowledged,
-                finished: t.completed(),
+                finished: (t.completed() + t.offline_released).saturating_sub(t.offline_finished),
                 errors: t.errors(),
                 cancelled: self.cancel_requested,
                 // Closing raises `released` to the end of the list.
@@ -147,18 +152,36 @@ pub struct Invocation {
     pub message_id: String,
     /// After this, an invocation not yet started is `Delivery Timed Out`.
     pub delivery_deadline: f64,
+    /// Its node was not Online when rate control released it: it was sent
+    /// all the same, and holds no rate-control slot.
+    pub released_offline: bool,
 }
 
 impl Invocation {
     /// What the command's counters gain when this invocation is created.
     pub fn initial_tally(&self) -> Tally {
-        Transition::status_only(
+        let mut t = Transition::status_only(
             &self.command_id,
             &self.instance_id,
             InvocationDetail::Pending,
             self.status_details,
         )
-        .tally_delta()
+        .tally_delta();
+        if self.released_offline {
+            // Acknowledged at once, so the ramp goes on; `Command::rate_control`
+            // counts it finished until it really ends.
+            t.acknowledged = 1;
+            t.offline_released = 1;
+        }
+        t
+    }
+
+    /// The transition of this invocation, as it stands, to `to`.
+    pub fn moved_to(&self, to: InvocationDetail) -> Transition {
+        Transition {
+            released_offline: self.released_offline,
+            ..Transition::status_only(&self.command_id, &self.instance_id, self.status_details, to)
+        }
     }
 }
 
@@ -175,6 +198,8 @@ pub struct Transition {
     pub execution_start_date_time: Option<f64>,
     pub execution_end_date_time: Option<f64>,
     pub plugins: Option<Vec<PluginRecord>>,
+    /// The invocation's `released_offline`: its moves count apart.
+    pub released_offline: bool,
 }
 
 impl Transition {
@@ -193,6 +218,7 @@ impl Transition {
             execution_start_date_time: None,
             execution_end_date_time: None,
             plugins: None,
+            released_offline: false,
         }
     }
 
@@ -200,7 +226,13 @@ impl Transition {
     pub fn tally_delta(&self) -> Tally {
         let mut t = Tally::default();
         t.record(self.to);
-        t.acknowledged = Delta::of(self.from, self.to).acknowledged;
+        let delta = Delta::of(self.from, self.to);
+        if self.released_offline {
+            // Counted acknowledged when it was released.
+            t.offline_finished = delta.finished;
+        } else {
+            t.acknowledged = delta.acknowledged;
+        }
         t
     }
 }

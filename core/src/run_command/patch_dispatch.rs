@@ -113,6 +113,7 @@ mod tests {
             computer_name: "h".into(),
             platform_name: platform.into(),
             patch_group: group.map(str::to_string),
+            online: true,
         }
     }
 

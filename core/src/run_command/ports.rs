@@ -72,6 +72,47 @@ pub trait CommandStore: Send + Sync {
     /// transaction, if the invocation is still in `transition.from`.
     /// `false`: it was not, and nothing changed.
     async fn transition(&self, transition: &Transition) -> Result<bool, SsmError>;
+
+    // Batched forms: what a fan-out round or a batch of reports does in a
+    // few requests instead of one or more per node. Each answers exactly as
+    // its one-at-a-time form would, item by item, in the order given; the
+    // defaults are those one-at-a-time calls (the in-memory fake uses them).
+
+    /// Consistent reads of a command's invocations on `instance_ids`; the
+    /// ones that exist, in any order.
+    async fn get_invocations(
+        &self,
+        command_id: &str,
+        instance_ids: &[String],
+    ) -> Result<Vec<Invocation>, SsmError> {
+        let mut out = Vec::with_capacity(instance_ids.len());
+        for id in instance_ids {
+            if let Some(inv) = self.get_invocation(command_id, id).await? {
+                out.push(inv);
+            }
+        }
+        Ok(out)
+    }
+    /// [`Self::put_invocation`] for each (one command's): `true` for each one
+    /// created, `false` for each that existed.
+    async fn put_invocations(&self, invocations: &[Invocation]) -> Result<Vec<bool>, SsmError> {
+        let mut out = Vec::with_capacity(invocations.len());
+        for inv in invocations {
+            out.push(self.put_invocation(inv).await?);
+        }
+        Ok(out)
+    }
+    /// [`Self::transition`] for each (distinct invocations, of one command
+    /// or several): `true` for each applied. The applied ones and their
+    /// counters are written together; one whose invocation is no longer in
+    /// its `from` changes nothing.
+    async fn transition_many(&self, transitions: &[Transition]) -> Result<Vec<bool>, SsmError> {
+        let mut out = Vec::with_capacity(transitions.len());
+        for t in transitions {
+            out.push(self.transition(t).await?);
+        }
+        Ok(out)
+    }
 }
 
 /// Where a node's queue is.
@@ -83,12 +124,26 @@ pub struct NodeAddress {
     pub platform_name: String,
     /// From the node's `Patch Group` or `PatchGroup` tag.
     pub patch_group: Option<String>,
+    /// Its PingStatus is Online now (a heartbeat within the stack's
+    /// ConnectionLost threshold).
+    pub online: bool,
 }
 
 #[async_trait]
 pub trait NodeDirectory: Send + Sync {
     /// `None`: the node is not registered (or was deregistered).
     async fn node_address(&self, instance_id: &str) -> Result<Option<NodeAddress>, SsmError>;
+    /// [`Self::node_address`] of each, in the order given.
+    async fn node_addresses(
+        &self,
+        instance_ids: &[String],
+    ) -> Result<Vec<Option<NodeAddress>>, SsmError> {
+        let mut out = Vec::with_capacity(instance_ids.len());
+        for id in instance_ids {
+            out.push(self.node_address(id).await?);
+        }
+        Ok(out)
+    }
 }
 
 /// What became of a message sent to a node's queue.
@@ -108,6 +163,14 @@ pub trait NodeMailbox: Send + Sync {
 pub trait WorkQueue: Send + Sync {
     /// Enqueues `item`, visible after `delay_seconds` (at most 900).
     async fn enqueue(&self, item: &WorkItem, delay_seconds: u32) -> Result<(), SsmError>;
+    /// [`Self::enqueue`] of each (item, delay): every one is enqueued, or
+    /// the call fails (and may have enqueued some: items are idempotent).
+    async fn enqueue_many(&self, items: &[(WorkItem, u32)]) -> Result<(), SsmError> {
+        for (item, delay) in items {
+            self.enqueue(item, *delay).await?;
+        }
+        Ok(())
+    }
 }
 
 /// A presigned PUT and the plain URL of the object it writes.

@@ -37,6 +37,13 @@
 //!   targets released by now are at most `1 + 2 × acknowledged`: 1, 3, 7, 15…
 //!   — doubling with each generation — and at most `finished +
 //!   MaxConcurrency`; a finished invocation frees its slot at once;
+//! - a target whose node is not Online (ConnectionLost) when its release is
+//!   decided is still sent the command, but holds no slot: it counts as
+//!   acknowledged and finished from its release (`Tally::offline_released`)
+//!   until it really ends (`offline_finished`), so one laptop switched off
+//!   does not hold the command up for its delivery time-out. If it comes
+//!   back in time it runs the command outside MaxConcurrency, and its
+//!   result counts as any other (errors included);
 //! - Canceled and Terminated are not errors (SSM's `ErrorCount` is Failed
 //!   plus Execution Timed Out only);
 //! - a cancelled command releases nothing more and its never-sent targets

@@ -158,6 +158,11 @@ pub struct Tally {
     pub acknowledged: u32,
     /// …and the next index into the target list to release.
     pub released: u32,
+    /// Released to nodes that were not Online at the time: they hold no
+    /// rate-control slot (see `rate_control`)…
+    pub offline_released: u32,
+    /// …and of those, the ones that ended since.
+    pub offline_finished: u32,
 }
 
 impl Tally {
@@ -169,6 +174,22 @@ impl Tally {
             + self.undeliverable
             + self.terminated
             + self.cancelled
+    }
+
+    /// Adds a delta's counters (not `target_count` nor `released`, which are
+    /// set, never added), as the store's `ADD` does.
+    pub fn add(&mut self, d: &Tally) {
+        self.started += d.started;
+        self.success += d.success;
+        self.failed += d.failed;
+        self.execution_timed_out += d.execution_timed_out;
+        self.delivery_timed_out += d.delivery_timed_out;
+        self.undeliverable += d.undeliverable;
+        self.terminated += d.terminated;
+        self.cancelled += d.cancelled;
+        self.acknowledged += d.acknowledged;
+        self.offline_released += d.offline_released;
+        self.offline_finished += d.offline_finished;
     }
 
     /// SSM's `ErrorCount`: invocations that count against MaxErrors.

@@ -1423,3 +1423,128 @@ async fn a_command_an_automation_step_sent_is_sent_once_and_wakes_it_at_its_end(
         [("exec-7".to_string(), 0)]
     );
 }
+
+/// Sends the node's final Success report.
+async fn succeed(w: &World, cid: &str, n: u8) {
+    let rc = w.rc();
+    ingest::apply_update(&rc, &node(n), update(cid, D::Success, 0, "ok"))
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn nodes_not_online_take_no_slot_from_the_living() {
+    // Ten targets, four of them dead (ConnectionLost), the first among them.
+    let ids: Vec<u8> = (1..=10).collect();
+    let mut w = World::new(&ids.iter().map(|n| (*n, &[][..])).collect::<Vec<_>>());
+    let dead = [1u8, 3, 5, 7];
+    for n in dead {
+        w.fleet.offline.insert(node(n));
+    }
+    let mut body = shell(&ids.iter().map(|n| node(*n)).collect::<Vec<_>>());
+    body["MaxConcurrency"] = json!("2");
+    body["TimeoutSeconds"] = json!(30);
+    let cid = w.send(body).await.unwrap()["Command"]["CommandId"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    w.drain(1000.0).await;
+    let live: Vec<u8> = ids.iter().copied().filter(|n| !dead.contains(n)).collect();
+    // The living finish one after another, each report freeing its slot;
+    // no delivery deadline is needed for any of them to be sent.
+    for _ in 0..live.len() {
+        let pending: Vec<u8> = live
+            .iter()
+            .copied()
+            .filter(|n| {
+                w.store
+                    .get_invocation_now(&cid, *n)
+                    .map(|i| i.status_details)
+                    == Some(D::Pending)
+            })
+            .collect();
+        assert!(!pending.is_empty(), "a live node is waiting for a slot");
+        assert!(
+            pending.len() <= 2,
+            "MaxConcurrency 2 among the living: {pending:?}"
+        );
+        for n in pending {
+            succeed(&w, &cid, n).await;
+        }
+        w.drain(1001.0).await;
+        if live.iter().all(|n| w.detail(&cid, *n) == D::Success) {
+            break;
+        }
+    }
+    for n in &live {
+        assert_eq!(w.detail(&cid, *n), D::Success, "live node {n}");
+    }
+    // The dead were sent the command too, and still wait for their nodes.
+    let sent: Vec<String> = w
+        .mailbox
+        .sent
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|(q, _)| q.clone())
+        .collect();
+    for n in dead {
+        assert!(
+            sent.contains(&format!("q-{}", node(n))),
+            "dead node {n} was sent the command"
+        );
+        assert_eq!(w.detail(&cid, n), D::Pending);
+    }
+    assert_eq!(w.command(&cid).status, "InProgress");
+    // Their delivery time-out ends the command.
+    w.drain(1031.0).await;
+    for n in dead {
+        assert_eq!(w.detail(&cid, n), D::DeliveryTimedOut);
+    }
+    let c = w.command(&cid);
+    assert_eq!((c.tally.success, c.tally.delivery_timed_out), (6, 4));
+    assert_eq!(c.status, "Failed", "some targets timed out: Incomplete");
+    assert_eq!(c.status_details, "Incomplete");
+}
+
+#[tokio::test]
+async fn a_dead_node_that_comes_back_runs_and_is_counted_once() {
+    let mut w = World::new(&[(1, &[]), (2, &[]), (3, &[])]);
+    w.fleet.offline.insert(node(1));
+    let mut body = shell(&[node(1), node(2), node(3)]);
+    body["MaxConcurrency"] = json!("1");
+    let cid = w.send(body).await.unwrap()["Command"]["CommandId"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    w.drain(1000.0).await;
+    // Node 1 was sent and holds no slot: node 2 went too.
+    assert_eq!(w.detail(&cid, 1), D::Pending);
+    assert_eq!(w.detail(&cid, 2), D::Pending);
+    assert!(
+        w.store.get_invocation_now(&cid, 3).is_none(),
+        "MaxConcurrency 1 among the living"
+    );
+    // Node 1 comes back and runs it, In Progress then Success: its moves
+    // free nobody's slot and count in the tally once.
+    let rc = w.rc();
+    ingest::apply_update(&rc, &node(1), update(&cid, D::InProgress, -1, ""))
+        .await
+        .unwrap();
+    succeed(&w, &cid, 1).await;
+    w.drain(1001.0).await;
+    assert!(
+        w.store.get_invocation_now(&cid, 3).is_none(),
+        "node 2's slot is still taken"
+    );
+    succeed(&w, &cid, 2).await;
+    w.drain(1001.0).await;
+    assert_eq!(w.detail(&cid, 3), D::Pending);
+    succeed(&w, &cid, 3).await;
+    w.drain(1002.0).await;
+    let c = w.command(&cid);
+    assert_eq!(c.tally.success, 3);
+    assert_eq!((c.tally.offline_released, c.tally.offline_finished), (1, 1));
+    assert_eq!(c.tally.acknowledged, 3);
+    assert_eq!(c.status, "Success");
+}
