@@ -438,6 +438,22 @@ impl CommandStore for CommandTable {
     async fn transition(&self, transition: &Transition) -> Result<bool, SsmError> {
         self.apply_transition(transition).await
     }
+
+    async fn get_invocations(
+        &self,
+        command_id: &str,
+        instance_ids: &[String],
+    ) -> Result<Vec<Invocation>, SsmError> {
+        self.get_invocation_items(command_id, instance_ids).await
+    }
+
+    async fn put_invocations(&self, invocations: &[Invocation]) -> Result<Vec<bool>, SsmError> {
+        self.put_invocation_items(invocations).await
+    }
+
+    async fn transition_many(&self, transitions: &[Transition]) -> Result<Vec<bool>, SsmError> {
+        self.apply_transitions(transitions).await
+    }
 }
 
 #[cfg(test)]

@@ -298,6 +298,40 @@ pub fn kind_listing(
     }
 }
 
+/// A pause of about `base_ms << attempt`, jittered by up to half of it so
+/// that callers retrying the same conflict do not collide again in step
+/// (for DynamoDB's transaction conflicts and the batch retries of SQS and
+/// EventBridge alike).
+pub fn jittered_backoff(base_ms: u64, attempt: u32) -> std::time::Duration {
+    let full = base_ms << attempt.min(10);
+    // No RNG dependency: the clock's nanoseconds are random enough here.
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| u64::from(d.subsec_nanos()))
+        .unwrap_or(0);
+    let jitter = nanos % (full / 2 + 1);
+    std::time::Duration::from_millis(full / 2 + jitter)
+}
+
+/// DynamoDB's size of an attribute value (UTF-8 bytes of strings, about
+/// the digits of numbers, nested names and values), an estimate to keep a
+/// request under DynamoDB's limits.
+pub fn av_size(v: &AttributeValue) -> usize {
+    match v {
+        AttributeValue::S(x) | AttributeValue::N(x) => x.len(),
+        AttributeValue::B(b) => b.as_ref().len(),
+        AttributeValue::Ss(l) | AttributeValue::Ns(l) => l.iter().map(String::len).sum(),
+        AttributeValue::L(l) => 3 + l.iter().map(|x| 1 + av_size(x)).sum::<usize>(),
+        AttributeValue::M(m) => 3 + item_size(m),
+        _ => 1,
+    }
+}
+
+/// [`av_size`] of every attribute of `item`, names included.
+pub fn item_size(item: &Item) -> usize {
+    item.iter().map(|(k, v)| 1 + k.len() + av_size(v)).sum()
+}
+
 /// Tries at a batch request while DynamoDB leaves part of it unprocessed.
 const BATCH_ATTEMPTS: u32 = 8;
 

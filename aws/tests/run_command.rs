@@ -17,7 +17,7 @@ use steward_core::channel::{
 use steward_core::clock::now_epoch;
 use steward_core::run_command::dispatch;
 use steward_core::run_command::ingest::{Applied, apply_update};
-use steward_core::run_command::model::{Transition, WorkItem};
+use steward_core::run_command::model::{Invocation, PluginRecord, Transition, WorkItem};
 use steward_core::run_command::operations;
 use steward_core::run_command::ports::{CommandStore, TimeRange};
 use steward_core::run_command::status::InvocationDetail as D;
@@ -606,4 +606,386 @@ async fn status_changes_reach_an_eventbridge_rule_shaped_as_ssms() {
         stack.settings.region
     );
     assert_eq!(event["resources"][0], expected.as_str());
+}
+
+// ---------------------------------------------------------------- batched ports
+
+/// A command sent to one registered node and not fanned out: its counters
+/// at zero and no invocation yet, for the batch tests to write their own.
+async fn bare_command(stack: &Stack) -> String {
+    let (a, _) = adapters(stack).await;
+    let (n1, _) = node(stack).await;
+    let sent = operations::send_command(&a.ports(), &admin(), &shell(&[&n1]), now_epoch())
+        .await
+        .unwrap();
+    sent["Command"]["CommandId"].as_str().unwrap().to_string()
+}
+
+fn invocation(command_id: &str, instance_id: &str, status: D) -> Invocation {
+    Invocation {
+        command_id: command_id.into(),
+        instance_id: instance_id.into(),
+        instance_name: String::new(),
+        comment: String::new(),
+        document_name: "AWS-RunShellScript".into(),
+        document_version: "1".into(),
+        requested_date_time: now_epoch(),
+        status_details: status,
+        response_code: if status.is_final() { 1 } else { -1 },
+        execution_start_date_time: None,
+        execution_end_date_time: None,
+        plugins: Vec::new(),
+        output_s3_bucket_name: String::new(),
+        output_s3_key_prefix: String::new(),
+        output_s3_region: String::new(),
+        service_role: String::new(),
+        notification_config: None,
+        message_id: steward_core::ids::new_command_id(),
+        delivery_deadline: now_epoch() + 60.0,
+        released_offline: false,
+    }
+}
+
+#[tokio::test]
+#[ignore = "needs the local stack: make test runs it"]
+async fn put_invocations_creates_the_missing_and_counts_only_them() {
+    let stack = stack().await;
+    let store = CommandTable::new(&stack);
+    let cid = bare_command(&stack).await;
+    let [a, b, c] = [D::Undeliverable, D::Success, D::Cancelled]
+        .map(|status| invocation(&cid, &new_node_id(), status));
+    // b exists already, with another response code than the batch's copy.
+    let mut first_b = b.clone();
+    first_b.response_code = 7;
+    assert!(store.put_invocation(&first_b).await.unwrap());
+    let before = store.get_command(&cid).await.unwrap().unwrap().tally;
+
+    let answers = store
+        .put_invocations(&[a.clone(), b.clone(), c.clone()])
+        .await
+        .unwrap();
+    assert_eq!(answers, vec![true, false, true]);
+    let mut expected = before;
+    expected.add(&a.initial_tally());
+    expected.add(&c.initial_tally());
+    let after = store.get_command(&cid).await.unwrap().unwrap().tally;
+    assert_eq!(after, expected);
+    assert_eq!(
+        (after.undeliverable, after.success, after.cancelled),
+        (
+            before.undeliverable + 1,
+            before.success,
+            before.cancelled + 1
+        )
+    );
+    let stored_b = store
+        .get_invocation(&cid, &b.instance_id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(stored_b.response_code, 7);
+    // Everything there now: all false, nothing counted.
+    assert_eq!(
+        store.put_invocations(&[a, b, c]).await.unwrap(),
+        vec![false; 3]
+    );
+    assert_eq!(store.get_command(&cid).await.unwrap().unwrap().tally, after);
+    assert!(store.put_invocations(&[]).await.unwrap().is_empty());
+}
+
+#[tokio::test]
+#[ignore = "needs the local stack: make test runs it"]
+async fn transition_many_applies_the_current_and_counts_only_them() {
+    let stack = stack().await;
+    let store = CommandTable::new(&stack);
+    let cid = bare_command(&stack).await;
+    let ids: Vec<String> = (0..3).map(|_| new_node_id()).collect();
+    let pending: Vec<Invocation> = ids
+        .iter()
+        .map(|id| invocation(&cid, id, D::Pending))
+        .collect();
+    assert_eq!(
+        store.put_invocations(&pending).await.unwrap(),
+        vec![true; 3]
+    );
+    // The first moved on already: a Pending → Success about it is stale.
+    let started = Transition::status_only(&cid, &ids[0], D::Pending, D::InProgress);
+    assert!(store.transition(&started).await.unwrap());
+    let before = store.get_command(&cid).await.unwrap().unwrap().tally;
+
+    let mut batch: Vec<Transition> = ids
+        .iter()
+        .map(|id| Transition::status_only(&cid, id, D::Pending, D::Success))
+        .collect();
+    batch[2].to = D::Failed;
+    batch[2].response_code = Some(2);
+    let answers = store.transition_many(&batch).await.unwrap();
+    assert_eq!(answers, vec![false, true, true]);
+    let mut expected = before;
+    expected.add(&batch[1].tally_delta());
+    expected.add(&batch[2].tally_delta());
+    let after = store.get_command(&cid).await.unwrap().unwrap().tally;
+    assert_eq!(after, expected);
+    assert_eq!(
+        (after.success, after.failed),
+        (before.success + 1, before.failed + 1)
+    );
+    let got = store.get_invocations(&cid, &ids).await.unwrap();
+    let detail = |id: &str| {
+        got.iter()
+            .find(|i| i.instance_id == id)
+            .map(|i| (i.status_details, i.response_code))
+    };
+    assert_eq!(detail(&ids[0]), Some((D::InProgress, -1)));
+    assert_eq!(detail(&ids[1]), Some((D::Success, -1)));
+    assert_eq!(detail(&ids[2]), Some((D::Failed, 2)));
+
+    // One invocation twice in a batch: refused before any request.
+    let twice = [batch[1].clone(), batch[1].clone()];
+    assert_eq!(
+        store.transition_many(&twice).await.unwrap_err().code(),
+        "InternalServerError"
+    );
+    assert!(store.transition_many(&[]).await.unwrap().is_empty());
+}
+
+#[tokio::test]
+#[ignore = "needs the local stack: make test runs it"]
+async fn get_invocations_reads_the_existing_ones() {
+    let stack = stack().await;
+    let store = CommandTable::new(&stack);
+    let cid = bare_command(&stack).await;
+    let there: Vec<String> = (0..2).map(|_| new_node_id()).collect();
+    let invs: Vec<Invocation> = there
+        .iter()
+        .map(|id| invocation(&cid, id, D::Pending))
+        .collect();
+    store.put_invocations(&invs).await.unwrap();
+    let asked = vec![
+        there[0].clone(),
+        new_node_id(),
+        there[1].clone(),
+        there[0].clone(),
+    ];
+    let mut got = store.get_invocations(&cid, &asked).await.unwrap();
+    got.sort_by(|a, b| a.instance_id.cmp(&b.instance_id));
+    let mut expected = invs.clone();
+    expected.sort_by(|a, b| a.instance_id.cmp(&b.instance_id));
+    assert_eq!(got, expected);
+    assert!(store.get_invocations(&cid, &[]).await.unwrap().is_empty());
+}
+
+#[tokio::test]
+#[ignore = "needs the local stack: make test runs it"]
+async fn transition_many_over_several_transactions_applies_all() {
+    let stack = stack().await;
+    let store = CommandTable::new(&stack);
+    let cid = bare_command(&stack).await;
+    let ids: Vec<String> = (0..150).map(|_| new_node_id()).collect();
+    let invs: Vec<Invocation> = ids
+        .iter()
+        .map(|id| invocation(&cid, id, D::Pending))
+        .collect();
+    assert_eq!(store.put_invocations(&invs).await.unwrap(), vec![true; 150]);
+    let before = store.get_command(&cid).await.unwrap().unwrap().tally;
+    // 30 KB of output each: the size, not only the count, cuts the batch.
+    let plugins = vec![PluginRecord {
+        name: "aws:runShellScript".into(),
+        status_details: D::Success,
+        response_code: 0,
+        response_start_date_time: None,
+        response_finish_date_time: None,
+        standard_output_content: "x".repeat(30 * 1024),
+        standard_error_content: String::new(),
+        standard_output_url: String::new(),
+        standard_error_url: String::new(),
+    }];
+    let batch: Vec<Transition> = ids
+        .iter()
+        .map(|id| Transition {
+            response_code: Some(0),
+            plugins: Some(plugins.clone()),
+            ..Transition::status_only(&cid, id, D::Pending, D::Success)
+        })
+        .collect();
+    assert_eq!(
+        store.transition_many(&batch).await.unwrap(),
+        vec![true; 150]
+    );
+    let after = store.get_command(&cid).await.unwrap().unwrap().tally;
+    assert_eq!(
+        (after.success, after.acknowledged),
+        (before.success + 150, before.acknowledged + 150)
+    );
+    let got = store.get_invocations(&cid, &ids).await.unwrap();
+    assert_eq!(got.len(), 150);
+    assert!(got.iter().all(|i| i.status_details == D::Success
+        && i.plugins[0].standard_output_content.len() == 30 * 1024));
+}
+
+#[tokio::test]
+#[ignore = "needs the local stack: make test runs it"]
+async fn node_addresses_answer_in_order() {
+    use steward_core::run_command::ports::NodeDirectory;
+    let stack = stack().await;
+    let (n1, q1) = node(&stack).await;
+    let (n2, q2) = node(&stack).await;
+    let nodes = steward_aws::node_mailbox::SqsNodeMailbox::new(&stack);
+    let asked = vec![n2.clone(), new_node_id(), n1.clone()];
+    let got = nodes.node_addresses(&asked).await.unwrap();
+    let urls: Vec<Option<String>> = got
+        .iter()
+        .map(|a| a.as_ref().map(|a| a.queue_url.clone()))
+        .collect();
+    assert_eq!(urls, vec![Some(q2), None, Some(q1)]);
+    // As one at a time answers them.
+    for (id, batched) in asked.iter().zip(&got) {
+        assert_eq!(&nodes.node_address(id).await.unwrap(), batched);
+    }
+}
+
+#[tokio::test]
+#[ignore = "needs the local stack: make test runs it"]
+async fn enqueue_many_delivers_every_item() {
+    use steward_core::run_command::ports::WorkQueue;
+    let stack = stack().await;
+    // A queue of the test's own: the control plane consumes the stack's.
+    let url = queue(&stack, "work-batch").await;
+    let work = steward_aws::work_queue::SqsWorkQueue::with_url(stack.clients.sqs.clone(), &url);
+    let items: Vec<(WorkItem, u32)> = (0..23)
+        .map(|i| {
+            let item = WorkItem::DeliveryDeadline {
+                command_id: format!("c-{i}"),
+                instance_id: "mi-00000000000000001".into(),
+                at: i as f64,
+            };
+            (item, 0)
+        })
+        .collect();
+    work.enqueue_many(&items).await.unwrap();
+    let mut got = Vec::new();
+    for _ in 0..5 {
+        got.extend(receive_all(&stack, &url).await);
+        if got.len() >= items.len() {
+            break;
+        }
+    }
+    let mut got: Vec<String> = got
+        .iter()
+        .map(|b| serde_json::to_string(&serde_json::from_str::<WorkItem>(b).unwrap()).unwrap())
+        .collect();
+    let mut sent: Vec<String> = items
+        .iter()
+        .map(|(i, _)| serde_json::to_string(i).unwrap())
+        .collect();
+    got.sort();
+    sent.sort();
+    assert_eq!(got, sent);
+    work.enqueue_many(&[]).await.unwrap();
+    stack
+        .clients
+        .sqs
+        .delete_queue()
+        .queue_url(&url)
+        .send()
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+#[ignore = "needs the local stack: make test runs it"]
+async fn publish_many_delivers_every_event() {
+    use steward_core::events::{Event, EventSink};
+    let stack = stack().await;
+    let target = queue(&stack, "events-batch").await;
+    let arn = stack
+        .clients
+        .sqs
+        .get_queue_attributes()
+        .queue_url(&target)
+        .attribute_names(QueueAttributeName::QueueArn)
+        .send()
+        .await
+        .unwrap()
+        .attributes
+        .unwrap()
+        .remove(&QueueAttributeName::QueueArn)
+        .unwrap();
+    let run = steward_core::ids::new_command_id();
+    let rule = format!("steward-test-batch-{}", &run[..8]);
+    let events = &stack.clients.events;
+    events
+        .put_rule()
+        .name(&rule)
+        .event_bus_name(&stack.settings.event_bus)
+        .event_pattern(json!({"source": ["steward.ssm"], "detail": {"run": [run]}}).to_string())
+        .send()
+        .await
+        .unwrap();
+    events
+        .put_targets()
+        .rule(&rule)
+        .event_bus_name(&stack.settings.event_bus)
+        .targets(
+            aws_sdk_eventbridge::types::Target::builder()
+                .id("q")
+                .arn(arn)
+                .build()
+                .unwrap(),
+        )
+        .send()
+        .await
+        .unwrap();
+    let batch: Vec<Event> = (0..23)
+        .map(|i| Event {
+            detail_type: "EC2 Command Invocation Status-change Notification",
+            resources: vec!["mi-00000000000000001".into()],
+            detail: json!({"run": run, "n": i}),
+        })
+        .collect();
+    let bus = steward_aws::events::EventBus::new(&stack);
+    let published = bus.publish_many(batch).await;
+    let mut got = Vec::new();
+    for _ in 0..10 {
+        got.extend(receive_all(&stack, &target).await);
+        if got.len() >= 23 {
+            break;
+        }
+    }
+    // The rule goes whatever the outcome.
+    events
+        .remove_targets()
+        .rule(&rule)
+        .event_bus_name(&stack.settings.event_bus)
+        .ids("q")
+        .send()
+        .await
+        .unwrap();
+    events
+        .delete_rule()
+        .name(&rule)
+        .event_bus_name(&stack.settings.event_bus)
+        .send()
+        .await
+        .unwrap();
+    stack
+        .clients
+        .sqs
+        .delete_queue()
+        .queue_url(&target)
+        .send()
+        .await
+        .unwrap();
+    published.unwrap();
+    let mut ns: Vec<i64> = got
+        .iter()
+        .map(|b| {
+            let e: Value = serde_json::from_str(b).unwrap();
+            assert_eq!(e["source"], "steward.ssm");
+            e["detail"]["n"].as_i64().unwrap()
+        })
+        .collect();
+    ns.sort();
+    assert_eq!(ns, (0..23).collect::<Vec<i64>>());
+    bus.publish_many(Vec::new()).await.unwrap();
 }

@@ -14,7 +14,7 @@ use crate::patching::instance_state::PatchStateStore;
 use crate::patching::instance_state::compliance::write_when_complete;
 use crate::patching::instance_state::ingest::{Applied as PatchApplied, apply_part};
 use crate::run_command::RunCommandContext;
-use crate::run_command::ingest::{Applied, apply_update};
+use crate::run_command::ingest::{Applied, Report, apply_updates};
 
 use super::FleetContext;
 use super::ops;
@@ -47,22 +47,123 @@ pub enum Outcome {
 /// content. Every step is idempotent: a redelivered message changes nothing
 /// twice.
 pub async fn receive(ports: &UplinkPorts<'_>, body: &str, now: f64) -> Result<Outcome, SsmError> {
-    let env = match uplink_sender(body) {
-        Ok(env) => env,
-        Err(e) => return Ok(Outcome::Dropped(format!("not an uplink envelope: {e}"))),
-    };
-    let node_id = env.node_id.clone();
-    let Some(node) = ports.fleet.nodes.get(&node_id).await? else {
-        tracing::warn!(instance_id = %node_id, "uplink from an unknown node");
-        return Ok(Outcome::Dropped(format!("unknown node {node_id}")));
-    };
-    let payload = match open_uplink(&env, &node.public_key) {
-        Ok(p) => p,
-        Err(e) => {
-            tracing::warn!(instance_id = %node_id, reason = %e, "uplink does not verify");
-            return Ok(Outcome::Dropped(format!("from {node_id}: {e}")));
+    let mut out = receive_batch(ports, &[body], now).await;
+    out.pop().unwrap_or_else(|| Err(SsmError::internal()))
+}
+
+/// Verifies and applies a batch of messages at `now`: what became of each,
+/// in the order given, each as [`receive`] would answer it alone. The
+/// senders' keys are read together, and the invocation updates applied
+/// together (`run_command::ingest::apply_updates`); a fault fails the
+/// messages it touched, for a retry of those alone.
+pub async fn receive_batch(
+    ports: &UplinkPorts<'_>,
+    bodies: &[&str],
+    now: f64,
+) -> Vec<Result<Outcome, SsmError>> {
+    let mut out: Vec<Result<Outcome, SsmError>> = vec![Ok(Outcome::Applied); bodies.len()];
+    let mut envelopes = Vec::new();
+    for (i, body) in bodies.iter().enumerate() {
+        match uplink_sender(body) {
+            Ok(env) => envelopes.push((i, env)),
+            Err(e) => out[i] = Ok(Outcome::Dropped(format!("not an uplink envelope: {e}"))),
         }
-    };
+    }
+    let mut senders: Vec<String> = envelopes.iter().map(|(_, e)| e.node_id.clone()).collect();
+    senders.sort_unstable();
+    senders.dedup();
+    let keys: std::collections::BTreeMap<String, String> =
+        match ports.fleet.nodes.get_many(&senders).await {
+            Ok(nodes) => nodes
+                .into_iter()
+                .map(|n| (n.instance_id, n.public_key))
+                .collect(),
+            Err(e) => {
+                for (i, _) in &envelopes {
+                    out[*i] = Err(e.clone());
+                }
+                return out;
+            }
+        };
+    let mut reports = Vec::new();
+    let mut report_index = Vec::new();
+    for (i, env) in envelopes {
+        let node_id = env.node_id.clone();
+        let Some(key) = keys.get(&node_id) else {
+            tracing::warn!(instance_id = %node_id, "uplink from an unknown node");
+            out[i] = Ok(Outcome::Dropped(format!("unknown node {node_id}")));
+            continue;
+        };
+        let payload = match open_uplink(&env, key) {
+            Ok(p) => p,
+            Err(e) => {
+                tracing::warn!(instance_id = %node_id, reason = %e, "uplink does not verify");
+                out[i] = Ok(Outcome::Dropped(format!("from {node_id}: {e}")));
+                continue;
+            }
+        };
+        match payload.message {
+            Uplink::InvocationUpdate(update) => {
+                reports.push(Report { node_id, update });
+                report_index.push(i);
+            }
+            _ => out[i] = apply(ports, &node_id, payload, now).await,
+        }
+    }
+    if reports.is_empty() {
+        return out;
+    }
+    let logged: Vec<(String, String, &'static str)> = reports
+        .iter()
+        .map(|r| {
+            (
+                r.node_id.clone(),
+                r.update.command_id.clone(),
+                r.update.detail.as_str(),
+            )
+        })
+        .collect();
+    match apply_updates(&ports.run_command, reports).await {
+        Ok(applied) => {
+            for ((i, a), (node_id, command_id, detail)) in
+                report_index.iter().zip(applied).zip(logged)
+            {
+                match a {
+                    Applied::Changed => {
+                        tracing::info!(%node_id, %command_id, detail, "invocation updated")
+                    }
+                    Applied::Unchanged => tracing::debug!(
+                        %node_id,
+                        %command_id,
+                        detail,
+                        "report changes nothing (repeated or stale)"
+                    ),
+                    Applied::NotFound => tracing::warn!(
+                        %node_id,
+                        %command_id,
+                        "report ignored: this node has no invocation of that command"
+                    ),
+                }
+                out[*i] = Ok(Outcome::Applied);
+            }
+        }
+        Err(e) => {
+            for i in report_index {
+                out[i] = Err(e.clone());
+            }
+        }
+    }
+    out
+}
+
+/// Applies one verified message other than an invocation update.
+async fn apply(
+    ports: &UplinkPorts<'_>,
+    node_id: &str,
+    payload: crate::channel::UplinkPayload,
+    now: f64,
+) -> Result<Outcome, SsmError> {
+    let node_id = node_id.to_string();
     match payload.message {
         Uplink::Heartbeat(hb) => {
             // The node's clock may run ahead; a heartbeat is never in the future.
@@ -154,24 +255,9 @@ pub async fn receive(ports: &UplinkPorts<'_>, body: &str, now: f64) -> Result<Ou
             }
         }
         Uplink::InvocationUpdate(update) => {
-            let command_id = update.command_id.clone();
-            let detail = update.detail.as_str();
-            match apply_update(&ports.run_command, &node_id, update).await? {
-                Applied::Changed => {
-                    tracing::info!(%node_id, %command_id, detail, "invocation updated")
-                }
-                Applied::Unchanged => tracing::debug!(
-                    %node_id,
-                    %command_id,
-                    detail,
-                    "report changes nothing (repeated or stale)"
-                ),
-                Applied::NotFound => tracing::warn!(
-                    %node_id,
-                    %command_id,
-                    "report ignored: this node has no invocation of that command"
-                ),
-            }
+            // Batched by `receive_batch`; alone here only if called so.
+            let report = Report { node_id, update };
+            apply_updates(&ports.run_command, vec![report]).await?;
         }
     }
     Ok(Outcome::Applied)

@@ -11,7 +11,7 @@ use super::ports::Delivery;
 use super::progress::settle;
 use crate::channel::PluginStep;
 use crate::channel::{
-    CancelMessage, Downlink, DownlinkPayload, RunMessage, StepUpload, VERSION, seal_downlink,
+    CancelMessage, Downlink, DownlinkPayload, RunMessage, StepUpload, VERSION, seal_downlinks,
 };
 use crate::error::SsmError;
 use crate::parameters::references::{PlainResolver, ResolveError};
@@ -73,17 +73,30 @@ pub async fn run(
             instance_id,
             at,
         } => {
-            if now < *at {
-                let delay = delay_until(*at, now);
-                rc.work.enqueue(item, delay).await?;
-                return Ok(Outcome::Postponed(delay));
-            }
             let execution = matches!(item, WorkItem::ExecutionDeadline { .. });
-            let outcome = deadline(rc, command_id, instance_id, execution).await?;
-            // Also when the invocation had moved on already: a crash after
-            // a move and before its release is healed here.
-            release(rc, command_id, now).await?;
-            Ok(outcome)
+            deadlines_due(
+                rc,
+                item,
+                command_id,
+                std::slice::from_ref(instance_id),
+                *at,
+                execution,
+                now,
+            )
+            .await
+        }
+        WorkItem::DeliveryDeadlines {
+            command_id,
+            instance_ids,
+            at,
+        }
+        | WorkItem::ExecutionDeadlines {
+            command_id,
+            instance_ids,
+            at,
+        } => {
+            let execution = matches!(item, WorkItem::ExecutionDeadlines { .. });
+            deadlines_due(rc, item, command_id, instance_ids, *at, execution, now).await
         }
         WorkItem::Cancel {
             command_id,
@@ -170,36 +183,37 @@ async fn release_round(
             Err(e @ ResolveError::Unresolvable { .. }) => Err(e.to_string()),
             Err(ResolveError::Store(e)) => return Err(e),
         };
-        // Deliveries are independent (each is its own conditional write and
-        // message), so they overlap; a failure retries the whole item, which
-        // resends only what is still Pending.
-        // Built before awaiting: a closure held across the await would make
-        // the future's Send-ness depend on higher-ranked lifetimes the
-        // compiler cannot prove when the handler is spawned.
-        let deliveries: Vec<_> = due
-            .iter()
-            .map(|node| deliver(rc, c, &steps, node, now))
-            .collect();
-        stream::iter(deliveries)
-            .buffer_unordered(FAN_OUT_CONCURRENCY)
-            .try_collect::<()>()
-            .await?;
+        for chunk in due.chunks(DELIVERY_BATCH) {
+            deliver(rc, c, &steps, chunk, now).await?;
+        }
         rc.store
             .raise_released(command_id, decision.release.end)
             .await?;
     }
     if let Some(closing) = &decision.close {
-        for node in decision.close_of(&c.resolved_instance_ids) {
-            let mut inv = pending_invocation(c, node, None, now);
-            inv.status_details = closing.detail;
-            for p in &mut inv.plugins {
-                p.status_details = closing.detail;
-            }
+        let closed: Vec<Invocation> = decision
+            .close_of(&c.resolved_instance_ids)
+            .iter()
+            .map(|node| {
+                let mut inv = pending_invocation(c, node, None, now);
+                inv.status_details = closing.detail;
+                for p in &mut inv.plugins {
+                    p.status_details = closing.detail;
+                }
+                inv
+            })
+            .collect();
+        for chunk in closed.chunks(DELIVERY_BATCH) {
             // One already there was sent by a release that raced the stop:
             // it is left to finish.
-            if rc.store.put_invocation(&inv).await? {
-                rc.emit(invocation_status_changed(&inv)).await;
-            }
+            let created = rc.store.put_invocations(chunk).await?;
+            let events = chunk
+                .iter()
+                .zip(created)
+                .filter(|(_, created)| *created)
+                .map(|(inv, _)| invocation_status_changed(inv))
+                .collect();
+            publish(rc, command_id, events).await;
         }
         rc.store
             .raise_released(command_id, c.tally.target_count)
@@ -211,36 +225,59 @@ async fn release_round(
     settle(rc, command_id).await
 }
 
-/// Moves an invocation and, when it moved, tells EventBridge.
-async fn apply(
+/// Targets one delivery reads, writes and signs together: one BatchGetItem
+/// of their addresses, one transaction of their invocations (DynamoDB's
+/// limit is 100 items), one signature.
+const DELIVERY_BATCH: usize = 100;
+
+/// Publishes events; a failure is logged, never fatal: the state changes
+/// they report have already happened.
+async fn publish(rc: &RunCommandContext<'_>, command_id: &str, events: Vec<crate::events::Event>) {
+    if events.is_empty() {
+        return;
+    }
+    if let Err(e) = rc.events.publish_many(events).await {
+        tracing::warn!(command_id, error = %e, "invocation events not published");
+    }
+}
+
+/// Applies moves (distinct invocations) and tells EventBridge of the ones
+/// that happened.
+async fn apply_all(
     rc: &RunCommandContext<'_>,
-    inv: &Invocation,
-    t: Transition,
-) -> Result<bool, SsmError> {
-    if !inv.status_details.may_become(t.to) {
-        return Ok(false);
+    command_id: &str,
+    moves: Vec<(Invocation, Transition)>,
+) -> Result<(), SsmError> {
+    let moves: Vec<_> = moves
+        .into_iter()
+        .filter(|(inv, t)| inv.status_details.may_become(t.to))
+        .collect();
+    if moves.is_empty() {
+        return Ok(());
     }
-    let moved = rc.store.transition(&t).await?;
-    if moved {
-        let mut after = inv.clone();
-        after.status_details = t.to;
-        rc.emit(invocation_status_changed(&after)).await;
-    }
-    Ok(moved)
+    let transitions: Vec<Transition> = moves.iter().map(|(_, t)| t.clone()).collect();
+    let applied = rc.store.transition_many(&transitions).await?;
+    let events = moves
+        .iter()
+        .zip(applied)
+        .filter(|(_, ok)| *ok)
+        .map(|((inv, t), _)| {
+            let mut after = inv.clone();
+            after.status_details = t.to;
+            invocation_status_changed(&after)
+        })
+        .collect();
+    publish(rc, command_id, events).await;
+    Ok(())
 }
 
 fn mv(inv: &Invocation, to: InvocationDetail) -> Transition {
     inv.moved_to(to)
 }
 
-/// Fails an invocation whose `{{ssm:…}}` references no longer resolve:
-/// nothing is sent, and the reason is the first plugin's error output.
-async fn unresolvable(
-    rc: &RunCommandContext<'_>,
-    inv: &Invocation,
-    why: &str,
-    now: f64,
-) -> Result<(), SsmError> {
+/// The move that fails an invocation whose `{{ssm:…}}` references no longer
+/// resolve: nothing is sent, and the reason is the first plugin's error output.
+fn unresolvable(inv: &Invocation, why: &str, now: f64) -> Transition {
     let plugins = inv
         .plugins
         .iter()
@@ -257,14 +294,12 @@ async fn unresolvable(
             ..p.clone()
         })
         .collect();
-    let t = Transition {
+    Transition {
         response_code: Some(-1),
         execution_end_date_time: Some(now),
         plugins: Some(plugins),
         ..mv(inv, InvocationDetail::Failed)
-    };
-    apply(rc, inv, t).await?;
-    Ok(())
+    }
 }
 
 /// A target's invocation as it is created: Pending, to be sent now.
@@ -312,168 +347,291 @@ fn pending_invocation(
     }
 }
 
-/// Creates (unless it exists) the node's invocation and sends it the signed
-/// RunCommand with `steps` (the command's, `{{ssm:…}}` resolved, or why they
-/// cannot be). A redelivery finds the invocation, and resends only while it
-/// is still Pending, with the same `msg_id` so the agent drops the repeat.
+/// Creates (unless they exist) the nodes' invocations and sends each node
+/// the signed RunCommand with `steps` (the command's, `{{ssm:…}}` resolved,
+/// or why they cannot be). A redelivery finds the invocations, and resends
+/// only those still Pending, with the same `msg_id` so the agent drops the
+/// repeat. The nodes' addresses are read in one request, their invocations
+/// put in one transaction, their messages signed once (`seal_downlinks`),
+/// and their deadlines enqueued as two work items, not two per node.
 async fn deliver(
     rc: &RunCommandContext<'_>,
     c: &Command,
     steps: &Result<Vec<PluginStep>, String>,
-    node: &str,
+    nodes: &[String],
     now: f64,
 ) -> Result<(), SsmError> {
-    let address = rc.nodes.node_address(node).await?;
-    let fresh = pending_invocation(c, node, address.as_ref(), now);
-    let inv = if rc.store.put_invocation(&fresh).await? {
-        fresh
+    let command_id = c.command_id.as_str();
+    let addresses = rc.nodes.node_addresses(nodes).await?;
+    let fresh: Vec<Invocation> = nodes
+        .iter()
+        .zip(&addresses)
+        .map(|(node, address)| pending_invocation(c, node, address.as_ref(), now))
+        .collect();
+    let created = rc.store.put_invocations(&fresh).await?;
+    let existed: Vec<String> = nodes
+        .iter()
+        .zip(&created)
+        .filter(|(_, created)| !**created)
+        .map(|(n, _)| n.clone())
+        .collect();
+    let mut existing: std::collections::BTreeMap<String, Invocation> = if existed.is_empty() {
+        Default::default()
     } else {
-        let existing = match rc.store.get_invocation(&c.command_id, node).await? {
-            Some(existing) => existing,
-            None => return Err(SsmError::internal()),
-        };
-        // Put moments ago by another release run (reports start runs that
-        // overlap): that run is sending it, and resending would only make
-        // the agent refuse a repeat. A run that died before sending is
-        // redelivered after the work queue's visibility timeout, by when
-        // the invocation is older than this and is resent.
-        let created = existing.delivery_deadline - c.timeout_seconds as f64;
-        if existing.status_details == InvocationDetail::Pending
-            && now - created < RESEND_AFTER_SECONDS
-        {
-            return Ok(());
-        }
-        existing
+        rc.store
+            .get_invocations(command_id, &existed)
+            .await?
+            .into_iter()
+            .map(|inv| (inv.instance_id.clone(), inv))
+            .collect()
     };
-    if inv.status_details != InvocationDetail::Pending {
-        return Ok(());
-    }
-    if c.cancel_requested || c.is_final() {
-        apply(rc, &inv, mv(&inv, InvocationDetail::Cancelled)).await?;
-        return Ok(());
-    }
-    let Some(address) = address else {
-        apply(rc, &inv, mv(&inv, InvocationDetail::Undeliverable)).await?;
-        return Ok(());
-    };
-    if now >= inv.delivery_deadline {
-        apply(rc, &inv, mv(&inv, InvocationDetail::DeliveryTimedOut)).await?;
-        return Ok(());
-    }
-    let steps = match steps {
-        Ok(steps) => steps,
-        Err(why) => return unresolvable(rc, &inv, why, now).await,
-    };
-    let steps = match super::patch_dispatch::complete_for_node(
-        rc.patch_baselines,
-        steps,
-        &address,
-        &c.command_id,
-    )
-    .await?
-    {
-        Ok(steps) => steps,
-        Err(why) => return unresolvable(rc, &inv, &why, now).await,
-    };
-    let execution_deadline = inv.delivery_deadline + c.execution_budget() as f64 + EXECUTION_MARGIN;
-    let mut uploads = Vec::new();
-    if !c.output_s3_bucket_name.is_empty() {
-        let ttl = ((execution_deadline - now).ceil() as u64).clamp(1, MAX_PRESIGN_SECONDS);
-        for (i, step) in c.steps.iter().enumerate() {
-            let key = |stream| {
-                output_key(
-                    &c.output_s3_key_prefix,
-                    &c.command_id,
-                    node,
-                    &step.name,
-                    i,
-                    stream,
-                )
+    let mut moves = Vec::new();
+    let mut sends = Vec::new();
+    for ((inv, created), address) in fresh.into_iter().zip(created).zip(addresses) {
+        let inv = if created {
+            inv
+        } else {
+            let Some(existing) = existing.remove(&inv.instance_id) else {
+                return Err(SsmError::internal());
             };
-            let out = rc
-                .outputs
-                .presign_put(
-                    &c.output_s3_bucket_name,
-                    &c.output_s3_region,
-                    &key("stdout"),
-                    ttl,
-                )
-                .await?;
-            let err = rc
-                .outputs
-                .presign_put(
-                    &c.output_s3_bucket_name,
-                    &c.output_s3_region,
-                    &key("stderr"),
-                    ttl,
-                )
-                .await?;
-            uploads.push(StepUpload {
-                stdout_put_url: out.put_url,
-                stderr_put_url: err.put_url,
-            });
+            // Put moments ago by another release run (reports start runs
+            // that overlap): that run is sending it, and resending would
+            // only make the agent refuse a repeat. A run that died before
+            // sending is redelivered after the work queue's visibility
+            // timeout, by when the invocation is older than this and is
+            // resent.
+            let created_at = existing.delivery_deadline - c.timeout_seconds as f64;
+            if existing.status_details == InvocationDetail::Pending
+                && now - created_at < RESEND_AFTER_SECONDS
+            {
+                continue;
+            }
+            existing
+        };
+        if inv.status_details != InvocationDetail::Pending {
+            continue;
         }
-    }
-    let payload = DownlinkPayload {
-        v: VERSION,
-        msg_id: inv.message_id.clone(),
-        node_id: node.to_string(),
-        issued_at: now,
-        expires_at: inv.delivery_deadline,
-        message: Downlink::Run(RunMessage {
-            command_id: c.command_id.clone(),
-            document_name: c.document_name.clone(),
-            document_version: c.document_version.clone(),
+        if c.cancel_requested || c.is_final() {
+            let t = mv(&inv, InvocationDetail::Cancelled);
+            moves.push((inv, t));
+            continue;
+        }
+        let Some(address) = address else {
+            let t = mv(&inv, InvocationDetail::Undeliverable);
+            moves.push((inv, t));
+            continue;
+        };
+        if now >= inv.delivery_deadline {
+            let t = mv(&inv, InvocationDetail::DeliveryTimedOut);
+            moves.push((inv, t));
+            continue;
+        }
+        let steps = match steps {
+            Ok(steps) => steps,
+            Err(why) => {
+                let t = unresolvable(&inv, why, now);
+                moves.push((inv, t));
+                continue;
+            }
+        };
+        let steps = match super::patch_dispatch::complete_for_node(
+            rc.patch_baselines,
             steps,
-            uploads,
-        }),
-    };
-    let body = seal_downlink(&payload, rc.signer)
+            &address,
+            command_id,
+        )
+        .await?
+        {
+            Ok(steps) => steps,
+            Err(why) => {
+                let t = unresolvable(&inv, &why, now);
+                moves.push((inv, t));
+                continue;
+            }
+        };
+        let execution_deadline =
+            inv.delivery_deadline + c.execution_budget() as f64 + EXECUTION_MARGIN;
+        let uploads = uploads_for(rc, c, &inv.instance_id, execution_deadline, now).await?;
+        let payload = DownlinkPayload {
+            v: VERSION,
+            msg_id: inv.message_id.clone(),
+            node_id: inv.instance_id.clone(),
+            issued_at: now,
+            expires_at: inv.delivery_deadline,
+            message: Downlink::Run(RunMessage {
+                command_id: c.command_id.clone(),
+                document_name: c.document_name.clone(),
+                document_version: c.document_version.clone(),
+                steps,
+                uploads,
+            }),
+        };
+        sends.push((inv, address, payload, execution_deadline));
+    }
+    apply_all(rc, command_id, moves).await?;
+    if sends.is_empty() {
+        return Ok(());
+    }
+    let payloads: Vec<DownlinkPayload> = sends.iter().map(|(_, _, p, _)| p.clone()).collect();
+    let bodies = seal_downlinks(&payloads, rc.signer)
         .await
         .map_err(|_| SsmError::internal())?;
-    if rc.mailbox.send(&address.queue_url, &body).await? == Delivery::QueueGone {
-        apply(rc, &inv, mv(&inv, InvocationDetail::Undeliverable)).await?;
-        return Ok(());
+    // Each node has its own queue, so the sends are one request each; they
+    // overlap. A failure retries the whole item, which resends only what is
+    // still Pending.
+    // Built before awaiting: a closure held across the await would make the
+    // future's Send-ness depend on higher-ranked lifetimes the compiler
+    // cannot prove when the handler is spawned.
+    let queued: Vec<_> = sends
+        .iter()
+        .zip(&bodies)
+        .map(|((_, address, _, _), body)| rc.mailbox.send(&address.queue_url, body))
+        .collect();
+    let deliveries: Vec<Delivery> = stream::iter(queued)
+        .buffered(FAN_OUT_CONCURRENCY)
+        .try_collect()
+        .await?;
+    let mut gone = Vec::new();
+    // Deadlines by time: one work item for each time, with its nodes.
+    let mut deadlines: std::collections::BTreeMap<(u64, u64), Vec<String>> = Default::default();
+    for ((inv, _, _, execution_deadline), delivery) in sends.into_iter().zip(deliveries) {
+        if delivery == Delivery::QueueGone {
+            let t = mv(&inv, InvocationDetail::Undeliverable);
+            gone.push((inv, t));
+            continue;
+        }
+        deadlines
+            .entry((
+                inv.delivery_deadline.to_bits(),
+                execution_deadline.to_bits(),
+            ))
+            .or_default()
+            .push(inv.instance_id.clone());
     }
-    let deadlines = [
-        WorkItem::DeliveryDeadline {
-            command_id: c.command_id.clone(),
-            instance_id: node.to_string(),
-            at: inv.delivery_deadline,
-        },
-        WorkItem::ExecutionDeadline {
-            command_id: c.command_id.clone(),
-            instance_id: node.to_string(),
-            at: execution_deadline,
-        },
-    ];
-    for d in &deadlines {
-        let at = match d {
-            WorkItem::DeliveryDeadline { at, .. } | WorkItem::ExecutionDeadline { at, .. } => *at,
-            _ => now,
+    apply_all(rc, command_id, gone).await?;
+    let mut items = Vec::new();
+    for ((delivery, execution), instance_ids) in deadlines {
+        let (delivery, execution) = (f64::from_bits(delivery), f64::from_bits(execution));
+        items.push((
+            WorkItem::DeliveryDeadlines {
+                command_id: c.command_id.clone(),
+                instance_ids: instance_ids.clone(),
+                at: delivery,
+            },
+            delay_until(delivery, now),
+        ));
+        items.push((
+            WorkItem::ExecutionDeadlines {
+                command_id: c.command_id.clone(),
+                instance_ids,
+                at: execution,
+            },
+            delay_until(execution, now),
+        ));
+    }
+    rc.work.enqueue_many(&items).await
+}
+
+/// Presigned PUTs for each step's whole output, when the command asked for
+/// S3 (presigning makes no request).
+async fn uploads_for(
+    rc: &RunCommandContext<'_>,
+    c: &Command,
+    node: &str,
+    execution_deadline: f64,
+    now: f64,
+) -> Result<Vec<StepUpload>, SsmError> {
+    let mut uploads = Vec::new();
+    if c.output_s3_bucket_name.is_empty() {
+        return Ok(uploads);
+    }
+    let ttl = ((execution_deadline - now).ceil() as u64).clamp(1, MAX_PRESIGN_SECONDS);
+    for (i, step) in c.steps.iter().enumerate() {
+        let key = |stream| {
+            output_key(
+                &c.output_s3_key_prefix,
+                &c.command_id,
+                node,
+                &step.name,
+                i,
+                stream,
+            )
         };
-        rc.work.enqueue(d, delay_until(at, now)).await?;
+        let out = rc
+            .outputs
+            .presign_put(
+                &c.output_s3_bucket_name,
+                &c.output_s3_region,
+                &key("stdout"),
+                ttl,
+            )
+            .await?;
+        let err = rc
+            .outputs
+            .presign_put(
+                &c.output_s3_bucket_name,
+                &c.output_s3_region,
+                &key("stderr"),
+                ttl,
+            )
+            .await?;
+        uploads.push(StepUpload {
+            stdout_put_url: out.put_url,
+            stderr_put_url: err.put_url,
+        });
     }
-    Ok(())
+    Ok(uploads)
+}
+
+/// A deadline item at `now`: put back if not due, else applied to its
+/// invocations.
+async fn deadlines_due(
+    rc: &RunCommandContext<'_>,
+    item: &WorkItem,
+    command_id: &str,
+    nodes: &[String],
+    at: f64,
+    execution: bool,
+    now: f64,
+) -> Result<Outcome, SsmError> {
+    if now < at {
+        let delay = delay_until(at, now);
+        rc.work.enqueue(item, delay).await?;
+        return Ok(Outcome::Postponed(delay));
+    }
+    let outcome = deadline(rc, command_id, nodes, execution).await?;
+    // Also when the invocations had moved on already: a crash after a move
+    // and before its release is healed here.
+    release(rc, command_id, now).await?;
+    Ok(outcome)
 }
 
 async fn deadline(
     rc: &RunCommandContext<'_>,
     command_id: &str,
-    node: &str,
+    nodes: &[String],
     execution: bool,
 ) -> Result<Outcome, SsmError> {
     use InvocationDetail as D;
-    let Some(inv) = rc.store.get_invocation(command_id, node).await? else {
-        return Ok(Outcome::Skipped("no such invocation"));
-    };
-    let to = match (inv.status_details, execution) {
-        (D::Pending | D::Delayed, _) => D::DeliveryTimedOut,
-        (D::InProgress, true) => D::ExecutionTimedOut,
-        (D::Cancelling, true) => D::Cancelled,
-        _ => return Ok(Outcome::Skipped("invocation already moved on")),
-    };
-    apply(rc, &inv, mv(&inv, to)).await?;
+    let mut moves = Vec::new();
+    for chunk in nodes.chunks(DELIVERY_BATCH) {
+        for inv in rc.store.get_invocations(command_id, chunk).await? {
+            let to = match (inv.status_details, execution) {
+                (D::Pending | D::Delayed, _) => D::DeliveryTimedOut,
+                (D::InProgress, true) => D::ExecutionTimedOut,
+                (D::Cancelling, true) => D::Cancelled,
+                _ => continue,
+            };
+            let t = mv(&inv, to);
+            moves.push((inv, t));
+        }
+    }
+    if moves.is_empty() {
+        return Ok(Outcome::Skipped("invocations already moved on"));
+    }
+    for chunk in moves.chunks(DELIVERY_BATCH) {
+        apply_all(rc, command_id, chunk.to_vec()).await?;
+    }
     Ok(Outcome::Done)
 }
 
@@ -502,12 +660,12 @@ async fn cancel(
             }
         }
     } else {
-        for node in instance_ids {
-            if let Some(inv) = rc.store.get_invocation(command_id, node).await? {
-                invocations.push(inv);
-            }
+        for chunk in instance_ids.chunks(DELIVERY_BATCH) {
+            invocations.extend(rc.store.get_invocations(command_id, chunk).await?);
         }
     }
+    let mut moves = Vec::new();
+    let mut told = Vec::new();
     for inv in invocations {
         let to = match inv.status_details {
             D::Pending | D::Delayed => D::Cancelled,
@@ -516,29 +674,48 @@ async fn cancel(
             D::Cancelling => D::Cancelling,
             _ => continue,
         };
-        if to != inv.status_details {
-            apply(rc, &inv, mv(&inv, to)).await?;
-        }
         // Told even when it was only Pending: a RunCommand may still wait in
         // its queue, and the agent must not run it.
-        if let Some(address) = rc.nodes.node_address(&inv.instance_id).await? {
-            let payload = DownlinkPayload {
-                v: VERSION,
-                msg_id: uuid::Uuid::new_v4().to_string(),
-                node_id: inv.instance_id.clone(),
-                issued_at: now,
-                expires_at: inv.delivery_deadline.max(now)
-                    + c.execution_budget() as f64
-                    + EXECUTION_MARGIN,
-                message: Downlink::Cancel(CancelMessage {
-                    command_id: command_id.to_string(),
-                }),
-            };
-            let body = seal_downlink(&payload, rc.signer)
-                .await
-                .map_err(|_| SsmError::internal())?;
-            rc.mailbox.send(&address.queue_url, &body).await?;
+        told.push(DownlinkPayload {
+            v: VERSION,
+            msg_id: uuid::Uuid::new_v4().to_string(),
+            node_id: inv.instance_id.clone(),
+            issued_at: now,
+            expires_at: inv.delivery_deadline.max(now)
+                + c.execution_budget() as f64
+                + EXECUTION_MARGIN,
+            message: Downlink::Cancel(CancelMessage {
+                command_id: command_id.to_string(),
+            }),
+        });
+        if to != inv.status_details {
+            let t = mv(&inv, to);
+            moves.push((inv, t));
         }
+    }
+    for chunk in moves.chunks(DELIVERY_BATCH) {
+        apply_all(rc, command_id, chunk.to_vec()).await?;
+    }
+    for chunk in told.chunks(DELIVERY_BATCH) {
+        let ids: Vec<String> = chunk.iter().map(|p| p.node_id.clone()).collect();
+        let addresses = rc.nodes.node_addresses(&ids).await?;
+        let (payloads, queues): (Vec<DownlinkPayload>, Vec<String>) = chunk
+            .iter()
+            .zip(addresses)
+            .filter_map(|(p, a)| a.map(|a| (p.clone(), a.queue_url)))
+            .unzip();
+        let bodies = seal_downlinks(&payloads, rc.signer)
+            .await
+            .map_err(|_| SsmError::internal())?;
+        let sends: Vec<_> = queues
+            .iter()
+            .zip(&bodies)
+            .map(|(q, b)| rc.mailbox.send(q, b))
+            .collect();
+        stream::iter(sends)
+            .buffer_unordered(FAN_OUT_CONCURRENCY)
+            .try_collect::<Vec<_>>()
+            .await?;
     }
     // A cancelled command releases nothing more and closes what it never
     // sent; a cancelled invocation frees its slot.

@@ -1,9 +1,17 @@
-//! The ingest side: an agent's InvocationUpdate applied to its own
-//! invocation, with the command's counters, in one conditional transaction.
+//! The ingest side: agents' InvocationUpdates applied to their own
+//! invocations, with the command's counters, in conditional transactions.
+//!
+//! Reports come in batches (SQS hands the ingest function up to ten). A
+//! batch's reports on one command are applied together: their invocations
+//! read in one request, their moves and the counters' sum written in one
+//! transaction, their events published together, and the command settled
+//! and its next release decided once, not once per report.
+
+use std::collections::{BTreeMap, BTreeSet};
 
 use super::RunCommandContext;
 use super::events::invocation_status_changed;
-use super::model::{PluginRecord, Transition, WorkItem, output_key};
+use super::model::{Invocation, PluginRecord, Transition, WorkItem, output_key};
 use super::progress::settle;
 use crate::channel::InvocationUpdate;
 use crate::error::SsmError;
@@ -20,108 +28,196 @@ pub enum Applied {
     NotFound,
 }
 
-/// Moves forward at most through every detail there is; more attempts than
+/// Moves forward at most through every detail there is; more rounds than
 /// that cannot be needed, since each failed one saw the invocation move.
 const MAX_ATTEMPTS: usize = 12;
 
+/// One report (its sender and what it says), as one of a batch.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Report {
+    pub node_id: String,
+    pub update: InvocationUpdate,
+}
+
+/// Applies one report: a batch of one.
 pub async fn apply_update(
     rc: &RunCommandContext<'_>,
     node_id: &str,
     update: InvocationUpdate,
 ) -> Result<Applied, SsmError> {
-    // Only (command, sender) is looked up: a node cannot touch another's invocation.
-    let Some(mut inv) = rc.store.get_invocation(&update.command_id, node_id).await? else {
-        return Ok(Applied::NotFound);
+    let report = Report {
+        node_id: node_id.to_string(),
+        update,
     };
-    let mut outcome = Applied::Unchanged;
-    // A failed condition means the invocation moved since we read it: a
-    // duplicate of this report, or another report (In Progress and the result
-    // can be applied concurrently). Read again and decide again; only when the
-    // move is no longer allowed is this report a no-op.
+    let mut out = apply_updates(rc, vec![report]).await?;
+    out.pop().ok_or_else(SsmError::internal)
+}
+
+/// Applies a batch of reports; what became of each, in the order given.
+/// Each is applied as if alone and in that order: a report that is no move
+/// forward (a repeat, a stale In Progress) changes nothing, whatever batch
+/// it comes in.
+pub async fn apply_updates(
+    rc: &RunCommandContext<'_>,
+    reports: Vec<Report>,
+) -> Result<Vec<Applied>, SsmError> {
+    let mut outcomes = vec![Applied::Unchanged; reports.len()];
+    let mut by_command: BTreeMap<&str, Vec<usize>> = BTreeMap::new();
+    for (i, r) in reports.iter().enumerate() {
+        by_command
+            .entry(r.update.command_id.as_str())
+            .or_default()
+            .push(i);
+    }
+    for (command_id, indices) in by_command {
+        apply_to_command(rc, command_id, &reports, &indices, &mut outcomes).await?;
+        // Always, even when nothing moved: a crash after an earlier
+        // attempt's transaction and before this is healed by the
+        // redelivered report. The release is the dispatch's: enqueued when
+        // the counters (acknowledged, finished, errors) make one due.
+        if let Some(c) = settle(rc, command_id).await?
+            && !c.is_final()
+            && !c.rate_control()?.decide().is_empty()
+        {
+            let item = WorkItem::Release {
+                command_id: command_id.to_string(),
+            };
+            rc.work.enqueue(&item, 0).await?;
+        }
+    }
+    Ok(outcomes)
+}
+
+/// One command's reports (`indices` into `reports`, in order).
+async fn apply_to_command(
+    rc: &RunCommandContext<'_>,
+    command_id: &str,
+    reports: &[Report],
+    indices: &[usize],
+    outcomes: &mut [Applied],
+) -> Result<(), SsmError> {
+    let mut waiting: Vec<usize> = indices.to_vec();
+    let mut events = Vec::new();
     for _ in 0..MAX_ATTEMPTS {
-        if !inv.status_details.may_become(update.detail) {
+        if waiting.is_empty() {
             break;
         }
-        let plugins = if update.plugins.is_empty() {
-            None
-        } else {
-            let mut records = Vec::with_capacity(update.plugins.len());
-            for (i, p) in update.plugins.iter().enumerate() {
-                let (mut out_url, mut err_url) = (String::new(), String::new());
-                if p.uploaded && !inv.output_s3_bucket_name.is_empty() {
-                    let key = |stream| {
-                        output_key(
-                            &inv.output_s3_key_prefix,
-                            &inv.command_id,
-                            node_id,
-                            &p.name,
-                            i,
-                            stream,
-                        )
-                    };
-                    let bucket = &inv.output_s3_bucket_name;
-                    let region = &inv.output_s3_region;
-                    out_url = rc
-                        .outputs
-                        .presign_put(bucket, region, &key("stdout"), 1)
-                        .await?
-                        .object_url;
-                    err_url = rc
-                        .outputs
-                        .presign_put(bucket, region, &key("stderr"), 1)
-                        .await?
-                        .object_url;
-                }
-                records.push(PluginRecord {
-                    name: p.name.clone(),
-                    status_details: p.detail,
-                    response_code: p.response_code,
-                    response_start_date_time: p.start,
-                    response_finish_date_time: p.end,
-                    standard_output_content: truncate_chars(&p.stdout, STDOUT_INLINE_LIMIT)
-                        .to_string(),
-                    standard_error_content: truncate_chars(&p.stderr, STDERR_INLINE_LIMIT)
-                        .to_string(),
-                    standard_output_url: out_url,
-                    standard_error_url: err_url,
-                });
+        // One move per invocation per transaction: a node's later report in
+        // the same batch waits for the next round, where it is read again.
+        let mut nodes = BTreeSet::new();
+        let (round, later): (Vec<usize>, Vec<usize>) = waiting
+            .iter()
+            .partition(|i| nodes.insert(reports[**i].node_id.as_str()));
+        // Only (command, sender) is looked up: a node cannot touch another's
+        // invocation.
+        let ids: Vec<String> = nodes.iter().map(|n| n.to_string()).collect();
+        let found: BTreeMap<String, Invocation> = rc
+            .store
+            .get_invocations(command_id, &ids)
+            .await?
+            .into_iter()
+            .map(|inv| (inv.instance_id.clone(), inv))
+            .collect();
+        let mut moves = Vec::new();
+        for i in round {
+            let r = &reports[i];
+            let Some(inv) = found.get(&r.node_id) else {
+                outcomes[i] = Applied::NotFound;
+                continue;
+            };
+            if !inv.status_details.may_become(r.update.detail) {
+                outcomes[i] = Applied::Unchanged;
+                continue;
             }
-            Some(records)
-        };
-        let t = Transition {
-            command_id: inv.command_id.clone(),
-            instance_id: inv.instance_id.clone(),
-            from: inv.status_details,
-            to: update.detail,
-            response_code: Some(update.response_code),
-            execution_start_date_time: update.execution_start,
-            execution_end_date_time: update.execution_end,
-            plugins,
-            released_offline: inv.released_offline,
-        };
-        if rc.store.transition(&t).await? {
-            let mut after = inv.clone();
-            after.status_details = update.detail;
-            rc.emit(invocation_status_changed(&after)).await;
-            outcome = Applied::Changed;
-            break;
+            let t = transition_of(rc, inv, &r.node_id, &r.update).await?;
+            moves.push((i, inv, t));
         }
-        match rc.store.get_invocation(&update.command_id, node_id).await? {
-            Some(now) => inv = now,
-            None => return Ok(Applied::NotFound),
+        let transitions: Vec<Transition> = moves.iter().map(|(_, _, t)| t.clone()).collect();
+        let applied = rc.store.transition_many(&transitions).await?;
+        // A move whose condition failed saw its invocation move since it was
+        // read (a duplicate of this report, or another report applied
+        // concurrently): read again and decide again next round.
+        let mut retry = Vec::new();
+        for ((i, inv, t), ok) in moves.into_iter().zip(applied) {
+            if ok {
+                let mut after = inv.clone();
+                after.status_details = t.to;
+                events.push(invocation_status_changed(&after));
+                outcomes[i] = Applied::Changed;
+            } else {
+                retry.push(i);
+            }
         }
+        waiting = retry.into_iter().chain(later).collect();
+        waiting.sort_unstable();
     }
-    // Always: a crash after the transaction and before this is healed by the
-    // redelivered report. The release is the dispatch's: enqueued when the
-    // counters (acknowledged, finished, errors) make one due.
-    if let Some(c) = settle(rc, &update.command_id).await?
-        && !c.is_final()
-        && !c.rate_control()?.decide().is_empty()
+    if !events.is_empty()
+        && let Err(e) = rc.events.publish_many(events).await
     {
-        let item = WorkItem::Release {
-            command_id: update.command_id.clone(),
-        };
-        rc.work.enqueue(&item, 0).await?;
+        // The state change is made; the event is lost, never the change.
+        tracing::warn!(command_id, error = %e, "invocation events not published");
     }
-    Ok(outcome)
+    Ok(())
+}
+
+/// The transition a report asks of its invocation, with its plugins'
+/// records (output inline, truncated as SSM does, and the object URLs of
+/// what the agent uploaded).
+async fn transition_of(
+    rc: &RunCommandContext<'_>,
+    inv: &Invocation,
+    node_id: &str,
+    update: &InvocationUpdate,
+) -> Result<Transition, SsmError> {
+    let plugins = if update.plugins.is_empty() {
+        None
+    } else {
+        let mut records = Vec::with_capacity(update.plugins.len());
+        for (i, p) in update.plugins.iter().enumerate() {
+            let (mut out_url, mut err_url) = (String::new(), String::new());
+            if p.uploaded && !inv.output_s3_bucket_name.is_empty() {
+                let key = |stream| {
+                    output_key(
+                        &inv.output_s3_key_prefix,
+                        &inv.command_id,
+                        node_id,
+                        &p.name,
+                        i,
+                        stream,
+                    )
+                };
+                let bucket = &inv.output_s3_bucket_name;
+                let region = &inv.output_s3_region;
+                out_url = rc
+                    .outputs
+                    .presign_put(bucket, region, &key("stdout"), 1)
+                    .await?
+                    .object_url;
+                err_url = rc
+                    .outputs
+                    .presign_put(bucket, region, &key("stderr"), 1)
+                    .await?
+                    .object_url;
+            }
+            records.push(PluginRecord {
+                name: p.name.clone(),
+                status_details: p.detail,
+                response_code: p.response_code,
+                response_start_date_time: p.start,
+                response_finish_date_time: p.end,
+                standard_output_content: truncate_chars(&p.stdout, STDOUT_INLINE_LIMIT).to_string(),
+                standard_error_content: truncate_chars(&p.stderr, STDERR_INLINE_LIMIT).to_string(),
+                standard_output_url: out_url,
+                standard_error_url: err_url,
+            });
+        }
+        Some(records)
+    };
+    Ok(Transition {
+        response_code: Some(update.response_code),
+        execution_start_date_time: update.execution_start,
+        execution_end_date_time: update.execution_end,
+        plugins,
+        ..inv.moved_to(update.detail)
+    })
 }

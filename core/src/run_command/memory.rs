@@ -333,6 +333,8 @@ impl EventSink for Events {
 
 pub struct Signer {
     pair: EcdsaKeyPair,
+    /// Signatures made (each would be a KMS Sign).
+    pub signed: std::sync::atomic::AtomicUsize,
 }
 
 impl Signer {
@@ -343,6 +345,7 @@ impl Signer {
         Self {
             pair: EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_ASN1_SIGNING, pkcs8.as_ref())
                 .unwrap(),
+            signed: Default::default(),
         }
     }
     pub fn verifier(&self) -> DownlinkVerifier {
@@ -356,6 +359,8 @@ impl DigestSigner for Signer {
         "test-key"
     }
     async fn sign_digest(&self, digest: [u8; 32]) -> Result<Vec<u8>, ChannelError> {
+        self.signed
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
         let d = aws_lc_rs::digest::Digest::import_less_safe(&digest, &aws_lc_rs::digest::SHA256)
             .map_err(|_| ChannelError::Signing("bad digest".into()))?;
         let sig = self

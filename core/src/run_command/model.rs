@@ -256,6 +256,20 @@ pub enum WorkItem {
         instance_id: String,
         at: f64,
     },
+    /// [`WorkItem::DeliveryDeadline`] for several invocations of one
+    /// command that share their deadline (one fan-out round's).
+    DeliveryDeadlines {
+        command_id: String,
+        instance_ids: Vec<String>,
+        at: f64,
+    },
+    /// [`WorkItem::ExecutionDeadline`] for several invocations of one
+    /// command that share their deadline.
+    ExecutionDeadlines {
+        command_id: String,
+        instance_ids: Vec<String>,
+        at: f64,
+    },
     /// Send what the command's rate control allows now (and close what it
     /// will never send). Enqueued whenever a report moved its counters.
     Release { command_id: String },

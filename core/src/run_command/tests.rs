@@ -1548,3 +1548,178 @@ async fn a_dead_node_that_comes_back_runs_and_is_counted_once() {
     assert_eq!(c.tally.acknowledged, 3);
     assert_eq!(c.status, "Success");
 }
+
+/// A command on nodes 1..=n whose invocations are all released and Pending.
+async fn all_released(w: &World, n: u8) -> String {
+    let ids: Vec<String> = (1..=n).map(node).collect();
+    let mut body = shell(&ids);
+    body["MaxConcurrency"] = json!("100%");
+    let cid = w.send(body).await.unwrap()["Command"]["CommandId"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    w.drain(1000.0).await;
+    let first = w.store.get_invocation_now(&cid, 1).unwrap();
+    let rc = w.rc();
+    for i in 2..=n {
+        let inv = super::model::Invocation {
+            instance_id: node(i),
+            message_id: format!("m-{i}"),
+            ..first.clone()
+        };
+        rc.store.put_invocation(&inv).await.unwrap();
+    }
+    rc.store.raise_released(&cid, u32::from(n)).await.unwrap();
+    cid
+}
+
+mod batched_reports {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// (node, report): 0 In Progress, 1 Success, 2 Failed.
+    fn stream() -> impl Strategy<Value = (u8, Vec<(u8, u8)>, Vec<usize>)> {
+        (1u8..=6).prop_flat_map(|n| {
+            // Each node's final kind, then its reports with duplicates.
+            let finals = proptest::collection::vec(1u8..=2, n as usize);
+            let dups = proptest::collection::vec((0usize..3, 1usize..3, any::<bool>()), n as usize);
+            (Just(n), finals, dups).prop_flat_map(|(n, finals, dups)| {
+                let mut reports = Vec::new();
+                for (i, (fin, (ip, fc, _))) in finals.iter().zip(&dups).enumerate() {
+                    let node_n = i as u8 + 1;
+                    reports.extend(std::iter::repeat_n((node_n, 0u8), *ip));
+                    reports.extend(std::iter::repeat_n((node_n, *fin), *fc));
+                }
+                let len = reports.len();
+                (
+                    Just(n),
+                    Just(reports).prop_shuffle(),
+                    proptest::collection::vec(1usize..=10, len.max(1)),
+                )
+            })
+        })
+    }
+
+    fn report_of(cid: &str, kind: u8) -> InvocationUpdate {
+        match kind {
+            0 => update(cid, D::InProgress, -1, ""),
+            1 => update(cid, D::Success, 0, "ok"),
+            _ => update(cid, D::Failed, 1, "no"),
+        }
+    }
+
+    fn statuses(w: &World, cid: &str, n: u8) -> Vec<D> {
+        (1..=n).map(|i| w.detail(cid, i)).collect()
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(64))]
+        #[test]
+        fn batches_match_one_at_a_time((n, reports, sizes) in stream()) {
+            let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
+            rt.block_on(async {
+                let nodes: Vec<(u8, &[(&str, &str)])> = (1..=n).map(|i| (i, &[][..])).collect();
+                let alone = World::new(&nodes);
+                let batched = World::new(&nodes);
+                let a = all_released(&alone, n).await;
+                let b = all_released(&batched, n).await;
+                for (node_n, kind) in &reports {
+                    ingest::apply_update(&alone.rc(), &node(*node_n), report_of(&a, *kind)).await.unwrap();
+                }
+                // The same stream, split into batches of the sizes drawn.
+                let mut rest = reports.as_slice();
+                let mut sizes = sizes.iter().cycle();
+                while !rest.is_empty() {
+                    let k = (*sizes.next().unwrap()).min(rest.len());
+                    let (batch, tail) = rest.split_at(k);
+                    rest = tail;
+                    let batch = batch
+                        .iter()
+                        .map(|(node_n, kind)| ingest::Report { node_id: node(*node_n), update: report_of(&b, *kind) })
+                        .collect();
+                    ingest::apply_updates(&batched.rc(), batch).await.unwrap();
+                }
+                let (ca, cb) = (alone.command(&a), batched.command(&b));
+                prop_assert_eq!(ca.tally, cb.tally);
+                prop_assert_eq!((&ca.status, &ca.status_details), (&cb.status, &cb.status_details));
+                prop_assert_eq!(statuses(&alone, &a, n), statuses(&batched, &b, n));
+                // And both are right: every node ends as its final report says,
+                // counted once.
+                let finals: Vec<D> = (1..=n)
+                    .map(|i| {
+                        let k = reports.iter().find(|(m, k)| *m == i && *k != 0).map(|(_, k)| *k);
+                        if k == Some(1) { D::Success } else { D::Failed }
+                    })
+                    .collect();
+                prop_assert_eq!(statuses(&batched, &b, n), finals.clone());
+                let success = finals.iter().filter(|d| **d == D::Success).count() as u32;
+                prop_assert_eq!((cb.tally.success, cb.tally.failed), (success, u32::from(n) - success));
+                prop_assert_eq!(cb.tally.acknowledged, u32::from(n));
+                Ok(())
+            })?;
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_round_is_signed_once_and_its_deadlines_are_two_work_items() {
+    use std::sync::atomic::Ordering;
+    let ids: Vec<u8> = (1..=8).collect();
+    let w = World::new(&ids.iter().map(|n| (*n, &[][..])).collect::<Vec<_>>());
+    let mut body = shell(&ids.iter().map(|n| node(*n)).collect::<Vec<_>>());
+    body["MaxConcurrency"] = json!("100%");
+    let cid = w.send(body).await.unwrap()["Command"]["CommandId"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    w.drain(1000.0).await;
+    assert_eq!(w.signer.signed.load(Ordering::SeqCst), 1);
+    // Node 1 acknowledges: the ramp releases two more, in one round.
+    ingest::apply_update(&w.rc(), &node(1), update(&cid, D::InProgress, -1, ""))
+        .await
+        .unwrap();
+    w.work
+        .items
+        .lock()
+        .unwrap()
+        .retain(|(i, _)| matches!(i, WorkItem::Release { .. }));
+    w.drain(1000.5).await;
+    assert_eq!(w.mailbox.sent.lock().unwrap().len(), 3);
+    assert_eq!(
+        w.signer.signed.load(Ordering::SeqCst),
+        2,
+        "one signature per round"
+    );
+    let deadlines: Vec<WorkItem> = w
+        .work
+        .items
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|(i, _)| i.clone())
+        .collect();
+    let [
+        WorkItem::DeliveryDeadlines {
+            instance_ids: d, ..
+        },
+        WorkItem::ExecutionDeadlines {
+            instance_ids: e, ..
+        },
+    ] = deadlines.as_slice()
+    else {
+        panic!("two deadline items for the round: {deadlines:?}");
+    };
+    assert_eq!((d, e), (&vec![node(2), node(3)], &vec![node(2), node(3)]));
+    // Each node's message opens for that node alone.
+    let v = w.signer.verifier();
+    for (q, b) in w.mailbox.sent.lock().unwrap().iter() {
+        let id = q.trim_start_matches("q-");
+        assert!(v.open(b, id, 1001.0).is_ok());
+        let other = if id == node(1) { node(2) } else { node(1) };
+        assert!(v.open(b, &other, 1001.0).is_err());
+    }
+    // When due, the round's deadline time both out together.
+    w.drain(1061.0).await;
+    assert_eq!(w.detail(&cid, 2), D::DeliveryTimedOut);
+    assert_eq!(w.detail(&cid, 3), D::DeliveryTimedOut);
+}

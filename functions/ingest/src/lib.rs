@@ -10,7 +10,7 @@ use steward_aws::Stack;
 use steward_core::SsmError;
 use steward_core::clock::now_epoch;
 use steward_core::fleet::uplink::{self, Outcome, UplinkPorts};
-use steward_sqs_batch::{Record, handle_batch};
+use steward_sqs_batch::{Record, handle_together};
 
 /// Handles a batch; a record whose work fails is reported back so SQS
 /// redelivers it alone. Every step is idempotent: a redelivered record changes
@@ -23,15 +23,21 @@ pub async fn handle(stack: &Stack, event: SqsEvent) -> SqsBatchResponse {
         compliance: stack.compliance().context(),
         inventory: &stack.inventory().store,
     };
-    handle_batch(event, |r: Record| async move {
-        process(ports, &r.message_id, &r.body).await
+    handle_together(event, |records: Vec<Record>| async move {
+        let bodies: Vec<&str> = records.iter().map(|r| r.body.as_str()).collect();
+        let outcomes = uplink::receive_batch(ports, &bodies, now_epoch()).await;
+        records
+            .iter()
+            .zip(outcomes)
+            .map(|(r, o)| match o {
+                Ok(Outcome::Dropped(reason)) => {
+                    tracing::warn!(message_id = %r.message_id, reason, "uplink message dropped");
+                    Ok(())
+                }
+                Ok(Outcome::Applied) => Ok(()),
+                Err(e) => Err::<(), SsmError>(e),
+            })
+            .collect()
     })
     .await
-}
-
-async fn process(ports: &UplinkPorts<'_>, message_id: &str, body: &str) -> Result<(), SsmError> {
-    if let Outcome::Dropped(reason) = uplink::receive(ports, body, now_epoch()).await? {
-        tracing::warn!(message_id, reason, "uplink message dropped");
-    }
-    Ok(())
 }

@@ -54,6 +54,45 @@ where
     response
 }
 
+/// Hands the whole batch to `handler`, which answers for each record in
+/// order; the records it fails are reported by message id, as
+/// [`handle_batch`] does. For handlers that do a batch's work together
+/// (one read for all its senders, one write for all its reports).
+pub async fn handle_together<F, Fut, E>(event: SqsEvent, handler: F) -> SqsBatchResponse
+where
+    F: FnOnce(Vec<Record>) -> Fut,
+    Fut: Future<Output = Vec<Result<(), E>>>,
+    E: Display,
+{
+    let records: Vec<Record> = event
+        .records
+        .into_iter()
+        .map(|m| Record {
+            message_id: m.message_id.unwrap_or_default(),
+            body: m.body.unwrap_or_default(),
+        })
+        .collect();
+    let ids: Vec<String> = records.iter().map(|r| r.message_id.clone()).collect();
+    let results = Box::pin(handler(records)).await;
+    let mut failures = Vec::new();
+    for (i, id) in ids.into_iter().enumerate() {
+        // A handler that answers for fewer records than it was given failed
+        // the rest: they are retried.
+        let failed = match results.get(i) {
+            Some(Ok(())) => continue,
+            Some(Err(e)) => e.to_string(),
+            None => "no answer for this record".to_string(),
+        };
+        tracing::warn!(message_id = %id, error = %failed, "record failed; it will be retried");
+        let mut failure = BatchItemFailure::default();
+        failure.item_identifier = id;
+        failures.push(failure);
+    }
+    let mut response = SqsBatchResponse::default();
+    response.batch_item_failures = failures;
+    response
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -133,6 +172,36 @@ mod tests {
         let resp = handle_batch(event(&[(None, Some("x"))]), numbers).await;
         // An empty identifier: Lambda retries the whole batch.
         assert_eq!(failed(&resp), [""]);
+    }
+
+    #[tokio::test]
+    async fn a_batch_handled_together_reports_the_records_it_failed() {
+        let resp = handle_together(
+            event(&[
+                (Some("a"), Some("1")),
+                (Some("b"), Some("x")),
+                (Some("c"), Some("3")),
+            ]),
+            async |records: Vec<Record>| {
+                let mut out = Vec::new();
+                for r in records {
+                    out.push(numbers(r).await);
+                }
+                out
+            },
+        )
+        .await;
+        assert_eq!(failed(&resp), ["b"]);
+    }
+
+    #[tokio::test]
+    async fn records_a_batch_handler_did_not_answer_for_are_retried() {
+        let resp = handle_together(
+            event(&[(Some("a"), Some("1")), (Some("b"), Some("2"))]),
+            async |_records: Vec<Record>| vec![Ok::<(), String>(())],
+        )
+        .await;
+        assert_eq!(failed(&resp), ["b"]);
     }
 
     #[tokio::test]
