@@ -123,7 +123,7 @@ pub async fn receive_batch(
             )
         })
         .collect();
-    match apply_updates(&ports.run_command, reports).await {
+    match apply_updates(&ports.run_command, reports, now).await {
         Ok(applied) => {
             for ((i, a), (node_id, command_id, detail)) in
                 report_index.iter().zip(applied).zip(logged)
@@ -257,7 +257,7 @@ async fn apply(
         Uplink::InvocationUpdate(update) => {
             // Batched by `receive_batch`; alone here only if called so.
             let report = Report { node_id, update };
-            apply_updates(&ports.run_command, vec![report]).await?;
+            apply_updates(&ports.run_command, vec![report], now).await?;
         }
     }
     Ok(Outcome::Applied)

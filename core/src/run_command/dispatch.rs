@@ -127,13 +127,26 @@ async fn release(
     command_id: &str,
     now: f64,
 ) -> Result<Outcome, SsmError> {
-    let Some(mut c) = rc.store.get_command(command_id).await? else {
+    let Some(c) = rc.store.get_command(command_id).await? else {
         return Ok(Outcome::Skipped("no such command"));
     };
     if c.rate_control()?.decide().is_empty() {
         settle(rc, command_id).await?;
         return Ok(Outcome::Skipped("nothing to release"));
     }
+    release_due(rc, c, now).await
+}
+
+/// [`release`] of a command just read (and settled) whose counters make a
+/// release due: the ingest side calls it with the command it settled, so
+/// the next generation is sent by the batch of reports that allowed it,
+/// without a trip through the work queue.
+pub(crate) async fn release_due(
+    rc: &RunCommandContext<'_>,
+    mut c: Command,
+    now: f64,
+) -> Result<Outcome, SsmError> {
+    let command_id = c.command_id.clone();
     // A round that sent to nodes not Online, or ended invocations at once,
     // frees slots no report will: the next round goes at once rather than
     // after a trip through the work queue. Bounded, so one work item stays
@@ -147,12 +160,7 @@ async fn release(
         }
     }
     rc.work
-        .enqueue(
-            &WorkItem::Release {
-                command_id: command_id.to_string(),
-            },
-            0,
-        )
+        .enqueue(&WorkItem::Release { command_id }, 0)
         .await?;
     Ok(Outcome::Done)
 }

@@ -11,7 +11,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use super::RunCommandContext;
 use super::events::invocation_status_changed;
-use super::model::{Invocation, PluginRecord, Transition, WorkItem, output_key};
+use super::model::{Invocation, PluginRecord, Transition, output_key};
 use super::progress::settle;
 use crate::channel::InvocationUpdate;
 use crate::error::SsmError;
@@ -44,12 +44,13 @@ pub async fn apply_update(
     rc: &RunCommandContext<'_>,
     node_id: &str,
     update: InvocationUpdate,
+    now: f64,
 ) -> Result<Applied, SsmError> {
     let report = Report {
         node_id: node_id.to_string(),
         update,
     };
-    let mut out = apply_updates(rc, vec![report]).await?;
+    let mut out = apply_updates(rc, vec![report], now).await?;
     out.pop().ok_or_else(SsmError::internal)
 }
 
@@ -60,6 +61,7 @@ pub async fn apply_update(
 pub async fn apply_updates(
     rc: &RunCommandContext<'_>,
     reports: Vec<Report>,
+    now: f64,
 ) -> Result<Vec<Applied>, SsmError> {
     let mut outcomes = vec![Applied::Unchanged; reports.len()];
     let mut by_command: BTreeMap<&str, Vec<usize>> = BTreeMap::new();
@@ -73,16 +75,15 @@ pub async fn apply_updates(
         apply_to_command(rc, command_id, &reports, &indices, &mut outcomes).await?;
         // Always, even when nothing moved: a crash after an earlier
         // attempt's transaction and before this is healed by the
-        // redelivered report. The release is the dispatch's: enqueued when
-        // the counters (acknowledged, finished, errors) make one due.
+        // redelivered report. When the counters (acknowledged, finished,
+        // errors) make a release due, it is made here and now: the next
+        // generation goes out with no trip through the work queue, and a
+        // failure fails these reports, whose redelivery decides again.
         if let Some(c) = settle(rc, command_id).await?
             && !c.is_final()
             && !c.rate_control()?.decide().is_empty()
         {
-            let item = WorkItem::Release {
-                command_id: command_id.to_string(),
-            };
-            rc.work.enqueue(&item, 0).await?;
+            super::dispatch::release_due(rc, c, now).await?;
         }
     }
     Ok(outcomes)

@@ -176,7 +176,7 @@ async fn send_fan_out_and_reports_reach_success() {
     assert!(w.store.get_invocation_now(&cid, 2).is_none());
     let rc = w.rc();
     assert_eq!(
-        ingest::apply_update(&rc, &node(1), update(&cid, D::InProgress, -1, ""))
+        ingest::apply_update(&rc, &node(1), update(&cid, D::InProgress, -1, ""), 1001.0)
             .await
             .unwrap(),
         ingest::Applied::Changed
@@ -189,7 +189,9 @@ async fn send_fan_out_and_reports_reach_success() {
     for (queue, body) in &sent {
         let id = queue.trim_start_matches("q-");
         let p = verifier.open(body, id, 1001.0).unwrap();
-        assert_eq!(p.expires_at, 1060.0);
+        // Node 2 was released by node 1's report, at its time.
+        let released_at = if id == node(1) { 1000.0 } else { 1001.0 };
+        assert_eq!(p.expires_at, released_at + 60.0);
         match p.message {
             Downlink::Run(r) => {
                 assert_eq!(r.command_id, cid);
@@ -201,19 +203,19 @@ async fn send_fan_out_and_reports_reach_success() {
     }
     assert_eq!(w.detail(&cid, 2), D::Pending);
 
-    ingest::apply_update(&rc, &node(1), update(&cid, D::Success, 0, "hi\n"))
+    ingest::apply_update(&rc, &node(1), update(&cid, D::Success, 0, "hi\n"), 1001.0)
         .await
         .unwrap();
     // A redelivered report changes nothing and counts nothing twice.
     assert_eq!(
-        ingest::apply_update(&rc, &node(1), update(&cid, D::Success, 0, "hi\n"))
+        ingest::apply_update(&rc, &node(1), update(&cid, D::Success, 0, "hi\n"), 1001.0)
             .await
             .unwrap(),
         ingest::Applied::Unchanged
     );
     assert_eq!(w.command(&cid).tally.success, 1);
     assert_eq!(w.command(&cid).status, "InProgress");
-    ingest::apply_update(&rc, &node(2), update(&cid, D::Success, 0, "hi\n"))
+    ingest::apply_update(&rc, &node(2), update(&cid, D::Success, 0, "hi\n"), 1001.0)
         .await
         .unwrap();
     let done = w.command(&cid);
@@ -311,9 +313,14 @@ async fn redelivered_fan_out_creates_nothing_twice() {
     assert_eq!(ids.len(), 2);
     assert_eq!(ids[0], ids[1]);
     // Once started, a redelivered fan-out sends nothing.
-    ingest::apply_update(&w.rc(), &node(1), update(&cid, D::InProgress, -1, ""))
-        .await
-        .unwrap();
+    ingest::apply_update(
+        &w.rc(),
+        &node(1),
+        update(&cid, D::InProgress, -1, ""),
+        1001.0,
+    )
+    .await
+    .unwrap();
     w.forget_released(&cid);
     dispatch::run(&w.rc(), &fan, later + 1.0).await.unwrap();
     assert_eq!(w.mailbox.sent.lock().unwrap().len(), 2);
@@ -381,9 +388,14 @@ async fn delivery_deadline_times_out_pending_invocations() {
         .unwrap()
         .to_string();
     w.drain(1000.0).await;
-    ingest::apply_update(&w.rc(), &node(1), update(&cid, D::InProgress, -1, ""))
-        .await
-        .unwrap();
+    ingest::apply_update(
+        &w.rc(),
+        &node(1),
+        update(&cid, D::InProgress, -1, ""),
+        1001.0,
+    )
+    .await
+    .unwrap();
     // Not yet due: postponed with the remaining delay.
     let dl = WorkItem::DeliveryDeadline {
         command_id: cid.clone(),
@@ -416,7 +428,7 @@ async fn delivery_deadline_times_out_pending_invocations() {
     assert_eq!(w.detail(&cid, 1), D::InProgress);
     assert_eq!(w.detail(&cid, 2), D::DeliveryTimedOut);
     assert_eq!(w.command(&cid).tally.delivery_timed_out, 1);
-    ingest::apply_update(&w.rc(), &node(1), update(&cid, D::Success, 0, "ok"))
+    ingest::apply_update(&w.rc(), &node(1), update(&cid, D::Success, 0, "ok"), 1001.0)
         .await
         .unwrap();
     let c = w.command(&cid);
@@ -425,9 +437,14 @@ async fn delivery_deadline_times_out_pending_invocations() {
         ("Failed", "Incomplete")
     );
     // A late report for the timed-out node changes nothing.
-    ingest::apply_update(&w.rc(), &node(2), update(&cid, D::Success, 0, "late"))
-        .await
-        .unwrap();
+    ingest::apply_update(
+        &w.rc(),
+        &node(2),
+        update(&cid, D::Success, 0, "late"),
+        1001.0,
+    )
+    .await
+    .unwrap();
     assert_eq!(w.detail(&cid, 2), D::DeliveryTimedOut);
     assert_eq!(w.command(&cid).status, "Failed");
 }
@@ -457,9 +474,14 @@ async fn execution_deadline_catches_a_dead_agent() {
         .unwrap()
         .to_string();
     w.drain(1000.0).await;
-    ingest::apply_update(&w.rc(), &node(1), update(&cid, D::InProgress, -1, ""))
-        .await
-        .unwrap();
+    ingest::apply_update(
+        &w.rc(),
+        &node(1),
+        update(&cid, D::InProgress, -1, ""),
+        1001.0,
+    )
+    .await
+    .unwrap();
     // Delivery deadline passes: the invocation had started, it stays.
     w.drain(1061.0).await;
     assert_eq!(w.detail(&cid, 1), D::InProgress);
@@ -479,9 +501,14 @@ async fn another_nodes_report_is_ignored() {
         .unwrap()
         .to_string();
     w.drain(1000.0).await;
-    let r = ingest::apply_update(&w.rc(), &node(2), update(&cid, D::Success, 0, "forged"))
-        .await
-        .unwrap();
+    let r = ingest::apply_update(
+        &w.rc(),
+        &node(2),
+        update(&cid, D::Success, 0, "forged"),
+        1001.0,
+    )
+    .await
+    .unwrap();
     assert_eq!(r, ingest::Applied::NotFound);
     assert_eq!(w.detail(&cid, 1), D::Pending);
     assert_eq!(w.command(&cid).tally.success, 0);
@@ -510,9 +537,14 @@ async fn cancel_pending_and_running() {
         .unwrap()
         .to_string();
     w.drain(1000.0).await;
-    ingest::apply_update(&w.rc(), &node(1), update(&cid, D::InProgress, -1, ""))
-        .await
-        .unwrap();
+    ingest::apply_update(
+        &w.rc(),
+        &node(1),
+        update(&cid, D::InProgress, -1, ""),
+        1001.0,
+    )
+    .await
+    .unwrap();
     w.drain(1000.0).await;
     let before = w.mailbox.sent.lock().unwrap().len();
     assert_eq!(before, 2);
@@ -538,9 +570,14 @@ async fn cancel_pending_and_running() {
         let p = v.open(b, q.trim_start_matches("q-"), 1011.0).unwrap();
         assert!(matches!(p.message, Downlink::Cancel(_)));
     }
-    ingest::apply_update(&w.rc(), &node(1), update(&cid, D::Cancelled, -1, ""))
-        .await
-        .unwrap();
+    ingest::apply_update(
+        &w.rc(),
+        &node(1),
+        update(&cid, D::Cancelled, -1, ""),
+        1001.0,
+    )
+    .await
+    .unwrap();
     let c = w.command(&cid);
     assert_eq!(
         (c.status.as_str(), c.status_details.as_str()),
@@ -575,7 +612,9 @@ async fn s3_output_urls() {
     )));
     let mut u = update(&cid, D::Success, 0, "ok");
     u.plugins[0].uploaded = true;
-    ingest::apply_update(&w.rc(), &node(1), u).await.unwrap();
+    ingest::apply_update(&w.rc(), &node(1), u, 1001.0)
+        .await
+        .unwrap();
     let got = operations::get_command_invocation(
         &w.rc(),
         &json!({"CommandId": cid, "InstanceId": node(1)}),
@@ -700,7 +739,7 @@ async fn a_result_racing_its_in_progress_report_is_still_applied() {
         D::Pending,
         D::InProgress,
     ));
-    let result = ingest::apply_update(&w.rc(), &node(1), update(&cid, D::Failed, 3, "x"))
+    let result = ingest::apply_update(&w.rc(), &node(1), update(&cid, D::Failed, 3, "x"), 1001.0)
         .await
         .unwrap();
     assert_eq!(result, ingest::Applied::Changed);
@@ -883,7 +922,7 @@ impl World {
     }
 
     async fn report(&self, cid: &str, n: u8, detail: D, code: i32) -> ingest::Applied {
-        ingest::apply_update(&self.rc(), &node(n), update(cid, detail, code, ""))
+        ingest::apply_update(&self.rc(), &node(n), update(cid, detail, code, ""), 1001.0)
             .await
             .unwrap()
     }
@@ -1407,14 +1446,14 @@ async fn a_command_an_automation_step_sent_is_sent_once_and_wakes_it_at_its_end(
     assert_eq!(w.store.commands.lock().unwrap().len(), 1);
     assert_eq!(w.work.items.lock().unwrap().len(), 1, "fanned out once");
     w.drain(1000.0).await;
-    ingest::apply_update(&rc, &node(1), update(id, D::InProgress, -1, ""))
+    ingest::apply_update(&rc, &node(1), update(id, D::InProgress, -1, ""), 1001.0)
         .await
         .unwrap();
     assert!(
         w.automation.wakes.lock().unwrap().is_empty(),
         "not woken before the end"
     );
-    ingest::apply_update(&rc, &node(1), update(id, D::Success, 0, "ok\n"))
+    ingest::apply_update(&rc, &node(1), update(id, D::Success, 0, "ok\n"), 1001.0)
         .await
         .unwrap();
     assert_eq!(w.command(id).status, "Success");
@@ -1427,7 +1466,7 @@ async fn a_command_an_automation_step_sent_is_sent_once_and_wakes_it_at_its_end(
 /// Sends the node's final Success report.
 async fn succeed(w: &World, cid: &str, n: u8) {
     let rc = w.rc();
-    ingest::apply_update(&rc, &node(n), update(cid, D::Success, 0, "ok"))
+    ingest::apply_update(&rc, &node(n), update(cid, D::Success, 0, "ok"), 1001.0)
         .await
         .unwrap();
 }
@@ -1528,7 +1567,7 @@ async fn a_dead_node_that_comes_back_runs_and_is_counted_once() {
     // Node 1 comes back and runs it, In Progress then Success: its moves
     // free nobody's slot and count in the tally once.
     let rc = w.rc();
-    ingest::apply_update(&rc, &node(1), update(&cid, D::InProgress, -1, ""))
+    ingest::apply_update(&rc, &node(1), update(&cid, D::InProgress, -1, ""), 1001.0)
         .await
         .unwrap();
     succeed(&w, &cid, 1).await;
@@ -1624,7 +1663,7 @@ mod batched_reports {
                 let a = all_released(&alone, n).await;
                 let b = all_released(&batched, n).await;
                 for (node_n, kind) in &reports {
-                    ingest::apply_update(&alone.rc(), &node(*node_n), report_of(&a, *kind)).await.unwrap();
+                    ingest::apply_update(&alone.rc(), &node(*node_n), report_of(&a, *kind), 1001.0).await.unwrap();
                 }
                 // The same stream, split into batches of the sizes drawn.
                 let mut rest = reports.as_slice();
@@ -1637,7 +1676,7 @@ mod batched_reports {
                         .iter()
                         .map(|(node_n, kind)| ingest::Report { node_id: node(*node_n), update: report_of(&b, *kind) })
                         .collect();
-                    ingest::apply_updates(&batched.rc(), batch).await.unwrap();
+                    ingest::apply_updates(&batched.rc(), batch, 1001.0).await.unwrap();
                 }
                 let (ca, cb) = (alone.command(&a), batched.command(&b));
                 prop_assert_eq!(ca.tally, cb.tally);
@@ -1674,16 +1713,17 @@ async fn a_round_is_signed_once_and_its_deadlines_are_two_work_items() {
         .to_string();
     w.drain(1000.0).await;
     assert_eq!(w.signer.signed.load(Ordering::SeqCst), 1);
-    // Node 1 acknowledges: the ramp releases two more, in one round.
-    ingest::apply_update(&w.rc(), &node(1), update(&cid, D::InProgress, -1, ""))
-        .await
-        .unwrap();
-    w.work
-        .items
-        .lock()
-        .unwrap()
-        .retain(|(i, _)| matches!(i, WorkItem::Release { .. }));
-    w.drain(1000.5).await;
+    w.work.items.lock().unwrap().clear();
+    // Node 1 acknowledges: the ramp releases two more, in one round, made
+    // by the report's own handling.
+    ingest::apply_update(
+        &w.rc(),
+        &node(1),
+        update(&cid, D::InProgress, -1, ""),
+        1000.5,
+    )
+    .await
+    .unwrap();
     assert_eq!(w.mailbox.sent.lock().unwrap().len(), 3);
     assert_eq!(
         w.signer.signed.load(Ordering::SeqCst),

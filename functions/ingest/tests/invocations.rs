@@ -52,7 +52,7 @@ async fn reports_apply_once_to_the_senders_invocation() {
     .await;
 
     // n2 has no invocation of this command: its report is ignored.
-    apply_update(&rc, &n2, update(&cid, D::Success, "x".into()))
+    apply_update(&rc, &n2, update(&cid, D::Success, "x".into()), now_epoch())
         .await
         .unwrap();
     let store = CommandTable::new(&stack);
@@ -66,15 +66,25 @@ async fn reports_apply_once_to_the_senders_invocation() {
         D::Pending
     );
 
-    apply_update(&rc, &n1, update(&cid, D::InProgress, String::new()))
-        .await
-        .unwrap();
+    apply_update(
+        &rc,
+        &n1,
+        update(&cid, D::InProgress, String::new()),
+        now_epoch(),
+    )
+    .await
+    .unwrap();
     // Too long for SSM's inline limit: kept to its first 24,000 characters.
     let long = "y\n".repeat(15_000);
     for _ in 0..2 {
-        apply_update(&rc, &n1, update(&cid, D::Success, long.clone()))
-            .await
-            .unwrap();
+        apply_update(
+            &rc,
+            &n1,
+            update(&cid, D::Success, long.clone()),
+            now_epoch(),
+        )
+        .await
+        .unwrap();
     }
     let inv = store.get_invocation(&cid, &n1).await.unwrap().unwrap();
     assert_eq!(inv.status_details, D::Success);
