@@ -105,6 +105,18 @@ impl HttpClient {
         req: Request<ReqBody>,
         timeout: Duration,
     ) -> Result<(StatusCode, Bytes), ApiError> {
+        let (parts, body) = self.exchange(req, timeout, MAX_ANSWER_BYTES).await?;
+        Ok((parts.status, body))
+    }
+
+    /// Sends a request and returns the answer's head and body, read whole
+    /// up to `max_body` bytes.
+    pub async fn exchange(
+        &self,
+        req: Request<ReqBody>,
+        timeout: Duration,
+        max_body: usize,
+    ) -> Result<(http::response::Parts, Bytes), ApiError> {
         let url = redact(&req.uri().to_string());
         let fut = async {
             let resp = if req.uri().scheme_str() == Some("https") {
@@ -117,8 +129,8 @@ impl HttpClient {
                 url: url.clone(),
                 reason: error_chain(&e),
             })?;
-            let status = resp.status();
-            let body = Limited::new(resp.into_body(), MAX_ANSWER_BYTES)
+            let (parts, body) = resp.into_parts();
+            let body = Limited::new(body, max_body)
                 .collect()
                 .await
                 .map_err(|e| ApiError::Transport {
@@ -126,7 +138,7 @@ impl HttpClient {
                     reason: e.to_string(),
                 })?
                 .to_bytes();
-            Ok((status, body))
+            Ok((parts, body))
         };
         tokio::time::timeout(timeout, fut)
             .await

@@ -8,7 +8,11 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 use thiserror::Error;
 
 pub const DEFAULT_STATE_DIR: &str = "/var/lib/steward-agent";
-pub const DEFAULT_HEARTBEAT_SECONDS: u64 = 60;
+/// Fifteen minutes: an idle node must cost at most $0.06 a month, and its
+/// SQS long poll alone is $0.052; every heartbeat adds an SQS send, a share
+/// of an ingest Lambda and a DynamoDB read and write, so at 60 s they would
+/// dominate. The control plane's ConnectionLost threshold is set to match.
+pub const DEFAULT_HEARTBEAT_SECONDS: u64 = 900;
 
 const AFTER_HELP: &str = "\
 Settings come from flags, then environment variables, then the config file,
@@ -18,7 +22,7 @@ comment); keys are the long flag names:
     api-url = https://steward.example.com/
     state-dir = /var/lib/steward-agent
     sqs-endpoint = http://127.0.0.1:4566
-    heartbeat-seconds = 60
+    heartbeat-seconds = 900
     log-format = json
     activation-code = ...
     activation-id = ...
@@ -61,7 +65,7 @@ pub struct Cli {
         value_name = "URL"
     )]
     pub sqs_endpoint: Option<String>,
-    /// Seconds between heartbeats [default: 60].
+    /// Seconds between heartbeats [default: 900].
     #[arg(
         long,
         global = true,

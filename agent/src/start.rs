@@ -11,7 +11,7 @@ use crate::api::{Api, HttpClient};
 use crate::backoff::Backoff;
 use crate::config::Settings;
 use crate::credentials::NodeCredentialsProvider;
-use crate::daemon::{Agent, AgentParts};
+use crate::daemon::{Agent, AgentParts, PROGRESS_GRACE};
 use crate::identity::Identity;
 use crate::patching::PatchEnv;
 use crate::platform::Platform;
@@ -173,6 +173,7 @@ pub async fn run(settings: Settings, mut shutdown: Shutdown) -> Result<(), Start
             Arc::clone(&key),
         ))),
         patch: PatchEnv::for_root(&settings.patch_root),
+        progress_grace: PROGRESS_GRACE,
     })
     .map_err(|e| {
         StartError::Failed(format!(

@@ -98,6 +98,7 @@ async fn a_command_round_trips_over_sqs() {
         payload: B64.encode(&bytes),
         sig: B64.encode(sig.as_ref()),
         key: "test".into(),
+        proof: Vec::new(),
     })
     .unwrap();
     let sent = client
@@ -129,6 +130,9 @@ async fn a_command_round_trips_over_sqs() {
         parameters: None,
         // No patch step here; were there one, it must not touch this machine.
         patch: steward_agent::patching::PatchEnv::for_root(&state.path().join("no-root")),
+        // Longer than the test: `echo` ends within it, so only its final
+        // report is sent, whatever the machine's speed.
+        progress_grace: LIMIT * 2,
     })
     .unwrap();
     let (stop, shutdown) = watch::channel(false);
@@ -188,14 +192,68 @@ async fn a_command_round_trips_over_sqs() {
     let (polled, sent) = stopped.unwrap();
     polled.unwrap();
     sent.unwrap();
-    assert_eq!(
-        updates.first().map(|u| u.detail),
-        Some(InvocationDetail::InProgress),
-        "{updates:?}"
-    );
-    let done = updates
-        .iter()
-        .find(|u| u.detail == InvocationDetail::Success)
-        .expect("no Success report arrived");
+    // A command that ends within the grace: its final report alone.
+    assert_eq!(updates.len(), 1, "{updates:?}");
+    let done = &updates[0];
+    assert_eq!(done.detail, InvocationDetail::Success);
+    assert!(done.execution_start.is_some(), "{done:?}");
     assert_eq!(done.plugins[0].stdout, "over-sqs\n");
+}
+
+/// Several reports in one SendMessageBatch: each acknowledged, each on the queue once.
+#[tokio::test]
+#[ignore = "needs the local stack: make test runs it"]
+async fn a_batch_of_reports_round_trips_over_sqs() {
+    use steward_agent::queue::IngestQueue;
+    let endpoint = env("AWS_ENDPOINT_URL");
+    let region = std::env::var("AWS_REGION").unwrap_or_else(|_| "us-east-1".into());
+    let creds = Credentials::new(
+        env("AWS_ACCESS_KEY_ID"),
+        env("AWS_SECRET_ACCESS_KEY"),
+        None,
+        None,
+        "test",
+    );
+    let client = sqs_client(&region, Some(&endpoint), creds);
+    let name = format!("agent-test-batch-{}", uuid::Uuid::new_v4().simple());
+    let made = client.create_queue().queue_name(&name).send();
+    let url = within("SQS to create the queue", LIMIT, made)
+        .await
+        .unwrap()
+        .unwrap()
+        .queue_url
+        .unwrap();
+    let ingest = SqsIngestQueue {
+        client: client.clone(),
+        url: url.clone(),
+    };
+    let bodies: Vec<String> = (0..3).map(|n| format!("report-{n}")).collect();
+    let outcomes = within("SQS to take the batch", LIMIT, ingest.send_batch(bodies))
+        .await
+        .unwrap();
+    let mut received = Vec::new();
+    let drained = within("the batch's messages", LIMIT, async {
+        while received.len() < 3 {
+            let out = client
+                .receive_message()
+                .queue_url(&url)
+                .wait_time_seconds(1)
+                .max_number_of_messages(10)
+                .send()
+                .await
+                .unwrap();
+            for m in out.messages.unwrap_or_default() {
+                received.push(m.body.unwrap_or_default());
+            }
+        }
+    })
+    .await;
+    let _ = within("SQS to delete the test queue", LIMIT, async {
+        let _ = client.delete_queue().queue_url(&url).send().await;
+    })
+    .await;
+    assert!(outcomes.iter().all(Result::is_ok), "{outcomes:?}");
+    drained.unwrap();
+    received.sort();
+    assert_eq!(received, vec!["report-0", "report-1", "report-2"]);
 }

@@ -110,7 +110,8 @@ impl Settings {
             signing_key_id: var("STEWARD_SIGNING_KEY_ID")?,
             event_bus: env::var("STEWARD_EVENT_BUS").unwrap_or_else(|_| "steward".into()),
             node_role_arn: var("STEWARD_NODE_ROLE_ARN")?,
-            connection_lost_seconds: number("STEWARD_CONNECTION_LOST_SECONDS", 300)?,
+            // The agent's default heartbeat (900 s) and five minutes more.
+            connection_lost_seconds: number("STEWARD_CONNECTION_LOST_SECONDS", 1200)?,
             region: env::var("AWS_REGION")
                 .or_else(|_| env::var("AWS_DEFAULT_REGION"))
                 .unwrap_or_else(|_| "us-east-1".into()),

@@ -144,11 +144,39 @@ impl<Q: NodeQueue, I: IngestQueue> Agent<Q, I> {
             }
             None => {}
         }
+        // Journaled before any step runs: a crash from here on is reported
+        // Failed by the restart, whether or not In Progress was sent.
         lock(&self.journal).record_command(command_id, CommandState::Started, &[], started)?;
-        self.report(Uplink::InvocationUpdate(update::in_progress(
+        let steps = self.run_from(cmd, 0, Vec::new(), started, None, stop);
+        self.in_progress_after_grace(command_id, started, steps)
+            .await
+    }
+
+    /// Drives a command's `steps` and spools its In Progress report only if
+    /// they are still running after the grace: a command that ends sooner is
+    /// reported once, by its final report. Both are polled by this one task,
+    /// so In Progress is spooled before the final report or not at all.
+    async fn in_progress_after_grace(
+        &self,
+        command_id: &str,
+        started: f64,
+        steps: impl Future<Output = std::io::Result<bool>>,
+    ) -> std::io::Result<bool> {
+        let mut steps = std::pin::pin!(steps);
+        tokio::select! {
+            // Steps first: one that ends as the grace does needs no In Progress.
+            biased;
+            finished = &mut steps => return finished,
+            () = tokio::time::sleep(self.progress_grace) => {}
+        }
+        // Not fatal: the final report is what the control plane must get,
+        // and stopping here would abandon steps that are running.
+        if let Err(e) = self.report(Uplink::InvocationUpdate(update::in_progress(
             command_id, started,
-        )))?;
-        self.run_from(cmd, 0, Vec::new(), started, None, stop).await
+        ))) {
+            tracing::warn!(command_id, error = %e, "cannot spool the In Progress report");
+        }
+        steps.await
     }
 
     /// Runs the command's steps from `first` on, after the results of the

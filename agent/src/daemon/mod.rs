@@ -72,6 +72,7 @@ pub struct Agent<Q: NodeQueue, I: IngestQueue> {
     platform: Platform,
     parameters: Option<Arc<dyn ParameterSource>>,
     patch: PatchEnv,
+    progress_grace: Duration,
     // The mutexes, in lock order (see the module doc).
     journal: Mutex<Journal>,
     running: Mutex<HashMap<String, watch::Sender<Option<Stop>>>>,
@@ -98,7 +99,18 @@ pub struct AgentParts<Q, I> {
     /// Where the patch plugin works: the node's root and its apt-get and
     /// reboot (`PatchEnv::default()` on a node; fixtures in tests).
     pub patch: PatchEnv,
+    /// How long a command runs before its In Progress report is spooled:
+    /// [`PROGRESS_GRACE`] on a node; tests choose, so that what they assert
+    /// does not depend on how fast a shell starts.
+    pub progress_grace: Duration,
 }
+
+/// A command still running this long after its steps began is reported In
+/// Progress; one that ends sooner sends only its final report (the control
+/// plane takes Pending straight to a final status). Most commands end within
+/// a second, so this halves their SQS sends and ingest invocations, while a
+/// long one still shows it started about as soon as before.
+pub const PROGRESS_GRACE: Duration = Duration::from_secs(1);
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     // A panic aborts the agent (panic = "abort"), so poisoning cannot be seen
@@ -122,6 +134,7 @@ impl<Q: NodeQueue, I: IngestQueue> Agent<Q, I> {
             platform: parts.platform,
             parameters: parts.parameters,
             patch: parts.patch,
+            progress_grace: parts.progress_grace,
             journal: Mutex::new(journal),
             running: Mutex::new(HashMap::new()),
             tasks: Mutex::new(JoinSet::new()),

@@ -1,6 +1,7 @@
 //! Reporting: the one gate every outgoing message passes (masking), the
 //! spool that keeps reports until the ingest queue has them, the sender
-//! that drains it oldest first, and heartbeats.
+//! that drains it oldest first (several at once in one SQS batch), and
+//! heartbeats.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -12,7 +13,7 @@ use steward_core::secret::Secret;
 use super::{Agent, lock};
 use crate::backoff::Backoff;
 use crate::journal::{CommandState, Journal};
-use crate::queue::{IngestQueue, NodeQueue};
+use crate::queue::{BATCH_MAX_BYTES, BATCH_MAX_ENTRIES, IngestQueue, NodeQueue};
 use crate::secure_parameters;
 use crate::shutdown::Shutdown;
 use crate::spool::Spooled;
@@ -112,40 +113,93 @@ impl<Q: NodeQueue, I: IngestQueue> Agent<Q, I> {
                 }
                 continue;
             }
-            for report in pending {
-                match self.send_one(&report).await {
-                    Ok(()) => backoff.reset(),
-                    Err(e) => {
-                        let delay = backoff.next_delay();
-                        tracing::warn!(error = %e, retry_in = delay.as_secs(), "cannot send a report; will retry");
-                        if !shutdown.sleep(delay).await {
-                            return;
-                        }
-                        // Start over from the oldest: order is kept.
-                        break;
+            match self.send_oldest(&pending).await {
+                Ok(()) => backoff.reset(),
+                Err(e) => {
+                    let delay = backoff.next_delay();
+                    tracing::warn!(error = %e, retry_in = delay.as_secs(), "cannot send a report; will retry");
+                    if !shutdown.sleep(delay).await {
+                        return;
                     }
                 }
             }
         }
     }
 
-    async fn send_one(&self, report: &Spooled) -> Result<(), String> {
+    /// Sends the oldest of `pending`: one SendMessage for one report, one
+    /// SendMessageBatch for several (as many as SQS takes at once). Each
+    /// report the queue acknowledged leaves the spool; Err when any did
+    /// not: it stays spooled and is sent again, the others are not.
+    async fn send_oldest(&self, pending: &[Spooled]) -> Result<(), String> {
+        let mut batch: Vec<(&Spooled, String)> = Vec::new();
+        let mut bytes = 0;
+        for report in pending {
+            if batch.len() == BATCH_MAX_ENTRIES {
+                break;
+            }
+            let body = match self.sealed(report) {
+                Ok(Some(body)) => body,
+                Ok(None) => continue,
+                // Send what is ready; the next round meets this one again.
+                Err(_) if !batch.is_empty() => break,
+                Err(e) => return Err(e),
+            };
+            if !batch.is_empty() && bytes + body.len() > BATCH_MAX_BYTES {
+                break;
+            }
+            bytes += body.len();
+            batch.push((report, body));
+        }
+        if batch.len() <= 1 {
+            let Some((report, body)) = batch.pop() else {
+                return Ok(());
+            };
+            self.ingest.send(body).await.map_err(|e| e.to_string())?;
+            return lock(&self.spool).remove(report).map_err(|e| e.to_string());
+        }
+        let (reports, bodies): (Vec<_>, Vec<_>) = batch.into_iter().unzip();
+        let outcomes = self.ingest.send_batch(bodies).await;
+        let mut unsent = reports.len().saturating_sub(outcomes.len());
+        let mut first_error = None;
+        for (report, outcome) in reports.iter().zip(outcomes) {
+            let removed = outcome
+                .map_err(|e| e.to_string())
+                .and_then(|()| lock(&self.spool).remove(report).map_err(|e| e.to_string()));
+            if let Err(e) = removed {
+                unsent += 1;
+                first_error.get_or_insert(e);
+            }
+        }
+        match (unsent, first_error) {
+            (0, _) => Ok(()),
+            (n, e) => Err(format!(
+                "{n} of {} reports in a batch not sent: {}",
+                reports.len(),
+                e.unwrap_or_else(|| "no answer for them".into())
+            )),
+        }
+    }
+
+    /// A spooled report, signed for the ingest queue; None when its file
+    /// was damaged (it is dropped).
+    fn sealed(&self, report: &Spooled) -> Result<Option<String>, String> {
         // Bound first: a guard in a match scrutinee would live through the arms.
         let read = lock(&self.spool).read(report);
         let payload = match read {
             Ok(p) => p,
             Err(e) if e.kind() == std::io::ErrorKind::InvalidData => {
                 tracing::error!(file = %report.path().display(), "dropping a damaged spool file");
-                return lock(&self.spool).remove(report).map_err(|e| e.to_string());
+                lock(&self.spool)
+                    .remove(report)
+                    .map_err(|e| e.to_string())?;
+                return Ok(None);
             }
             Err(e) => return Err(e.to_string()),
         };
-        let body = self
-            .key
+        self.key
             .seal(&self.node_id, &payload)
-            .map_err(|e| e.to_string())?;
-        self.ingest.send(body).await.map_err(|e| e.to_string())?;
-        lock(&self.spool).remove(report).map_err(|e| e.to_string())
+            .map(Some)
+            .map_err(|e| e.to_string())
     }
 
     pub fn heartbeat(&self) -> Heartbeat {

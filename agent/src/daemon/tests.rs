@@ -35,23 +35,53 @@ impl NodeQueue for MemQueue {
     }
 }
 
-/// Refuses the first `fail_first` sends, then keeps what it is sent.
+/// Refuses the first `fail_first` requests (a send or a whole batch), and
+/// in the next batch the entry at `refuse_entry`; keeps what it is sent.
 #[derive(Default)]
 struct MemIngest {
     sent: Mutex<Vec<String>>,
+    /// The size of each batch it was sent.
+    batches: Mutex<Vec<usize>>,
     fail_first: AtomicUsize,
+    refuse_entry: Mutex<Option<usize>>,
+}
+impl MemIngest {
+    fn down(&self) -> bool {
+        self.fail_first
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+            .is_ok()
+    }
 }
 impl IngestQueue for MemIngest {
     async fn send(&self, body: String) -> Result<(), QueueError> {
-        if self
-            .fail_first
-            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
-            .is_ok()
-        {
+        if self.down() {
             return Err(QueueError("ingest is down".into()));
         }
         lock(&self.sent).push(body);
         Ok(())
+    }
+
+    async fn send_batch(&self, bodies: Vec<String>) -> Vec<Result<(), QueueError>> {
+        assert!(bodies.len() <= crate::queue::BATCH_MAX_ENTRIES);
+        if self.down() {
+            return bodies
+                .iter()
+                .map(|_| Err(QueueError("ingest is down".into())))
+                .collect();
+        }
+        lock(&self.batches).push(bodies.len());
+        let refuse = lock(&self.refuse_entry).take();
+        bodies
+            .into_iter()
+            .enumerate()
+            .map(|(i, body)| {
+                if refuse == Some(i) {
+                    return Err(QueueError("InternalError: entry refused".into()));
+                }
+                lock(&self.sent).push(body);
+                Ok(())
+            })
+            .collect()
     }
 }
 
@@ -63,6 +93,9 @@ struct Fixture {
     parameters: Option<Arc<dyn ParameterSource>>,
     /// Never the machine's root: a fixture root when a test patches.
     patch: PatchEnv,
+    /// Longer than any test unless a test shortens it: its commands end
+    /// within it (and send only their final report) however slow the host.
+    progress_grace: Duration,
 }
 
 impl Fixture {
@@ -82,6 +115,7 @@ impl Fixture {
             dir,
             parameters: None,
             patch,
+            progress_grace: LIMIT * 2,
         }
     }
 
@@ -97,6 +131,7 @@ impl Fixture {
             platform: Platform::detect(),
             parameters: self.parameters.clone(),
             patch: self.patch.clone(),
+            progress_grace: self.progress_grace,
         })
         .unwrap()
     }
@@ -118,6 +153,7 @@ impl Fixture {
             payload: B64.encode(&bytes),
             sig: B64.encode(sig.as_ref()),
             key: "test".into(),
+            proof: Vec::new(),
         };
         Received {
             message_id: format!("q-{msg_id}"),
@@ -204,13 +240,12 @@ async fn a_command_runs_once_and_a_replay_is_refused() {
     idle(&agent).await;
 
     let reports = f.reports();
-    assert_eq!(reports.len(), 3, "{reports:?}");
-    assert_eq!(update(&reports[0]).detail, InvocationDetail::InProgress);
-    let done = update(&reports[1]);
+    assert_eq!(reports.len(), 2, "{reports:?}");
+    let done = update(&reports[0]);
     assert_eq!(done.detail, InvocationDetail::Success);
     assert_eq!(done.response_code, 0);
     assert_eq!(done.plugins[0].stdout, "hi\n");
-    let r = rejected(&reports[2]);
+    let r = rejected(&reports[1]);
     assert_eq!(r.reason, ChannelError::Replayed.to_string());
     assert_eq!(r.queue_message_id, "q-m1");
     // Both deliveries are deleted.
@@ -263,8 +298,87 @@ async fn a_cancel_before_the_command_means_it_never_runs() {
 }
 
 #[tokio::test]
-async fn a_running_command_is_cancelled() {
+async fn a_command_that_ends_within_the_grace_sends_only_its_final_report() {
     let f = Fixture::new();
+    let agent = f.agent();
+    let before = now_epoch();
+    agent
+        .handle(f.message("m1", NODE, run("c1", &["echo hi", "echo err >&2"])))
+        .await;
+    idle(&agent).await;
+    let reports = f.reports();
+    assert_eq!(reports.len(), 1, "{reports:?}");
+    let done = update(&reports[0]);
+    assert_eq!(done.detail, InvocationDetail::Success);
+    let (start, end) = (done.execution_start.unwrap(), done.execution_end.unwrap());
+    assert!(before <= start && start <= end, "{done:?}");
+    let step = &done.plugins[0];
+    assert_eq!(step.detail, InvocationDetail::Success);
+    assert!(
+        step.start.unwrap() >= start && step.end.unwrap() <= end,
+        "{step:?}"
+    );
+    assert_eq!(
+        (step.stdout.as_str(), step.stderr.as_str()),
+        ("hi\n", "err\n")
+    );
+}
+
+#[tokio::test]
+async fn a_command_still_running_after_the_grace_reports_in_progress_then_its_end() {
+    let mut f = Fixture::new();
+    f.progress_grace = Duration::from_millis(50);
+    let agent = f.agent();
+    // It runs until the test has seen In Progress: no race with the grace.
+    let go = f.dir.path().join("go");
+    let wait = format!("while [ ! -e {} ]; do sleep 0.02; done", go.display());
+    agent
+        .handle(f.message("m1", NODE, run("c1", &[&wait, "echo done"])))
+        .await;
+    wait_until("the In Progress report", LIMIT, || !f.reports().is_empty())
+        .await
+        .unwrap();
+    let reports = f.reports();
+    assert_eq!(reports.len(), 1, "{reports:?}");
+    let started = update(&reports[0]);
+    assert_eq!(started.detail, InvocationDetail::InProgress);
+    assert!(started.plugins.is_empty() && started.execution_end.is_none());
+    std::fs::write(&go, "").unwrap();
+    idle(&agent).await;
+    let reports = f.reports();
+    assert_eq!(reports.len(), 2, "{reports:?}");
+    let done = update(&reports[1]);
+    assert_eq!(done.detail, InvocationDetail::Success);
+    assert_eq!(done.execution_start, started.execution_start);
+    assert_eq!(done.plugins[0].stdout, "done\n");
+}
+
+#[tokio::test]
+async fn a_cancel_within_the_grace_cancels_and_reports_once() {
+    let f = Fixture::new();
+    let agent = f.agent();
+    let marker = f.dir.path().join("running");
+    let script = format!("echo x > {}; sleep 300", marker.display());
+    agent
+        .handle(f.message("m1", NODE, run("c1", &[&script])))
+        .await;
+    written(&marker, LIMIT).await.unwrap();
+    assert!(f.reports().is_empty(), "nothing reported within the grace");
+    agent.handle(f.message("m2", NODE, cancel("c1"))).await;
+    idle(&agent).await;
+    let reports = f.reports();
+    assert_eq!(reports.len(), 1, "{reports:?}");
+    let last = update(&reports[0]);
+    assert_eq!(last.detail, InvocationDetail::Cancelled);
+    assert!(last.execution_start.is_some(), "{last:?}");
+    assert_eq!(last.plugins[0].detail, InvocationDetail::Cancelled);
+}
+
+#[tokio::test]
+async fn a_running_command_is_cancelled() {
+    let mut f = Fixture::new();
+    // In Progress as soon as it runs: cancelled after it.
+    f.progress_grace = Duration::ZERO;
     let agent = f.agent();
     agent
         .handle(f.message("m1", NODE, run("c1", &["sleep 300"])))
@@ -278,50 +392,62 @@ async fn a_running_command_is_cancelled() {
     idle(&agent).await;
     let reports = f.reports();
     assert_eq!(reports.len(), 2);
+    assert_eq!(update(&reports[0]).detail, InvocationDetail::InProgress);
     let last = update(&reports[1]);
     assert_eq!(last.detail, InvocationDetail::Cancelled);
     assert_eq!(last.plugins[0].detail, InvocationDetail::Cancelled);
 }
 
+/// Cut within the grace (nothing reported yet) and after it (In Progress
+/// sent): either way the restart reports it Failed and never runs it again.
 #[tokio::test]
 async fn a_command_cut_by_a_restart_is_reported_failed_and_not_run_again() {
-    let f = Fixture::new();
-    let agent = f.agent();
-    let counter = f.dir.path().join("runs-count");
-    let script = [
-        format!("echo x >> {}", counter.display()),
-        "sleep 300".to_string(),
-    ];
-    let lines: Vec<&str> = script.iter().map(String::as_str).collect();
-    agent.handle(f.message("m1", NODE, run("c1", &lines))).await;
-    wait_until("the command to report it started and run", LIMIT, || {
-        !f.reports().is_empty() && counter.exists()
-    })
-    .await
-    .unwrap();
-    // Shutdown: the command is killed and nothing final is reported.
-    stop_commands(&agent).await;
-    assert_eq!(f.reports().len(), 1);
-    drop(agent);
+    for (grace, before_restart) in [(LIMIT * 2, 0), (Duration::ZERO, 1)] {
+        let mut f = Fixture::new();
+        f.progress_grace = grace;
+        let agent = f.agent();
+        let counter = f.dir.path().join("runs-count");
+        let script = [
+            format!("echo x >> {}", counter.display()),
+            "sleep 300".to_string(),
+        ];
+        let lines: Vec<&str> = script.iter().map(String::as_str).collect();
+        agent.handle(f.message("m1", NODE, run("c1", &lines))).await;
+        wait_until(
+            "the command to run (and report, past the grace)",
+            LIMIT,
+            || f.reports().len() == before_restart && counter.exists(),
+        )
+        .await
+        .unwrap();
+        // Shutdown: the command is killed and nothing final is reported.
+        stop_commands(&agent).await;
+        let reports = f.reports();
+        assert_eq!(reports.len(), before_restart, "{reports:?}");
+        if let Some(r) = reports.first() {
+            assert_eq!(update(r).detail, InvocationDetail::InProgress);
+        }
+        drop(agent);
 
-    let agent = f.agent();
-    agent.recover().unwrap();
-    let reports = f.reports();
-    assert_eq!(reports.len(), 2);
-    let failed = update(&reports[1]);
-    assert_eq!(failed.detail, InvocationDetail::Failed);
-    assert_eq!(failed.response_code, -1);
-    assert_eq!(failed.plugins[0].stderr, RESTARTED_STDERR);
-    assert_eq!(failed.plugins[0].response_code, -1);
+        let agent = f.agent();
+        agent.recover().unwrap();
+        let reports = f.reports();
+        assert_eq!(reports.len(), before_restart + 1, "{reports:?}");
+        let failed = update(&reports[before_restart]);
+        assert_eq!(failed.detail, InvocationDetail::Failed);
+        assert_eq!(failed.response_code, -1);
+        assert_eq!(failed.plugins[0].stderr, RESTARTED_STDERR);
+        assert_eq!(failed.plugins[0].response_code, -1);
 
-    // The same command delivered again (a new message) does not run.
-    agent.handle(f.message("m2", NODE, run("c1", &lines))).await;
-    idle(&agent).await;
-    assert_eq!(f.reports().len(), 2);
-    assert_eq!(std::fs::read_to_string(&counter).unwrap(), "x\n");
-    // Recovery is done once.
-    agent.recover().unwrap();
-    assert_eq!(f.reports().len(), 2);
+        // The same command delivered again (a new message) does not run.
+        agent.handle(f.message("m2", NODE, run("c1", &lines))).await;
+        idle(&agent).await;
+        assert_eq!(f.reports().len(), before_restart + 1);
+        assert_eq!(std::fs::read_to_string(&counter).unwrap(), "x\n");
+        // Recovery is done once.
+        agent.recover().unwrap();
+        assert_eq!(f.reports().len(), before_restart + 1);
+    }
 }
 
 #[tokio::test]
@@ -365,6 +491,52 @@ async fn spooled_reports_survive_an_outage_and_go_out_signed_in_order() {
         .collect();
     assert_eq!(ids, vec!["q0", "q1", "q2"]);
     assert!(f.reports().is_empty());
+}
+
+#[tokio::test]
+async fn reports_spooled_together_go_in_batches_and_only_a_refused_entry_is_resent() {
+    let f = Fixture::new();
+    let agent = f.agent();
+    for n in 0..12 {
+        agent
+            .report(Uplink::MessageRejected(MessageRejected {
+                reason: "r".into(),
+                queue_message_id: format!("q{n}"),
+            }))
+            .unwrap();
+    }
+    *lock(&agent.ingest.refuse_entry) = Some(3);
+    let (tx, rx) = watch::channel(false);
+    let sender = {
+        let a = Arc::clone(&agent);
+        tokio::spawn(async move { a.send_spooled(rx).await })
+    };
+    wait_until("the spool to be empty", LIMIT, || f.reports().is_empty())
+        .await
+        .unwrap();
+    tx.send(true).unwrap();
+    within("the sender to stop at shutdown", LIMIT, sender)
+        .await
+        .unwrap()
+        .unwrap();
+    // Ten at once (SQS's most); then the refused one with the two left.
+    assert_eq!(*lock(&agent.ingest.batches), vec![10, 3]);
+    let public = NodeKey::from_pkcs8(&f.pkcs8).unwrap().public_key_base64();
+    let ids: Vec<String> = lock(&agent.ingest.sent)
+        .iter()
+        .map(|body| {
+            let env = uplink_sender(body).unwrap();
+            rejected(&open_uplink(&env, &public).unwrap().message)
+                .queue_message_id
+                .clone()
+        })
+        .collect();
+    let mut expected: Vec<String> = (0..12)
+        .filter(|n| *n != 3)
+        .map(|n| format!("q{n}"))
+        .collect();
+    expected.insert(9, "q3".into());
+    assert_eq!(ids, expected, "each sent once, the refused one again");
 }
 
 /// SecureString values from a map, or a refusal.
@@ -428,7 +600,8 @@ async fn secure_values_run_masked_and_leave_no_trace_in_the_state_dir() {
         .await;
     idle(&agent).await;
     let reports = f.reports();
-    let done = update(&reports[1]);
+    assert_eq!(reports.len(), 1, "{reports:?}");
+    let done = update(&reports[0]);
     assert_eq!(done.detail, InvocationDetail::Success);
     assert_eq!(done.plugins[0].stdout, "secret is ****\n7\n");
     for (path, text) in all_files(f.dir.path()) {
@@ -452,7 +625,8 @@ async fn a_step_whose_secure_values_cannot_be_fetched_fails_and_does_not_run() {
         .await;
     idle(&agent).await;
     let reports = f.reports();
-    let done = update(&reports[1]);
+    assert_eq!(reports.len(), 1, "{reports:?}");
+    let done = update(&reports[0]);
     assert_eq!(done.detail, InvocationDetail::Failed);
     assert_eq!(
         done.plugins[0].stderr,
@@ -982,12 +1156,12 @@ mod patching {
             .await;
         idle(&agent).await;
         let reports = f.reports();
-        assert_eq!(reports.len(), 3, "{reports:?}");
-        assert_eq!(update(&reports[0]).detail, InvocationDetail::InProgress);
-        let r = patch_report(&reports[1]);
+        // Within the grace: no In Progress.
+        assert_eq!(reports.len(), 2, "{reports:?}");
+        let r = patch_report(&reports[0]);
         assert_eq!(r.command_id, "c1");
         assert_eq!(state(r, "sec"), PatchState::Missing);
-        let done = update(&reports[2]);
+        let done = update(&reports[1]);
         assert_eq!(done.detail, InvocationDetail::Success);
         assert_eq!(done.plugins.len(), 2);
         assert!(
@@ -1048,8 +1222,9 @@ mod patching {
         stop_commands(&agent).await;
         drop(agent);
         let reports = f.reports();
-        assert_eq!(reports.len(), 2, "{reports:?}");
-        let before = patch_report(&reports[1]);
+        // Rebooted within the grace: no In Progress was sent.
+        assert_eq!(reports.len(), 1, "{reports:?}");
+        let before = patch_report(&reports[0]);
         assert_eq!(before.snapshot_id, "cmd-1");
         assert_eq!(state(before, "sec"), PatchState::InstalledPendingReboot);
         assert_eq!(node.installed_version("sec").as_deref(), Some("1.1"));
@@ -1061,14 +1236,14 @@ mod patching {
         agent.recover().unwrap();
         idle(&agent).await;
         let reports = f.reports();
-        assert_eq!(reports.len(), 4, "{reports:?}");
-        let after = patch_report(&reports[2]);
+        assert_eq!(reports.len(), 3, "{reports:?}");
+        let after = patch_report(&reports[1]);
         assert_eq!(after.snapshot_id, "cmd-1-rebooted");
         assert_eq!(after.operation, PatchOperation::Install);
         assert_eq!(after.operation_start_time, before.operation_start_time);
         assert_eq!(state(after, "sec"), PatchState::Installed);
         assert!(after.counts.compliant());
-        let done = update(&reports[3]);
+        let done = update(&reports[2]);
         assert_eq!(done.detail, InvocationDetail::Success, "{done:?}");
         assert_eq!(done.plugins.len(), 2);
         assert_eq!(done.plugins[0].detail, InvocationDetail::Success);
@@ -1087,7 +1262,7 @@ mod patching {
         let agent = f.agent();
         agent.recover().unwrap();
         idle(&agent).await;
-        assert_eq!(f.reports().len(), 4);
+        assert_eq!(f.reports().len(), 3);
     }
 
     /// A reboot that does not happen: the step fails saying so, the
@@ -1109,12 +1284,12 @@ mod patching {
             .await;
         idle(&agent).await;
         let reports = f.reports();
-        assert_eq!(reports.len(), 3, "{reports:?}");
+        assert_eq!(reports.len(), 2, "{reports:?}");
         assert_eq!(
-            state(patch_report(&reports[1]), "sec"),
+            state(patch_report(&reports[0]), "sec"),
             PatchState::InstalledPendingReboot
         );
-        let done = update(&reports[2]);
+        let done = update(&reports[1]);
         assert_eq!(done.detail, InvocationDetail::Failed);
         assert_eq!(done.plugins.len(), 1, "later steps do not run");
         assert!(
@@ -1128,6 +1303,6 @@ mod patching {
         let agent = f.agent();
         agent.recover().unwrap();
         idle(&agent).await;
-        assert_eq!(f.reports().len(), 3);
+        assert_eq!(f.reports().len(), 2);
     }
 }
