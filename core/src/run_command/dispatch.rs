@@ -603,6 +603,13 @@ async fn deadlines_due(
     now: f64,
 ) -> Result<Outcome, SsmError> {
     if now < at {
+        // SQS delays at most 900 s, so a deadline an hour out comes back
+        // four times: once the command is final, its invocations are too,
+        // and the item has nothing left to watch.
+        match rc.store.get_command(command_id).await? {
+            Some(c) if !c.is_final() => {}
+            _ => return Ok(Outcome::Skipped("command final before the deadline")),
+        }
         let delay = delay_until(at, now);
         rc.work.enqueue(item, delay).await?;
         return Ok(Outcome::Postponed(delay));

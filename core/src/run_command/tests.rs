@@ -1763,3 +1763,23 @@ async fn a_round_is_signed_once_and_its_deadlines_are_two_work_items() {
     assert_eq!(w.detail(&cid, 2), D::DeliveryTimedOut);
     assert_eq!(w.detail(&cid, 3), D::DeliveryTimedOut);
 }
+
+#[tokio::test]
+async fn deadline_items_of_a_final_command_are_dropped_not_put_back() {
+    let w = World::new(&[(1, &[])]);
+    let cid = w.send(shell(&[node(1)])).await.unwrap()["Command"]["CommandId"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    w.drain(1000.0).await;
+    assert!(
+        !w.work.items.lock().unwrap().is_empty(),
+        "the deadlines wait"
+    );
+    succeed(&w, &cid, 1).await;
+    assert_eq!(w.command(&cid).status, "Success");
+    // Before the deadlines: they come back from SQS's longest delay, see the
+    // command final, and are not enqueued again.
+    w.drain(1010.0).await;
+    assert!(w.work.items.lock().unwrap().is_empty());
+}
