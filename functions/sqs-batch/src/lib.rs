@@ -42,13 +42,22 @@ where
         let id = record.message_id.clone();
         // Boxed: a record's work can be a deep future; the batch's stays small.
         if let Err(e) = Box::pin(handler(record)).await {
-            tracing::warn!(message_id = %id, error = %e, "record failed; it will be retried");
-            // Non-exhaustive upstream: built by field, not by literal.
-            let mut failure = BatchItemFailure::default();
-            failure.item_identifier = id;
-            failures.push(failure);
+            failures.push(failure(id, &e));
         }
     }
+    response(failures)
+}
+
+/// A failed record, logged: SQS redelivers it alone.
+fn failure(id: String, error: &dyn Display) -> BatchItemFailure {
+    tracing::warn!(message_id = %id, error = %error, "record failed; it will be retried");
+    // Non-exhaustive upstream: built by field, not by literal.
+    let mut failure = BatchItemFailure::default();
+    failure.item_identifier = id;
+    failure
+}
+
+fn response(failures: Vec<BatchItemFailure>) -> SqsBatchResponse {
     let mut response = SqsBatchResponse::default();
     response.batch_item_failures = failures;
     response
@@ -83,14 +92,9 @@ where
             Some(Err(e)) => e.to_string(),
             None => "no answer for this record".to_string(),
         };
-        tracing::warn!(message_id = %id, error = %failed, "record failed; it will be retried");
-        let mut failure = BatchItemFailure::default();
-        failure.item_identifier = id;
-        failures.push(failure);
+        failures.push(failure(id, &failed));
     }
-    let mut response = SqsBatchResponse::default();
-    response.batch_item_failures = failures;
-    response
+    response(failures)
 }
 
 #[cfg(test)]
