@@ -256,6 +256,15 @@ impl<Q: NodeQueue, I: IngestQueue> Agent<Q, I> {
                 };
                 let json = serde_json::to_vec(&record).map_err(std::io::Error::other)?;
                 fsutil::write_atomic(&run_dir.join(RESUME_FILE), &json, 0o600)?;
+                // The command goes on after the reboot: the control plane
+                // must see it In Progress meanwhile, even if the node goes
+                // down within the grace. Should the grace also end before
+                // the node does, the repeat changes nothing there.
+                if let Err(e) = self.report(Uplink::InvocationUpdate(update::in_progress(
+                    command_id, started,
+                ))) {
+                    tracing::warn!(command_id, error = %e, "cannot spool the In Progress report");
+                }
                 match reboot::request(&self.patch, stop).await {
                     RebootEnd::ShuttingDown => return Ok(false),
                     RebootEnd::Cancelled => {

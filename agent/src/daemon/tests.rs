@@ -1222,8 +1222,10 @@ mod patching {
         stop_commands(&agent).await;
         drop(agent);
         let reports = f.reports();
-        // Rebooted within the grace: no In Progress was sent.
-        assert_eq!(reports.len(), 1, "{reports:?}");
+        // In Progress goes before the reboot, even within the grace: the
+        // command is not over.
+        assert_eq!(reports.len(), 2, "{reports:?}");
+        assert_eq!(update(&reports[1]).detail, InvocationDetail::InProgress);
         let before = patch_report(&reports[0]);
         assert_eq!(before.snapshot_id, "cmd-1");
         assert_eq!(state(before, "sec"), PatchState::InstalledPendingReboot);
@@ -1236,14 +1238,14 @@ mod patching {
         agent.recover().unwrap();
         idle(&agent).await;
         let reports = f.reports();
-        assert_eq!(reports.len(), 3, "{reports:?}");
-        let after = patch_report(&reports[1]);
+        assert_eq!(reports.len(), 4, "{reports:?}");
+        let after = patch_report(&reports[2]);
         assert_eq!(after.snapshot_id, "cmd-1-rebooted");
         assert_eq!(after.operation, PatchOperation::Install);
         assert_eq!(after.operation_start_time, before.operation_start_time);
         assert_eq!(state(after, "sec"), PatchState::Installed);
         assert!(after.counts.compliant());
-        let done = update(&reports[2]);
+        let done = update(&reports[3]);
         assert_eq!(done.detail, InvocationDetail::Success, "{done:?}");
         assert_eq!(done.plugins.len(), 2);
         assert_eq!(done.plugins[0].detail, InvocationDetail::Success);
@@ -1262,7 +1264,7 @@ mod patching {
         let agent = f.agent();
         agent.recover().unwrap();
         idle(&agent).await;
-        assert_eq!(f.reports().len(), 3);
+        assert_eq!(f.reports().len(), 4);
     }
 
     /// A reboot that does not happen: the step fails saying so, the
@@ -1284,12 +1286,14 @@ mod patching {
             .await;
         idle(&agent).await;
         let reports = f.reports();
-        assert_eq!(reports.len(), 2, "{reports:?}");
+        // In Progress before the reboot was asked for, then the failure.
+        assert_eq!(reports.len(), 3, "{reports:?}");
         assert_eq!(
             state(patch_report(&reports[0]), "sec"),
             PatchState::InstalledPendingReboot
         );
-        let done = update(&reports[1]);
+        assert_eq!(update(&reports[1]).detail, InvocationDetail::InProgress);
+        let done = update(&reports[2]);
         assert_eq!(done.detail, InvocationDetail::Failed);
         assert_eq!(done.plugins.len(), 1, "later steps do not run");
         assert!(
@@ -1303,6 +1307,6 @@ mod patching {
         let agent = f.agent();
         agent.recover().unwrap();
         idle(&agent).await;
-        assert_eq!(f.reports().len(), 2);
+        assert_eq!(f.reports().len(), 3);
     }
 }
