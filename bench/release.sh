@@ -9,11 +9,25 @@
 # kept as .local/logs/steward-local-NAME.log after the run.
 release_control_plane() {
   local name=$1
-  cargo build --release -p steward-agent -p steward-local
+  build_release_agent_and_control_plane
   bash infra/control-plane.sh stop
   # shellcheck disable=SC2064 # the name is fixed now
   trap "restore_control_plane $name" EXIT
-  STEWARD_PROFILE=release RUST_LOG="info,steward_local::api=debug" bash infra/control-plane.sh start
+  # Production's ConnectionLost threshold: the benchmarks' agents heartbeat
+  # at production's rate, and with the stack's 30 s every one of them would
+  # count as not Online (holding no rate-control slot) after half a minute.
+  # The scheduler ticks on the stack's EventBridge rule alone (once a
+  # minute, as deployed), not also every 5 s as for the tests.
+  STEWARD_SCHEDULER_TICK_SECONDS=0 STEWARD_CONNECTION_LOST_SECONDS=1200 STEWARD_PROFILE=release \
+    RUST_LOG="info,steward_local::api=debug" bash infra/control-plane.sh start
+}
+
+# The agent is built alone, as it ships: built with the control plane in one
+# cargo invocation it would get their features of shared crates (the SDK's
+# default HTTPS client, clap's colours) and be larger than it is.
+build_release_agent_and_control_plane() {
+  cargo build --release -p steward-local "$@"
+  cargo build --release -p steward-agent
 }
 
 restore_control_plane() {

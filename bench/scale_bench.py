@@ -16,11 +16,30 @@ minutes (the period of every idle source), so periodic traffic falls in both
 alike. A figure that goes negative is printed as is and flagged, never
 clamped.
 
+The agents of the scale run are the release binary with the agent's own
+default heartbeat (no --heartbeat-seconds is passed; the default is read
+from `steward-agent --help`). Before any command, the run measures the
+idle cost per node (bench/idle_cost.py: a stack idle window before the
+agents start, probe agents for the cost of one heartbeat and of one
+credential fetch, an idle window with the N agents) and the agents' idle
+RSS (VmRSS of each agent after that idle window, before the first command:
+median and max).
+
+Every figure that has a target is printed against it (bench/targets.py):
+all final at MaxConcurrency 100% <= 10 s, AWS requests per invocation (every
+service, Lambda invocations and EventBridge deliveries included, run -
+idle) <= 6, idle RSS <= 10 MB, idle cost <= $0.06 per node-month; the
+others (MaxConcurrency 10%, p50/p99 latency) are printed as having none.
+A missed target does not fail the benchmark; a failed run does.
+
 `--verify` runs one command on one agent instead and checks the count
 against a table of the requests each step makes, written from the code
 (see `expected_requests`); it exits non-zero on any difference.
+`--idle-cost` runs the idle cost and idle RSS alone (no command is sent);
+`--no-idle-cost` skips them. `--agent-binary` prints the release agent's
+size against its target and stops.
 
-    make bench-scale                       # verify, then 500 agents
+    make bench-scale                       # every part (bench/scale.sh)
     python bench/scale_bench.py --verify   # the check alone
 
 Asserts nothing about time.
@@ -32,6 +51,7 @@ import math
 import os
 import signal
 import statistics
+import struct
 import sys
 import tempfile
 import time
@@ -40,18 +60,29 @@ from datetime import datetime
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+import idle_cost  # noqa: E402
 import meter  # noqa: E402
-from fleet import LOCAL, Agent, Fleet, event_queue, localstack_client, stack_env  # noqa: E402
+import targets  # noqa: E402
+from fleet import BIN, LOCAL, Agent, Fleet, event_queue, localstack_client, stack_env  # noqa: E402
 
 FINAL = {"Success", "Failed", "TimedOut", "Cancelled"}
 # After the command is final, the window stays open this long so that the
 # run's last requests (the pollers' deletes, the agents' own) fall inside it.
 SETTLE_SECONDS = 3.0
 POLL_SECONDS = 0.25
-# The period every idle source repeats with: the agents' heartbeat (60 s
-# here, 5 s for the demo fleet), the scheduler tick (60 s), long polls (20 s).
+# The period every idle source repeats with: the scheduler tick (60 s; 5 s
+# more locally), long polls (20 s), the demo fleet's heartbeat (5 s). The
+# scale agents' default heartbeat (900 s) is longer than any window: each
+# heartbeats once when it starts, then not again for 900 s, so windows
+# within 15 minutes of the start hold none of theirs (bench/idle_cost.py
+# prices heartbeats from a measured per-heartbeat cost instead).
 IDLE_PERIOD_SECONDS = 60
+ALL_FINAL_TARGET_SECONDS = 10
+REQUESTS_PER_INVOCATION_TARGET = 6
+AGENT_BINARY_TARGET_MB = 6
+IDLE_RSS_TARGET_MB = 10
 
 
 class QuietAgent(Agent):
@@ -64,6 +95,23 @@ class QuietAgent(Agent):
         i = argv.index("--heartbeat-seconds")
         argv[i + 1] = self.heartbeat
         return argv
+
+
+class DefaultHeartbeatAgent(Agent):
+    """An agent with the agent's own default heartbeat: the tests' flag is
+    not passed (and STEWARD_AGENT_HEARTBEAT_SECONDS is unset by `main`)."""
+
+    def argv(self):
+        argv = super().argv()
+        i = argv.index("--heartbeat-seconds")
+        del argv[i:i + 2]
+        return argv
+
+
+class ProbeAgent(QuietAgent):
+    """The idle-cost probe: heartbeats often, to measure one heartbeat's cost."""
+
+    heartbeat = str(idle_cost.PROBE_HEARTBEAT_SECONDS)
 
 
 class SilentAgent(QuietAgent):
@@ -219,6 +267,7 @@ def run(fleet, tag, n, concurrency, counted):
     starts.sort()
     rss = sum(rss_kib(a.proc.pid) for a in fleet.agents.values() if a.proc and a.proc.poll() is None)
     ok = c["Status"] == "Success" and statuses.get("Success", 0) == n
+    label = f"{n} agents MaxConcurrency {concurrency}"
     print(
         f"{n} agents, MaxConcurrency {concurrency}: all final in {elapsed:.2f} s (polled every {POLL_SECONDS} s) "
         f"({c['Status']}, {dict(statuses)}); "
@@ -245,8 +294,8 @@ def run(fleet, tag, n, concurrency, counted):
         print(f"  WARNING: {late} work items in the idle window: deadline items of an earlier command, which come back "
               "every 900 s (SQS's longest delay) until its time-out; subtracted with the idle traffic, they make "
               "this run's work-queue figures too low. Run where no command ran in the last hour for clean figures.")
-    meter.print_net("AWS requests per invocation, (run - idle) / n, by service",
-                    meter.by_service(run_billed), meter.by_service(idle_billed), n)
+    per_service = meter.print_net("AWS requests per invocation, (run - idle) / n, by service",
+                                  meter.by_service(run_billed), meter.by_service(idle_billed), n)
     meter.print_net("per invocation, by request", run_billed, idle_billed, n, indent="    ")
     used = {k: cpu[k] - cpu_before.get(k, 0.0) for k in ("localstack", "dynamodb-local", "control plane", "agents")}
     cores = os.cpu_count() or 1
@@ -254,6 +303,20 @@ def run(fleet, tag, n, concurrency, counted):
         f"  CPU seconds used in {elapsed:.1f} s ({cores} cores: {cores * elapsed:.0f} CPU s available): "
         + ", ".join(f"{k} {v:.1f} ({v / (cores * elapsed):.0%})" for k, v in used.items())
     )
+    if not ok:
+        print(f"  {label}: the run did not end with every invocation Success: no figure against a target")
+        return ok
+    if concurrency == "100%":
+        targets.check(f"{label}: all final", elapsed, ALL_FINAL_TARGET_SECONDS, "s")
+    else:
+        targets.info(f"{label}: all final", f"{elapsed:.2f} s")
+    if latencies:
+        targets.info(f"{label}: invocation latency p50", f"{statistics.median(latencies):.2f} s")
+        targets.info(f"{label}: invocation latency p99", f"{percentile(latencies, 0.99):.2f} s")
+    total = sum(per_service.values())
+    targets.check(f"{label}: AWS requests per invocation (all services, run - idle)", total,
+                  REQUESTS_PER_INVOCATION_TARGET, "", 2,
+                  "every billed request: Lambda invocations and EventBridge deliveries included")
     return ok
 
 
@@ -263,9 +326,10 @@ def expected_requests(polls, ingest_batches, ticks, deliveries):
     """The requests of one command (AWS-RunShellScript, OutputS3BucketName
     set) to one agent, step by step, as the code makes them: (step, who,
     request, count). `polls` is the benchmark's ListCommands calls (counted
-    client side), `ingest_batches` the batches the two reports came in (1 or
-    2), `ticks` the scheduler ticks in the window, `deliveries` the events
-    the verify rule's queue received."""
+    client side), `ingest_batches` the batches the report came in (1),
+    `ticks` the scheduler ticks in the window, `deliveries` the events the
+    verify rule's queue received. The command ends within the agent's 1 s
+    grace, so its one report is the final one (no In Progress)."""
     return [
         ("SendCommand", "api", "lambda.api AmazonSSM.SendCommand", 1),
         ("SendCommand", "api", "dynamodb.Query (read)", 2),  # tag index: one per tag filter (suite, env)
@@ -275,28 +339,31 @@ def expected_requests(polls, ingest_batches, ticks, deliveries):
         ("fan-out", "work poller", "sqs.ReceiveMessage", 1),
         ("fan-out", "work poller", "lambda.work batch", 1),
         ("fan-out", "work poller", "sqs.DeleteMessageBatch", 1),
-        ("fan-out", "dispatch", "dynamodb.GetItem (read)", 3),  # command, node's address, command (settle)
-        ("fan-out", "dispatch", "dynamodb.PutItem (write)", 1),  # the invocation, if absent
+        ("fan-out", "dispatch", "dynamodb.GetItem (read)", 2),  # command, command again (settle)
+        ("fan-out", "dispatch", "dynamodb.BatchGetItem (read)", 1),  # the round's nodes' addresses
+        ("fan-out", "dispatch", "dynamodb.TransactWriteItems (write)", 1),  # the round's invocations, if absent
         ("fan-out", "dispatch", "dynamodb.UpdateItem (write)", 1),  # the command's released counter
-        ("fan-out", "dispatch", "kms.Sign", 1),  # the signed RunCommand (presigning S3 URLs: no request)
-        ("fan-out", "dispatch", "sqs.SendMessage", 3),  # node queue; delivery and execution deadlines
+        ("fan-out", "dispatch", "kms.Sign", 1),  # the round's tree root (presigning S3 URLs: no request)
+        ("fan-out", "dispatch", "sqs.SendMessage", 1),  # the node's queue
+        ("fan-out", "dispatch", "sqs.SendMessageBatch", 1),  # the round's delivery and execution deadlines
         ("node", "agent", "sqs.ReceiveMessage", 1),
         ("node", "agent", "sqs.DeleteMessage", 1),
         ("node", "agent", "s3.PutObject", 2),  # stdout and stderr to presigned URLs
-        ("node", "agent", "sqs.SendMessage", 2),  # reports: In Progress, Success
+        ("node", "agent", "sqs.SendMessage", 1),  # the final report
         ("reports", "ingest poller", "sqs.ReceiveMessage", ingest_batches),
         ("reports", "ingest poller", "lambda.ingest batch", ingest_batches),
         ("reports", "ingest poller", "sqs.DeleteMessageBatch", ingest_batches),
-        ("reports", "ingest", "dynamodb.GetItem (read)", 6),  # per report: node key, invocation, command
-        ("reports", "ingest", "dynamodb.TransactWriteItems (write)", 2),  # per report: invocation + counters
-        ("reports", "ingest", "dynamodb.UpdateItem (write)", 2),  # command In Progress, then Success
-        ("reports", "ingest", "events.PutEvents", 4),  # per report: invocation and command status change
+        ("reports", "ingest", "dynamodb.BatchGetItem (read)", 2),  # the senders' keys; the invocations
+        ("reports", "ingest", "dynamodb.TransactWriteItems (write)", 1),  # the moves + the counters' sum
+        ("reports", "ingest", "dynamodb.GetItem (read)", 1),  # the command (settle)
+        ("reports", "ingest", "dynamodb.UpdateItem (write)", 1),  # command Pending -> Success
+        ("reports", "ingest", "events.PutEvents", 2),  # the invocations' status changes; the command's
         ("events", "EventBridge", "sqs.SendMessage (delivery)", deliveries),  # to the verify rule's queue
         ("ticks", "EventBridge schedule", "sqs.SendMessage (delivery)", ticks),  # to the scheduler queue
         ("ticks", "scheduler poller", "sqs.ReceiveMessage", ticks),
         ("ticks", "scheduler poller", "lambda.scheduler batch", ticks),
         ("ticks", "scheduler poller", "sqs.DeleteMessageBatch", ticks),
-        ("ticks", "scheduler", "dynamodb.Query (read)", ticks),  # policies due: none
+        ("ticks", "scheduler", "dynamodb.Query (read)", 3 * ticks),  # due: policies, associations, windows (none)
         ("polls", "benchmark", "lambda.api AmazonSSM.ListCommands", polls),
         ("polls", "api", "dynamodb.GetItem (read)", polls),  # the command
     ]
@@ -340,11 +407,11 @@ def check_window(bill, events):
         return f"other API calls in the window: {dict(api)}"
     if bill.batches.get("work", 0) != 1 or bill.messages.get("work", 0) != 1:
         return f"other work items in the window (an earlier command's deadlines?): {bill.messages.get('work', 0)} messages"
-    if bill.messages.get("ingest", 0) != 2:
-        return f"{bill.messages.get('ingest', 0)} ingest messages, not the two reports (a heartbeat?)"
+    if bill.messages.get("ingest", 0) != 1:
+        return f"{bill.messages.get('ingest', 0)} ingest messages, not the one report (a heartbeat?)"
     order = [e["detail"]["status"] for e in events if e["detail-type"] == "EC2 Command Invocation Status-change Notification"]
-    if order != ["InProgress", "Success"]:
-        return f"the reports were applied out of order (a standard queue does not keep order): {order}"
+    if order != ["Success"]:
+        return f"the invocation's events were {order}, not Success alone (did the command outlast the agent's 1 s grace?)"
     return None
 
 
@@ -471,13 +538,78 @@ def verify():
         sqs.delete_queue(QueueUrl=url)
 
 
+def elf_sections(path):
+    """The section names of an ELF64 little-endian file, or None."""
+    data = Path(path).read_bytes()
+    if data[:4] != b"\x7fELF" or data[4] != 2 or data[5] != 1:
+        return None
+    shoff = struct.unpack_from("<Q", data, 0x28)[0]
+    shentsize, shnum, shstrndx = struct.unpack_from("<HHH", data, 0x3A)
+
+    def header(i):
+        return struct.unpack_from("<IIQQQQIIQQ", data, shoff + i * shentsize)
+
+    strings = header(shstrndx)[4]
+    names = []
+    for i in range(shnum):
+        start = strings + header(i)[0]
+        names.append(data[start:data.index(b"\0", start)].decode(errors="replace"))
+    return names
+
+
+def agent_binary():
+    """The release agent's size against its target, and whether it is
+    stripped (no .symtab, no .debug_* sections: what ships)."""
+    path = BIN / "steward-agent"
+    size = path.stat().st_size
+    sections = elf_sections(path) or []
+    symbols = [x for x in sections if x == ".symtab" or x.startswith(".debug")]
+    stripped = "stripped (no symbol table or debug sections)" if not symbols else f"NOT stripped: {', '.join(symbols)}"
+    targets.check("agent binary (release)", size / 1e6, AGENT_BINARY_TARGET_MB, "MB", 2,
+                  f"{size} bytes, {size / 2**20:.2f} MiB; {stripped}")
+
+
+def start_agents(fleet, cls, tag, n, batch_size):
+    """Registers and starts `n` agents of class `cls`, `batch_size` at a
+    time, each batch online before the next; returns their names."""
+    activation = fleet.activation(tag, n)
+    names = [f"{tag}-{i:04d}" for i in range(n)]
+    for b in range(0, n, batch_size):
+        batch = names[b:b + batch_size]
+        for name in batch:
+            agent = cls(name, fleet.workdir / name, fleet.api_url, fleet.env["AWS_ENDPOINT_URL"], activation)
+            fleet.agents[name] = agent
+            agent.start()
+        fleet.wait_online(*batch, timeout=300)
+    return names
+
+
+def idle_rss(fleet, names):
+    """VmRSS of each agent, idle, before any command: median against the
+    target, max and the fleet's total beside it."""
+    kib = sorted(rss_kib(fleet.agents[x].proc.pid) for x in names)
+    med, top, total = statistics.median(kib) * 1024, kib[-1] * 1024, sum(kib) * 1024
+    targets.check(f"agent idle RSS (VmRSS, median of {len(names)} release agents)", med / 1e6, IDLE_RSS_TARGET_MB,
+                  "MB", 2, f"{med / 2**20:.2f} MiB; max {top / 1e6:.2f} MB; fleet {total / 2**20:.0f} MiB")
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--agents", type=int, default=500)
     ap.add_argument("--max-concurrency", nargs="+", default=["100%", "10%"])
     ap.add_argument("--start-batch", type=int, default=25, help="agents started at once while registering")
     ap.add_argument("--verify", action="store_true", help="check the count on one command to one agent, then stop")
+    ap.add_argument("--agent-binary", action="store_true", help="the release agent's size against its target, then stop")
+    ap.add_argument("--idle-cost", action="store_true", help="idle cost per node and idle RSS alone: no command")
+    ap.add_argument("--no-idle-cost", action="store_true", help="skip the idle cost windows")
+    ap.add_argument("--idle-seconds", type=int, default=120,
+                    help=f"length of each idle-cost window (rounded up to whole {IDLE_PERIOD_SECONDS} s)")
     args = ap.parse_args()
+    # The scale agents run with the agent's own default heartbeat.
+    os.environ.pop("STEWARD_AGENT_HEARTBEAT_SECONDS", None)
+    if args.agent_binary:
+        agent_binary()
+        return
     print(meter.HOW)
     print("  Idle traffic is measured right after each run, over a window as long as the run's (both whole minutes,")
     print("  the period of heartbeats, ticks and long polls), and subtracted;")
@@ -487,27 +619,48 @@ def main():
         sys.exit(0 if verify() else 1)
     meter.check_sources()
     n = args.agents
+    heartbeat = idle_cost.default_heartbeat_seconds(BIN / "steward-agent")
+    lost = int(stack_env().get("STEWARD_CONNECTION_LOST_SECONDS", "0") or 0)
+    print(f"The {n} agents run with the agent's default heartbeat: {heartbeat} s (steward-agent --help).")
+    if lost and heartbeat > lost:
+        print(f"  note: this stack's ConnectionLost threshold is {lost} s (STEWARD_CONNECTION_LOST_SECONDS), shorter than "
+              "the heartbeat: between heartbeats the nodes read as ConnectionLost; dispatch still sends to them, "
+              "and rate control counts such an invocation as acknowledged at once (it holds no MaxConcurrency slot).")
+    measure_idle = not args.no_idle_cost
+    idle_seconds = math.ceil(args.idle_seconds / IDLE_PERIOD_SECONDS) * IDLE_PERIOD_SECONDS
     ok = True
     with tempfile.TemporaryDirectory() as work:
         fleet = Fleet(work)
         counted = CountedPolls(fleet.ssm)
         try:
+            cost = None
+            if measure_idle:
+                cost = idle_cost.IdleCost(idle_seconds)
+                cost.measure_stack()
+                probe = start_agents(fleet, ProbeAgent, "probe", idle_cost.PROBE_AGENTS, args.start_batch)
+                time.sleep(idle_cost.SETTLE_SECONDS)
+
+                def restart():
+                    for name in probe:
+                        fleet.agents[name].stop()
+                        fleet.agents[name].start()
+
+                cost.measure_probe(probe, restart)
+                for name in probe:
+                    fleet.agents[name].stop()
             tag = f"scale{n}"
-            activation = fleet.activation(tag, n)
             t = time.monotonic()
-            names = [f"{tag}-{i:04d}" for i in range(n)]
-            for b in range(0, n, args.start_batch):
-                batch = names[b:b + args.start_batch]
-                for name in batch:
-                    agent = QuietAgent(name, fleet.workdir / name, fleet.api_url, fleet.env["AWS_ENDPOINT_URL"], activation)
-                    fleet.agents[name] = agent
-                    agent.start()
-                fleet.wait_online(*batch, timeout=300)
+            names = start_agents(fleet, DefaultHeartbeatAgent, tag, n, args.start_batch)
             print(f"{n} agents registered and online in {time.monotonic() - t:.0f} s")
-            rss = sum(rss_kib(fleet.agents[x].proc.pid) for x in names)
-            print(f"fleet RSS idle: {rss / 1024:.0f} MiB ({rss / n / 1024:.1f} MiB per agent)")
-            for concurrency in args.max_concurrency:
-                ok = run(fleet, tag, n, concurrency, counted) and ok
+            time.sleep(idle_cost.SETTLE_SECONDS)
+            if cost:
+                cost.measure_with_agents(n)
+            idle_rss(fleet, names)
+            if cost:
+                cost.report(n, heartbeat, len([p for p in demo_fleet_pids() if Path(f"/proc/{p}").exists()]))
+            if not args.idle_cost:
+                for concurrency in args.max_concurrency:
+                    ok = run(fleet, tag, n, concurrency, counted) and ok
         finally:
             fleet.stop()
     if not ok:

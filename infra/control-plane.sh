@@ -6,7 +6,12 @@ source "$(dirname "$0")/lib.sh"
 
 case "${1:-}" in
   start)
+    # The stack's ConnectionLost threshold suits the tests' 2 s heartbeats;
+    # a caller's own value wins (the scale benchmark runs agents with
+    # production's 900 s heartbeat and so production's 1,200 s threshold).
+    lost="${STEWARD_CONNECTION_LOST_SECONDS:-}"
     load_stack_env
+    if [[ -n "$lost" ]]; then export STEWARD_CONNECTION_LOST_SECONDS="$lost"; fi
     if is_running steward-local; then
       # A control plane older than its binary would test yesterday's code.
       if [[ "$BIN/steward-local" -nt "$RUN_DIR/steward-local.started" ]]; then

@@ -5,6 +5,7 @@ Each suite tags its nodes with a fresh `suite=<id>` so it never touches the
 demo fleet `make up` leaves running, nor another suite's nodes.
 """
 
+import atexit
 import configparser
 import json
 import os
@@ -324,7 +325,10 @@ def restricted_client(policy, user_name="restricted"):
 
 
 def event_queue(pattern):
-    """A queue that receives the steward bus's events matching `pattern`."""
+    """A queue that receives the steward bus's events matching `pattern`.
+    Its rule and queue are removed when the test run ends: a rule left on
+    the bus adds a delivery to every later event, and the benchmarks count
+    them."""
     env = stack_env()
     sqs, events = localstack_client("sqs"), localstack_client("events")
     name = f"e2e-events-{uuid.uuid4().hex[:10]}"
@@ -333,7 +337,14 @@ def event_queue(pattern):
     bus = env["STEWARD_EVENT_BUS"]
     events.put_rule(Name=name, EventBusName=bus, EventPattern=json.dumps(pattern))
     events.put_targets(Rule=name, EventBusName=bus, Targets=[{"Id": "q", "Arn": arn}])
+    atexit.register(_remove_event_queue, sqs, events, bus, name, url)
     return sqs, url
+
+
+def _remove_event_queue(sqs, events, bus, name, url):
+    events.remove_targets(Rule=name, EventBusName=bus, Ids=["q"])
+    events.delete_rule(Name=name, EventBusName=bus)
+    sqs.delete_queue(QueueUrl=url)
 
 
 def drain(sqs, url, until, timeout):
