@@ -27,7 +27,7 @@ lint:
 bench: ## Print the figures: binary sizes, agent memory, time to all-final for 3/20/100 agents, Parameter Store requests (release control plane; fails on a failed run; see docs/benchmarks.md).
 	@bash bench/run.sh $(BENCH_ARGS)
 
-bench-scale: ## Check the request count on one command (--verify), then Run Command at fleet scale: 500 release agents, MaxConcurrency 100% and 10% (needs make up; BENCH_ARGS=--verify for the check alone).
+bench-scale: ## Every scale figure against its target: Lambda start per function, agent size and idle RSS, the request check on one command, idle cost per node-month, then 500 release agents at MaxConcurrency 100% and 10% (needs make up; BENCH_ARGS=--verify, --lambda-start, --agent-binary or --idle-cost for one part).
 	@bash bench/scale.sh $(BENCH_ARGS)
 
 bench-automation: ## Automation: requests of a 20-step execution checked against a hand count, per step by service; step-to-step latency; 100 agents rate-controlled at MaxConcurrency 10 (release control plane; needs make up; BENCH_ARGS=--verify for the check alone).
