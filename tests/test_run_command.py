@@ -282,6 +282,54 @@ def test_stopped_agent_turns_connection_lost_and_delivery_times_out(fleet):
     assert (final["DeliveryTimedOutCount"], final["ErrorCount"], final["CompletedCount"]) == (1, 0, 1), final
 
 
+def test_dead_nodes_do_not_hold_up_the_living(fleet):
+    """Ten targets, four of them ConnectionLost: the six live ones finish
+    while the dead still wait for their delivery time-out, and the command
+    ends when those time out. MaxConcurrency 2: dead nodes holding slots
+    would stall it for the whole time-out."""
+    ssm = fleet.ssm
+    mixed = fleet.activation("mixed", 10)
+    names = [f"mixed{i}" for i in range(10)]
+    for n in names:
+        fleet.add(n, mixed)
+    fleet.wait_online(*names)
+    dead = names[:4]
+    for n in dead:
+        fleet.agents[n].stop()
+    dead_ids = {fleet.agents[n].instance_id() for n in dead}
+    live_ids = {fleet.agents[n].instance_id() for n in names[4:]}
+
+    def all_lost():
+        info = ssm.describe_instance_information(Filters=[{"Key": "InstanceIds", "Values": sorted(dead_ids)}])
+        return all(i["PingStatus"] == "ConnectionLost" for i in info["InstanceInformationList"])
+
+    wait_for("the four stopped nodes ConnectionLost", all_lost, timeout=120)
+    cmd = ssm.send_command(
+        DocumentName="AWS-RunShellScript",
+        Targets=fleet.targets("mixed"),
+        MaxConcurrency="2",
+        TimeoutSeconds=40,
+        Parameters={"commands": ["echo alive"]},
+    )["Command"]
+    cid = cmd["CommandId"]
+    assert cmd["TargetCount"] == 10
+
+    def live_done():
+        by_node = {i["InstanceId"]: i for i in invocations(ssm, cid)}
+        return by_node if all(by_node.get(n, {}).get("Status") == "Success" for n in live_ids) else None
+
+    by_node = wait_for("the six live nodes to succeed", live_done, timeout=35)
+    # Before the dead nodes' delivery time-out: they were sent the command and wait.
+    assert {by_node[n]["Status"] for n in dead_ids} == {"Pending"}, by_node
+    assert ssm.list_commands(CommandId=cid)["Commands"][0]["Status"] == "InProgress"
+    final = wait_command_final(ssm, cid, timeout=120)
+    details = {i["InstanceId"]: i["StatusDetails"] for i in invocations(ssm, cid)}
+    assert {details[n] for n in dead_ids} == {"Delivery Timed Out"}, details
+    assert {details[n] for n in live_ids} == {"Success"}, details
+    assert (final["CompletedCount"], final["DeliveryTimedOutCount"], final["ErrorCount"]) == (10, 4, 0), final
+    assert (final["Status"], final["StatusDetails"]) == ("Failed", "Incomplete"), final
+
+
 @pytest.fixture
 def rejections(fleet):
     """A queue receiving the bus's 'Steward Agent Message Rejected' events."""

@@ -140,9 +140,14 @@ async fn store_transitions_are_conditional_and_counters_exact() {
 
     // A report, redelivered three times: one change, one count.
     for _ in 0..3 {
-        apply_update(&rc, &n1, report(&cid, D::Success, 0, "hello\n"))
-            .await
-            .unwrap();
+        apply_update(
+            &rc,
+            &n1,
+            report(&cid, D::Success, 0, "hello\n"),
+            now_epoch(),
+        )
+        .await
+        .unwrap();
     }
     let c = store.get_command(&cid).await.unwrap().unwrap();
     assert_eq!(
@@ -158,12 +163,12 @@ async fn store_transitions_are_conditional_and_counters_exact() {
     // Another node's report about n2's invocation is not applied.
     let (stranger, _) = node(&stack).await;
     assert_eq!(
-        apply_update(&rc, &stranger, report(&cid, D::Failed, 1, "x"))
+        apply_update(&rc, &stranger, report(&cid, D::Failed, 1, "x"), now_epoch())
             .await
             .unwrap(),
         Applied::NotFound
     );
-    apply_update(&rc, &n2, report(&cid, D::Failed, 2, "boom"))
+    apply_update(&rc, &n2, report(&cid, D::Failed, 2, "boom"), now_epoch())
         .await
         .unwrap();
     let c = store.get_command(&cid).await.unwrap().unwrap();
@@ -401,7 +406,7 @@ async fn delivery_deadline_times_out_a_pending_invocation_and_ends_the_command()
     );
     assert_eq!(c.tally.delivery_timed_out, 1);
     // The agent's late report cannot revive it.
-    apply_update(&rc, &n1, report(&cid, D::InProgress, -1, ""))
+    apply_update(&rc, &n1, report(&cid, D::InProgress, -1, ""), now_epoch())
         .await
         .unwrap();
     assert_eq!(
@@ -479,7 +484,7 @@ async fn cancel_reaches_running_nodes() {
     };
     receive_all(&stack, &work_url).await;
     receive_all(&stack, &q1).await;
-    apply_update(&rc, &n1, report(&cid, D::InProgress, -1, ""))
+    apply_update(&rc, &n1, report(&cid, D::InProgress, -1, ""), now_epoch())
         .await
         .unwrap();
 
@@ -520,7 +525,7 @@ async fn cancel_reaches_running_nodes() {
         v.open(&msgs[0], &n1, now + 2.0).unwrap().message,
         Downlink::Cancel(_)
     ));
-    apply_update(&rc, &n1, report(&cid, D::Cancelled, -1, ""))
+    apply_update(&rc, &n1, report(&cid, D::Cancelled, -1, ""), now_epoch())
         .await
         .unwrap();
     let c = store.get_command(&cid).await.unwrap().unwrap();
