@@ -342,9 +342,16 @@ def event_queue(pattern):
 
 
 def _remove_event_queue(sqs, events, bus, name, url):
-    events.remove_targets(Rule=name, EventBusName=bus, Ids=["q"])
-    events.delete_rule(Name=name, EventBusName=bus)
-    sqs.delete_queue(QueueUrl=url)
+    # A caller may have removed them itself: gone is what is wanted.
+    try:
+        events.remove_targets(Rule=name, EventBusName=bus, Ids=["q"])
+        events.delete_rule(Name=name, EventBusName=bus)
+    except events.exceptions.ResourceNotFoundException:
+        pass
+    try:
+        sqs.delete_queue(QueueUrl=url)
+    except sqs.exceptions.QueueDoesNotExist:
+        pass
 
 
 def drain(sqs, url, until, timeout):

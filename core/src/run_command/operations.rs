@@ -58,7 +58,8 @@ pub async fn send_command(
     body: &Value,
     now: f64,
 ) -> Result<Value, SsmError> {
-    send_command_as(rc, caller, body, now, &new_command_id(), None).await
+    // A new id: no command can have it, so there is nothing to look up first.
+    send(rc, caller, body, now, &new_command_id(), None).await
 }
 
 /// SendCommand under a command id the caller chose (an automation step
@@ -76,6 +77,19 @@ pub async fn send_command_as(
     if let Some(existing) = rc.store.get_command(command_id).await? {
         return Ok(json!({ "Command": view::command(&existing) }));
     }
+    send(rc, caller, body, now, command_id, automation_execution_id).await
+}
+
+/// SendCommand under `command_id`: checked, stored if the id is free (else
+/// answered with the command that has it), fanned out.
+async fn send(
+    rc: &RunCommandContext<'_>,
+    caller: &dyn Authorizer,
+    body: &Value,
+    now: f64,
+    command_id: &str,
+    automation_execution_id: Option<&str>,
+) -> Result<Value, SsmError> {
     let req = SendCommandRequest::from_json(body)?;
     let documents = rc.documents;
     let doc = load_for_run(
