@@ -18,7 +18,8 @@ release_control_plane() {
   # count as not Online (holding no rate-control slot) after half a minute.
   # The scheduler ticks on the stack's EventBridge rule alone (once a
   # minute, as deployed), not also every 5 s as for the tests.
-  STEWARD_SCHEDULER_TICK_SECONDS=0 STEWARD_CONNECTION_LOST_SECONDS=1200 STEWARD_PROFILE=release \
+  export STEWARD_BENCH_CONNECTION_LOST_SECONDS=1200
+  STEWARD_SCHEDULER_TICK_SECONDS=0 STEWARD_CONNECTION_LOST_SECONDS=$STEWARD_BENCH_CONNECTION_LOST_SECONDS STEWARD_PROFILE=release \
     RUST_LOG="info,steward_local::api=debug" bash infra/control-plane.sh start
 }
 

@@ -620,7 +620,9 @@ def main():
     meter.check_sources()
     n = args.agents
     heartbeat = idle_cost.default_heartbeat_seconds(BIN / "steward-agent")
-    lost = int(stack_env().get("STEWARD_CONNECTION_LOST_SECONDS", "0") or 0)
+    # The release control plane's threshold (bench/release.sh), else the stack's.
+    lost = int(os.environ.get("STEWARD_BENCH_CONNECTION_LOST_SECONDS")
+               or stack_env().get("STEWARD_CONNECTION_LOST_SECONDS", "0") or 0)
     print(f"The {n} agents run with the agent's default heartbeat: {heartbeat} s (steward-agent --help).")
     if lost and heartbeat > lost:
         print(f"  note: this stack's ConnectionLost threshold is {lost} s (STEWARD_CONNECTION_LOST_SECONDS), shorter than "
