@@ -12,7 +12,7 @@ use steward_aws::testing::{
 };
 use steward_core::channel::{
     CancelMessage, ChannelError, Downlink, DownlinkPayload, DownlinkVerifier, InvocationUpdate,
-    PluginResult, seal_downlink,
+    PluginResult, seal_downlinks,
 };
 use steward_core::clock::now_epoch;
 use steward_core::run_command::dispatch;
@@ -82,7 +82,11 @@ async fn kms_signed_downlink_verifies_with_the_public_key() {
             command_id: "c".into(),
         }),
     };
-    let body = seal_downlink(&payload, &signer).await.unwrap();
+    // One payload: a tree of one leaf, its root the leaf, signed by KMS.
+    let body = seal_downlinks(std::slice::from_ref(&payload), &signer)
+        .await
+        .unwrap()
+        .remove(0);
     let v = verifier(&stack).await;
     assert_eq!(
         v.open(&body, "mi-00000000000000001", 150.0).unwrap(),

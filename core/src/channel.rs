@@ -142,23 +142,6 @@ pub trait DigestSigner: Send + Sync {
     async fn sign_digest(&self, digest: [u8; 32]) -> Result<Vec<u8>, ChannelError>;
 }
 
-pub async fn seal_downlink(
-    payload: &DownlinkPayload,
-    signer: &dyn DigestSigner,
-) -> Result<String, ChannelError> {
-    let bytes = serde_json::to_vec(payload).map_err(|e| ChannelError::Malformed(e.to_string()))?;
-    let digest: [u8; 32] = Sha256::digest(&bytes).into();
-    let sig = signer.sign_digest(digest).await?;
-    let env = SignedDownlink {
-        v: VERSION,
-        payload: B64.encode(&bytes),
-        sig: B64.encode(sig),
-        key: signer.key_id().to_string(),
-        proof: Vec::new(),
-    };
-    serde_json::to_string(&env).map_err(|e| ChannelError::Malformed(e.to_string()))
-}
-
 /// Seals a batch of payloads (one fan-out round's messages, each to its own
 /// node) with ONE signature: over the root of a hash tree whose leaves are
 /// the payloads, each message carrying its path to the root. A node checks
@@ -550,7 +533,7 @@ mod tests {
         (pair, point)
     }
 
-    /// Builds an envelope the way `seal_downlink` does, signing the bytes
+    /// Builds a version-1 envelope (one signature over the payload), signing the bytes
     /// locally (KMS signs the digest; the signature is the same ECDSA over SHA-256).
     fn envelope(pair: &EcdsaKeyPair, payload: &DownlinkPayload) -> String {
         let bytes = serde_json::to_vec(payload).unwrap();
