@@ -303,13 +303,9 @@ pub fn kind_listing(
 /// (for DynamoDB's transaction conflicts and the batch retries of SQS and
 /// EventBridge alike).
 pub fn jittered_backoff(base_ms: u64, attempt: u32) -> std::time::Duration {
+    use rand::Rng;
     let full = base_ms << attempt.min(10);
-    // No RNG dependency: the clock's nanoseconds are random enough here.
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| u64::from(d.subsec_nanos()))
-        .unwrap_or(0);
-    let jitter = nanos % (full / 2 + 1);
+    let jitter = rand::thread_rng().gen_range(0..=full / 2);
     std::time::Duration::from_millis(full / 2 + jitter)
 }
 
@@ -335,16 +331,11 @@ pub fn item_size(item: &Item) -> usize {
 /// Tries at a batch request while DynamoDB leaves part of it unprocessed.
 const BATCH_ATTEMPTS: u32 = 8;
 
-/// The pause before resending what a batch left unprocessed: DynamoDB asks
-/// for exponential backoff (50 ms, 100 ms, …).
-fn batch_backoff(attempt: u32) -> std::time::Duration {
-    std::time::Duration::from_millis(50 << attempt)
-}
-
 /// Sends a batch `request` (`send` gives the items it read and what
 /// DynamoDB left unprocessed, if anything), resending the unprocessed part
 /// after a growing pause: all items read, and `false` when some of the
-/// request is still left after every try.
+/// request is still left after every try. DynamoDB asks for exponential
+/// backoff between tries (50 ms, 100 ms, …, jittered).
 async fn resend_unprocessed<R, F, Fut>(
     mut request: R,
     mut send: F,
@@ -360,7 +351,7 @@ where
         match unprocessed {
             Some(rest) => {
                 request = rest;
-                tokio::time::sleep(batch_backoff(attempt)).await;
+                tokio::time::sleep(jittered_backoff(50, attempt)).await;
             }
             None => return Ok((out, true)),
         }
