@@ -219,8 +219,13 @@ def test_install_with_reboot_if_needed_reboots_and_finishes_after(tmp_path, patc
         # The update that needs a reboot gets in, and the agent asks for one.
         wait_for("a reboot request", lambda: node.reboot_requests() or None, timeout=300)
         assert node.dpkg_version(REBOOT) == repo.packages[REBOOT]["version"]
-        [inv] = invocations(ssm, command)
-        assert inv["Status"] == "InProgress", inv
+        # The agent reported In Progress before it asked; the report is
+        # applied asynchronously, so it may land just after the request.
+        wait_for(
+            "the invocation In Progress",
+            lambda: [i for i in invocations(ssm, command) if i["Status"] == "InProgress"] or None,
+            timeout=60,
+        )
         # The reboot: the agent starts again and finishes the step.
         node.restart()
         wait_command_final(ssm, command, timeout=300)
