@@ -19,6 +19,7 @@
 //!   everything that leaves the node.
 //! - [`shutdown`]: the one shutdown signal every loop watches.
 //! - [`backoff`]: doubling retry delays with a cap.
+//! - [`faults`]: crash points the fault suite arms through the environment.
 //! - [`queue`]: the node and ingest queues (SQS, or in memory in tests).
 //! - [`api`]: the control plane's HTTP API client and the output uploads.
 //! - [`credentials`]: SQS credentials from the node's key.
@@ -39,6 +40,7 @@ pub mod credentials;
 pub mod daemon;
 #[cfg(test)]
 mod durability_model;
+pub mod faults;
 pub mod fsutil;
 pub mod identity;
 pub mod inventory;

@@ -40,6 +40,10 @@ fn main() -> ExitCode {
         }
     };
     init_logging(settings.log_format);
+    if let Err(e) = steward_agent::faults::arm_from_env() {
+        eprintln!("steward-agent: {e}");
+        return ExitCode::from(2);
+    }
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()

@@ -9,6 +9,7 @@ use steward_core::clock::now_epoch;
 
 use super::{Agent, lock, update};
 use crate::backoff::Backoff;
+use crate::faults::{CrashPoint, crash_point};
 use crate::journal::{CommandState, Journal};
 use crate::queue::{IngestQueue, NodeQueue, Received};
 use crate::shutdown::Shutdown;
@@ -45,6 +46,7 @@ impl<Q: NodeQueue, I: IngestQueue> Agent<Q, I> {
 
     /// Handles one node-queue message: verify, journal, act, delete.
     pub async fn handle(self: &Arc<Self>, m: Received) {
+        crash_point(CrashPoint::AfterReceive);
         let now = now_epoch();
         let verdict = self
             .verifier
@@ -77,7 +79,10 @@ impl<Q: NodeQueue, I: IngestQueue> Agent<Q, I> {
                 .and_then(|_| self.act(&mut journal, payload.message, now))
         };
         match acted {
-            Ok(()) => self.delete(&m).await,
+            Ok(()) => {
+                crash_point(CrashPoint::AfterJournal);
+                self.delete(&m).await
+            }
             Err(e) => {
                 tracing::error!(error = %e, "cannot write the journal; the message stays queued")
             }

@@ -12,6 +12,7 @@ use steward_core::secret::Secret;
 
 use super::{Agent, lock};
 use crate::backoff::Backoff;
+use crate::faults::{CrashPoint, crash_point};
 use crate::journal::{CommandState, Journal};
 use crate::queue::{BATCH_MAX_BYTES, BATCH_MAX_ENTRIES, IngestQueue, NodeQueue};
 use crate::secure_parameters;
@@ -64,6 +65,7 @@ impl<Q: NodeQueue, I: IngestQueue> Agent<Q, I> {
     ) -> std::io::Result<()> {
         let command_id = report.command_id.clone();
         self.report(Uplink::InvocationUpdate(report))?;
+        crash_point(CrashPoint::AfterFinalSpooled);
         journal.record_command(&command_id, CommandState::Finished, &[], at)
     }
 
@@ -155,10 +157,14 @@ impl<Q: NodeQueue, I: IngestQueue> Agent<Q, I> {
                 return Ok(());
             };
             self.ingest.send(body).await.map_err(|e| e.to_string())?;
+            crash_point(CrashPoint::AfterSendBeforeRemove);
             return lock(&self.spool).remove(report).map_err(|e| e.to_string());
         }
         let (reports, bodies): (Vec<_>, Vec<_>) = batch.into_iter().unzip();
         let outcomes = self.ingest.send_batch(bodies).await;
+        if outcomes.iter().any(Result::is_ok) {
+            crash_point(CrashPoint::AfterSendBeforeRemove);
+        }
         let mut unsent = reports.len().saturating_sub(outcomes.len());
         let mut first_error = None;
         for (report, outcome) in reports.iter().zip(outcomes) {
