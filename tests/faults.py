@@ -158,14 +158,18 @@ def audit_command(audit: Audit, ssm, command_id, expected: list[Expected], marks
     findings = []
     ids = {e.agent.instance_id(): e for e in expected}
 
+    def listed():
+        pages = ssm.get_paginator("list_command_invocations").paginate(CommandId=command_id)
+        return [i for page in pages for i in page["CommandInvocations"]]
+
     def all_final():
-        invs = ssm.list_command_invocations(CommandId=command_id)["CommandInvocations"]
-        return invs if invs and all(i["Status"] in FINAL for i in invs) else None
+        invs = listed()
+        return invs if len(invs) == len(ids) and all(i["Status"] in FINAL for i in invs) else None
 
     try:
         invs = wait_for(f"command {command_id} final on every node", all_final, timeout=timeout)
     except AssertionError:
-        invs = ssm.list_command_invocations(CommandId=command_id)["CommandInvocations"]
+        invs = listed()
     by_id = {i["InstanceId"]: i for i in invs}
     finals = events.collect(command_id, len(ids))
     for iid, exp in ids.items():

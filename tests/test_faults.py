@@ -36,7 +36,8 @@ def audit_counts(request):
 
 def assert_clean(findings, fleet):
     if findings:
-        logs = "\n".join(f"--- {a.name}\n{a.log()[-2500:]}" for a in fleet.agents.values())
+        named = [a for a in fleet.agents.values() if any(f.startswith(a.name + ":") for f in findings)]
+        logs = "\n".join(f"--- {a.name}\n{a.log()[-2500:]}" for a in named)
         raise AssertionError("audit findings:\n  " + "\n  ".join(findings) + "\n" + logs)
 
 

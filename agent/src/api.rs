@@ -6,6 +6,7 @@ use std::time::Duration;
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as B64;
 use bytes::Bytes;
+use futures::future::BoxFuture;
 use http::{Method, Request, StatusCode};
 use http_body_util::combinators::UnsyncBoxBody;
 use http_body_util::{BodyExt, Full, Limited, StreamBody};
@@ -16,8 +17,9 @@ use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
-use steward_core::channel::{NodeKey, credentials_request_message};
+use steward_core::channel::{NodeKey, StepUpload, credentials_request_message};
 use steward_core::parameters::references::node_parameters_request_message;
+use steward_core::run_command::operations::upload_urls::upload_urls_request_message;
 use steward_core::secret::Secret;
 use thiserror::Error;
 use tokio::io::AsyncReadExt;
@@ -46,6 +48,14 @@ pub enum ApiError {
     Refused { code: String, message: String },
     #[error("{url} answered HTTP {status}")]
     Status { url: String, status: u16 },
+    /// S3 refused a presigned upload (`<Error><Code>`): its URL may have
+    /// expired or lost its credentials.
+    #[error("{url} refused the upload: HTTP {status} {code}")]
+    UploadRefused {
+        url: String,
+        status: u16,
+        code: String,
+    },
     #[error("cannot reach {url}: {reason}")]
     Transport { url: String, reason: String },
     #[error("{url} did not answer within {secs} seconds")]
@@ -66,10 +76,55 @@ impl ApiError {
                     "InternalServerError" | "ThrottlingException" | "ServiceUnavailable"
                 )
             }
-            Self::Status { status, .. } => *status >= 500 || *status == 429,
+            Self::Status { status, .. } | Self::UploadRefused { status, .. } => {
+                *status >= 500 || *status == 429
+            }
             Self::Transport { .. } | Self::Timeout { .. } => true,
             Self::Decode { .. } | Self::Config(_) => false,
         }
+    }
+}
+
+/// Where fresh presigned upload URLs for a step's output come from, when
+/// the ones a RunCommand carried stopped working.
+pub trait OutputUrlSource: Send + Sync {
+    /// The URLs of step `step` (counted from 0) of `command_id`.
+    fn fresh_urls<'a>(
+        &'a self,
+        command_id: &'a str,
+        step: usize,
+    ) -> BoxFuture<'a, Result<StepUpload, ApiError>>;
+}
+
+/// The API (`Steward.GetOutputUploadUrls`), asked as this node.
+pub struct ApiOutputUrls {
+    api: Api,
+    instance_id: String,
+    key: std::sync::Arc<NodeKey>,
+}
+
+impl ApiOutputUrls {
+    pub fn new(api: Api, instance_id: String, key: std::sync::Arc<NodeKey>) -> Self {
+        Self {
+            api,
+            instance_id,
+            key,
+        }
+    }
+}
+
+impl OutputUrlSource for ApiOutputUrls {
+    fn fresh_urls<'a>(
+        &'a self,
+        command_id: &'a str,
+        step: usize,
+    ) -> BoxFuture<'a, Result<StepUpload, ApiError>> {
+        Box::pin(async move {
+            let now = steward_core::clock::now_epoch() as i64;
+            self.api
+                .output_upload_urls(&self.instance_id, &self.key, command_id, step, now)
+                .await
+        })
     }
 }
 
@@ -78,6 +133,8 @@ impl ApiError {
 pub struct HttpClient {
     plain: Client<HttpConnector, ReqBody>,
     tls: Result<Client<HttpsConnector<HttpConnector>, ReqBody>, String>,
+    /// Asked for fresh output upload URLs when S3 refuses one.
+    output_urls: Option<std::sync::Arc<dyn OutputUrlSource>>,
 }
 
 impl Default for HttpClient {
@@ -96,7 +153,23 @@ impl HttpClient {
             .map_err(|e| {
                 format!("no trusted CA certificates ({e}); install the ca-certificates package")
             });
-        Self { plain, tls }
+        Self {
+            plain,
+            tls,
+            output_urls: None,
+        }
+    }
+
+    /// This client, asking `source` for fresh output upload URLs when S3
+    /// refuses a presigned one (its signing credentials expired).
+    pub fn with_output_urls(mut self, source: std::sync::Arc<dyn OutputUrlSource>) -> Self {
+        self.output_urls = Some(source);
+        self
+    }
+
+    /// Where fresh output upload URLs come from, if anywhere.
+    pub fn output_urls(&self) -> Option<&dyn OutputUrlSource> {
+        self.output_urls.as_deref()
     }
 
     /// Sends a request and returns the status and (bounded) body.
@@ -179,16 +252,91 @@ impl HttpClient {
             .header(http::header::CONTENT_LENGTH, len)
             .body(body)
             .map_err(|e| ApiError::Config(format!("bad presigned URL: {e}")))?;
-        let (status, _) = self.send(req, UPLOAD_TIMEOUT).await?;
+        let (status, body) = self.send(req, UPLOAD_TIMEOUT).await?;
         if status.is_success() {
-            Ok(())
-        } else {
-            Err(ApiError::Status {
+            return Ok(());
+        }
+        match s3_error_code(&body) {
+            Some(code) if status.is_client_error() => Err(ApiError::UploadRefused {
                 url: redact(url),
                 status: status.as_u16(),
-            })
+                code,
+            }),
+            _ => Err(ApiError::Status {
+                url: redact(url),
+                status: status.as_u16(),
+            }),
         }
     }
+}
+
+/// S3's `<Error><Code>…</Code>` (the code only: the message may quote the
+/// request).
+fn s3_error_code(body: &[u8]) -> Option<String> {
+    let text = std::str::from_utf8(body).ok()?;
+    let start = text.find("<Code>")? + "<Code>".len();
+    let len = text[start..].find("</Code>")?;
+    let code = &text[start..start + len];
+    (!code.is_empty() && code.len() <= 64 && code.bytes().all(|b| b.is_ascii_alphanumeric()))
+        .then(|| code.to_string())
+}
+
+/// Whether a refused upload may work with fresh URLs: S3 refuses expired
+/// URLs and URLs whose credentials expired with 403 (AccessDenied "Request
+/// has expired") or 400 (ExpiredToken, InvalidToken, TokenRefreshRequired).
+pub fn upload_needs_fresh_url(e: &ApiError) -> bool {
+    match e {
+        ApiError::UploadRefused { status, code, .. } => {
+            *status == 403
+                || matches!(
+                    code.as_str(),
+                    "ExpiredToken" | "InvalidToken" | "TokenRefreshRequired" | "RequestExpired"
+                )
+        }
+        ApiError::Status { status, .. } => *status == 403,
+        _ => false,
+    }
+}
+
+/// When a SigV4 presigned URL stops working (epoch seconds): its
+/// X-Amz-Date plus X-Amz-Expires. `None` when the URL does not say.
+pub fn presigned_url_expiry(url: &str) -> Option<f64> {
+    let query = url.split_once('?')?.1;
+    let mut date = None;
+    let mut expires = None;
+    for pair in query.split('&') {
+        match pair.split_once('=') {
+            Some(("X-Amz-Date", v)) => date = Some(v),
+            Some(("X-Amz-Expires", v)) => expires = v.parse::<u64>().ok(),
+            _ => {}
+        }
+    }
+    let signed = aws_smithy_types::DateTime::from_str(
+        &amz_date_as_rfc3339(date?)?,
+        aws_smithy_types::date_time::Format::DateTime,
+    )
+    .ok()?;
+    Some(signed.as_secs_f64() + expires? as f64)
+}
+
+/// `20240102T030405Z` → `2024-01-02T03:04:05Z`.
+fn amz_date_as_rfc3339(d: &str) -> Option<String> {
+    let b = d.as_bytes();
+    let ok = b.len() == 16
+        && b[8] == b'T'
+        && b[15] == b'Z'
+        && b[..8].iter().chain(&b[9..15]).all(u8::is_ascii_digit);
+    ok.then(|| {
+        format!(
+            "{}-{}-{}T{}:{}:{}Z",
+            &d[0..4],
+            &d[4..6],
+            &d[6..8],
+            &d[9..11],
+            &d[11..13],
+            &d[13..15]
+        )
+    })
 }
 
 /// Presigned URLs carry credentials in their query: never show it.
@@ -348,6 +496,45 @@ impl Api {
         self.call("GetNodeCredentials", &body).await
     }
 
+    /// Fresh presigned PUT URLs for step `step` of `command_id`'s output
+    /// on this node. The API answers only for a command this node is
+    /// running (or just ended) with S3 output.
+    pub async fn output_upload_urls(
+        &self,
+        instance_id: &str,
+        key: &NodeKey,
+        command_id: &str,
+        step: usize,
+        now: i64,
+    ) -> Result<StepUpload, ApiError> {
+        let step = u32::try_from(step)
+            .map_err(|_| ApiError::Config(format!("step {step} is out of range")))?;
+        let sig = key.sign(&upload_urls_request_message(
+            instance_id,
+            command_id,
+            step,
+            now,
+        ));
+        let body = serde_json::json!({
+            "InstanceId": instance_id,
+            "CommandId": command_id,
+            "StepIndex": step,
+            "Timestamp": now,
+            "Signature": B64.encode(sig),
+        });
+        #[derive(Deserialize)]
+        #[serde(rename_all = "PascalCase")]
+        struct Urls {
+            stdout_put_url: String,
+            stderr_put_url: String,
+        }
+        let urls: Urls = self.call("GetOutputUploadUrls", &body).await?;
+        Ok(StepUpload {
+            stdout_put_url: urls.stdout_put_url,
+            stderr_put_url: urls.stderr_put_url,
+        })
+    }
+
     /// The values of a command's `{{ssm-secure:…}}` references, by name as
     /// asked (`name` or `name:selector`). The API answers only for a command
     /// this node is running, and only names its parameters reference.
@@ -428,6 +615,36 @@ mod tests {
                 .is_none()
         );
         assert!(parameter_values(&serde_json::json!({})).is_none());
+    }
+
+    #[test]
+    fn a_presigned_url_says_when_it_expires() {
+        let url = "http://s3/b/k?X-Amz-Algorithm=AWS4-HMAC-SHA256&X-Amz-Date=19700101T000140Z&X-Amz-Expires=60&X-Amz-Signature=x";
+        assert_eq!(presigned_url_expiry(url), Some(160.0));
+        assert_eq!(presigned_url_expiry("http://s3/b/k"), None);
+        assert_eq!(
+            presigned_url_expiry("http://s3/b/k?X-Amz-Date=nope&X-Amz-Expires=60"),
+            None
+        );
+    }
+
+    #[test]
+    fn s3_refusals_are_read_by_their_code() {
+        let body = b"<?xml version=\"1.0\"?><Error><Code>ExpiredToken</Code><Message>The provided token has expired.</Message></Error>";
+        assert_eq!(s3_error_code(body).as_deref(), Some("ExpiredToken"));
+        assert_eq!(s3_error_code(b"not xml"), None);
+        let refused = |status, code: &str| ApiError::UploadRefused {
+            url: "u".into(),
+            status,
+            code: code.into(),
+        };
+        assert!(upload_needs_fresh_url(&refused(400, "ExpiredToken")));
+        assert!(upload_needs_fresh_url(&refused(403, "AccessDenied")));
+        assert!(!upload_needs_fresh_url(&refused(400, "EntityTooLarge")));
+        assert!(!upload_needs_fresh_url(&ApiError::Status {
+            url: "u".into(),
+            status: 500
+        }));
     }
 
     #[test]

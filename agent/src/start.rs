@@ -165,7 +165,13 @@ pub async fn run(settings: Settings, mut shutdown: Shutdown) -> Result<(), Start
             client,
             url: identity.ingest_queue_url.clone(),
         },
-        http: HttpClient::new(),
+        // Fresh upload URLs when S3 refuses the ones a command came with
+        // (the signer's credentials expired during a long command).
+        http: HttpClient::new().with_output_urls(Arc::new(crate::api::ApiOutputUrls::new(
+            api.clone(),
+            identity.instance_id.clone(),
+            Arc::clone(&key),
+        ))),
         platform: Platform::detect(),
         parameters: Some(Arc::new(ApiParameterSource::new(
             api.clone(),

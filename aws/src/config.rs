@@ -5,14 +5,22 @@ use std::env;
 
 use thiserror::Error;
 
-#[derive(Debug, Error)]
+#[derive(Error)]
 pub enum ConfigError {
     #[error(
-        "environment variable {0} is not set; run under the SAM stack or source .local/stack.env"
+        "the environment variable {0} is not set: deploy with template.yaml, which sets it (locally, source .local/stack.env)"
     )]
     Missing(&'static str),
-    #[error("environment variable {0} is not a number: {1}")]
+    #[error("the environment variable {0} is not a number: {1}")]
     NotANumber(&'static str, String),
+}
+
+/// The message itself: a binary whose `main` returns this error prints it
+/// with `Debug`, and whoever reads that must see what to do, not a variant.
+impl std::fmt::Debug for ConfigError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        std::fmt::Display::fmt(self, f)
+    }
 }
 
 /// Names and addresses of the stack's resources.
@@ -29,6 +37,10 @@ pub struct Settings {
     pub node_dlq_arn: String,
     pub node_queue_prefix: String,
     pub output_bucket: String,
+    /// Other buckets command output may be written to
+    /// (`STEWARD_OUTPUT_BUCKETS`, comma-separated; the stack grants its
+    /// functions s3:PutObject on them).
+    pub output_buckets: Vec<String>,
     pub data_key_id: String,
     pub signing_key_id: String,
     pub event_bus: String,
@@ -83,7 +95,30 @@ fn number(name: &'static str, default: u64) -> Result<u64, ConfigError> {
     }
 }
 
+/// `a, b,,c` → `[a, b, c]`.
+fn bucket_list(s: &str) -> Vec<String> {
+    s.split(',')
+        .map(str::trim)
+        .filter(|b| !b.is_empty())
+        .map(str::to_string)
+        .collect()
+}
+
 impl Settings {
+    /// The buckets command output may be written to: the stack's own, then
+    /// the ones the operator added. Presigned uploads to any other would be
+    /// refused by S3 (the functions' roles may write only these).
+    pub fn allowed_output_buckets(&self) -> Vec<String> {
+        let mut out = vec![self.output_bucket.clone()];
+        for b in &self.output_buckets {
+            if !out.contains(b) {
+                out.push(b.clone());
+            }
+        }
+        out.retain(|b| !b.is_empty());
+        out
+    }
+
     /// The ARNs of this stack's resources (its region and account).
     pub fn arn_scope(&self) -> steward_core::arn::ArnScope {
         steward_core::arn::ArnScope {
@@ -106,6 +141,7 @@ impl Settings {
             node_queue_prefix: env::var("STEWARD_NODE_QUEUE_PREFIX")
                 .unwrap_or_else(|_| "steward-node-".into()),
             output_bucket: var("STEWARD_OUTPUT_BUCKET")?,
+            output_buckets: bucket_list(&env::var("STEWARD_OUTPUT_BUCKETS").unwrap_or_default()),
             data_key_id: var("STEWARD_DATA_KEY_ID")?,
             signing_key_id: var("STEWARD_SIGNING_KEY_ID")?,
             event_bus: env::var("STEWARD_EVENT_BUS").unwrap_or_else(|_| "steward".into()),
@@ -148,6 +184,10 @@ pub struct Clients {
     pub events: aws_sdk_eventbridge::Client,
     pub sts: aws_sdk_sts::Client,
     pub resource_groups: aws_sdk_resourcegroups::Client,
+    /// The credentials the clients sign with: output upload URLs are signed
+    /// with them directly, so that their expiry is known
+    /// (crate::output).
+    pub credentials: Option<aws_credential_types::provider::SharedCredentialsProvider>,
 }
 
 impl Clients {
@@ -184,6 +224,32 @@ impl Clients {
             events: counted!(aws_sdk_eventbridge),
             sts: counted!(aws_sdk_sts),
             resource_groups: counted!(aws_sdk_resourcegroups),
+            credentials: shared.credentials_provider(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_missing_variable_says_what_to_do_also_in_debug() {
+        let e = ConfigError::Missing("STEWARD_NODES_TABLE");
+        let shown = format!("{e:?}");
+        assert_eq!(shown, e.to_string());
+        assert!(
+            shown.starts_with(
+                "the environment variable STEWARD_NODES_TABLE is not set: deploy with template.yaml"
+            ),
+            "{shown}"
+        );
+        assert!(!shown.contains("Missing("), "{shown}");
+    }
+
+    #[test]
+    fn extra_buckets_are_a_comma_separated_list() {
+        assert!(bucket_list("").is_empty());
+        assert_eq!(bucket_list(" a, b,,c "), vec!["a", "b", "c"]);
     }
 }

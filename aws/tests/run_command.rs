@@ -1017,3 +1017,186 @@ async fn publish_many_delivers_every_event() {
     assert_eq!(ns, (0..23).collect::<Vec<i64>>());
     bus.publish_many(Vec::new()).await.unwrap();
 }
+
+/// `X-Amz-Expires` of a presigned URL.
+fn url_lifetime(url: &str) -> u64 {
+    url.split_once('?')
+        .unwrap()
+        .1
+        .split('&')
+        .find_map(|p| p.strip_prefix("X-Amz-Expires="))
+        .expect("a presigned URL")
+        .parse()
+        .unwrap()
+}
+
+/// PUTs `body` to `url` (plain HTTP, as the local stack serves S3) and
+/// returns the answer's status.
+async fn put(url: &str, body: &str) -> u16 {
+    put_answer(url, body).await.0
+}
+
+/// PUTs `body` to `url`; the answer's status and whole text.
+async fn put_answer(url: &str, body: &str) -> (u16, String) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let rest = url.strip_prefix("http://").expect("a plain HTTP URL");
+    let (host, path) = rest.split_at(rest.find('/').unwrap());
+    let mut conn = tokio::net::TcpStream::connect(host).await.unwrap();
+    let req = format!(
+        "PUT {path} HTTP/1.1\r\nHost: {host}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    conn.write_all(req.as_bytes()).await.unwrap();
+    let mut answer = String::new();
+    conn.read_to_string(&mut answer).await.unwrap();
+    let status = answer
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    (status, answer)
+}
+
+fn expiring_provider(secs: u64) -> aws_credential_types::provider::SharedCredentialsProvider {
+    let key_id = std::env::var("AWS_ACCESS_KEY_ID").unwrap_or_else(|_| "test".into());
+    let secret = std::env::var("AWS_SECRET_ACCESS_KEY").unwrap_or_else(|_| "test".into());
+    aws_credential_types::provider::SharedCredentialsProvider::new(
+        aws_credential_types::Credentials::new(
+            key_id,
+            secret,
+            Some("session".into()),
+            Some(std::time::SystemTime::now() + std::time::Duration::from_secs(secs)),
+            "expiring",
+        ),
+    )
+}
+
+/// The local stack's S3 checks presigned URLs' signatures and expiry only
+/// when LocalStack runs with S3_SKIP_SIGNATURE_VALIDATION=0 (AWS always
+/// does). The test below then shows a URL really dying with its
+/// credentials; else it says why it proves less, and stops.
+#[tokio::test]
+#[ignore = "needs the local stack: make test runs it"]
+async fn an_upload_url_dies_with_its_credentials_and_a_fresh_one_works() {
+    use steward_aws::output::OutputBucket;
+    use steward_core::run_command::ports::OutputLocations;
+
+    let stack = stack().await;
+    let bucket = stack.settings.output_bucket.clone();
+    let outputs = |provider| {
+        OutputBucket::with_client(
+            stack.clients.s3.clone(),
+            Some(provider),
+            &stack.settings.region,
+            vec![bucket.clone()],
+        )
+    };
+    let key = format!("test/dies-{}", steward_aws::testing::unique());
+    // Does this S3 check signatures at all? A URL signed with a wrong secret tells.
+    let forged = OutputBucket::with_client(
+        stack.clients.s3.clone(),
+        Some(
+            aws_credential_types::provider::SharedCredentialsProvider::new(
+                aws_credential_types::Credentials::new(
+                    "test",
+                    "wrong-secret",
+                    None,
+                    None,
+                    "forged",
+                ),
+            ),
+        ),
+        &stack.settings.region,
+        vec![bucket.clone()],
+    );
+    let url = forged.presign_put(&bucket, "", &key, 60).await.unwrap();
+    if put(&url.put_url, "forged").await == 200 {
+        eprintln!(
+            "S3 here does not check presigned URLs (LocalStack's S3_SKIP_SIGNATURE_VALIDATION is not 0): expiry not exercised"
+        );
+        return;
+    }
+
+    let dying = outputs(expiring_provider(3));
+    let url = dying.presign_put(&bucket, "", &key, 86_400).await.unwrap();
+    let lifetime = url_lifetime(&url.put_url);
+    assert!(lifetime <= 3, "{lifetime}");
+    tokio::time::sleep(std::time::Duration::from_secs(lifetime + 2)).await;
+    let (status, answer) = put_answer(&url.put_url, "too late").await;
+    assert_eq!(status, 403, "{answer}");
+    assert!(answer.contains("AccessDenied"), "{answer}");
+
+    // What the node is handed when it asks again works.
+    let fresh = outputs(expiring_provider(3600));
+    let url = fresh.presign_put(&bucket, "", &key, 600).await.unwrap();
+    assert_eq!(put(&url.put_url, "in time").await, 200);
+    let got = stack
+        .clients
+        .s3
+        .get_object()
+        .bucket(&bucket)
+        .key(&key)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        &got.body.collect().await.unwrap().into_bytes()[..],
+        b"in time"
+    );
+}
+
+#[tokio::test]
+#[ignore = "needs the local stack: make test runs it"]
+async fn an_upload_url_never_outlives_the_credentials_that_signed_it() {
+    use steward_aws::output::OutputBucket;
+    use steward_core::run_command::ports::OutputLocations;
+
+    let stack = stack().await;
+    let bucket = stack.settings.output_bucket.clone();
+    let expiring = expiring_provider;
+    let outputs = |provider| {
+        OutputBucket::with_client(
+            stack.clients.s3.clone(),
+            Some(provider),
+            &stack.settings.region,
+            vec![bucket.clone()],
+        )
+    };
+    let key = format!("test/expiry-{}", steward_aws::testing::unique());
+
+    // Credentials that expire in 20 s: asked for a day, the URL says 20 s.
+    let short = outputs(expiring(20));
+    let url = short.presign_put(&bucket, "", &key, 86_400).await.unwrap();
+    let lifetime = url_lifetime(&url.put_url);
+    assert!((1..=20).contains(&lifetime), "{lifetime}");
+    assert!(url.put_url.contains("X-Amz-Security-Token=session"));
+    // And it works while they last: the object is there.
+    assert_eq!(put(&url.put_url, "short-lived").await, 200);
+    let got = stack
+        .clients
+        .s3
+        .get_object()
+        .bucket(&bucket)
+        .key(&key)
+        .send()
+        .await
+        .unwrap();
+    let body = got.body.collect().await.unwrap().into_bytes();
+    assert_eq!(&body[..], b"short-lived");
+
+    // Credentials that outlive the wanted lifetime leave it as asked.
+    let long = outputs(expiring(7200));
+    let url = long.presign_put(&bucket, "", &key, 600).await.unwrap();
+    assert_eq!(url_lifetime(&url.put_url), 600);
+
+    // Credentials about to expire are resolved again (a provider returns
+    // fresh ones then); these are all it has, so the URL is cut to them.
+    let ending = outputs(expiring(2));
+    let url = ending.presign_put(&bucket, "", &key, 600).await.unwrap();
+    assert!(url_lifetime(&url.put_url) <= 2);
+    assert_eq!(
+        ending.allowed_buckets(),
+        vec![bucket.clone()],
+        "the list it was given"
+    );
+}

@@ -15,6 +15,7 @@ use steward_core::run_command::status::InvocationDetail;
 use tokio::sync::watch;
 
 use super::{Agent, lock, update};
+use crate::api;
 use crate::backoff::Backoff;
 use crate::fsutil;
 use crate::inventory::InventoryEnv;
@@ -39,7 +40,15 @@ pub(super) struct Resume {
     pub message: RunMessage,
 }
 
-const UPLOAD_ATTEMPTS: u32 = 4;
+pub(super) const UPLOAD_ATTEMPTS: u32 = 4;
+
+fn stream_url(urls: &StepUpload, stderr: bool) -> &str {
+    if stderr {
+        &urls.stderr_put_url
+    } else {
+        &urls.stdout_put_url
+    }
+}
 
 impl<Q: NodeQueue, I: IngestQueue> Agent<Q, I> {
     /// Starts a command intake accepted (and journaled) in its own task.
@@ -222,7 +231,7 @@ impl<Q: NodeQueue, I: IngestQueue> Agent<Q, I> {
                 return Ok(false);
             }
             let uploaded = match cmd.uploads.get(i) {
-                Some(urls) => self.upload(command_id, urls, &outcome).await,
+                Some(urls) => self.upload(command_id, i, urls, &outcome).await,
                 None => false,
             };
             tracing::info!(
@@ -351,20 +360,24 @@ impl<Q: NodeQueue, I: IngestQueue> Agent<Q, I> {
 
     /// PUTs a step's whole output to its presigned URLs, retrying a few
     /// times. The one way output reaches S3: each file is masked with the
-    /// command's values first, whoever wrote it.
+    /// command's values first, whoever wrote it. A URL that has expired, or
+    /// that S3 refuses (its signing credentials expired: a command may
+    /// outlive them), is replaced by fresh ones from the control plane
+    /// before the next try. `false` when some output did not reach S3: the
+    /// report then carries it truncated inline, as it always does.
     async fn upload(
         &self,
         command_id: &str,
+        step: usize,
         urls: &StepUpload,
         outcome: &runner::StepOutcome,
     ) -> bool {
         let secrets = self.held_secrets(command_id);
+        // Fresh URLs, once asked for, serve both streams.
+        let mut urls = urls.clone();
         let mut ok = true;
-        for (url, path) in [
-            (&urls.stdout_put_url, &outcome.stdout.path),
-            (&urls.stderr_put_url, &outcome.stderr.path),
-        ] {
-            if url.is_empty() {
+        for (stderr, path) in [(false, &outcome.stdout.path), (true, &outcome.stderr.path)] {
+            if stream_url(&urls, stderr).is_empty() {
                 continue;
             }
             if let Err(e) = secure_parameters::mask_file(path, &secrets) {
@@ -373,25 +386,70 @@ impl<Q: NodeQueue, I: IngestQueue> Agent<Q, I> {
                 ok = false;
                 continue;
             }
-            let mut backoff = Backoff::new();
-            let mut done = false;
-            for attempt in 1..=UPLOAD_ATTEMPTS {
-                match self.http.put_file(url, path).await {
-                    Ok(()) => {
-                        done = true;
-                        break;
-                    }
-                    Err(e) => {
-                        tracing::warn!(command_id, attempt, error = %e, "output upload failed");
-                        if attempt < UPLOAD_ATTEMPTS {
-                            tokio::time::sleep(backoff.next_delay()).await;
-                        }
+            ok &= self
+                .upload_file(command_id, step, &mut urls, stderr, path)
+                .await;
+        }
+        ok
+    }
+
+    /// One stream's upload, at most [`UPLOAD_ATTEMPTS`] PUTs.
+    async fn upload_file(
+        &self,
+        command_id: &str,
+        step: usize,
+        urls: &mut StepUpload,
+        stderr: bool,
+        path: &Path,
+    ) -> bool {
+        let mut backoff = Backoff::new();
+        for attempt in 1..=UPLOAD_ATTEMPTS {
+            let expired = api::presigned_url_expiry(stream_url(urls, stderr))
+                .is_some_and(|at| now_epoch() >= at);
+            if expired {
+                // Not worth a PUT of the whole file to learn it.
+                tracing::info!(
+                    command_id,
+                    step,
+                    "output upload URL expired; asking for a fresh one"
+                );
+                self.fresh_urls(command_id, step, urls).await;
+            }
+            match self.http.put_file(stream_url(urls, stderr), path).await {
+                Ok(()) => return true,
+                Err(e) => {
+                    tracing::warn!(command_id, step, attempt, error = %e, "output upload failed");
+                    if attempt < UPLOAD_ATTEMPTS
+                        && api::upload_needs_fresh_url(&e)
+                        && self.fresh_urls(command_id, step, urls).await
+                    {
+                        continue;
                     }
                 }
             }
-            ok &= done;
+            if attempt < UPLOAD_ATTEMPTS {
+                tokio::time::sleep(backoff.next_delay()).await;
+            }
         }
-        ok
+        false
+    }
+
+    /// Replaces `urls` with fresh ones from the control plane; `false` when
+    /// none came (no source, or the API refused).
+    async fn fresh_urls(&self, command_id: &str, step: usize, urls: &mut StepUpload) -> bool {
+        let Some(source) = self.http.output_urls() else {
+            return false;
+        };
+        match source.fresh_urls(command_id, step).await {
+            Ok(fresh) => {
+                *urls = fresh;
+                true
+            }
+            Err(e) => {
+                tracing::warn!(command_id, step, error = %e, "cannot get fresh output upload URLs");
+                false
+            }
+        }
     }
 
     /// Stops every running command (killing its process group) and waits for them.

@@ -91,6 +91,8 @@ struct Fixture {
     pkcs8: Vec<u8>,
     dir: tempfile::TempDir,
     parameters: Option<Arc<dyn ParameterSource>>,
+    /// Where fresh output upload URLs come from (none unless a test says).
+    output_urls: Option<Arc<dyn crate::api::OutputUrlSource>>,
     /// Never the machine's root: a fixture root when a test patches.
     patch: PatchEnv,
     /// Longer than any test unless a test shortens it: its commands end
@@ -114,6 +116,7 @@ impl Fixture {
             pkcs8,
             dir,
             parameters: None,
+            output_urls: None,
             patch,
             progress_grace: LIMIT * 2,
         }
@@ -127,7 +130,10 @@ impl Fixture {
             state_dir: self.dir.path().to_path_buf(),
             node_queue: MemQueue::default(),
             ingest: MemIngest::default(),
-            http: HttpClient::new(),
+            http: match &self.output_urls {
+                Some(source) => HttpClient::new().with_output_urls(Arc::clone(source)),
+                None => HttpClient::new(),
+            },
             platform: Platform::detect(),
             parameters: self.parameters.clone(),
             patch: self.patch.clone(),
@@ -647,21 +653,35 @@ type Bodies = Arc<Mutex<Vec<(String, Vec<u8>)>>>;
 struct Puts {
     base: String,
     bodies: Bodies,
+    /// The paths (with their query) of the PUTs it refused.
+    refused: Arc<Mutex<Vec<String>>>,
 }
+
+/// Which PUTs (by path and query) a fake S3 refuses as S3 refuses a URL
+/// whose signing credentials expired.
+type Refuse = Arc<dyn Fn(&str) -> bool + Send + Sync>;
 
 impl Puts {
     async fn start() -> Self {
+        Self::refusing(Arc::new(|_: &str| false)).await
+    }
+
+    async fn refusing(refuse: Refuse) -> Self {
         use tokio::io::{AsyncReadExt, AsyncWriteExt};
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let base = format!("http://{}", listener.local_addr().unwrap());
         let bodies: Bodies = Arc::default();
         let kept = Arc::clone(&bodies);
+        let refused: Arc<Mutex<Vec<String>>> = Arc::default();
+        let refused_kept = Arc::clone(&refused);
         tokio::spawn(async move {
             loop {
                 let Ok((mut conn, _)) = listener.accept().await else {
                     return;
                 };
                 let kept = Arc::clone(&kept);
+                let refuse = Arc::clone(&refuse);
+                let refused = Arc::clone(&refused_kept);
                 tokio::spawn(async move {
                     let mut buf = Vec::new();
                     loop {
@@ -695,16 +715,25 @@ impl Puts {
                         }
                         let body = buf[head_end..head_end + len].to_vec();
                         buf.drain(..head_end + len);
-                        lock(&kept).push((path, body));
-                        let ok = b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n";
-                        if conn.write_all(ok).await.is_err() {
+                        let answer: &[u8] = if refuse(&path) {
+                            lock(&refused).push(path);
+                            EXPIRED_TOKEN
+                        } else {
+                            lock(&kept).push((path, body));
+                            b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n"
+                        };
+                        if conn.write_all(answer).await.is_err() {
                             return;
                         }
                     }
                 });
             }
         });
-        Self { base, bodies }
+        Self {
+            base,
+            bodies,
+            refused,
+        }
     }
 
     fn urls(&self, command_id: &str, steps: usize) -> Vec<StepUpload> {
@@ -725,6 +754,9 @@ impl Puts {
             .map(|(_, b)| String::from_utf8_lossy(b).to_string())
     }
 }
+
+/// What S3 answers a PUT whose URL's session token has expired.
+const EXPIRED_TOKEN: &[u8] = b"HTTP/1.1 400 Bad Request\r\ncontent-type: application/xml\r\ncontent-length: 129\r\n\r\n<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Error><Code>ExpiredToken</Code><Message>The provided token has expired.</Message></Error>";
 
 /// Every log line the agent writes on this thread (the test runtime
 /// runs the agent's tasks on it too).
@@ -1309,4 +1341,155 @@ mod patching {
         idle(&agent).await;
         assert_eq!(f.reports().len(), 3);
     }
+}
+
+// ------------------------------------------------ output URLs that expire
+
+/// The control plane's answers to GetOutputUploadUrls: URLs signed with a
+/// new session token (`fresh`), counted.
+struct FreshUrls {
+    base: String,
+    asked: Mutex<Vec<(String, usize)>>,
+}
+
+impl crate::api::OutputUrlSource for FreshUrls {
+    fn fresh_urls<'a>(
+        &'a self,
+        command_id: &'a str,
+        step: usize,
+    ) -> futures::future::BoxFuture<'a, Result<StepUpload, crate::api::ApiError>> {
+        lock(&self.asked).push((command_id.to_string(), step));
+        let url = |stream: &str| {
+            format!(
+                "{}/{command_id}/{step}/{stream}?X-Amz-Security-Token=fresh&X-Amz-Signature=y",
+                self.base
+            )
+        };
+        let urls = StepUpload {
+            stdout_put_url: url("stdout"),
+            stderr_put_url: url("stderr"),
+        };
+        Box::pin(async move { Ok(urls) })
+    }
+}
+
+/// A fixture whose agent asks a [`FreshUrls`] over `puts`.
+fn refreshing_fixture(puts: &Puts) -> (Fixture, Arc<FreshUrls>) {
+    let mut f = Fixture::new();
+    let source = Arc::new(FreshUrls {
+        base: puts.base.clone(),
+        asked: Mutex::default(),
+    });
+    f.output_urls = Some(source.clone());
+    (f, source)
+}
+
+/// A command whose URLs carry a session token S3 has stopped taking.
+fn command_with_old_urls(command_id: &str, lines: &[&str], puts: &Puts) -> Downlink {
+    let steps = vec![shell_step(RUN_SHELL_SCRIPT_PLUGIN, lines, "", 60)];
+    let url = |stream: &str| {
+        format!(
+            "{}/{command_id}/0/{stream}?X-Amz-Security-Token=old&X-Amz-Signature=x",
+            puts.base
+        )
+    };
+    Downlink::Run(RunMessage {
+        command_id: command_id.into(),
+        document_name: "AWS-RunShellScript".into(),
+        document_version: "1".into(),
+        steps,
+        uploads: vec![StepUpload {
+            stdout_put_url: url("stdout"),
+            stderr_put_url: url("stderr"),
+        }],
+    })
+}
+
+#[tokio::test]
+async fn an_upload_refused_for_an_expired_token_is_retried_with_fresh_urls() {
+    let puts = Puts::refusing(Arc::new(|path: &str| !path.contains("Token=fresh"))).await;
+    let (f, source) = refreshing_fixture(&puts);
+    let agent = f.agent();
+    agent
+        .handle(f.message(
+            "m1",
+            NODE,
+            command_with_old_urls("c1", &["echo out; echo err >&2"], &puts),
+        ))
+        .await;
+    idle(&agent).await;
+
+    let reports = f.reports();
+    let done = last(&reports);
+    assert_eq!(done.detail, InvocationDetail::Success);
+    assert!(done.plugins[0].uploaded, "{done:?}");
+    assert_eq!(puts.body("/c1/0/stdout").as_deref(), Some("out\n"));
+    assert_eq!(puts.body("/c1/0/stderr").as_deref(), Some("err\n"));
+    // The old URL was tried once and refused; one answer served both streams.
+    let refused = lock(&puts.refused).clone();
+    assert_eq!(refused.len(), 1, "{refused:?}");
+    assert!(refused[0].starts_with("/c1/0/stdout?"), "{refused:?}");
+    assert_eq!(*lock(&source.asked), vec![("c1".to_string(), 0)]);
+}
+
+#[tokio::test]
+async fn an_upload_url_past_its_expiry_is_replaced_before_any_put() {
+    let puts = Puts::refusing(Arc::new(|path: &str| !path.contains("Token=fresh"))).await;
+    let (f, source) = refreshing_fixture(&puts);
+    let agent = f.agent();
+    // Signed an hour ago for ten minutes.
+    let signed = now_epoch() - 3600.0;
+    let date = aws_smithy_types::DateTime::from_secs(signed as i64)
+        .fmt(aws_smithy_types::date_time::Format::DateTime)
+        .unwrap()
+        .replace(['-', ':'], "");
+    let url = |stream: &str| {
+        format!(
+            "{}/c2/0/{stream}?X-Amz-Date={date}&X-Amz-Expires=600&X-Amz-Security-Token=old",
+            puts.base
+        )
+    };
+    let Downlink::Run(mut run) = run("c2", &["echo out"]) else {
+        unreachable!()
+    };
+    run.uploads = vec![StepUpload {
+        stdout_put_url: url("stdout"),
+        stderr_put_url: url("stderr"),
+    }];
+    agent
+        .handle(f.message("m1", NODE, Downlink::Run(run)))
+        .await;
+    idle(&agent).await;
+
+    let reports = f.reports();
+    assert!(last(&reports).plugins[0].uploaded);
+    assert_eq!(puts.body("/c2/0/stdout").as_deref(), Some("out\n"));
+    assert!(lock(&puts.refused).is_empty(), "an expired URL was PUT to");
+    assert_eq!(lock(&source.asked).len(), 1);
+}
+
+#[tokio::test]
+async fn output_s3_keeps_refusing_is_reported_inline_not_held() {
+    // Fresh URLs are refused too (the bucket's rights are gone, say).
+    let puts = Puts::refusing(Arc::new(|_: &str| true)).await;
+    let (f, source) = refreshing_fixture(&puts);
+    let agent = f.agent();
+    agent
+        .handle(f.message(
+            "m1",
+            NODE,
+            command_with_old_urls("c3", &["echo still-here"], &puts),
+        ))
+        .await;
+    idle(&agent).await;
+
+    let reports = f.reports();
+    let done = last(&reports);
+    assert_eq!(done.detail, InvocationDetail::Success);
+    assert!(!done.plugins[0].uploaded);
+    assert_eq!(done.plugins[0].stdout, "still-here\n");
+    // A bounded number of tries per stream, each after fresh URLs.
+    let refused = lock(&puts.refused).len();
+    assert_eq!(refused, 2 * super::execution::UPLOAD_ATTEMPTS as usize);
+    assert_eq!(lock(&source.asked).len(), refused - 2);
 }

@@ -102,6 +102,11 @@ pub async fn run(
             command_id,
             instance_ids,
         } => cancel(rc, command_id, instance_ids, now).await,
+        WorkItem::Unacknowledged {
+            command_id,
+            instance_ids,
+            at,
+        } => resend_unacknowledged(rc, item, command_id, instance_ids, *at, now).await,
     }
 }
 
@@ -179,18 +184,19 @@ async fn release_round(
     let decision = c.rate_control()?.decide();
     let due = decision.release_of(&c.resolved_instance_ids);
     if !due.is_empty() {
-        // `{{ssm:…}}` values are read once per release and go only into
-        // the signed messages; the record keeps the references. A reference
-        // that no longer resolves fails each node's invocation (retrying
-        // cannot help); a store failure retries the work item.
-        let steps = match PlainResolver::new(rc.parameters)
-            .resolve_steps(&c.steps)
-            .await
-        {
-            Ok(steps) => Ok(steps),
-            Err(e @ ResolveError::Unresolvable { .. }) => Err(e.to_string()),
-            Err(ResolveError::Store(e)) => return Err(e),
-        };
+        // First, before any write: whatever this round writes and then
+        // fails to send (the process dies) is sent again from here.
+        rc.work
+            .enqueue(
+                &WorkItem::Unacknowledged {
+                    command_id: command_id.to_string(),
+                    instance_ids: due.to_vec(),
+                    at: now + RESEND_AFTER_SECONDS,
+                },
+                delay_until(now + RESEND_AFTER_SECONDS, now),
+            )
+            .await?;
+        let steps = resolved_steps(rc, c).await?;
         for chunk in due.chunks(DELIVERY_BATCH) {
             deliver(rc, c, &steps, chunk, now).await?;
         }
@@ -231,6 +237,69 @@ async fn release_round(
     // reference gone) or gone to a node not Online: that moved the
     // counters, and no report will follow.
     settle(rc, command_id).await
+}
+
+/// The command's steps with their `{{ssm:…}}` values: read once per
+/// release and put only into the signed messages; the record keeps the
+/// references. A reference that no longer resolves fails each node's
+/// invocation (retrying cannot help); a store failure retries the work item.
+async fn resolved_steps(
+    rc: &RunCommandContext<'_>,
+    c: &Command,
+) -> Result<Result<Vec<PluginStep>, String>, SsmError> {
+    match PlainResolver::new(rc.parameters)
+        .resolve_steps(&c.steps)
+        .await
+    {
+        Ok(steps) => Ok(Ok(steps)),
+        Err(e @ ResolveError::Unresolvable { .. }) => Ok(Err(e.to_string())),
+        Err(ResolveError::Store(e)) => Err(e),
+    }
+}
+
+/// [`WorkItem::Unacknowledged`]: sends again what one round released and
+/// its nodes never acknowledged. Normally every one has moved on by then
+/// and this is one read.
+async fn resend_unacknowledged(
+    rc: &RunCommandContext<'_>,
+    item: &WorkItem,
+    command_id: &str,
+    nodes: &[String],
+    at: f64,
+    now: f64,
+) -> Result<Outcome, SsmError> {
+    let Some(c) = rc.store.get_command(command_id).await? else {
+        return Ok(Outcome::Skipped("no such command"));
+    };
+    if c.is_final() {
+        return Ok(Outcome::Skipped("command final"));
+    }
+    if now < at {
+        let delay = delay_until(at, now);
+        rc.work.enqueue(item, delay).await?;
+        return Ok(Outcome::Postponed(delay));
+    }
+    let pending: Vec<String> = rc
+        .store
+        .get_invocations(command_id, nodes)
+        .await?
+        .into_iter()
+        .filter(|inv| inv.status_details == InvocationDetail::Pending)
+        .map(|inv| inv.instance_id)
+        .collect();
+    if pending.is_empty() {
+        return Ok(Outcome::Skipped("every node acknowledged"));
+    }
+    tracing::info!(
+        command_id,
+        count = pending.len(),
+        "sending again what nodes have not acknowledged"
+    );
+    let steps = resolved_steps(rc, &c).await?;
+    for chunk in pending.chunks(DELIVERY_BATCH) {
+        deliver(rc, &c, &steps, chunk, now).await?;
+    }
+    Ok(Outcome::Done)
 }
 
 /// Targets one delivery reads, writes and signs together: one BatchGetItem
@@ -484,30 +553,11 @@ async fn deliver(
     let bodies = seal_downlinks(&payloads, rc.signer)
         .await
         .map_err(|_| SsmError::internal())?;
-    // Each node has its own queue, so the sends are one request each; they
-    // overlap. A failure retries the whole item, which resends only what is
-    // still Pending.
-    // Built before awaiting: a closure held across the await would make the
-    // future's Send-ness depend on higher-ranked lifetimes the compiler
-    // cannot prove when the handler is spawned.
-    let queued: Vec<_> = sends
-        .iter()
-        .zip(&bodies)
-        .map(|((_, address, _, _), body)| rc.mailbox.send(&address.queue_url, body))
-        .collect();
-    let deliveries: Vec<Delivery> = stream::iter(queued)
-        .buffered(FAN_OUT_CONCURRENCY)
-        .try_collect()
-        .await?;
-    let mut gone = Vec::new();
-    // Deadlines by time: one work item for each time, with its nodes.
+    // The deadlines are queued before the sends: a process that dies after
+    // a send must not leave an invocation that nothing would ever time out.
+    // One work item for each time, with its nodes.
     let mut deadlines: std::collections::BTreeMap<(u64, u64), Vec<String>> = Default::default();
-    for ((inv, _, _, execution_deadline), delivery) in sends.into_iter().zip(deliveries) {
-        if delivery == Delivery::QueueGone {
-            let t = mv(&inv, InvocationDetail::Undeliverable);
-            gone.push((inv, t));
-            continue;
-        }
+    for (inv, _, _, execution_deadline) in &sends {
         deadlines
             .entry((
                 inv.delivery_deadline.to_bits(),
@@ -516,7 +566,6 @@ async fn deliver(
             .or_default()
             .push(inv.instance_id.clone());
     }
-    apply_all(rc, command_id, gone).await?;
     let mut items = Vec::new();
     for ((delivery, execution), instance_ids) in deadlines {
         let (delivery, execution) = (f64::from_bits(delivery), f64::from_bits(execution));
@@ -537,7 +586,32 @@ async fn deliver(
             delay_until(execution, now),
         ));
     }
-    rc.work.enqueue_many(&items).await
+    rc.work.enqueue_many(&items).await?;
+    // Each node has its own queue, so the sends are one request each; they
+    // overlap. A failure retries the whole item, which resends only what is
+    // still Pending.
+    // Built before awaiting: a closure held across the await would make the
+    // future's Send-ness depend on higher-ranked lifetimes the compiler
+    // cannot prove when the handler is spawned.
+    let queued: Vec<_> = sends
+        .iter()
+        .zip(&bodies)
+        .map(|((_, address, _, _), body)| rc.mailbox.send(&address.queue_url, body))
+        .collect();
+    let deliveries: Vec<Delivery> = stream::iter(queued)
+        .buffered(FAN_OUT_CONCURRENCY)
+        .try_collect()
+        .await?;
+    let gone: Vec<_> = sends
+        .into_iter()
+        .zip(deliveries)
+        .filter(|(_, delivery)| *delivery == Delivery::QueueGone)
+        .map(|((inv, _, _, _), _)| {
+            let t = mv(&inv, InvocationDetail::Undeliverable);
+            (inv, t)
+        })
+        .collect();
+    apply_all(rc, command_id, gone).await
 }
 
 /// Presigned PUTs for each step's whole output, when the command asked for
@@ -553,42 +627,62 @@ async fn uploads_for(
     if c.output_s3_bucket_name.is_empty() {
         return Ok(uploads);
     }
-    let ttl = ((execution_deadline - now).ceil() as u64).clamp(1, MAX_PRESIGN_SECONDS);
-    for (i, step) in c.steps.iter().enumerate() {
-        let key = |stream| {
-            output_key(
-                &c.output_s3_key_prefix,
-                &c.command_id,
-                node,
-                &step.name,
-                i,
-                stream,
-            )
-        };
-        let out = rc
-            .outputs
-            .presign_put(
-                &c.output_s3_bucket_name,
-                &c.output_s3_region,
-                &key("stdout"),
-                ttl,
-            )
-            .await?;
-        let err = rc
-            .outputs
-            .presign_put(
-                &c.output_s3_bucket_name,
-                &c.output_s3_region,
-                &key("stderr"),
-                ttl,
-            )
-            .await?;
-        uploads.push(StepUpload {
-            stdout_put_url: out.put_url,
-            stderr_put_url: err.put_url,
-        });
+    let ttl = upload_lifetime(execution_deadline, now);
+    for i in 0..c.steps.len() {
+        uploads.push(step_upload(rc.outputs, c, node, i, ttl).await?);
     }
     Ok(uploads)
+}
+
+/// How long an upload URL is asked to live: until the invocation's
+/// execution deadline (the signing credentials may cut it shorter).
+pub(crate) fn upload_lifetime(execution_deadline: f64, now: f64) -> u64 {
+    ((execution_deadline - now).ceil().max(0.0) as u64).clamp(1, MAX_PRESIGN_SECONDS)
+}
+
+/// The presigned PUTs of step `step`'s stdout and stderr on `node`, at the
+/// keys SSM uses; also what a node gets when it asks again
+/// (`operations::upload_urls`). Callers check that the command has the step.
+pub(crate) async fn step_upload(
+    outputs: &dyn super::ports::OutputLocations,
+    c: &Command,
+    node: &str,
+    step: usize,
+    ttl: u64,
+) -> Result<StepUpload, SsmError> {
+    let Some(s) = c.steps.get(step) else {
+        return Err(SsmError::internal());
+    };
+    let key = |stream| {
+        output_key(
+            &c.output_s3_key_prefix,
+            &c.command_id,
+            node,
+            &s.name,
+            step,
+            stream,
+        )
+    };
+    let out = outputs
+        .presign_put(
+            &c.output_s3_bucket_name,
+            &c.output_s3_region,
+            &key("stdout"),
+            ttl,
+        )
+        .await?;
+    let err = outputs
+        .presign_put(
+            &c.output_s3_bucket_name,
+            &c.output_s3_region,
+            &key("stderr"),
+            ttl,
+        )
+        .await?;
+    Ok(StepUpload {
+        stdout_put_url: out.put_url,
+        stderr_put_url: err.put_url,
+    })
 }
 
 /// A deadline item at `now`: put back if not due, else applied to its

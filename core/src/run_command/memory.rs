@@ -261,11 +261,16 @@ impl NodeDirectory for Fleet {
 pub struct Mailbox {
     pub sent: Mutex<Vec<(String, String)>>,
     pub gone: Vec<String>,
+    /// Every send fails, as in a process that dies before its sends.
+    pub down: std::sync::atomic::AtomicBool,
 }
 
 #[async_trait]
 impl NodeMailbox for Mailbox {
     async fn send(&self, queue_url: &str, body: &str) -> Result<Delivery, SsmError> {
+        if self.down.load(std::sync::atomic::Ordering::SeqCst) {
+            return Err(SsmError::internal());
+        }
         if self.gone.iter().any(|g| g == queue_url) {
             return Ok(Delivery::QueueGone);
         }
@@ -295,6 +300,10 @@ pub struct Outputs;
 
 #[async_trait]
 impl OutputLocations for Outputs {
+    fn allowed_buckets(&self) -> Vec<String> {
+        vec!["out-bucket".into(), "logs".into()]
+    }
+
     async fn presign_put(
         &self,
         bucket: &str,

@@ -273,6 +273,16 @@ pub enum WorkItem {
     /// Send what the command's rate control allows now (and close what it
     /// will never send). Enqueued whenever a report moved its counters.
     Release { command_id: String },
+    /// At `at`, the invocations of one release round that are still
+    /// Pending are sent again, under their message ids (an agent that has
+    /// one refuses the repeat). Enqueued before the round writes anything,
+    /// so a release that died between writing its invocations and sending
+    /// them leaves none waiting for a message that never went.
+    Unacknowledged {
+        command_id: String,
+        instance_ids: Vec<String>,
+        at: f64,
+    },
     /// Cancel the command on these nodes (all of them when empty).
     Cancel {
         command_id: String,

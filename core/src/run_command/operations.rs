@@ -13,6 +13,7 @@ use super::model::{Command, Invocation, WorkItem};
 use super::progress::settle;
 use super::request::{
     CancelRequest, CommandFilters, GetInvocationRequest, ListRequest, SendCommandRequest,
+    check_output_bucket,
 };
 use super::view;
 use crate::access::Authorizer;
@@ -24,6 +25,8 @@ use crate::ids::new_command_id;
 use crate::parameters::references::{self, ReferenceCheck, validate_reference_set};
 use crate::run_command::status::{Tally, command_state};
 use crate::targets::{self, TargetSpec};
+
+pub mod upload_urls;
 
 /// How many store pages one listing call reads at most before it answers
 /// with what it has and a NextToken (filters may drop many items).
@@ -91,6 +94,7 @@ async fn send(
     automation_execution_id: Option<&str>,
 ) -> Result<Value, SsmError> {
     let req = SendCommandRequest::from_json(body)?;
+    check_output_bucket(&req.output_s3_bucket_name, &rc.outputs.allowed_buckets())?;
     let documents = rc.documents;
     let doc = load_for_run(
         documents,

@@ -182,6 +182,12 @@ pub struct PresignedPut {
 
 #[async_trait]
 pub trait OutputLocations: Send + Sync {
+    /// The buckets command output may be written to (the stack's own first).
+    /// The URLs are signed with the control plane's rights, which cover
+    /// these only: SendCommand refuses any other bucket.
+    fn allowed_buckets(&self) -> Vec<String>;
+    /// A PUT URL for `key`, valid for `expires_in_seconds` or less (never
+    /// longer than the credentials that sign it).
     async fn presign_put(
         &self,
         bucket: &str,

@@ -248,6 +248,32 @@ impl SendCommandRequest {
     }
 }
 
+/// Why `bucket` may not receive command output, or `None` when it may.
+/// `allowed`: the stack's output bucket first, then the operator's extra
+/// ones. Output is written through URLs the control plane signs with rights
+/// on these buckets only, so S3 would refuse any other bucket's upload.
+pub fn output_bucket_refusal(bucket: &str, allowed: &[String]) -> Option<String> {
+    if bucket.is_empty() || allowed.iter().any(|a| a == bucket) {
+        return None;
+    }
+    let listed = if allowed.is_empty() {
+        "none".to_string()
+    } else {
+        allowed.join(", ")
+    };
+    Some(format!(
+        "Output cannot be written to bucket {bucket}: this Steward stack writes command output only to {listed}. Use one of those, or add {bucket} to the stack's OutputBuckets parameter and deploy again."
+    ))
+}
+
+/// [`output_bucket_refusal`] as SendCommand's error.
+pub fn check_output_bucket(bucket: &str, allowed: &[String]) -> Result<(), SsmError> {
+    match output_bucket_refusal(bucket, allowed) {
+        None => Ok(()),
+        Some(why) => Err(SsmError::InvalidOutputFolder(why)),
+    }
+}
+
 // ---------------------------------------------------------------- listing
 
 /// SSM's `CommandFilter` (`key`/`value`, lower case on the wire).
@@ -495,6 +521,20 @@ impl CancelRequest {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn only_the_stacks_buckets_take_output() {
+        let allowed = vec!["stack-out".to_string(), "team-logs".to_string()];
+        assert!(check_output_bucket("", &allowed).is_ok());
+        assert!(check_output_bucket("stack-out", &allowed).is_ok());
+        assert!(check_output_bucket("team-logs", &allowed).is_ok());
+        let err = check_output_bucket("elsewhere", &allowed).unwrap_err();
+        assert_eq!(err.code(), "InvalidOutputFolder");
+        let text = err.to_string();
+        assert!(text.contains("stack-out, team-logs"), "{text}");
+        assert!(text.contains("OutputBuckets"), "{text}");
+        assert!(check_output_bucket("elsewhere", &[]).is_err());
+    }
 
     fn send(body: Value) -> Result<SendCommandRequest, SsmError> {
         SendCommandRequest::from_json(&body)

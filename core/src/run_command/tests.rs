@@ -327,6 +327,79 @@ async fn redelivered_fan_out_creates_nothing_twice() {
 }
 
 #[tokio::test]
+async fn a_release_that_dies_before_its_sends_is_sent_again() {
+    use std::sync::atomic::Ordering;
+    let w = World::new(&[(1, &[])]);
+    let mut body = shell(&[node(1)]);
+    body["TimeoutSeconds"] = json!(600);
+    let cid = w.send(body).await.unwrap()["Command"]["CommandId"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let fan = WorkItem::FanOut {
+        command_id: cid.clone(),
+    };
+    // The process dies after writing the invocation, before its send;
+    // what started it (the fan-out item) is gone with it.
+    w.work.items.lock().unwrap().clear();
+    w.mailbox.down.store(true, Ordering::SeqCst);
+    assert!(dispatch::run(&w.rc(), &fan, 1000.0).await.is_err());
+    assert_eq!(w.detail(&cid, 1), D::Pending);
+    assert!(w.mailbox.sent.lock().unwrap().is_empty());
+    w.mailbox.down.store(false, Ordering::SeqCst);
+    // Queued before the writes: the check; before the sends: the deadlines.
+    let queued: Vec<WorkItem> = w
+        .work
+        .items
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|(i, _)| i.clone())
+        .collect();
+    assert!(
+        matches!(
+            queued.as_slice(),
+            [WorkItem::Unacknowledged { instance_ids, .. }, WorkItem::DeliveryDeadlines { .. }, WorkItem::ExecutionDeadlines { .. }]
+                if instance_ids == &vec![node(1)]
+        ),
+        "{queued:?}"
+    );
+    // The check sends it, under its message id.
+    let at = 1000.0 + dispatch::RESEND_AFTER_SECONDS;
+    w.work
+        .items
+        .lock()
+        .unwrap()
+        .retain(|(i, _)| matches!(i, WorkItem::Unacknowledged { .. }));
+    w.drain(at).await;
+    let sent = w.mailbox.sent.lock().unwrap().clone();
+    assert_eq!(sent.len(), 1);
+    let msg_id = w.store.get_invocation_now(&cid, 1).unwrap().message_id;
+    let v = w.signer.verifier();
+    assert_eq!(v.open(&sent[0].1, &node(1), at).unwrap().msg_id, msg_id);
+    // Acknowledged: a later check finds nothing to send.
+    ingest::apply_update(
+        &w.rc(),
+        &node(1),
+        update(&cid, D::InProgress, -1, ""),
+        at + 1.0,
+    )
+    .await
+    .unwrap();
+    let again = WorkItem::Unacknowledged {
+        command_id: cid.clone(),
+        instance_ids: vec![node(1)],
+        at: at + 1.0,
+    };
+    let outcome = dispatch::run(&w.rc(), &again, at + 2.0).await.unwrap();
+    assert!(
+        matches!(outcome, dispatch::Outcome::Skipped(_)),
+        "{outcome:?}"
+    );
+    assert_eq!(w.mailbox.sent.lock().unwrap().len(), 1);
+}
+
+#[tokio::test]
 async fn unknown_instance_is_refused_and_nothing_written() {
     let w = World::new(&[(1, &[])]);
     let err = w.send(shell(&[node(1), node(9)])).await.unwrap_err();
@@ -587,6 +660,27 @@ async fn cancel_pending_and_running() {
     operations::cancel_command(&w.rc(), &json!({"CommandId": cid}))
         .await
         .unwrap();
+}
+
+#[tokio::test]
+async fn an_output_bucket_the_stack_cannot_write_is_refused_and_nothing_is_stored() {
+    let w = World::new(&[(1, &[])]);
+    let mut body = shell(&[node(1)]);
+    body["OutputS3BucketName"] = json!("someone-elses-bucket");
+    let err = w.send(body).await.unwrap_err();
+    assert_eq!(err.code(), "InvalidOutputFolder");
+    assert!(err.to_string().contains("out-bucket, logs"), "{err}");
+    assert!(w.store.commands.lock().unwrap().is_empty());
+    assert!(w.store.invocations.lock().unwrap().is_empty());
+    assert!(w.work.items.lock().unwrap().is_empty());
+    assert!(w.events.published.lock().unwrap().is_empty());
+    w.drain(1000.0).await;
+    assert!(w.mailbox.sent.lock().unwrap().is_empty());
+    // The same command to an allowed bucket goes.
+    let mut body = shell(&[node(1)]);
+    body["OutputS3BucketName"] = json!("logs");
+    w.send(body).await.unwrap();
+    assert_eq!(w.store.commands.lock().unwrap().len(), 1);
 }
 
 #[tokio::test]
@@ -1739,6 +1833,9 @@ async fn a_round_is_signed_once_and_its_deadlines_are_two_work_items() {
         .map(|(i, _)| i.clone())
         .collect();
     let [
+        WorkItem::Unacknowledged {
+            instance_ids: u, ..
+        },
         WorkItem::DeliveryDeadlines {
             instance_ids: d, ..
         },
@@ -1747,8 +1844,9 @@ async fn a_round_is_signed_once_and_its_deadlines_are_two_work_items() {
         },
     ] = deadlines.as_slice()
     else {
-        panic!("two deadline items for the round: {deadlines:?}");
+        panic!("the resend check and two deadline items for the round: {deadlines:?}");
     };
+    assert_eq!(u, &vec![node(2), node(3)]);
     assert_eq!((d, e), (&vec![node(2), node(3)], &vec![node(2), node(3)]));
     // Each node's message opens for that node alone.
     let v = w.signer.verifier();

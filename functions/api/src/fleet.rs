@@ -48,8 +48,18 @@ pub async fn handle_agent(stack: &Stack, op: &str, body: &Value) -> Result<Value
         }
         "GetNodeCredentials" => ops::node_credentials(&ctx, body, now).await,
         "GetNodeParameters" => crate::node_parameters::handle(stack, body, now).await,
+        "GetOutputUploadUrls" => {
+            use steward_core::run_command::operations::upload_urls as u;
+            let rc = stack.run_command();
+            let ports = u::UploadUrlAccess {
+                nodes: &stack.fleet().nodes,
+                commands: &rc.store,
+                outputs: &rc.outputs,
+            };
+            u::get_output_upload_urls(&ports, body, now).await
+        }
         _ => Err(SsmError::InvalidAction(format!(
-            "Steward.{op} is not an agent operation; use RegisterManagedInstance, GetNodeCredentials or GetNodeParameters."
+            "Steward.{op} is not an agent operation; use RegisterManagedInstance, GetNodeCredentials, GetNodeParameters or GetOutputUploadUrls."
         ))),
     }
 }
