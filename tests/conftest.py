@@ -82,8 +82,8 @@ def stack() -> Stack:
 
 @pytest.fixture
 def debian_node(stack, tmp_path):
-    """A started Debian node, registered and Online; stopped after the test
-    (its mounts go with it)."""
+    """A started Debian node, registered and Online; stopped and deregistered
+    after the test (its mounts go with it)."""
     from debian_node import started_node
 
     node = started_node(tmp_path, "debian")
@@ -91,3 +91,43 @@ def debian_node(stack, tmp_path):
         yield node
     finally:
         node.stop()
+        from fleet import deregister, ssm_client
+
+        if node.instance_id():
+            deregister(ssm_client(), node.instance_id())
+
+
+# --- nodes left behind ---------------------------------------------------------
+# A test's nodes go when its fixture's scope ends (fleet.Fleet.stop). This
+# checks, once the session is over, that none of the nodes this session's
+# agents registered is still registered, deregistering any that is. Nodes the
+# session did not register (the demo fleet of `make up`, other runs') are
+# never touched: only ids read from this session's agents' state are.
+
+
+@pytest.fixture(scope="session", autouse=True)
+def no_node_left_behind(request):
+    """Fails the session if a Fleet's node outlived its fixture, or if any
+    node of this session is still registered after the final sweep; nodes of
+    agents no Fleet owns (the Debian nodes') are swept here and named."""
+    yield
+    import fleet
+
+    ours = fleet.session_node_ids()
+    if not ours:
+        return
+    ssm = fleet.ssm_client()
+    left = fleet.registered(ssm, ours)
+    for node in sorted(left):
+        fleet.deregister(ssm, node)
+    still = fleet.registered(ssm, ours)
+    leaked = left & fleet.fleet_node_ids()
+    swept = left - leaked
+    if swept:
+        reporter = request.config.pluginmanager.get_plugin("terminalreporter")
+        if reporter is not None:
+            reporter.write_line(
+                f"deregistered {len(swept)} node(s) of agents no Fleet owns at the session's end: {', '.join(sorted(swept))}"
+            )
+    assert not still, f"nodes of this session still registered after deregistration: {sorted(still)}"
+    assert not leaked, f"Fleet nodes outlived their fixture (Fleet.stop not called?): {sorted(leaked)}"

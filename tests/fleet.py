@@ -3,6 +3,12 @@ control plane, and the real AWS CLI and boto3 as clients.
 
 Each suite tags its nodes with a fresh `suite=<id>` so it never touches the
 demo fleet `make up` leaves running, nor another suite's nodes.
+
+Every node a test registers is deregistered again: a `Fleet`'s nodes when the
+fleet stops (the end of its fixture's scope, so nodes a module or session
+shares, or that a test left ConnectionLost on purpose, live as long as they
+are needed), and any other agent's node when the session ends
+(`conftest.py`'s `no_node_left_behind`, which also checks that none is left).
 """
 
 import atexit
@@ -124,10 +130,55 @@ def wait_for(what, probe, timeout=90, interval=0.5):
     raise AssertionError(f"timed out waiting for {what}; last seen: {last!r}")
 
 
+def deregister(ssm, instance_id):
+    """Deregisters one node; `False` when it was not registered (any more)."""
+    from botocore.exceptions import ClientError
+
+    try:
+        ssm.deregister_managed_instance(InstanceId=instance_id)
+        return True
+    except ClientError as e:
+        if e.response["Error"]["Code"] == "InvalidInstanceId":
+            return False
+        raise
+
+
+def registered(ssm, instance_ids):
+    """The ids among `instance_ids` that are registered nodes now."""
+    ids = sorted(set(instance_ids))
+    found = set()
+    # SSM takes at most 50 ids in a filter and answers in pages.
+    for chunk in range(0, len(ids), 50):
+        pages = ssm.get_paginator("describe_instance_information").paginate(
+            Filters=[{"Key": "InstanceIds", "Values": ids[chunk:chunk + 50]}]
+        )
+        for page in pages:
+            found |= {i["InstanceId"] for i in page["InstanceInformationList"]}
+    return found
+
+
+# Every agent this process made (Fleet's, the fault suite's, the Debian
+# nodes'): the nodes this test session registered are theirs. And every
+# Fleet, whose stop() deregisters its agents' nodes.
+AGENTS = []
+FLEETS = []
+
+
+def session_node_ids():
+    """The nodes this session's agents registered, as their state says."""
+    return {i for i in (a.instance_id() for a in AGENTS) if i}
+
+
+def fleet_node_ids():
+    """Those of them a `Fleet` started, which `Fleet.stop` deregisters."""
+    return {i for f in FLEETS for i in (a.instance_id() for a in f.agents.values()) if i}
+
+
 class Agent:
     """One real steward-agent process with its own state directory."""
 
     def __init__(self, name, state_dir, api_url, sqs_endpoint, activation):
+        AGENTS.append(self)
         self.name = name
         self.state_dir = Path(state_dir)
         self.api_url = api_url
@@ -201,6 +252,7 @@ class Fleet:
         self.api_url = profile()["endpoint_url"]
         self.ssm = ssm_client()
         self.agents = {}
+        FLEETS.append(self)
 
     def activation(self, env_tag, limit):
         return self.ssm.create_activation(
@@ -237,8 +289,22 @@ class Fleet:
         return wait_for(f"agents {names} online", probe, timeout=timeout)
 
     def stop(self):
+        """Stops every agent, then deregisters every node they registered:
+        the end of the fleet's fixture (its scope), failed test or not."""
         for a in self.agents.values():
             a.stop()
+        failures = []
+        for a in self.agents.values():
+            node = a.instance_id()
+            if not node:
+                continue
+            try:
+                deregister(self.ssm, node)
+            except Exception as e:  # every node is tried; the first failure is raised
+                failures.append((node, e))
+        if failures:
+            node, e = failures[0]
+            raise AssertionError(f"cannot deregister {len(failures)} node(s), first {node}: {e}") from e
 
     def targets(self, env_tag):
         return [{"Key": "tag:suite", "Values": [self.suite]}, {"Key": "tag:env", "Values": [env_tag]}]

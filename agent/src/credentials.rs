@@ -10,7 +10,7 @@ use steward_core::channel::NodeKey;
 use steward_core::clock::now_epoch;
 use tokio::sync::Mutex;
 
-use crate::api::Api;
+use crate::api::{Api, ApiError};
 
 /// Refresh at 80% of the credentials' lifetime, and at least 5 minutes
 /// before they expire, but never sooner than 30 seconds from now.
@@ -100,7 +100,15 @@ impl NodeCredentialsProvider {
                     );
                     return Ok(retry);
                 }
-                tracing::warn!(error = %e, "cannot get node credentials");
+                if matches!(&e, ApiError::Refused { code, .. } if code == "InvalidInstanceId") {
+                    tracing::error!(
+                        instance_id = %self.instance_id,
+                        error = %e,
+                        "this node is no longer registered (it was deregistered): stop the agent, or register the node again with a new activation"
+                    );
+                } else {
+                    tracing::warn!(error = %e, "cannot get node credentials");
+                }
                 Err(CredentialsError::provider_error(e))
             }
         }

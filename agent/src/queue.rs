@@ -55,6 +55,20 @@ pub trait IngestQueue: Send + Sync + 'static {
     ) -> impl Future<Output = Vec<Result<(), QueueError>>> + Send;
 }
 
+/// What the agent says when its node queue is gone: the control plane
+/// deletes it when the node is deregistered.
+pub const QUEUE_GONE: &str = "the node queue no longer exists: this node was deregistered (DeregisterManagedInstance); stop the agent, or register the node again with a new activation";
+
+fn queue_gone<E, R>(e: &aws_sdk_sqs::error::SdkError<E, R>) -> bool
+where
+    E: aws_sdk_sqs::error::ProvideErrorMetadata,
+{
+    e.as_service_error().is_some_and(|se| {
+        se.code()
+            .is_some_and(|c| c.ends_with("QueueDoesNotExist") || c.ends_with("NonExistentQueue"))
+    })
+}
+
 /// The node's own SQS queue.
 pub struct SqsNodeQueue {
     pub client: aws_sdk_sqs::Client,
@@ -71,7 +85,13 @@ impl NodeQueue for SqsNodeQueue {
             .max_number_of_messages(10)
             .send()
             .await
-            .map_err(|e| QueueError(DisplayErrorContext(e).to_string()))?;
+            .map_err(|e| {
+                if queue_gone(&e) {
+                    QueueError(format!("{QUEUE_GONE}: {}", self.url))
+                } else {
+                    QueueError(DisplayErrorContext(e).to_string())
+                }
+            })?;
         Ok(out
             .messages
             .unwrap_or_default()

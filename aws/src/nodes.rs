@@ -1,12 +1,16 @@
 //! Nodes (`NodesTable`) over DynamoDB: the node record, registration in one
-//! transaction with its activation and its tag index rows, heartbeats, tags.
+//! transaction with its activation and its tag index rows, heartbeats, tags,
+//! and deregistration (the node and its index rows in one transaction, and
+//! the records other areas keep per node).
 
 use std::collections::HashMap;
 
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::error::SdkError;
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
-use aws_sdk_dynamodb::types::{Put, ReturnValue, TransactWriteItem, Update};
+use aws_sdk_dynamodb::types::{
+    Delete, DeleteRequest, Put, ReturnValue, TransactWriteItem, Update, WriteRequest,
+};
 use steward_core::SsmError;
 use steward_core::channel::Heartbeat;
 use steward_core::fleet::activation::invalid_activation;
@@ -97,6 +101,9 @@ pub struct NodeTable {
     activations_table: String,
     /// Where a registration or tag change leaves its "node changed" marker.
     associations_table: String,
+    /// Per-node records a deregistration removes, as (table, partition
+    /// key, sort key): inventory, compliance, patch state.
+    node_records: Vec<(String, &'static str, &'static str)>,
 }
 
 impl NodeTable {
@@ -107,12 +114,66 @@ impl NodeTable {
             tag_index_table: stack.settings.tag_index_table.clone(),
             activations_table: stack.settings.activations_table.clone(),
             associations_table: stack.settings.associations_table.clone(),
+            node_records: vec![
+                (
+                    stack.settings.inventory_table.clone(),
+                    "InstanceId",
+                    "TypeName",
+                ),
+                (
+                    stack.settings.compliance_table.clone(),
+                    "ResourceId",
+                    "ComplianceType",
+                ),
+                (
+                    stack.settings.patch_states_table.clone(),
+                    "InstanceId",
+                    "Key",
+                ),
+            ],
         }
     }
 
     /// The node's own queue, for whoever sends it messages.
     pub async fn queue_url(&self, instance_id: &str) -> Result<Option<String>, SsmError> {
         Ok(self.get(instance_id).await?.map(|n| n.queue_url))
+    }
+
+    /// Deletes every item of one node's partition of `table`, 25 at a time.
+    async fn delete_partition(
+        &self,
+        table: &str,
+        pk: &str,
+        sk: &str,
+        instance_id: &str,
+    ) -> Result<(), SsmError> {
+        // Keys only; `Key` is a reserved word, so both names go by placeholder.
+        let query = self
+            .client
+            .query()
+            .table_name(table)
+            .key_condition_expression("#pk = :id")
+            .projection_expression("#pk, #sk")
+            .expression_attribute_names("#pk", pk)
+            .expression_attribute_names("#sk", sk)
+            .expression_attribute_values(":id", s(instance_id));
+        let keys = query_items(query, None, |_| true).await?;
+        for chunk in keys.chunks(25) {
+            let mut requests = Vec::with_capacity(chunk.len());
+            for key in chunk {
+                let delete = DeleteRequest::builder()
+                    .set_key(Some(key.clone()))
+                    .build()
+                    .map_err(internal)?;
+                requests.push(WriteRequest::builder().delete_request(delete).build());
+            }
+            if !batch_write_all(&self.client, table, requests).await? {
+                return Err(SsmError::ThrottlingException(format!(
+                    "The records of {instance_id} could not all be removed yet; retry shortly."
+                )));
+            }
+        }
+        Ok(())
     }
 
     /// Runs `items` as one transaction, or, past DynamoDB's 100-action limit
@@ -291,5 +352,47 @@ impl NodeStore for NodeTable {
                 _ => Err(internal(e)),
             },
         }
+    }
+
+    async fn deregister(&self, node: &Node) -> Result<bool, SsmError> {
+        let delete = Delete::builder()
+            .table_name(&self.nodes_table)
+            .key("InstanceId", s(&node.instance_id))
+            // The index rows removed are those of the tags read: only if
+            // they are still the node's.
+            .condition_expression(
+                "attribute_exists(InstanceId) AND (attribute_not_exists(TagsVersion) OR TagsVersion = :v)",
+            )
+            .expression_attribute_values(":v", n(node.tags_version))
+            .build()
+            .map_err(internal)?;
+        let mut items = vec![TransactWriteItem::builder().delete(delete).build()];
+        items.extend(tag_index::index_changes(
+            &self.tag_index_table,
+            MANAGED_INSTANCE,
+            &node.instance_id,
+            &node.tags,
+            &TagSet::new(),
+        )?);
+        match self.transact(items).await {
+            Ok(()) => Ok(true),
+            Err(e) => match cancellation_codes(&e) {
+                Some(codes)
+                    if codes
+                        .iter()
+                        .any(|c| c == "ConditionalCheckFailed" || c == "TransactionConflict") =>
+                {
+                    Ok(false)
+                }
+                _ => Err(internal(e)),
+            },
+        }
+    }
+
+    async fn forget_records(&self, instance_id: &str) -> Result<(), SsmError> {
+        for (table, pk, sk) in &self.node_records {
+            self.delete_partition(table, pk, sk, instance_id).await?;
+        }
+        Ok(())
     }
 }

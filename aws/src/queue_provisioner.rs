@@ -1,7 +1,9 @@
-//! Making each node's own SQS queue at registration, `<prefix><InstanceId>`,
+//! Making each node's own SQS queue at registration, `<prefix><InstanceId>`
+//! (and removing it at deregistration),
 //! redriven to the node dead-letter queue after 5 receives.
 
 use aws_sdk_sqs::Client;
+use aws_sdk_sqs::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_sqs::types::QueueAttributeName;
 use steward_core::SsmError;
 use steward_core::fleet::QueueProvisioner;
@@ -12,6 +14,18 @@ use crate::Stack;
 use crate::internal;
 
 pub const MAX_RECEIVE_COUNT: u32 = 5;
+
+/// Whether SQS answered that the queue does not exist (its modeled error,
+/// or the query protocol's code some emulators answer with).
+pub fn queue_gone<E: ProvideErrorMetadata, R>(e: &SdkError<E, R>) -> bool {
+    e.as_service_error().is_some_and(|se| {
+        se.code().is_some_and(|c| {
+            c == "QueueDoesNotExist"
+                || c.contains("NonExistentQueue")
+                || c.ends_with("QueueDoesNotExist")
+        })
+    })
+}
 
 #[derive(Debug)]
 pub struct SqsQueueProvisioner {
@@ -77,19 +91,15 @@ impl QueueProvisioner for SqsQueueProvisioner {
     }
 
     async fn delete_queue(&self, url: &str) -> Result<(), SsmError> {
-        self.client
-            .delete_queue()
-            .queue_url(url)
-            .send()
-            .await
-            .map_err(|e| {
-                tracing::warn!(
-                    queue_url = url,
-                    "could not remove the queue of a failed registration"
-                );
-                internal(e)
-            })?;
-        Ok(())
+        match self.client.delete_queue().queue_url(url).send().await {
+            Ok(_) => Ok(()),
+            // Gone already (a retried deregistration): what was wanted.
+            Err(e) if queue_gone(&e) => Ok(()),
+            Err(e) => {
+                tracing::warn!(queue_url = url, "could not remove a node queue");
+                Err(internal(e))
+            }
+        }
     }
 
     fn ingest_queue_url(&self) -> &str {

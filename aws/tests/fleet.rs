@@ -127,6 +127,7 @@ async fn registration_takes_one_registration_applies_tags_and_creates_the_queue(
             .registrations_count,
         0
     );
+    deregister_all(&stack, &[&won.instance_id]).await;
 }
 
 #[tokio::test]
@@ -256,6 +257,8 @@ async fn describe_instance_information_pages_and_filters() {
             .code(),
         "InvalidInstanceInformationFilterValue"
     );
+    let ids: Vec<&str> = ids.iter().map(String::as_str).collect();
+    deregister_all(&stack, &ids).await;
 }
 
 #[tokio::test]
@@ -383,6 +386,7 @@ async fn tags_and_their_index_change_together() {
             .unwrap()
     );
     assert!(nodes.get("mi-00000000000000000").await.unwrap().is_none());
+    deregister_all(&stack, &[&node_id]).await;
 }
 
 #[tokio::test]
@@ -488,4 +492,198 @@ async fn node_credentials_need_the_nodes_signature_and_a_fresh_timestamp() {
         .unwrap_err();
     assert_eq!(err.code(), "InvalidSignatureException");
     assert!(err.to_string().contains("clock"));
+    deregister_all(&stack, &[&node]).await;
+}
+
+/// Removes nodes a test registered, so the adapter tests leave no dead
+/// nodes behind either.
+async fn deregister_all(stack: &Stack, ids: &[&str]) {
+    for id in ids {
+        let body = json!({ "InstanceId": id });
+        match ops::deregister_managed_instance(&stack.fleet().ports(), &body).await {
+            Ok(_) => {}
+            Err(e) if e.code() == "InvalidInstanceId" => {}
+            Err(e) => panic!("cannot deregister {id}: {e}"),
+        }
+    }
+}
+
+#[tokio::test]
+#[ignore = "needs the local stack: make test runs it"]
+async fn deregistration_removes_the_queue_the_key_the_tag_index_and_the_records() {
+    use aws_sdk_dynamodb::types::AttributeValue;
+    use std::collections::HashMap;
+    let stack = stack().await;
+    let run = unique();
+    let (id, code) = activation(&stack, 2, json!([{"Key": "run", "Value": run}])).await;
+    let node = register(&stack, &id, &code).await.unwrap();
+    let kept = register(&stack, &id, &code).await.unwrap();
+    let (node_id, kept_id) = (node.instance_id.clone(), kept.instance_id.clone());
+    let fleet = stack.fleet();
+    let ctx = fleet.ports();
+    ops::add_tags_to_resource(
+        &ctx,
+        &json!({"ResourceType": "ManagedInstance", "ResourceId": node_id,
+                "Tags": [{"Key": "role", "Value": run}]}),
+    )
+    .await
+    .unwrap();
+
+    // One record of each per-node kind, for both nodes.
+    let s = |v: &str| AttributeValue::S(v.to_string());
+    let settings = &stack.settings;
+    let records = |who: &str| {
+        [
+            (
+                settings.inventory_table.clone(),
+                HashMap::from([
+                    ("InstanceId".to_string(), s(who)),
+                    ("TypeName".to_string(), s("AWS:Application")),
+                ]),
+            ),
+            (
+                settings.compliance_table.clone(),
+                HashMap::from([
+                    ("ResourceId".to_string(), s(who)),
+                    ("ComplianceType".to_string(), s("Custom:Deregistration")),
+                ]),
+            ),
+            (
+                settings.patch_states_table.clone(),
+                HashMap::from([
+                    ("InstanceId".to_string(), s(who)),
+                    ("Key".to_string(), s("state")),
+                ]),
+            ),
+        ]
+    };
+    let db = &stack.clients.dynamodb;
+    for (table, item) in records(&node_id).into_iter().chain(records(&kept_id)) {
+        db.put_item()
+            .table_name(table)
+            .set_item(Some(item))
+            .send()
+            .await
+            .unwrap();
+    }
+    let exists = |table: String, key: HashMap<String, AttributeValue>| async move {
+        db.get_item()
+            .table_name(table)
+            .set_key(Some(key))
+            .consistent_read(true)
+            .send()
+            .await
+            .unwrap()
+            .item
+            .is_some()
+    };
+    let node_ref = node_id.as_str();
+    let index_rows = |tag_key: String| async move {
+        db.query()
+            .table_name(&settings.tag_index_table)
+            .key_condition_expression("TagKey = :k AND ResourceId = :r")
+            .expression_attribute_values(":k", s(&tag_key))
+            .expression_attribute_values(":r", s(node_ref))
+            .consistent_read(true)
+            .send()
+            .await
+            .unwrap()
+            .count
+    };
+    assert_eq!(
+        index_rows(format!("ManagedInstance|role|{run}")).await,
+        1,
+        "the index holds the node before"
+    );
+
+    let body = json!({ "InstanceId": node_id });
+    assert_eq!(
+        ops::deregister_managed_instance(&ctx, &body).await.unwrap(),
+        json!({})
+    );
+
+    // The node, and with it its public key, is gone; the other stays.
+    assert!(fleet.nodes.get(&node_id).await.unwrap().is_none());
+    assert!(fleet.nodes.get(&kept_id).await.unwrap().is_some());
+    // Its queue is really deleted.
+    let name = format!("{}{}", settings.node_queue_prefix, node_id);
+    let lookup = stack
+        .clients
+        .sqs
+        .get_queue_url()
+        .queue_name(&name)
+        .send()
+        .await;
+    assert!(lookup.is_err(), "queue {name} still exists");
+    let kept_queue = format!("{}{}", settings.node_queue_prefix, kept_id);
+    assert!(
+        stack
+            .clients
+            .sqs
+            .get_queue_url()
+            .queue_name(&kept_queue)
+            .send()
+            .await
+            .is_ok()
+    );
+    // Every index row of its tags is gone: tag targeting no longer finds it.
+    for tag_key in [
+        format!("ManagedInstance|role|{run}"),
+        "ManagedInstance|role".to_string(),
+        format!("ManagedInstance|run|{run}"),
+        "ManagedInstance|run".to_string(),
+    ] {
+        assert_eq!(index_rows(tag_key.clone()).await, 0, "{tag_key}");
+    }
+    let dir = &fleet.directory;
+    assert_eq!(
+        dir.nodes_with_tag("run", &run).await.unwrap(),
+        vec![kept_id.clone()]
+    );
+    assert!(
+        dir.existing_nodes(std::slice::from_ref(&node_id))
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    // Its records are gone; the other node's are not.
+    for (table, key) in records(&node_id) {
+        assert!(!exists(table.clone(), key).await, "{table}");
+    }
+    for (table, key) in records(&kept_id) {
+        assert!(exists(table.clone(), key).await, "{table}");
+    }
+    // A heartbeat of it changes nothing now.
+    let hb = Heartbeat {
+        agent_version: "0.1.0".into(),
+        platform_type: "Linux".into(),
+        platform_name: "Debian".into(),
+        platform_version: "12".into(),
+        ip_address: "10.0.0.1".into(),
+        computer_name: "host-1".into(),
+    };
+    assert!(
+        !fleet
+            .nodes
+            .record_heartbeat(&node_id, &hb, now_epoch())
+            .await
+            .unwrap()
+    );
+
+    // A repeat is InvalidInstanceId, as SSM answers, and changes nothing.
+    let again = ops::deregister_managed_instance(&ctx, &body)
+        .await
+        .unwrap_err();
+    assert_eq!(again.code(), "InvalidInstanceId");
+    assert!(fleet.nodes.get(&kept_id).await.unwrap().is_some());
+
+    for (table, key) in records(&kept_id) {
+        db.delete_item()
+            .table_name(table)
+            .set_key(Some(key))
+            .send()
+            .await
+            .unwrap();
+    }
+    deregister_all(&stack, &[&kept_id]).await;
 }

@@ -45,8 +45,8 @@ pub enum OutputFormat {
 pub enum Command {
     /// Run a shell command on nodes chosen by tags or ids, and wait for the result.
     Run(RunArgs),
-    /// List managed nodes with their status and tags.
-    Nodes,
+    /// List managed nodes with their status and tags, or deregister one.
+    Nodes(NodesArgs),
     /// Create or list hybrid activations (how nodes register).
     #[command(subcommand)]
     Activation(ActivationCommand),
@@ -83,6 +83,23 @@ pub enum Command {
         /// Only these nodes.
         #[arg(long, value_delimiter = ',')]
         instance_ids: Vec<String>,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct NodesArgs {
+    #[command(subcommand)]
+    pub command: Option<NodesCommand>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum NodesCommand {
+    /// Deregister a node (DeregisterManagedInstance): it leaves the fleet for
+    /// good, with its queue, tags, inventory, compliance and patch state; its
+    /// command history stays. Registering it again takes a new activation.
+    Deregister {
+        /// The node's id (mi-…).
+        instance_id: String,
     },
 }
 

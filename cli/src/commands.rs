@@ -205,6 +205,32 @@ pub async fn nodes(ctx: &Ctx) -> Result<Exit, CliError> {
     Ok(Exit::Ok)
 }
 
+/// Deregisters one node. No confirmation prompt, as for the other
+/// deletions (`associations delete`, `keys delete`): scripts call it.
+pub async fn deregister(
+    ctx: &Ctx,
+    instance_id: &str,
+    out: &mut dyn Write,
+) -> Result<Exit, CliError> {
+    ctx.client
+        .deregister_managed_instance()
+        .instance_id(instance_id)
+        .send()
+        .await
+        .map_err(|e| CliError::from_sdk("DeregisterManagedInstance", e))?;
+    if ctx.json {
+        render::emit_json(out, &json!({}))?;
+    } else {
+        render::emit(
+            out,
+            &format!(
+                "Node {instance_id} deregistered. Its command history stays; to manage the machine again, register its agent with a new activation."
+            ),
+        )?;
+    }
+    Ok(Exit::Ok)
+}
+
 pub async fn activation_create(ctx: &Ctx, args: &ActivationCreateArgs) -> Result<Exit, CliError> {
     let tags = args
         .tags
@@ -538,6 +564,50 @@ mod tests {
             "2023-11-14T22:13:20Z"
         );
         assert_eq!(when(None), "-");
+    }
+
+    #[tokio::test]
+    async fn deregister_sends_the_id_and_reports_a_refusal() {
+        use crate::fake_ssm::{self, error, ok};
+        const ID: &str = "mi-0123456789abcdef0";
+        let command = fake_ssm::parse("nodes", &["deregister", ID]).unwrap();
+        assert!(matches!(
+            command,
+            crate::args::Command::Nodes(crate::args::NodesArgs {
+                command: Some(crate::args::NodesCommand::Deregister { ref instance_id })
+            }) if instance_id == ID
+        ));
+        assert!(fake_ssm::parse("nodes", &["deregister"]).is_err());
+
+        for json in [false, true] {
+            let (result, out, requests) =
+                fake_ssm::session(vec![ok(json!({}))], async |fake, out| {
+                    deregister(&fake_ssm::ctx(fake, json), ID, out).await
+                })
+                .await;
+            assert_eq!(result.unwrap(), Exit::Ok);
+            assert_eq!(
+                fake_ssm::ops(&requests),
+                [("DeregisterManagedInstance", json!({ "InstanceId": ID }))]
+            );
+            if json {
+                assert_eq!(serde_json::from_str::<Value>(&out).unwrap(), json!({}));
+            } else {
+                assert!(
+                    out.starts_with(&format!("Node {ID} deregistered.")),
+                    "{out}"
+                );
+            }
+        }
+
+        let (result, out, _) = fake_ssm::session(
+            vec![error("InvalidInstanceId", "not a registered managed node")],
+            async |fake, out| deregister(&fake_ssm::ctx(fake, false), ID, out).await,
+        )
+        .await;
+        let e = result.unwrap_err();
+        assert!(e.to_string().contains("InvalidInstanceId"), "{e}");
+        assert!(out.is_empty());
     }
 
     #[tokio::test]

@@ -24,7 +24,7 @@ use std::process::ExitCode;
 use aws_config::{BehaviorVersion, Region};
 use clap::Parser;
 
-use crate::args::{ActivationCommand, Cli, Command, Global, OutputFormat};
+use crate::args::{ActivationCommand, Cli, Command, Global, NodesArgs, NodesCommand, OutputFormat};
 use crate::commands::Ctx;
 use crate::error::{CliError, Exit};
 use crate::iam::IamClient;
@@ -110,7 +110,10 @@ async fn context(g: &Global) -> Ctx {
 async fn dispatch(ctx: &Ctx, command: &Command) -> Result<Exit, CliError> {
     match command {
         Command::Run(args) => run::run(ctx, args).await,
-        Command::Nodes => commands::nodes(ctx).await,
+        Command::Nodes(NodesArgs { command: None }) => commands::nodes(ctx).await,
+        Command::Nodes(NodesArgs {
+            command: Some(NodesCommand::Deregister { instance_id }),
+        }) => commands::deregister(ctx, instance_id, &mut std::io::stdout().lock()).await,
         Command::Activation(ActivationCommand::Create(args)) => {
             commands::activation_create(ctx, args).await
         }

@@ -86,6 +86,12 @@ pub struct MemoryNodes {
     /// Removes the node just before the next heartbeat is written, as a
     /// concurrent deregistration would.
     forget_on_heartbeat: AtomicBool,
+    /// Changes the node's tags just before the next deregistration is
+    /// written, as a concurrent AddTagsToResource would.
+    retag_on_deregister: AtomicBool,
+    /// The ids whose records (inventory, compliance, patch state) were
+    /// forgotten, in order.
+    forgotten: Mutex<Vec<String>>,
 }
 
 impl MemoryNodes {
@@ -102,6 +108,14 @@ impl MemoryNodes {
 
     pub fn forget_on_heartbeat(&self) {
         self.forget_on_heartbeat.store(true, Ordering::SeqCst);
+    }
+
+    pub fn retag_on_deregister(&self) {
+        self.retag_on_deregister.store(true, Ordering::SeqCst);
+    }
+
+    pub fn forgotten(&self) -> Vec<String> {
+        self.forgotten.lock().unwrap().clone()
     }
 }
 
@@ -172,6 +186,28 @@ impl NodeStore for MemoryNodes {
             }
             _ => Ok(false),
         }
+    }
+
+    async fn deregister(&self, node: &Node) -> Result<bool, SsmError> {
+        let mut nodes = self.nodes.lock().unwrap();
+        if self.retag_on_deregister.swap(false, Ordering::SeqCst)
+            && let Some(n) = nodes.get_mut(&node.instance_id)
+        {
+            n.tags.insert("late".into(), "tag".into());
+            n.tags_version += 1;
+        }
+        match nodes.get(&node.instance_id) {
+            Some(n) if n.tags_version == node.tags_version => {
+                nodes.remove(&node.instance_id);
+                Ok(true)
+            }
+            _ => Ok(false),
+        }
+    }
+
+    async fn forget_records(&self, instance_id: &str) -> Result<(), SsmError> {
+        self.forgotten.lock().unwrap().push(instance_id.into());
+        Ok(())
     }
 }
 

@@ -1,8 +1,8 @@
-//! The managed fleet: activations, node registration, node information,
-//! tags, node credentials and operator access keys. Records and rules live
-//! here; the stores and services they need are the [`ports`], bundled for
-//! the operations as [`FleetContext`]; each SSM operation is a function over
-//! that context in [`ops`].
+//! The managed fleet: activations, node registration and deregistration,
+//! node information, tags, node credentials and operator access keys.
+//! Records and rules live here; the stores and services they need are the
+//! [`ports`], bundled for the operations as [`FleetContext`]; each SSM
+//! operation is a function over that context in [`ops`].
 
 pub mod activation;
 mod context;

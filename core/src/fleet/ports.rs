@@ -38,6 +38,14 @@ pub trait NodeStore: Send + Sync {
     /// the node is gone or someone else changed its tags meanwhile (read
     /// again and retry).
     async fn replace_tags(&self, node: &Node, next: &TagSet) -> Result<bool, SsmError>;
+    /// Deletes the node (and so its public key) and its tag index rows in
+    /// one transaction, only if its tags are still at `node.tags_version`.
+    /// `Ok(false)` when the node is gone or its tags changed meanwhile.
+    async fn deregister(&self, node: &Node) -> Result<bool, SsmError>;
+    /// Removes what is kept per node besides the node itself and its command
+    /// history: its inventory, compliance and patch state. Harmless to
+    /// repeat, and for a node that has none.
+    async fn forget_records(&self, instance_id: &str) -> Result<(), SsmError>;
 }
 
 #[async_trait]
@@ -80,7 +88,9 @@ pub struct QueueRef {
 pub trait QueueProvisioner: Send + Sync {
     /// Creates (or finds) the node's queue; calling it twice is harmless.
     async fn ensure_queue(&self, instance_id: &str) -> Result<QueueRef, SsmError>;
-    /// Removes a queue made for a registration that did not complete.
+    /// Removes a node's queue (a deregistered node's, or one made for a
+    /// registration that did not complete); a queue already gone is not an
+    /// error.
     async fn delete_queue(&self, url: &str) -> Result<(), SsmError>;
     fn ingest_queue_url(&self) -> &str;
     async fn ingest_queue_arn(&self) -> Result<String, SsmError>;

@@ -22,6 +22,7 @@ pub async fn handle(
         "CreateActivation" => ops::create_activation(&ctx, body, now).await,
         "DescribeActivations" => ops::describe_activations(&ctx, body, now).await,
         "DeleteActivation" => ops::delete_activation(&ctx, body).await,
+        "DeregisterManagedInstance" => ops::deregister_managed_instance(&ctx, body).await,
         "DescribeInstanceInformation" => ops::describe_instance_information(&ctx, body, now).await,
         "AddTagsToResource" => ops::add_tags_to_resource(&ctx, body).await,
         "RemoveTagsFromResource" => ops::remove_tags_from_resource(&ctx, body).await,

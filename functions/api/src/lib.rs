@@ -152,6 +152,7 @@ fn area(op: &str, body: &Value) -> Option<Area> {
         "CreateActivation"
         | "DescribeActivations"
         | "DeleteActivation"
+        | "DeregisterManagedInstance"
         | "DescribeInstanceInformation" => Area::Fleet,
         "SendCommand"
         | "ListCommands"

@@ -59,7 +59,15 @@ pub async fn node_credentials(
     if !ids::is_instance_id(&req.instance_id) {
         return Err(refused());
     }
-    let node = ctx.nodes.get(&req.instance_id).await?.ok_or_else(refused)?;
+    // A node that is not registered (deregistered, say) is told so, in the
+    // words SSM's credential endpoint uses, so that its agent can say why it
+    // stops working instead of retrying a signature that cannot help.
+    let node = ctx.nodes.get(&req.instance_id).await?.ok_or_else(|| {
+        SsmError::InvalidInstanceId(format!(
+            "Not existing InstanceId {}: this node is not registered (it was deregistered). Register it again with an activation.",
+            req.instance_id
+        ))
+    })?;
     let message = channel::credentials_request_message(&req.instance_id, req.timestamp);
     channel::verify_node_signature(&node.public_key, &message, &req.signature)
         .map_err(|_| refused())?;

@@ -4,6 +4,7 @@
 
 mod activations;
 mod credentials;
+mod deregistration;
 mod heartbeats;
 mod instance_information;
 mod registration;
@@ -13,6 +14,7 @@ pub use activations::{create_activation, delete_activation, describe_activations
 pub use credentials::{
     MAX_CLOCK_SKEW_SECONDS, NODE_CREDENTIALS_SECONDS, node_credentials, node_session_policy,
 };
+pub use deregistration::deregister_managed_instance;
 pub use heartbeats::{heartbeat, ping_status};
 pub use instance_information::{NodeFilter, describe_instance_information};
 pub use registration::{RegisterRequest, RegisterResponse, register};

@@ -178,3 +178,112 @@ async fn activations_are_described_in_pages_and_deleted_once() {
     let again = delete_activation(&ctx, &json!({"ActivationId": first})).await;
     assert_eq!(again.unwrap_err().code(), "InvalidActivationId");
 }
+
+#[tokio::test]
+async fn deregistration_removes_the_node_its_queue_tags_and_records() {
+    let fleet = MemoryFleet::default();
+    let (instance_id, key) = registered(&fleet).await;
+    let (other, _) = registered(&fleet).await;
+    let ctx = fleet.context();
+    let queue = fleet.nodes.node(&instance_id).unwrap().queue_url;
+    let body = json!({"InstanceId": instance_id});
+
+    assert_eq!(
+        deregister_managed_instance(&ctx, &body).await.unwrap(),
+        json!({})
+    );
+    assert!(fleet.nodes.node(&instance_id).is_none());
+    assert!(!fleet.queues.urls().contains(&queue));
+    assert_eq!(
+        fleet.queues.urls().len(),
+        1,
+        "the other node keeps its queue"
+    );
+    assert!(fleet.nodes.node(&other).is_some());
+    assert!(fleet.nodes.forgotten().contains(&instance_id));
+
+    // Gone from the listing and from tag targeting.
+    let listed = describe_instance_information(&ctx, &json!({}), NOW)
+        .await
+        .unwrap();
+    let ids: Vec<&str> = listed["InstanceInformationList"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|i| i["InstanceId"].as_str())
+        .collect();
+    assert_eq!(ids, [other.as_str()]);
+    use crate::targets::TargetDirectory;
+    assert_eq!(
+        fleet.nodes.nodes_with_tag("env", "prod").await.unwrap(),
+        std::slice::from_ref(&other)
+    );
+
+    // Its key no longer gets credentials, and says why.
+    let ts = NOW as i64;
+    let sig = B64.encode(key.sign(&credentials_request_message(&instance_id, ts)));
+    let ask = json!({"InstanceId": instance_id, "Timestamp": ts, "Signature": sig});
+    let refused = node_credentials(&ctx, &ask, NOW).await.unwrap_err();
+    assert_eq!(refused.code(), "InvalidInstanceId");
+    assert!(refused.to_string().contains("Not existing InstanceId"));
+
+    // A second call: the node is gone, as SSM answers.
+    let again = deregister_managed_instance(&ctx, &body).await.unwrap_err();
+    assert_eq!(again.code(), "InvalidInstanceId");
+    assert!(again.to_string().contains(&instance_id));
+}
+
+#[tokio::test]
+async fn deregistration_refuses_what_is_not_a_registered_managed_node() {
+    let fleet = MemoryFleet::default();
+    let (instance_id, _) = registered(&fleet).await;
+    let ctx = fleet.context();
+    let cases = [
+        (
+            json!({"InstanceId": "mi-0123456789abcdef0"}),
+            "InvalidInstanceId",
+        ),
+        (
+            json!({"InstanceId": "i-0123456789abcdef0"}),
+            "ValidationException",
+        ),
+        (
+            json!({"InstanceId": "eks_c:cluster-1_0123456789abcdefg"}),
+            "InvalidInstanceId",
+        ),
+        (
+            json!({"InstanceId": "mi-0123456789ABCDEF0"}),
+            "ValidationException",
+        ),
+        (json!({"InstanceId": "not-an-id"}), "ValidationException"),
+        (json!({}), "ValidationException"),
+    ];
+    for (body, expected) in cases {
+        let err = deregister_managed_instance(&ctx, &body).await.unwrap_err();
+        assert_eq!(err.code(), expected, "{body}");
+    }
+    // Nothing changed.
+    assert!(fleet.nodes.node(&instance_id).is_some());
+    assert_eq!(fleet.queues.urls().len(), 1);
+    assert!(fleet.nodes.forgotten().is_empty());
+}
+
+#[tokio::test]
+async fn deregistration_reads_again_when_the_tags_change_under_it() {
+    let fleet = MemoryFleet::default();
+    let (instance_id, _) = registered(&fleet).await;
+    fleet.nodes.retag_on_deregister();
+    deregister_managed_instance(&fleet.context(), &json!({"InstanceId": instance_id}))
+        .await
+        .unwrap();
+    assert!(fleet.nodes.node(&instance_id).is_none());
+    use crate::targets::TargetDirectory;
+    assert!(
+        fleet
+            .nodes
+            .nodes_with_tag_key("late")
+            .await
+            .unwrap()
+            .is_empty()
+    );
+}
