@@ -113,6 +113,7 @@ def no_node_left_behind(request):
     yield
     import fleet
 
+    sweep_adapter_test_nodes()
     ours = fleet.session_node_ids()
     if not ours:
         return
@@ -131,3 +132,27 @@ def no_node_left_behind(request):
             )
     assert not still, f"nodes of this session still registered after deregistration: {sorted(still)}"
     assert not leaked, f"Fleet nodes outlived their fixture (Fleet.stop not called?): {sorted(leaked)}"
+
+
+def sweep_adapter_test_nodes():
+    """The Rust adapter tests (cargo test, run before this suite by `make
+    test`) write nodes straight into the table with the activation id
+    `test` (aws/src/testing.rs): they go too, through the same operation a
+    user would call."""
+    import boto3
+
+    import fleet
+
+    env = fleet.stack_env()
+    table = boto3.client("dynamodb", endpoint_url=env.get("AWS_ENDPOINT_URL_DYNAMODB") or env["AWS_ENDPOINT_URL"])
+    pages = table.get_paginator("scan").paginate(
+        TableName=env["STEWARD_NODES_TABLE"],
+        FilterExpression="ActivationId = :a AND #n = :a",
+        ExpressionAttributeNames={"#n": "Name"},
+        ExpressionAttributeValues={":a": {"S": "test"}},
+        ProjectionExpression="InstanceId",
+    )
+    ssm = fleet.ssm_client()
+    for page in pages:
+        for item in page["Items"]:
+            fleet.deregister(ssm, item["InstanceId"]["S"])
