@@ -18,7 +18,7 @@ import botocore
 HERE = pathlib.Path(__file__).resolve().parent
 
 OPERATIONS = sorted("""
-AddTagsToResource CancelCommand CreateActivation CreateDocument DeleteActivation
+AddTagsToResource CancelCommand CreateActivation CreateDocument DeleteActivation DeregisterManagedInstance
 DeleteDocument DeleteParameter DeleteParameters DescribeActivations DescribeDocument
 DescribeInstanceInformation DescribeParameters GetCommandInvocation GetDocument
 GetParameter GetParameterHistory GetParameters GetParametersByPath

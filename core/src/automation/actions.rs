@@ -82,6 +82,7 @@ pub const SSM_OPERATIONS: &[&str] = &[
     "DeleteParameter",
     "DeleteParameters",
     "DeletePatchBaseline",
+    "DeregisterManagedInstance",
     "DeregisterPatchBaselineForPatchGroup",
     "DeregisterTargetFromMaintenanceWindow",
     "DeregisterTaskFromMaintenanceWindow",
