@@ -14,6 +14,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from urllib.parse import urlparse
 
+import pytest
+
 from fleet import FINAL, Agent, Fleet, event_queue, localstack_client, wait_for
 
 INVOCATION_EVENT = "EC2 Command Invocation Status-change Notification"
@@ -113,6 +115,31 @@ class Audit:
             f"faults: {self.scenarios} scenarios, {self.invocations} invocations audited; "
             f"lost {self.lost}, doubled {self.doubled}, stuck {self.stuck}"
         )
+
+
+def audit_printer(audit: Audit):
+    """A module's autouse fixture that prints its audit's counts once the
+    module's scenarios have run: `audit_counts = audit_printer(AUDIT)`."""
+
+    @pytest.fixture(scope="module", autouse=True)
+    def audit_counts(request):
+        yield audit
+        reporter = request.config.pluginmanager.get_plugin("terminalreporter")
+        if reporter is not None and audit.scenarios:
+            reporter.write_line("")
+            reporter.write_line(f"{request.module.__name__}: {audit.summary()}")
+            for finding in audit.findings:
+                reporter.write_line(f"  {finding}")
+
+    return audit_counts
+
+
+def assert_clean(findings, fleet):
+    """Fails with the findings and the logs of the agents they name."""
+    if findings:
+        named = [a for a in fleet.agents.values() if any(f.startswith(a.name + ":") for f in findings)]
+        logs = "\n".join(f"--- {a.name}\n{a.log()[-2500:]}" for a in named)
+        raise AssertionError("audit findings:\n  " + "\n  ".join(findings) + "\n" + logs)
 
 
 class FinalEvents:

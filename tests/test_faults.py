@@ -13,32 +13,26 @@ import subprocess
 import time
 from pathlib import Path
 
-import pytest
 
-from faults import Audit, Expected, FaultFleet, FinalEvents, Redelivering, audit_command, marked_script, runs
+from faults import (
+    Audit,
+    Expected,
+    FaultFleet,
+    FinalEvents,
+    Redelivering,
+    assert_clean,
+    audit_command,
+    audit_printer,
+    marked_script,
+    runs,
+)
 from fleet import wait_for
 
 ROOT = Path(__file__).resolve().parent.parent
 AUDIT = Audit()
 
 
-@pytest.fixture(scope="module", autouse=True)
-def audit_counts(request):
-    """Prints the suite's counts once every scenario has run."""
-    yield AUDIT
-    reporter = request.config.pluginmanager.get_plugin("terminalreporter")
-    if reporter is not None and AUDIT.scenarios:
-        reporter.write_line("")
-        reporter.write_line(AUDIT.summary())
-        for finding in AUDIT.findings:
-            reporter.write_line(f"  {finding}")
-
-
-def assert_clean(findings, fleet):
-    if findings:
-        named = [a for a in fleet.agents.values() if any(f.startswith(a.name + ":") for f in findings)]
-        logs = "\n".join(f"--- {a.name}\n{a.log()[-2500:]}" for a in named)
-        raise AssertionError("audit findings:\n  " + "\n  ".join(findings) + "\n" + logs)
+audit_counts = audit_printer(AUDIT)
 
 
 # --- an agent killed at each point of an invocation ----------------------------------
