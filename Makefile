@@ -1,7 +1,7 @@
 # Steward: the two commands a new user needs, and a few for developers.
 SHELL := /usr/bin/env bash
 
-.PHONY: up down test install stack provision build bench bench-scale bench-automation bench-patching bench-scheduler lint
+.PHONY: up down test test-faults install stack provision build bench bench-scale bench-automation bench-patching bench-scheduler lint
 
 up: ## Install what is missing, build, start the local stack and control plane, register three agents, run a command.
 	@bash infra/up.sh
@@ -11,6 +11,9 @@ down: ## Stop the agents, the control plane and the local stack.
 
 test: ## Run every test: unit, adapter and end-to-end (starts the stack if none runs, stops what it started).
 	@bash infra/test.sh
+
+test-faults: ## The fault suite alone (make test runs it too): agents killed at each point of an invocation, every message delivered twice, the control plane killed mid fan-out, a node cut off, skewed clocks; prints scenarios, invocations audited and lost/doubled/stuck.
+	@bash infra/test.sh --faults
 
 install: ## Install the local toolchain (LocalStack, DynamoDB Local, Java, AWS CLI) into .local/.
 	@bash infra/install.sh

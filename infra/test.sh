@@ -6,6 +6,14 @@ set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 cd "$ROOT"
 
+# --faults (make test-faults): the fault suite alone, tests/test_faults*.py.
+FAULTS_ONLY=no
+case "${1:-}" in
+  --faults) FAULTS_ONLY=yes ;;
+  "") ;;
+  *) die "usage: infra/test.sh [--faults]" ;;
+esac
+
 # Time limits in seconds, each overridable by its variable. Generous
 # multiples of what the suites take (the cargo tests 1-2 min once built, the
 # end-to-end suite 6-7 min on two cores), so that only a hang reaches them.
@@ -68,6 +76,14 @@ load_stack_env
 was_running=$(is_running steward-local && echo yes || echo no)
 bash infra/control-plane.sh start
 [[ "$was_running" == yes ]] || started+=(control-plane)
+
+if [[ "$FAULTS_ONLY" == yes ]]; then
+  say "==> the fault suite"
+  run_suite "the fault suite (pytest tests/test_faults*.py)" STEWARD_E2E_LIMIT \
+    "$LOCAL/venv/bin/python" -m pytest tests/test_faults*.py -q -p no:cacheprovider \
+    --timeout="$STEWARD_E2E_TEST_LIMIT"
+  exit 0
+fi
 
 say "==> unit and adapter tests"
 run_suite "the unit and adapter tests (cargo test)" STEWARD_CARGO_TESTS_LIMIT \
