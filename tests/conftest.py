@@ -139,12 +139,10 @@ def sweep_adapter_test_nodes():
     test`) write nodes straight into the table with the activation id
     `test` (aws/src/testing.rs): they go too, through the same operation a
     user would call. Only in a session that ran agents, so against a stack."""
-    import boto3
-
     import fleet
 
     env = fleet.stack_env()
-    table = boto3.client("dynamodb", endpoint_url=env.get("AWS_ENDPOINT_URL_DYNAMODB") or env["AWS_ENDPOINT_URL"])
+    table = fleet.localstack_client("dynamodb")
     pages = table.get_paginator("scan").paginate(
         TableName=env["STEWARD_NODES_TABLE"],
         FilterExpression="ActivationId = :a AND #n = :a",
