@@ -346,3 +346,45 @@ def test_next_minute_is_far_enough_and_on_a_boundary():
     assert next_minute(40, now) == datetime(2024, 1, 2, 0, 1, tzinfo=timezone.utc)
     assert daily_cron(datetime(2024, 1, 2, 0, 1, tzinfo=timezone.utc)) == "cron(1 0 ? * * *)"
     assert next_minute(40, now) - now >= timedelta(seconds=40)
+
+
+def stack_output_bucket():
+    from fleet import stack_env  # the stack's own output bucket, as deployed
+
+    return stack_env()["STEWARD_OUTPUT_BUCKET"]
+
+
+def test_an_output_bucket_the_stack_cannot_write_is_refused_at_creation():
+    """Refused when the association is made (or changed), not at each run."""
+    ssm = ssm_client()
+    suite = uuid.uuid4().hex[:8]
+    name = f"e2e-{suite}-outbucket"
+    foreign = f"e2e-not-this-stacks-{suite}"
+    good = {"Name": "AWS-RunShellScript", "AssociationName": name,
+            "Targets": [{"Key": "tag:e2e-outbucket", "Values": [suite]}],  # no node has it
+            "Parameters": {"commands": ["true"]},
+            "ScheduleExpression": "cron(0 2 ? * SUN *)", "ApplyOnlyAtCronInterval": True}
+    message = refused(ssm.create_association, "InvalidOutputLocation",
+                      **good, OutputLocation={"S3Location": {"OutputS3BucketName": foreign}})
+    assert foreign in message and stack_output_bucket() in message, message
+    assert_no_association_named(ssm, name)
+
+    proc = aws("ssm", "create-association", "--name", "AWS-RunShellScript", "--association-name", name,
+               "--targets", f"Key=tag:e2e-outbucket,Values={suite}", "--parameters", "commands=true",
+               "--schedule-expression", "cron(0 2 ? * SUN *)", "--apply-only-at-cron-interval",
+               "--output-location", json.dumps({"S3Location": {"OutputS3BucketName": foreign}}), check=False)
+    assert proc.returncode != 0 and "InvalidOutputLocation" in proc.stderr, proc.stderr
+    assert_no_association_named(ssm, name)
+
+    ours = {"S3Location": {"OutputS3BucketName": stack_output_bucket(), "OutputS3KeyPrefix": "e2e"}}
+    created = ssm.create_association(**good, OutputLocation=ours)["AssociationDescription"]
+    aid = created["AssociationId"]
+    try:
+        assert created["OutputLocation"] == ours
+        update = {k: v for k, v in good.items() if k != "AssociationName"}
+        assert refused(ssm.update_association, "InvalidOutputLocation", AssociationId=aid, **update,
+                       OutputLocation={"S3Location": {"OutputS3BucketName": foreign}})
+        kept = ssm.describe_association(AssociationId=aid)["AssociationDescription"]
+        assert kept["AssociationVersion"] == "1" and kept["OutputLocation"] == ours, kept
+    finally:
+        ssm.delete_association(AssociationId=aid)

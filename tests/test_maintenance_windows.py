@@ -301,3 +301,46 @@ def test_the_cli_and_the_aws_cli_show_the_coming_executions(fleet):
     assert refused(fleet.ssm.get_maintenance_window, "DoesNotExistException", WindowId=wid)
     gone = steward("windows", "next", wid, check=False)
     assert gone.returncode == 2 and "DoesNotExistException" in gone.stderr, gone.stderr
+
+
+def test_a_task_naming_an_output_bucket_the_stack_cannot_write_is_refused():
+    """Refused when the task is registered (or changed), not at each run."""
+    from fleet import stack_env
+
+    ssm = ssm_client()
+    suite = uuid.uuid4().hex[:8]
+    ours = stack_env()["STEWARD_OUTPUT_BUCKET"]
+    foreign = f"e2e-not-this-stacks-{suite}"
+    wid = ssm.create_maintenance_window(
+        Name=f"e2e-{suite}-outbucket", Schedule="cron(0 2 ? * SUN *)", Duration=2, Cutoff=1,
+        AllowUnassociatedTargets=False,
+    )["WindowId"]
+    try:
+        target = ssm.register_target_with_maintenance_window(
+            WindowId=wid, ResourceType="INSTANCE", Targets=[{"Key": "tag:e2e-outbucket", "Values": [suite]}],
+        )["WindowTargetId"]
+        task = {"WindowId": wid, "TaskArn": "AWS-RunShellScript", "TaskType": "RUN_COMMAND", "Priority": 1,
+                "Targets": [{"Key": "WindowTargetIds", "Values": [target]}], "MaxConcurrency": "1",
+                "MaxErrors": "0"}
+        message = refused(ssm.register_task_with_maintenance_window, "ValidationException", **task,
+                          TaskInvocationParameters={"RunCommand": {"OutputS3BucketName": foreign}})
+        assert foreign in message and ours in message, message
+        assert refused(ssm.register_task_with_maintenance_window, "ValidationException", **task,
+                       LoggingInfo={"S3BucketName": foreign, "S3Region": "us-east-1"})
+        proc = aws("ssm", "register-task-with-maintenance-window", "--window-id", wid,
+                   "--task-arn", "AWS-RunShellScript", "--task-type", "RUN_COMMAND",
+                   "--targets", f"Key=WindowTargetIds,Values={target}", "--max-concurrency", "1",
+                   "--max-errors", "0", "--task-invocation-parameters",
+                   json.dumps({"RunCommand": {"OutputS3BucketName": foreign}}), check=False)
+        assert proc.returncode != 0 and "ValidationException" in proc.stderr, proc.stderr
+        assert listed(ssm, "describe_maintenance_window_tasks", "Tasks", WindowId=wid) == []
+
+        tid = ssm.register_task_with_maintenance_window(
+            **task, TaskInvocationParameters={"RunCommand": {"OutputS3BucketName": ours}},
+        )["WindowTaskId"]
+        assert refused(ssm.update_maintenance_window_task, "ValidationException", WindowId=wid,
+                       WindowTaskId=tid, TaskInvocationParameters={"RunCommand": {"OutputS3BucketName": foreign}})
+        got = ssm.get_maintenance_window_task(WindowId=wid, WindowTaskId=tid)
+        assert got["TaskInvocationParameters"]["RunCommand"]["OutputS3BucketName"] == ours, got
+    finally:
+        ssm.delete_maintenance_window(WindowId=wid)

@@ -500,6 +500,8 @@ impl AssociationStore for AssociationTable {
 pub struct AssociationAdapters {
     pub store: AssociationTable,
     pub scope: ArnScope,
+    /// The stack's output bucket and the operator's OutputBuckets.
+    pub output_buckets: Vec<String>,
 }
 
 impl AssociationAdapters {
@@ -507,6 +509,7 @@ impl AssociationAdapters {
         Self {
             store: AssociationTable::new(stack),
             scope: stack.settings.arn_scope(),
+            output_buckets: stack.settings.allowed_output_buckets(),
         }
     }
 
@@ -523,6 +526,7 @@ impl AssociationAdapters {
             compliance: stack.compliance().context(),
             caller,
             scope: &self.scope,
+            output_buckets: &self.output_buckets,
             now,
         }
     }

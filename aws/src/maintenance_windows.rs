@@ -383,6 +383,8 @@ impl WindowStore for WindowTable {
 pub struct WindowAdapters {
     pub store: WindowTable,
     pub scope: steward_core::arn::ArnScope,
+    /// The stack's output bucket and the operator's OutputBuckets.
+    pub output_buckets: Vec<String>,
 }
 
 impl WindowAdapters {
@@ -390,6 +392,7 @@ impl WindowAdapters {
         Self {
             store: WindowTable::new(stack),
             scope: stack.settings.arn_scope(),
+            output_buckets: stack.settings.allowed_output_buckets(),
         }
     }
 
@@ -403,6 +406,7 @@ impl WindowAdapters {
             store: &self.store,
             caller,
             scope: &self.scope,
+            output_buckets: &self.output_buckets,
             now,
         }
     }

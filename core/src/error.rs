@@ -44,6 +44,9 @@ pub enum SsmError {
     ComplianceTypeCountLimitExceededException(String),
     #[error("{0}")]
     InvalidOutputFolder(String),
+    /// CreateAssociation/UpdateAssociation: an OutputLocation that cannot be used.
+    #[error("{0}")]
+    InvalidOutputLocation(String),
     #[error("{0}")]
     TooManyTagsError(String),
     #[error("{0}")]
@@ -215,6 +218,7 @@ impl SsmError {
                 "ComplianceTypeCountLimitExceededException"
             }
             InvalidOutputFolder(_) => "InvalidOutputFolder",
+            InvalidOutputLocation(_) => "InvalidOutputLocation",
             TooManyTagsError(_) => "TooManyTagsError",
             DuplicateInstanceId(_) => "DuplicateInstanceId",
             ValidationException(_) => "ValidationException",

@@ -4,6 +4,8 @@
 
 use std::collections::BTreeMap;
 
+use serde_json::Value;
+
 use super::model::Association;
 use super::ports::AssociationStore;
 use crate::access::Authorizer;
@@ -13,6 +15,7 @@ use crate::documents::context::{document_arn, load_for_run, load_runbook, name_o
 use crate::documents::declared_parameters::validate;
 use crate::documents::store::DocumentStore;
 use crate::error::SsmError;
+use crate::run_command::request::output_bucket_refusal;
 
 /// Conditional writes tried before answering TooManyUpdates.
 pub(crate) const ATTEMPTS: usize = 5;
@@ -25,6 +28,9 @@ pub struct AssociationContext<'a> {
     /// Who asks; every association touched is authorized by its ARN.
     pub caller: &'a dyn Authorizer,
     pub scope: &'a ArnScope,
+    /// The buckets this stack may write command output to (SendCommand's
+    /// rule); an OutputLocation naming another is refused when stored.
+    pub output_buckets: &'a [String],
     /// Epoch seconds.
     pub now: f64,
 }
@@ -40,6 +46,20 @@ impl AssociationContext<'_> {
 
     pub fn document_arn(&self, name: &str) -> String {
         document_arn(self.scope, name_of(name))
+    }
+
+    /// InvalidOutputLocation when `output_location` names a bucket this
+    /// stack cannot write: every run's SendCommand would be refused.
+    pub fn check_output_location(&self, output_location: Option<&Value>) -> Result<(), SsmError> {
+        let bucket = output_location
+            .and_then(|o| o.get("S3Location"))
+            .and_then(|s3| s3.get("OutputS3BucketName"))
+            .and_then(Value::as_str)
+            .unwrap_or("");
+        match output_bucket_refusal(bucket, self.output_buckets) {
+            None => Ok(()),
+            Some(why) => Err(SsmError::InvalidOutputLocation(why)),
+        }
     }
 
     /// The IAM user name runs are made as: the last part of the caller's ARN.

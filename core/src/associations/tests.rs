@@ -34,7 +34,11 @@ struct Fixture {
     scope: ArnScope,
     caller: Caller,
     runs: FakeRuns,
+    output_buckets: Vec<String>,
 }
+
+/// The stack's own output bucket, in tests.
+const STACK_BUCKET: &str = "steward-output";
 
 fn caller(policy: &str) -> Caller {
     Caller {
@@ -60,6 +64,8 @@ impl Fixture {
             },
             caller: caller(ADMIN),
             runs: FakeRuns::default(),
+            // The stack's bucket and one the operator added.
+            output_buckets: vec![STACK_BUCKET.into(), "logs".into()],
         };
         for (id, env) in [(A, "dev"), (B, "dev"), (C, "prod")] {
             f.register(id, env);
@@ -90,6 +96,7 @@ impl Fixture {
             },
             caller: &self.caller,
             scope: &self.scope,
+            output_buckets: &self.output_buckets,
             now,
         }
     }
@@ -1106,4 +1113,78 @@ async fn a_deleted_association_leaves_its_running_command_alone() {
         .unwrap();
     assert_eq!(listed["AssociationExecutions"][0]["Status"], "Success");
     assert!(f.store.get(&id).await.unwrap().is_none());
+}
+
+fn output_to(bucket: &str) -> Value {
+    json!({"S3Location": {"OutputS3BucketName": bucket, "OutputS3KeyPrefix": "assoc"}})
+}
+
+#[tokio::test]
+async fn an_output_bucket_the_stack_cannot_write_is_refused_and_nothing_stored() {
+    let f = Fixture::new();
+    let mut body = shell(dev());
+    body["OutputLocation"] = output_to("someone-elses-bucket");
+    let e = f.call("CreateAssociation", body.clone()).await.unwrap_err();
+    assert_eq!(e.code(), "InvalidOutputLocation");
+    let msg = e.to_string();
+    assert!(msg.contains("someone-elses-bucket"), "{msg}");
+    assert!(msg.contains(STACK_BUCKET) && msg.contains("logs"), "{msg}");
+    assert_eq!(f.count().await, 0);
+
+    // In a batch: that entry fails as the client's fault, the other is made.
+    let out = f
+        .call(
+            "CreateAssociationBatch",
+            json!({"Entries": [body.clone(), shell(dev())]}),
+        )
+        .await
+        .unwrap();
+    assert_eq!(out["Successful"].as_array().unwrap().len(), 1);
+    let failed = out["Failed"].as_array().unwrap();
+    assert_eq!(failed.len(), 1);
+    assert_eq!(failed[0]["Fault"], "Client");
+    assert_eq!(
+        failed[0]["Entry"]["OutputLocation"],
+        output_to("someone-elses-bucket")
+    );
+    assert!(
+        failed[0]["Message"]
+            .as_str()
+            .unwrap()
+            .contains("someone-elses-bucket")
+    );
+    assert_eq!(f.count().await, 1);
+
+    // UpdateAssociation: refused; the association keeps its version and location.
+    let id = out["Successful"][0]["AssociationId"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let mut update = shell(dev());
+    update["AssociationId"] = json!(id);
+    update["OutputLocation"] = output_to("someone-elses-bucket");
+    let e = f.call("UpdateAssociation", update).await.unwrap_err();
+    assert_eq!(e.code(), "InvalidOutputLocation");
+    let kept = f.store.get(&id).await.unwrap().unwrap();
+    assert_eq!(kept.association_version, 1);
+    assert_eq!(kept.output_location, None);
+}
+
+#[tokio::test]
+async fn the_stacks_output_buckets_are_accepted() {
+    let f = Fixture::new();
+    let mut body = shell(dev());
+    body["OutputLocation"] = output_to(STACK_BUCKET);
+    let id = f.create(body).await;
+    let mut update = shell(dev());
+    update["AssociationId"] = json!(id);
+    update["OutputLocation"] = output_to("logs");
+    let out = f.call("UpdateAssociation", update).await.unwrap();
+    assert_eq!(
+        out["AssociationDescription"]["OutputLocation"],
+        output_to("logs")
+    );
+    let kept = f.store.get(&id).await.unwrap().unwrap();
+    assert_eq!(kept.association_version, 2);
+    assert_eq!(kept.output_location, Some(output_to("logs")));
 }

@@ -15,6 +15,9 @@ pub struct WindowContext<'a> {
     /// Who asks; every window touched is authorized by its ARN.
     pub caller: &'a dyn Authorizer,
     pub scope: &'a ArnScope,
+    /// The buckets this stack may write command output to (SendCommand's
+    /// rule); a task naming another is refused when registered or updated.
+    pub output_buckets: &'a [String],
     /// Epoch seconds.
     pub now: f64,
 }

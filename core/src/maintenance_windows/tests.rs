@@ -33,8 +33,12 @@ struct Env {
     runs: FakeRuns,
     caller: Caller,
     scope: ArnScope,
+    output_buckets: Vec<String>,
     now: Mutex<f64>,
 }
+
+/// The stack's own output bucket, in tests.
+const STACK_BUCKET: &str = "steward-output";
 
 impl Env {
     fn new() -> Self {
@@ -57,6 +61,7 @@ impl Env {
                 region: "us-east-1".into(),
                 account: "123456789012".into(),
             },
+            output_buckets: vec![STACK_BUCKET.into()],
             now: Mutex::new(T0),
         }
     }
@@ -67,6 +72,7 @@ impl Env {
             store: &self.store,
             caller: &self.caller,
             scope: &self.scope,
+            output_buckets: &self.output_buckets,
             now,
         };
         handle(&ctx, op, &body).await.expect("served")
@@ -911,4 +917,77 @@ fn the_requests_of_these_tests_pass_ssms_model() {
     for (op, body) in bodies {
         crate::api_model::validate(op, &body).unwrap_or_else(|e| panic!("{op}: {e:?}"));
     }
+}
+
+#[tokio::test]
+async fn a_task_naming_an_output_bucket_the_stack_cannot_write_is_refused() {
+    let env = Env::new();
+    let (w, t) = env.window().await;
+    let with = |run_command: Value, logging: Option<Value>| {
+        let mut body = json!({"WindowId": w, "TaskArn": "AWS-RunShellScript",
+            "TaskType": "RUN_COMMAND",
+            "Targets": [{"Key": "WindowTargetIds", "Values": [t]}],
+            "TaskInvocationParameters": {"RunCommand": run_command}});
+        if let Some(l) = logging {
+            body["LoggingInfo"] = l;
+        }
+        body
+    };
+    let refusals = [
+        with(json!({"OutputS3BucketName": "someone-elses-bucket"}), None),
+        with(
+            json!({}),
+            Some(json!({"S3BucketName": "someone-elses-bucket", "S3Region": "us-east-1"})),
+        ),
+    ];
+    for body in refusals {
+        let e = env
+            .refused("RegisterTaskWithMaintenanceWindow", body.clone())
+            .await;
+        assert_eq!(e.code(), "ValidationException", "{body}");
+        let msg = e.to_string();
+        assert!(
+            msg.contains("someone-elses-bucket") && msg.contains(STACK_BUCKET),
+            "{msg}"
+        );
+    }
+    assert!(env.store.list_tasks(&w).await.unwrap().is_empty());
+
+    // The stack's bucket is accepted, then an update to another refused,
+    // the task unchanged.
+    let id = env
+        .ok(
+            "RegisterTaskWithMaintenanceWindow",
+            with(json!({"OutputS3BucketName": STACK_BUCKET}), None),
+        )
+        .await["WindowTaskId"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let before = env.store.get_task(&w, &id).await.unwrap().unwrap();
+    let e = env
+        .refused(
+            "UpdateMaintenanceWindowTask",
+            json!({"WindowId": w, "WindowTaskId": id,
+                   "TaskInvocationParameters": {"RunCommand": {"OutputS3BucketName": "someone-elses-bucket"}}}),
+        )
+        .await;
+    assert_eq!(e.code(), "ValidationException");
+    let e = env
+        .refused(
+            "UpdateMaintenanceWindowTask",
+            json!({"WindowId": w, "WindowTaskId": id,
+                   "LoggingInfo": {"S3BucketName": "someone-elses-bucket", "S3Region": "us-east-1"}}),
+        )
+        .await;
+    assert_eq!(e.code(), "ValidationException");
+    assert_eq!(env.store.get_task(&w, &id).await.unwrap().unwrap(), before);
+    env.ok(
+        "UpdateMaintenanceWindowTask",
+        json!({"WindowId": w, "WindowTaskId": id,
+               "LoggingInfo": {"S3BucketName": STACK_BUCKET, "S3Region": "us-east-1"}}),
+    )
+    .await;
+    let after = env.store.get_task(&w, &id).await.unwrap().unwrap();
+    assert_eq!(after.logging_info.unwrap()["S3BucketName"], STACK_BUCKET);
 }

@@ -1,6 +1,7 @@
 //! CreateAssociation and CreateAssociationBatch: checked as SSM checks
-//! them (document, parameters, targets, schedule), stored, and due at the
-//! next tick unless ApplyOnlyAtCronInterval.
+//! them (document, parameters, targets, schedule; and an output bucket this
+//! stack can write), stored, and due at the next tick unless
+//! ApplyOnlyAtCronInterval.
 
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -21,6 +22,7 @@ async fn build(
 ) -> Result<Association, SsmError> {
     let name = name_of(required(&i.name, "name")?).to_string();
     let settings = i.run_settings()?;
+    ctx.check_output_location(settings.output_location.as_ref())?;
     let (instance_id, targets) = i.placement()?;
     let association_name = i.checked_name()?;
     let tags = i.checked_tags()?;

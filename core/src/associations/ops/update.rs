@@ -24,6 +24,7 @@ pub(crate) async fn update(ctx: &AssociationContext<'_>, body: &Value) -> Result
     let id = required(&i.association_id, "associationId")?.to_string();
     check_uuid(&id, "associationId")?;
     let settings = i.run_settings()?;
+    ctx.check_output_location(settings.output_location.as_ref())?;
     let association_name = i.checked_name()?;
     if let Some(t) = &i.targets
         && !t.is_empty()

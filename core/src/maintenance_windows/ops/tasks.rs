@@ -12,6 +12,7 @@ use crate::maintenance_windows::context::{
 use crate::maintenance_windows::model::{Window, WindowTask};
 use crate::paging::page_of;
 use crate::run_command::rate_control::Limits;
+use crate::run_command::request::output_bucket_refusal;
 use crate::targets::Target;
 
 use super::targets::{check_name, target_does_not_exist, targets_of};
@@ -80,6 +81,33 @@ fn check_invocation(task_type: &str, inv: &Value) -> Result<(), SsmError> {
     Ok(())
 }
 
+/// The output buckets a task names (its RunCommand parameters' and the
+/// legacy LoggingInfo's) must be ones this stack can write: otherwise every
+/// run's SendCommand would be refused, long after the task was accepted.
+fn check_output_buckets(ctx: &WindowContext<'_>, t: &WindowTask) -> Result<(), SsmError> {
+    let run_command = t
+        .invocation
+        .as_ref()
+        .and_then(|i| i.get("RunCommand"))
+        .and_then(|rc| rc.get("OutputS3BucketName"));
+    let logging = t.logging_info.as_ref().and_then(|l| l.get("S3BucketName"));
+    for bucket in [run_command, logging]
+        .into_iter()
+        .flatten()
+        .filter(|b| !b.is_null())
+    {
+        let Some(bucket) = bucket.as_str() else {
+            return Err(SsmError::SerializationException(
+                "An output bucket name must be a string.".into(),
+            ));
+        };
+        if let Some(why) = output_bucket_refusal(bucket, ctx.output_buckets) {
+            return Err(invalid(why));
+        }
+    }
+    Ok(())
+}
+
 /// `{name: [values]}`, as SendCommand and StartAutomationExecution take.
 fn check_parameter_map(params: &Value) -> Result<(), SsmError> {
     let ok = params.as_object().is_some_and(|m| {
@@ -136,6 +164,7 @@ async fn check_task(ctx: &WindowContext<'_>, w: &Window, t: &WindowTask) -> Resu
     if let Some(inv) = &t.invocation {
         check_invocation(&t.task_type, inv)?;
     }
+    check_output_buckets(ctx, t)?;
     if let Some(p) = &t.task_parameters {
         let ok = p.as_object().is_some_and(|m| {
             m.values()
