@@ -178,6 +178,9 @@ pub fn hint_for_code(code: &str) -> Option<&'static str> {
             "delete what is no longer needed (`steward associations delete <id>`) and try again"
         }
         "InvalidNextToken" => "run the command again from the start",
+        "InvalidOutputFolder" | "InvalidOutputLocation" => {
+            "write output to the stack's bucket (its output OutputBucketName), or add the bucket to the stack's OutputBuckets parameter and deploy again"
+        }
         "AutomationDefinitionNotFoundException" => {
             "name an Automation document; list them with `aws ssm list-documents --filters Key=DocumentType,Values=Automation`"
         }
