@@ -4,6 +4,7 @@ every scenario ends with."""
 
 from __future__ import annotations
 
+import contextlib
 import http.client
 import json
 import os
@@ -112,7 +113,7 @@ class Audit:
 
     def summary(self) -> str:
         return (
-            f"faults: {self.scenarios} scenarios, {self.invocations} invocations audited; "
+            f"{self.scenarios} scenarios, {self.invocations} invocations audited; "
             f"lost {self.lost}, doubled {self.doubled}, stuck {self.stuck}"
         )
 
@@ -125,11 +126,14 @@ def audit_printer(audit: Audit):
     def audit_counts(request):
         yield audit
         reporter = request.config.pluginmanager.get_plugin("terminalreporter")
+        # Teardown output is captured; the counts are for the terminal.
+        capture = request.config.pluginmanager.get_plugin("capturemanager")
         if reporter is not None and audit.scenarios:
-            reporter.write_line("")
-            reporter.write_line(f"{request.module.__name__}: {audit.summary()}")
-            for finding in audit.findings:
-                reporter.write_line(f"  {finding}")
+            with capture.global_and_fixture_disabled() if capture else contextlib.nullcontext():
+                reporter.write_line("")
+                reporter.write_line(f"{request.module.__name__}: {audit.summary()}")
+                for finding in audit.findings:
+                    reporter.write_line(f"  {finding}")
 
     return audit_counts
 
