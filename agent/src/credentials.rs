@@ -20,6 +20,10 @@ pub fn refresh_at(now: f64, expires_at: f64) -> f64 {
     at.max(now + 30.0_f64.min(life))
 }
 
+fn local_time(epoch: f64) -> std::time::SystemTime {
+    UNIX_EPOCH + Duration::from_secs_f64(epoch.max(0.0))
+}
+
 struct Cached {
     creds: Credentials,
     refresh_at: f64,
@@ -56,13 +60,16 @@ impl NodeCredentialsProvider {
 
     async fn load(&self) -> provider::Result {
         let mut cache = self.cache.lock().await;
-        let now = now_epoch();
+        // Times here are the control plane's (the Expiration it wrote); the
+        // SDK is handed them in the local clock's terms, which it reads.
+        let clock = self.api.clock();
+        let now = clock.now();
         if let Some(c) = cache.as_ref().filter(|c| now < c.refresh_at) {
             return Ok(c.creds.clone());
         }
         match self
             .api
-            .node_credentials(&self.instance_id, &self.key, now as i64)
+            .node_credentials(&self.instance_id, &self.key, now_epoch() as i64)
             .await
         {
             Ok(answer) => {
@@ -71,12 +78,14 @@ impl NodeCredentialsProvider {
                         "GetNodeCredentials answered an unreadable Expiration",
                     )
                 })?;
+                // The answer may have taught the clock: read it again.
+                let now = clock.now();
                 let refresh = refresh_at(now, expires_at);
                 let creds = Credentials::new(
                     answer.access_key_id,
                     answer.secret_access_key,
                     Some(answer.session_token),
-                    Some(UNIX_EPOCH + Duration::from_secs_f64(refresh.max(0.0))),
+                    Some(local_time(refresh - clock.offset())),
                     "steward-node",
                 );
                 tracing::debug!(refresh_in = refresh - now, "node credentials refreshed");
@@ -95,7 +104,7 @@ impl NodeCredentialsProvider {
                         c.creds.access_key_id(),
                         c.creds.secret_access_key(),
                         c.creds.session_token().map(str::to_string),
-                        Some(UNIX_EPOCH + Duration::from_secs_f64(now + 30.0)),
+                        Some(local_time(now + 30.0 - clock.offset())),
                         "steward-node",
                     );
                     return Ok(retry);

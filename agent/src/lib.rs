@@ -19,6 +19,7 @@
 //!   everything that leaves the node.
 //! - [`shutdown`]: the one shutdown signal every loop watches.
 //! - [`backoff`]: doubling retry delays with a cap.
+//! - [`clock`]: the control plane's time, learned from the API's answers.
 //! - [`faults`]: crash points the fault suite arms through the environment.
 //! - [`queue`]: the node and ingest queues (SQS, or in memory in tests).
 //! - [`api`]: the control plane's HTTP API client and the output uploads.
@@ -35,6 +36,7 @@
 
 pub mod api;
 pub mod backoff;
+pub mod clock;
 pub mod config;
 pub mod credentials;
 pub mod daemon;

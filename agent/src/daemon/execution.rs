@@ -404,8 +404,9 @@ impl<Q: NodeQueue, I: IngestQueue> Agent<Q, I> {
     ) -> bool {
         let mut backoff = Backoff::new();
         for attempt in 1..=UPLOAD_ATTEMPTS {
+            // A URL's date is the control plane's: compare in its time.
             let expired = api::presigned_url_expiry(stream_url(urls, stderr))
-                .is_some_and(|at| now_epoch() >= at);
+                .is_some_and(|at| crate::clock::server_now() >= at);
             if expired {
                 // Not worth a PUT of the whole file to learn it.
                 tracing::info!(

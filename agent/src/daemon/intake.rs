@@ -50,7 +50,8 @@ impl<Q: NodeQueue, I: IngestQueue> Agent<Q, I> {
         let now = now_epoch();
         let verdict = self
             .verifier
-            .open(&m.body, &self.node_id, now)
+            // Its expiry is the control plane's time, not this node's.
+            .open(&m.body, &self.node_id, crate::clock::server_now())
             .and_then(|p| {
                 if lock(&self.journal).seen(&p.msg_id) {
                     Err(ChannelError::Replayed)

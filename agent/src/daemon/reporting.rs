@@ -46,10 +46,12 @@ impl<Q: NodeQueue, I: IngestQueue> Agent<Q, I> {
             }
         };
         secure_parameters::mask_uplink(&mut message, &secrets);
+        let clock = &crate::clock::SERVER;
+        in_server_time(&mut message, clock.offset());
         UplinkPayload {
             v: VERSION,
             msg_id: uuid::Uuid::new_v4().to_string(),
-            sent_at: now_epoch(),
+            sent_at: clock.corrected(now_epoch()),
             message,
         }
     }
@@ -235,6 +237,28 @@ impl<Q: NodeQueue, I: IngestQueue> Agent<Q, I> {
             if !shutdown.sleep(every).await {
                 return;
             }
+        }
+    }
+}
+
+/// The times a report gives, read on the local clock, in the control
+/// plane's time (`offset` seconds later): what the console shows as when a
+/// command ran must not be minutes off because this node's clock is.
+pub(super) fn in_server_time(message: &mut Uplink, offset: f64) {
+    if offset == 0.0 {
+        return;
+    }
+    if let Uplink::InvocationUpdate(u) = message {
+        let shift = |t: &mut Option<f64>| {
+            if let Some(t) = t {
+                *t += offset;
+            }
+        };
+        shift(&mut u.execution_start);
+        shift(&mut u.execution_end);
+        for p in &mut u.plugins {
+            shift(&mut p.start);
+            shift(&mut p.end);
         }
     }
 }

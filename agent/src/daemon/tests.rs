@@ -1493,3 +1493,44 @@ async fn output_s3_keeps_refusing_is_reported_inline_not_held() {
     assert_eq!(refused, 2 * super::execution::UPLOAD_ATTEMPTS as usize);
     assert_eq!(lock(&source.asked).len(), refused - 2);
 }
+
+#[test]
+fn a_report_gives_its_times_in_the_control_planes_time() {
+    let plugin = |start, end| steward_core::channel::PluginResult {
+        name: "aws:runShellScript".into(),
+        detail: InvocationDetail::Success,
+        response_code: 0,
+        start,
+        end,
+        stdout: String::new(),
+        stderr: String::new(),
+        uploaded: false,
+    };
+    let update = || InvocationUpdate {
+        command_id: "c1".into(),
+        detail: InvocationDetail::Success,
+        response_code: 0,
+        execution_start: Some(1600.0),
+        execution_end: Some(1610.0),
+        plugins: vec![plugin(Some(1601.0), Some(1609.0)), plugin(None, None)],
+    };
+    // A node ten minutes ahead: every time it read moves back to the server's.
+    let mut m = Uplink::InvocationUpdate(update());
+    super::reporting::in_server_time(&mut m, -600.0);
+    let Uplink::InvocationUpdate(u) = m else {
+        unreachable!()
+    };
+    assert_eq!(
+        (u.execution_start, u.execution_end),
+        (Some(1000.0), Some(1010.0))
+    );
+    assert_eq!(
+        (u.plugins[0].start, u.plugins[0].end),
+        (Some(1001.0), Some(1009.0))
+    );
+    assert_eq!((u.plugins[1].start, u.plugins[1].end), (None, None));
+    // In sync: unchanged.
+    let mut m = Uplink::InvocationUpdate(update());
+    super::reporting::in_server_time(&mut m, 0.0);
+    assert_eq!(m, Uplink::InvocationUpdate(update()));
+}
