@@ -9,6 +9,7 @@ mod context;
 pub mod node;
 pub mod ops;
 pub mod ports;
+pub mod signed_request;
 pub mod uplink;
 
 #[cfg(test)]

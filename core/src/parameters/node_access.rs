@@ -20,11 +20,9 @@ use super::ports::ParameterStore;
 use super::references::{self, Kind, MAX_REFERENCES, Reference, node_parameters_request_message};
 use super::secrets::Sealer;
 use crate::arn::ArnScope;
-use crate::channel::verify_node_signature;
 use crate::error::SsmError;
 use crate::fleet::NodeStore;
-use crate::fleet::ops::MAX_CLOCK_SKEW_SECONDS;
-use crate::ids;
+use crate::fleet::signed_request;
 use crate::run_command::ports::CommandStore;
 
 /// What answering a node needs.
@@ -53,11 +51,7 @@ fn denied(why: &str) -> SsmError {
     ))
 }
 
-fn refused() -> SsmError {
-    SsmError::InvalidSignatureException(
-        "The node's signature does not verify; the node must sign the request with the key it registered. Re-register the node if its key was lost.".into(),
-    )
-}
+const BAD_SIGNATURE: &str = "The node's signature does not verify; the node must sign the request with the key it registered. Re-register the node if its key was lost.";
 
 /// Answers a node's request at `now` (epoch seconds).
 pub async fn get_node_parameters(
@@ -75,26 +69,22 @@ pub async fn get_node_parameters(
             "Names must hold 1 to {MAX_REFERENCES} parameter names."
         )));
     }
-    if !ids::is_instance_id(&req.instance_id) {
-        return Err(refused());
-    }
-    let node = ports
-        .nodes
-        .get(&req.instance_id)
-        .await?
-        .ok_or_else(refused)?;
     let message = node_parameters_request_message(
         &req.instance_id,
         &req.command_id,
         &req.names,
         req.timestamp,
     );
-    verify_node_signature(&node.public_key, &message, &req.signature).map_err(|_| refused())?;
-    if (now as i64 - req.timestamp).abs() > MAX_CLOCK_SKEW_SECONDS {
-        return Err(SsmError::InvalidSignatureException(
-            "Signature expired: the Timestamp is more than 5 minutes from the server's time. Synchronize the node's clock (NTP) and retry.".into(),
-        ));
-    }
+    signed_request::verified_node(
+        ports.nodes,
+        &req.instance_id,
+        &message,
+        &req.signature,
+        req.timestamp,
+        now,
+    )
+    .await
+    .map_err(|r| r.into_error(BAD_SIGNATURE))?;
     let invocation = ports
         .commands
         .get_invocation(&req.command_id, &req.instance_id)
@@ -382,11 +372,11 @@ mod tests {
     #[tokio::test]
     async fn a_stale_timestamp_is_refused() {
         let w = World::new().await;
-        let stale = NOW as i64 - MAX_CLOCK_SKEW_SECONDS - 1;
+        let stale = NOW as i64 - signed_request::MAX_CLOCK_SKEW_SECONDS - 1;
         let err = w.ask(&w.request(&["/db/pass"], stale)).await.unwrap_err();
         assert_eq!(err.code(), "InvalidSignatureException");
         assert!(err.to_string().contains("Signature expired"), "{err}");
-        let fresh = NOW as i64 - MAX_CLOCK_SKEW_SECONDS;
+        let fresh = NOW as i64 - signed_request::MAX_CLOCK_SKEW_SECONDS;
         assert_eq!(
             code(w.ask(&w.request(&["/db/pass"], fresh)).await),
             "answered"

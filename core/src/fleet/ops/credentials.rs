@@ -7,9 +7,8 @@ use serde_json::{Value, json};
 use crate::channel::{self};
 use crate::error::SsmError;
 use crate::error::parse_request as parse;
-use crate::ids;
-
 use crate::fleet::FleetContext;
+use crate::fleet::signed_request::{self, Refusal};
 
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "PascalCase")]
@@ -19,8 +18,7 @@ struct CredentialsRequest {
     signature: String,
 }
 
-/// How far a node's clock may be from ours.
-pub const MAX_CLOCK_SKEW_SECONDS: i64 = 300;
+pub use crate::fleet::signed_request::MAX_CLOCK_SKEW_SECONDS;
 pub const NODE_CREDENTIALS_SECONDS: i32 = 3600;
 
 /// The session policy of a node's credentials: its own queue, and sending to ingest.
@@ -51,31 +49,29 @@ pub async fn node_credentials(
     now: f64,
 ) -> Result<Value, SsmError> {
     let req: CredentialsRequest = parse(body)?;
-    let refused = || {
-        SsmError::InvalidSignatureException(
-            "The node's signature does not verify; the node must sign \"<InstanceId>\\n<Timestamp>\" with the key it registered. Re-register the node if its key was lost.".into(),
-        )
-    };
-    if !ids::is_instance_id(&req.instance_id) {
-        return Err(refused());
-    }
-    // A node that is not registered (deregistered, say) is told so, in the
-    // words SSM's credential endpoint uses, so that its agent can say why it
-    // stops working instead of retrying a signature that cannot help.
-    let node = ctx.nodes.get(&req.instance_id).await?.ok_or_else(|| {
-        SsmError::InvalidInstanceId(format!(
+    let message = channel::credentials_request_message(&req.instance_id, req.timestamp);
+    let node = signed_request::verified_node(
+        ctx.nodes,
+        &req.instance_id,
+        &message,
+        &req.signature,
+        req.timestamp,
+        now,
+    )
+    .await
+    .map_err(|refusal| match refusal {
+        // A node that is not registered (deregistered, say) is told so, in
+        // the words SSM's credential endpoint uses, so that its agent can
+        // say why it stops working instead of retrying a signature that
+        // cannot help.
+        Refusal::NotRegistered => SsmError::InvalidInstanceId(format!(
             "Not existing InstanceId {}: this node is not registered (it was deregistered). Register it again with an activation.",
             req.instance_id
-        ))
+        )),
+        other => other.into_error(
+            "The node's signature does not verify; the node must sign \"<InstanceId>\\n<Timestamp>\" with the key it registered. Re-register the node if its key was lost.",
+        ),
     })?;
-    let message = channel::credentials_request_message(&req.instance_id, req.timestamp);
-    channel::verify_node_signature(&node.public_key, &message, &req.signature)
-        .map_err(|_| refused())?;
-    if (now as i64 - req.timestamp).abs() > MAX_CLOCK_SKEW_SECONDS {
-        return Err(SsmError::InvalidSignatureException(
-            "Signature expired: the Timestamp is more than 5 minutes from the server's time. Synchronize the node's clock (NTP) and retry.".into(),
-        ));
-    }
     let ingest_arn = ctx.queues.ingest_queue_arn().await?;
     let policy = node_session_policy(&node.queue_arn, &ingest_arn);
     let creds = ctx

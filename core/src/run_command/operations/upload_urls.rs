@@ -14,11 +14,9 @@
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use crate::channel::verify_node_signature;
 use crate::error::SsmError;
 use crate::fleet::NodeStore;
-use crate::fleet::ops::MAX_CLOCK_SKEW_SECONDS;
-use crate::ids;
+use crate::fleet::signed_request;
 use crate::run_command::dispatch::{EXECUTION_MARGIN, step_upload, upload_lifetime};
 use crate::run_command::ports::{CommandStore, OutputLocations};
 use crate::run_command::request::{check_command_id, output_bucket_refusal};
@@ -64,11 +62,7 @@ fn denied(why: &str) -> SsmError {
     ))
 }
 
-fn refused() -> SsmError {
-    SsmError::InvalidSignatureException(
-        "The node's signature does not verify; the node must sign the request with the key it registered. Re-register the node if its key was lost.".into(),
-    )
-}
+const BAD_SIGNATURE: &str = "The node's signature does not verify; the node must sign the request with the key it registered. Re-register the node if its key was lost.";
 
 /// Answers a node's request at `now` (epoch seconds):
 /// `{"StdoutPutUrl", "StderrPutUrl"}`.
@@ -82,26 +76,22 @@ pub async fn get_output_upload_urls(
             "The request does not match GetOutputUploadUrls' shape ({{InstanceId, CommandId, StepIndex, Timestamp, Signature}}): {e}"
         ))
     })?;
-    if !ids::is_instance_id(&req.instance_id) {
-        return Err(refused());
-    }
-    let node = ports
-        .nodes
-        .get(&req.instance_id)
-        .await?
-        .ok_or_else(refused)?;
     let message = upload_urls_request_message(
         &req.instance_id,
         &req.command_id,
         req.step_index,
         req.timestamp,
     );
-    verify_node_signature(&node.public_key, &message, &req.signature).map_err(|_| refused())?;
-    if (now as i64 - req.timestamp).abs() > MAX_CLOCK_SKEW_SECONDS {
-        return Err(SsmError::InvalidSignatureException(
-            "Signature expired: the Timestamp is more than 5 minutes from the server's time. Synchronize the node's clock (NTP) and retry.".into(),
-        ));
-    }
+    signed_request::verified_node(
+        ports.nodes,
+        &req.instance_id,
+        &message,
+        &req.signature,
+        req.timestamp,
+        now,
+    )
+    .await
+    .map_err(|r| r.into_error(BAD_SIGNATURE))?;
     if check_command_id(&req.command_id).is_err() {
         return Err(denied("the command was not sent to this node"));
     }
@@ -359,7 +349,7 @@ mod tests {
     #[tokio::test]
     async fn a_stale_timestamp_is_refused() {
         let w = World::new("out-bucket");
-        let stale = NOW as i64 - MAX_CLOCK_SKEW_SECONDS - 1;
+        let stale = NOW as i64 - signed_request::MAX_CLOCK_SKEW_SECONDS - 1;
         let body = w.request_by(&w.key, NODE, 0, stale);
         assert_eq!(code(w.ask(&body, NOW).await), "InvalidSignatureException");
     }
