@@ -89,6 +89,15 @@ pub async fn run(
             command_id,
             instance_ids,
             at,
+            resent,
+        } if !*resent && now < *at => {
+            resend_unacknowledged(rc, command_id, instance_ids, *at, now).await
+        }
+        WorkItem::DeliveryDeadlines {
+            command_id,
+            instance_ids,
+            at,
+            ..
         }
         | WorkItem::ExecutionDeadlines {
             command_id,
@@ -102,11 +111,6 @@ pub async fn run(
             command_id,
             instance_ids,
         } => cancel(rc, command_id, instance_ids, now).await,
-        WorkItem::Unacknowledged {
-            command_id,
-            instance_ids,
-            at,
-        } => resend_unacknowledged(rc, item, command_id, instance_ids, *at, now).await,
     }
 }
 
@@ -184,21 +188,9 @@ async fn release_round(
     let decision = c.rate_control()?.decide();
     let due = decision.release_of(&c.resolved_instance_ids);
     if !due.is_empty() {
-        // First, before any write: whatever this round writes and then
-        // fails to send (the process dies) is sent again from here.
-        rc.work
-            .enqueue(
-                &WorkItem::Unacknowledged {
-                    command_id: command_id.to_string(),
-                    instance_ids: due.to_vec(),
-                    at: now + RESEND_AFTER_SECONDS,
-                },
-                delay_until(now + RESEND_AFTER_SECONDS, now),
-            )
-            .await?;
         let steps = resolved_steps(rc, c).await?;
         for chunk in due.chunks(DELIVERY_BATCH) {
-            deliver(rc, c, &steps, chunk, now).await?;
+            deliver(rc, c, &steps, chunk, true, now).await?;
         }
         rc.store
             .raise_released(command_id, decision.release.end)
@@ -257,12 +249,12 @@ async fn resolved_steps(
     }
 }
 
-/// [`WorkItem::Unacknowledged`]: sends again what one round released and
-/// its nodes never acknowledged. Normally every one has moved on by then
-/// and this is one read.
+/// The first return of a round's [`WorkItem::DeliveryDeadlines`]: sends
+/// again what the round released and its nodes never acknowledged, then
+/// waits for the deadline. Normally the command is final by then and this
+/// is one read, as any deadline item's return.
 async fn resend_unacknowledged(
     rc: &RunCommandContext<'_>,
-    item: &WorkItem,
     command_id: &str,
     nodes: &[String],
     at: f64,
@@ -272,12 +264,7 @@ async fn resend_unacknowledged(
         return Ok(Outcome::Skipped("no such command"));
     };
     if c.is_final() {
-        return Ok(Outcome::Skipped("command final"));
-    }
-    if now < at {
-        let delay = delay_until(at, now);
-        rc.work.enqueue(item, delay).await?;
-        return Ok(Outcome::Postponed(delay));
+        return Ok(Outcome::Skipped("command final before the deadline"));
     }
     let pending: Vec<String> = rc
         .store
@@ -287,19 +274,26 @@ async fn resend_unacknowledged(
         .filter(|inv| inv.status_details == InvocationDetail::Pending)
         .map(|inv| inv.instance_id)
         .collect();
-    if pending.is_empty() {
-        return Ok(Outcome::Skipped("every node acknowledged"));
+    if !pending.is_empty() {
+        tracing::info!(
+            command_id,
+            count = pending.len(),
+            "sending again what nodes have not acknowledged"
+        );
+        let steps = resolved_steps(rc, &c).await?;
+        for chunk in pending.chunks(DELIVERY_BATCH) {
+            deliver(rc, &c, &steps, chunk, false, now).await?;
+        }
     }
-    tracing::info!(
-        command_id,
-        count = pending.len(),
-        "sending again what nodes have not acknowledged"
-    );
-    let steps = resolved_steps(rc, &c).await?;
-    for chunk in pending.chunks(DELIVERY_BATCH) {
-        deliver(rc, &c, &steps, chunk, now).await?;
-    }
-    Ok(Outcome::Done)
+    let item = WorkItem::DeliveryDeadlines {
+        command_id: command_id.to_string(),
+        instance_ids: nodes.to_vec(),
+        at,
+        resent: true,
+    };
+    let delay = delay_until(at, now);
+    rc.work.enqueue(&item, delay).await?;
+    Ok(Outcome::Postponed(delay))
 }
 
 /// Targets one delivery reads, writes and signs together: one BatchGetItem
@@ -431,11 +425,15 @@ fn pending_invocation(
 /// repeat. The nodes' addresses are read in one request, their invocations
 /// put in one transaction, their messages signed once (`seal_downlinks`),
 /// and their deadlines enqueued as two work items, not two per node.
+/// Sends `nodes` their invocations of `c`: created Pending if absent, sent
+/// while still Pending. A release queues their deadlines first; a resend
+/// (`release: false`) has them already.
 async fn deliver(
     rc: &RunCommandContext<'_>,
     c: &Command,
     steps: &Result<Vec<PluginStep>, String>,
     nodes: &[String],
+    release: bool,
     now: f64,
 ) -> Result<(), SsmError> {
     let command_id = c.command_id.as_str();
@@ -445,6 +443,14 @@ async fn deliver(
         .zip(&addresses)
         .map(|(node, address)| pending_invocation(c, node, address.as_ref(), now))
         .collect();
+    // The deadlines go first, before any write: whatever this round writes
+    // and then fails to send (the process dies) is sent again by their first
+    // return, and no invocation is ever left without its deadlines.
+    if release {
+        rc.work
+            .enqueue_many(&deadline_items(c, &fresh, now))
+            .await?;
+    }
     let created = rc.store.put_invocations(&fresh).await?;
     let existed: Vec<String> = nodes
         .iter()
@@ -553,40 +559,6 @@ async fn deliver(
     let bodies = seal_downlinks(&payloads, rc.signer)
         .await
         .map_err(|_| SsmError::internal())?;
-    // The deadlines are queued before the sends: a process that dies after
-    // a send must not leave an invocation that nothing would ever time out.
-    // One work item for each time, with its nodes.
-    let mut deadlines: std::collections::BTreeMap<(u64, u64), Vec<String>> = Default::default();
-    for (inv, _, _, execution_deadline) in &sends {
-        deadlines
-            .entry((
-                inv.delivery_deadline.to_bits(),
-                execution_deadline.to_bits(),
-            ))
-            .or_default()
-            .push(inv.instance_id.clone());
-    }
-    let mut items = Vec::new();
-    for ((delivery, execution), instance_ids) in deadlines {
-        let (delivery, execution) = (f64::from_bits(delivery), f64::from_bits(execution));
-        items.push((
-            WorkItem::DeliveryDeadlines {
-                command_id: c.command_id.clone(),
-                instance_ids: instance_ids.clone(),
-                at: delivery,
-            },
-            delay_until(delivery, now),
-        ));
-        items.push((
-            WorkItem::ExecutionDeadlines {
-                command_id: c.command_id.clone(),
-                instance_ids,
-                at: execution,
-            },
-            delay_until(execution, now),
-        ));
-    }
-    rc.work.enqueue_many(&items).await?;
     // Each node has its own queue, so the sends are one request each; they
     // overlap. A failure retries the whole item, which resends only what is
     // still Pending.
@@ -612,6 +584,47 @@ async fn deliver(
         })
         .collect();
     apply_all(rc, command_id, gone).await
+}
+
+/// The deadline work items of a round's invocations: one for each time,
+/// with its nodes. The delivery deadline's first comes back early, for the
+/// resend of what was not acknowledged.
+fn deadline_items(c: &Command, fresh: &[Invocation], now: f64) -> Vec<(WorkItem, u32)> {
+    let mut deadlines: std::collections::BTreeMap<(u64, u64), Vec<String>> = Default::default();
+    for inv in fresh {
+        let execution_deadline =
+            inv.delivery_deadline + c.execution_budget() as f64 + EXECUTION_MARGIN;
+        deadlines
+            .entry((
+                inv.delivery_deadline.to_bits(),
+                execution_deadline.to_bits(),
+            ))
+            .or_default()
+            .push(inv.instance_id.clone());
+    }
+    let mut items = Vec::new();
+    for ((delivery, execution), instance_ids) in deadlines {
+        let (delivery, execution) = (f64::from_bits(delivery), f64::from_bits(execution));
+        let resend_at = now + RESEND_AFTER_SECONDS;
+        items.push((
+            WorkItem::DeliveryDeadlines {
+                command_id: c.command_id.clone(),
+                instance_ids: instance_ids.clone(),
+                at: delivery,
+                resent: delivery <= resend_at,
+            },
+            delay_until(delivery.min(resend_at), now),
+        ));
+        items.push((
+            WorkItem::ExecutionDeadlines {
+                command_id: c.command_id.clone(),
+                instance_ids,
+                at: execution,
+            },
+            delay_until(execution, now),
+        ));
+    }
+    items
 }
 
 /// Presigned PUTs for each step's whole output, when the command asked for

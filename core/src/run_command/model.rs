@@ -257,11 +257,19 @@ pub enum WorkItem {
         at: f64,
     },
     /// [`WorkItem::DeliveryDeadline`] for several invocations of one
-    /// command that share their deadline (one fan-out round's).
+    /// command that share their deadline (one fan-out round's). Queued
+    /// before the round writes anything, it first comes back after
+    /// `RESEND_AFTER_SECONDS`: the round's invocations still Pending then are
+    /// sent again under their message ids (an agent that has one refuses
+    /// the repeat), so a release that died between writing its invocations
+    /// and sending them leaves none waiting for a message that never went.
     DeliveryDeadlines {
         command_id: String,
         instance_ids: Vec<String>,
         at: f64,
+        /// The early resend is done.
+        #[serde(default)]
+        resent: bool,
     },
     /// [`WorkItem::ExecutionDeadline`] for several invocations of one
     /// command that share their deadline.
@@ -273,16 +281,6 @@ pub enum WorkItem {
     /// Send what the command's rate control allows now (and close what it
     /// will never send). Enqueued whenever a report moved its counters.
     Release { command_id: String },
-    /// At `at`, the invocations of one release round that are still
-    /// Pending are sent again, under their message ids (an agent that has
-    /// one refuses the repeat). Enqueued before the round writes anything,
-    /// so a release that died between writing its invocations and sending
-    /// them leaves none waiting for a message that never went.
-    Unacknowledged {
-        command_id: String,
-        instance_ids: Vec<String>,
-        at: f64,
-    },
     /// Cancel the command on these nodes (all of them when empty).
     Cancel {
         command_id: String,

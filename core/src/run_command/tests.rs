@@ -347,8 +347,36 @@ async fn a_release_that_dies_before_its_sends_is_sent_again() {
     assert_eq!(w.detail(&cid, 1), D::Pending);
     assert!(w.mailbox.sent.lock().unwrap().is_empty());
     w.mailbox.down.store(false, Ordering::SeqCst);
-    // Queued before the writes: the check; before the sends: the deadlines.
-    let queued: Vec<WorkItem> = w
+    // Queued before the write: its deadlines, the delivery one due back
+    // early for the resend.
+    let queued: Vec<(WorkItem, u32)> = w.work.items.lock().unwrap().clone();
+    let early = dispatch::RESEND_AFTER_SECONDS as u32;
+    assert!(
+        matches!(
+            queued.as_slice(),
+            [(WorkItem::DeliveryDeadlines { instance_ids, resent: false, .. }, d), (WorkItem::ExecutionDeadlines { .. }, _)]
+                if instance_ids == &vec![node(1)] && *d == early
+        ),
+        "{queued:?}"
+    );
+    // Its early return sends it, under its message id, and waits on for
+    // the deadline.
+    let at = 1000.0 + dispatch::RESEND_AFTER_SECONDS;
+    let (early_item, _) = queued[0].clone();
+    w.work.items.lock().unwrap().clear();
+    let outcome = dispatch::run(&w.rc(), &early_item, at).await.unwrap();
+    assert!(
+        matches!(outcome, dispatch::Outcome::Postponed(_)),
+        "{outcome:?}"
+    );
+    let sent = w.mailbox.sent.lock().unwrap().clone();
+    assert_eq!(sent.len(), 1);
+    let msg_id = w.store.get_invocation_now(&cid, 1).unwrap().message_id;
+    let v = w.signer.verifier();
+    assert_eq!(v.open(&sent[0].1, &node(1), at).unwrap().msg_id, msg_id);
+    // Put back once, marked: the resend is not made again, and a resend
+    // queues no new deadlines.
+    let requeued: Vec<WorkItem> = w
         .work
         .items
         .lock()
@@ -357,46 +385,37 @@ async fn a_release_that_dies_before_its_sends_is_sent_again() {
         .map(|(i, _)| i.clone())
         .collect();
     assert!(
-        matches!(
-            queued.as_slice(),
-            [WorkItem::Unacknowledged { instance_ids, .. }, WorkItem::DeliveryDeadlines { .. }, WorkItem::ExecutionDeadlines { .. }]
-                if instance_ids == &vec![node(1)]
-        ),
-        "{queued:?}"
+        matches!(requeued.as_slice(), [WorkItem::DeliveryDeadlines { resent: true, at: a, .. }] if *a == 1600.0),
+        "{requeued:?}"
     );
-    // The check sends it, under its message id.
-    let at = 1000.0 + dispatch::RESEND_AFTER_SECONDS;
-    w.work
-        .items
-        .lock()
+    // At the deadline, still unacknowledged: Delivery Timed Out.
+    w.drain(1600.0).await;
+    assert_eq!(w.detail(&cid, 1), D::DeliveryTimedOut);
+    assert_eq!(w.mailbox.sent.lock().unwrap().len(), 1);
+}
+
+#[tokio::test]
+async fn an_acknowledged_round_is_not_sent_again() {
+    let w = World::new(&[(1, &[])]);
+    let mut body = shell(&[node(1)]);
+    body["TimeoutSeconds"] = json!(600);
+    let cid = w.send(body).await.unwrap()["Command"]["CommandId"]
+        .as_str()
         .unwrap()
-        .retain(|(i, _)| matches!(i, WorkItem::Unacknowledged { .. }));
-    w.drain(at).await;
-    let sent = w.mailbox.sent.lock().unwrap().clone();
-    assert_eq!(sent.len(), 1);
-    let msg_id = w.store.get_invocation_now(&cid, 1).unwrap().message_id;
-    let v = w.signer.verifier();
-    assert_eq!(v.open(&sent[0].1, &node(1), at).unwrap().msg_id, msg_id);
-    // Acknowledged: a later check finds nothing to send.
+        .to_string();
+    w.drain(1000.0).await;
+    assert_eq!(w.mailbox.sent.lock().unwrap().len(), 1);
     ingest::apply_update(
         &w.rc(),
         &node(1),
         update(&cid, D::InProgress, -1, ""),
-        at + 1.0,
+        1001.0,
     )
     .await
     .unwrap();
-    let again = WorkItem::Unacknowledged {
-        command_id: cid.clone(),
-        instance_ids: vec![node(1)],
-        at: at + 1.0,
-    };
-    let outcome = dispatch::run(&w.rc(), &again, at + 2.0).await.unwrap();
-    assert!(
-        matches!(outcome, dispatch::Outcome::Skipped(_)),
-        "{outcome:?}"
-    );
+    w.drain(1000.0 + dispatch::RESEND_AFTER_SECONDS).await;
     assert_eq!(w.mailbox.sent.lock().unwrap().len(), 1);
+    assert_eq!(w.detail(&cid, 1), D::InProgress);
 }
 
 #[tokio::test]
@@ -1833,9 +1852,6 @@ async fn a_round_is_signed_once_and_its_deadlines_are_two_work_items() {
         .map(|(i, _)| i.clone())
         .collect();
     let [
-        WorkItem::Unacknowledged {
-            instance_ids: u, ..
-        },
         WorkItem::DeliveryDeadlines {
             instance_ids: d, ..
         },
@@ -1844,9 +1860,8 @@ async fn a_round_is_signed_once_and_its_deadlines_are_two_work_items() {
         },
     ] = deadlines.as_slice()
     else {
-        panic!("the resend check and two deadline items for the round: {deadlines:?}");
+        panic!("two deadline items for the round: {deadlines:?}");
     };
-    assert_eq!(u, &vec![node(2), node(3)]);
     assert_eq!((d, e), (&vec![node(2), node(3)], &vec![node(2), node(3)]));
     // Each node's message opens for that node alone.
     let v = w.signer.verifier();
