@@ -197,7 +197,10 @@ def test_the_control_plane_killed_mid_fan_out(tmp_path):
         control_plane("start")
 
         expected = [Expected(a, "Success", 1, 1) for a in fleet.agents.values()]
-        assert_clean(audit_command(AUDIT, fleet.ssm, command_id, expected, marks, events, timeout=300), fleet)
+        findings = audit_command(
+            AUDIT, fleet.ssm, command_id, expected, marks, events, timeout=300, control_plane_killed=True
+        )
+        assert_clean(findings, fleet)
     finally:
         fleet.stop()
         # Whatever happened above, the suite goes on with a control plane.
