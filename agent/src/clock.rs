@@ -67,11 +67,14 @@ impl ServerClock {
         // `Date` is truncated to the second: the server's time was in
         // [server, server + 1) somewhere between sending and receiving.
         let estimate = (server + 0.5) - (sent + received) / 2.0;
+        // A slow answer (a loaded control plane) says little more: the
+        // server's moment may be anywhere in the round trip.
+        let uncertainty = TOLERANCE_SECONDS + (received - sent).max(0.0) / 2.0;
         let current = self.offset();
-        if (estimate - current).abs() <= TOLERANCE_SECONDS {
+        if (estimate - current).abs() <= uncertainty {
             return false;
         }
-        let next = if estimate.abs() <= TOLERANCE_SECONDS {
+        let next = if estimate.abs() <= uncertainty {
             0.0
         } else {
             estimate
@@ -160,6 +163,17 @@ mod tests {
         // The clock is fixed (NTP caught up): back to none.
         assert!(c.observe(2000.0, 2000.0, 2000.2));
         assert_eq!(c.offset(), 0.0);
+    }
+
+    #[test]
+    fn a_slow_answer_from_a_clock_in_sync_changes_nothing() {
+        let c = ServerClock::new();
+        // Asked at 1000, answered at 1005, stamped at the end: in sync.
+        assert!(!c.observe(1005.0, 1000.0, 1005.0));
+        assert_eq!(c.offset(), 0.0);
+        // A skew larger than the round trip is still learnt.
+        assert!(c.observe(1605.0, 1000.0, 1005.0));
+        assert_eq!(c.offset(), 603.0);
     }
 
     #[test]
