@@ -2,8 +2,9 @@
 from process start to its first answer, natively on this machine.
 
 The Lambda entry points are the `main.rs` of functions/api, dispatch,
-ingest, scheduler and automation (binaries steward-api, steward-dispatch,
-steward-ingest, steward-scheduler, steward-automation; deployed, each is the
+ingest, scheduler, automation and change-events (binaries steward-api,
+steward-dispatch, steward-ingest, steward-scheduler, steward-automation,
+steward-change-events; deployed, each is the
 function's `bootstrap`). Each is started as Lambda starts a custom runtime:
 AWS_LAMBDA_RUNTIME_API points it at a Runtime API, here a minimal emulator
 of it in this script (python's http.server on a free loopback port):
@@ -119,6 +120,7 @@ FUNCTIONS = [
     ("steward-ingest", SQS_EVENT, "empty batchItemFailures (SQS event, 0 records)"),
     ("steward-scheduler", SQS_EVENT, "empty batchItemFailures (SQS event, 0 records)"),
     ("steward-automation", SQS_EVENT, "empty batchItemFailures (SQS event, 0 records)"),
+    ("steward-change-events", {"Records": []}, "empty batchItemFailures (stream event, 0 records)"),
 ]
 
 

@@ -43,7 +43,8 @@ table() {
 build_all() {
   say "==> release build (takes several minutes on 2 cores)"
   build_release_agent_and_control_plane -p steward-fn-api -p steward-fn-dispatch \
-    -p steward-fn-ingest -p steward-fn-scheduler -p steward-fn-automation
+    -p steward-fn-ingest -p steward-fn-scheduler -p steward-fn-automation \
+    -p steward-fn-change-events
 }
 
 case "$part" in

@@ -37,6 +37,9 @@ case "${1:-}" in
     # starting to change it.
     export STEWARD_SCHEDULER_TICK_SECONDS="${STEWARD_SCHEDULER_TICK_SECONDS:-5}"
     export STEWARD_WINDOW_HOUR_SECONDS="${STEWARD_WINDOW_HOUR_SECONDS:-60}"
+    # Where the stream pollers keep their place in the tables' streams, so
+    # that a restart (or a kill) hands on what was not yet published.
+    export STEWARD_LOCAL_STREAM_CHECKPOINTS="$RUN_DIR/stream-checkpoints.json"
     start_bg steward-local "$BIN/steward-local"
     touch "$RUN_DIR/steward-local.started"
     wait_for_log steward-local "steward-local: api on" 60

@@ -136,7 +136,7 @@ QUEUE_ATTRIBUTES = {
 # template change never goes silently unapplied.
 PROPERTIES: dict[str, tuple[set[str], set[str]]] = {
     "AWS::DynamoDB::Table": (
-        {"BillingMode", "AttributeDefinitions", "KeySchema", "GlobalSecondaryIndexes"},
+        {"BillingMode", "AttributeDefinitions", "KeySchema", "GlobalSecondaryIndexes", "StreamSpecification"},
         {"PointInTimeRecoverySpecification", "SSESpecification", "Tags", "DeletionProtectionEnabled",
          "TableClass", "ContributorInsightsSpecification"},
     ),
@@ -463,6 +463,10 @@ class Provisioner:
                 {k: v for k, v in ix.items() if k in ("IndexName", "KeySchema", "Projection")}
                 for ix in p["GlobalSecondaryIndexes"]
             ]
+        # The stream steward-local reads in place of the event source mapping.
+        stream = p.get("StreamSpecification")
+        if stream:
+            args["StreamSpecification"] = {"StreamEnabled": True, "StreamViewType": stream["StreamViewType"]}
         desc = (find(self.ddb.describe_table, ("ResourceNotFoundException",), TableName=name) or {}).get("Table")
         if desc:
             # A running stack takes the indexes the template added without a
@@ -482,13 +486,38 @@ class Provisioner:
                     "and provision again"
                 )
             action = f"indexed ({', '.join(ix['IndexName'] for ix in added)})" if added else "exists"
+            streamed = self.set_stream(name, desc, stream)
+            if streamed:
+                change = "streamed" if stream else "unstreamed"
+                desc, action = streamed, f"{action}, {change}" if added else change
         else:
             self.ddb.create_table(**args)
             self.ddb.get_waiter("table_exists").wait(TableName=name, WaiterConfig={"Delay": 0.2, "MaxAttempts": 50})
             desc = self.ddb.describe_table(TableName=name)["Table"]
             action = "created"
         self.note(lid, action, name)
-        return {"Ref": name, "attrs": {"Arn": desc["TableArn"]}, "physical": name}
+        attrs = {"Arn": desc["TableArn"]}
+        if desc.get("LatestStreamArn") and (desc.get("StreamSpecification") or {}).get("StreamEnabled"):
+            attrs["StreamArn"] = desc["LatestStreamArn"]
+        return {"Ref": name, "attrs": attrs, "physical": name}
+
+    def set_stream(self, name: str, desc: dict, stream: dict | None) -> dict | None:
+        """Gives an existing table the stream the template asks for (or takes
+        away one it does not), so that a running stack takes it without a
+        restart. Returns the new description, or None when nothing changed."""
+        have = desc.get("StreamSpecification") or {}
+        have_view = have.get("StreamViewType") if have.get("StreamEnabled") else None
+        want_view = stream["StreamViewType"] if stream else None
+        if have_view == want_view:
+            return None
+        # DynamoDB changes no stream's view type: the old stream goes first.
+        if have_view:
+            self.ddb.update_table(TableName=name, StreamSpecification={"StreamEnabled": False})
+        if want_view:
+            self.ddb.update_table(
+                TableName=name, StreamSpecification={"StreamEnabled": True, "StreamViewType": want_view}
+            )
+        return self.ddb.describe_table(TableName=name)["Table"]
 
     @staticmethod
     def table_shape(desc: dict) -> dict:
@@ -869,6 +898,8 @@ def provision() -> None:
             "STEWARD_API_PORT": str(API_PORT),
             "AWS_ENDPOINT_URL": LOCALSTACK_URL,
             "AWS_ENDPOINT_URL_DYNAMODB": DYNAMODB_URL,
+            # DynamoDB Local serves the tables' streams on its own endpoint.
+            "AWS_ENDPOINT_URL_DYNAMODB_STREAMS": DYNAMODB_URL,
             # AWS_ENDPOINT_URL would otherwise send SSM calls to LocalStack, even
             # with the steward profile: env endpoints win over a profile's.
             "AWS_ENDPOINT_URL_SSM": API_URL,

@@ -7,6 +7,7 @@ other than scenarios and invocations must be 0."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -18,6 +19,7 @@ from faults import (
     Expected,
     FaultFleet,
     FinalEvents,
+    ParameterWriter,
     Redelivering,
     assert_clean,
     audit_command,
@@ -175,6 +177,7 @@ def test_the_control_plane_killed_mid_fan_out(tmp_path):
     fleet = FaultFleet(tmp_path)
     marks = tmp_path / "marks"
     names = [f"fan-{i:03d}" for i in range(FAN_OUT)]
+    writer = ParameterWriter(fleet.ssm, f"/faults/{tmp_path.name}")
     try:
         activation = fleet.activation("fan", len(names))
         for name in names:
@@ -193,15 +196,23 @@ def test_the_control_plane_killed_mid_fan_out(tmp_path):
             done = len([line for line in _lines(marks) if line.startswith("end ")])
             return done >= 5 and done
         wait_for("the first nodes to finish", some_done, timeout=120)
-        kill_control_plane()
-        control_plane("start")
+        # A parameter is overwritten throughout: no acknowledged version may be lost.
+        with writer:
+            time.sleep(1)
+            kill_control_plane()
+            control_plane("start")
+            time.sleep(2)
+        parameter_findings = writer.audit(AUDIT)
 
         expected = [Expected(a, "Success", 1, 1) for a in fleet.agents.values()]
         findings = audit_command(
             AUDIT, fleet.ssm, command_id, expected, marks, events, timeout=300, control_plane_killed=True
         )
-        assert_clean(findings, fleet)
+        assert writer.acknowledged, "no PutParameter was answered"
+        assert_clean(findings + parameter_findings, fleet)
     finally:
+        with contextlib.suppress(Exception):
+            writer.delete()
         fleet.stop()
         # Whatever happened above, the suite goes on with a control plane.
         control_plane("start")

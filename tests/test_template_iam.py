@@ -58,8 +58,6 @@ API = {
     # key_service: encrypt, decrypt (access keys), get_public_key (the
     # signing key, at registration); data_keys: generate_data_key, decrypt.
     "kms:Encrypt", "kms:Decrypt", "kms:GetPublicKey", "kms:GenerateDataKey",
-    # events, node_events: put_events.
-    "events:PutEvents",
     # resource_groups: get_group_query.
     "resource-groups:GetGroupQuery",
     # credentials: assume_role (node credentials).
@@ -73,23 +71,35 @@ API = {
 # transact_write_items with Put and Update), nodes (reads, for addresses),
 # parameters and patch_baselines (reads), node_mailbox and work_queue
 # (send_message, send_message_batch), automation (send_message: a command's
-# end wakes its execution), signer (sign), output (presigned put_object),
-# events (put_events); and Lambda polls the work queue with its role.
+# end wakes its execution), signer (sign), output (presigned put_object);
+# and Lambda polls the work queue with its role. It publishes no event: the
+# change-events function publishes from the tables' streams.
 DISPATCH = {
     "logs:CreateLogStream", "logs:PutLogEvents",
     "dynamodb:GetItem", "dynamodb:BatchGetItem", "dynamodb:Query", "dynamodb:PutItem", "dynamodb:UpdateItem",
     "sqs:SendMessage", "sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:GetQueueAttributes",
     "kms:Sign",
     "s3:PutObject",
-    "events:PutEvents",
 }
 # functions/ingest builds the fleet's, Run Command's, patch states',
 # compliance's and inventory's adapters (UplinkPorts) and reaches: nodes
 # (update_item, reads), patch_states, compliance and inventory (put_item,
-# reads), and a release as dispatch makes it (see DISPATCH).
-INGEST = DISPATCH
+# reads), and a release as dispatch makes it (see DISPATCH); node_events
+# (put_events: an agent's refusal of a message).
+INGEST = DISPATCH | {"events:PutEvents"}
 
-EXPECTED = {"ApiRole": API, "DispatchRole": DISPATCH, "IngestRole": INGEST}
+# functions/change-events builds change_events.rs (events.rs: put_events);
+# Lambda reads the streams of commands, invocations, compliance, parameters
+# and automation executions with its role.
+CHANGE_EVENTS = {
+    "logs:CreateLogStream", "logs:PutLogEvents",
+    "dynamodb:DescribeStream", "dynamodb:GetRecords", "dynamodb:GetShardIterator", "dynamodb:ListStreams",
+    "events:PutEvents",
+}
+STREAM_READS = {"dynamodb:DescribeStream", "dynamodb:GetRecords", "dynamodb:GetShardIterator",
+                "dynamodb:ListStreams"}
+
+EXPECTED = {"ApiRole": API, "DispatchRole": DISPATCH, "IngestRole": INGEST, "ChangeEventsRole": CHANGE_EVENTS}
 
 # The tables each role reaches (as above); the api's role every one.
 TABLES = {
@@ -100,7 +110,14 @@ TABLES = {
     # Dispatch's (a release), plus what reports update.
     "IngestRole": {"NodesTable", "CommandsTable", "InvocationsTable", "ParametersTable", "PatchBaselinesTable",
                    "PatchStatesTable", "ComplianceTable", "InventoryTable"},
+    # Their streams only.
+    "ChangeEventsRole": {"CommandsTable", "InvocationsTable", "ComplianceTable", "ParametersTable",
+                         "AutomationExecutionsTable"},
 }
+# The tables whose streams each role reads (its event sources).
+OWN_STREAMS = {"ApiRole": set(), "DispatchRole": set(), "IngestRole": set(),
+               "ChangeEventsRole": {"CommandsTable", "InvocationsTable", "ComplianceTable", "ParametersTable",
+                                    "AutomationExecutionsTable"}}
 # The KMS keys each role uses: ANY_KEY is any key of the account (SecureString
 # data keys, under an encryption-context condition).
 ANY_KEY = f"arn:aws:kms:{REGION}:{ACCOUNT}:key/*"
@@ -108,6 +125,7 @@ KEYS = {
     "ApiRole": {"DataKey", "CommandSigningKey", ANY_KEY},
     "DispatchRole": {"CommandSigningKey"},
     "IngestRole": {"CommandSigningKey"},
+    "ChangeEventsRole": set(),
 }
 
 # The queues each role's functions consume (their SQS event sources).
@@ -115,12 +133,14 @@ OWN_QUEUES = {
     "ApiRole": {"SchedulerQueue", "AutomationQueue", "AutomationStartQueue"},
     "DispatchRole": {"WorkQueue"},
     "IngestRole": {"IngestQueue"},
+    "ChangeEventsRole": set(),
 }
 # Where each role may send messages (besides node queues, see NODE_QUEUE_SENDERS).
 SENDS_TO = {
     "ApiRole": {"WorkQueue", "AutomationQueue", "AutomationStartDeadLetterQueue"},
     "DispatchRole": {"WorkQueue", "AutomationQueue"},
     "IngestRole": {"WorkQueue", "AutomationQueue"},
+    "ChangeEventsRole": set(),
 }
 NODE_QUEUE_SENDERS = {"DispatchRole", "IngestRole"}
 CONSUME = {"sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:ChangeMessageVisibility"}
@@ -278,19 +298,28 @@ def test_tables_and_keys_each_role_may_touch():
     t = default()
     tables = {lid for lid, r in t.resources.items() if r["Type"] == "AWS::DynamoDB::Table"}
     for role in roles():
-        reached = set()
+        reached, streams = set(), set()
         for a, r in t.grants(role):
             if a.startswith("dynamodb:"):
                 table, _, index = r.partition("/")
+                if table.endswith(".StreamArn"):
+                    # A stream is read, never written, and only by its reader.
+                    assert a in STREAM_READS and not index, f"{role}: {a} on {r}"
+                    streams.add(table.removesuffix(".StreamArn"))
+                else:
+                    assert a not in STREAM_READS, f"{role}: {a} on {r}"
+                    reached.add(table)
+                table = table.removesuffix(".StreamArn")
                 assert table in tables and index in ("", "index/*"), f"{role}: {a} on {r}"
-                reached.add(table)
-        assert reached == (TABLES[role] if TABLES[role] is not None else tables), role
+        assert reached | streams == (TABLES[role] if TABLES[role] is not None else tables), role
+        assert streams == OWN_STREAMS[role], role
         keys = {r for a, r in t.grants(role) if a.startswith("kms:")}
         assert keys == KEYS[role], role
         # Signing only by the roles that release commands; never the data key.
         assert {r for a, r in t.grants(role) if a == "kms:Sign"} == (
-            set() if role == "ApiRole" else {"CommandSigningKey"}), role
-        assert {r for a, r in t.grants(role) if a == "events:PutEvents"} == {"EventBus"}, role
+            {"CommandSigningKey"} if role in ("DispatchRole", "IngestRole") else set()), role
+        assert {r for a, r in t.grants(role) if a == "events:PutEvents"} == (
+            {"EventBus"} if role in ("IngestRole", "ChangeEventsRole") else set()), role
     # Node credentials: the node role only.
     assert {r for a, r in t.grants("ApiRole") if a == "sts:AssumeRole"} == {"NodeRole"}
 
@@ -347,11 +376,22 @@ def test_queues_each_role_may_touch():
     assert {a for a, r in t.grants("ApiRole") if r == nodes} == {
         "sqs:CreateQueue", "sqs:GetQueueAttributes", "sqs:DeleteQueue"
     }
-    # The event sources are the roles' own queues.
+    # The event sources are the roles' own queues and streams; a stream's
+    # records are retried until they are handled (an event is never dropped).
     for lid, r in t.resources.items():
         if r["Type"] == "AWS::Lambda::EventSourceMapping":
-            fn = t.resolve(r["Properties"]["FunctionName"])
-            assert t.resolve(r["Properties"]["EventSourceArn"]) in OWN_QUEUES[t.role_of(fn)], lid
+            props = t.resolve(r["Properties"])
+            role, source = t.role_of(props["FunctionName"]), props["EventSourceArn"]
+            if source.endswith(".StreamArn"):
+                assert source.removesuffix(".StreamArn") in OWN_STREAMS[role], lid
+                assert props["MaximumRetryAttempts"] == -1, lid
+                assert props["StartingPosition"] == "TRIM_HORIZON", lid
+                assert props["FunctionResponseTypes"] == ["ReportBatchItemFailures"], lid
+            else:
+                assert source in OWN_QUEUES[role], lid
+    streamed = {lid for lid, r in t.resources.items()
+                if r["Type"] == "AWS::DynamoDB::Table" and "StreamSpecification" in r["Properties"]}
+    assert streamed == OWN_STREAMS["ChangeEventsRole"]
 
 
 def test_output_buckets_are_granted_only_when_named():
@@ -393,7 +433,8 @@ def test_reserved_concurrency_only_when_asked():
         assert "ReservedConcurrentExecutions" not in t.resolve(r["Properties"]), fn
     set_ = Resolved({"ApiReservedConcurrency": "50", "DispatchReservedConcurrency": "10"})
     got = {fn: set_.resolve(r["Properties"]).get("ReservedConcurrentExecutions") for fn, r in set_.functions().items()}
-    assert got == {"Api": "50", "Dispatch": "10", "Ingest": None, "Scheduler": None, "Automation": None}
+    assert got == {"Api": "50", "Dispatch": "10", "Ingest": None, "Scheduler": None, "Automation": None,
+                   "ChangeEvents": None}
 
 
 def test_two_stacks_do_not_overlap():

@@ -49,7 +49,7 @@ fn to_item(e: &Execution) -> Result<Item, SsmError> {
     ]))
 }
 
-fn from_item(item: &Item) -> Result<Execution, SsmError> {
+pub(crate) fn from_item(item: &Item) -> Result<Execution, SsmError> {
     serde_json::from_str(&get_s(item, "Record")).map_err(|e| {
         tracing::error!(error = %e, "an automation execution item cannot be read");
         SsmError::internal()
@@ -171,7 +171,6 @@ pub struct AutomationAdapters {
     pub store: ExecutionTable,
     pub queue: SqsAutomationQueue,
     pub documents: crate::documents::DocumentTable,
-    pub events: crate::events::EventBus,
     /// The fleet, for rate-controlled executions' Targets.
     pub targets: crate::tag_index::FleetDirectory,
     pub groups: crate::resource_groups::ResourceGroups,
@@ -184,7 +183,6 @@ impl AutomationAdapters {
             store: ExecutionTable::new(stack),
             queue: SqsAutomationQueue::new(stack),
             documents: crate::documents::DocumentTable::new(stack),
-            events: crate::events::EventBus::new(stack),
             targets: crate::tag_index::FleetDirectory::new(stack),
             groups: crate::resource_groups::ResourceGroups::new(stack),
             scope: stack.settings.arn_scope(),
@@ -197,7 +195,6 @@ impl AutomationAdapters {
             store: &self.store,
             documents: &self.documents,
             queue: &self.queue,
-            events: &self.events,
             targets: &self.targets,
             groups: &self.groups,
             scope: &self.scope,

@@ -499,7 +499,6 @@ pub struct RunCommandAdapters {
     pub nodes: crate::node_mailbox::SqsNodeMailbox,
     pub work: crate::work_queue::SqsWorkQueue,
     pub outputs: crate::output::OutputBucket,
-    pub events: crate::events::EventBus,
     pub signer: crate::signer::KmsSigner,
     /// Read for the commands' `{{ssm:…}}` references.
     pub parameters: crate::parameters::ParameterTable,
@@ -521,7 +520,6 @@ impl RunCommandAdapters {
             nodes: crate::node_mailbox::SqsNodeMailbox::new(stack),
             work: crate::work_queue::SqsWorkQueue::new(stack),
             outputs: crate::output::OutputBucket::new(stack),
-            events: crate::events::EventBus::new(stack),
             signer: crate::signer::KmsSigner::new(stack),
             parameters: crate::parameters::ParameterTable::new(stack),
             documents: crate::documents::DocumentTable::new(stack),
@@ -540,7 +538,6 @@ impl RunCommandAdapters {
             mailbox: &self.nodes,
             work: &self.work,
             outputs: &self.outputs,
-            events: &self.events,
             signer: &self.signer,
             parameters: &self.parameters,
             scope: &self.scope,

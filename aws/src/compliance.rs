@@ -53,7 +53,7 @@ fn unreadable(e: serde_json::Error) -> SsmError {
     SsmError::internal()
 }
 
-fn record(item: &Item) -> Result<ComplianceRecord, SsmError> {
+pub(crate) fn record(item: &Item) -> Result<ComplianceRecord, SsmError> {
     serde_json::from_str(&get_s(item, "Record")).map_err(unreadable)
 }
 
@@ -155,7 +155,6 @@ impl ComplianceStore for ComplianceTable {
 pub struct ComplianceAdapters {
     pub store: ComplianceTable,
     pub nodes: crate::nodes::NodeTable,
-    pub events: crate::events::EventBus,
     pub scope: steward_core::arn::ArnScope,
 }
 
@@ -164,7 +163,6 @@ impl ComplianceAdapters {
         Self {
             store: ComplianceTable::new(stack),
             nodes: crate::nodes::NodeTable::new(stack),
-            events: crate::events::EventBus::new(stack),
             scope: stack.settings.arn_scope(),
         }
     }
@@ -174,7 +172,6 @@ impl ComplianceAdapters {
         ComplianceContext {
             store: &self.store,
             nodes: &self.nodes,
-            events: &self.events,
             scope: &self.scope,
         }
     }

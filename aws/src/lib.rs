@@ -24,6 +24,7 @@ pub mod tag_index;
 pub mod testing;
 
 // Run Command.
+pub mod change_events;
 pub mod commands;
 pub mod events;
 pub mod invocations;

@@ -11,7 +11,6 @@ use steward_core::parameters::secrets::Sealer;
 
 use crate::Stack;
 use crate::data_keys::KmsDataKeys;
-use crate::events::EventBus;
 use crate::parameters::ParameterTable;
 
 /// Decrypted data keys kept at most (each ~100 bytes with its cache key).
@@ -21,7 +20,6 @@ pub struct ParameterAdapters {
     pub store: ParameterTable,
     /// Over [`KmsDataKeys`]; data keys cached for `STEWARD_DATA_KEY_CACHE_SECONDS`.
     pub sealer: Sealer,
-    pub events: EventBus,
     pub scope: ArnScope,
     /// The stack's `DataKey`: SecureStrings without a `KeyId` are sealed under it.
     pub default_key_id: String,
@@ -39,7 +37,6 @@ impl ParameterAdapters {
                 Duration::from_secs(stack.settings.data_key_cache_seconds),
                 DATA_KEY_CACHE_ENTRIES,
             ),
-            events: EventBus::new(stack),
             scope: stack.settings.arn_scope(),
             default_key_id: stack.settings.data_key_id.clone(),
             kms,
@@ -51,7 +48,6 @@ impl ParameterAdapters {
         ParameterContext {
             store: &self.store,
             sealer: &self.sealer,
-            events: &self.events,
             caller,
             scope: &self.scope,
             default_key_id: &self.default_key_id,

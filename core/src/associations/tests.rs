@@ -16,7 +16,6 @@ use crate::compliance::ports::ComplianceStore;
 use crate::documents::store::MemoryDocumentStore;
 use crate::error::SsmError;
 use crate::fleet::memory::{MemoryNodes, node};
-use crate::run_command::memory::Events;
 use crate::schedule::runs::memory::FakeRuns;
 use crate::schedule::runs::{NodeOutcome, RunOutcome, ScheduledRuns};
 
@@ -30,7 +29,6 @@ struct Fixture {
     documents: MemoryDocumentStore,
     compliance: MemoryCompliance,
     nodes: MemoryNodes,
-    events: Events,
     scope: ArnScope,
     caller: Caller,
     runs: FakeRuns,
@@ -57,7 +55,6 @@ impl Fixture {
             documents: MemoryDocumentStore::new(),
             compliance: MemoryCompliance::default(),
             nodes: MemoryNodes::default(),
-            events: Events::default(),
             scope: ArnScope {
                 region: "us-east-1".into(),
                 account: "123456789012".into(),
@@ -91,7 +88,6 @@ impl Fixture {
             compliance: ComplianceContext {
                 store: &self.compliance,
                 nodes: &self.nodes,
-                events: &self.events,
                 scope: &self.scope,
             },
             caller: &self.caller,

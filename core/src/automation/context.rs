@@ -3,7 +3,6 @@
 use super::ports::{AutomationQueue, ExecutionStore};
 use crate::arn::ArnScope;
 use crate::documents::store::DocumentStore;
-use crate::events::EventSink;
 use crate::targets::{GroupQueries, TargetDirectory};
 
 #[derive(Clone, Copy)]
@@ -13,7 +12,6 @@ pub struct AutomationContext<'a> {
     /// built-ins).
     pub documents: &'a dyn DocumentStore,
     pub queue: &'a dyn AutomationQueue,
-    pub events: &'a dyn EventSink,
     /// The fleet, for the Targets of a rate-controlled execution.
     pub targets: &'a dyn TargetDirectory,
     pub groups: &'a dyn GroupQueries,
@@ -38,17 +36,5 @@ impl AutomationContext<'_> {
             "arn:aws:ssm:{}:{}:automation-definition/{document_name}",
             self.scope.region, self.scope.account
         )
-    }
-
-    /// Publishes an event; a failure is logged, never fatal: the state
-    /// change it reports has already been written.
-    pub(crate) async fn emit(&self, event: crate::events::Event) {
-        if let Err(e) = self
-            .events
-            .publish(event.detail_type, event.resources, event.detail)
-            .await
-        {
-            tracing::warn!(error = %e, "automation event not published");
-        }
     }
 }

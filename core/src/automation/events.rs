@@ -3,7 +3,7 @@
 
 use serde_json::json;
 
-use super::execution::{AutomationStatus, Execution, StepRecord};
+use super::execution::{Announced, AutomationStatus, Execution, StepRecord};
 use crate::clock::iso8601_seconds;
 use crate::events::Event;
 
@@ -31,6 +31,29 @@ pub fn execution_changed(e: &Execution, status: AutomationStatus, now: f64) -> E
             "ExecutedBy": e.executed_by,
         }),
     }
+}
+
+/// The events a change of an execution's record makes, as its table's
+/// stream tells it: those its write announced, in order. A write that
+/// announced nothing (or a record that did not change) makes none.
+pub fn of_execution_change(old: Option<&Execution>, new: Option<&Execution>) -> Vec<Event> {
+    let Some(new) = new else {
+        return Vec::new();
+    };
+    if old.is_some_and(|o| o.revision == new.revision) || new.announced.revision != new.revision {
+        return Vec::new();
+    }
+    let at = new.announced.at;
+    new.announced
+        .changes
+        .iter()
+        .filter_map(|c| match *c {
+            Announced::Execution(status) => Some(execution_changed(new, status, at)),
+            Announced::Step(i, status) => {
+                new.steps.get(i).map(|r| step_changed(new, r, status, at))
+            }
+        })
+        .collect()
 }
 
 pub fn step_changed(e: &Execution, r: &StepRecord, status: AutomationStatus, now: f64) -> Event {

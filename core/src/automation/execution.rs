@@ -175,6 +175,29 @@ pub struct Execution {
     pub target: Option<String>,
     /// Raised by each conditional write.
     pub revision: u64,
+    /// The status changes the write that made `revision` announced: its
+    /// events, published from the table's stream (`events::of_execution_change`).
+    #[serde(default)]
+    pub announced: Announcements,
+}
+
+/// A write's status changes, in the order they happened (one write may
+/// pass through several: InProgress, then Success).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Announcements {
+    /// The revision they belong to: a later write that announces nothing
+    /// leaves them behind, and they are not published again.
+    pub revision: u64,
+    /// When they happened (epoch seconds).
+    pub at: f64,
+    pub changes: Vec<Announced>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub enum Announced {
+    Execution(AutomationStatus),
+    /// A step, by index, and the status it changed to.
+    Step(usize, AutomationStatus),
 }
 
 impl Execution {
@@ -211,6 +234,7 @@ impl Execution {
             parent_execution_id: None,
             target: None,
             revision: 0,
+            announced: Announcements::default(),
         }
     }
 

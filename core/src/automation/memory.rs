@@ -8,13 +8,17 @@ use std::sync::Mutex;
 use async_trait::async_trait;
 use serde_json::Value;
 
+use super::events::of_execution_change;
 use super::execution::Execution;
 use super::ports::*;
 use crate::error::SsmError;
+use crate::events::Event;
 
 #[derive(Default)]
 pub struct MemoryExecutions {
     pub executions: Mutex<BTreeMap<String, Execution>>,
+    /// The events the table's stream would carry.
+    pub feed: Mutex<Vec<Event>>,
 }
 
 #[async_trait]
@@ -25,6 +29,11 @@ impl ExecutionStore for MemoryExecutions {
             return Ok(false);
         }
         all.insert(execution.execution_id.clone(), execution.clone());
+        drop(all);
+        self.feed
+            .lock()
+            .unwrap()
+            .extend(of_execution_change(None, Some(execution)));
         Ok(true)
     }
 
@@ -36,7 +45,12 @@ impl ExecutionStore for MemoryExecutions {
         let mut all = self.executions.lock().unwrap();
         match all.get_mut(&next.execution_id) {
             Some(e) if e.revision == expected_revision => {
-                *e = next.clone();
+                let old = std::mem::replace(e, next.clone());
+                drop(all);
+                self.feed
+                    .lock()
+                    .unwrap()
+                    .extend(of_execution_change(Some(&old), Some(next)));
                 Ok(true)
             }
             _ => Ok(false),

@@ -5,11 +5,10 @@
 
 use super::context::AutomationContext;
 use super::engine::{self, Effect, Env, Observed};
-use super::events;
 use std::collections::BTreeMap;
 
 use super::control;
-use super::execution::{AutomationStatus, Execution, Wait};
+use super::execution::{Announced, Announcements, AutomationStatus, Execution, Wait};
 use super::fan_out::{self, FanOutEffect, child_id};
 use super::ports::{CommandSeen, StepServices};
 use crate::documents::context::load_runbook;
@@ -76,6 +75,15 @@ impl Runner<'_> {
             let fx = engine::advance(&mut next, &runbook, &seen, &env);
             if next != exec {
                 next.revision = exec.revision + 1;
+                let changes = fx
+                    .iter()
+                    .filter_map(|f| match *f {
+                        Effect::StepChanged(i, status) => Some(Announced::Step(i, status)),
+                        Effect::ExecutionChanged(status) => Some(Announced::Execution(status)),
+                        _ => None,
+                    })
+                    .collect();
+                announce(&mut next, changes, env.now);
                 if !self.ctx.store.update(&next, exec.revision).await? {
                     // Another delivery moved it: look again later, from its write.
                     self.ctx.queue.wake(execution_id, 0).await?;
@@ -128,9 +136,20 @@ impl Runner<'_> {
                 }
             }
             let mut next = exec.clone();
-            let fx = fan_out::advance(&mut next, &seen, self.now());
+            let now = self.now();
+            let fx = fan_out::advance(&mut next, &seen, now);
             if next != exec {
                 next.revision = exec.revision + 1;
+                let changes = fx
+                    .iter()
+                    .filter_map(|f| match *f {
+                        FanOutEffect::ExecutionChanged(status) => {
+                            Some(Announced::Execution(status))
+                        }
+                        _ => None,
+                    })
+                    .collect();
+                announce(&mut next, changes, now);
                 if !self.ctx.store.update(&next, exec.revision).await? {
                     match self.ctx.store.get(&exec.execution_id).await? {
                         Some(fresh) => {
@@ -147,11 +166,8 @@ impl Runner<'_> {
                     FanOutEffect::StopChild(i) => {
                         self.stop_child(&child_id(&next.execution_id, i)).await?
                     }
-                    FanOutEffect::ExecutionChanged(status) => {
-                        self.ctx
-                            .emit(events::execution_changed(&next, status, self.now()))
-                            .await;
-                    }
+                    // Announced by the write; published from the stream.
+                    FanOutEffect::ExecutionChanged(_) => {}
                     FanOutEffect::WakeAt(t) => self.wake_at(&next.execution_id, t).await?,
                 }
             }
@@ -252,18 +268,8 @@ impl Runner<'_> {
                 Effect::WakeAt(t) => {
                     *earliest_wake = Some(earliest_wake.map_or(t, |e: f64| e.min(t)));
                 }
-                Effect::StepChanged(i, status) => {
-                    if let Some(r) = exec.steps.get(i) {
-                        self.ctx
-                            .emit(events::step_changed(exec, r, status, self.now()))
-                            .await;
-                    }
-                }
-                Effect::ExecutionChanged(status) => {
-                    self.ctx
-                        .emit(events::execution_changed(exec, status, self.now()))
-                        .await;
-                }
+                // Announced by the write; published from the stream.
+                Effect::StepChanged(..) | Effect::ExecutionChanged(_) => {}
             }
         }
         Ok(more)
@@ -284,12 +290,22 @@ impl Runner<'_> {
         next.end_time = Some(self.now());
         next.active.clear();
         next.revision = exec.revision + 1;
+        let failed = vec![Announced::Execution(next.status)];
+        announce(&mut next, failed, self.now());
         if self.ctx.store.update(&next, exec.revision).await? {
-            self.ctx
-                .emit(events::execution_changed(&next, next.status, self.now()))
-                .await;
             self.tell_parent(&next).await?;
         }
         Ok(())
     }
+}
+
+/// Records the write's status changes on the record it writes: the table's
+/// stream carries them to the bus, so a crash after the write cannot lose
+/// them.
+fn announce(next: &mut Execution, changes: Vec<Announced>, at: f64) {
+    next.announced = Announcements {
+        revision: next.revision,
+        at,
+        changes,
+    };
 }

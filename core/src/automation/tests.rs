@@ -11,7 +11,6 @@ use crate::arn::ArnScope;
 use crate::documents::context::DocumentContext;
 use crate::documents::store::MemoryDocumentStore;
 use crate::error::SsmError;
-use crate::run_command::memory::Events;
 
 const ADMIN: &str = r#"{"Statement":[{"Effect":"Allow","Action":"*","Resource":"*"}]}"#;
 
@@ -61,7 +60,6 @@ struct Fixture {
     documents: MemoryDocumentStore,
     executions: MemoryExecutions,
     queue: MemoryQueue,
-    events: Events,
     services: MemoryServices,
     fleet: crate::run_command::memory::Fleet,
     groups: std::collections::BTreeMap<String, crate::targets::GroupQuery>,
@@ -75,7 +73,6 @@ impl Fixture {
             documents: MemoryDocumentStore::new(),
             executions: MemoryExecutions::default(),
             queue: MemoryQueue::default(),
-            events: Events::default(),
             services: MemoryServices::default(),
             fleet: fleet_of(12),
             groups: Default::default(),
@@ -122,7 +119,6 @@ impl Fixture {
             store: &self.executions,
             documents: &self.documents,
             queue: &self.queue,
-            events: &self.events,
             targets: &self.fleet,
             groups: &self.groups,
             scope: &self.scope,
@@ -285,17 +281,18 @@ async fn an_execution_runs_its_steps_through_the_runner_to_success() {
     assert_eq!(e["AutomationExecutionStatus"], "Success");
     assert_eq!(e["Outputs"]["read.Color"], json!(["blue"]));
     assert_eq!(e["ExecutedBy"], "arn:aws:iam::123456789012:user/alice");
+    // The events the table's stream carries, in the order they happened.
     let published: Vec<(String, String)> = f
-        .events
-        .published
+        .executions
+        .feed
         .lock()
         .unwrap()
         .iter()
-        .filter(|(t, _)| t == super::events::EXECUTION_STATUS_CHANGE)
-        .map(|(_, d)| {
+        .filter(|e| e.detail_type == super::events::EXECUTION_STATUS_CHANGE)
+        .map(|e| {
             (
-                d["ExecutionId"].as_str().unwrap().to_string(),
-                d["Status"].as_str().unwrap().to_string(),
+                e.detail["ExecutionId"].as_str().unwrap().to_string(),
+                e.detail["Status"].as_str().unwrap().to_string(),
             )
         })
         .collect();

@@ -4,7 +4,7 @@
 
 use serde_json::json;
 
-use super::model::{Severity, Status};
+use super::model::{ComplianceRecord, Severity, Status};
 use crate::clock::iso8601_seconds;
 use crate::events::Event;
 
@@ -30,6 +30,40 @@ fn status_word(s: Status) -> &'static str {
         Status::Compliant => "compliant",
         Status::NonCompliant => "non_compliant",
     }
+}
+
+/// The status change a write of a record makes, if any: the record's
+/// status for its type differs from before (or was not set before).
+pub fn status_change(
+    prev: Option<&ComplianceRecord>,
+    next: &ComplianceRecord,
+) -> Option<StatusChange> {
+    let before = prev.map(|p| p.summary().summary.status);
+    let after = next.summary().summary;
+    if before == Some(after.status) {
+        return None;
+    }
+    Some(StatusChange {
+        resource_id: next.resource_id.clone(),
+        compliance_type: next.compliance_type.clone(),
+        previous: before,
+        status: after.status,
+        overall_severity: after.overall_severity,
+        execution_time: next.execution.execution_time,
+        patch_baseline_id: next
+            .items
+            .iter()
+            .find_map(|i| i.entry.details.get("PatchBaselineId").cloned()),
+    })
+}
+
+/// The event a change of a record makes, as its table's stream tells it
+/// (a record is never deleted but with its node, which makes none).
+pub fn of_compliance_change(
+    old: Option<&ComplianceRecord>,
+    new: Option<&ComplianceRecord>,
+) -> Option<Event> {
+    status_change(old, new?).map(|c| status_changed(&c))
 }
 
 pub fn status_changed(c: &StatusChange) -> Event {

@@ -7,14 +7,18 @@ use std::sync::Mutex;
 
 use async_trait::async_trait;
 
+use super::events::of_compliance_change;
 use super::model::{ComplianceRecord, ResourceSummary};
 use super::ports::{ComplianceStore, SummaryKey};
 use crate::error::SsmError;
+use crate::events::Event;
 
 /// Records by (resource id, compliance type).
 #[derive(Default)]
 pub struct MemoryCompliance {
     pub records: Mutex<BTreeMap<(String, String), ComplianceRecord>>,
+    /// The events the table's stream would carry (see `of_compliance_change`).
+    pub feed: Mutex<Vec<Event>>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -51,7 +55,8 @@ impl ComplianceStore for MemoryCompliance {
         if all.get(&key).map(|r| r.revision) != expected_revision {
             return Ok(false);
         }
-        all.insert(key, next.clone());
+        let old = all.insert(key, next.clone());
+        lock(&self.feed).extend(of_compliance_change(old.as_ref(), Some(next)));
         Ok(true)
     }
 

@@ -9,7 +9,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::context::ComplianceContext;
-use super::events::{StatusChange, status_changed};
+use super::events::{StatusChange, status_change};
 use super::model::{
     ComplianceRecord, ExecutionSummary, ItemEntry, MANAGED_INSTANCE, Severity, Status, StoredItem,
 };
@@ -204,9 +204,9 @@ fn check_size(r: &ComplianceRecord) -> Result<(), SsmError> {
 /// PutComplianceItems, for a registered node only, by a conditional write
 /// (retried when another write came in between). A put whose
 /// ItemContentHash equals the stored one's changes nothing. When the
-/// resource's status for the type changes (or is first set) the
-/// `Configuration Compliance State Change` event is published and the
-/// change returned.
+/// resource's status for the type changes (or is first set) the change is
+/// returned; its `Configuration Compliance State Change` event follows from
+/// the table's stream ([`super::events::of_compliance_change`]).
 pub async fn put_items(
     ctx: &ComplianceContext<'_>,
     write: ComplianceWrite,
@@ -251,25 +251,8 @@ pub async fn put_items(
         {
             continue;
         }
-        let before = prev.as_ref().map(|p| p.summary().summary.status);
-        let after = next.summary().summary;
-        if before == Some(after.status) {
-            return Ok(None);
-        }
-        let change = StatusChange {
-            resource_id: next.resource_id.clone(),
-            compliance_type: next.compliance_type.clone(),
-            previous: before,
-            status: after.status,
-            overall_severity: after.overall_severity,
-            execution_time: next.execution.execution_time,
-            patch_baseline_id: next
-                .items
-                .iter()
-                .find_map(|i| i.entry.details.get("PatchBaselineId").cloned()),
-        };
-        ctx.emit(status_changed(&change)).await;
-        return Ok(Some(change));
+        // Its event follows from the table's stream.
+        return Ok(status_change(prev.as_ref(), &next));
     }
     Err(SsmError::TooManyUpdates(format!(
         "The {} compliance of {} is being changed by other requests; retry shortly.",

@@ -12,7 +12,6 @@ use super::put::is_compliance_type;
 use crate::access::{Caller, Policy};
 use crate::arn::ArnScope;
 use crate::fleet::memory::{MemoryNodes, node};
-use crate::run_command::memory::Events;
 
 const NODE: &str = "mi-0123456789abcdef0";
 const OTHER: &str = "mi-0123456789abcdef1";
@@ -21,7 +20,6 @@ const STATE_CHANGE: &str = "Configuration Compliance State Change";
 struct Fixture {
     store: MemoryCompliance,
     nodes: MemoryNodes,
-    events: Events,
     scope: ArnScope,
 }
 
@@ -39,7 +37,6 @@ impl Fixture {
         let f = Fixture {
             store: MemoryCompliance::default(),
             nodes: MemoryNodes::default(),
-            events: Events::default(),
             scope: ArnScope {
                 region: "us-east-1".into(),
                 account: "123456789012".into(),
@@ -54,7 +51,6 @@ impl Fixture {
         ComplianceContext {
             store: &self.store,
             nodes: &self.nodes,
-            events: &self.events,
             scope: &self.scope,
         }
     }
@@ -76,13 +72,13 @@ impl Fixture {
     }
 
     fn events(&self) -> Vec<Value> {
-        self.events
-            .published
+        self.store
+            .feed
             .lock()
             .unwrap()
             .iter()
-            .filter(|(t, _)| t == STATE_CHANGE)
-            .map(|(_, d)| d.clone())
+            .filter(|e| e.detail_type == STATE_CHANGE)
+            .map(|e| e.detail.clone())
             .collect()
     }
 

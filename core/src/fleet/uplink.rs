@@ -337,7 +337,6 @@ mod tests {
                     mailbox: &self.mailbox,
                     work: &self.work,
                     outputs: &rc::Outputs,
-                    events: &self.bus,
                     signer: &self.signer,
                     parameters: &self.parameters,
                     scope: &self.scope,
@@ -349,7 +348,6 @@ mod tests {
                 compliance: ComplianceContext {
                     store: &self.compliance,
                     nodes: self.fleet.context().nodes,
-                    events: &self.bus,
                     scope: &self.scope,
                 },
                 inventory: &self.inventory,
@@ -596,13 +594,14 @@ mod tests {
         let record = w.compliance.get(NODE, "Patch").await.unwrap().unwrap();
         assert_eq!(record.items.len(), 2);
         let changes = |w: &World| {
-            w.bus
-                .published
+            // The events the compliance table's stream carries.
+            w.compliance
+                .feed
                 .lock()
                 .unwrap()
                 .iter()
-                .filter(|(t, _)| t == "Configuration Compliance State Change")
-                .map(|(_, d)| d["compliance-status"].as_str().unwrap().to_string())
+                .filter(|e| e.detail_type == "Configuration Compliance State Change")
+                .map(|e| e.detail["compliance-status"].as_str().unwrap().to_string())
                 .collect::<Vec<_>>()
         };
         assert_eq!(

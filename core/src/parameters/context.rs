@@ -4,14 +4,11 @@ use super::ports::ParameterStore;
 use super::secrets::Sealer;
 use crate::access::Authorizer;
 use crate::arn::ArnScope;
-use crate::events::EventSink;
 
 pub struct ParameterContext<'a> {
     pub store: &'a dyn ParameterStore,
     /// Seals and opens SecureString values (KMS envelope, data-key cache).
     pub sealer: &'a Sealer,
-    /// "Parameter Store Change" and "Parameter Store Policy Action" events.
-    pub events: &'a dyn EventSink,
     /// Who asks; every parameter touched is authorized by its ARN.
     pub caller: &'a dyn Authorizer,
     pub scope: &'a ArnScope,

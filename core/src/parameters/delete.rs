@@ -4,7 +4,6 @@
 use serde_json::{Value, json};
 
 use super::context::ParameterContext;
-use super::events::{self, Operation};
 use super::get::not_found;
 use super::put::{MAX_ATTEMPTS, too_many_updates};
 use super::requests::{NamesRequest, name_only};
@@ -12,15 +11,11 @@ use crate::error::SsmError;
 
 /// Deletes `name`; `ParameterNotFound` when it does not exist. Authorization
 /// is the caller's business (the two operations authorize differently).
-async fn delete_one(ctx: &ParameterContext<'_>, name: &str, arn: &str) -> Result<(), SsmError> {
+async fn delete_one(ctx: &ParameterContext<'_>, name: &str) -> Result<(), SsmError> {
     for _ in 0..MAX_ATTEMPTS {
         let head = ctx.store.find(name).await?.ok_or_else(|| not_found(name))?;
         if ctx.store.delete(&head, head.revision).await? {
-            events::publish(
-                ctx,
-                events::parameter_change(Operation::Delete, &head.current, arn),
-            )
-            .await;
+            // Its event follows from the table's stream.
             return Ok(());
         }
     }
@@ -31,7 +26,7 @@ pub async fn delete_parameter(ctx: &ParameterContext<'_>, body: &Value) -> Resul
     let name = ctx.scope.resolve_name(&name_only(body)?);
     let arn = ctx.scope.parameter_arn(&name);
     ctx.caller.authorize("ssm:DeleteParameter", &arn)?;
-    delete_one(ctx, &name, &arn).await?;
+    delete_one(ctx, &name).await?;
     Ok(json!({}))
 }
 
@@ -52,8 +47,7 @@ pub async fn delete_parameters(
     let mut invalid = Vec::new();
     for given in names {
         let name = ctx.scope.resolve_name(given);
-        let arn = ctx.scope.parameter_arn(&name);
-        match delete_one(ctx, &name, &arn).await {
+        match delete_one(ctx, &name).await {
             Ok(()) => deleted.push(given.clone()),
             Err(SsmError::ParameterNotFound(_)) => invalid.push(given.clone()),
             Err(e) => return Err(e),

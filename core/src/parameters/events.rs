@@ -4,8 +4,11 @@
 
 use serde_json::json;
 
-use super::context::ParameterContext;
 use super::model::{Parameter, ParameterVersion, PolicyRecord};
+use super::policies::{FINISHED, PENDING, Policy, policy_of_record};
+use super::scheduler::expiration_of;
+use crate::arn::ArnScope;
+use crate::clock::iso8601_seconds;
 use crate::events::Event;
 
 pub const PARAMETER_CHANGE: &str = "Parameter Store Change";
@@ -49,6 +52,79 @@ pub fn parameter_change(op: Operation, v: &ParameterVersion, arn: &str) -> Event
     }
 }
 
+/// The events a change of a parameter's head makes, as its table's stream
+/// tells it, in order:
+/// - a `Parameter Store Policy Action` for each policy the write marked
+///   `Finished` (the scheduler's: a notification given, an expiration
+///   reached);
+/// - a `Parameter Store Change`: `Create` when the head appears, `Delete`
+///   when it goes, `Update` when its latest version changes,
+///   `LabelParameterVersion` when a label is put on (or moved to) a version.
+///   Removing a label, tags, and a policy's progress make none, as with SSM.
+pub fn of_parameter_change(
+    old: Option<&Parameter>,
+    new: Option<&Parameter>,
+    scope: &ArnScope,
+) -> Vec<Event> {
+    let mut events = Vec::new();
+    if let (Some(old), Some(new)) = (old, new)
+        && old.current.version == new.current.version
+    {
+        let arn = scope.parameter_arn(new.name());
+        let mut finished: Vec<&PolicyRecord> = old
+            .current
+            .policies
+            .iter()
+            .zip(&new.current.policies)
+            .filter(|(before, after)| before.status == PENDING && after.status == FINISHED)
+            .map(|(_, after)| after)
+            .collect();
+        // A warning given with the expiration itself goes out before it.
+        finished.sort_by_key(|r| matches!(policy_of_record(r), Some(Policy::Expiration { .. })));
+        for record in finished {
+            let reason = policy_reason(new, record);
+            events.push(policy_action(new, &arn, record, FINISHED, &reason));
+        }
+    }
+    let change = match (old, new) {
+        (None, Some(new)) => Some((Operation::Create, new)),
+        (Some(old), None) => Some((Operation::Delete, old)),
+        (Some(old), Some(new)) if new.current.version != old.current.version => {
+            Some((Operation::Update, new))
+        }
+        (Some(old), Some(new)) if new.labels.iter().any(|(l, v)| old.labels.get(l) != Some(v)) => {
+            Some((Operation::LabelParameterVersion, new))
+        }
+        _ => None,
+    };
+    if let Some((op, head)) = change {
+        let arn = scope.parameter_arn(head.name());
+        events.push(parameter_change(op, &head.current, &arn));
+    }
+    events
+}
+
+/// The `action-reason` of a policy that acted on `head`.
+fn policy_reason(head: &Parameter, record: &PolicyRecord) -> String {
+    let expiration = expiration_of(head);
+    let last_modified = head.current.last_modified_date;
+    match policy_of_record(record) {
+        Some(Policy::Expiration { at }) => format!(
+            "The parameter expired at {} and was deleted.",
+            iso8601_seconds(at)
+        ),
+        Some(Policy::ExpirationNotification { .. }) => format!(
+            "The parameter expires at {}.",
+            iso8601_seconds(expiration.unwrap_or(last_modified))
+        ),
+        Some(Policy::NoChangeNotification { .. }) => format!(
+            "The parameter has not changed since {}.",
+            iso8601_seconds(last_modified)
+        ),
+        None => String::new(),
+    }
+}
+
 /// `Parameter Store Policy Action`: `{parameter-name, parameter-type,
 /// policy-type, policy-content, action-status, action-reason}`, as SSM's
 /// example event has them.
@@ -70,27 +146,5 @@ pub fn policy_action(
             "action-status": action_status,
             "action-reason": action_reason,
         }),
-    }
-}
-
-/// Publishes after the state change it reports. A failure is logged and
-/// swallowed: the stored state is the truth, and the write it reports has
-/// already happened (failing the call would invite a retry that writes again).
-pub async fn publish(ctx: &ParameterContext<'_>, event: Event) {
-    if let Err(e) = ctx
-        .events
-        .publish(event.detail_type, event.resources.clone(), event.detail)
-        .await
-    {
-        tracing::warn!(
-            detail_type = event.detail_type,
-            resource = event
-                .resources
-                .first()
-                .map(String::as_str)
-                .unwrap_or_default(),
-            error = e.code(),
-            "parameter event not published"
-        );
     }
 }

@@ -5,7 +5,6 @@
 use serde_json::{Value, json};
 
 use super::context::ParameterContext;
-use super::events::{self, Operation};
 use super::get::{not_found, version_not_found};
 use super::labels;
 use super::model::{Parameter, ParameterVersion};
@@ -93,12 +92,7 @@ pub async fn label_parameter_version(
             next.labels.insert(label.clone(), version);
         }
         if write(ctx, &head, next.clone(), changed).await? {
-            let v = &head.current;
-            events::publish(
-                ctx,
-                events::parameter_change(Operation::LabelParameterVersion, v, &arn),
-            )
-            .await;
+            // Its event follows from the table's stream.
             return Ok(answer);
         }
     }

@@ -409,7 +409,6 @@ pub(crate) mod fixtures {
             ParameterContext {
                 store: &self.store,
                 sealer: &self.sealer,
-                events: &self.events,
                 caller,
                 scope: &self.scope,
                 default_key_id: "stack-key",

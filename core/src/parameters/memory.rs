@@ -22,6 +22,9 @@ struct Entry {
 #[derive(Default)]
 pub struct MemoryParameterStore {
     entries: Mutex<BTreeMap<String, Entry>>,
+    /// Each change of a head, before and after, as the table's stream
+    /// carries it (see `events::of_parameter_change`).
+    changes: Mutex<Vec<(Option<Parameter>, Option<Parameter>)>>,
 }
 
 impl MemoryParameterStore {
@@ -31,6 +34,18 @@ impl MemoryParameterStore {
 
     fn lock(&self) -> std::sync::MutexGuard<'_, BTreeMap<String, Entry>> {
         self.entries.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The heads' changes since the last call, as the stream's reader gets them.
+    pub fn take_changes(&self) -> Vec<(Option<Parameter>, Option<Parameter>)> {
+        std::mem::take(&mut *self.changes.lock().unwrap_or_else(|p| p.into_inner()))
+    }
+
+    fn changed(&self, old: Option<Parameter>, new: Option<Parameter>) {
+        self.changes
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push((old, new));
     }
 
     /// How many version items are stored for `name` (garbage included).
@@ -112,7 +127,9 @@ impl ParameterStore for MemoryParameterStore {
         if let Some(v) = drop_version {
             entry.versions.remove(&v);
         }
-        entry.head = Some(next.clone());
+        let old = entry.head.replace(next.clone());
+        drop(map);
+        self.changed(old, Some(next.clone()));
         Ok(true)
     }
 
@@ -132,7 +149,9 @@ impl ParameterStore for MemoryParameterStore {
         for v in versions {
             entry.versions.insert(v.version, v.clone());
         }
-        entry.head = Some(next.clone());
+        let old = entry.head.replace(next.clone());
+        drop(map);
+        self.changed(old, Some(next.clone()));
         Ok(true)
     }
 
@@ -144,7 +163,9 @@ impl ParameterStore for MemoryParameterStore {
         if entry.head.as_ref().map(|h| h.revision) != Some(expected_revision) {
             return Ok(false);
         }
-        map.remove(head.name());
+        let old = map.remove(head.name()).and_then(|e| e.head);
+        drop(map);
+        self.changed(old, None);
         Ok(true)
     }
 

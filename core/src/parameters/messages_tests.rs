@@ -4,7 +4,6 @@
 
 use std::time::Duration;
 
-use async_trait::async_trait;
 use serde_json::{Value, json};
 
 use super::context::ParameterContext;
@@ -15,21 +14,10 @@ use crate::access::{Caller, Policy};
 use crate::api_model;
 use crate::arn::ArnScope;
 use crate::error::SsmError;
-use crate::events::EventSink;
-
-struct NoEvents;
-
-#[async_trait]
-impl EventSink for NoEvents {
-    async fn publish(&self, _: &str, _: Vec<String>, _: Value) -> Result<(), SsmError> {
-        Ok(())
-    }
-}
 
 struct Env {
     store: MemoryParameterStore,
     sealer: Sealer,
-    events: NoEvents,
     caller: Caller,
     scope: ArnScope,
 }
@@ -43,8 +31,7 @@ impl Env {
                 Duration::from_secs(300),
                 16,
             ),
-            events: NoEvents,
-            caller: Caller {
+                    caller: Caller {
                 access_key_id: "AKIDTEST".into(),
                 user_arn: "arn:aws:iam::123456789012:user/alice".into(),
                 policy: Policy::parse(
@@ -64,7 +51,6 @@ impl Env {
         let ctx = ParameterContext {
             store: &self.store,
             sealer: &self.sealer,
-            events: &self.events,
             caller: &self.caller,
             scope: &self.scope,
             default_key_id: "stack-key",

@@ -232,7 +232,6 @@ mod tests {
             let ctx = ParameterContext {
                 store: &self.store,
                 sealer: &self.sealer,
-                events: &rc::Events::default(),
                 caller: &admin,
                 scope: &self.scope,
                 default_key_id: "stack-key",

@@ -5,7 +5,6 @@ use std::collections::BTreeSet;
 use serde_json::{Value, json};
 
 use super::context::ParameterContext;
-use super::events::{self, Operation};
 use super::model::{
     ADVANCED_VALUE_LIMIT, MAX_VERSIONS, Parameter, ParameterType, ParameterVersion, PolicyRecord,
     RequestedTier, STANDARD_VALUE_LIMIT, StoredValue, Tier,
@@ -308,12 +307,7 @@ pub async fn put_parameter(ctx: &ParameterContext<'_>, body: &Value) -> Result<V
             .put_version(&next, expected, d.drop_version)
             .await?
         {
-            let op = if existing.is_some() {
-                Operation::Update
-            } else {
-                Operation::Create
-            };
-            events::publish(ctx, events::parameter_change(op, &next.current, &arn)).await;
+            // Its event follows from the table's stream.
             return Ok(json!({
                 "Version": next.version(),
                 "Tier": next.current.tier.as_str(),

@@ -2,33 +2,29 @@
 //! queue → the scheduler function), it acts on the parameters whose
 //! `policy_due` has come, as SSM's "asynchronous, periodic scans" do.
 //!
-//! - `Expiration` reached: the parameter is deleted, then a `Parameter Store
-//!   Change` (Delete) and a `Parameter Store Policy Action` (Expiration,
-//!   Finished) are published.
+//! - `Expiration` reached: the policy (and any `ExpirationNotification` not
+//!   yet given) is marked `Finished` on the head, the head staying due;
+//!   then the parameter is deleted.
 //! - `ExpirationNotification` / `NoChangeNotification` reached: the policy
 //!   is marked `Finished` on the head and on its version item (so it fires
-//!   once per version; a new version carries it `Pending` again), then its
-//!   Policy Action event is published.
+//!   once per version; a new version carries it `Pending` again).
 //!
-//! Every change is conditional on the revision read, and the change is
-//! written before its events are published: a second run (the same minute
-//! delivered twice, or two overlapping runs) finds the parameter gone or
-//! the policy Finished and does nothing; a write that loses a race is
-//! skipped and, if still due, handled by a later run. A crash between the
-//! write and the publish loses that event, never the change (as every
-//! Steward event).
+//! The scheduler publishes nothing itself: each `Parameter Store Policy
+//! Action` follows from the table's stream, from the write that marked its
+//! policy `Finished`, and the `Parameter Store Change` (Delete) from the
+//! deletion ([`super::events::of_parameter_change`]); so a crash after a
+//! write cannot lose its event. Every write is conditional on the revision
+//! read: a second run (the same minute delivered twice, or two overlapping
+//! runs) finds the parameter gone or the policy Finished and does nothing;
+//! a write that loses a race is skipped and, if still due, handled by a
+//! later run. A run that dies between marking an expiration and deleting
+//! leaves the head due with its Expiration `Finished`: the next run
+//! deletes it.
 
-use serde_json::Value;
-
-use super::events::{Operation, parameter_change, policy_action};
-use super::model::{Parameter, PolicyRecord};
+use super::model::Parameter;
 use super::policies::{FAILED, FINISHED, PENDING, Policy, due_at, next_due, policy_of_record};
 use super::ports::ParameterStore;
-use crate::arn::ArnScope;
-use crate::clock::iso8601_seconds;
 use crate::error::SsmError;
-use crate::events::Event;
-use crate::events::EventSink;
 
 /// What one run did.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
@@ -46,19 +42,17 @@ pub struct PolicyRun {
 /// first. The caller runs it again while a run comes back full.
 pub async fn run_due_policies(
     store: &dyn ParameterStore,
-    events: &dyn EventSink,
-    scope: &ArnScope,
     now: f64,
     limit: usize,
 ) -> Result<PolicyRun, SsmError> {
     let mut run = PolicyRun::default();
     for head in store.due(now, limit).await? {
-        act(store, events, scope, now, &head, &mut run).await?;
+        act(store, now, &head, &mut run).await?;
     }
     Ok(run)
 }
 
-fn expiration_of(head: &Parameter) -> Option<f64> {
+pub(crate) fn expiration_of(head: &Parameter) -> Option<f64> {
     head.current
         .policies
         .iter()
@@ -69,69 +63,35 @@ fn expiration_of(head: &Parameter) -> Option<f64> {
         })
 }
 
+/// Writes `next` over `head`, with its version item (GetParameterHistory
+/// shows the policies' statuses too).
+async fn write(
+    store: &dyn ParameterStore,
+    head: &Parameter,
+    mut next: Parameter,
+) -> Result<Option<Parameter>, SsmError> {
+    next.revision = head.revision + 1;
+    let written = store
+        .update(&next, head.revision, std::slice::from_ref(&next.current))
+        .await?;
+    Ok(written.then_some(next))
+}
+
 async fn act(
     store: &dyn ParameterStore,
-    events: &dyn EventSink,
-    scope: &ArnScope,
     now: f64,
     head: &Parameter,
     run: &mut PolicyRun,
 ) -> Result<(), SsmError> {
-    let arn = scope.parameter_arn(head.name());
     let expiration = expiration_of(head);
     let last_modified = head.current.last_modified_date;
 
-    let expired = head.current.policies.iter().find(|r| {
-        r.status == PENDING
-            && matches!(policy_of_record(r), Some(Policy::Expiration { at }) if at <= now)
-    });
-    if let Some(record) = expired {
-        if !store.delete(head, head.revision).await? {
-            run.skipped += 1;
-            return Ok(());
-        }
-        run.expired += 1;
-        tracing::info!(parameter = head.name(), "parameter expired and deleted");
-        // A warning not yet given (the parameter was written inside its
-        // notice period, or no tick ran in it) still goes out, before the
-        // deletion is announced: the operator asked to be told.
-        for warning in head.current.policies.iter().filter(|r| {
-            r.status == PENDING
-                && matches!(
-                    policy_of_record(r),
-                    Some(Policy::ExpirationNotification { .. })
-                )
-        }) {
-            run.notified += 1;
-            let done = PolicyRecord {
-                status: FINISHED.to_string(),
-                ..warning.clone()
-            };
-            let reason = format!(
-                "The parameter expires at {}.",
-                iso8601_seconds(expiration.unwrap_or(now))
-            );
-            publish(events, policy_action(head, &arn, &done, FINISHED, &reason)).await;
-        }
-        publish(
-            events,
-            parameter_change(Operation::Delete, &head.current, &arn),
-        )
-        .await;
-        let done = PolicyRecord {
-            status: FINISHED.to_string(),
-            ..record.clone()
-        };
-        let reason = format!(
-            "The parameter expired at {} and was deleted.",
-            iso8601_seconds(expiration.unwrap_or(now))
-        );
-        publish(events, policy_action(head, &arn, &done, FINISHED, &reason)).await;
-        return Ok(());
+    if expiration.is_some_and(|at| at <= now) {
+        return expire(store, now, head, run).await;
     }
 
     let mut next = head.clone();
-    let mut fired: Vec<(PolicyRecord, String)> = Vec::new();
+    let mut fired = 0;
     for record in next.current.policies.iter_mut() {
         if record.status != PENDING {
             continue;
@@ -145,77 +105,85 @@ async fn act(
         let Some(at) = due_at(policy, expiration, last_modified) else {
             continue;
         };
-        if at > now {
+        if at > now || matches!(policy, Policy::Expiration { .. }) {
             continue;
         }
-        let reason = match policy {
-            Policy::ExpirationNotification { .. } => format!(
-                "The parameter expires at {}.",
-                iso8601_seconds(expiration.unwrap_or(now))
-            ),
-            Policy::NoChangeNotification { .. } => format!(
-                "The parameter has not changed since {}.",
-                iso8601_seconds(last_modified)
-            ),
-            // A reached expiration deleted the parameter above.
-            Policy::Expiration { .. } => continue,
-        };
         record.status = FINISHED.to_string();
-        fired.push((record.clone(), reason));
-    }
-    next.policy_due = next_due(&next);
-    if fired.is_empty() && next == *head {
-        run.skipped += 1;
-        return Ok(());
-    }
-    next.revision = head.revision + 1;
-    // The version item carries the statuses too (GetParameterHistory shows them).
-    if !store
-        .update(&next, head.revision, std::slice::from_ref(&next.current))
-        .await?
-    {
-        run.skipped += 1;
-        return Ok(());
-    }
-    for (record, reason) in fired {
-        run.notified += 1;
+        fired += 1;
         tracing::info!(
             parameter = head.name(),
             policy_type = record.policy_type.as_str(),
             "parameter policy notification"
         );
-        publish(
-            events,
-            policy_action(&next, &arn, &record, FINISHED, &reason),
-        )
-        .await;
     }
+    next.policy_due = next_due(&next);
+    if fired == 0 && next == *head {
+        run.skipped += 1;
+        return Ok(());
+    }
+    if write(store, head, next).await?.is_none() {
+        run.skipped += 1;
+        return Ok(());
+    }
+    run.notified += fired;
     Ok(())
 }
 
-/// Publishes after the write it reports; a failure is logged, not retried:
-/// retrying the run would find nothing left to do.
-async fn publish(events: &dyn EventSink, event: Event) {
-    let resource = event.resources.first().cloned().unwrap_or_default();
-    let detail: Value = event.detail;
-    if let Err(e) = events
-        .publish(event.detail_type, event.resources, detail)
-        .await
-    {
-        tracing::warn!(
-            detail_type = event.detail_type,
-            resource = resource.as_str(),
-            error = e.code(),
-            "policy event not published"
-        );
+/// The parameter's Expiration has come. Its policy, and a warning not yet
+/// given (the parameter was written inside its notice period, or no tick
+/// ran in it: the operator asked to be told), are marked `Finished` first,
+/// the head staying due; then the head goes.
+async fn expire(
+    store: &dyn ParameterStore,
+    now: f64,
+    head: &Parameter,
+    run: &mut PolicyRun,
+) -> Result<(), SsmError> {
+    let mut next = head.clone();
+    let mut warned = 0;
+    for record in next.current.policies.iter_mut() {
+        if record.status != PENDING {
+            continue;
+        }
+        match policy_of_record(record) {
+            Some(Policy::Expiration { .. }) => record.status = FINISHED.to_string(),
+            Some(Policy::ExpirationNotification { .. }) => {
+                record.status = FINISHED.to_string();
+                warned += 1;
+            }
+            _ => {}
+        }
     }
+    let marked = if next == *head {
+        // Marked by an earlier run that died before deleting.
+        head.clone()
+    } else {
+        next.policy_due = Some(head.policy_due.unwrap_or(now).min(now));
+        match write(store, head, next).await? {
+            Some(marked) => marked,
+            None => {
+                run.skipped += 1;
+                return Ok(());
+            }
+        }
+    };
+    if !store.delete(&marked, marked.revision).await? {
+        run.skipped += 1;
+        return Ok(());
+    }
+    run.expired += 1;
+    run.notified += warned;
+    tracing::info!(parameter = head.name(), "parameter expired and deleted");
+    Ok(())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::events::EventSink;
+    use crate::parameters::events::of_parameter_change;
     use crate::parameters::listing::fixtures::*;
-    use crate::parameters::model::ParameterVersion;
+    use crate::parameters::model::{ParameterVersion, PolicyRecord};
     use crate::parameters::policies::{parse_policies, parse_timestamp, renewed};
 
     const EXPIRES: &str = "2030-12-02T21:34:33Z";
@@ -224,10 +192,20 @@ mod tests {
         parse_policies(json, NOW).unwrap()
     }
 
+    /// One run, with the events the table's stream carries of its writes
+    /// published on `fx.events` (the fixture's own writes are not the run's).
     async fn run(fx: &Fixture, now: f64) -> PolicyRun {
-        run_due_policies(&fx.store, &fx.events, &fx.scope, now, 100)
-            .await
-            .unwrap()
+        fx.store.take_changes();
+        let r = run_due_policies(&fx.store, now, 100).await.unwrap();
+        for (old, new) in fx.store.take_changes() {
+            for e in of_parameter_change(old.as_ref(), new.as_ref(), &fx.scope) {
+                fx.events
+                    .publish(e.detail_type, e.resources, e.detail)
+                    .await
+                    .unwrap();
+            }
+        }
+        r
     }
 
     fn expiration_json() -> String {
@@ -254,17 +232,28 @@ mod tests {
         assert!(fx.store.get("/app/temp").await.unwrap().is_none());
         assert_eq!(fx.store.stored_versions("/app/temp"), 0);
         assert!(fx.store.get("/app/keep").await.unwrap().is_some());
+        // The expiration marked, then the head deleted: the policy's action,
+        // then the deletion.
         let events = fx.events.taken();
         assert_eq!(events.len(), 2);
         let arn = "arn:aws:ssm:us-east-1:123456789012:parameter/app/temp";
-        assert_eq!(events[0].0, "Parameter Store Change");
+        assert_eq!(events[0].0, "Parameter Store Policy Action");
         assert_eq!(events[0].1, vec![arn.to_string()]);
-        assert_eq!(events[0].2["operation"], "Delete");
-        assert_eq!(events[0].2["name"], "/app/temp");
-        assert_eq!(events[1].0, "Parameter Store Policy Action");
-        assert_eq!(events[1].2["policy-type"], "Expiration");
-        assert_eq!(events[1].2["action-status"], "Finished");
-        assert_eq!(events[1].2["parameter-name"], "/app/temp");
+        assert_eq!(events[0].2["policy-type"], "Expiration");
+        assert_eq!(events[0].2["action-status"], "Finished");
+        assert_eq!(events[0].2["parameter-name"], "/app/temp");
+        assert!(
+            events[0].2["action-reason"]
+                .as_str()
+                .unwrap()
+                .starts_with("The parameter expired at 2030-12-02T21:34:33"),
+            "{}",
+            events[0].2
+        );
+        assert_eq!(events[1].0, "Parameter Store Change");
+        assert_eq!(events[1].1, vec![arn.to_string()]);
+        assert_eq!(events[1].2["operation"], "Delete");
+        assert_eq!(events[1].2["name"], "/app/temp");
 
         // The same minute again, and a later one: nothing left to do.
         assert_eq!(run(&fx, at + 30.0).await, PolicyRun::default());
@@ -284,9 +273,7 @@ mod tests {
         fx.put_with("/app/temp", Fixture::with_policies(renewed(&recs)))
             .await;
         let mut r = PolicyRun::default();
-        act(&fx.store, &fx.events, &fx.scope, at + 1.0, &stale, &mut r)
-            .await
-            .unwrap();
+        act(&fx.store, at + 1.0, &stale, &mut r).await.unwrap();
         assert_eq!(
             r,
             PolicyRun {
@@ -347,7 +334,7 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn a_warning_not_yet_given_goes_out_before_the_expiration() {
+    async fn a_warning_not_yet_given_goes_out_with_the_expiration() {
         let fx = Fixture::new();
         let at = parse_timestamp(EXPIRES).unwrap();
         let recs = policies(&format!(
@@ -380,11 +367,11 @@ mod tests {
                     "Parameter Store Policy Action".to_string(),
                     "ExpirationNotification".to_string()
                 ),
-                ("Parameter Store Change".to_string(), "Delete".to_string()),
                 (
                     "Parameter Store Policy Action".to_string(),
                     "Expiration".to_string()
                 ),
+                ("Parameter Store Change".to_string(), "Delete".to_string()),
             ]
         );
         assert_eq!(run(&fx, at + 65.0).await, PolicyRun::default());

@@ -5,7 +5,6 @@
 use futures::{StreamExt, TryStreamExt, stream};
 
 use super::RunCommandContext;
-use super::events::invocation_status_changed;
 use super::model::{Command, Invocation, PluginRecord, Transition, WorkItem, output_key};
 use super::ports::Delivery;
 use super::progress::settle;
@@ -212,14 +211,7 @@ async fn release_round(
         for chunk in closed.chunks(DELIVERY_BATCH) {
             // One already there was sent by a release that raced the stop:
             // it is left to finish.
-            let created = rc.store.put_invocations(chunk).await?;
-            let events = chunk
-                .iter()
-                .zip(created)
-                .filter(|(_, created)| *created)
-                .map(|(inv, _)| invocation_status_changed(inv))
-                .collect();
-            publish(rc, command_id, events).await;
+            rc.store.put_invocations(chunk).await?;
         }
         rc.store
             .raise_released(command_id, c.tally.target_count)
@@ -301,22 +293,10 @@ async fn resend_unacknowledged(
 /// limit is 100 items), one signature.
 const DELIVERY_BATCH: usize = 100;
 
-/// Publishes events; a failure is logged, never fatal: the state changes
-/// they report have already happened.
-async fn publish(rc: &RunCommandContext<'_>, command_id: &str, events: Vec<crate::events::Event>) {
-    if events.is_empty() {
-        return;
-    }
-    if let Err(e) = rc.events.publish_many(events).await {
-        tracing::warn!(command_id, error = %e, "invocation events not published");
-    }
-}
-
-/// Applies moves (distinct invocations) and tells EventBridge of the ones
-/// that happened.
+/// Applies moves (distinct invocations); their events follow from the
+/// table's stream.
 async fn apply_all(
     rc: &RunCommandContext<'_>,
-    command_id: &str,
     moves: Vec<(Invocation, Transition)>,
 ) -> Result<(), SsmError> {
     let moves: Vec<_> = moves
@@ -327,18 +307,7 @@ async fn apply_all(
         return Ok(());
     }
     let transitions: Vec<Transition> = moves.iter().map(|(_, t)| t.clone()).collect();
-    let applied = rc.store.transition_many(&transitions).await?;
-    let events = moves
-        .iter()
-        .zip(applied)
-        .filter(|(_, ok)| *ok)
-        .map(|((inv, t), _)| {
-            let mut after = inv.clone();
-            after.status_details = t.to;
-            invocation_status_changed(&after)
-        })
-        .collect();
-    publish(rc, command_id, events).await;
+    rc.store.transition_many(&transitions).await?;
     Ok(())
 }
 
@@ -551,7 +520,7 @@ async fn deliver(
         };
         sends.push((inv, address, payload, execution_deadline));
     }
-    apply_all(rc, command_id, moves).await?;
+    apply_all(rc, moves).await?;
     if sends.is_empty() {
         return Ok(());
     }
@@ -583,7 +552,7 @@ async fn deliver(
             (inv, t)
         })
         .collect();
-    apply_all(rc, command_id, gone).await
+    apply_all(rc, gone).await
 }
 
 /// The deadline work items of a round's invocations: one for each time,
@@ -752,7 +721,7 @@ async fn deadline(
         return Ok(Outcome::Skipped("invocations already moved on"));
     }
     for chunk in moves.chunks(DELIVERY_BATCH) {
-        apply_all(rc, command_id, chunk.to_vec()).await?;
+        apply_all(rc, chunk.to_vec()).await?;
     }
     Ok(Outcome::Done)
 }
@@ -816,7 +785,7 @@ async fn cancel(
         }
     }
     for chunk in moves.chunks(DELIVERY_BATCH) {
-        apply_all(rc, command_id, chunk.to_vec()).await?;
+        apply_all(rc, chunk.to_vec()).await?;
     }
     for chunk in told.chunks(DELIVERY_BATCH) {
         let ids: Vec<String> = chunk.iter().map(|p| p.node_id.clone()).collect();

@@ -37,3 +37,28 @@ pub fn invocation_status_changed(inv: &Invocation) -> Event {
         }),
     }
 }
+
+/// The event a change of a command's record makes, as its table's stream
+/// tells it: one when the command is created, and one each time its
+/// status or status details change. Counters and other fields make none.
+pub fn of_command_change(old: Option<&Command>, new: Option<&Command>) -> Option<Event> {
+    let new = new?;
+    let changed = old.is_none_or(|old| {
+        (old.status.as_str(), old.status_details.as_str())
+            != (new.status.as_str(), new.status_details.as_str())
+    });
+    changed.then(|| command_status_changed(new))
+}
+
+/// The event a change of an invocation's record makes: one each time its
+/// status details change, and one for an invocation created already past
+/// `Pending` (closed at its release). A `Pending` creation makes none, as
+/// the command's own event tells of it.
+pub fn of_invocation_change(old: Option<&Invocation>, new: Option<&Invocation>) -> Option<Event> {
+    let new = new?;
+    let changed = match old {
+        Some(old) => old.status_details != new.status_details,
+        None => new.status_details != super::status::InvocationDetail::Pending,
+    };
+    changed.then(|| invocation_status_changed(new))
+}

@@ -4,13 +4,12 @@
 //! Reports come in batches (SQS hands the ingest function up to ten). A
 //! batch's reports on one command are applied together: their invocations
 //! read in one request, their moves and the counters' sum written in one
-//! transaction, their events published together, and the command settled
-//! and its next release decided once, not once per report.
+//! transaction (their events follow from the table's stream), and the
+//! command settled and its next release decided once, not once per report.
 
 use std::collections::{BTreeMap, BTreeSet};
 
 use super::RunCommandContext;
-use super::events::invocation_status_changed;
 use super::model::{Invocation, PluginRecord, Transition, output_key};
 use super::progress::settle;
 use crate::channel::InvocationUpdate;
@@ -98,7 +97,6 @@ async fn apply_to_command(
     outcomes: &mut [Applied],
 ) -> Result<(), SsmError> {
     let mut waiting: Vec<usize> = indices.to_vec();
-    let mut events = Vec::new();
     for _ in 0..MAX_ATTEMPTS {
         if waiting.is_empty() {
             break;
@@ -139,11 +137,8 @@ async fn apply_to_command(
         // read (a duplicate of this report, or another report applied
         // concurrently): read again and decide again next round.
         let mut retry = Vec::new();
-        for ((i, inv, t), ok) in moves.into_iter().zip(applied) {
+        for ((i, _, _), ok) in moves.into_iter().zip(applied) {
             if ok {
-                let mut after = inv.clone();
-                after.status_details = t.to;
-                events.push(invocation_status_changed(&after));
                 outcomes[i] = Applied::Changed;
             } else {
                 retry.push(i);
@@ -151,12 +146,6 @@ async fn apply_to_command(
         }
         waiting = retry.into_iter().chain(later).collect();
         waiting.sort_unstable();
-    }
-    if !events.is_empty()
-        && let Err(e) = rc.events.publish_many(events).await
-    {
-        // The state change is made; the event is lost, never the change.
-        tracing::warn!(command_id, error = %e, "invocation events not published");
     }
     Ok(())
 }

@@ -9,11 +9,12 @@ use aws_lc_rs::rand::SystemRandom;
 use aws_lc_rs::signature::{ECDSA_P256_SHA256_ASN1_SIGNING, EcdsaKeyPair, KeyPair};
 use serde_json::Value;
 
+use super::events::{of_command_change, of_invocation_change};
 use super::model::{Command, Invocation, Page, Transition, WorkItem};
 use super::ports::*;
 use crate::channel::{ChannelError, DigestSigner, DownlinkVerifier};
 use crate::error::SsmError;
-use crate::events::EventSink;
+use crate::events::{Event, EventSink};
 use crate::run_command::status::CommandState;
 use crate::targets::TargetDirectory;
 
@@ -34,6 +35,9 @@ pub struct Store {
     /// Applied just before the next `transition`, as a concurrent writer
     /// (another report of the same invocation) would.
     pub interleave: Mutex<Option<Transition>>,
+    /// The events the tables' streams would carry: each write's old and new
+    /// record through the same derivation the change-events function uses.
+    pub feed: Mutex<Vec<Event>>,
 }
 
 impl Store {
@@ -45,6 +49,7 @@ impl Store {
         if inv.status_details != t.from {
             return false;
         }
+        let old = inv.clone();
         inv.status_details = t.to;
         if let Some(rc) = t.response_code {
             inv.response_code = rc;
@@ -58,8 +63,15 @@ impl Store {
         if let Some(p) = &t.plugins {
             inv.plugins = p.clone();
         }
+        let event = of_invocation_change(Some(&old), Some(inv));
+        drop(invs);
+        self.stream(event);
         self.count(&t.command_id, t.tally_delta());
         true
+    }
+
+    fn stream(&self, event: Option<Event>) {
+        self.feed.lock().unwrap().extend(event);
     }
 
     fn count(&self, command_id: &str, d: crate::run_command::status::Tally) {
@@ -78,6 +90,8 @@ impl CommandStore for Store {
             return Err(SsmError::internal());
         }
         m.insert(c.command_id.clone(), c.clone());
+        drop(m);
+        self.stream(of_command_change(None, Some(c)));
         Ok(())
     }
     async fn get_command(&self, id: &str) -> Result<Option<Command>, SsmError> {
@@ -114,8 +128,12 @@ impl CommandStore for Store {
         if c.status != from.0 || c.status_details != from.1 {
             return Ok(false);
         }
+        let old = c.clone();
         c.status = to.status.into();
         c.status_details = to.details.into();
+        let event = of_command_change(Some(&old), Some(c));
+        drop(m);
+        self.stream(event);
         Ok(true)
     }
     async fn request_cancel(&self, id: &str) -> Result<bool, SsmError> {
@@ -137,6 +155,7 @@ impl CommandStore for Store {
         }
         m.insert(key, inv.clone());
         drop(m);
+        self.stream(of_invocation_change(None, Some(inv)));
         self.count(&inv.command_id, inv.initial_tally());
         Ok(true)
     }

@@ -14,8 +14,9 @@
 //!   `Execution Timed Out`, one still `Cancelling` becomes `Canceled`;
 //! - a cancelled `Pending` invocation becomes `Canceled` at once, and its node
 //!   also gets a CancelCommand so that a RunCommand still queued is not run;
-//! - events are published after the state change they describe; a crash in
-//!   between loses the event (never the state change).
+//! - events are not published by the writers: each follows from its
+//!   table's stream (commands' and invocations' records, old and new), so a
+//!   crash after a write cannot lose it ([`events::of_command_change`]).
 
 pub mod dispatch;
 pub mod events;
@@ -37,7 +38,6 @@ mod tests;
 
 use crate::arn::ArnScope;
 use crate::channel::DigestSigner;
-use crate::events::EventSink;
 use crate::parameters::ParameterStore;
 use crate::targets::{GroupQueries, TargetDirectory};
 use ports::{CommandStore, NodeDirectory, NodeMailbox, OutputLocations, WorkQueue};
@@ -53,7 +53,6 @@ pub struct RunCommandContext<'a> {
     pub mailbox: &'a dyn NodeMailbox,
     pub work: &'a dyn WorkQueue,
     pub outputs: &'a dyn OutputLocations,
-    pub events: &'a dyn EventSink,
     pub signer: &'a dyn DigestSigner,
     /// Parameter Store, read for the `{{ssm:…}}` references of a command:
     /// checked when it is sent, resolved when a node's message is built.
@@ -66,15 +65,4 @@ pub struct RunCommandContext<'a> {
     pub automation: &'a dyn crate::automation::ports::AutomationQueue,
     /// Patch baselines, read when a patch step is sent to a node.
     pub patch_baselines: &'a dyn crate::patching::ports::PatchBaselineStore,
-}
-
-impl RunCommandContext<'_> {
-    /// Publishes an event; a failure is logged, never fatal: the state change
-    /// it reports has already happened.
-    pub(crate) async fn emit(&self, event: crate::events::Event) {
-        let _ = self
-            .events
-            .publish(event.detail_type, event.resources, event.detail)
-            .await;
-    }
 }

@@ -8,7 +8,6 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 use super::RunCommandContext;
-use super::events::command_status_changed;
 use super::model::{Command, Invocation, WorkItem};
 use super::progress::settle;
 use super::request::{
@@ -229,7 +228,6 @@ async fn send(
             return Err(e);
         }
     }
-    rc.emit(command_status_changed(&command)).await;
     Ok(json!({ "Command": view::command(&command) }))
 }
 

@@ -4,7 +4,6 @@
 //! changes, and concurrent writers converge).
 
 use super::RunCommandContext;
-use super::events::command_status_changed;
 use super::model::Command;
 use crate::error::SsmError;
 
@@ -34,7 +33,6 @@ pub async fn settle(
         {
             c.status = next.status.to_string();
             c.status_details = next.details.to_string();
-            rc.emit(command_status_changed(&c)).await;
             if next.is_final()
                 && let Some(execution) = &c.automation_execution_id
                 && let Err(e) = rc.automation.wake(execution, 0).await

@@ -21,7 +21,6 @@ struct World {
     mailbox: Mailbox,
     work: Work,
     automation: crate::automation::memory::MemoryQueue,
-    events: Events,
     signer: Signer,
     parameters: crate::parameters::memory::MemoryParameterStore,
     scope: crate::arn::ArnScope,
@@ -59,7 +58,6 @@ impl World {
             mailbox: Mailbox::default(),
             work: Work::default(),
             automation: Default::default(),
-            events: Events::default(),
             signer: Signer::new(),
             parameters: Default::default(),
             scope: crate::arn::ArnScope {
@@ -80,7 +78,6 @@ impl World {
             mailbox: &self.mailbox,
             work: &self.work,
             outputs: &Outputs,
-            events: &self.events,
             signer: &self.signer,
             parameters: &self.parameters,
             scope: &self.scope,
@@ -247,33 +244,44 @@ async fn send_fan_out_and_reports_reach_success() {
     assert_eq!(invs[0]["CommandPlugins"][0]["Output"], "hi\n");
     assert_eq!(invs[0]["InstanceName"], format!("host-{}", node(1)));
 
-    let kinds: Vec<String> = w
-        .events
-        .published
-        .lock()
-        .unwrap()
+    // The stream's events: one per status change, none for the redelivered
+    // report or the counters.
+    let feed = w.store.feed.lock().unwrap().clone();
+    let invocation_events: Vec<(String, String)> = feed
         .iter()
-        .map(|(k, _)| k.clone())
+        .filter(|e| e.detail_type == super::events::INVOCATION_STATUS_CHANGE)
+        .map(|e| {
+            let d = &e.detail;
+            (
+                d["instance-id"].as_str().unwrap().to_string(),
+                d["status"].as_str().unwrap().to_string(),
+            )
+        })
         .collect();
-    assert!(
-        kinds
-            .iter()
-            .filter(|k| k.as_str() == super::events::INVOCATION_STATUS_CHANGE)
-            .count()
-            >= 3
+    assert_eq!(
+        invocation_events,
+        [(1, "InProgress"), (1, "Success"), (2, "Success")]
+            .map(|(n, status)| (node(n), status.to_string()))
+            .to_vec()
     );
+    let command_statuses: Vec<&str> = feed
+        .iter()
+        .filter(|e| e.detail_type == super::events::COMMAND_STATUS_CHANGE)
+        .map(|e| e.detail["status"].as_str().unwrap())
+        .collect();
+    assert_eq!(command_statuses, vec!["Pending", "InProgress", "Success"]);
     let last_command_event = w
-        .events
-        .published
+        .store
+        .feed
         .lock()
         .unwrap()
         .iter()
         .rev()
-        .find(|(k, _)| k == super::events::COMMAND_STATUS_CHANGE)
+        .find(|e| e.detail_type == super::events::COMMAND_STATUS_CHANGE)
         .cloned()
         .unwrap();
-    assert_eq!(last_command_event.1["status"], "Success");
-    assert_eq!(last_command_event.1["command-id"], cid.as_str());
+    assert_eq!(last_command_event.detail["status"], "Success");
+    assert_eq!(last_command_event.detail["command-id"], cid.as_str());
 }
 
 #[tokio::test]
@@ -692,7 +700,7 @@ async fn an_output_bucket_the_stack_cannot_write_is_refused_and_nothing_is_store
     assert!(w.store.commands.lock().unwrap().is_empty());
     assert!(w.store.invocations.lock().unwrap().is_empty());
     assert!(w.work.items.lock().unwrap().is_empty());
-    assert!(w.events.published.lock().unwrap().is_empty());
+    assert!(w.store.feed.lock().unwrap().is_empty());
     w.drain(1000.0).await;
     assert!(w.mailbox.sent.lock().unwrap().is_empty());
     // The same command to an allowed bucket goes.
@@ -1134,12 +1142,15 @@ async fn max_errors_0_stops_at_the_first_error_and_terminates_the_rest() {
     assert_eq!((c.tally.failed, c.tally.terminated), (1, 3));
     // Every invocation's end was published, Terminated included.
     let terminated = w
-        .events
-        .published
+        .store
+        .feed
         .lock()
         .unwrap()
         .iter()
-        .filter(|(k, d)| k == super::events::INVOCATION_STATUS_CHANGE && d["status"] == "Failed")
+        .filter(|e| {
+            e.detail_type == super::events::INVOCATION_STATUS_CHANGE
+                && e.detail["status"] == "Failed"
+        })
         .count();
     assert_eq!(terminated, 4);
     // Nothing more happens on a redelivered release.

@@ -11,6 +11,7 @@ use aws_lambda_events::sqs::SqsEvent;
 use clap::{Parser, ValueEnum};
 use steward_aws::Stack;
 use steward_local::poller::{MAX_BATCH_SIZE, MAX_WAIT_SECONDS, Poller, PollerConfig, QueueSource};
+use steward_local::streams::{Checkpoints, StreamConfig, StreamPoller, StreamSource};
 use steward_local::{api, function_url};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
@@ -22,9 +23,10 @@ enum LogFormat {
     Text,
 }
 
-/// Runs the Steward control plane locally: the api function on a port and a
+/// Runs the Steward control plane locally: the api function on a port, a
 /// poller per queue (work → dispatch, ingest → ingest, scheduler →
-/// scheduler, automation and automation-start → automation).
+/// scheduler, automation and automation-start → automation) and one per
+/// streamed table (→ change-events).
 #[derive(Debug, Parser)]
 #[command(name = "steward-local", version)]
 struct Args {
@@ -34,9 +36,15 @@ struct Args {
     /// Do not serve the API.
     #[arg(long)]
     no_api: bool,
-    /// Do not poll the work and ingest queues.
+    /// Do not poll the queues and the tables' streams.
     #[arg(long)]
     no_pollers: bool,
+    /// The file where the stream pollers keep their place in each stream
+    /// (so that a restart hands on what was not yet handled). Without it the
+    /// places are kept in memory only, and a restart reads the streams from
+    /// their oldest records again.
+    #[arg(long, env = "STEWARD_LOCAL_STREAM_CHECKPOINTS")]
+    stream_checkpoints: Option<std::path::PathBuf>,
     /// Log line format (logs go to stderr).
     #[arg(long, value_enum, default_value = "text")]
     log_format: LogFormat,
@@ -102,6 +110,46 @@ async fn main() -> anyhow::Result<()> {
         };
         let sqs = &stack.clients.sqs;
         let region = stack.settings.region.clone();
+
+        // The tables' streams feed the change-events function, as deployed.
+        // Resolved before any queue is polled: a stack without the streams
+        // stops here, before a poll could take a message with it.
+        let mut streams = Vec::new();
+        for table in steward_aws::change_events::streamed_tables(&stack.settings) {
+            streams.push(
+                StreamSource::resolve(&stack.clients.dynamodb, table, &region)
+                    .await
+                    .context("cannot start the stream pollers")?,
+            );
+        }
+        let live: Vec<String> = streams.iter().map(|s| s.stream_arn.clone()).collect();
+        let checkpoints = Arc::new(Checkpoints::load(args.stream_checkpoints.clone(), &live));
+        if checkpoints.path().is_none() && !streams.is_empty() {
+            tracing::warn!(
+                "no --stream-checkpoints file: a restart reads the tables' streams from their oldest records again"
+            );
+        }
+        // The same configuration chain as the other clients; it picks
+        // AWS_ENDPOINT_URL_DYNAMODB_STREAMS.
+        let shared = aws_config::defaults(aws_config::BehaviorVersion::latest())
+            .load()
+            .await;
+        let streams_client = aws_sdk_dynamodbstreams::Client::new(&shared);
+        let mut stream_pollers = Vec::new();
+        for source in streams {
+            tracing::info!("stream poller: {} {}", source.table, source.stream_arn);
+            let s = Arc::clone(&stack);
+            stream_pollers.push(StreamPoller::new(
+                streams_client.clone(),
+                source,
+                Arc::clone(&checkpoints),
+                StreamConfig::default(),
+                move |event| {
+                    let s = Arc::clone(&s);
+                    async move { steward_fn_change_events::handle(&s, event).await }
+                },
+            ));
+        }
 
         let work =
             QueueSource::resolve(sqs, "work", &stack.settings.work_queue_url, &region).await?;
@@ -183,6 +231,9 @@ async fn main() -> anyhow::Result<()> {
         for poller in automation {
             tasks.spawn(poller.run(shutdown_rx.clone()));
         }
+        for poller in stream_pollers {
+            tasks.spawn(poller.run(shutdown_rx.clone()));
+        }
     }
 
     let mut api_line = String::from("api off");
@@ -214,7 +265,7 @@ async fn main() -> anyhow::Result<()> {
     ready.push(if args.no_pollers {
         "pollers: none".to_string()
     } else {
-        "pollers: work, ingest, scheduler, automation, automation-start".to_string()
+        "pollers: work, ingest, scheduler, automation, automation-start, streams".to_string()
     });
 
     {

@@ -83,7 +83,7 @@ pub async fn tick(stack: &Stack) -> Result<(), SsmError> {
 async fn parameter_policies(stack: &Stack) -> Result<(), SsmError> {
     let p = stack.parameters();
     for round in 0..MAX_ROUNDS {
-        let run = run_due_policies(&p.store, &p.events, &p.scope, now_epoch(), BATCH).await?;
+        let run = run_due_policies(&p.store, now_epoch(), BATCH).await?;
         if run.expired + run.notified + run.skipped == 0 {
             break;
         }
