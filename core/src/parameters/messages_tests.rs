@@ -31,7 +31,7 @@ impl Env {
                 Duration::from_secs(300),
                 16,
             ),
-                    caller: Caller {
+            caller: Caller {
                 access_key_id: "AKIDTEST".into(),
                 user_arn: "arn:aws:iam::123456789012:user/alice".into(),
                 policy: Policy::parse(
