@@ -63,6 +63,9 @@ DYNAMODB_WRITES = {"PutItem", "UpdateItem", "DeleteItem", "BatchWriteItem", "Tra
 _AWS_LINE = re.compile(r"request(\.internal)?\.aws\s*: AWS ([\w-]+)\.(\w+) => (\d+)")
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")
 _BATCH = re.compile(r"batch handled queue=([\w-]+) received=(\d+)")
+# A batch of a table's stream handed to the change-events function.
+_STREAM_BATCH = re.compile(r"stream batch handled table=([\w-]+) records=(\d+)")
+STREAM_FUNCTION = "change-events"
 _API = re.compile(r"request handled method=\S+ path=(\S+) target=(\S*)")
 
 HOW = """How requests are counted (what a deployed stack is billed for):
@@ -74,7 +77,9 @@ HOW = """How requests are counted (what a deployed stack is billed for):
   DynamoDB: the control plane's SDK counters (reads and writes apart; agents never call it).
   EventBridge PutEvents: one entry per request in this code, so requests = events billed.
   S3: the agents' PUTs to presigned URLs, from LocalStack's log (presigning makes no request).
-  Lambda invocations: one per poller batch and one per API request (control plane log).
+  Lambda invocations: one per poller batch (queues, and the tables' streams for the
+    change-events function) and one per API request (control plane log). Lambda's own
+    reads of a stream (GetRecords) are not billed, and not counted.
   STS is counted but AWS does not bill it."""
 
 
@@ -235,6 +240,9 @@ def since(m, url=None, process_only=False):
         if hit := _BATCH.search(line):
             bill.batches[hit[1]] += 1
             bill.messages[hit[1]] += int(hit[2])
+        elif hit := _STREAM_BATCH.search(line):
+            bill.batches[STREAM_FUNCTION] += 1
+            bill.messages[STREAM_FUNCTION] += int(hit[2])
         elif (hit := _API.search(line)) and not hit[1].startswith("/_steward/"):
             bill.api[hit[2] or hit[1]] += 1
     for service, ops in now["requests"].items():

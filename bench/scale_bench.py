@@ -322,20 +322,24 @@ def run(fleet, tag, n, concurrency, counted):
 
 # --- the verify run --------------------------------------------------------------------------
 
-def expected_requests(polls, ingest_batches, ticks, deliveries):
+def expected_requests(polls, ingest_batches, ticks, deliveries, stream_batches):
     """The requests of one command (AWS-RunShellScript, OutputS3BucketName
     set) to one agent, step by step, as the code makes them: (step, who,
     request, count). `polls` is the benchmark's ListCommands calls (counted
     client side), `ingest_batches` the batches the report came in (1),
     `ticks` the scheduler ticks in the window, `deliveries` the events the
-    verify rule's queue received. The command ends within the agent's 1 s
-    grace, so its one report is the final one (no In Progress)."""
+    verify rule's queue received, `stream_batches` the batches of the
+    commands' and invocations' streams handed to the change-events function
+    (each write is a stream record; how many a batch takes depends on when
+    the stream is read). The command ends within the agent's 1 s grace, so
+    its one report is the final one (no In Progress). Its three events
+    (command Pending; invocation and command Success) are seconds apart or
+    on two streams, so each goes in a PutEvents of its own."""
     return [
         ("SendCommand", "api", "lambda.api AmazonSSM.SendCommand", 1),
         ("SendCommand", "api", "dynamodb.Query (read)", 2),  # tag index: one per tag filter (suite, env)
         ("SendCommand", "api", "dynamodb.PutItem (write)", 1),  # the command
         ("SendCommand", "api", "sqs.SendMessage", 1),  # FanOut work item
-        ("SendCommand", "api", "events.PutEvents", 1),  # command Pending
         ("fan-out", "work poller", "sqs.ReceiveMessage", 1),
         ("fan-out", "work poller", "lambda.work batch", 1),
         ("fan-out", "work poller", "sqs.DeleteMessageBatch", 1),
@@ -357,7 +361,8 @@ def expected_requests(polls, ingest_batches, ticks, deliveries):
         ("reports", "ingest", "dynamodb.TransactWriteItems (write)", 1),  # the moves + the counters' sum
         ("reports", "ingest", "dynamodb.GetItem (read)", 1),  # the command (settle)
         ("reports", "ingest", "dynamodb.UpdateItem (write)", 1),  # command Pending -> Success
-        ("reports", "ingest", "events.PutEvents", 2),  # the invocations' status changes; the command's
+        ("events", "change-events", f"lambda.{meter.STREAM_FUNCTION} batch", stream_batches),
+        ("events", "change-events", "events.PutEvents", 3),  # command Pending; invocation Success; command Success
         ("events", "EventBridge", "sqs.SendMessage (delivery)", deliveries),  # to the verify rule's queue
         ("ticks", "EventBridge schedule", "sqs.SendMessage (delivery)", ticks),  # to the scheduler queue
         ("ticks", "scheduler poller", "sqs.ReceiveMessage", ticks),
@@ -435,7 +440,7 @@ def verify_once(fleet, counted, sqs, url, bucket, pollers):
     if why:
         return why, None
     ticks = bill.batches.get("scheduler", 0)
-    rows = expected_requests(polls, bill.batches["ingest"], ticks, len(events))
+    rows = expected_requests(polls, bill.batches["ingest"], ticks, len(events), bill.batches[meter.STREAM_FUNCTION])
     return None, (bill, polls, ticks, events, rows, pollers)
 
 
@@ -473,7 +478,8 @@ def report_verify(bill, polls, ticks, events, rows, pollers):
     # Two sources that must agree: the control plane's SDK counters and the logs.
     cp = bill.control_plane
     for what, a, b in (
-        ("DeleteMessageBatch: SDK counter vs batches in the log", cp.get("SQS.DeleteMessageBatch", 0), sum(bill.batches.values())),
+        ("DeleteMessageBatch: SDK counter vs queue batches in the log", cp.get("SQS.DeleteMessageBatch", 0),
+         sum(n for q, n in bill.batches.items() if q != meter.STREAM_FUNCTION)),
         ("PutEvents: SDK counter vs LocalStack's log", cp.get("EventBridge.PutEvents", 0), counted.get("events.PutEvents", 0)),
         ("deliveries to the verify queue vs PutEvents", len(events), counted.get("events.PutEvents", 0)),
     ):

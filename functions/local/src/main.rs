@@ -39,6 +39,10 @@ struct Args {
     /// Do not poll the queues and the tables' streams.
     #[arg(long)]
     no_pollers: bool,
+    /// Poll the queues but not the tables' streams (a second control plane
+    /// on the same tables, as a benchmark's, leaves the events to the first).
+    #[arg(long)]
+    no_streams: bool,
     /// The file where the stream pollers keep their place in each stream
     /// (so that a restart hands on what was not yet handled). Without it the
     /// places are kept in memory only, and a restart reads the streams from
@@ -115,7 +119,12 @@ async fn main() -> anyhow::Result<()> {
         // Resolved before any queue is polled: a stack without the streams
         // stops here, before a poll could take a message with it.
         let mut streams = Vec::new();
-        for table in steward_aws::change_events::streamed_tables(&stack.settings) {
+        let tables = if args.no_streams {
+            Vec::new()
+        } else {
+            steward_aws::change_events::streamed_tables(&stack.settings)
+        };
+        for table in tables {
             streams.push(
                 StreamSource::resolve(&stack.clients.dynamodb, table, &region)
                     .await
@@ -265,7 +274,10 @@ async fn main() -> anyhow::Result<()> {
     ready.push(if args.no_pollers {
         "pollers: none".to_string()
     } else {
-        "pollers: work, ingest, scheduler, automation, automation-start, streams".to_string()
+        format!(
+            "pollers: work, ingest, scheduler, automation, automation-start{}",
+            if args.no_streams { "" } else { ", streams" }
+        )
     });
 
     {
