@@ -37,6 +37,7 @@ rules on the bus, and the caller counts what its own rule received.
 """
 
 import json
+import math
 import re
 import time
 import urllib.request
@@ -66,6 +67,10 @@ _BATCH = re.compile(r"batch handled queue=([\w-]+) received=(\d+)")
 # A batch of a table's stream handed to the change-events function.
 _STREAM_BATCH = re.compile(r"stream batch handled table=([\w-]+) records=(\d+)")
 STREAM_FUNCTION = "change-events"
+# What one change-events invocation had to publish (functions/change-events).
+_CHANGE_EVENTS = re.compile(r"change events to publish records=(\d+) events=(\d+)")
+# Events per PutEvents the change-events function sends (its PUBLISH_CHUNK).
+EVENTS_PER_PUT = 10
 _API = re.compile(r"request handled method=\S+ path=(\S+) target=(\S*)")
 
 HOW = """How requests are counted (what a deployed stack is billed for):
@@ -172,6 +177,8 @@ class Bill:
     errors: Counter = field(default_factory=Counter)  # of external+internal, answered 4xx/5xx
     control_plane: Counter = field(default_factory=Counter)  # "DynamoDB.GetItem" -> n (SDK counters)
     batches: Counter = field(default_factory=Counter)  # queue -> Lambda invocations
+    # Events each change-events invocation had to publish, in order.
+    change_events: list = field(default_factory=list)
     messages: Counter = field(default_factory=Counter)  # queue -> messages handed to the function
     api: Counter = field(default_factory=Counter)  # X-Amz-Target -> API requests
     # Every service from the SDK counters of one process (see `since`).
@@ -243,6 +250,8 @@ def since(m, url=None, process_only=False):
         elif hit := _STREAM_BATCH.search(line):
             bill.batches[STREAM_FUNCTION] += 1
             bill.messages[STREAM_FUNCTION] += int(hit[2])
+        elif hit := _CHANGE_EVENTS.search(line):
+            bill.change_events.append(int(hit[2]))
         elif (hit := _API.search(line)) and not hit[1].startswith("/_steward/"):
             bill.api[hit[2] or hit[1]] += 1
     for service, ops in now["requests"].items():
@@ -278,3 +287,8 @@ def print_net(label, run, idle, per, indent="  "):
         )
     return net
 
+
+def change_events_puts(bill):
+    """The PutEvents the change-events function makes for the batches in
+    `bill`: one per EVENTS_PER_PUT events of a batch."""
+    return sum(math.ceil(n / EVENTS_PER_PUT) for n in bill.change_events)

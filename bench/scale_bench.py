@@ -322,7 +322,7 @@ def run(fleet, tag, n, concurrency, counted):
 
 # --- the verify run --------------------------------------------------------------------------
 
-def expected_requests(polls, ingest_batches, ticks, deliveries, stream_batches):
+def expected_requests(polls, ingest_batches, ticks, deliveries, stream_batches, puts):
     """The requests of one command (AWS-RunShellScript, OutputS3BucketName
     set) to one agent, step by step, as the code makes them: (step, who,
     request, count). `polls` is the benchmark's ListCommands calls (counted
@@ -330,11 +330,11 @@ def expected_requests(polls, ingest_batches, ticks, deliveries, stream_batches):
     `ticks` the scheduler ticks in the window, `deliveries` the events the
     verify rule's queue received, `stream_batches` the batches of the
     commands' and invocations' streams handed to the change-events function
-    (each write is a stream record; how many a batch takes depends on when
-    the stream is read). The command ends within the agent's 1 s grace, so
-    its one report is the final one (no In Progress). Its three events
-    (command Pending; invocation and command Success) are seconds apart or
-    on two streams, so each goes in a PutEvents of its own."""
+    and `puts` their PutEvents, one per 10 events of a batch (each write is
+    a stream record; how many a batch takes depends on when the stream is
+    read: the command's Pending and Success may come in one). The command
+    ends within the agent's 1 s grace, so its one report is the final one
+    (no In Progress)."""
     return [
         ("SendCommand", "api", "lambda.api AmazonSSM.SendCommand", 1),
         ("SendCommand", "api", "dynamodb.Query (read)", 2),  # tag index: one per tag filter (suite, env)
@@ -362,7 +362,7 @@ def expected_requests(polls, ingest_batches, ticks, deliveries, stream_batches):
         ("reports", "ingest", "dynamodb.GetItem (read)", 1),  # the command (settle)
         ("reports", "ingest", "dynamodb.UpdateItem (write)", 1),  # command Pending -> Success
         ("events", "change-events", f"lambda.{meter.STREAM_FUNCTION} batch", stream_batches),
-        ("events", "change-events", "events.PutEvents", 3),  # command Pending; invocation Success; command Success
+        ("events", "change-events", "events.PutEvents", puts),  # command Pending; invocation Success; command Success
         ("events", "EventBridge", "sqs.SendMessage (delivery)", deliveries),  # to the verify rule's queue
         ("ticks", "EventBridge schedule", "sqs.SendMessage (delivery)", ticks),  # to the scheduler queue
         ("ticks", "scheduler poller", "sqs.ReceiveMessage", ticks),
@@ -440,7 +440,8 @@ def verify_once(fleet, counted, sqs, url, bucket, pollers):
     if why:
         return why, None
     ticks = bill.batches.get("scheduler", 0)
-    rows = expected_requests(polls, bill.batches["ingest"], ticks, len(events), bill.batches[meter.STREAM_FUNCTION])
+    rows = expected_requests(polls, bill.batches["ingest"], ticks, len(events), bill.batches[meter.STREAM_FUNCTION],
+                             meter.change_events_puts(bill))
     return None, (bill, polls, ticks, events, rows, pollers)
 
 
@@ -481,7 +482,8 @@ def report_verify(bill, polls, ticks, events, rows, pollers):
         ("DeleteMessageBatch: SDK counter vs queue batches in the log", cp.get("SQS.DeleteMessageBatch", 0),
          sum(n for q, n in bill.batches.items() if q != meter.STREAM_FUNCTION)),
         ("PutEvents: SDK counter vs LocalStack's log", cp.get("EventBridge.PutEvents", 0), counted.get("events.PutEvents", 0)),
-        ("deliveries to the verify queue vs PutEvents", len(events), counted.get("events.PutEvents", 0)),
+        ("deliveries to the verify queue vs events the change-events function published", len(events),
+         sum(bill.change_events)),
     ):
         print(f"    cross-check {what}: {a} = {b}  {'ok' if a == b else 'DIFFERS'}")
         if a != b:

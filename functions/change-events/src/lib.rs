@@ -61,6 +61,11 @@ pub async fn handle(stack: &Stack, event: StreamEvent) -> DynamoDbEventResponse 
     let feed = ChangeEvents::new(stack);
     let events = events_of(&feed, &event.records);
     let mut response = DynamoDbEventResponse::default();
+    tracing::info!(
+        records = event.records.len(),
+        events = events.len(),
+        "change events to publish"
+    );
     for chunk in events.chunks(PUBLISH_CHUNK) {
         let batch = chunk.iter().map(|(_, e)| e.clone()).collect();
         if let Err(e) = feed.publish(batch).await {
