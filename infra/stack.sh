@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The local emulators: LocalStack (SQS, S3, KMS, EventBridge, Scheduler, STS,
-# IAM, Resource Groups) and DynamoDB Local, run in the background from what
-# infra/install.sh put under .local/.
+# IAM, Resource Groups, EC2) and DynamoDB Local, run in the background from
+# what infra/install.sh put under .local/.
 #
 #   infra/stack.sh start    start both (no-op if already up) and wait until ready
 #   infra/stack.sh stop     stop both
@@ -26,7 +26,7 @@ PY="$LOCAL/venv/bin/python"
 LS_PORT=${STEWARD_LOCALSTACK_PORT:-4566}
 DDB_PORT=${STEWARD_DYNAMODB_PORT:-8000}
 TIMEOUT=${STEWARD_STACK_TIMEOUT:-120}
-LS_SERVICES=sqs,s3,kms,events,scheduler,sts,iam,resource-groups
+LS_SERVICES=sqs,s3,kms,events,scheduler,sts,iam,resource-groups,ec2
 
 LS_PID="$RUN/localstack.pid"
 DDB_PID="$RUN/dynamodb.pid"
@@ -67,6 +67,19 @@ services = json.loads(sys.stdin.read()).get("services", {})
 wanted = os.environ["SERVICES_WANTED"].split(",")
 sys.exit(0 if all(services.get(s) in ("available", "running") for s in wanted) else 1)
 ' <<<"$body" 2>/dev/null
+}
+
+# The services we ask for that a running LocalStack reports as disabled: it
+# was started with fewer (by an older version of this script) and will never
+# serve them. Empty when it cannot tell.
+ls_disabled() {
+  local body
+  body=$(curl -fsS --max-time 3 "http://127.0.0.1:$LS_PORT/_localstack/health" 2>/dev/null) || return 0
+  SERVICES_WANTED=$LS_SERVICES "$PY" -c '
+import json, os, sys
+services = json.loads(sys.stdin.read()).get("services", {})
+print(",".join(s for s in os.environ["SERVICES_WANTED"].split(",") if services.get(s) == "disabled"))
+' <<<"$body" 2>/dev/null || true
 }
 
 # DynamoDB Local is ready when it answers a ListTables.
@@ -160,6 +173,10 @@ cmd_start() {
   mkdir -p "$RUN" "$LOGS"
   local t0=$SECONDS
   start_localstack
+  if [ "$LS_STATE" = running ]; then
+    local disabled; disabled=$(ls_disabled)
+    [ -z "$disabled" ] || die "the running LocalStack serves no $disabled (it was started with fewer services): infra/stack.sh restart, then infra/provision.py (a restart empties both emulators)"
+  fi
   start_dynamodb
   wait_ready "DynamoDB Local" ddb_ready "$DDB_PID" DynamoDBLocal.jar "$DDB_LOG"
   wait_ready LocalStack ls_ready "$LS_PID" localstack.runtime.main "$LS_LOG"

@@ -298,3 +298,15 @@ def test_stack_env_has_every_documented_variable(stack):
     # one check that the file read here is such a file.
     assert [n for n in provision.REQUIRED_ENV if n not in stack.env] == []
     assert [n for n in provision.REQUIRED_ENV if not stack.env[n] and n not in provision.MAY_BE_EMPTY] == []
+
+
+def test_the_local_api_trusts_the_test_identity_certificate_and_the_local_account(stack):
+    # The template's EC2 registration parameters as provisioned locally: the
+    # api function's own environment (no other function has them).
+    functions = stack.facts["functions"]
+    api = functions["Api"]
+    assert api["STEWARD_ALLOWED_ACCOUNT_IDS"] == stack.facts["account"]
+    cert = ROOT / ".local" / "ec2-identity" / "cert.pem"
+    assert api["STEWARD_EC2_IDENTITY_CERTIFICATES"].split() == cert.read_text().split()
+    assert [fn for fn, env in functions.items() if "STEWARD_EC2_IDENTITY_CERTIFICATES" in env] == ["Api"]
+    assert stack.env["STEWARD_EC2_IDENTITY_CERTIFICATES"] == api["STEWARD_EC2_IDENTITY_CERTIFICATES"]

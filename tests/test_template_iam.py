@@ -64,6 +64,9 @@ API = {
     "sts:AssumeRole",
     # output: presigned put_object (fresh upload URLs for a node).
     "s3:PutObject",
+    # instance_tags: EC2's DescribeTags, signed and sent without an SDK
+    # client (the registering instance's tags; see EC2_CALLS).
+    "ec2:DescribeTags",
 }
 # functions/dispatch builds Run Command's adapters (commands.rs
 # RunCommandAdapters::ports) and reaches: commands and invocations
@@ -329,13 +332,20 @@ def test_no_wildcard_resources_except_where_named():
     # the encryption-context condition (see the template).
     allowed = {("kms:GenerateDataKey", f"arn:aws:kms:{REGION}:{ACCOUNT}:key/*"),
                ("kms:Decrypt", f"arn:aws:kms:{REGION}:{ACCOUNT}:key/*")}
+    # DescribeTags has no resource-level permissions: "*" is all IAM takes.
+    # Only the api's role, only that read-only action, only in the stack's
+    # region.
+    anything = {("ApiRole", "ec2:DescribeTags")}
     t = default()
     for role in roles():
         for s in t.statements(role):
             for a in s["Action"]:
                 assert "*" not in a, f"{role}: {a}"
                 for r in s["Resource"]:
-                    assert r != "*", f"{role}: {a} on *"
+                    if r == "*":
+                        assert (role, a) in anything and s["Resource"] == ["*"], f"{role}: {a} on *"
+                        assert s["Action"] == ["ec2:DescribeTags"], s
+                        assert s.get("Condition") == {"StringEquals": {"aws:RequestedRegion": REGION}}, s
                     if (a, r) in allowed:
                         assert "kms:EncryptionContext:PARAMETER_ARN" in s.get("Condition", {}).get("StringLike", {})
     # resource-groups: the account's groups in this region.
@@ -408,6 +418,39 @@ def test_output_buckets_are_granted_only_when_named():
     assert one["DispatchRole"] == {"OutputBucket/*", "arn:*:s3:::ops-output/*"}
     env = default().resources["Dispatch"]["Properties"]["Environment"]["Variables"]
     assert env["STEWARD_OUTPUT_BUCKETS"] == {"Ref": "OutputBuckets"}
+
+
+def test_only_the_api_reads_ec2_and_only_instance_tags():
+    t = default()
+    ec2 = {role: {(a, r) for a, r in t.grants(role) if a.startswith("ec2:")} for role in roles()}
+    assert ec2 == {role: {("ec2:DescribeTags", "*")} if role == "ApiRole" else set() for role in roles()}
+    # What the adapters ask EC2 is exactly what is granted.
+    assert {f"ec2:{action}" for action in ec2_calls().values()} == {a for a, _ in ec2["ApiRole"]}
+
+
+def test_ec2_registration_settings_reach_the_api_only():
+    def env(t: Resolved, fn: str) -> dict:
+        return t.resolve(t.resources[fn]["Properties"]["Environment"]["Variables"])
+
+    t = default()
+    api = env(t, "Api")
+    # No account listed: the stack's own. No certificate: AWS's, from the code.
+    assert api["STEWARD_ALLOWED_ACCOUNT_IDS"] == ACCOUNT
+    assert api["STEWARD_EC2_IDENTITY_CERTIFICATES"] == ""
+    listed = Resolved({"AllowedAccountIds": "111111111111,222222222222",
+                       "Ec2IdentityCertificates": "-----BEGIN CERTIFICATE----- MIIB -----END CERTIFICATE-----"})
+    api = env(listed, "Api")
+    assert api["STEWARD_ALLOWED_ACCOUNT_IDS"] == "111111111111,222222222222"
+    assert api["STEWARD_EC2_IDENTITY_CERTIFICATES"].startswith("-----BEGIN CERTIFICATE-----")
+    for fn in t.functions():
+        if fn != "Api":
+            assert not {"STEWARD_ALLOWED_ACCOUNT_IDS", "STEWARD_EC2_IDENTITY_CERTIFICATES"} & set(env(t, fn)), fn
+    pattern = re.compile(provision.load_template(ROOT / "template.yaml")["Parameters"]["AllowedAccountIds"]
+                         ["AllowedPattern"])
+    for ok in ("", "123456789012", "123456789012,210987654321", "123456789012, 210987654321"):
+        assert pattern.fullmatch(ok), ok
+    for bad in ("12345678901", "123456789012,", "all", "123456789012;210987654321"):
+        assert not pattern.fullmatch(bad), bad
 
 
 def test_logs_go_to_the_functions_own_groups_with_retention():
@@ -520,6 +563,23 @@ def sdk_calls() -> dict[str, set[tuple[str, str]]]:
             for m in re.finditer(r"\.([a-z][a-z0-9_]*)\(\)", line):
                 if m.group(1) in ops:
                     calls[f"{path.name}:{n}"] = ops[m.group(1)]
+    return calls
+
+
+def ec2_calls() -> dict[str, str]:
+    """`file:line` -> the EC2 Query API action sent there: the adapters call
+    EC2 without an SDK client, naming the action in the request's form
+    (testing.rs, which sets up instances for the tests, left out)."""
+    calls = {}
+    for path in sorted((ROOT / "aws" / "src").glob("*.rs")):
+        if path.name == "testing.rs":
+            continue
+        text = path.read_text().split("#[cfg(test)]", 1)[0]
+        for n, line in enumerate(text.splitlines(), 1):
+            for m in re.finditer(r'append_pair\("Action", "([A-Za-z]+)"\)', line):
+                calls[f"{path.name}:{n}"] = m.group(1)
+    # The scan finds the call it must (else it proves nothing).
+    assert "DescribeTags" in calls.values(), calls
     return calls
 
 

@@ -82,6 +82,14 @@ pub struct Settings {
     /// deployed; the local test stack shortens it so that a test can reach
     /// a cutoff (`STEWARD_WINDOW_HOUR_SECONDS`).
     pub window_hour_seconds: u64,
+    /// The accounts whose EC2 instances may register by their identity
+    /// document (`STEWARD_ALLOWED_ACCOUNT_IDS`, comma-separated; unset or
+    /// empty: the stack's own account).
+    pub allowed_account_ids: Vec<String>,
+    /// A PEM bundle that replaces AWS's published certificates for EC2
+    /// identity documents (`STEWARD_EC2_IDENTITY_CERTIFICATES`; empty: AWS's
+    /// certificate for the stack's region).
+    pub ec2_identity_certificates: String,
 }
 
 fn var(name: &'static str) -> Result<String, ConfigError> {
@@ -96,12 +104,22 @@ fn number(name: &'static str, default: u64) -> Result<u64, ConfigError> {
 }
 
 /// `a, b,,c` → `[a, b, c]`.
-fn bucket_list(s: &str) -> Vec<String> {
+fn comma_list(s: &str) -> Vec<String> {
     s.split(',')
         .map(str::trim)
         .filter(|b| !b.is_empty())
         .map(str::to_string)
         .collect()
+}
+
+/// The listed accounts, or the stack's own when none is listed.
+fn allowed_accounts(listed: &str, own: &str) -> Vec<String> {
+    let listed = comma_list(listed);
+    if listed.is_empty() {
+        vec![own.to_string()]
+    } else {
+        listed
+    }
 }
 
 impl Settings {
@@ -128,6 +146,7 @@ impl Settings {
     }
 
     pub fn from_env() -> Result<Self, ConfigError> {
+        let account_id = var("STEWARD_ACCOUNT_ID")?;
         Ok(Self {
             nodes_table: var("STEWARD_NODES_TABLE")?,
             tag_index_table: var("STEWARD_TAG_INDEX_TABLE")?,
@@ -141,7 +160,7 @@ impl Settings {
             node_queue_prefix: env::var("STEWARD_NODE_QUEUE_PREFIX")
                 .unwrap_or_else(|_| "steward-node-".into()),
             output_bucket: var("STEWARD_OUTPUT_BUCKET")?,
-            output_buckets: bucket_list(&env::var("STEWARD_OUTPUT_BUCKETS").unwrap_or_default()),
+            output_buckets: comma_list(&env::var("STEWARD_OUTPUT_BUCKETS").unwrap_or_default()),
             data_key_id: var("STEWARD_DATA_KEY_ID")?,
             signing_key_id: var("STEWARD_SIGNING_KEY_ID")?,
             event_bus: env::var("STEWARD_EVENT_BUS").unwrap_or_else(|_| "steward".into()),
@@ -152,7 +171,13 @@ impl Settings {
                 .or_else(|_| env::var("AWS_DEFAULT_REGION"))
                 .unwrap_or_else(|_| "us-east-1".into()),
             parameters_table: var("STEWARD_PARAMETERS_TABLE")?,
-            account_id: var("STEWARD_ACCOUNT_ID")?,
+            allowed_account_ids: allowed_accounts(
+                &env::var("STEWARD_ALLOWED_ACCOUNT_IDS").unwrap_or_default(),
+                &account_id,
+            ),
+            ec2_identity_certificates: env::var("STEWARD_EC2_IDENTITY_CERTIFICATES")
+                .unwrap_or_default(),
+            account_id,
             scheduler_queue_url: var("STEWARD_SCHEDULER_QUEUE_URL")?,
             data_key_cache_seconds: number("STEWARD_DATA_KEY_CACHE_SECONDS", 300)?,
             documents_table: var("STEWARD_DOCUMENTS_TABLE")?,
@@ -249,7 +274,18 @@ mod tests {
 
     #[test]
     fn extra_buckets_are_a_comma_separated_list() {
-        assert!(bucket_list("").is_empty());
-        assert_eq!(bucket_list(" a, b,,c "), vec!["a", "b", "c"]);
+        assert!(comma_list("").is_empty());
+        assert_eq!(comma_list(" a, b,,c "), vec!["a", "b", "c"]);
+    }
+
+    #[test]
+    fn no_allowed_account_means_the_stacks_own() {
+        let own = "123456789012";
+        assert_eq!(allowed_accounts("", own), vec![own]);
+        assert_eq!(allowed_accounts(" , ", own), vec![own]);
+        assert_eq!(
+            allowed_accounts("111111111111, 222222222222", own),
+            vec!["111111111111", "222222222222"]
+        );
     }
 }

@@ -2,11 +2,12 @@
 //! the api (operators' and agents' operations) and ingest (heartbeats,
 //! refusals).
 
-use steward_core::fleet::FleetContext;
+use steward_core::fleet::{Ec2Trust, FleetContext};
 
 use crate::Stack;
 use crate::activations::ActivationTable;
 use crate::credentials::StsCredentialIssuer;
+use crate::instance_tags::Ec2InstanceTags;
 use crate::key_service::CommandSigningKey;
 use crate::node_events::FleetEvents;
 use crate::nodes::NodeTable;
@@ -26,6 +27,9 @@ pub struct FleetAdapters {
     pub credentials: StsCredentialIssuer,
     pub directory: FleetDirectory,
     pub events: FleetEvents,
+    /// The certificates, region and accounts EC2 instances register under.
+    pub ec2_trust: Ec2Trust,
+    pub instance_tags: Ec2InstanceTags,
     pub connection_lost_seconds: u64,
 }
 
@@ -39,6 +43,12 @@ impl FleetAdapters {
             credentials: StsCredentialIssuer::new(stack),
             directory: FleetDirectory::new(stack),
             events: FleetEvents::new(stack),
+            ec2_trust: Ec2Trust::new(
+                &stack.settings.ec2_identity_certificates,
+                &stack.settings.region,
+                &stack.settings.allowed_account_ids,
+            ),
+            instance_tags: Ec2InstanceTags::new(stack),
             connection_lost_seconds: stack.settings.connection_lost_seconds,
         }
     }
@@ -52,6 +62,8 @@ impl FleetAdapters {
             credentials: &self.credentials,
             directory: &self.directory,
             events: &self.events,
+            ec2_trust: &self.ec2_trust,
+            instance_tags: &self.instance_tags,
             connection_lost_seconds: self.connection_lost_seconds,
         }
     }

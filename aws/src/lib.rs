@@ -11,6 +11,7 @@ pub mod credentials;
 pub mod fleet_service;
 pub mod identity;
 pub mod identity_service;
+pub mod instance_tags;
 pub mod item;
 pub mod key_service;
 pub mod metrics;

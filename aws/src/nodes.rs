@@ -1,19 +1,19 @@
 //! Nodes (`NodesTable`) over DynamoDB: the node record, registration in one
-//! transaction with its activation and its tag index rows, heartbeats, tags,
+//! transaction with its activation (or, for an EC2 instance, with the
+//! condition that its id is free) and its tag index rows, heartbeats, tags,
 //! and deregistration (the node and its index rows in one transaction, and
 //! the records other areas keep per node).
 
 use std::collections::HashMap;
 
 use aws_sdk_dynamodb::Client;
-use aws_sdk_dynamodb::error::SdkError;
-use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::types::{
     Delete, DeleteRequest, Put, ReturnValue, TransactWriteItem, Update, WriteRequest,
 };
 use steward_core::SsmError;
 use steward_core::channel::Heartbeat;
 use steward_core::fleet::activation::invalid_activation;
+use steward_core::fleet::node::ResourceType;
 use steward_core::fleet::{MANAGED_INSTANCE, Node, NodeStore};
 use steward_core::tags::TagSet;
 
@@ -31,6 +31,7 @@ pub fn node_to_item(node: &Node) -> Item {
     HashMap::from([
         ("InstanceId".into(), s(&node.instance_id)),
         ("Kind".into(), s(KIND)),
+        ("ResourceType".into(), s(node.resource_type.as_str())),
         ("ActivationId".into(), s(&node.activation_id)),
         ("Name".into(), s(&node.name)),
         ("IamRole".into(), s(&node.iam_role)),
@@ -53,6 +54,11 @@ pub fn node_to_item(node: &Node) -> Item {
 pub fn node_from_item(item: &Item) -> Node {
     Node {
         instance_id: get_s(item, "InstanceId"),
+        // Nodes written before EC2 registration existed have no ResourceType:
+        // all of them joined with an activation.
+        resource_type: get_str(item, "ResourceType")
+            .and_then(|t| ResourceType::parse(&t))
+            .unwrap_or(ResourceType::ManagedInstance),
         activation_id: get_s(item, "ActivationId"),
         name: get_s(item, "Name"),
         iam_role: get_s(item, "IamRole"),
@@ -176,27 +182,119 @@ impl NodeTable {
         Ok(())
     }
 
+    /// What a re-registering EC2 instance reports, written only while the
+    /// node holds `node.public_key` (a node deregistered, and perhaps
+    /// registered again with another key, is not touched); with `ping`, also
+    /// its LastPingDateTime, only if that moves it forward. `false` when a
+    /// condition fails.
+    async fn refresh(&self, node: &Node, ping: bool) -> Result<bool, SsmError> {
+        let mut update = self
+            .client
+            .update_item()
+            .table_name(&self.nodes_table)
+            .key("InstanceId", s(&node.instance_id))
+            .expression_attribute_values(":av", s(&node.agent_version))
+            .expression_attribute_values(":pn", s(&node.platform_name))
+            .expression_attribute_values(":pv", s(&node.platform_version))
+            .expression_attribute_values(":cn", s(&node.computer_name))
+            .expression_attribute_values(":ip", s(&node.ip_address))
+            .expression_attribute_values(":pk", s(&node.public_key))
+            .return_values(ReturnValue::None);
+        const SET: &str = "SET AgentVersion = :av, PlatformName = :pn, PlatformVersion = :pv, ComputerName = :cn, IPAddress = :ip";
+        const OWNED: &str = "attribute_exists(InstanceId) AND PublicKey = :pk";
+        update = if ping {
+            update
+                .update_expression(format!("{SET}, LastPingDateTime = :t"))
+                .condition_expression(format!(
+                    "{OWNED} AND (attribute_not_exists(LastPingDateTime) OR LastPingDateTime <= :t)"
+                ))
+                .expression_attribute_values(":t", n(node.last_ping_date_time))
+        } else {
+            update.update_expression(SET).condition_expression(OWNED)
+        };
+        conditional(update.send().await).map_err(internal)
+    }
+
     /// Runs `items` as one transaction, or, past DynamoDB's 100-action limit
     /// (only when some 50 tags change at once), as the conditional part
     /// first and the remaining index rows after: index rows are derived data
-    /// and their writes are idempotent.
+    /// and their writes are idempotent, so those parts are retried on a
+    /// conflict until they are written.
+    ///
+    /// The first part is sent up to `attempts` times while DynamoDB cancels
+    /// it for a TransactionConflict (a concurrent transaction on one of its
+    /// items); a failed condition ends it at once. `Ok(Err(_))` says why it
+    /// was not written; nothing was.
     async fn transact(
         &self,
         items: Vec<TransactWriteItem>,
-    ) -> Result<(), SdkError<TransactWriteItemsError>> {
+        attempts: u32,
+    ) -> Result<Result<(), Refused>, SsmError> {
         let mut rest = items;
+        let mut first = true;
         while !rest.is_empty() {
             let tail = rest.split_off(rest.len().min(MAX_TRANSACTION_ITEMS));
-            self.client
-                .transact_write_items()
-                .set_transact_items(Some(rest))
-                .send()
-                .await?;
+            let tries = if first {
+                attempts.max(1)
+            } else {
+                INDEX_ATTEMPTS
+            };
+            let mut attempt = 0;
+            loop {
+                let sent = self
+                    .client
+                    .transact_write_items()
+                    .set_transact_items(Some(rest.clone()))
+                    .send()
+                    .await;
+                let Err(e) = sent else { break };
+                attempt += 1;
+                let conflict = match cancellation_codes(&e) {
+                    Some(codes) if first && codes.iter().any(|c| c == "ConditionalCheckFailed") => {
+                        return Ok(Err(Refused::Condition(codes)));
+                    }
+                    Some(codes) => codes.iter().any(|c| c == "TransactionConflict"),
+                    None => false,
+                };
+                if !conflict {
+                    return Err(internal(e));
+                }
+                if attempt >= tries {
+                    if first {
+                        return Ok(Err(Refused::Conflict));
+                    }
+                    return Err(internal(e));
+                }
+                tokio::time::sleep(jittered_backoff(20, attempt)).await;
+            }
+            first = false;
             rest = tail;
         }
-        Ok(())
+        Ok(Ok(()))
     }
 }
+
+/// Why [`NodeTable::transact`] wrote nothing.
+#[derive(Debug)]
+enum Refused {
+    /// A condition failed; the cancellation code of each action, in order.
+    Condition(Vec<String>),
+    /// Concurrent transactions kept cancelling it.
+    Conflict,
+}
+
+impl Refused {
+    /// Whether the condition of the action at `index` is what failed.
+    fn condition_failed_at(&self, index: usize) -> bool {
+        matches!(self, Refused::Condition(codes)
+            if codes.get(index).map(String::as_str) == Some("ConditionalCheckFailed"))
+    }
+}
+
+/// Attempts at a registration that keeps conflicting with others.
+const REGISTER_ATTEMPTS: u32 = 6;
+/// Attempts at the index rows that follow the first 100 actions.
+const INDEX_ATTEMPTS: u32 = 6;
 
 #[async_trait::async_trait]
 impl NodeStore for NodeTable {
@@ -256,25 +354,61 @@ impl NodeStore for NodeTable {
         // Concurrent registrations on one activation conflict; DynamoDB
         // cancels one with TransactionConflict, and it is retried so that the
         // activation's condition, not the race, decides.
-        for attempt in 0..6u32 {
-            match self.transact(items.clone()).await {
-                Ok(()) => return Ok(()),
-                Err(e) => match cancellation_codes(&e) {
-                    Some(codes)
-                        if codes.first().map(String::as_str) == Some("ConditionalCheckFailed") =>
-                    {
-                        return Err(invalid_activation());
-                    }
-                    Some(codes) if codes.iter().any(|c| c == "TransactionConflict") => {
-                        tokio::time::sleep(std::time::Duration::from_millis(20 << attempt)).await;
-                    }
-                    _ => return Err(internal(e)),
-                },
-            }
+        match self.transact(items, REGISTER_ATTEMPTS).await? {
+            Ok(()) => Ok(()),
+            Err(refused) if refused.condition_failed_at(0) => Err(invalid_activation()),
+            Err(Refused::Conflict) => Err(SsmError::ThrottlingException(
+                "Too many nodes are registering with this activation at once; retry shortly."
+                    .into(),
+            )),
+            // The new node's id is taken (ids are random: never in practice).
+            Err(refused) => Err(unexpected(&node.instance_id, &refused)),
         }
-        Err(SsmError::ThrottlingException(
-            "Too many nodes are registering with this activation at once; retry shortly.".into(),
-        ))
+    }
+
+    async fn register_instance(&self, node: &Node, now: f64) -> Result<bool, SsmError> {
+        let put = Put::builder()
+            .table_name(&self.nodes_table)
+            .set_item(Some(node_to_item(node)))
+            .condition_expression("attribute_not_exists(InstanceId)")
+            .build()
+            .map_err(internal)?;
+        let mut items = vec![
+            TransactWriteItem::builder().put(put).build(),
+            // A new node may match associations: the tick applies them.
+            crate::associations::node_changed_put(
+                &self.associations_table,
+                &node.instance_id,
+                now,
+            )?,
+        ];
+        items.extend(tag_index::index_changes(
+            &self.tag_index_table,
+            MANAGED_INSTANCE,
+            &node.instance_id,
+            &TagSet::new(),
+            &node.tags,
+        )?);
+        // Two registrations of one instance at once conflict; the one retried
+        // then finds the id taken, and the caller compares keys.
+        match self.transact(items, REGISTER_ATTEMPTS).await? {
+            Ok(()) => Ok(true),
+            Err(refused) if refused.condition_failed_at(0) => Ok(false),
+            Err(Refused::Conflict) => Err(SsmError::ThrottlingException(format!(
+                "Instance {} is being registered by several requests at once; retry shortly.",
+                node.instance_id
+            ))),
+            Err(refused) => Err(unexpected(&node.instance_id, &refused)),
+        }
+    }
+
+    async fn refresh_instance(&self, node: &Node) -> Result<bool, SsmError> {
+        // The ping moves forward only; a heartbeat recorded since the node
+        // was read may hold a later one, and then the rest is written alone.
+        if self.refresh(node, true).await? {
+            return Ok(true);
+        }
+        self.refresh(node, false).await
     }
 
     async fn record_heartbeat(
@@ -339,19 +473,8 @@ impl NodeStore for NodeTable {
             &node.tags,
             next,
         )?);
-        match self.transact(items).await {
-            Ok(()) => Ok(true),
-            Err(e) => match cancellation_codes(&e) {
-                Some(codes)
-                    if codes
-                        .iter()
-                        .any(|c| c == "ConditionalCheckFailed" || c == "TransactionConflict") =>
-                {
-                    Ok(false)
-                }
-                _ => Err(internal(e)),
-            },
-        }
+        // A changed node or a concurrent change: the caller reads it again.
+        Ok(self.transact(items, 1).await?.is_ok())
     }
 
     async fn deregister(&self, node: &Node) -> Result<bool, SsmError> {
@@ -374,19 +497,8 @@ impl NodeStore for NodeTable {
             &node.tags,
             &TagSet::new(),
         )?);
-        match self.transact(items).await {
-            Ok(()) => Ok(true),
-            Err(e) => match cancellation_codes(&e) {
-                Some(codes)
-                    if codes
-                        .iter()
-                        .any(|c| c == "ConditionalCheckFailed" || c == "TransactionConflict") =>
-                {
-                    Ok(false)
-                }
-                _ => Err(internal(e)),
-            },
-        }
+        // A changed node or a concurrent change: the caller reads it again.
+        Ok(self.transact(items, 1).await?.is_ok())
     }
 
     async fn forget_records(&self, instance_id: &str) -> Result<(), SsmError> {
@@ -395,4 +507,15 @@ impl NodeStore for NodeTable {
         }
         Ok(())
     }
+}
+
+/// A transaction refused for a reason its caller never expects: logged, and
+/// answered as SSM's internal error.
+fn unexpected(instance_id: &str, refused: &Refused) -> SsmError {
+    tracing::error!(
+        instance_id,
+        ?refused,
+        "node transaction refused unexpectedly"
+    );
+    SsmError::internal()
 }

@@ -160,6 +160,7 @@ pub async fn registered_node(stack: &Stack, purpose: &str) -> (String, String) {
     let queue_url = queue(stack, purpose).await;
     let n = Node {
         instance_id: id.clone(),
+        resource_type: steward_core::fleet::node::ResourceType::ManagedInstance,
         activation_id: "test".into(),
         name: "test".into(),
         iam_role: "StewardNode".into(),
@@ -297,4 +298,46 @@ pub async fn sent_and_fanned_out(
     .await
     .expect("FanOut");
     command_id
+}
+
+/// A new instance in the local stack's EC2 (LocalStack's: it runs nothing)
+/// with `tags`; returns its id. Sent as the adapter sends DescribeTags.
+pub async fn ec2_instance(stack: &Stack, tags: &[(&str, &str)]) -> String {
+    let mut form = form_urlencoded::Serializer::new(String::new());
+    form.append_pair("Action", "RunInstances")
+        .append_pair("Version", "2016-11-15")
+        // One of LocalStack's listed images.
+        .append_pair("ImageId", "ami-03cf127a")
+        .append_pair("InstanceType", "t2.micro")
+        .append_pair("MinCount", "1")
+        .append_pair("MaxCount", "1")
+        .append_pair("TagSpecification.1.ResourceType", "instance");
+    for (i, (k, v)) in tags.iter().enumerate() {
+        form.append_pair(&format!("TagSpecification.1.Tag.{}.Key", i + 1), k)
+            .append_pair(&format!("TagSpecification.1.Tag.{}.Value", i + 1), v);
+    }
+    let form = form.finish();
+    let answer = crate::instance_tags::Ec2InstanceTags::new(stack)
+        .call(form)
+        .await
+        .unwrap_or_else(|e| panic!("RunInstances in the local stack's EC2: {e}"));
+    let start = answer
+        .find("<instanceId>")
+        .map(|i| i + "<instanceId>".len())
+        .expect("RunInstances answers an instanceId");
+    let len = answer[start..].find('<').expect("a closed instanceId");
+    answer[start..start + len].to_string()
+}
+
+/// Terminates an instance [`ec2_instance`] made.
+pub async fn terminate_ec2_instance(stack: &Stack, instance_id: &str) {
+    let form = form_urlencoded::Serializer::new(String::new())
+        .append_pair("Action", "TerminateInstances")
+        .append_pair("Version", "2016-11-15")
+        .append_pair("InstanceId.1", instance_id)
+        .finish();
+    crate::instance_tags::Ec2InstanceTags::new(stack)
+        .call(form)
+        .await
+        .unwrap_or_else(|e| panic!("TerminateInstances in the local stack's EC2: {e}"));
 }

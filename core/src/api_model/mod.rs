@@ -90,6 +90,9 @@ pub fn operation_names() -> Result<Vec<String>, SsmError> {
 /// Checks `body` against the input shape of SSM operation `op`. An
 /// operation the model does not hold (Steward's own) is not checked here.
 pub fn validate(op: &str, body: &Value) -> Result<(), SsmError> {
+    if is_ec2_node_deregistration(op, body) {
+        return Ok(());
+    }
     let c = compiled()?;
     let Some(shape) = c.model.operations.get(op) else {
         return Ok(());
@@ -111,6 +114,19 @@ pub fn validate(op: &str, body: &Value) -> Result<(), SsmError> {
             errors.join("; ")
         ))),
     }
+}
+
+/// Steward's one widening of SSM's model: DeregisterManagedInstance also
+/// takes an EC2 instance id, for a node that registered by its identity
+/// (SSM's pattern admits only `mi-` ids). The operation refuses any other
+/// EC2 id with SSM's own message.
+fn is_ec2_node_deregistration(op: &str, body: &Value) -> bool {
+    op == "DeregisterManagedInstance"
+        && body.as_object().is_some_and(|o| o.len() == 1)
+        && body
+            .get("InstanceId")
+            .and_then(Value::as_str)
+            .is_some_and(|id| id.starts_with("i-") && crate::ids::is_instance_id(id))
 }
 
 struct Walker<'a> {
@@ -417,6 +433,30 @@ mod tests {
         for name in c.model.operations.values() {
             assert!(c.model.shapes.contains_key(name), "{name}");
         }
+    }
+
+    #[test]
+    fn deregistration_also_takes_an_ec2_id_and_nothing_else_widens() {
+        let op = "DeregisterManagedInstance";
+        assert!(validate(op, &json!({"InstanceId": "i-0123456789abcdef0"})).is_ok());
+        assert!(validate(op, &json!({"InstanceId": "i-01234567"})).is_ok());
+        for body in [
+            json!({"InstanceId": "i-0123456789ABCDEF0"}),
+            json!({"InstanceId": "i-0123"}),
+            json!({"InstanceId": "x-0123456789abcdef0"}),
+            json!({"InstanceId": "i-0123456789abcdef0", "Extra": 1}),
+            json!({}),
+        ] {
+            assert!(validate(op, &body).is_err(), "{body}");
+        }
+        // Only that operation.
+        assert!(
+            validate(
+                "DeleteActivation",
+                &json!({"ActivationId": "i-0123456789abcdef0"})
+            )
+            .is_err()
+        );
     }
 
     fn message(op: &str, body: Value) -> (String, String) {

@@ -1,7 +1,9 @@
 //! What every fleet operation works with.
 
+use super::ec2_trust::Ec2Trust;
 use super::ports::{
-    ActivationStore, AgentEvents, CredentialIssuer, NodeStore, QueueProvisioner, SigningKey,
+    ActivationStore, AgentEvents, CredentialIssuer, InstanceTags, NodeStore, QueueProvisioner,
+    SigningKey,
 };
 use crate::targets::TargetDirectory;
 
@@ -20,6 +22,10 @@ pub struct FleetContext<'a> {
     pub directory: &'a dyn TargetDirectory,
     /// Events about the agents themselves (a refused message).
     pub events: &'a dyn AgentEvents,
+    /// Whose instance identity documents an EC2 instance may register with.
+    pub ec2_trust: &'a Ec2Trust,
+    /// An EC2 instance's tags, read at each registration.
+    pub instance_tags: &'a dyn InstanceTags,
     /// Seconds without a heartbeat after which a node is `ConnectionLost`.
     pub connection_lost_seconds: u64,
 }

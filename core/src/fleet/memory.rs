@@ -11,10 +11,12 @@ use async_trait::async_trait;
 
 use super::FleetContext;
 use super::activation::Activation;
+use super::ec2_trust::Ec2Trust;
+use super::instance_identity::{IdentityCertificates, IdentityError};
 use super::node::Node;
 use super::ports::{
-    ActivationStore, AgentEvents, CredentialIssuer, NodeCredentials, NodeStore, QueueProvisioner,
-    QueueRef, SigningKey,
+    ActivationStore, AgentEvents, CredentialIssuer, InstanceTags, NodeCredentials, NodeStore,
+    QueueProvisioner, QueueRef, SigningKey,
 };
 use crate::channel::Heartbeat;
 use crate::error::SsmError;
@@ -31,9 +33,10 @@ pub const REGION: &str = "us-east-1";
 pub const SIGNING_PUBLIC_KEY: &str = "c2lnbmluZy1rZXk=";
 
 /// Every fleet port in memory.
-#[derive(Default)]
 pub struct MemoryFleet {
     pub nodes: MemoryNodes,
+    pub ec2_trust: Ec2Trust,
+    pub instance_tags: MemoryInstanceTags,
     pub activations: MemoryActivations,
     pub queues: MemoryQueues,
     pub signing_key: FixedSigningKey,
@@ -41,7 +44,39 @@ pub struct MemoryFleet {
     pub events: AgentEventLog,
 }
 
+impl Default for MemoryFleet {
+    /// Trusts nothing for EC2 until a test says whom: see [`Self::trusting`].
+    fn default() -> Self {
+        Self {
+            nodes: MemoryNodes::default(),
+            ec2_trust: Ec2Trust::with_certificates(
+                Err(IdentityError::NoCertificate {
+                    region: REGION.into(),
+                }),
+                REGION,
+                &[],
+            ),
+            instance_tags: MemoryInstanceTags::default(),
+            activations: MemoryActivations::default(),
+            queues: MemoryQueues::default(),
+            signing_key: FixedSigningKey,
+            credentials: IssuedCredentials::default(),
+            events: AgentEventLog::default(),
+        }
+    }
+}
+
 impl MemoryFleet {
+    /// A fleet whose EC2 registrations are verified with `certificates`, for
+    /// instances of `accounts`.
+    pub fn trusting(certificates: IdentityCertificates, accounts: &[&str]) -> Self {
+        let accounts: Vec<String> = accounts.iter().map(|a| a.to_string()).collect();
+        Self {
+            ec2_trust: Ec2Trust::with_certificates(Ok(certificates), REGION, &accounts),
+            ..Self::default()
+        }
+    }
+
     /// The context the operations work in, over these ports.
     pub fn context(&self) -> FleetContext<'_> {
         FleetContext {
@@ -52,6 +87,8 @@ impl MemoryFleet {
             credentials: &self.credentials,
             directory: &self.nodes,
             events: &self.events,
+            ec2_trust: &self.ec2_trust,
+            instance_tags: &self.instance_tags,
             connection_lost_seconds: CONNECTION_LOST_SECONDS,
         }
     }
@@ -61,6 +98,7 @@ impl MemoryFleet {
 pub fn node(instance_id: &str, public_key: &str, last_ping: f64) -> Node {
     Node {
         instance_id: instance_id.into(),
+        resource_type: crate::fleet::node::ResourceType::ManagedInstance,
         activation_id: "act-1".into(),
         name: String::new(),
         iam_role: "Role".into(),
@@ -149,6 +187,31 @@ impl NodeStore for MemoryNodes {
         Ok(())
     }
 
+    async fn register_instance(&self, node: &Node, _now: f64) -> Result<bool, SsmError> {
+        let mut nodes = self.nodes.lock().unwrap();
+        if nodes.contains_key(&node.instance_id) {
+            return Ok(false);
+        }
+        nodes.insert(node.instance_id.clone(), node.clone());
+        Ok(true)
+    }
+
+    async fn refresh_instance(&self, node: &Node) -> Result<bool, SsmError> {
+        let mut nodes = self.nodes.lock().unwrap();
+        match nodes.get_mut(&node.instance_id) {
+            Some(n) if n.public_key == node.public_key => {
+                n.agent_version = node.agent_version.clone();
+                n.platform_name = node.platform_name.clone();
+                n.platform_version = node.platform_version.clone();
+                n.computer_name = node.computer_name.clone();
+                n.ip_address = node.ip_address.clone();
+                n.last_ping_date_time = n.last_ping_date_time.max(node.last_ping_date_time);
+                Ok(true)
+            }
+            _ => Ok(false),
+        }
+    }
+
     /// As the adapter: a stale heartbeat changes nothing but still answers
     /// `true` for a known node.
     async fn record_heartbeat(
@@ -208,6 +271,36 @@ impl NodeStore for MemoryNodes {
     async fn forget_records(&self, instance_id: &str) -> Result<(), SsmError> {
         self.forgotten.lock().unwrap().push(instance_id.into());
         Ok(())
+    }
+}
+
+/// EC2's tags per instance id; none for an instance not set.
+#[derive(Default)]
+pub struct MemoryInstanceTags {
+    tags: Mutex<BTreeMap<String, TagSet>>,
+}
+
+impl MemoryInstanceTags {
+    pub fn set(&self, instance_id: &str, tags: &[(&str, &str)]) {
+        self.tags.lock().unwrap().insert(
+            instance_id.into(),
+            tags.iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+        );
+    }
+}
+
+#[async_trait]
+impl InstanceTags for MemoryInstanceTags {
+    async fn tags_of(&self, instance_id: &str) -> Result<TagSet, SsmError> {
+        Ok(self
+            .tags
+            .lock()
+            .unwrap()
+            .get(instance_id)
+            .cloned()
+            .unwrap_or_default())
     }
 }
 

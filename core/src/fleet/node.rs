@@ -9,6 +9,9 @@ use crate::tags::TagSet;
 #[derive(Debug, Clone, PartialEq)]
 pub struct Node {
     pub instance_id: String,
+    /// How the node joined: an activation (`mi-`) or its EC2 identity (`i-`).
+    pub resource_type: ResourceType,
+    /// Empty for an EC2 instance.
     pub activation_id: String,
     /// The activation's DefaultInstanceName.
     pub name: String,
@@ -54,8 +57,41 @@ impl PingStatus {
     }
 }
 
+/// SSM's ResourceType of a node, with the SourceType it reports.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub enum ResourceType {
+    /// A hybrid node, registered with an activation.
+    ManagedInstance,
+    /// An EC2 instance, registered by its signed instance identity document.
+    EC2Instance,
+}
+
+impl ResourceType {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ResourceType::ManagedInstance => "ManagedInstance",
+            ResourceType::EC2Instance => "EC2Instance",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "ManagedInstance" => Some(ResourceType::ManagedInstance),
+            "EC2Instance" => Some(ResourceType::EC2Instance),
+            _ => None,
+        }
+    }
+
+    pub fn source_type(self) -> &'static str {
+        match self {
+            ResourceType::ManagedInstance => "AWS::SSM::ManagedInstance",
+            ResourceType::EC2Instance => "AWS::EC2::Instance",
+        }
+    }
+}
+
+/// The resource type AddTagsToResource and friends take for nodes.
 pub const RESOURCE_TYPE: &str = "ManagedInstance";
-pub const SOURCE_TYPE: &str = "AWS::SSM::ManagedInstance";
 
 /// SSM's `InstanceInformation`.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -72,7 +108,7 @@ pub struct InstanceInformation {
     pub activation_id: String,
     pub iam_role: String,
     pub registration_date: f64,
-    pub resource_type: &'static str,
+    pub resource_type: ResourceType,
     pub name: String,
     #[serde(rename = "IPAddress")]
     pub ip_address: String,
@@ -100,12 +136,12 @@ impl Node {
             activation_id: self.activation_id.clone(),
             iam_role: self.iam_role.clone(),
             registration_date: self.registration_date,
-            resource_type: RESOURCE_TYPE,
+            resource_type: self.resource_type,
             name: self.name.clone(),
             ip_address: self.ip_address.clone(),
             computer_name: self.computer_name.clone(),
             source_id: self.instance_id.clone(),
-            source_type: SOURCE_TYPE,
+            source_type: self.resource_type.source_type(),
         }
     }
 }

@@ -26,6 +26,13 @@ pub trait NodeStore: Send + Sync {
     /// matches), puts the node (only if new) and indexes its tags.
     /// `InvalidActivation` when the activation's condition fails.
     async fn register(&self, node: &Node, code_hash: &str, now: f64) -> Result<(), SsmError>;
+    /// Puts an EC2 instance's node, only if no node has its id, indexing its
+    /// tags in the same transaction. `Ok(false)` when the id is taken.
+    async fn register_instance(&self, node: &Node, now: f64) -> Result<bool, SsmError>;
+    /// Refreshes what a re-registering EC2 instance reports (agent version,
+    /// platform, IP address, host name, last ping), only while the node
+    /// holds `node.public_key`. `Ok(false)` when it is gone or holds another.
+    async fn refresh_instance(&self, node: &Node) -> Result<bool, SsmError>;
     /// Records a heartbeat; `false` when no such node exists (nothing written).
     async fn record_heartbeat(
         &self,
@@ -67,6 +74,13 @@ pub trait ActivationStore: Send + Sync {
 #[async_trait]
 pub trait AccessKeyStore: Send + Sync {
     async fn get(&self, access_key_id: &str) -> Result<Option<AccessKey>, SsmError>;
+}
+
+/// An EC2 instance's tags, as EC2 reports them to the control plane's account.
+#[async_trait]
+pub trait InstanceTags: Send + Sync {
+    /// None for an instance this account cannot see (another account's).
+    async fn tags_of(&self, instance_id: &str) -> Result<TagSet, SsmError>;
 }
 
 /// Decrypts an access key's secret (KMS, bound to the key id).

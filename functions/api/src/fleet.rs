@@ -5,6 +5,7 @@ use serde_json::Value;
 use steward_aws::Stack;
 use steward_core::SsmError;
 use steward_core::clock::now_epoch;
+use steward_core::fleet::node::ResourceType;
 use steward_core::fleet::ops;
 
 use crate::auth::Principal;
@@ -35,16 +36,21 @@ pub async fn handle(
     result
 }
 
-/// The agent's operations (`Steward.<Op>`), authenticated by activation
-/// (registration) or by the node's key (credentials, SecureString values),
-/// not by SigV4.
+/// The agent's operations (`Steward.<Op>`), authenticated by activation or
+/// by the instance's signed EC2 identity (registration) or by the node's key
+/// (credentials, SecureString values), not by SigV4.
 pub async fn handle_agent(stack: &Stack, op: &str, body: &Value) -> Result<Value, SsmError> {
     let now = now_epoch();
     let ctx = stack.fleet().ports();
     match op {
         "RegisterManagedInstance" => {
             let resp = ops::register(&ctx, body, now).await?;
-            tracing::info!(instance_id = %resp.instance_id, "node registered");
+            tracing::info!(instance_id = %resp.instance_id, resource_type = %ResourceType::ManagedInstance.as_str(), "node registered");
+            serde_json::to_value(resp).map_err(|_| SsmError::internal())
+        }
+        "RegisterEc2Instance" => {
+            let resp = ops::register_ec2_instance(&ctx, body, now).await?;
+            tracing::info!(instance_id = %resp.instance_id, resource_type = %ResourceType::EC2Instance.as_str(), "node registered");
             serde_json::to_value(resp).map_err(|_| SsmError::internal())
         }
         "GetNodeCredentials" => ops::node_credentials(&ctx, body, now).await,
@@ -60,7 +66,7 @@ pub async fn handle_agent(stack: &Stack, op: &str, body: &Value) -> Result<Value
             u::get_output_upload_urls(&ports, body, now).await
         }
         _ => Err(SsmError::InvalidAction(format!(
-            "Steward.{op} is not an agent operation; use RegisterManagedInstance, GetNodeCredentials, GetNodeParameters or GetOutputUploadUrls."
+            "Steward.{op} is not an agent operation; use RegisterManagedInstance, RegisterEc2Instance, GetNodeCredentials, GetNodeParameters or GetOutputUploadUrls."
         ))),
     }
 }

@@ -1,6 +1,7 @@
 //! The api function: SSM's JSON 1.1 protocol (`X-Amz-Target: AmazonSSM.<Op>`)
 //! for operators, SigV4-verified against Steward's own access keys, and the
-//! agent's operations (`Steward.<Op>`), authenticated by activation or node key.
+//! agent's operations (`Steward.<Op>`), authenticated by activation, by an EC2
+//! instance's signed identity document, or by the node's key.
 
 pub mod associations;
 pub mod auth;

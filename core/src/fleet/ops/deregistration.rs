@@ -17,12 +17,15 @@ use serde_json::{Value, json};
 
 use crate::error::SsmError;
 use crate::error::parse_request as parse;
+use crate::fleet::node::ResourceType;
+use crate::ids;
 
 use crate::fleet::FleetContext;
 
 /// SSM's `ManagedInstanceId` shape: only activation-registered nodes (and
 /// EKS hybrid ones, which Steward has none of) can be deregistered; EC2
-/// instance ids are refused by this pattern, as SSM refuses them.
+/// instance ids are refused by this pattern, as SSM refuses them, unless the
+/// id is an EC2 node registered here.
 const MANAGED_INSTANCE_ID_PATTERN: &str =
     r"(^mi-[0-9a-f]{17}$)|(^eks_c:[0-9A-Za-z][A-Za-z0-9\-_]{0,99}_\w{17}$)";
 
@@ -104,14 +107,25 @@ pub async fn deregister_managed_instance(
                 .into(),
         ]));
     };
-    if !fits_ssm_pattern(id) || id.chars().count() > 124 {
-        return Err(malformed(id));
-    }
-    if !is_managed_instance_id(id) {
-        // An EKS hybrid id is SSM's, but no such node registers here.
-        return Err(not_registered(id));
-    }
-    let mut node = ctx.nodes.get(id).await?.ok_or_else(|| not_registered(id))?;
+    let mut node = if id.starts_with("i-") && ids::is_instance_id(id) {
+        // Beyond SSM, which removes an EC2 node when the instance ends: an
+        // EC2 node registered here by its identity leaves as a hybrid one
+        // does (a replaced disk must, to register its new key). Any other
+        // EC2 id gets SSM's refusal.
+        match ctx.nodes.get(id).await? {
+            Some(n) if n.resource_type == ResourceType::EC2Instance => n,
+            _ => return Err(malformed(id)),
+        }
+    } else {
+        if !fits_ssm_pattern(id) || id.chars().count() > 124 {
+            return Err(malformed(id));
+        }
+        if !is_managed_instance_id(id) {
+            // An EKS hybrid id is SSM's, but no such node registers here.
+            return Err(not_registered(id));
+        }
+        ctx.nodes.get(id).await?.ok_or_else(|| not_registered(id))?
+    };
     // Nothing more can be sent to it, and the credentials it holds reach
     // nothing: a release finds no queue and ends its invocation Undeliverable.
     if !node.queue_url.is_empty() {

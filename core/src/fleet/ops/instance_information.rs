@@ -11,7 +11,7 @@ use crate::ids;
 
 use super::MAX_ROUNDS;
 use crate::fleet::FleetContext;
-use crate::fleet::node::{Node, RESOURCE_TYPE};
+use crate::fleet::node::{Node, ResourceType};
 use crate::paging::{self, Cursor};
 use crate::targets::TargetDirectory;
 
@@ -97,7 +97,14 @@ impl NodeFilter {
             "PlatformTypes" => and_set(&mut self.platform_types, values),
             "ActivationIds" => and_set(&mut self.activation_ids, values),
             "IamRole" => and_set(&mut self.iam_roles, values),
-            "ResourceType" => and_set(&mut self.resource_types, values),
+            "ResourceType" => {
+                if let Some(bad) = values.iter().find(|v| ResourceType::parse(v).is_none()) {
+                    return Err(SsmError::InvalidInstanceInformationFilterValue(format!(
+                        "ResourceType {bad} is not valid; use ManagedInstance or EC2Instance."
+                    )));
+                }
+                and_set(&mut self.resource_types, values)
+            }
             "AssociationStatus" => self.association_status = true,
             "tag-key" => self
                 .tag_keys
@@ -124,7 +131,7 @@ impl NodeFilter {
             && has(&self.platform_types, &n.platform_type)
             && has(&self.activation_ids, &n.activation_id)
             && has(&self.iam_roles, &n.iam_role)
-            && has(&self.resource_types, RESOURCE_TYPE)
+            && has(&self.resource_types, n.resource_type.as_str())
             && self
                 .tags
                 .iter()

@@ -5,6 +5,7 @@
 mod activations;
 mod credentials;
 mod deregistration;
+mod ec2_registration;
 mod heartbeats;
 mod instance_information;
 mod registration;
@@ -15,6 +16,7 @@ pub use credentials::{
     MAX_CLOCK_SKEW_SECONDS, NODE_CREDENTIALS_SECONDS, node_credentials, node_session_policy,
 };
 pub use deregistration::deregister_managed_instance;
+pub use ec2_registration::{RegisterEc2Request, ec2_registration_message, register_ec2_instance};
 pub use heartbeats::{heartbeat, ping_status};
 pub use instance_information::{NodeFilter, describe_instance_information};
 pub use registration::{RegisterRequest, RegisterResponse, register};

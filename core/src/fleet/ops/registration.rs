@@ -12,7 +12,7 @@ use crate::ids;
 
 use crate::fleet::FleetContext;
 use crate::fleet::activation::{self};
-use crate::fleet::node::Node;
+use crate::fleet::node::{Node, ResourceType};
 
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "PascalCase")]
@@ -55,27 +55,14 @@ pub async fn register(
     if !ids::is_activation_id(&req.activation_id) || req.activation_code.len() > 250 {
         return Err(activation::invalid_activation());
     }
-    for (field, value, max) in [
-        ("Hostname", &req.hostname, 255),
-        ("PlatformName", &req.platform_name, 128),
-        ("PlatformVersion", &req.platform_version, 128),
-        ("AgentVersion", &req.agent_version, 64),
-        ("IPAddress", &req.ip_address, 64),
-    ] {
-        if value.chars().count() > max {
-            return Err(SsmError::ValidationException(format!(
-                "1 validation error detected: Value at '{field}' failed to satisfy constraint: Member must have length less than or equal to {max}"
-            )));
-        }
-    }
-    match B64.decode(&req.public_key) {
-        Ok(k) if k.len() == 32 => {}
-        _ => {
-            return Err(SsmError::ValidationException(
-                "PublicKey must be the base64 of a raw 32-byte Ed25519 public key.".into(),
-            ));
-        }
-    }
+    check_reported(
+        &req.hostname,
+        &req.platform_name,
+        &req.platform_version,
+        &req.agent_version,
+        &req.ip_address,
+    )?;
+    check_public_key(&req.public_key)?;
     let activation = ctx
         .activations
         .get(&req.activation_id)
@@ -88,6 +75,7 @@ pub async fn register(
     let queue = ctx.queues.ensure_queue(&instance_id).await?;
     let node = Node {
         instance_id: instance_id.clone(),
+        resource_type: ResourceType::ManagedInstance,
         activation_id: activation.activation_id.clone(),
         name: activation.default_instance_name.clone(),
         iam_role: activation.iam_role.clone(),
@@ -118,4 +106,39 @@ pub async fn register(
         region: ctx.queues.region().to_string(),
         command_signing_public_key,
     })
+}
+
+/// The lengths of what a registering node says about itself, checked
+/// before any store sees them.
+pub(super) fn check_reported(
+    hostname: &str,
+    platform_name: &str,
+    platform_version: &str,
+    agent_version: &str,
+    ip_address: &str,
+) -> Result<(), SsmError> {
+    for (field, value, max) in [
+        ("Hostname", hostname, 255),
+        ("PlatformName", platform_name, 128),
+        ("PlatformVersion", platform_version, 128),
+        ("AgentVersion", agent_version, 64),
+        ("IPAddress", ip_address, 64),
+    ] {
+        if value.chars().count() > max {
+            return Err(SsmError::ValidationException(format!(
+                "1 validation error detected: Value at '{field}' failed to satisfy constraint: Member must have length less than or equal to {max}"
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// A node's identity on the uplink: a raw Ed25519 public key.
+pub(super) fn check_public_key(public_key: &str) -> Result<(), SsmError> {
+    match B64.decode(public_key) {
+        Ok(k) if k.len() == 32 => Ok(()),
+        _ => Err(SsmError::ValidationException(
+            "PublicKey must be the base64 of a raw 32-byte Ed25519 public key.".into(),
+        )),
+    }
 }

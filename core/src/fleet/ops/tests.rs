@@ -287,3 +287,294 @@ async fn deregistration_reads_again_when_the_tags_change_under_it() {
             .is_empty()
     );
 }
+
+mod ec2 {
+    //! RegisterEc2Instance over the in-memory ports, with documents signed
+    //! by the test-only key whose certificate the fleet trusts.
+
+    use super::*;
+    use crate::fleet::instance_identity::IdentityCertificates;
+    use crate::fleet::node::ResourceType;
+
+    const ACCOUNT: &str = "000000000000";
+    const INSTANCE: &str = "i-0123456789abcdef0";
+    const TEST_CERT: &str = include_str!("../instance_identity/test-only-cert.pem");
+    const TEST_KEY: &str = include_str!("../instance_identity/test-only-key.pem");
+
+    fn pem_der(pem: &str) -> Vec<u8> {
+        let body: String = pem
+            .lines()
+            .filter(|l| !l.starts_with("-----"))
+            .collect::<Vec<_>>()
+            .concat();
+        B64.decode(body).unwrap()
+    }
+
+    fn rsa_sign(key_pem: &str, data: &[u8]) -> String {
+        use aws_lc_rs::{rand::SystemRandom, signature};
+        let key = signature::RsaKeyPair::from_pkcs8(&pem_der(key_pem)).unwrap();
+        let mut sig = vec![0; key.public_modulus_len()];
+        key.sign(
+            &signature::RSA_PKCS1_SHA256,
+            &SystemRandom::new(),
+            data,
+            &mut sig,
+        )
+        .unwrap();
+        B64.encode(sig)
+    }
+
+    fn document(account: &str, region: &str, instance: &str) -> String {
+        serde_json::to_string_pretty(&json!({
+            "accountId": account, "architecture": "x86_64",
+            "availabilityZone": format!("{region}a"), "imageId": "ami-0123456789abcdef0",
+            "instanceId": instance, "instanceType": "t3.micro",
+            "pendingTime": "2026-01-02T03:04:05Z", "privateIp": "10.0.0.12",
+            "region": region, "version": "2017-09-30"
+        }))
+        .unwrap()
+    }
+
+    /// A request as the agent sends it: the document, IMDS's signature, and
+    /// the node key's proof over both at `at`.
+    fn request(doc: &str, imds_signature: &str, key: &NodeKey, at: f64) -> Value {
+        let pk = key.public_key_base64();
+        let proof = key.sign(&ec2_registration_message(at as i64, &pk, doc));
+        json!({"InstanceIdentityDocument": doc, "InstanceIdentitySignature": imds_signature,
+               "PublicKey": pk, "Timestamp": at as i64, "Signature": B64.encode(proof),
+               "Hostname": "ip-10-0-0-12", "PlatformName": "Debian GNU/Linux",
+               "PlatformVersion": "12", "AgentVersion": "0.1.0", "IPAddress": ""})
+    }
+
+    fn fleet() -> MemoryFleet {
+        let fleet = MemoryFleet::trusting(
+            IdentityCertificates::from_pem(TEST_CERT).unwrap(),
+            &[ACCOUNT],
+        );
+        fleet.instance_tags.set(INSTANCE, &[("Role", "web")]);
+        fleet
+    }
+
+    fn signed(doc: &str) -> String {
+        rsa_sign(TEST_KEY, doc.as_bytes())
+    }
+
+    #[tokio::test]
+    async fn an_instance_registers_by_its_identity_with_its_ec2_tags() {
+        let fleet = fleet();
+        let (key, _) = NodeKey::generate().unwrap();
+        let doc = document(ACCOUNT, REGION, INSTANCE);
+        let resp = register_ec2_instance(
+            &fleet.context(),
+            &request(&doc, &signed(&doc), &key, NOW),
+            NOW,
+        )
+        .await
+        .unwrap();
+        assert_eq!(resp.instance_id, INSTANCE);
+        assert_eq!(resp.region, REGION);
+        assert_eq!(resp.command_signing_public_key, SIGNING_PUBLIC_KEY);
+        assert_eq!(fleet.queues.urls(), [resp.queue_url.as_str()]);
+        let node = fleet.nodes.node(INSTANCE).unwrap();
+        assert_eq!(node.resource_type, ResourceType::EC2Instance);
+        assert_eq!(node.activation_id, "");
+        // The agent saw no address: the document's private one.
+        assert_eq!(node.ip_address, "10.0.0.12");
+        assert_eq!(node.tags.get("Role").map(String::as_str), Some("web"));
+        let info = node.information(NOW, CONNECTION_LOST_SECONDS);
+        let info = serde_json::to_value(info).unwrap();
+        assert_eq!(info["ResourceType"], "EC2Instance");
+        assert_eq!(info["SourceType"], "AWS::EC2::Instance");
+
+        let listed = describe_instance_information(
+            &fleet.context(),
+            &json!({"Filters": [{"Key": "ResourceType", "Values": ["EC2Instance"]}]}),
+            NOW,
+        )
+        .await
+        .unwrap();
+        assert_eq!(listed["InstanceInformationList"][0]["InstanceId"], INSTANCE);
+        let none = describe_instance_information(
+            &fleet.context(),
+            &json!({"Filters": [{"Key": "ResourceType", "Values": ["ManagedInstance"]}]}),
+            NOW,
+        )
+        .await
+        .unwrap();
+        assert_eq!(none["InstanceInformationList"], json!([]));
+        let bad = describe_instance_information(
+            &fleet.context(),
+            &json!({"Filters": [{"Key": "ResourceType", "Values": ["Server"]}]}),
+            NOW,
+        )
+        .await
+        .unwrap_err();
+        assert_eq!(bad.code(), "InvalidInstanceInformationFilterValue");
+    }
+
+    #[tokio::test]
+    async fn the_same_key_again_refreshes_and_another_key_is_refused() {
+        let fleet = fleet();
+        let (key, _) = NodeKey::generate().unwrap();
+        let doc = document(ACCOUNT, REGION, INSTANCE);
+        let ctx = fleet.context();
+        let first = register_ec2_instance(&ctx, &request(&doc, &signed(&doc), &key, NOW), NOW)
+            .await
+            .unwrap();
+        // After a reboot: same key, a new agent version and address, a new tag.
+        fleet.instance_tags.set(INSTANCE, &[("Role", "db")]);
+        let mut again = request(&doc, &signed(&doc), &key, NOW + 60.0);
+        again["AgentVersion"] = json!("0.2.0");
+        again["IPAddress"] = json!("10.0.0.99");
+        let second = register_ec2_instance(&ctx, &again, NOW + 60.0)
+            .await
+            .unwrap();
+        assert_eq!(first, second);
+        let node = fleet.nodes.node(INSTANCE).unwrap();
+        assert_eq!(node.agent_version, "0.2.0");
+        assert_eq!(node.ip_address, "10.0.0.99");
+        assert_eq!(node.registration_date, NOW);
+        assert_eq!(node.tags.get("Role").map(String::as_str), Some("db"));
+        assert_eq!(fleet.queues.urls().len(), 1);
+
+        // The same document presented with another key: a replay.
+        let (thief, _) = NodeKey::generate().unwrap();
+        let err = register_ec2_instance(&ctx, &request(&doc, &signed(&doc), &thief, NOW), NOW)
+            .await
+            .unwrap_err();
+        assert_eq!(err.code(), "AccessDeniedException");
+        assert!(
+            err.to_string()
+                .contains("already registered with another key"),
+            "{err}"
+        );
+        assert_eq!(
+            fleet.nodes.node(INSTANCE).unwrap().public_key,
+            key.public_key_base64()
+        );
+
+        // Once deregistered (an EC2 node may be), the instance registers anew.
+        deregister_managed_instance(&ctx, &json!({"InstanceId": INSTANCE}))
+            .await
+            .unwrap();
+        assert!(fleet.nodes.node(INSTANCE).is_none());
+        register_ec2_instance(&ctx, &request(&doc, &signed(&doc), &thief, NOW), NOW)
+            .await
+            .unwrap();
+        assert_eq!(
+            fleet.nodes.node(INSTANCE).unwrap().public_key,
+            thief.public_key_base64()
+        );
+    }
+
+    #[tokio::test]
+    async fn each_bad_registration_is_refused_and_registers_nothing() {
+        let fleet = fleet();
+        let ctx = fleet.context();
+        let (key, _) = NodeKey::generate().unwrap();
+        let doc = document(ACCOUNT, REGION, INSTANCE);
+        let good = signed(&doc);
+        let other_key_signature =
+            include_str!("../instance_identity/test-only-document.other-key.sig");
+        let real_doc = include_str!("../instance_identity/test-only-document.json");
+        let tampered = doc.replace("10.0.0.12", "10.0.0.13");
+        let foreign = document("111122223333", REGION, INSTANCE);
+        let elsewhere = document(ACCOUNT, "eu-west-1", INSTANCE);
+        let cases: Vec<(&str, Value, &str)> = vec![
+            (
+                "signature by another key",
+                request(real_doc, other_key_signature, &key, NOW),
+                "InvalidSignatureException",
+            ),
+            (
+                "tampered document",
+                request(&tampered, &good, &key, NOW),
+                "InvalidSignatureException",
+            ),
+            (
+                "missing signature",
+                request(&doc, "", &key, NOW),
+                "ValidationException",
+            ),
+            (
+                "garbage signature",
+                request(&doc, "not base64!", &key, NOW),
+                "InvalidSignatureException",
+            ),
+            (
+                "account not allowed",
+                request(&foreign, &signed(&foreign), &key, NOW),
+                "AccessDeniedException",
+            ),
+            (
+                "another region",
+                request(&elsewhere, &signed(&elsewhere), &key, NOW),
+                "ValidationException",
+            ),
+            (
+                "stale request",
+                request(&doc, &good, &key, NOW - 3600.0),
+                "InvalidSignatureException",
+            ),
+            (
+                "not JSON",
+                request("{", &signed("{"), &key, NOW),
+                "ValidationException",
+            ),
+        ];
+        for (what, body, code) in cases {
+            let err = register_ec2_instance(&ctx, &body, NOW).await.unwrap_err();
+            assert_eq!(err.code(), code, "{what}: {err}");
+        }
+        // The proof signed by a key other than the one registered.
+        let (other, _) = NodeKey::generate().unwrap();
+        let mut body = request(&doc, &good, &key, NOW);
+        body["PublicKey"] = json!(other.public_key_base64());
+        let err = register_ec2_instance(&ctx, &body, NOW).await.unwrap_err();
+        assert_eq!(err.code(), "InvalidSignatureException");
+        // Too long: refused before anything is read or hashed.
+        let long = "x".repeat(5000);
+        let err = register_ec2_instance(&ctx, &request(&long, &good, &key, NOW), NOW)
+            .await
+            .unwrap_err();
+        assert!(
+            err.to_string().contains("'InstanceIdentityDocument'"),
+            "{err}"
+        );
+        assert!(fleet.nodes.node(INSTANCE).is_none());
+        assert!(fleet.queues.urls().is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_stack_that_cannot_read_its_certificates_says_so() {
+        let fleet = MemoryFleet::default();
+        let (key, _) = NodeKey::generate().unwrap();
+        let doc = document(ACCOUNT, REGION, INSTANCE);
+        let err = register_ec2_instance(
+            &fleet.context(),
+            &request(&doc, &signed(&doc), &key, NOW),
+            NOW,
+        )
+        .await
+        .unwrap_err();
+        assert_eq!(err.code(), "AccessDeniedException");
+        assert!(err.to_string().contains("Ec2IdentityCertificates"), "{err}");
+    }
+
+    #[tokio::test]
+    async fn only_registered_ec2_nodes_among_ec2_ids_can_be_deregistered() {
+        let fleet = fleet();
+        let ctx = fleet.context();
+        let (key, _) = NodeKey::generate().unwrap();
+        let doc = document(ACCOUNT, REGION, INSTANCE);
+        register_ec2_instance(&ctx, &request(&doc, &signed(&doc), &key, NOW), NOW)
+            .await
+            .unwrap();
+        // Another EC2 id: SSM's own refusal, nothing read into it.
+        let err = deregister_managed_instance(&ctx, &json!({"InstanceId": "i-0fedcba9876543210"}))
+            .await
+            .unwrap_err();
+        assert_eq!(err.code(), "ValidationException");
+        assert!(fleet.nodes.node(INSTANCE).is_some());
+    }
+}
