@@ -18,6 +18,7 @@ use hyper_util::rt::TokioExecutor;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use steward_core::channel::{NodeKey, StepUpload, credentials_request_message};
+use steward_core::fleet::ops::ec2_registration_message;
 use steward_core::parameters::references::node_parameters_request_message;
 use steward_core::run_command::operations::upload_urls::upload_urls_request_message;
 use steward_core::secret::Secret;
@@ -387,6 +388,21 @@ pub struct Registration {
     pub name: Option<String>,
 }
 
+/// `Steward.RegisterEc2Instance` without its proof of the key, which
+/// [`Api::register_ec2`] signs.
+#[derive(Debug, Clone)]
+pub struct Ec2Registration {
+    /// The identity document exactly as IMDS served it.
+    pub document: String,
+    /// Its base64 RSA signature exactly as IMDS served it.
+    pub document_signature: String,
+    pub hostname: String,
+    pub platform_name: String,
+    pub platform_version: String,
+    pub agent_version: String,
+    pub ip_address: String,
+}
+
 #[derive(Debug, Clone, Deserialize)]
 #[serde(rename_all = "PascalCase")]
 pub struct Registered {
@@ -511,6 +527,34 @@ impl Api {
 
     pub async fn register(&self, r: &Registration) -> Result<Registered, ApiError> {
         self.call("RegisterManagedInstance", r).await
+    }
+
+    /// Registers an EC2 instance by its identity document, with `key`
+    /// (new, or the one it registered with). `now` is the local clock; the
+    /// proof is signed at the control plane's time (see `signed_call`).
+    pub async fn register_ec2(
+        &self,
+        r: &Ec2Registration,
+        key: &NodeKey,
+        now: i64,
+    ) -> Result<Registered, ApiError> {
+        let public_key = key.public_key_base64();
+        self.signed_call("RegisterEc2Instance", now, |ts| {
+            let sig = key.sign(&ec2_registration_message(ts, &public_key, &r.document));
+            serde_json::json!({
+                "InstanceIdentityDocument": r.document,
+                "InstanceIdentitySignature": r.document_signature,
+                "PublicKey": public_key,
+                "Timestamp": ts,
+                "Signature": B64.encode(sig),
+                "Hostname": r.hostname,
+                "PlatformName": r.platform_name,
+                "PlatformVersion": r.platform_version,
+                "AgentVersion": r.agent_version,
+                "IPAddress": r.ip_address,
+            })
+        })
+        .await
     }
 
     /// A node-signed call: `body` builds the request signed at a timestamp,

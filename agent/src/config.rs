@@ -28,17 +28,33 @@ comment); keys are the long flag names:
     activation-id = ...
     name = web-1
     patch-root = /
+    imds-endpoint = http://169.254.169.254
 
 The SQS endpoint also falls back to AWS_ENDPOINT_URL_SQS, then AWS_ENDPOINT_URL.
+The instance metadata endpoint also falls back to AWS_EC2_METADATA_SERVICE_ENDPOINT.
+
+An EC2 instance registers without an activation, by its instance identity
+(IMDSv2): `register --ec2` or `run --ec2`. Without --ec2 and without an
+activation, an unregistered node asks the instance metadata service and
+registers by its EC2 identity if it answers. Registering again on the same
+instance keeps the node's key (no --force needed); a node whose saved
+identity is another instance's (an image made from a registered instance)
+registers afresh as the instance it is.
+
 RUST_LOG sets the log level: error, warn, info (default), debug or trace. Logs go to standard error.
 
 Exit status:
     0  done (register), or stopped by SIGTERM/SIGINT (run)
-    1  runtime failure: API or queues unreachable, state directory unusable
+    1  runtime failure: API or queues unreachable, state directory unusable,
+       instance metadata failing (or not answering `--ec2`)
     2  bad usage or configuration
-    3  the API refused the activation (InvalidActivation, InvalidActivationId, ...)
-    4  registration state: `run` on an unregistered node without an activation,
-       or `register` on a registered node without --force";
+    3  refused: the API refused the registration (InvalidActivation,
+       InvalidActivationId, InvalidSignatureException, AccessDeniedException, ...),
+       or the instance's metadata service offers IMDSv1 only (enable IMDSv2:
+       aws ec2 modify-instance-metadata-options --instance-id <id>
+       --http-tokens required --http-endpoint enabled)
+    4  registration state: `run` on an unregistered node without an activation
+       and not on EC2, or `register` on a registered node without --force";
 
 #[derive(Debug, Parser)]
 #[command(name = "steward-agent", version, about = "The Steward agent: registers this node, long-polls its queue, runs commands and reports back.", after_help = AFTER_HELP)]
@@ -83,6 +99,9 @@ pub struct Cli {
         value_name = "DIR"
     )]
     pub patch_root: Option<PathBuf>,
+    /// The EC2 instance metadata service [default: http://169.254.169.254].
+    #[arg(long, global = true, env = "STEWARD_IMDS_ENDPOINT", value_name = "URL")]
+    pub imds_endpoint: Option<String>,
     /// Log format on standard error [default: human].
     #[arg(long, global = true, env = "STEWARD_AGENT_LOG_FORMAT", value_enum)]
     pub log_format: Option<LogFormat>,
@@ -98,15 +117,15 @@ pub enum LogFormat {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Register this node with an activation, save its identity, and exit.
+    /// Register this node (with an activation, or by its EC2 identity), save its identity, and exit.
     Register {
         #[command(flatten)]
         activation: ActivationArgs,
-        /// Register again even if this node is registered (a new identity).
+        /// Register again even if this node is registered (a new key).
         #[arg(long)]
         force: bool,
     },
-    /// Run the agent (registering first if needed and an activation is given).
+    /// Run the agent (registering first if needed: with an activation, or by its EC2 identity).
     Run {
         #[command(flatten)]
         activation: ActivationArgs,
@@ -126,6 +145,9 @@ pub struct ActivationArgs {
     /// A name for this node, sent with the registration.
     #[arg(long, env = "STEWARD_AGENT_NAME", value_name = "NAME")]
     pub name: Option<String>,
+    /// Register by this EC2 instance's identity (IMDSv2) instead of an activation.
+    #[arg(long)]
+    pub ec2: bool,
 }
 
 #[derive(Debug, Error)]
@@ -157,6 +179,10 @@ pub struct Settings {
     pub activation_id: Option<String>,
     pub name: Option<String>,
     pub patch_root: PathBuf,
+    /// `--ec2`: register by the EC2 instance identity.
+    pub ec2: bool,
+    /// The instance metadata service (`http://host[:port]`).
+    pub imds_endpoint: String,
 }
 
 const KEYS: &[&str] = &[
@@ -169,6 +195,7 @@ const KEYS: &[&str] = &[
     "activation-id",
     "name",
     "patch-root",
+    "imds-endpoint",
 ];
 
 /// Parses `key = value` lines; `_` and `-` are the same in keys.
@@ -248,6 +275,28 @@ impl Settings {
                 "heartbeat-seconds must be at least 1".into(),
             ));
         }
+        let ec2 = activation.as_ref().is_some_and(|a| a.ec2);
+        let activation_code = from_activation(|a| &a.activation_code, "activation-code");
+        let activation_id = from_activation(|a| &a.activation_id, "activation-id");
+        if ec2 && (activation_code.is_some() || activation_id.is_some()) {
+            return Err(ConfigError::Invalid(
+                "--ec2 registers by the EC2 instance identity and takes no activation: drop --ec2, or the activation (--activation-code/--activation-id, STEWARD_ACTIVATION_CODE/STEWARD_ACTIVATION_ID, or activation-code/activation-id in the config file)".into(),
+            ));
+        }
+        let imds_endpoint = cli
+            .imds_endpoint
+            .clone()
+            .or_else(|| get("imds-endpoint"))
+            .or_else(|| env("AWS_EC2_METADATA_SERVICE_ENDPOINT"))
+            .filter(|s| !s.trim().is_empty())
+            .unwrap_or_else(|| crate::imds::DEFAULT_ENDPOINT.to_string());
+        // Checked only where it is used: a stray variable does not stop `status`.
+        let imds_endpoint = if activation.is_some() {
+            crate::imds::validate_endpoint(&imds_endpoint)
+                .map_err(|e| ConfigError::Invalid(e.to_string()))?
+        } else {
+            imds_endpoint
+        };
         let log_format = match cli.log_format {
             Some(f) => f,
             None => match get("log-format").as_deref() {
@@ -276,14 +325,16 @@ impl Settings {
                 .filter(|s| !s.is_empty()),
             heartbeat_seconds,
             log_format,
-            activation_code: from_activation(|a| &a.activation_code, "activation-code"),
-            activation_id: from_activation(|a| &a.activation_id, "activation-id"),
+            activation_code,
+            activation_id,
             name: from_activation(|a| &a.name, "name"),
             patch_root: cli
                 .patch_root
                 .clone()
                 .or_else(|| get("patch-root").map(PathBuf::from))
                 .unwrap_or_else(|| PathBuf::from("/")),
+            ec2,
+            imds_endpoint,
         })
     }
 }
@@ -331,6 +382,74 @@ mod tests {
         std::fs::write(&file, "patch-root = /srv/fixture\n").unwrap();
         let s = Settings::resolve(&cli(&["--config", f, "run"]), |_| None).unwrap();
         assert_eq!(s.patch_root, PathBuf::from("/srv/fixture"));
+    }
+
+    #[test]
+    fn ec2_with_an_activation_is_a_usage_error() {
+        let e = Settings::resolve(
+            &cli(&[
+                "register",
+                "--ec2",
+                "--activation-code",
+                "c",
+                "--activation-id",
+                "a",
+            ]),
+            |_| None,
+        )
+        .unwrap_err();
+        assert!(matches!(e, ConfigError::Invalid(_)), "{e:?}");
+        assert!(e.to_string().contains("--ec2"), "{e}");
+        // Half an activation, from the config file, is one too.
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("agent.conf");
+        std::fs::write(&file, "activation-id = a\n").unwrap();
+        let f = file.to_str().unwrap();
+        assert!(Settings::resolve(&cli(&["--config", f, "run", "--ec2"]), |_| None).is_err());
+        // Without the activation, --ec2 is a setting like another.
+        let s = Settings::resolve(&cli(&["run", "--ec2"]), |_| None).unwrap();
+        assert!(s.ec2);
+        let s = Settings::resolve(&cli(&["register"]), |_| None).unwrap();
+        assert!(!s.ec2);
+    }
+
+    #[test]
+    fn the_imds_endpoint_comes_from_the_flag_the_file_then_aws_variable() {
+        let aws = |k: &str| {
+            (k == "AWS_EC2_METADATA_SERVICE_ENDPOINT")
+                .then(|| "http://[fd00:ec2::254]/".to_string())
+        };
+        let s = Settings::resolve(&cli(&["register"]), |_| None).unwrap();
+        assert_eq!(s.imds_endpoint, "http://169.254.169.254");
+        let s = Settings::resolve(&cli(&["register"]), aws).unwrap();
+        assert_eq!(s.imds_endpoint, "http://[fd00:ec2::254]");
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("agent.conf");
+        std::fs::write(&file, "imds-endpoint = http://127.0.0.1:1338\n").unwrap();
+        let f = file.to_str().unwrap();
+        let s = Settings::resolve(&cli(&["--config", f, "run"]), aws).unwrap();
+        assert_eq!(s.imds_endpoint, "http://127.0.0.1:1338");
+        let s = Settings::resolve(
+            &cli(&[
+                "--config",
+                f,
+                "run",
+                "--imds-endpoint",
+                "http://127.0.0.1:9/",
+            ]),
+            aws,
+        )
+        .unwrap();
+        assert_eq!(s.imds_endpoint, "http://127.0.0.1:9");
+        // IMDS is plain HTTP: anything else is a configuration error...
+        let e = Settings::resolve(
+            &cli(&["register", "--imds-endpoint", "https://169.254.169.254"]),
+            |_| None,
+        )
+        .unwrap_err();
+        assert!(e.to_string().contains("https://169.254.169.254"), "{e}");
+        // ...where it is used: `status` never asks IMDS.
+        assert!(Settings::resolve(&cli(&["status", "--imds-endpoint", "nope"]), |_| None).is_ok());
     }
 
     #[test]

@@ -11,6 +11,8 @@ use crate::fsutil;
 
 const IDENTITY_FILE: &str = "identity.json";
 const KEY_FILE: &str = "node.key";
+/// What the agent keeps about one node's commands (see `daemon`).
+const NODE_STATE_DIRS: [&str; 3] = ["journal", "spool", "runs"];
 
 #[derive(Debug, Error)]
 pub enum IdentityError {
@@ -77,6 +79,81 @@ impl Identity {
         Ok(Some((identity, key, verifier)))
     }
 
+    /// The node key in `state_dir` and its PKCS#8 bytes, if there is one.
+    pub fn load_key(state_dir: &Path) -> Result<Option<(NodeKey, Vec<u8>)>, IdentityError> {
+        let path = state_dir.join(KEY_FILE);
+        let pkcs8 = match std::fs::read(&path) {
+            Ok(b) => b,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(source) => {
+                return Err(IdentityError::Io {
+                    action: "read",
+                    path,
+                    source,
+                });
+            }
+        };
+        let key = NodeKey::from_pkcs8(&pkcs8).map_err(|e| IdentityError::Damaged {
+            path,
+            reason: e.to_string(),
+        })?;
+        Ok(Some((key, pkcs8)))
+    }
+
+    /// The key for a registration of an unregistered node: the one an
+    /// earlier attempt left (its answer may have been lost after the
+    /// control plane registered that key), else a new one, written before
+    /// it is sent. A node registered by instance identity can only register
+    /// again with the key the control plane has.
+    pub fn pending_key(state_dir: &Path) -> Result<(NodeKey, Vec<u8>), IdentityError> {
+        if let Ok(Some(found)) = Self::load_key(state_dir) {
+            return Ok(found);
+        }
+        let (key, pkcs8) = NodeKey::generate().map_err(|e| IdentityError::Damaged {
+            path: state_dir.join(KEY_FILE),
+            reason: format!("cannot make a node key: {e}"),
+        })?;
+        fsutil::ensure_private_dir(state_dir).map_err(|source| IdentityError::Io {
+            action: "create",
+            path: state_dir.to_path_buf(),
+            source,
+        })?;
+        let path = state_dir.join(KEY_FILE);
+        fsutil::write_atomic(&path, &pkcs8, 0o600).map_err(|source| IdentityError::Io {
+            action: "write",
+            path,
+            source,
+        })?;
+        Ok((key, pkcs8))
+    }
+
+    /// Removes another node's state: its identity first (so that a crash
+    /// midway leaves an unregistered node), then its key, and the journal,
+    /// spool and command files of its commands, which this node must not
+    /// report as its own, and what inventory it sent.
+    pub fn forget(state_dir: &Path) -> Result<(), IdentityError> {
+        let io = |path: PathBuf| {
+            move |source| IdentityError::Io {
+                action: "remove",
+                path,
+                source,
+            }
+        };
+        let ignore_missing = |r: std::io::Result<()>| match r {
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            other => other,
+        };
+        for file in [IDENTITY_FILE, KEY_FILE, crate::inventory::SENT_FILE] {
+            let path = state_dir.join(file);
+            ignore_missing(std::fs::remove_file(&path)).map_err(io(path))?;
+        }
+        for dir in NODE_STATE_DIRS {
+            let path = state_dir.join(dir);
+            ignore_missing(std::fs::remove_dir_all(&path)).map_err(io(path))?;
+        }
+        Ok(())
+    }
+
     /// Writes the key, then the identity (whose presence means "registered"),
     /// each atomically and readable only by the agent's user.
     pub fn save(&self, state_dir: &Path, pkcs8: &[u8]) -> Result<(), IdentityError> {
@@ -133,5 +210,30 @@ mod tests {
             .permissions()
             .mode();
         assert_eq!(mode & 0o777, 0o600);
+    }
+
+    #[test]
+    fn a_pending_key_is_kept_until_forgotten() {
+        let dir = tempfile::tempdir().unwrap();
+        let state = dir.path().join("state");
+        let (first, pkcs8) = Identity::pending_key(&state).unwrap();
+        // Written before it is used, and found again by the next attempt.
+        assert_eq!(std::fs::read(state.join(KEY_FILE)).unwrap(), pkcs8);
+        let (again, _) = Identity::pending_key(&state).unwrap();
+        assert_eq!(again.public_key_base64(), first.public_key_base64());
+        assert!(Identity::load(&state).unwrap().is_none());
+
+        for d in NODE_STATE_DIRS {
+            std::fs::create_dir_all(state.join(d).join("x")).unwrap();
+        }
+        std::fs::write(state.join(IDENTITY_FILE), b"{}").unwrap();
+        std::fs::write(state.join(crate::inventory::SENT_FILE), b"{}").unwrap();
+        Identity::forget(&state).unwrap();
+        let left: Vec<_> = std::fs::read_dir(&state).unwrap().collect();
+        assert!(left.is_empty(), "{left:?}");
+        // Nothing to forget is no error.
+        Identity::forget(&state).unwrap();
+        let (fresh, _) = Identity::pending_key(&state).unwrap();
+        assert_ne!(fresh.public_key_base64(), first.public_key_base64());
     }
 }

@@ -24,7 +24,8 @@
 //! - [`queue`]: the node and ingest queues (SQS, or in memory in tests).
 //! - [`api`]: the control plane's HTTP API client and the output uploads.
 //! - [`credentials`]: SQS credentials from the node's key.
-//! - [`register`]: registration with an activation.
+//! - [`register`]: registration with an activation or by EC2 instance identity.
+//! - [`imds`]: the EC2 instance metadata service (IMDSv2): the identity document.
 //! - [`identity`]: the node's identity and key in the state directory.
 //! - [`config`]: command line, config file and environment.
 //! - [`platform`]: what the node reports about itself.
@@ -45,6 +46,7 @@ mod durability_model;
 pub mod faults;
 pub mod fsutil;
 pub mod identity;
+pub mod imds;
 pub mod inventory;
 pub mod journal;
 pub mod patching;
@@ -57,6 +59,9 @@ pub mod shutdown;
 pub mod spool;
 pub mod start;
 // Shared with the integration tests (tests/cli.rs, tests/sqs.rs).
+#[cfg(test)]
+#[path = "../tests/support/fake_imds.rs"]
+mod fake_imds;
 #[cfg(test)]
 #[path = "../tests/support/wait.rs"]
 mod wait;

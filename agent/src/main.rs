@@ -89,20 +89,7 @@ async fn dispatch(command: Command, settings: Settings) -> Result<(), Fail> {
     match command {
         Command::Status => status(&settings),
         Command::Register { force, .. } => {
-            if !force && let Some((id, _, _)) = start::load_identity(&settings)? {
-                return Err(fail(
-                    4,
-                    format!(
-                        "this node is already registered as {} (state in {}); pass --force to register again",
-                        id.instance_id,
-                        settings.state_dir.display()
-                    ),
-                ));
-            }
-            let activation = start::activation(&settings).ok_or_else(|| {
-                fail(2, "register needs --activation-code and --activation-id (or STEWARD_ACTIVATION_CODE/STEWARD_ACTIVATION_ID)")
-            })?;
-            let identity = start::register_once(&settings, &activation).await?;
+            let identity = start::register(&settings, force).await?;
             println!("{}", identity.instance_id);
             Ok(())
         }

@@ -1,13 +1,15 @@
-//! Registration with an activation: a fresh Ed25519 key, the API's answer,
-//! and the identity written to the state directory.
+//! Registration with an activation (a fresh Ed25519 key) or by EC2 instance
+//! identity (a new key, or the one the instance registered with), the
+//! API's answer, and the identity written to the state directory.
 
 use std::path::Path;
 
 use steward_core::channel::{ChannelError, DownlinkVerifier, NodeKey};
 use thiserror::Error;
 
-use crate::api::{Api, ApiError, Registration};
+use crate::api::{Api, ApiError, Ec2Registration, Registered, Registration};
 use crate::identity::{Identity, IdentityError};
+use crate::imds::InstanceIdentity;
 use crate::platform::Platform;
 
 #[derive(Debug, Error)]
@@ -59,6 +61,39 @@ pub async fn register(
         name: activation.name.clone(),
     };
     let answer = api.register(&request).await?;
+    save(api, state_dir, answer, &pkcs8)
+}
+
+/// Registers an EC2 instance by its identity document with `key` (whose
+/// PKCS#8 bytes are `pkcs8`), and saves the identity; returns it.
+pub async fn register_ec2(
+    api: &Api,
+    state_dir: &Path,
+    instance: &InstanceIdentity,
+    key: &NodeKey,
+    pkcs8: &[u8],
+    platform: &Platform,
+) -> Result<Identity, RegisterError> {
+    let request = Ec2Registration {
+        document: instance.document.clone(),
+        document_signature: instance.signature.clone(),
+        hostname: platform.hostname.clone(),
+        platform_name: platform.name.clone(),
+        platform_version: platform.version.clone(),
+        agent_version: env!("CARGO_PKG_VERSION").into(),
+        ip_address: platform.ip_address.clone(),
+    };
+    let now = steward_core::clock::now_epoch() as i64;
+    let answer = api.register_ec2(&request, key, now).await?;
+    save(api, state_dir, answer, pkcs8)
+}
+
+fn save(
+    api: &Api,
+    state_dir: &Path,
+    answer: Registered,
+    pkcs8: &[u8],
+) -> Result<Identity, RegisterError> {
     // Refuse to save a key that could never verify a command.
     DownlinkVerifier::from_base64(&answer.command_signing_public_key)
         .map_err(RegisterError::SigningKey)?;
@@ -70,6 +105,6 @@ pub async fn register(
         command_signing_public_key: answer.command_signing_public_key,
         api_url: api.url().to_string(),
     };
-    identity.save(state_dir, &pkcs8)?;
+    identity.save(state_dir, pkcs8)?;
     Ok(identity)
 }

@@ -12,7 +12,8 @@ use crate::backoff::Backoff;
 use crate::config::Settings;
 use crate::credentials::NodeCredentialsProvider;
 use crate::daemon::{Agent, AgentParts, PROGRESS_GRACE};
-use crate::identity::Identity;
+use crate::identity::{Identity, IdentityError};
+use crate::imds::{Imds, ImdsError, InstanceIdentity};
 use crate::patching::PatchEnv;
 use crate::platform::Platform;
 use crate::queue::{SqsIngestQueue, SqsNodeQueue, sqs_client};
@@ -29,7 +30,8 @@ pub enum StartError {
     /// The command line or configuration lacks something.
     #[error("{0}")]
     Usage(String),
-    /// The control plane refused the activation.
+    /// The control plane refused the registration, or the host refuses
+    /// what registering needs (IMDSv2).
     #[error("{0}")]
     Refused(String),
     /// The node is not registered (or already is, for `register`).
@@ -67,26 +69,199 @@ fn api(settings: &Settings, remembered: Option<&str>) -> Result<Api, StartError>
     Ok(Api::new(HttpClient::new(), url))
 }
 
-fn register_failure(e: RegisterError) -> StartError {
-    if e.is_refusal() {
-        StartError::Refused(format!(
-            "registration refused: {e}; check the activation code and id, or create a new activation"
-        ))
-    } else {
-        StartError::Failed(format!("registration failed: {e}"))
+/// How a node registers.
+enum Way {
+    Activation(Activation),
+    /// By EC2 instance identity, with this key.
+    Ec2 {
+        instance: InstanceIdentity,
+        key: NodeKey,
+        pkcs8: Vec<u8>,
+    },
+}
+
+impl Way {
+    async fn attempt(
+        &self,
+        api: &Api,
+        settings: &Settings,
+        platform: &Platform,
+    ) -> Result<Identity, RegisterError> {
+        match self {
+            Way::Activation(a) => register::register(api, &settings.state_dir, a, platform).await,
+            Way::Ec2 {
+                instance,
+                key,
+                pkcs8,
+            } => {
+                register::register_ec2(api, &settings.state_dir, instance, key, pkcs8, platform)
+                    .await
+            }
+        }
+    }
+
+    fn failure(&self, e: RegisterError) -> StartError {
+        match self {
+            _ if !e.is_refusal() => StartError::Failed(format!("registration failed: {e}")),
+            Way::Activation(_) => StartError::Refused(format!(
+                "registration refused: {e}; check the activation code and id, or create a new activation"
+            )),
+            Way::Ec2 { .. } => StartError::Refused(format!(
+                "registration by EC2 instance identity refused: {e}"
+            )),
+        }
     }
 }
 
-/// Registers, retrying a transient failure a few times.
-pub async fn register_once(
+/// Whether an instance id is an EC2 instance's (`i-…`) rather than a
+/// managed instance's from an activation (`mi-…`).
+fn is_ec2_instance(instance_id: &str) -> bool {
+    instance_id.starts_with("i-")
+}
+
+/// Whether a node without a (whole) activation registers by EC2 identity:
+/// with `--ec2`, or when no part of an activation is given (half of one is
+/// a mistake to report, not a reason to register otherwise).
+fn asks_ec2(settings: &Settings) -> bool {
+    settings.ec2 || (settings.activation_code.is_none() && settings.activation_id.is_none())
+}
+
+fn imds(settings: &Settings) -> Result<Imds, StartError> {
+    Imds::new(&settings.imds_endpoint).map_err(|e| StartError::Usage(e.to_string()))
+}
+
+fn imds_failure(e: ImdsError) -> StartError {
+    if e.is_refusal() {
+        StartError::Refused(format!("cannot register by EC2 instance identity: {e}"))
+    } else {
+        StartError::Failed(format!("cannot read this instance's identity: {e}"))
+    }
+}
+
+fn already_registered(settings: &Settings, id: &Identity) -> StartError {
+    StartError::Registration(format!(
+        "this node is already registered as {} (state in {}); pass --force to register again",
+        id.instance_id,
+        settings.state_dir.display()
+    ))
+}
+
+fn identity_failure(e: IdentityError) -> StartError {
+    StartError::Failed(e.to_string())
+}
+
+/// Whether to ask IMDS again after `e`. When only probing (no `--ec2`), a
+/// sign that no IMDS is there ends it at once.
+fn retry_imds(e: &ImdsError, probing: bool) -> bool {
+    e.is_transient() && !(probing && e.is_absent())
+}
+
+/// The instance's identity, asked again a few times while IMDS stumbles.
+async fn instance_identity(imds: &Imds, probing: bool) -> Result<InstanceIdentity, ImdsError> {
+    let mut backoff = Backoff::new();
+    let mut attempt = 1;
+    loop {
+        match imds.identity().await {
+            Err(e) if retry_imds(&e, probing) && attempt < REGISTER_ATTEMPTS => {
+                tracing::warn!(attempt, error = %e, "cannot read the instance identity; retrying");
+                tokio::time::sleep(backoff.next_delay()).await;
+                attempt += 1;
+            }
+            other => return other,
+        }
+    }
+}
+
+/// The instance's identity, asked again while IMDS stumbles, until
+/// `shutdown` (then `None`).
+async fn instance_identity_until_done(
+    imds: &Imds,
+    probing: bool,
+    shutdown: &mut Shutdown,
+) -> Result<Option<InstanceIdentity>, ImdsError> {
+    let mut backoff = Backoff::new();
+    loop {
+        match imds.identity().await {
+            Ok(i) => return Ok(Some(i)),
+            Err(e) if retry_imds(&e, probing) => {
+                let delay = backoff.next_delay();
+                tracing::warn!(error = %e, retry_in = delay.as_secs(), "cannot read the instance identity; retrying");
+                if !shutdown.sleep(delay).await {
+                    return Ok(None);
+                }
+            }
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+/// The EC2 registration of `instance`, given what the node saved (`None`
+/// when it is not registered, or `--force` set that aside):
+/// - saved as this very instance: again, with its key (the control plane
+///   knows the instance by that key; this refreshes what it knows);
+/// - saved as another instance (an image made from a registered
+///   instance): that node's state is removed and this one registers afresh;
+/// - not registered: the key an unfinished attempt left, or a new one;
+/// - `--force`: a new key, saved only once the control plane accepts it.
+fn ec2_way(
     settings: &Settings,
-    activation: &Activation,
-) -> Result<Identity, StartError> {
-    let api = api(settings, None)?;
+    saved: Option<&Identity>,
+    force: bool,
+    instance: InstanceIdentity,
+) -> Result<Way, StartError> {
+    if settings.name.is_some() {
+        tracing::warn!(
+            "--name is not sent with a registration by EC2 instance identity: the instance's Name tag names it"
+        );
+    }
+    let this = instance.instance_id();
+    let state = &settings.state_dir;
+    let (key, pkcs8) = match saved {
+        Some(s) if this.as_deref() == Some(s.instance_id.as_str()) => {
+            tracing::info!(
+                instance_id = s.instance_id,
+                "this node is registered as this instance; registering again with its key"
+            );
+            Identity::load_key(state)
+                .map_err(identity_failure)?
+                .ok_or_else(|| {
+                    StartError::Failed(format!(
+                        "the node key in {} is missing; pass --force to register with a new one",
+                        state.display()
+                    ))
+                })?
+        }
+        Some(s) => {
+            let this = this.ok_or_else(|| {
+                StartError::Failed(
+                    "the instance identity document IMDS served has no instanceId".into(),
+                )
+            })?;
+            tracing::info!(
+                saved_instance_id = s.instance_id,
+                instance_id = this,
+                "the saved identity is another instance's (an image made from a registered instance?): registering afresh as this instance, with a new key"
+            );
+            Identity::forget(state).map_err(identity_failure)?;
+            Identity::pending_key(state).map_err(identity_failure)?
+        }
+        None if force => NodeKey::generate()
+            .map_err(|e| StartError::Failed(format!("cannot make a node key: {e}")))?,
+        None => Identity::pending_key(state).map_err(identity_failure)?,
+    };
+    Ok(Way::Ec2 {
+        instance,
+        key,
+        pkcs8,
+    })
+}
+
+/// Registers, retrying a transient failure a few times.
+async fn register_once(settings: &Settings, way: &Way, api: Api) -> Result<Identity, StartError> {
     let platform = Platform::detect();
     let mut backoff = Backoff::new();
     for attempt in 1..=REGISTER_ATTEMPTS {
-        match register::register(&api, &settings.state_dir, activation, &platform).await {
+        match way.attempt(&api, settings, &platform).await {
             Ok(identity) => {
                 tracing::info!(instance_id = identity.instance_id, "registered");
                 return Ok(identity);
@@ -95,7 +270,7 @@ pub async fn register_once(
                 tracing::warn!(attempt, error = %e, "registration failed; retrying");
                 tokio::time::sleep(backoff.next_delay()).await;
             }
-            Err(e) => return Err(register_failure(e)),
+            Err(e) => return Err(way.failure(e)),
         }
     }
     Err(StartError::Failed("registration failed".into()))
@@ -105,14 +280,14 @@ pub async fn register_once(
 /// (then false).
 async fn register_until_done(
     settings: &Settings,
-    activation: &Activation,
+    way: &Way,
+    api: Api,
     shutdown: &mut Shutdown,
 ) -> Result<bool, StartError> {
-    let api = api(settings, None)?;
     let platform = Platform::detect();
     let mut backoff = Backoff::new();
     loop {
-        match register::register(&api, &settings.state_dir, activation, &platform).await {
+        match way.attempt(&api, settings, &platform).await {
             Ok(identity) => {
                 tracing::info!(instance_id = identity.instance_id, "registered");
                 return Ok(true);
@@ -124,7 +299,121 @@ async fn register_until_done(
                     return Ok(false);
                 }
             }
-            Err(e) => return Err(register_failure(e)),
+            Err(e) => return Err(way.failure(e)),
+        }
+    }
+}
+
+/// `steward-agent register`: with an activation; else by EC2 instance
+/// identity (`--ec2`, or when IMDS answers). A node registered by an
+/// activation registers again only with `--force`; one registered as this
+/// EC2 instance registers again with its key.
+pub async fn register(settings: &Settings, force: bool) -> Result<Identity, StartError> {
+    // `--force` sets the saved state aside unread: it may be damaged.
+    let saved = if force {
+        None
+    } else {
+        load_identity(settings)?.map(|(id, _, _)| id)
+    };
+    if let Some(activation) = activation(settings) {
+        if let Some(id) = &saved {
+            return Err(already_registered(settings, id));
+        }
+        return register_once(settings, &Way::Activation(activation), api(settings, None)?).await;
+    }
+    if let Some(id) = &saved
+        && !is_ec2_instance(&id.instance_id)
+    {
+        return Err(already_registered(settings, id));
+    }
+    let no_activation = |why: String| {
+        StartError::Usage(format!(
+            "register needs --activation-code and --activation-id (or STEWARD_ACTIVATION_CODE/STEWARD_ACTIVATION_ID), or --ec2 on an EC2 instance{why}"
+        ))
+    };
+    if !asks_ec2(settings) {
+        return Err(no_activation(String::new()));
+    }
+    let instance = match instance_identity(&imds(settings)?, !settings.ec2).await {
+        Ok(i) => i,
+        Err(e) if !settings.ec2 && e.is_absent() => {
+            return Err(match &saved {
+                Some(id) => already_registered(settings, id),
+                None => no_activation(format!(" ({e})")),
+            });
+        }
+        Err(e) => return Err(imds_failure(e)),
+    };
+    let api = api(settings, saved.as_ref().map(|s| s.api_url.as_str()))?;
+    let way = ec2_way(settings, saved.as_ref(), force, instance)?;
+    register_once(settings, &way, api).await
+}
+
+/// Registers an unregistered node for `run` (false: stopped first).
+async fn register_for_run(
+    settings: &Settings,
+    shutdown: &mut Shutdown,
+) -> Result<bool, StartError> {
+    if let Some(activation) = activation(settings) {
+        let api = api(settings, None)?;
+        return register_until_done(settings, &Way::Activation(activation), api, shutdown).await;
+    }
+    let not_registered = |why: String| {
+        StartError::Registration(format!(
+            "this node is not registered (no identity in {}); run `steward-agent register`, pass --activation-code and --activation-id, or run it on an EC2 instance (--ec2){why}",
+            settings.state_dir.display()
+        ))
+    };
+    if !asks_ec2(settings) {
+        return Err(not_registered(String::new()));
+    }
+    let instance =
+        match instance_identity_until_done(&imds(settings)?, !settings.ec2, shutdown).await {
+            Ok(Some(i)) => i,
+            Ok(None) => return Ok(false),
+            Err(e) if !settings.ec2 && e.is_absent() => {
+                return Err(not_registered(format!(": {e}")));
+            }
+            Err(e) => return Err(imds_failure(e)),
+        };
+    let api = api(settings, None)?;
+    let way = ec2_way(settings, None, false, instance)?;
+    register_until_done(settings, &way, api, shutdown).await
+}
+
+/// For `run` on a node registered as an EC2 instance: is it still that
+/// instance? If IMDS says another (an image made from a registered
+/// instance), registers afresh as this one. When IMDS cannot tell, goes on
+/// as the node saved. False: stopped first.
+async fn recheck_ec2_identity(
+    settings: &Settings,
+    saved: &Identity,
+    shutdown: &mut Shutdown,
+) -> Result<bool, StartError> {
+    let instance = match imds(settings)?.identity().await {
+        Ok(i) => i,
+        Err(e) => {
+            tracing::warn!(
+                instance_id = saved.instance_id,
+                error = %e,
+                "cannot check this instance's identity; going on with the saved one"
+            );
+            return Ok(true);
+        }
+    };
+    match instance.instance_id() {
+        Some(id) if id == saved.instance_id => Ok(true),
+        Some(_) => {
+            let api = api(settings, Some(&saved.api_url))?;
+            let way = ec2_way(settings, Some(saved), false, instance)?;
+            register_until_done(settings, &way, api, shutdown).await
+        }
+        None => {
+            tracing::warn!(
+                instance_id = saved.instance_id,
+                "the instance identity document has no instanceId; going on with the saved identity"
+            );
+            Ok(true)
         }
     }
 }
@@ -132,16 +421,23 @@ async fn register_until_done(
 /// `steward-agent run`: registers if needed, builds the agent over SQS and
 /// runs it until `shutdown`.
 pub async fn run(settings: Settings, mut shutdown: Shutdown) -> Result<(), StartError> {
-    if load_identity(&settings)?.is_none() {
-        let activation = activation(&settings).ok_or_else(|| {
-            StartError::Registration(format!(
-                "this node is not registered (no identity in {}); run `steward-agent register` or pass --activation-code and --activation-id",
-                settings.state_dir.display()
-            ))
-        })?;
-        if !register_until_done(&settings, &activation, &mut shutdown).await? {
-            return Ok(());
+    let registered = match load_identity(&settings)? {
+        None => register_for_run(&settings, &mut shutdown).await?,
+        Some((saved, _, _)) if is_ec2_instance(&saved.instance_id) => {
+            recheck_ec2_identity(&settings, &saved, &mut shutdown).await?
         }
+        Some((saved, _, _)) => {
+            if settings.ec2 {
+                tracing::info!(
+                    instance_id = saved.instance_id,
+                    "this node is registered by an activation; --ec2 changes nothing"
+                );
+            }
+            true
+        }
+    };
+    if !registered {
+        return Ok(());
     }
     let (identity, key, verifier) = load_identity(&settings)?.ok_or_else(|| {
         StartError::Failed("the identity just written cannot be read back".into())
