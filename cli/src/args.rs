@@ -96,9 +96,10 @@ pub struct NodesArgs {
 pub enum NodesCommand {
     /// Deregister a node (DeregisterManagedInstance): it leaves the fleet for
     /// good, with its queue, tags, inventory, compliance and patch state; its
-    /// command history stays. Registering it again takes a new activation.
+    /// command history stays. Registering it again takes a new activation
+    /// (or, for an EC2 node, registering by its identity again).
     Deregister {
-        /// The node's id (mi-…).
+        /// The node's id (mi-…, or i-… for an EC2 node registered by its identity).
         instance_id: String,
     },
 }

@@ -221,10 +221,15 @@ pub async fn deregister(
     if ctx.json {
         render::emit_json(out, &json!({}))?;
     } else {
+        let again = if instance_id.starts_with("i-") {
+            "register its agent again (steward-agent register --ec2)"
+        } else {
+            "register its agent with a new activation"
+        };
         render::emit(
             out,
             &format!(
-                "Node {instance_id} deregistered. Its command history stays; to manage the machine again, register its agent with a new activation."
+                "Node {instance_id} deregistered. Its command history stays; to manage the machine again, {again}."
             ),
         )?;
     }
