@@ -15,6 +15,9 @@ exist and writes:
     .local/stack.env     `export VAR=value` lines for the functions, tests, tools
     .local/stack.json    the same facts as JSON, plus resources and the admin key id
     .local/aws/config    profile `steward` pointing the AWS CLI at the local API
+    .local/ec2-identity/ key.pem and cert.pem: a test RSA key whose certificate
+                         the local stack trusts for EC2 instance identity
+                         documents in place of AWS's (made once)
 
 Local physical names: `steward-<LogicalId>` for tables and queues, the
 template's Name for the bus, `steward-<name>-local` for buckets,
@@ -37,6 +40,7 @@ from __future__ import annotations
 
 import base64
 import configparser
+import datetime
 import json
 import os
 import re
@@ -66,11 +70,18 @@ API_URL = f"http://127.0.0.1:{API_PORT}"
 PREFIX = "steward-"
 
 # Template parameters whose local value differs from the template's default.
-LOCAL_PARAMETERS = {
+# A callable is called only when the template declares the parameter.
+LOCAL_PARAMETERS: dict[str, Any] = {
     "ConnectionLostSeconds": os.environ.get("STEWARD_CONNECTION_LOST_SECONDS", "30"),
     # The local node queues' names since before the default was derived from
     # the stack's name; running stacks and their agents keep them.
     "NodeQueuePrefix": "steward-node-",
+    # No IMDS signs for the local stack: the tests sign identity documents
+    # with a key of their own (tests/imds_fixture.py), whose certificate the
+    # control plane trusts instead of AWS's.
+    "Ec2IdentityCertificates": lambda: ec2_identity_certificate(),
+    # LocalStack's account, whose EC2 instances the tests register.
+    "AllowedAccountIds": "000000000000",
 }
 
 # Every variable of docs/internals.md ("Function environment"). The template's
@@ -109,6 +120,8 @@ REQUIRED_ENV = [
     "STEWARD_PATCH_BASELINES_TABLE",
     "STEWARD_ASSOCIATIONS_TABLE",
     "STEWARD_MAINTENANCE_WINDOWS_TABLE",
+    "STEWARD_ALLOWED_ACCOUNT_IDS",
+    "STEWARD_EC2_IDENTITY_CERTIFICATES",
 ]
 
 # Variables of REQUIRED_ENV whose value may be empty (every other must have one).
@@ -312,7 +325,8 @@ class Provisioner:
         values = {}
         for name, spec in (self.template.get("Parameters") or {}).items():
             if name in LOCAL_PARAMETERS:
-                values[name] = str(LOCAL_PARAMETERS[name])
+                local = LOCAL_PARAMETERS[name]
+                values[name] = str(local() if callable(local) else local)
             elif "Default" in spec:
                 values[name] = str(spec["Default"])
             else:
@@ -849,6 +863,60 @@ def migrate_legacy_key(table: str, users_table: str, user_name: str, key_id: str
             raise
 
 
+# --- EC2 instance identity (tests only) ---------------------------------------------------------
+
+EC2_IDENTITY_DIR = LOCAL / "ec2-identity"
+
+
+def ec2_identity_certificate(directory: Path | None = None) -> str:
+    """The local stack's stand-in for AWS's regional RSA certificate: a
+    self-signed certificate over an RSA-2048 key, both made once under
+    `directory` (key.pem, cert.pem) and reused after. Returns the
+    certificate's PEM on one line (its line breaks as spaces, as AWS's
+    documentation prints it): a template parameter's value, and a line of
+    stack.env, which line-based readers parse."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa
+    from cryptography.x509.oid import NameOID
+
+    directory = directory or EC2_IDENTITY_DIR
+    key_path, cert_path = directory / "key.pem", directory / "cert.pem"
+    if key_path.exists() and cert_path.exists():
+        cert = x509.load_pem_x509_certificate(cert_path.read_bytes())
+        key = serialization.load_pem_private_key(key_path.read_bytes(), password=None)
+        if cert.public_key().public_numbers() != key.public_key().public_numbers():
+            raise ProvisionError(
+                f"{cert_path} is not the certificate of {key_path}; remove both and provision again"
+            )
+        return " ".join(cert_path.read_text().split())
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    name = x509.Name([
+        x509.NameAttribute(NameOID.ORGANIZATION_NAME, "Steward local stack"),
+        x509.NameAttribute(NameOID.COMMON_NAME, "EC2 instance identity (test only)"),
+    ])
+    # Valid from yesterday: a clock a little behind still accepts it.
+    start = datetime.datetime.now(datetime.timezone.utc) - datetime.timedelta(days=1)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(start)
+        # AWS's regional certificates are valid for decades too.
+        .not_valid_after(start + datetime.timedelta(days=3650))
+        .sign(key, hashes.SHA256())
+    )
+    key_pem = key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    ).decode()
+    # The key first: a certificate without its key is not reused.
+    write_private(key_path, key_pem, 0o600)
+    write_private(cert_path, cert.public_bytes(serialization.Encoding.PEM).decode(), 0o644)
+    return " ".join(cert_path.read_text().split())
+
+
 # --- output files -----------------------------------------------------------------------------
 
 
@@ -910,6 +978,11 @@ def provision() -> None:
         }
     )
     lines = ["# Written by infra/provision.py from template.yaml; do not edit.", "# Source it: . .local/stack.env"]
+    # One variable a line: tests/conftest.py and tests/fleet.py read the file
+    # line by line, not through a shell.
+    multiline = [k for k, v in env.items() if "\n" in v or "\r" in v]
+    if multiline:
+        raise ProvisionError(f"stack.env takes one line per variable; these have line breaks: {multiline}")
     lines += [f"export {k}={shell_quote(v)}" for k, v in env.items()]
     write_private(LOCAL / "stack.env", "\n".join(lines) + "\n", 0o644)
 
