@@ -348,7 +348,7 @@ fn redact(url: &str) -> String {
     url.split('?').next().unwrap_or_default().to_string()
 }
 
-fn error_chain(e: &dyn std::error::Error) -> String {
+pub(crate) fn error_chain(e: &dyn std::error::Error) -> String {
     let mut s = e.to_string();
     let mut cur = e.source();
     while let Some(inner) = cur {

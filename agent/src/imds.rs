@@ -5,6 +5,7 @@
 
 use std::time::Duration;
 
+use crate::api::error_chain;
 use bytes::Bytes;
 use http::{Method, Request, StatusCode};
 use http_body_util::{BodyExt, Full, Limited};
@@ -302,17 +303,6 @@ pub fn validate_endpoint(endpoint: &str) -> Result<String, ImdsError> {
         return Err(bad());
     }
     Ok(trimmed.to_string())
-}
-
-fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut s = e.to_string();
-    let mut cur = e.source();
-    while let Some(inner) = cur {
-        s.push_str(": ");
-        s.push_str(&inner.to_string());
-        cur = inner.source();
-    }
-    s
 }
 
 #[cfg(test)]

@@ -113,6 +113,35 @@ pub struct NodeTable {
 }
 
 impl NodeTable {
+    /// What every new node writes in its registration's transaction: the
+    /// node (only if its id is free; the condition of the first of these),
+    /// the associations' node-changed marker (a new node may match
+    /// associations: the tick applies them) and its tags' index rows.
+    fn new_node_writes(&self, node: &Node, now: f64) -> Result<Vec<TransactWriteItem>, SsmError> {
+        let put = Put::builder()
+            .table_name(&self.nodes_table)
+            .set_item(Some(node_to_item(node)))
+            .condition_expression("attribute_not_exists(InstanceId)")
+            .build()
+            .map_err(internal)?;
+        let mut items = vec![
+            TransactWriteItem::builder().put(put).build(),
+            crate::associations::node_changed_put(
+                &self.associations_table,
+                &node.instance_id,
+                now,
+            )?,
+        ];
+        items.extend(tag_index::index_changes(
+            &self.tag_index_table,
+            MANAGED_INSTANCE,
+            &node.instance_id,
+            &TagSet::new(),
+            &node.tags,
+        )?);
+        Ok(items)
+    }
+
     pub fn new(stack: &Stack) -> Self {
         Self {
             client: stack.clients.dynamodb.clone(),
@@ -328,29 +357,8 @@ impl NodeStore for NodeTable {
             .expression_attribute_values(":now", n(now))
             .build()
             .map_err(internal)?;
-        let put = Put::builder()
-            .table_name(&self.nodes_table)
-            .set_item(Some(node_to_item(node)))
-            .condition_expression("attribute_not_exists(InstanceId)")
-            .build()
-            .map_err(internal)?;
-        let mut items = vec![
-            TransactWriteItem::builder().update(take).build(),
-            TransactWriteItem::builder().put(put).build(),
-            // A new node may match associations: the tick applies them.
-            crate::associations::node_changed_put(
-                &self.associations_table,
-                &node.instance_id,
-                now,
-            )?,
-        ];
-        items.extend(tag_index::index_changes(
-            &self.tag_index_table,
-            MANAGED_INSTANCE,
-            &node.instance_id,
-            &TagSet::new(),
-            &node.tags,
-        )?);
+        let mut items = vec![TransactWriteItem::builder().update(take).build()];
+        items.extend(self.new_node_writes(node, now)?);
         // Concurrent registrations on one activation conflict; DynamoDB
         // cancels one with TransactionConflict, and it is retried so that the
         // activation's condition, not the race, decides.
@@ -367,28 +375,7 @@ impl NodeStore for NodeTable {
     }
 
     async fn register_instance(&self, node: &Node, now: f64) -> Result<bool, SsmError> {
-        let put = Put::builder()
-            .table_name(&self.nodes_table)
-            .set_item(Some(node_to_item(node)))
-            .condition_expression("attribute_not_exists(InstanceId)")
-            .build()
-            .map_err(internal)?;
-        let mut items = vec![
-            TransactWriteItem::builder().put(put).build(),
-            // A new node may match associations: the tick applies them.
-            crate::associations::node_changed_put(
-                &self.associations_table,
-                &node.instance_id,
-                now,
-            )?,
-        ];
-        items.extend(tag_index::index_changes(
-            &self.tag_index_table,
-            MANAGED_INSTANCE,
-            &node.instance_id,
-            &TagSet::new(),
-            &node.tags,
-        )?);
+        let items = self.new_node_writes(node, now)?;
         // Two registrations of one instance at once conflict; the one retried
         // then finds the id taken, and the caller compares keys.
         match self.transact(items, REGISTER_ATTEMPTS).await? {
