@@ -61,6 +61,10 @@ pub async fn register(
         name: activation.name.clone(),
     };
     let answer = api.register(&request).await?;
+    // An activation always makes a new node: whatever state a previous
+    // registration left (`register --force`) is another node's, whose
+    // spooled reports and journal this one must not send as its own.
+    Identity::forget(state_dir)?;
     save(api, state_dir, answer, &pkcs8)
 }
 

@@ -247,6 +247,37 @@ fn register_writes_the_identity_once() {
         .arg("--state-dir")
         .arg(&state));
     assert_eq!(out.status.code(), Some(4));
+
+    // With --force: a new node, and the old one's spooled reports and
+    // journal go rather than be sent as the new node's.
+    std::fs::create_dir_all(state.join("spool")).unwrap();
+    std::fs::write(state.join("spool/00000000000000000000.json"), b"{}").unwrap();
+    std::fs::create_dir_all(state.join("journal")).unwrap();
+    let (url, _server) = serve_once(200, registered("mi-0123456789abcdef1"));
+    let out = run(agent()
+        .args([
+            "register",
+            "--force",
+            "--activation-code",
+            "code",
+            "--activation-id",
+            "a-1",
+            "--api-url",
+            &url,
+        ])
+        .arg("--state-dir")
+        .arg(&state));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        "mi-0123456789abcdef1"
+    );
+    assert!(!state.join("spool").exists());
+    assert!(!state.join("journal").exists());
 }
 
 /// What the control plane answers a registration of `instance_id`.
