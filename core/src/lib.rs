@@ -21,6 +21,7 @@
 //! - [`associations`]: State Manager: associations (desired state on the nodes their targets name), their versions, executions, per-node status and Association compliance.
 //! - [`maintenance_windows`]: maintenance windows, their targets and tasks, and their executions in priority order within the window.
 //! - [`schedule`]: SSM's cron, rate and at() expressions, checked as associations and maintenance windows take them, and their next times in a time zone.
+//! - [`sessions`]: Session Manager's channel: frames authenticated per session, the reliable stream over SQS, and forwarded streams' flow control.
 //!
 //! Shared by the areas:
 //! - [`access`]: what an operator's policies allow, checked by every area on what it resolves.
@@ -57,6 +58,7 @@ pub mod patching;
 pub mod run_command;
 pub mod schedule;
 pub mod secret;
+pub mod sessions;
 pub mod tags;
 pub mod targets;
 
