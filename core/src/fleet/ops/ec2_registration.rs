@@ -22,7 +22,7 @@ use crate::fleet::node::{Node, ResourceType};
 use crate::fleet::signed_request::{MAX_CLOCK_SKEW_SECONDS, Refusal};
 use crate::ids;
 
-use super::registration::{RegisterResponse, check_public_key, check_reported};
+use super::registration::{NodeReport, RegisterResponse, check_public_key};
 
 /// IMDS serves a document of a few hundred bytes; this bounds what is hashed
 /// and parsed for an unauthenticated caller.
@@ -39,16 +39,8 @@ pub struct RegisterEc2Request {
     pub timestamp: i64,
     /// The node key's signature over [`ec2_registration_message`].
     pub signature: String,
-    #[serde(default)]
-    pub hostname: String,
-    #[serde(default)]
-    pub platform_name: String,
-    #[serde(default)]
-    pub platform_version: String,
-    #[serde(default)]
-    pub agent_version: String,
-    #[serde(rename = "IPAddress", default)]
-    pub ip_address: String,
+    #[serde(flatten)]
+    pub reported: NodeReport,
 }
 
 /// What the registering node signs with its key: binds the key to this
@@ -107,10 +99,10 @@ pub async fn register_ec2_instance(
             Some(existing) => {
                 let refreshed = Node {
                     last_ping_date_time: now.max(existing.last_ping_date_time),
-                    agent_version: req.agent_version.clone(),
-                    platform_name: req.platform_name.clone(),
-                    platform_version: req.platform_version.clone(),
-                    computer_name: req.hostname.clone(),
+                    agent_version: req.reported.agent_version.clone(),
+                    platform_name: req.reported.platform_name.clone(),
+                    platform_version: req.reported.platform_version.clone(),
+                    computer_name: req.reported.hostname.clone(),
                     ip_address: reported_ip(&req, &doc),
                     ..existing
                 };
@@ -131,11 +123,11 @@ pub async fn register_ec2_instance(
                     iam_role: String::new(),
                     registration_date: now,
                     last_ping_date_time: now,
-                    agent_version: req.agent_version.clone(),
+                    agent_version: req.reported.agent_version.clone(),
                     platform_type: "Linux".into(),
-                    platform_name: req.platform_name.clone(),
-                    platform_version: req.platform_version.clone(),
-                    computer_name: req.hostname.clone(),
+                    platform_name: req.reported.platform_name.clone(),
+                    platform_version: req.reported.platform_version.clone(),
+                    computer_name: req.reported.hostname.clone(),
                     ip_address: reported_ip(&req, &doc),
                     public_key: req.public_key.clone(),
                     queue_url: queue.url.clone(),
@@ -191,23 +183,17 @@ fn check_request(req: &RegisterEc2Request) -> Result<(), SsmError> {
             "1 validation error detected: Value at 'Signature' failed to satisfy constraint: Member must have length less than or equal to 200".into(),
         ));
     }
-    check_reported(
-        &req.hostname,
-        &req.platform_name,
-        &req.platform_version,
-        &req.agent_version,
-        &req.ip_address,
-    )?;
+    req.reported.check()?;
     check_public_key(&req.public_key)
 }
 
 /// The address the agent saw on its interfaces, else the instance's private
 /// address from the document.
 fn reported_ip(req: &RegisterEc2Request, doc: &IdentityDocument) -> String {
-    if req.ip_address.is_empty() {
+    if req.reported.ip_address.is_empty() {
         doc.private_ip.clone().unwrap_or_default()
     } else {
-        req.ip_address.clone()
+        req.reported.ip_address.clone()
     }
 }
 

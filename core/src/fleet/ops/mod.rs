@@ -19,7 +19,7 @@ pub use deregistration::deregister_managed_instance;
 pub use ec2_registration::{RegisterEc2Request, ec2_registration_message, register_ec2_instance};
 pub use heartbeats::{heartbeat, ping_status};
 pub use instance_information::{NodeFilter, describe_instance_information};
-pub use registration::{RegisterRequest, RegisterResponse, register};
+pub use registration::{NodeReport, RegisterRequest, RegisterResponse, register};
 pub use tagging::{add_tags_to_resource, list_tags_for_resource, remove_tags_from_resource};
 
 /// How many extra store pages a filtered listing reads before it answers

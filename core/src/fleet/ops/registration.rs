@@ -20,16 +20,40 @@ pub struct RegisterRequest {
     pub activation_id: String,
     pub activation_code: String,
     pub public_key: String,
-    #[serde(default)]
+    #[serde(flatten)]
+    pub reported: NodeReport,
+}
+
+/// What a registering node says about itself, however it registers.
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct NodeReport {
     pub hostname: String,
-    #[serde(default)]
     pub platform_name: String,
-    #[serde(default)]
     pub platform_version: String,
-    #[serde(default)]
     pub agent_version: String,
-    #[serde(rename = "IPAddress", default)]
+    #[serde(rename = "IPAddress")]
     pub ip_address: String,
+}
+
+impl NodeReport {
+    /// The lengths, checked before any store sees them.
+    pub(super) fn check(&self) -> Result<(), SsmError> {
+        for (field, value, max) in [
+            ("Hostname", &self.hostname, 255),
+            ("PlatformName", &self.platform_name, 128),
+            ("PlatformVersion", &self.platform_version, 128),
+            ("AgentVersion", &self.agent_version, 64),
+            ("IPAddress", &self.ip_address, 64),
+        ] {
+            if value.chars().count() > max {
+                return Err(SsmError::ValidationException(format!(
+                    "1 validation error detected: Value at '{field}' failed to satisfy constraint: Member must have length less than or equal to {max}"
+                )));
+            }
+        }
+        Ok(())
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -55,13 +79,7 @@ pub async fn register(
     if !ids::is_activation_id(&req.activation_id) || req.activation_code.len() > 250 {
         return Err(activation::invalid_activation());
     }
-    check_reported(
-        &req.hostname,
-        &req.platform_name,
-        &req.platform_version,
-        &req.agent_version,
-        &req.ip_address,
-    )?;
+    req.reported.check()?;
     check_public_key(&req.public_key)?;
     let activation = ctx
         .activations
@@ -81,12 +99,12 @@ pub async fn register(
         iam_role: activation.iam_role.clone(),
         registration_date: now,
         last_ping_date_time: now,
-        agent_version: req.agent_version,
+        agent_version: req.reported.agent_version,
         platform_type: "Linux".into(),
-        platform_name: req.platform_name,
-        platform_version: req.platform_version,
-        computer_name: req.hostname,
-        ip_address: req.ip_address,
+        platform_name: req.reported.platform_name,
+        platform_version: req.reported.platform_version,
+        computer_name: req.reported.hostname,
+        ip_address: req.reported.ip_address,
         public_key: req.public_key,
         queue_url: queue.url.clone(),
         queue_arn: queue.arn.clone(),
@@ -106,31 +124,6 @@ pub async fn register(
         region: ctx.queues.region().to_string(),
         command_signing_public_key,
     })
-}
-
-/// The lengths of what a registering node says about itself, checked
-/// before any store sees them.
-pub(super) fn check_reported(
-    hostname: &str,
-    platform_name: &str,
-    platform_version: &str,
-    agent_version: &str,
-    ip_address: &str,
-) -> Result<(), SsmError> {
-    for (field, value, max) in [
-        ("Hostname", hostname, 255),
-        ("PlatformName", platform_name, 128),
-        ("PlatformVersion", platform_version, 128),
-        ("AgentVersion", agent_version, 64),
-        ("IPAddress", ip_address, 64),
-    ] {
-        if value.chars().count() > max {
-            return Err(SsmError::ValidationException(format!(
-                "1 validation error detected: Value at '{field}' failed to satisfy constraint: Member must have length less than or equal to {max}"
-            )));
-        }
-    }
-    Ok(())
 }
 
 /// A node's identity on the uplink: a raw Ed25519 public key.
