@@ -61,15 +61,10 @@ impl Identity {
                 path: path.clone(),
                 reason: e.to_string(),
             })?;
-        let key_path = state_dir.join(KEY_FILE);
-        let pkcs8 = std::fs::read(&key_path).map_err(|source| IdentityError::Io {
+        let (key, _) = Self::load_key(state_dir)?.ok_or_else(|| IdentityError::Io {
             action: "read",
-            path: key_path.clone(),
-            source,
-        })?;
-        let key = NodeKey::from_pkcs8(&pkcs8).map_err(|e| IdentityError::Damaged {
-            path: key_path,
-            reason: e.to_string(),
+            path: state_dir.join(KEY_FILE),
+            source: std::io::ErrorKind::NotFound.into(),
         })?;
         let verifier = DownlinkVerifier::from_base64(&identity.command_signing_public_key)
             .map_err(|e| IdentityError::Damaged {
@@ -106,8 +101,14 @@ impl Identity {
     /// it is sent. A node registered by instance identity can only register
     /// again with the key the control plane has.
     pub fn pending_key(state_dir: &Path) -> Result<(NodeKey, Vec<u8>), IdentityError> {
-        if let Ok(Some(found)) = Self::load_key(state_dir) {
-            return Ok(found);
+        match Self::load_key(state_dir) {
+            Ok(Some(found)) => return Ok(found),
+            Ok(None) => {}
+            // Never registered with it, so nothing can depend on it: replace it.
+            Err(IdentityError::Damaged { path, reason }) => {
+                tracing::warn!(path = %path.display(), %reason, "a damaged pending node key is replaced");
+            }
+            Err(e) => return Err(e),
         }
         let (key, pkcs8) = NodeKey::generate().map_err(|e| IdentityError::Damaged {
             path: state_dir.join(KEY_FILE),
