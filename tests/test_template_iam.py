@@ -550,19 +550,26 @@ def sdk_operations() -> dict[str, set[tuple[str, str]]]:
     return out
 
 
-def sdk_calls() -> dict[str, set[tuple[str, str]]]:
-    """`file:line` -> the SDK operations called there: a `.<operation>()`
-    in aws/src (the test helpers and unit tests left out)."""
-    ops = sdk_operations()
-    calls = {}
+def adapter_lines():
+    """(file, line number, line) of the adapters' code in aws/src: the test
+    helpers (testing.rs) and unit tests left out."""
     for path in sorted((ROOT / "aws" / "src").glob("*.rs")):
         if path.name == "testing.rs":
             continue
         text = path.read_text().split("#[cfg(test)]", 1)[0]
         for n, line in enumerate(text.splitlines(), 1):
-            for m in re.finditer(r"\.([a-z][a-z0-9_]*)\(\)", line):
-                if m.group(1) in ops:
-                    calls[f"{path.name}:{n}"] = ops[m.group(1)]
+            yield path, n, line
+
+
+def sdk_calls() -> dict[str, set[tuple[str, str]]]:
+    """`file:line` -> the SDK operations called there: a `.<operation>()`
+    in aws/src (the test helpers and unit tests left out)."""
+    ops = sdk_operations()
+    calls = {}
+    for path, n, line in adapter_lines():
+        for m in re.finditer(r"\.([a-z][a-z0-9_]*)\(\)", line):
+            if m.group(1) in ops:
+                calls[f"{path.name}:{n}"] = ops[m.group(1)]
     return calls
 
 
@@ -571,13 +578,9 @@ def ec2_calls() -> dict[str, str]:
     EC2 without an SDK client, naming the action in the request's form
     (testing.rs, which sets up instances for the tests, left out)."""
     calls = {}
-    for path in sorted((ROOT / "aws" / "src").glob("*.rs")):
-        if path.name == "testing.rs":
-            continue
-        text = path.read_text().split("#[cfg(test)]", 1)[0]
-        for n, line in enumerate(text.splitlines(), 1):
-            for m in re.finditer(r'append_pair\("Action", "([A-Za-z]+)"\)', line):
-                calls[f"{path.name}:{n}"] = m.group(1)
+    for path, n, line in adapter_lines():
+        for m in re.finditer(r'append_pair\("Action", "([A-Za-z]+)"\)', line):
+            calls[f"{path.name}:{n}"] = m.group(1)
     # The scan finds the call it must (else it proves nothing).
     assert "DescribeTags" in calls.values(), calls
     return calls
