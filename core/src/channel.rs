@@ -109,6 +109,62 @@ pub enum Downlink {
     Run(RunMessage),
     #[serde(rename = "CancelCommand")]
     Cancel(CancelMessage),
+    /// Open a Session Manager session: the agent starts the shell or the
+    /// forwarder and serves the session's channel.
+    StartSession(SessionStart),
+    /// End a session (TerminateSession); the agent closes it and reports it
+    /// Terminated.
+    TerminateSession(SessionTerminate),
+}
+
+/// A session the agent is to serve (docs/internals.md "Session frames").
+/// It carries the session's key, so it is never logged: `Debug` hides it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SessionStart {
+    pub session_id: String,
+    /// The per-session frame key (32 bytes, standard base64).
+    pub key: crate::secret::Secret,
+    /// The queue the agent receives the client's frames from.
+    pub to_agent_queue_url: String,
+    /// The queue the agent sends its frames to.
+    pub to_client_queue_url: String,
+    pub document_name: String,
+    pub kind: SessionKind,
+    /// The user the shell runs as; `None`: the agent's own session user
+    /// (`ssm-user` when the agent runs as root, else the agent's user).
+    #[serde(default)]
+    pub run_as: Option<String>,
+    /// Commands run in the shell before the operator types (shellProfile.linux).
+    #[serde(default)]
+    pub shell_profile: String,
+    /// No data either way for this long ends the session.
+    pub idle_timeout_seconds: u64,
+    /// The session ends this long after it started, whatever happens.
+    pub max_duration_seconds: u64,
+    /// A presigned PUT for the transcript, when the preferences name a bucket.
+    #[serde(default)]
+    pub transcript_put_url: Option<String>,
+}
+
+/// What a session runs on the node.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type")]
+pub enum SessionKind {
+    /// A login shell in a PTY; with `command`, that command in the PTY
+    /// instead (AWS-StartInteractiveCommand), or without a PTY when not
+    /// `interactive` (AWS-StartNonInteractiveCommand).
+    Shell {
+        #[serde(default)]
+        command: Option<String>,
+        interactive: bool,
+    },
+    /// Forwarded TCP connections to `host:port`, seen from the node.
+    PortForward { host: String, port: u16 },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SessionTerminate {
+    pub session_id: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -381,6 +437,27 @@ pub enum Uplink {
     /// The types an inventory gather found changed, sent before the
     /// invocation's final update (split by type when large).
     Inventory(InventoryReport),
+    /// A session's state changed on the node.
+    SessionUpdate(SessionUpdate),
+}
+
+/// A session connected (its shell or forwarder is up) or ended.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SessionUpdate {
+    pub session_id: String,
+    pub state: SessionState,
+    /// Why it ended, for people (never terminal content).
+    #[serde(default)]
+    pub reason: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum SessionState {
+    Connected,
+    /// Ended: exit, idle timeout, max duration, TerminateSession, agent stop.
+    Terminated,
+    /// Could not start (no such user, nothing listening on the port, …).
+    Failed,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -517,6 +594,16 @@ pub fn verify_node_signature(
 /// What a node signs to ask for SQS credentials.
 pub fn credentials_request_message(instance_id: &str, timestamp: i64) -> Vec<u8> {
     format!("{instance_id}\n{timestamp}").into_bytes()
+}
+
+/// What a node signs to ask for credentials to one session's queues. The
+/// label keeps it from ever passing for a node-credentials request.
+pub fn session_credentials_request_message(
+    instance_id: &str,
+    session_id: &str,
+    timestamp: i64,
+) -> Vec<u8> {
+    format!("session-credentials\n{instance_id}\n{session_id}\n{timestamp}").into_bytes()
 }
 
 #[cfg(test)]

@@ -8,6 +8,9 @@ pub enum SsmError {
     InvalidInstanceId(String),
     #[error("{0}")]
     InvalidDocument(String),
+    /// StartSession to a node that is not online.
+    #[error("{0}")]
+    TargetNotConnected(String),
     #[error("{0}")]
     InvalidDocumentVersion(String),
     #[error("{0}")]
@@ -198,6 +201,7 @@ impl SsmError {
         match self {
             InvalidInstanceId(_) => "InvalidInstanceId",
             InvalidDocument(_) => "InvalidDocument",
+            TargetNotConnected(_) => "TargetNotConnected",
             InvalidDocumentVersion(_) => "InvalidDocumentVersion",
             InvalidParameters(_) => "InvalidParameters",
             InvalidTarget(_) => "InvalidTarget",

@@ -1,7 +1,10 @@
 //! Secrets in memory: values that no `Debug` or `Display` prints.
 
-/// A secret value: never printed by `Debug` or `Display`.
-#[derive(Clone, PartialEq, Eq)]
+/// A secret value: never printed by `Debug` or `Display`. It serializes as
+/// the plain string: only where it is meant to travel (a signed message to
+/// its node, an answer to its caller).
+#[derive(Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(transparent)]
 pub struct Secret(String);
 
 impl Secret {

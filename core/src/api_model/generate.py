@@ -49,6 +49,7 @@ GetMaintenanceWindowExecution DescribeMaintenanceWindowExecutionTasks
 GetMaintenanceWindowExecutionTask DescribeMaintenanceWindowExecutionTaskInvocations
 GetMaintenanceWindowExecutionTaskInvocation CancelMaintenanceWindowExecution
 DescribeMaintenanceWindowSchedule DescribeMaintenanceWindowsForTarget
+StartSession ResumeSession TerminateSession DescribeSessions GetConnectionStatus
 """.split())
 
 # Java regular expressions the Rust `regex` crate cannot compile, written the

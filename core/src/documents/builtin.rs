@@ -356,6 +356,7 @@ mod tests {
             let says = match b.document_type {
                 DocumentType::Command => "Steward built-in document (not an AWS document)",
                 DocumentType::Automation => "Steward built-in runbook (not an AWS document)",
+                DocumentType::Session => "Steward built-in session document",
             };
             let content = b.content().unwrap();
             assert!(content.description().starts_with(says), "{}", b.name);
@@ -588,7 +589,7 @@ mod tests {
     fn runbook(b: &BuiltinDocument) -> Runbook {
         match b.content().unwrap() {
             Content::Automation(r) => r,
-            Content::Command(_) => panic!("{} is not a runbook", b.name),
+            Content::Command(_) | Content::Session(_) => panic!("{} is not a runbook", b.name),
         }
     }
 

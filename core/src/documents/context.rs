@@ -341,6 +341,12 @@ pub async fn load_for_run(
                 shown.name
             )));
         }
+        Content::Session(_) => {
+            return Err(SsmError::InvalidDocument(format!(
+                "Document {} is a Session document: start it with StartSession (steward session start), not SendCommand.",
+                shown.name
+            )));
+        }
     };
     Ok(Runnable {
         document,
@@ -381,6 +387,10 @@ pub async fn load_runbook(
         }),
         Content::Command(_) => Err(SsmError::AutomationDefinitionNotFoundException(format!(
             "Document {} is a Command document, not an Automation runbook: run it with SendCommand.",
+            shown.name
+        ))),
+        Content::Session(_) => Err(SsmError::AutomationDefinitionNotFoundException(format!(
+            "Document {} is a Session document, not an Automation runbook: start it with StartSession.",
             shown.name
         ))),
     }

@@ -7,17 +7,20 @@ use super::declared_parameters::ParameterDefinition;
 use super::format::DocumentFormat;
 use crate::automation::Runbook;
 use crate::error::SsmError;
+use crate::sessions::documents::SessionDocument;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum DocumentType {
     Command,
     Automation,
+    /// Session Manager's: SSM-SessionManagerRunShell holds the account's
+    /// preferences (`crate::sessions::documents`).
+    Session,
 }
 
 /// SSM's other document types, which Steward does not store.
-const OTHERS: [&str; 12] = [
+const OTHERS: [&str; 11] = [
     "Policy",
-    "Session",
     "Package",
     "ApplicationConfiguration",
     "ApplicationConfigurationSchema",
@@ -35,6 +38,7 @@ impl DocumentType {
         match self {
             DocumentType::Command => "Command",
             DocumentType::Automation => "Automation",
+            DocumentType::Session => "Session",
         }
     }
 
@@ -43,9 +47,10 @@ impl DocumentType {
         match value {
             None | Some("Command") => Ok(DocumentType::Command),
             Some("Automation") => Ok(DocumentType::Automation),
+            Some("Session") => Ok(DocumentType::Session),
             Some(other) if OTHERS.contains(&other) || other == "QuickSetup" => {
                 Err(SsmError::InvalidDocumentContent(format!(
-                    "DocumentType {other} is not supported: Steward stores Command documents and Automation runbooks. Give DocumentType Command or Automation."
+                    "DocumentType {other} is not supported: Steward stores Command documents, Automation runbooks and Session documents. Give DocumentType Command, Automation or Session."
                 )))
             }
             Some(other) => Err(SsmError::ValidationException(format!(
@@ -57,10 +62,10 @@ impl DocumentType {
     /// A stored head's type; heads written before runbooks existed have
     /// none and are Command documents.
     pub fn stored(value: &str) -> Self {
-        if value == "Automation" {
-            DocumentType::Automation
-        } else {
-            DocumentType::Command
+        match value {
+            "Automation" => DocumentType::Automation,
+            "Session" => DocumentType::Session,
+            _ => DocumentType::Command,
         }
     }
 }
@@ -70,6 +75,7 @@ impl DocumentType {
 pub enum Content {
     Command(Document),
     Automation(Runbook),
+    Session(SessionDocument),
 }
 
 impl Content {
@@ -77,6 +83,7 @@ impl Content {
         match t {
             DocumentType::Command => Document::parse(content, format).map(Content::Command),
             DocumentType::Automation => Runbook::parse(content, format).map(Content::Automation),
+            DocumentType::Session => SessionDocument::parse(content, format).map(Content::Session),
         }
     }
 
@@ -84,6 +91,7 @@ impl Content {
         match self {
             Content::Command(_) => DocumentType::Command,
             Content::Automation(_) => DocumentType::Automation,
+            Content::Session(_) => DocumentType::Session,
         }
     }
 
@@ -91,6 +99,7 @@ impl Content {
         match self {
             Content::Command(d) => &d.description,
             Content::Automation(r) => &r.description,
+            Content::Session(d) => &d.description,
         }
     }
 
@@ -98,6 +107,7 @@ impl Content {
         match self {
             Content::Command(d) => &d.parameters,
             Content::Automation(r) => &r.parameters,
+            Content::Session(d) => &d.parameters,
         }
     }
 
@@ -105,6 +115,7 @@ impl Content {
         match self {
             Content::Command(d) => d.schema_version.as_str(),
             Content::Automation(_) => crate::automation::runbook::SCHEMA_VERSION,
+            Content::Session(_) => "1.0",
         }
     }
 
@@ -113,7 +124,7 @@ impl Content {
     pub fn platform_types(&self) -> Vec<&'static str> {
         match self {
             Content::Command(d) => d.platform_types(),
-            Content::Automation(_) => vec!["Windows", "Linux", "MacOS"],
+            Content::Automation(_) | Content::Session(_) => vec!["Windows", "Linux", "MacOS"],
         }
     }
 }

@@ -32,6 +32,9 @@ pub struct UplinkPorts<'a> {
     pub compliance: ComplianceContext<'a>,
     /// Inventory reports are Inventory's.
     pub inventory: &'a dyn InventoryStore,
+    /// Session reports are Session Manager's; an ended session's queues go.
+    pub sessions: &'a dyn crate::sessions::ports::SessionStore,
+    pub session_queues: &'a dyn crate::sessions::ports::SessionQueues,
 }
 
 /// What happened to a message that did not fail.
@@ -254,6 +257,25 @@ async fn apply(
                 Err(e) => return Err(e),
             }
         }
+        Uplink::SessionUpdate(update) => {
+            use crate::sessions::ingest::{Applied, apply_update};
+            match apply_update(ports.sessions, ports.session_queues, &node_id, &update, now).await?
+            {
+                Applied::Changed(status) => tracing::info!(
+                    %node_id,
+                    session_id = %update.session_id,
+                    status = status.as_str(),
+                    "session state changed"
+                ),
+                Applied::Unchanged => {}
+                Applied::NotOurs => {
+                    return Ok(Outcome::Dropped(format!(
+                        "session {} is not a session of {node_id}",
+                        update.session_id
+                    )));
+                }
+            }
+        }
         Uplink::InvocationUpdate(update) => {
             // Batched by `receive_batch`; alone here only if called so.
             let report = Report { node_id, update };
@@ -293,6 +315,8 @@ mod tests {
         patch_baselines: crate::patching::memory::MemoryPatchBaselines,
         compliance: crate::compliance::memory::MemoryCompliance,
         inventory: crate::inventory::memory::MemoryInventory,
+        sessions: crate::sessions::memory::MemorySessionStore,
+        session_queues: crate::sessions::memory::MemorySessionQueues,
     }
 
     impl World {
@@ -323,6 +347,8 @@ mod tests {
                 patch_baselines: Default::default(),
                 compliance: Default::default(),
                 inventory: Default::default(),
+                sessions: Default::default(),
+                session_queues: Default::default(),
             }
         }
 
@@ -351,6 +377,8 @@ mod tests {
                     scope: &self.scope,
                 },
                 inventory: &self.inventory,
+                sessions: &self.sessions,
+                session_queues: &self.session_queues,
             };
             receive(&ports, body, now).await.unwrap()
         }
