@@ -88,8 +88,9 @@ DISPATCH = {
 # compliance's and inventory's adapters (UplinkPorts) and reaches: nodes
 # (update_item, reads), patch_states, compliance and inventory (put_item,
 # reads), and a release as dispatch makes it (see DISPATCH); node_events
-# (put_events: an agent's refusal of a message).
-INGEST = DISPATCH | {"events:PutEvents"}
+# (put_events: an agent's refusal of a message); sessions (put_item,
+# reads; delete_queue: an ended session's queues).
+INGEST = DISPATCH | {"events:PutEvents", "sqs:DeleteQueue"}
 
 # functions/change-events builds change_events.rs (events.rs: put_events);
 # Lambda reads the streams of commands, invocations, compliance, parameters
@@ -112,7 +113,7 @@ TABLES = {
     "DispatchRole": {"NodesTable", "CommandsTable", "InvocationsTable", "ParametersTable", "PatchBaselinesTable"},
     # Dispatch's (a release), plus what reports update.
     "IngestRole": {"NodesTable", "CommandsTable", "InvocationsTable", "ParametersTable", "PatchBaselinesTable",
-                   "PatchStatesTable", "ComplianceTable", "InventoryTable"},
+                   "PatchStatesTable", "ComplianceTable", "InventoryTable", "SessionsTable"},
     # Their streams only.
     "ChangeEventsRole": {"CommandsTable", "InvocationsTable", "ComplianceTable", "ParametersTable",
                          "AutomationExecutionsTable"},
@@ -364,11 +365,15 @@ def test_queues_each_role_may_touch():
     nodes = node_queue_arns(t)
     assert nodes == f"arn:aws:sqs:{REGION}:{ACCOUNT}:{STACK}_node_*"
     queues = {lid for lid, r in t.resources.items() if r["Type"] == "AWS::SQS::Queue"}
+    # Sessions' queues: the node prefix, `s`, the session's hex (no node id
+    # starts with `s`).
+    sessions = nodes.removesuffix("*") + "s*"
     for role in roles():
         for a, r in t.grants(role):
             if not a.startswith("sqs:"):
                 continue
-            assert r in queues or r == nodes, f"{role}: {a} on {r}"
+            assert r in queues or r == nodes or (r, a, role) == (sessions, "sqs:DeleteQueue", "IngestRole"), \
+                f"{role}: {a} on {r}"
             if a in CONSUME:
                 assert r in OWN_QUEUES[role], f"{role} may {a} on {r}, not its own queue"
             if a == "sqs:SendMessage":
@@ -386,6 +391,8 @@ def test_queues_each_role_may_touch():
     assert {a for a, r in t.grants("ApiRole") if r == nodes} == {
         "sqs:CreateQueue", "sqs:GetQueueAttributes", "sqs:DeleteQueue"
     }
+    # Ingest deletes an ended session's queues, and no node's.
+    assert {a for a, r in t.grants("IngestRole") if r == sessions} == {"sqs:DeleteQueue"}
     # The event sources are the roles' own queues and streams; a stream's
     # records are retried until they are handled (an event is never dropped).
     for lid, r in t.resources.items():

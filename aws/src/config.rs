@@ -78,6 +78,7 @@ pub struct Settings {
     pub associations_table: String,
     /// Maintenance windows, their targets, tasks and executions.
     pub maintenance_windows_table: String,
+    pub sessions_table: String,
     /// The length of a window's hour (Duration, Cutoff) in seconds: 3600
     /// deployed; the local test stack shortens it so that a test can reach
     /// a cutoff (`STEWARD_WINDOW_HOUR_SECONDS`).
@@ -194,6 +195,7 @@ impl Settings {
             patch_baselines_table: var("STEWARD_PATCH_BASELINES_TABLE")?,
             associations_table: var("STEWARD_ASSOCIATIONS_TABLE")?,
             maintenance_windows_table: var("STEWARD_MAINTENANCE_WINDOWS_TABLE")?,
+            sessions_table: var("STEWARD_SESSIONS_TABLE")?,
             window_hour_seconds: number("STEWARD_WINDOW_HOUR_SECONDS", 3600)?,
         })
     }

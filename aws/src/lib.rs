@@ -59,6 +59,9 @@ pub mod patch_states;
 pub mod associations;
 pub mod maintenance_windows;
 
+// Session Manager.
+pub mod sessions;
+
 pub use config::{Clients, Settings};
 
 use std::sync::{Arc, OnceLock};
@@ -95,6 +98,7 @@ struct Adapters {
     patching: OnceLock<patch_baselines::PatchingAdapters>,
     associations: OnceLock<associations::AssociationAdapters>,
     maintenance_windows: OnceLock<maintenance_windows::WindowAdapters>,
+    sessions: OnceLock<sessions::SessionAdapters>,
 }
 
 impl Stack {
@@ -178,6 +182,13 @@ impl Stack {
         self.adapters
             .maintenance_windows
             .get_or_init(|| maintenance_windows::WindowAdapters::new(self))
+    }
+
+    /// Session Manager's sessions, their queues and keys.
+    pub fn sessions(&self) -> &sessions::SessionAdapters {
+        self.adapters
+            .sessions
+            .get_or_init(|| sessions::SessionAdapters::new(self))
     }
 
     /// Nodes' patch states, written by ingest, read by the API.

@@ -54,18 +54,22 @@ impl SqsQueueProvisioner {
     }
 
     async fn arn_of(&self, url: &str) -> Result<String, SsmError> {
-        let resp = self
-            .client
-            .get_queue_attributes()
-            .queue_url(url)
-            .attribute_names(QueueAttributeName::QueueArn)
-            .send()
-            .await
-            .map_err(internal)?;
-        resp.attributes
-            .and_then(|mut a| a.remove(&QueueAttributeName::QueueArn))
-            .ok_or_else(SsmError::internal)
+        queue_arn(&self.client, url).await
     }
+}
+
+/// The ARN of the queue at `url` (its policy's resource).
+pub(crate) async fn queue_arn(client: &Client, url: &str) -> Result<String, SsmError> {
+    let resp = client
+        .get_queue_attributes()
+        .queue_url(url)
+        .attribute_names(QueueAttributeName::QueueArn)
+        .send()
+        .await
+        .map_err(internal)?;
+    resp.attributes
+        .and_then(|mut a| a.remove(&QueueAttributeName::QueueArn))
+        .ok_or_else(SsmError::internal)
 }
 
 #[async_trait::async_trait]

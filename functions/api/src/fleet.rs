@@ -54,6 +54,16 @@ pub async fn handle_agent(stack: &Stack, op: &str, body: &Value) -> Result<Value
             serde_json::to_value(resp).map_err(|_| SsmError::internal())
         }
         "GetNodeCredentials" => ops::node_credentials(&ctx, body, now).await,
+        "GetSessionCredentials" => {
+            steward_core::sessions::ops::agent_credentials::session_credentials(
+                &stack.fleet().nodes,
+                &stack.sessions().store,
+                &stack.fleet().credentials,
+                body,
+                now,
+            )
+            .await
+        }
         "GetNodeParameters" => crate::node_parameters::handle(stack, body, now).await,
         "GetOutputUploadUrls" => {
             use steward_core::run_command::operations::upload_urls as u;
@@ -66,7 +76,7 @@ pub async fn handle_agent(stack: &Stack, op: &str, body: &Value) -> Result<Value
             u::get_output_upload_urls(&ports, body, now).await
         }
         _ => Err(SsmError::InvalidAction(format!(
-            "Steward.{op} is not an agent operation; use RegisterManagedInstance, RegisterEc2Instance, GetNodeCredentials, GetNodeParameters or GetOutputUploadUrls."
+            "Steward.{op} is not an agent operation; use RegisterManagedInstance, RegisterEc2Instance, GetNodeCredentials, GetSessionCredentials, GetNodeParameters or GetOutputUploadUrls."
         ))),
     }
 }

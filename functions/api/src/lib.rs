@@ -19,6 +19,7 @@ pub mod parameters;
 pub mod patch_states;
 pub mod patching;
 pub mod scheduled_runs;
+pub mod sessions;
 
 use bytes::Bytes;
 use serde_json::Value;
@@ -104,6 +105,7 @@ pub async fn call_as(
         Area::Inventory => inventory::handle(stack, principal, op, body).await,
         Area::Associations => associations::handle(stack, principal, op, body).await,
         Area::MaintenanceWindows => maintenance_windows::handle(stack, principal, op, body).await,
+        Area::Sessions => sessions::handle(stack, principal, op, body).await,
     }
 }
 
@@ -121,6 +123,7 @@ enum Area {
     Inventory,
     Associations,
     MaintenanceWindows,
+    Sessions,
 }
 
 /// Every SSM operation Steward serves, and its area; `None` for any other.
@@ -130,6 +133,9 @@ fn area(op: &str, body: &Value) -> Option<Area> {
     }
     if steward_core::maintenance_windows::ops::OPERATIONS.contains(&op) {
         return Some(Area::MaintenanceWindows);
+    }
+    if steward_core::sessions::ops::OPERATIONS.contains(&op) {
+        return Some(Area::Sessions);
     }
     Some(match op {
         "PutParameter"
@@ -294,21 +300,30 @@ mod tests {
         }
     }
 
-    /// What a runbook's API steps may call is what this table serves, and
-    /// SSM's input constraints are kept for exactly those operations.
+    /// What a runbook's API steps may call is what this table serves but
+    /// sessions (a session's token is a secret no step output may hold),
+    /// and SSM's input constraints are kept for exactly what is served.
     #[test]
     fn runbooks_may_call_exactly_the_operations_served() {
         use steward_core::automation::actions::SSM_OPERATIONS;
+        let sessions = steward_core::sessions::ops::OPERATIONS;
         let mut checked = steward_core::api_model::operation_names().unwrap();
         checked.sort();
-        let mut callable: Vec<String> = SSM_OPERATIONS.iter().map(|s| s.to_string()).collect();
-        callable.sort();
-        assert_eq!(checked, callable);
-        for op in SSM_OPERATIONS {
+        let mut served: Vec<String> = SSM_OPERATIONS
+            .iter()
+            .chain(sessions.iter())
+            .map(|s| s.to_string())
+            .collect();
+        served.sort();
+        assert_eq!(checked, served);
+        for op in SSM_OPERATIONS.iter().chain(sessions.iter()) {
             assert!(area(op, &json!({})).is_some(), "{op} is served");
         }
+        for op in sessions {
+            assert!(!SSM_OPERATIONS.contains(&op), "{op} is not for runbooks");
+        }
         for op in [
-            "StartSession",
+            "StartChangeRequestExecution",
             "DescribeInventoryDeletions",
             "DescribeAvailablePatches",
         ] {

@@ -22,6 +22,8 @@ pub async fn handle(stack: &Stack, event: SqsEvent) -> SqsBatchResponse {
         patch_states: &stack.patch_states(),
         compliance: stack.compliance().context(),
         inventory: &stack.inventory().store,
+        sessions: &stack.sessions().store,
+        session_queues: &stack.sessions().queues,
     };
     handle_together(event, |records: Vec<Record>| async move {
         let bodies: Vec<&str> = records.iter().map(|r| r.body.as_str()).collect();
