@@ -17,7 +17,9 @@ use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
-use steward_core::channel::{NodeKey, StepUpload, credentials_request_message};
+use steward_core::channel::{
+    NodeKey, StepUpload, credentials_request_message, session_credentials_request_message,
+};
 use steward_core::fleet::ops::ec2_registration_message;
 use steward_core::parameters::references::node_parameters_request_message;
 use steward_core::run_command::operations::upload_urls::upload_urls_request_message;
@@ -604,6 +606,33 @@ impl Api {
         .await
     }
 
+    /// Credentials limited to one session's two queues
+    /// (`Steward.GetSessionCredentials`), answered like GetNodeCredentials.
+    /// The API answers only for a session of this node. `now` is the local
+    /// clock, as for [`Api::node_credentials`].
+    pub async fn session_credentials(
+        &self,
+        instance_id: &str,
+        session_id: &str,
+        key: &NodeKey,
+        now: i64,
+    ) -> Result<NodeCredentials, ApiError> {
+        self.signed_call("GetSessionCredentials", now, |ts| {
+            let sig = key.sign(&session_credentials_request_message(
+                instance_id,
+                session_id,
+                ts,
+            ));
+            serde_json::json!({
+                "InstanceId": instance_id,
+                "SessionId": session_id,
+                "Timestamp": ts,
+                "Signature": B64.encode(sig),
+            })
+        })
+        .await
+    }
+
     /// Fresh presigned PUT URLs for step `step` of `command_id`'s output
     /// on this node. The API answers only for a command this node is
     /// running (or just ended) with S3 output.
@@ -870,6 +899,67 @@ mod tests {
         );
         assert_eq!(seen.lock().unwrap().len(), 1);
         assert_eq!(api.clock().offset(), 0.0);
+    }
+
+    #[tokio::test]
+    async fn session_credentials_are_asked_for_one_session_signed_by_the_node() {
+        use tokio::io::AsyncWriteExt;
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}/", listener.local_addr().unwrap());
+        let server = tokio::spawn(async move {
+            let (mut conn, _) = listener.accept().await.unwrap();
+            let mut buf = Vec::new();
+            let mut chunk = [0u8; 4096];
+            let (head, request) = loop {
+                let n = conn.read(&mut chunk).await.unwrap();
+                assert!(n > 0, "the request ended early");
+                buf.extend_from_slice(&chunk[..n]);
+                if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n")
+                    && let Ok(v) = serde_json::from_slice::<Value>(&buf[i + 4..])
+                {
+                    break (String::from_utf8_lossy(&buf[..i]).to_lowercase(), v);
+                }
+            };
+            let body = serde_json::json!({
+                "AccessKeyId": "ASIASESSION", "SecretAccessKey": "s",
+                "SessionToken": "t", "Expiration": "2099-01-01T00:00:00Z",
+            })
+            .to_string();
+            let answer = format!(
+                "HTTP/1.1 200 OK\r\ncontent-type: {JSON_11}\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                body.len()
+            );
+            conn.write_all(answer.as_bytes()).await.unwrap();
+            (head, request)
+        });
+        let api = Api::new(HttpClient::new(), &url).with_clock(own_clock());
+        let (key, _) = NodeKey::generate().unwrap();
+        let now = steward_core::clock::now_epoch() as i64;
+        let creds = api
+            .session_credentials("mi-0123456789abcdef0", "alice-0123456789abcdef0", &key, now)
+            .await
+            .unwrap();
+        assert_eq!(creds.access_key_id, "ASIASESSION");
+        assert_eq!(creds.expires_at(), Some(4_070_908_800.0));
+        let (head, request) = server.await.unwrap();
+        assert!(
+            head.contains("x-amz-target: steward.getsessioncredentials"),
+            "{head}"
+        );
+        assert_eq!(request["InstanceId"], "mi-0123456789abcdef0");
+        assert_eq!(request["SessionId"], "alice-0123456789abcdef0");
+        let ts = request["Timestamp"].as_i64().unwrap();
+        assert!((ts - now).abs() <= 1);
+        steward_core::channel::verify_node_signature(
+            &key.public_key_base64(),
+            &session_credentials_request_message(
+                "mi-0123456789abcdef0",
+                "alice-0123456789abcdef0",
+                ts,
+            ),
+            request["Signature"].as_str().unwrap(),
+        )
+        .unwrap();
     }
 
     #[test]

@@ -15,6 +15,8 @@
 //! - [`runner`]: one `aws:runShellScript` step in a real shell.
 //! - [`inventory`]: the native `aws:softwareInventory` plugin (files read, changed types sent).
 //! - [`patching`]: the native `aws:runPatchBaseline` plugin (apt).
+//! - [`session`]: Session Manager: a shell in a real terminal, served over
+//!   the session's queues.
 //! - [`secure_parameters`]: `{{ssm-secure:…}}` values, and the masking of
 //!   everything that leaves the node.
 //! - [`shutdown`]: the one shutdown signal every loop watches.
@@ -55,6 +57,7 @@ pub mod queue;
 pub mod register;
 pub mod runner;
 pub mod secure_parameters;
+pub mod session;
 pub mod shutdown;
 pub mod spool;
 pub mod start;

@@ -294,6 +294,13 @@ pub fn mask_uplink(message: &mut Uplink, secrets: &[Secret]) {
                 m(s);
             }
         }
+        // The agent's own words about a session's end; masked like any
+        // text not about one invocation.
+        Uplink::SessionUpdate(steward_core::channel::SessionUpdate {
+            session_id: _,
+            state: _,
+            reason,
+        }) => m(reason),
         // Package names, versions and the baseline's ids: a patch step
         // takes no parameter a SecureString could be written into.
         Uplink::PatchReport(_) => {}

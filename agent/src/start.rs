@@ -483,6 +483,16 @@ pub async fn run(settings: Settings, mut shutdown: Shutdown) -> Result<(), Start
             settings.state_dir.display()
         ))
     })?;
+    agent.serve_sessions(crate::daemon::SessionSetup {
+        queues: Arc::new(crate::session::SqsSessionQueues::new(
+            api.clone(),
+            identity.instance_id.clone(),
+            Arc::clone(&key),
+            identity.region.clone(),
+            settings.sqs_endpoint.clone(),
+        )),
+        user: None,
+    });
     let every = std::time::Duration::from_secs(settings.heartbeat_seconds);
     agent
         .run(every, shutdown)

@@ -145,6 +145,10 @@ impl<Q: NodeQueue, I: IngestQueue> Agent<Q, I> {
                     );
                 }
             }
+            // Served in its own task: intake goes on at once. Not journaled
+            // beyond the message id: a session does not outlive the agent.
+            Downlink::StartSession(start) => self.start_session(start),
+            Downlink::TerminateSession(t) => self.terminate_session(&t.session_id),
         }
         Ok(())
     }

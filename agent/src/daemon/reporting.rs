@@ -41,7 +41,7 @@ impl<Q: NodeQueue, I: IngestQueue> Agent<Q, I> {
             Uplink::InvocationUpdate(u) => self.held_secrets(&u.command_id),
             Uplink::PatchReport(r) => self.held_secrets(&r.command_id),
             Uplink::Inventory(r) => self.held_secrets(&r.command_id),
-            Uplink::Heartbeat(_) | Uplink::MessageRejected(_) => {
+            Uplink::Heartbeat(_) | Uplink::MessageRejected(_) | Uplink::SessionUpdate(_) => {
                 lock(&self.secrets).values().flatten().cloned().collect()
             }
         };
