@@ -76,6 +76,9 @@ pub enum Command {
     Associations(crate::associations::AssociationsArgs),
     /// Maintenance windows: list, show, the coming executions, past executions.
     Windows(crate::windows::WindowsArgs),
+    /// Session Manager: an interactive shell on a node, no inbound port; list or end sessions.
+    #[command(subcommand)]
+    Session(crate::session::SessionCommand),
     /// Cancel a command (on every node, or only the nodes given).
     Cancel {
         /// The command's id.

@@ -169,7 +169,10 @@ pub fn hint_for_code(code: &str) -> Option<&'static str> {
             "give a schedule SSM takes: cron(min hour day month weekday year), e.g. cron(0 2 ? * * *) (an association at most every 30 minutes, a window every 5 minutes or less often), or rate(30 minutes)"
         }
         "DoesNotExistException" => {
-            "list maintenance windows with `steward windows` (and associations with `steward associations`)"
+            "list sessions with `steward session list` (windows with `steward windows`, associations with `steward associations`)"
+        }
+        "TargetNotConnected" => {
+            "the node's agent is not connected: check it is Online with `steward nodes`, then start the session again"
         }
         "AssociationAlreadyExists" => {
             "an association of this document with these targets exists; see it with `steward associations --document <name>`"

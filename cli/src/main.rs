@@ -16,6 +16,7 @@ mod json;
 mod keys;
 mod render;
 mod run;
+mod session;
 mod windows;
 
 use std::io::IsTerminal;
@@ -128,6 +129,7 @@ async fn dispatch(ctx: &Ctx, command: &Command) -> Result<Exit, CliError> {
         Command::Automation(a) => automation::run(ctx, a).await,
         Command::Associations(a) => associations::run(ctx, a).await,
         Command::Windows(w) => windows::run(ctx, w).await,
+        Command::Session(s) => session::run(ctx, s).await,
         Command::Cancel {
             command_id,
             instance_ids,
