@@ -23,6 +23,8 @@ from fleet import (
     BIN,
     Fleet,
     aws,
+    drain,
+    event_queue,
     key_client,
     localstack_client,
     restricted_key,
@@ -32,6 +34,7 @@ from fleet import (
 )
 
 RUN_SHELL = "SSM-SessionManagerRunShell"
+SESSION_STATE_CHANGE = "Session Manager Session State-change Notification"
 TRANSCRIPTS = Path(os.environ.get("TMPDIR", "/tmp")) / "steward-session-terminals"
 TRANSCRIPTS.mkdir(parents=True, exist_ok=True)
 
@@ -171,6 +174,7 @@ def test_terminate_session_from_another_key_closes_the_client(fleet):
         "session-admin",
     )
     other = key_client("ssm", key_id, secret)
+    sqs, events = event_queue({"source": ["steward.ssm"], "detail-type": [SESSION_STATE_CHANGE]})
     child, session_id = start_terminal(node(fleet))
     try:
         assert other.terminate_session(SessionId=session_id)["SessionId"] == session_id
@@ -179,6 +183,17 @@ def test_terminate_session_from_another_key_closes_the_client(fleet):
     finally:
         child.close(force=True)
     assert wait_ended(ssm, session_id)["Status"] == "Terminated"
+    # Each status change was published on the bus, once (the events' queue
+    # is not ordered).
+    def statuses(seen):
+        mine = [e["detail"] for e in seen if e["detail"]["SessionId"] == session_id]
+        return [d["Status"] for d in mine]
+
+    seen = drain(sqs, events, lambda seen: "Terminated" in statuses(seen), timeout=60)
+    assert sorted(statuses(seen)) == sorted(["Connecting", "Connected", "Terminating", "Terminated"])
+    ended = next(e["detail"] for e in seen
+                 if e["detail"]["SessionId"] == session_id and e["detail"]["Status"] == "Terminated")
+    assert ended["Target"] == node(fleet) and ended["PreviousStatus"] == "Terminating"
     # Ending it again is not an error, as in SSM.
     assert other.terminate_session(SessionId=session_id)["SessionId"] == session_id
 

@@ -93,8 +93,8 @@ DISPATCH = {
 INGEST = DISPATCH | {"events:PutEvents", "sqs:DeleteQueue"}
 
 # functions/change-events builds change_events.rs (events.rs: put_events);
-# Lambda reads the streams of commands, invocations, compliance, parameters
-# and automation executions with its role.
+# Lambda reads the streams of commands, invocations, compliance, parameters,
+# automation executions and sessions with its role.
 CHANGE_EVENTS = {
     "logs:CreateLogStream", "logs:PutLogEvents",
     "dynamodb:DescribeStream", "dynamodb:GetRecords", "dynamodb:GetShardIterator", "dynamodb:ListStreams",
@@ -116,12 +116,12 @@ TABLES = {
                    "PatchStatesTable", "ComplianceTable", "InventoryTable", "SessionsTable"},
     # Their streams only.
     "ChangeEventsRole": {"CommandsTable", "InvocationsTable", "ComplianceTable", "ParametersTable",
-                         "AutomationExecutionsTable"},
+                         "AutomationExecutionsTable", "SessionsTable"},
 }
 # The tables whose streams each role reads (its event sources).
 OWN_STREAMS = {"ApiRole": set(), "DispatchRole": set(), "IngestRole": set(),
                "ChangeEventsRole": {"CommandsTable", "InvocationsTable", "ComplianceTable", "ParametersTable",
-                                    "AutomationExecutionsTable"}}
+                                    "AutomationExecutionsTable", "SessionsTable"}}
 # The KMS keys each role uses: ANY_KEY is any key of the account (SecureString
 # data keys, under an encryption-context condition).
 ANY_KEY = f"arn:aws:kms:{REGION}:{ACCOUNT}:key/*"

@@ -10,6 +10,7 @@ use steward_core::compliance::events::of_compliance_change;
 use steward_core::events::{Event, EventSink};
 use steward_core::parameters::events::of_parameter_change;
 use steward_core::run_command::events::{of_command_change, of_invocation_change};
+use steward_core::sessions::events::of_session_change;
 
 use crate::Stack;
 use crate::commands::command_from_item;
@@ -27,6 +28,7 @@ pub fn streamed_tables(settings: &Settings) -> Vec<String> {
         settings.compliance_table.clone(),
         settings.parameters_table.clone(),
         settings.automation_table.clone(),
+        settings.sessions_table.clone(),
     ]
 }
 
@@ -54,6 +56,7 @@ pub struct ChangeEvents {
     compliance_table: String,
     parameters_table: String,
     automation_table: String,
+    sessions_table: String,
     scope: ArnScope,
 }
 
@@ -66,6 +69,7 @@ impl ChangeEvents {
             compliance_table: stack.settings.compliance_table.clone(),
             parameters_table: stack.settings.parameters_table.clone(),
             automation_table: stack.settings.automation_table.clone(),
+            sessions_table: stack.settings.sessions_table.clone(),
             scope: stack.settings.arn_scope(),
         }
     }
@@ -109,6 +113,9 @@ impl ChangeEvents {
         } else if table == self.compliance_table {
             let (old, new) = images(table, change, crate::compliance::record)?;
             of_compliance_change(old.as_ref(), new.as_ref())
+        } else if table == self.sessions_table {
+            let (old, new) = images(table, change, crate::sessions::session_from_item)?;
+            of_session_change(old.as_ref(), new.as_ref())
         } else {
             None
         }

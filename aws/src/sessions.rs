@@ -60,6 +60,11 @@ fn item(session: &Session) -> Result<Item, SsmError> {
     ]))
 }
 
+/// A session from its item (the change events read the stream's images).
+pub fn session_from_item(item: &Item) -> Result<Session, SsmError> {
+    read(item)
+}
+
 fn read(item: &Item) -> Result<Session, SsmError> {
     serde_json::from_str(&get_s(item, "Record")).map_err(|e| {
         tracing::error!(error = %e, "a session item cannot be read");

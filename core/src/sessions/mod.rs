@@ -15,6 +15,7 @@
 
 pub mod context;
 pub mod documents;
+pub mod events;
 pub mod flow;
 pub mod frames;
 pub mod ingest;
