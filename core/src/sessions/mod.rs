@@ -26,6 +26,7 @@ pub mod peer;
 pub mod ports;
 pub mod pump;
 pub mod stream;
+pub mod sweep;
 pub mod token;
 
 #[cfg(test)]

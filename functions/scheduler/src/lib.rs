@@ -5,7 +5,9 @@
 //! - State Manager associations: runs whose time has come, nodes that newly
 //!   match an association, executions waiting for their command;
 //! - maintenance windows: windows whose time has come, and executions in
-//!   progress (the next priority, the cutoff, the end).
+//!   progress (the next priority, the cutoff, the end);
+//! - sessions no agent will end: never connected, or past their maximum
+//!   duration (`steward_core::sessions::sweep`).
 //!
 //! A tick carries no work of its own: every tick asks the stores what is due
 //! now (one Query per table when nothing is), and each due item is claimed by
@@ -77,7 +79,22 @@ pub async fn tick(stack: &Stack) -> Result<(), SsmError> {
             Err(e)
         }
     };
-    policies.and(associations).and(windows)
+    let sessions = {
+        let s = stack.sessions();
+        match steward_core::sessions::sweep::end_overdue(&s.store, &s.queues, now_epoch()).await {
+            Ok(report) => {
+                if report != Default::default() {
+                    tracing::info!(?report, "overdue sessions ended");
+                }
+                Ok(())
+            }
+            Err(e) => {
+                tracing::error!(error = e.code(), "sessions sweep failed");
+                Err(e)
+            }
+        }
+    };
+    policies.and(associations).and(windows).and(sessions)
 }
 
 async fn parameter_policies(stack: &Stack) -> Result<(), SsmError> {
