@@ -81,7 +81,14 @@ pub async fn tick(stack: &Stack) -> Result<(), SsmError> {
     };
     let sessions = {
         let s = stack.sessions();
-        match steward_core::sessions::sweep::end_overdue(&s.store, &s.queues, now_epoch()).await {
+        let sweep = steward_core::sessions::sweep::end_overdue(
+            &s.store,
+            &s.queues,
+            &stack.fleet().nodes,
+            stack.settings.connection_lost_seconds,
+            now_epoch(),
+        );
+        match sweep.await {
             Ok(report) => {
                 if report != Default::default() {
                     tracing::info!(?report, "overdue sessions ended");
