@@ -6,6 +6,7 @@
 //! two queues, and the terminal talks to the node's agent over those queues
 //! (`steward_core::sessions`: frames, acks and resends; `pump`: the IO loop).
 
+mod forward;
 mod queue;
 mod terminal;
 
@@ -29,7 +30,7 @@ use self::terminal::{Finish, Terminal, interact};
 
 #[derive(Debug, Subcommand)]
 #[command(
-    after_help = "Example:\n  steward session start mi-0123456789abcdef0\n  steward session start mi-0123456789abcdef0 --reason 'disk full on /var'\n  steward session list --state History --target mi-0123456789abcdef0\n  steward session terminate <session-id>"
+    after_help = "Example:\n  steward session start mi-0123456789abcdef0\n  steward session start mi-0123456789abcdef0 --reason 'disk full on /var'\n  steward session forward mi-0123456789abcdef0 --remote-port 5432 --local-port 15432\n  steward session list --state History --target mi-0123456789abcdef0\n  steward session terminate <session-id>"
 )]
 pub enum SessionCommand {
     /// Open an interactive shell on a node (StartSession).
@@ -39,6 +40,13 @@ pub enum SessionCommand {
     /// on SIGTERM, SIGHUP or SIGINT to steward itself (the session is
     /// terminated; exit 1).
     Start(SessionStartArgs),
+    /// Forward a local TCP port to a port on a node, or on a host the node
+    /// reaches (StartSession with AWS-StartPortForwardingSession[ToRemoteHost]).
+    ///
+    /// Listens on 127.0.0.1; every connection to it is one stream of the
+    /// session. Ctrl-C ends the session (exit 0); so does the session's own
+    /// end; SIGTERM or SIGHUP end it with exit 1.
+    Forward(forward::SessionForwardArgs),
     /// List sessions (DescribeSessions): the active ones, or the history.
     List(SessionListArgs),
     /// End a session (TerminateSession) and print its id.
@@ -159,6 +167,7 @@ pub async fn run(ctx: &Ctx, command: &SessionCommand) -> Result<Exit, CliError> 
     let mut out = std::io::stdout();
     match command {
         SessionCommand::Start(args) => start(ctx, args).await,
+        SessionCommand::Forward(args) => forward::forward(ctx, args).await,
         SessionCommand::List(args) => list(ctx, args, &mut out).await,
         SessionCommand::Terminate { session_id } => terminate(ctx, session_id, &mut out).await,
     }
@@ -176,35 +185,22 @@ fn exiting_line(session_id: &str) -> String {
     format!("\r\n\r\nExiting session with sessionId: {session_id}.\r\n")
 }
 
-async fn start(ctx: &Ctx, args: &SessionStartArgs) -> Result<Exit, CliError> {
-    let (session_id, token) = start_session(ctx, args).await?;
-    eprint!("{}", starting_line(&session_id));
-    let connected = token.and_then(|token| {
-        let key = token.session_key().map_err(|e| link_error(e.to_string()))?;
-        let expiration = queue::expiration(&token).map_err(|e| link_error(e.to_string()))?;
-        let link = SessionLink::open(&token, &session_id, queue::sqs_endpoint_from_env())
-            .map_err(|e| link_error(e.to_string()))?;
-        Ok((key, expiration, link))
-    });
-    let (key, expiration, link) = match connected {
-        Ok(c) => c,
-        // The session exists but this client cannot take part: end it
-        // rather than leave it open on the node.
-        Err(e) => return Err(terminate_after(ctx, &session_id, e).await),
-    };
+/// The same, when the terminal was not raw (`session forward`).
+fn exiting_line_plain(session_id: &str) -> String {
+    format!("\nExiting session with sessionId: {session_id}.\n")
+}
 
-    let ends = pump::start(
-        Peer::new(&session_id, Direction::ClientToAgent, key),
-        session_id.clone(),
-        link.receive_queue(),
-        link.send_queue(),
-    );
-    let refresher = tokio::spawn(refresh_credentials(
-        ctx.client.clone(),
-        session_id.clone(),
-        link,
-        expiration,
-    ));
+async fn start(ctx: &Ctx, args: &SessionStartArgs) -> Result<Exit, CliError> {
+    let (session_id, token) = start_session(
+        ctx,
+        &args.target,
+        args.document_name.as_deref(),
+        args.parameter_map(),
+        args.reason.as_deref(),
+    )
+    .await?;
+    eprint!("{}", starting_line(&session_id));
+    let Channel { ends, refresher } = open_channel(ctx, &session_id, token).await?;
     let finished = match Terminal::open() {
         Ok(mut terminal) => {
             let initial = terminal.size();
@@ -262,19 +258,62 @@ fn link_error(detail: String) -> CliError {
     }
 }
 
+/// A started session's channel to the agent, and the task that keeps its
+/// queue credentials fresh (abort it once the channel is done with).
+struct Channel {
+    ends: pump::ChannelEnds,
+    refresher: tokio::task::JoinHandle<()>,
+}
+
+/// Joins the session StartSession answered: the token's queues, the pump
+/// over them, and credential renewal through ResumeSession. A token this
+/// client cannot use ends the session rather than leave it open on the node.
+async fn open_channel(
+    ctx: &Ctx,
+    session_id: &str,
+    token: Result<SessionToken, CliError>,
+) -> Result<Channel, CliError> {
+    let connected = token.and_then(|token| {
+        let key = token.session_key().map_err(|e| link_error(e.to_string()))?;
+        let expiration = queue::expiration(&token).map_err(|e| link_error(e.to_string()))?;
+        let link = SessionLink::open(&token, session_id, queue::sqs_endpoint_from_env())
+            .map_err(|e| link_error(e.to_string()))?;
+        Ok((key, expiration, link))
+    });
+    let (key, expiration, link) = match connected {
+        Ok(c) => c,
+        Err(e) => return Err(terminate_after(ctx, session_id, e).await),
+    };
+    let ends = pump::start(
+        Peer::new(session_id, Direction::ClientToAgent, key),
+        session_id.to_string(),
+        link.receive_queue(),
+        link.send_queue(),
+    );
+    let refresher = tokio::spawn(refresh_credentials(
+        ctx.client.clone(),
+        session_id.to_string(),
+        link,
+        expiration,
+    ));
+    Ok(Channel { ends, refresher })
+}
+
 /// Calls StartSession: the session's id, and its decoded token (or why it
 /// cannot be used).
 async fn start_session(
     ctx: &Ctx,
-    args: &SessionStartArgs,
+    target: &str,
+    document_name: Option<&str>,
+    parameters: BTreeMap<String, Vec<String>>,
+    reason: Option<&str>,
 ) -> Result<(String, Result<SessionToken, CliError>), CliError> {
-    let parameters = args.parameter_map();
     let request = ctx
         .client
         .start_session()
-        .target(&args.target)
-        .set_document_name(args.document_name.clone())
-        .set_reason(args.reason.clone())
+        .target(target)
+        .set_document_name(document_name.map(str::to_string))
+        .set_reason(reason.map(str::to_string))
         .set_parameters(if parameters.is_empty() {
             None
         } else {

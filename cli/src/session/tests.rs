@@ -153,6 +153,7 @@ async fn steward(args: &[&str], json: bool, replies: Vec<Reply>) -> Outcome {
             SessionCommand::List(a) => list(&ctx, a, out).await,
             SessionCommand::Terminate { session_id } => terminate(&ctx, session_id, out).await,
             SessionCommand::Start(a) => start(&ctx, a).await,
+            SessionCommand::Forward(a) => forward::forward(&ctx, a).await,
         }
     })
     .await
