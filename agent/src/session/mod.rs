@@ -6,11 +6,14 @@
 //! - [`pty`]: pseudo-terminals and non-blocking descriptors.
 //! - `serve`: the loop between the process and the channel, and how a
 //!   session ends.
+//! - `forward`: port forwarding, TCP connections from the node multiplexed
+//!   on the channel, ending as a shell session does.
 //!
 //! The frames, acks and resends are `steward_core::sessions`; the loop
 //! around them is `steward_core::sessions::pump`, shared with the client.
 
 pub mod channel;
+mod forward;
 pub mod pty;
 mod serve;
 pub mod shell;
@@ -41,8 +44,6 @@ pub enum SessionError {
     Key,
     #[error("cannot start the session's process: {0}")]
     Spawn(std::io::Error),
-    #[error("port forwarding is not supported by this agent yet")]
-    PortForwardUnsupported,
     #[error("this agent was started without access to session queues")]
     NoQueues,
 }
@@ -84,8 +85,9 @@ pub type Reporter = Arc<dyn Fn(SessionUpdate) + Send + Sync>;
 const CLOSE_WAIT: Duration = Duration::from_secs(2);
 
 /// Serves one session from start to end and reports it: Connected once its
-/// process runs, then exactly one Terminated (or one Failed if it never
-/// started). `stop` ends it from outside.
+/// process runs (port forwarding: once its channel is up), then exactly one
+/// Terminated (or one Failed if it never started). `stop` ends it from
+/// outside.
 pub async fn run(
     start: SessionStart,
     env: SessionEnv,
@@ -117,7 +119,36 @@ pub async fn run(
             return;
         }
     };
-    let process = match spawn(&start, &env) {
+    let limits = serve::Limits {
+        idle: nonzero_seconds(start.idle_timeout_seconds),
+        max: nonzero_seconds(start.max_duration_seconds),
+    };
+    let launch = match &start.kind {
+        SessionKind::PortForward { host, port } => {
+            tracing::info!(
+                session_id,
+                document = start.document_name,
+                host,
+                port,
+                "port forwarding session connected"
+            );
+            // Nothing to start: connections are made as the client opens streams.
+            update(SessionState::Connected, String::new());
+            let reason = forward::serve(&session_id, host, *port, ends, limits, stop).await;
+            tracing::info!(session_id, reason, "session ended");
+            update(SessionState::Terminated, reason);
+            return;
+        }
+        SessionKind::Shell { command: None, .. } => Launch::LoginShell,
+        SessionKind::Shell {
+            command: Some(command),
+            interactive,
+        } => Launch::Command {
+            command: command.clone(),
+            terminal: *interactive,
+        },
+    };
+    let process = match spawn(&start, &env, &launch) {
         Ok(process) => process,
         Err(e) => {
             tracing::warn!(session_id, error = %e, "cannot start the session");
@@ -137,13 +168,9 @@ pub async fn run(
         Some(_) => serve::Transcript::create(&env.state_dir, &session_id).await,
         None => None,
     };
-    let limits = serve::Limits {
-        idle: nonzero_seconds(start.idle_timeout_seconds),
-        max: nonzero_seconds(start.max_duration_seconds),
-    };
-    let profile = match &start.kind {
-        SessionKind::Shell { command: None, .. } => start.shell_profile.as_str(),
-        _ => "",
+    let profile = match launch {
+        Launch::LoginShell => start.shell_profile.as_str(),
+        Launch::Command { .. } => "",
     };
     let (reason, transcript) = serve::serve(
         &session_id,
@@ -184,23 +211,12 @@ async fn open(
     ))
 }
 
-fn spawn(start: &SessionStart, env: &SessionEnv) -> Result<Process, SessionError> {
-    let launch = match &start.kind {
-        SessionKind::PortForward { .. } => return Err(SessionError::PortForwardUnsupported),
-        SessionKind::Shell { command: None, .. } => Launch::LoginShell,
-        SessionKind::Shell {
-            command: Some(command),
-            interactive,
-        } => Launch::Command {
-            command: command.clone(),
-            terminal: *interactive,
-        },
-    };
+fn spawn(start: &SessionStart, env: &SessionEnv, launch: &Launch) -> Result<Process, SessionError> {
     let user = match &env.user {
         Some(user) => user.clone(),
         None => SessionUser::resolve(start.run_as.as_deref())?,
     };
-    Process::spawn(&user, &launch).map_err(SessionError::Spawn)
+    Process::spawn(&user, launch).map_err(SessionError::Spawn)
 }
 
 /// Sends Close and waits (briefly) for the client to acknowledge it.
@@ -216,5 +232,7 @@ async fn close_channel(ends: ChannelEnds, reason: String) {
     }
 }
 
+#[cfg(test)]
+mod forward_tests;
 #[cfg(test)]
 mod tests;

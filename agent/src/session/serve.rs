@@ -38,14 +38,35 @@ pub(super) struct Limits {
 }
 
 /// When data last went either way.
-struct Activity(Mutex<Instant>);
+pub(super) struct Activity(Mutex<Instant>);
 
 impl Activity {
-    fn touch(&self) {
+    pub(super) fn new() -> Self {
+        Self(Mutex::new(Instant::now()))
+    }
+    pub(super) fn touch(&self) {
         *self.0.lock().unwrap_or_else(|p| p.into_inner()) = Instant::now();
     }
     fn last(&self) -> Instant {
         *self.0.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+impl Limits {
+    /// When the session ends for idleness if nothing goes either way before.
+    pub(super) fn idle_at(&self, activity: &Activity) -> Option<Instant> {
+        self.idle.map(|d| activity.last() + d)
+    }
+
+    /// The idle timeout's ending, once nothing went either way for that long.
+    pub(super) fn idle_ending(&self, activity: &Activity) -> Option<Ending> {
+        let idle = self.idle?;
+        (activity.last() + idle <= Instant::now()).then(|| {
+            Ending::close(format!(
+                "idle timeout: no input or output for {} seconds",
+                idle.as_secs()
+            ))
+        })
     }
 }
 
@@ -59,13 +80,13 @@ enum InputEnd {
 
 /// How the session ended, and whether the client is still there to be
 /// told with a Close.
-struct Ending {
-    reason: String,
-    send_close: bool,
+pub(super) struct Ending {
+    pub(super) reason: String,
+    pub(super) send_close: bool,
 }
 
 impl Ending {
-    fn close(reason: impl Into<String>) -> Self {
+    pub(super) fn close(reason: impl Into<String>) -> Self {
         Self {
             reason: reason.into(),
             send_close: true,
@@ -82,7 +103,7 @@ pub(super) async fn stopped(stop: &mut watch::Receiver<Option<StopCause>>) -> St
     }
 }
 
-async fn sleep_until(at: Option<Instant>) {
+pub(super) async fn sleep_until(at: Option<Instant>) {
     match at {
         Some(at) => tokio::time::sleep_until(at).await,
         None => std::future::pending().await,
@@ -106,7 +127,7 @@ pub(super) async fn serve(
         inbound,
         mut task,
     } = ends;
-    let activity = Arc::new(Activity(Mutex::new(Instant::now())));
+    let activity = Arc::new(Activity::new());
     let (first_input, queued_input) = mpsc::unbounded_channel();
     if !shell_profile.is_empty() {
         // As SSM does: the profile is typed into the shell first.
@@ -139,6 +160,22 @@ pub(super) async fn serve(
     .await;
     input.abort();
     process.end().await;
+    finish_channel(session_id, &ending, outbound, task).await;
+    if let Some(t) = transcript.as_mut() {
+        t.finish().await;
+    }
+    (ending.reason, transcript)
+}
+
+/// Ends the channel as `ending` says: sends the client Close (when it is
+/// still there to be told) and waits briefly for its ack, or lets the pump
+/// acknowledge the client's own Close; then stops the pump.
+pub(super) async fn finish_channel(
+    session_id: &str,
+    ending: &Ending,
+    outbound: mpsc::Sender<Body>,
+    mut task: JoinHandle<Result<ChannelEnd, pump::PumpError>>,
+) {
     let close = Body::Close {
         reason: ending.reason.clone(),
     };
@@ -162,10 +199,6 @@ pub(super) async fn serve(
         let _ = tokio::time::timeout(pump::CLOSE_GRACE + CLOSE_WAIT, &mut task).await;
     }
     task.abort();
-    if let Some(t) = transcript.as_mut() {
-        t.finish().await;
-    }
-    (ending.reason, transcript)
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -193,7 +226,7 @@ async fn run_until_end(
                 Err(e) => format!("Exited (status unknown: {e})"),
             });
         }
-        let idle_at = limits.idle.map(|d| activity.last() + d);
+        let idle_at = limits.idle_at(activity);
         tokio::select! {
             read = output.read(&mut buf), if output_open => {
                 let n = match read {
@@ -233,13 +266,8 @@ async fn run_until_end(
                 output_open = false;
             }
             () = sleep_until(idle_at), if idle_at.is_some() => {
-                if let Some(idle) = limits.idle
-                    && activity.last() + idle <= Instant::now()
-                {
-                    return Ending::close(format!(
-                        "idle timeout: no input or output for {} seconds",
-                        idle.as_secs()
-                    ));
+                if let Some(ending) = limits.idle_ending(activity) {
+                    return ending;
                 }
             }
             () = sleep_until(max_at), if max_at.is_some() => return max_reached(limits),
@@ -257,7 +285,7 @@ async fn run_until_end(
     }
 }
 
-fn max_reached(limits: Limits) -> Ending {
+pub(super) fn max_reached(limits: Limits) -> Ending {
     Ending::close(format!(
         "maximum session duration of {} seconds reached",
         limits.max.map(|d| d.as_secs()).unwrap_or_default()
@@ -277,7 +305,7 @@ fn gather(output: &AsyncIo, buf: &mut [u8], mut n: usize) -> Vec<u8> {
 }
 
 /// The pump stopped: how it ended says why.
-async fn channel_gone(
+pub(super) async fn channel_gone(
     session_id: &str,
     task: &mut JoinHandle<Result<ChannelEnd, pump::PumpError>>,
 ) -> Ending {

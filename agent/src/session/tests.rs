@@ -375,19 +375,6 @@ async fn the_shell_exiting_ends_the_session_with_its_status() {
 }
 
 #[tokio::test]
-async fn port_forwarding_fails_with_its_reason() {
-    let mut s = serve_session(start_message(SessionKind::PortForward {
-        host: "localhost".into(),
-        port: 22,
-    }));
-    let reason = s.read_until_close().await;
-    assert_eq!(reason, "port forwarding is not supported by this agent yet");
-    let reports = s.ended().await;
-    assert_eq!(states(&reports), vec![SessionState::Failed]);
-    assert_eq!(reports[0].reason, reason);
-}
-
-#[tokio::test]
 async fn a_stop_before_the_channel_opens_fails_the_session_once() {
     struct Never;
     impl SessionQueueSource for Never {
