@@ -33,7 +33,6 @@ from fleet import (
     wait_for,
 )
 
-RUN_SHELL = "SSM-SessionManagerRunShell"
 SESSION_STATE_CHANGE = "Session Manager Session State-change Notification"
 TRANSCRIPTS = Path(os.environ.get("TMPDIR", "/tmp")) / "steward-session-terminals"
 TRANSCRIPTS.mkdir(parents=True, exist_ok=True)
@@ -51,20 +50,26 @@ def run_shell_content(**inputs):
     })
 
 
+# The shells of these tests start under an account Session document of
+# their own (Standard_Stream: its inputs are the preferences), so that they
+# neither depend on nor change the account's SSM-SessionManagerRunShell.
+SHELL_DOCUMENT = f"e2e-Shell-{uuid.uuid4().hex[:8]}"
+
+
 @pytest.fixture(scope="module")
 def fleet(tmp_path_factory):
     f = Fleet(tmp_path_factory.mktemp("sessions"))
-    f.add("shell1", f.activation("sessions", 1))
-    aws("ssm", "create-document", "--name", RUN_SHELL, "--document-type", "Session",
-        "--content", run_shell_content())
     try:
+        f.add("shell1", f.activation("sessions", 1))
+        aws("ssm", "create-document", "--name", SHELL_DOCUMENT, "--document-type", "Session",
+            "--content", run_shell_content())
         f.wait_online("shell1")
         yield f
     finally:
         try:
             f.stop()
         finally:
-            aws("ssm", "delete-document", "--name", RUN_SHELL)
+            aws("ssm", "delete-document", "--name", SHELL_DOCUMENT, check=False)
 
 
 def node(fleet):
@@ -93,10 +98,11 @@ def aws_profile_endpoint():
     return profile()["endpoint_url"]
 
 
-def start_terminal(target, *extra, rows=24, cols=80):
+def start_terminal(target, *extra, rows=24, cols=80, document=None):
     """`steward session start` in a pseudo-terminal, once its shell answers."""
     child = pexpect.spawn(
-        str(BIN / "steward"), ["session", "start", target, *extra],
+        str(BIN / "steward"),
+        ["session", "start", target, "--document-name", document or SHELL_DOCUMENT, *extra],
         env=cli_env(), dimensions=(rows, cols), encoding="utf-8", timeout=30,
     )
     # What the terminal showed, for a failure's report.
@@ -125,7 +131,7 @@ def test_a_shell_runs_typed_commands_follows_the_window_and_takes_ctrl_c(fleet):
     try:
         active = wait_for("the session connected", lambda: _connected(ssm, session_id))
         assert active["Target"] == node(fleet) and active["Reason"] == "e2e shell"
-        assert ":user/" in active["Owner"] and active["DocumentName"] == RUN_SHELL
+        assert ":user/" in active["Owner"] and active["DocumentName"] == SHELL_DOCUMENT
 
         child.sendline("stty size")
         child.expect(r"24 80")
@@ -247,7 +253,7 @@ def token_of(answer):
 
 def test_forged_and_replayed_frames_are_refused_by_the_agent(fleet, tmp_path):
     ssm = ssm_client()
-    answer = ssm.start_session(Target=node(fleet), Reason="frames on the wire")
+    answer = ssm.start_session(Target=node(fleet), DocumentName=SHELL_DOCUMENT, Reason="frames on the wire")
     session_id, token = answer["SessionId"], token_of(answer)
     assert answer["StreamUrl"] == token["ReceiveQueueUrl"]
     key = base64.b64decode(token["Key"])
@@ -316,7 +322,7 @@ def preferences(fleet):
 def test_an_idle_session_ends_and_its_transcript_is_in_s3(fleet, preferences):
     document, bucket, prefix = preferences
     ssm = ssm_client()
-    child, session_id = start_terminal(node(fleet), "--document-name", document)
+    child, session_id = start_terminal(node(fleet), document=document)
     try:
         child.sendline("echo $SESSION_GREETING transcript-$((40+2))")
         child.expect("hello-from-profile transcript-42")
@@ -351,3 +357,73 @@ def test_describe_and_connection_status_through_the_aws_cli(fleet):
     assert bad.returncode != 0 and "InvalidFilterValue" in bad.stderr
     gone = aws("ssm", "get-connection-status", "--target", "mi-00000000000000001")
     assert gone["Status"] == "notconnected"
+
+
+# --- port forwarding ------------------------------------------------------------------------
+
+@pytest.fixture
+def http_server(tmp_path):
+    """An HTTP server bound to the node's loopback (this host is the node),
+    serving a few random files."""
+    import functools
+    import http.server
+    import random
+    import threading
+
+    files = {}
+    rng = random.Random(18)
+    for i in range(10):
+        data = rng.randbytes(512 * 1024 + i * 7919)
+        (tmp_path / f"f{i}.bin").write_bytes(data)
+        files[f"f{i}.bin"] = hashlib.sha256(data).hexdigest()
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(tmp_path))
+    handler.log_message = lambda *a, **k: None
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield server.server_address[1], files
+    finally:
+        server.shutdown()
+
+
+def test_port_forwarding_serves_ten_parallel_downloads(fleet, http_server):
+    import concurrent.futures
+    import re
+    import signal
+    import subprocess
+    import urllib.request
+
+    port, files = http_server
+    ssm = ssm_client()
+    proc = subprocess.Popen(
+        [str(BIN / "steward"), "session", "forward", node(fleet), "--remote-port", str(port)],
+        env=cli_env(), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+    try:
+        local = session_id = None
+        for line in proc.stderr:
+            if m := re.search(r"Starting session with SessionId: (\S+)", line):
+                session_id = m.group(1)
+            if m := re.search(r"Port (\d+) opened for sessionId", line):
+                local = int(m.group(1))
+                break
+        assert local and session_id, "the forwarder did not say where it listens"
+        wait_for("the session connected", lambda: _connected(ssm, session_id))
+
+        def fetch(name):
+            with urllib.request.urlopen(f"http://127.0.0.1:{local}/{name}", timeout=120) as r:
+                return name, hashlib.sha256(r.read()).hexdigest()
+
+        with concurrent.futures.ThreadPoolExecutor(max_workers=10) as pool:
+            got = dict(pool.map(fetch, sorted(files)))
+        assert got == files
+        active = session_status(ssm, session_id, "Active")
+        assert active["DocumentName"] == "AWS-StartPortForwardingSession"
+    finally:
+        proc.send_signal(signal.SIGINT)
+        try:
+            proc.wait(timeout=30)
+        finally:
+            proc.kill()
+    assert proc.returncode == 0, proc.stderr.read()
+    assert wait_ended(ssm, session_id)["Status"] == "Terminated"
