@@ -1,4 +1,5 @@
-//! SQS credentials from `Steward.GetNodeCredentials`, cached and refreshed
+//! SQS credentials from the API, the node's (`Steward.GetNodeCredentials`)
+//! or one session's (`Steward.GetSessionCredentials`), cached and refreshed
 //! well before they expire.
 
 use std::sync::Arc;
@@ -30,31 +31,86 @@ struct Cached {
     expires_at: f64,
 }
 
-/// Caches node credentials; the SDK asks again when the cached ones reach
-/// their refresh time (we hand the SDK that time as their expiry).
+/// Whose credentials a provider holds: the node's (its own queue and the
+/// ingest queue), or one session's (that session's two queues).
+#[derive(Clone, Debug)]
+enum Scope {
+    Node,
+    Session(String),
+}
+
+impl Scope {
+    fn provider_name(&self) -> &'static str {
+        match self {
+            Scope::Node => "steward-node",
+            Scope::Session(_) => "steward-session",
+        }
+    }
+}
+
+/// Caches SQS credentials from the API; the SDK asks again when the cached
+/// ones reach their refresh time (we hand the SDK that time as their
+/// expiry).
 #[derive(Clone)]
-pub struct NodeCredentialsProvider {
+pub struct QueueCredentialsProvider {
     api: Api,
     instance_id: String,
     key: Arc<NodeKey>,
+    scope: Scope,
     cache: Arc<Mutex<Option<Cached>>>,
 }
 
-impl std::fmt::Debug for NodeCredentialsProvider {
+/// The node's credentials (`Steward.GetNodeCredentials`).
+pub type NodeCredentialsProvider = QueueCredentialsProvider;
+
+impl std::fmt::Debug for QueueCredentialsProvider {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("NodeCredentialsProvider")
+        f.debug_struct("QueueCredentialsProvider")
             .field("instance_id", &self.instance_id)
+            .field("scope", &self.scope)
             .finish_non_exhaustive()
     }
 }
 
-impl NodeCredentialsProvider {
+impl QueueCredentialsProvider {
+    /// The node's own credentials.
     pub fn new(api: Api, instance_id: String, key: Arc<NodeKey>) -> Self {
+        Self::scoped(api, instance_id, key, Scope::Node)
+    }
+
+    /// Credentials for one session's queues (`Steward.GetSessionCredentials`).
+    pub fn for_session(
+        api: Api,
+        instance_id: String,
+        session_id: String,
+        key: Arc<NodeKey>,
+    ) -> Self {
+        Self::scoped(api, instance_id, key, Scope::Session(session_id))
+    }
+
+    fn scoped(api: Api, instance_id: String, key: Arc<NodeKey>, scope: Scope) -> Self {
         Self {
             api,
             instance_id,
             key,
+            scope,
             cache: Arc::new(Mutex::new(None)),
+        }
+    }
+
+    async fn fetch(&self) -> Result<crate::api::NodeCredentials, ApiError> {
+        let now = now_epoch() as i64;
+        match &self.scope {
+            Scope::Node => {
+                self.api
+                    .node_credentials(&self.instance_id, &self.key, now)
+                    .await
+            }
+            Scope::Session(session_id) => {
+                self.api
+                    .session_credentials(&self.instance_id, session_id, &self.key, now)
+                    .await
+            }
         }
     }
 
@@ -67,15 +123,12 @@ impl NodeCredentialsProvider {
         if let Some(c) = cache.as_ref().filter(|c| now < c.refresh_at) {
             return Ok(c.creds.clone());
         }
-        match self
-            .api
-            .node_credentials(&self.instance_id, &self.key, now_epoch() as i64)
-            .await
-        {
+        let name = self.scope.provider_name();
+        match self.fetch().await {
             Ok(answer) => {
                 let expires_at = answer.expires_at().ok_or_else(|| {
                     CredentialsError::provider_error(
-                        "GetNodeCredentials answered an unreadable Expiration",
+                        "the API answered credentials with an unreadable Expiration",
                     )
                 })?;
                 // The answer may have taught the clock: read it again.
@@ -86,9 +139,9 @@ impl NodeCredentialsProvider {
                     answer.secret_access_key,
                     Some(answer.session_token),
                     Some(local_time(refresh - clock.offset())),
-                    "steward-node",
+                    name,
                 );
-                tracing::debug!(refresh_in = refresh - now, "node credentials refreshed");
+                tracing::debug!(scope = ?self.scope, refresh_in = refresh - now, "queue credentials refreshed");
                 *cache = Some(Cached {
                     creds: creds.clone(),
                     refresh_at: refresh,
@@ -99,13 +152,13 @@ impl NodeCredentialsProvider {
             Err(e) => {
                 // Keep using credentials that are still valid while the API is away.
                 if let Some(c) = cache.as_ref().filter(|c| now + 30.0 < c.expires_at) {
-                    tracing::warn!(error = %e, "cannot refresh node credentials; using the current ones");
+                    tracing::warn!(scope = ?self.scope, error = %e, "cannot refresh queue credentials; using the current ones");
                     let retry = Credentials::new(
                         c.creds.access_key_id(),
                         c.creds.secret_access_key(),
                         c.creds.session_token().map(str::to_string),
                         Some(local_time(now + 30.0 - clock.offset())),
-                        "steward-node",
+                        name,
                     );
                     return Ok(retry);
                 }
@@ -116,7 +169,7 @@ impl NodeCredentialsProvider {
                         "this node is no longer registered (it was deregistered): stop the agent, or register the node again with a new activation"
                     );
                 } else {
-                    tracing::warn!(error = %e, "cannot get node credentials");
+                    tracing::warn!(scope = ?self.scope, error = %e, "cannot get queue credentials");
                 }
                 Err(CredentialsError::provider_error(e))
             }
@@ -124,7 +177,7 @@ impl NodeCredentialsProvider {
     }
 }
 
-impl ProvideCredentials for NodeCredentialsProvider {
+impl ProvideCredentials for QueueCredentialsProvider {
     fn provide_credentials<'a>(&'a self) -> future::ProvideCredentials<'a>
     where
         Self: 'a,

@@ -4,20 +4,16 @@
 //! refreshes them like the node's.
 
 use std::sync::Arc;
-use std::time::{Duration, UNIX_EPOCH};
 
-use aws_credential_types::Credentials;
-use aws_credential_types::provider::{self, ProvideCredentials, error::CredentialsError, future};
+use aws_credential_types::provider::ProvideCredentials;
 use aws_sdk_sqs::error::DisplayErrorContext;
 use futures::future::BoxFuture;
 use steward_core::channel::{NodeKey, SessionStart};
-use steward_core::clock::now_epoch;
 use steward_core::sessions::pump::{QueueError, SessionQueue};
-use tokio::sync::Mutex;
 
 use super::SessionError;
 use crate::api::Api;
-use crate::credentials::refresh_at;
+use crate::credentials::QueueCredentialsProvider;
 use crate::queue::sqs_client;
 
 /// A session's queues, as the agent uses them.
@@ -72,7 +68,7 @@ impl SessionQueueSource for SqsSessionQueues {
         start: &'a SessionStart,
     ) -> BoxFuture<'a, Result<SessionQueues, SessionError>> {
         Box::pin(async move {
-            let provider = SessionCredentialsProvider::new(
+            let provider = QueueCredentialsProvider::for_session(
                 self.api.clone(),
                 self.instance_id.clone(),
                 start.session_id.clone(),
@@ -171,121 +167,6 @@ impl SessionQueue for SqsSessionQueue {
             .await
             .map_err(queue_error)?;
         Ok(())
-    }
-}
-
-struct Cached {
-    creds: Credentials,
-    refresh_at: f64,
-    expires_at: f64,
-}
-
-fn local_time(epoch: f64) -> std::time::SystemTime {
-    UNIX_EPOCH + Duration::from_secs_f64(epoch.max(0.0))
-}
-
-/// Caches one session's queue credentials; the SDK asks again when they
-/// reach their refresh time (handed to it as their expiry).
-#[derive(Clone)]
-pub struct SessionCredentialsProvider {
-    api: Api,
-    instance_id: String,
-    session_id: String,
-    key: Arc<NodeKey>,
-    cache: Arc<Mutex<Option<Cached>>>,
-}
-
-impl std::fmt::Debug for SessionCredentialsProvider {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("SessionCredentialsProvider")
-            .field("instance_id", &self.instance_id)
-            .field("session_id", &self.session_id)
-            .finish_non_exhaustive()
-    }
-}
-
-impl SessionCredentialsProvider {
-    pub fn new(api: Api, instance_id: String, session_id: String, key: Arc<NodeKey>) -> Self {
-        Self {
-            api,
-            instance_id,
-            session_id,
-            key,
-            cache: Arc::new(Mutex::new(None)),
-        }
-    }
-
-    async fn load(&self) -> provider::Result {
-        let mut cache = self.cache.lock().await;
-        // The control plane's times (its Expiration), handed to the SDK in
-        // the local clock's terms.
-        let clock = self.api.clock();
-        let now = clock.now();
-        if let Some(c) = cache.as_ref().filter(|c| now < c.refresh_at) {
-            return Ok(c.creds.clone());
-        }
-        let asked = self
-            .api
-            .session_credentials(
-                &self.instance_id,
-                &self.session_id,
-                &self.key,
-                now_epoch() as i64,
-            )
-            .await;
-        match asked {
-            Ok(answer) => {
-                let expires_at = answer.expires_at().ok_or_else(|| {
-                    CredentialsError::provider_error(
-                        "GetSessionCredentials answered an unreadable Expiration",
-                    )
-                })?;
-                let now = clock.now();
-                let refresh = refresh_at(now, expires_at);
-                let creds = Credentials::new(
-                    answer.access_key_id,
-                    answer.secret_access_key,
-                    Some(answer.session_token),
-                    Some(local_time(refresh - clock.offset())),
-                    "steward-session",
-                );
-                tracing::debug!(
-                    session_id = self.session_id,
-                    refresh_in = refresh - now,
-                    "session credentials refreshed"
-                );
-                *cache = Some(Cached {
-                    creds: creds.clone(),
-                    refresh_at: refresh,
-                    expires_at,
-                });
-                Ok(creds)
-            }
-            Err(e) => {
-                // Keep using credentials still valid while the API is away.
-                if let Some(c) = cache.as_ref().filter(|c| now + 30.0 < c.expires_at) {
-                    tracing::warn!(session_id = self.session_id, error = %e, "cannot refresh session credentials; using the current ones");
-                    return Ok(Credentials::new(
-                        c.creds.access_key_id(),
-                        c.creds.secret_access_key(),
-                        c.creds.session_token().map(str::to_string),
-                        Some(local_time(now + 30.0 - clock.offset())),
-                        "steward-session",
-                    ));
-                }
-                tracing::warn!(session_id = self.session_id, error = %e, "cannot get session credentials");
-                Err(CredentialsError::provider_error(e))
-            }
-        }
-    }
-}
-
-impl ProvideCredentials for SessionCredentialsProvider {
-    fn provide_credentials<'a>(&'a self) -> future::ProvideCredentials<'a>
-    where
-        Self: 'a,
-    {
-        future::ProvideCredentials::new(self.load())
     }
 }
 
