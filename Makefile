@@ -1,7 +1,7 @@
 # Steward: the two commands a new user needs, and a few for developers.
 SHELL := /usr/bin/env bash
 
-.PHONY: up down test test-faults install stack provision build bench bench-scale bench-automation bench-patching bench-scheduler lint
+.PHONY: up down test test-faults install stack provision build bench bench-scale bench-automation bench-patching bench-scheduler bench-sessions lint
 
 up: ## Install what is missing, build, start the local stack and control plane, register three agents, run a command.
 	@bash infra/up.sh
@@ -41,3 +41,6 @@ bench-patching: ## Patch Manager on a Debian test node: the agent's peak RSS and
 
 bench-scheduler: ## Scheduler: lateness p50/p99 of 100 associations due in the same minute; AWS requests per idle tick as the tables are and with 1,000 associations and 100 windows defined (release control plane; needs make up; BENCH_ARGS=--idle-only or --lateness-only for one part).
 	@bash bench/scheduler.sh $(BENCH_ARGS)
+
+bench-sessions: ## Session Manager: keystroke-to-echo p50/p99, port-forwarding MB/s, AWS requests per minute of an idle and a busy session and of one whole session, cost per session-hour (release binaries where fresh; needs make up).
+	@bash bench/sessions.sh $(BENCH_ARGS)
