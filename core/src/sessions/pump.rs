@@ -82,6 +82,11 @@ pub struct ChannelEnds {
 pub const LONG_POLL_SECONDS: i32 = 20;
 /// How long after pushing Close this end waits for its ack.
 pub const CLOSE_GRACE: Duration = Duration::from_secs(3);
+/// At most one message per this interval from one end: the first frame
+/// after a quiet spell goes at once (a keystroke's echo is not delayed),
+/// while a busy stream's frames gather into batches instead of one SQS
+/// message (and its delete and receive) per terminal write.
+pub const SEND_PACE: Duration = Duration::from_millis(50);
 /// A queue failing without a break for this long ends the channel.
 pub const QUEUE_GIVE_UP: Duration = Duration::from_secs(60);
 /// Bodies the caller may queue before `outbound.send` waits, and bodies
@@ -288,8 +293,13 @@ async fn send_loop(
     // Set once this end pushed Close: when to stop waiting for its ack.
     let mut closing: Option<Instant> = None;
     let mut abandoned = false;
+    // The earliest the next message may go (see SEND_PACE).
+    let mut next_send_at: Option<Instant> = None;
     loop {
-        send_due(&shared, &*queue).await?;
+        let paced = next_send_at.is_some_and(|t| Instant::now() < t);
+        if !paced && send_due(&shared, &*queue).await? {
+            next_send_at = Some(Instant::now() + SEND_PACE);
+        }
         let (all_acked, can_send, resend_at) = {
             let peer = shared.peer();
             (peer.all_acked(), peer.can_send(), peer.next_resend_at())
@@ -323,6 +333,7 @@ async fn send_loop(
             },
             () = shared.wake.notified() => {}
             () = sleep_until(resend_at), if resend_at.is_some() => {}
+            () = sleep_until(next_send_at), if paced => {}
             () = sleep_until(closing), if closing.is_some() => return Ok(ChannelEnd::Closed),
             ended = &mut receiving.0 => {
                 return match ended {
@@ -356,7 +367,8 @@ fn push(shared: &Shared, body: Body) -> Result<bool, PumpError> {
     Ok(close)
 }
 
-async fn send_due(shared: &Shared, queue: &dyn SessionQueue) -> Result<(), PumpError> {
+/// Sends what is due; whether anything went.
+async fn send_due(shared: &Shared, queue: &dyn SessionQueue) -> Result<bool, PumpError> {
     let bodies = {
         let now = shared.now_ms();
         shared
@@ -364,6 +376,7 @@ async fn send_due(shared: &Shared, queue: &dyn SessionQueue) -> Result<(), PumpE
             .outgoing(now)
             .map_err(|e| shared.protocol(e))?
     };
+    let sent = !bodies.is_empty();
     for body in bodies {
         let mut retry = Retry::new();
         loop {
@@ -373,7 +386,7 @@ async fn send_due(shared: &Shared, queue: &dyn SessionQueue) -> Result<(), PumpE
             }
         }
     }
-    Ok(())
+    Ok(sent)
 }
 
 /// A queue in memory with SQS's receive semantics that matter here: long
@@ -636,6 +649,41 @@ mod tests {
         // Everything received was deleted.
         assert_eq!(p.to_agent.in_flight(), 0);
         assert_eq!(p.to_client.in_flight(), 0);
+    }
+
+    #[tokio::test]
+    async fn a_busy_stream_is_batched_and_a_lone_write_goes_at_once() {
+        let mut p = pair();
+        // A lone write after a quiet spell goes in a message of its own,
+        // without waiting for the pace.
+        p.agent
+            .outbound
+            .send(Body::Data(b"$ ".to_vec()))
+            .await
+            .unwrap();
+        assert_eq!(
+            next(&mut p.client.inbound).await,
+            Body::Data(b"$ ".to_vec())
+        );
+        tokio::time::sleep(SEND_PACE * 2).await;
+        let before = p.to_client.sent();
+        // Two hundred small writes, one every 2 ms (a shell printing).
+        let writes = 200u8;
+        for i in 0..writes {
+            p.agent.outbound.send(Body::Data(vec![i])).await.unwrap();
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+        for i in 0..writes {
+            assert_eq!(next(&mut p.client.inbound).await, Body::Data(vec![i]));
+        }
+        // Gathered into batches: far fewer messages than writes (at one per
+        // pace, about one for every 25 writes; acks from the client are
+        // in the other queue).
+        let messages = p.to_client.sent() - before;
+        assert!(
+            messages < usize::from(writes) / 4,
+            "{messages} messages for {writes} writes"
+        );
     }
 
     #[tokio::test]
