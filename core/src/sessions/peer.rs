@@ -57,6 +57,11 @@ impl Peer {
         Ok(bodies)
     }
 
+    /// Whether frames other than an ack are due now (new, or to resend).
+    pub fn has_frames_due(&self, now_ms: u64) -> bool {
+        self.sender.has_due(now_ms)
+    }
+
     /// When something falls due for resending (`None`: nothing in flight).
     pub fn next_resend_at(&self) -> Option<u64> {
         self.sender.next_resend_at()

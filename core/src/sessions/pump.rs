@@ -367,16 +367,17 @@ fn push(shared: &Shared, body: Body) -> Result<bool, PumpError> {
     Ok(close)
 }
 
-/// Sends what is due; whether anything went.
+/// Sends what is due; whether frames other than an ack went (an ack alone
+/// does not start the pace: the next keystroke after it must not wait).
 async fn send_due(shared: &Shared, queue: &dyn SessionQueue) -> Result<bool, PumpError> {
-    let bodies = {
+    let (frames, bodies) = {
         let now = shared.now_ms();
-        shared
-            .peer()
-            .outgoing(now)
-            .map_err(|e| shared.protocol(e))?
+        let mut peer = shared.peer();
+        let frames = peer.has_frames_due(now);
+        let bodies = peer.outgoing(now).map_err(|e| shared.protocol(e))?;
+        (frames, bodies)
     };
-    let sent = !bodies.is_empty();
+    let sent = frames && !bodies.is_empty();
     for body in bodies {
         let mut retry = Retry::new();
         loop {
