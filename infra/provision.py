@@ -134,6 +134,7 @@ SKIPPED_TYPES = {
     "AWS::Serverless::Function": "runs locally from the same code",
     "AWS::IAM::Policy": "attaches to function roles, which exist only when deployed",
     "AWS::Logs::LogGroup": "the functions' logs; locally the control plane logs to .local/logs",
+    "AWS::S3::BucketPolicy": "refuses requests without TLS; the local emulators serve plain HTTP",
 }
 # Why a function's own role (an AWS::IAM::Role a function's Role names) is
 # skipped: locally every function runs with the stack's own credentials.
