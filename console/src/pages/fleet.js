@@ -1,0 +1,169 @@
+// The fleet: every node (DescribeInstanceInformation, paged), counts at the
+// top, filters and a search; a tag filter is the API's own (tag:<key>).
+import { useEffect, useMemo, useState } from "preact/hooks";
+import { DescribeInstanceInformationCommand, ListResourceComplianceSummariesCommand } from "@aws-sdk/client-ssm";
+import { html } from "../html.js";
+import { allPages } from "../api.js";
+import { ErrorPanel, Loading, Table } from "../components/common.js";
+import { href } from "../router.js";
+
+const PAGE_ROWS = 100;
+
+function parseTagFilter(text) {
+  const t = text.trim();
+  if (!t) return null;
+  const [key, ...rest] = t.split("=");
+  const value = rest.join("=");
+  return value ? { Key: `tag:${key.trim()}`, Values: [value.trim()] } : { Key: "tag-key", Values: [key.trim()] };
+}
+
+export function FleetPage() {
+  const [nodes, setNodes] = useState(null);
+  const [loaded, setLoaded] = useState(0);
+  const [compliance, setCompliance] = useState({});
+  const [error, setError] = useState(null);
+  const [complianceError, setComplianceError] = useState(null);
+  const [tagFilter, setTagFilter] = useState("");
+  const [appliedTag, setAppliedTag] = useState("");
+  const [ping, setPing] = useState("");
+  const [platform, setPlatform] = useState("");
+  const [agent, setAgent] = useState("");
+  const [search, setSearch] = useState("");
+  const [page, setPage] = useState(0);
+
+  useEffect(() => {
+    let live = true;
+    setNodes(null);
+    setError(null);
+    setLoaded(0);
+    const tag = parseTagFilter(appliedTag);
+    allPages(
+      (token) => new DescribeInstanceInformationCommand({ MaxResults: 50, NextToken: token, Filters: tag ? [tag] : undefined }),
+      (out) => out.InstanceInformationList,
+      (sofar) => live && setLoaded(sofar.length),
+    )
+      .then((all) => live && setNodes(all))
+      .catch((e) => live && setError(e));
+    return () => {
+      live = false;
+    };
+  }, [appliedTag]);
+
+  useEffect(() => {
+    let live = true;
+    allPages(
+      (token) => new ListResourceComplianceSummariesCommand({ MaxResults: 50, NextToken: token }),
+      (out) => out.ResourceComplianceSummaryItems,
+    )
+      .then((items) => {
+        if (!live) return;
+        const byNode = {};
+        for (const i of items) {
+          const prev = byNode[i.ResourceId];
+          byNode[i.ResourceId] = prev === "NON_COMPLIANT" ? prev : i.Status;
+        }
+        setCompliance(byNode);
+      })
+      .catch((e) => live && setComplianceError(e));
+    return () => {
+      live = false;
+    };
+  }, []);
+
+  const options = useMemo(() => {
+    const set = (f) => [...new Set((nodes || []).map(f).filter(Boolean))].sort();
+    return { platforms: set((n) => n.PlatformName), agents: set((n) => n.AgentVersion) };
+  }, [nodes]);
+
+  const shown = useMemo(() => {
+    const q = search.trim().toLowerCase();
+    return (nodes || []).filter(
+      (n) =>
+        (!ping || n.PingStatus === ping) &&
+        (!platform || n.PlatformName === platform) &&
+        (!agent || n.AgentVersion === agent) &&
+        (!q || [n.InstanceId, n.Name, n.ComputerName, n.IPAddress].some((v) => (v || "").toLowerCase().includes(q))),
+    );
+  }, [nodes, ping, platform, agent, search]);
+
+  useEffect(() => setPage(0), [ping, platform, agent, search, appliedTag]);
+
+  if (error) return html`<h1>Fleet</h1><${ErrorPanel} error=${error} title="The fleet could not be listed" />`;
+
+  const all = nodes || [];
+  const counts = {
+    total: all.length,
+    online: all.filter((n) => n.PingStatus === "Online").length,
+    lost: all.filter((n) => n.PingStatus === "ConnectionLost").length,
+    nonCompliant: all.filter((n) => compliance[n.InstanceId] === "NON_COMPLIANT").length,
+  };
+  const pages = Math.max(1, Math.ceil(shown.length / PAGE_ROWS));
+  const rows = shown.slice(page * PAGE_ROWS, (page + 1) * PAGE_ROWS);
+
+  const columns = [
+    { label: "Node", render: (n) => html`<a href=${href(`/nodes/${n.InstanceId}`)} class="mono">${n.InstanceId}</a>` },
+    { label: "Name", render: (n) => n.Name || n.ComputerName || "" },
+    { label: "Ping status", render: (n) => html`<span class=${`status-${n.PingStatus}`}>${n.PingStatus}</span>` },
+    { label: "Platform", render: (n) => [n.PlatformName, n.PlatformVersion].filter(Boolean).join(" ") },
+    { label: "Agent version", key: "AgentVersion" },
+    { label: "IP address", key: "IPAddress" },
+    { label: "Association status", render: (n) => html`<span class=${`status-${n.AssociationStatus || ""}`}>${n.AssociationStatus || "—"}</span>` },
+    {
+      label: "Compliance",
+      render: (n) => html`<span class=${`status-${compliance[n.InstanceId] || ""}`}>${compliance[n.InstanceId] || "—"}</span>`,
+    },
+  ];
+
+  return html`<h1>Fleet</h1>
+    <ul class="counts" aria-label="Fleet counts">
+      <li><span class="n" data-count="total">${counts.total}</span> nodes</li>
+      <li><span class="n" data-count="online">${counts.online}</span> online</li>
+      <li><span class="n" data-count="connection-lost">${counts.lost}</span> connection lost</li>
+      <li><span class="n" data-count="non-compliant">${counts.nonCompliant}</span> non-compliant</li>
+    </ul>
+    <form class="filters" role="search" onSubmit=${(e) => { e.preventDefault(); setAppliedTag(tagFilter); }}>
+      <div>
+        <label for="fleet-search">Search</label>
+        <input id="fleet-search" type="search" placeholder="id, name, IP" value=${search} onInput=${(e) => setSearch(e.currentTarget.value)} />
+      </div>
+      <div>
+        <label for="fleet-ping">Ping status</label>
+        <select id="fleet-ping" value=${ping} onChange=${(e) => setPing(e.currentTarget.value)}>
+          <option value="">Any</option>
+          ${["Online", "ConnectionLost", "Inactive"].map((s) => html`<option value=${s}>${s}</option>`)}
+        </select>
+      </div>
+      <div>
+        <label for="fleet-platform">Platform</label>
+        <select id="fleet-platform" value=${platform} onChange=${(e) => setPlatform(e.currentTarget.value)}>
+          <option value="">Any</option>
+          ${options.platforms.map((s) => html`<option value=${s}>${s}</option>`)}
+        </select>
+      </div>
+      <div>
+        <label for="fleet-agent">Agent version</label>
+        <select id="fleet-agent" value=${agent} onChange=${(e) => setAgent(e.currentTarget.value)}>
+          <option value="">Any</option>
+          ${options.agents.map((s) => html`<option value=${s}>${s}</option>`)}
+        </select>
+      </div>
+      <div>
+        <label for="fleet-tag">Tag (key or key=value)</label>
+        <input id="fleet-tag" value=${tagFilter} placeholder="env=dev" onInput=${(e) => setTagFilter(e.currentTarget.value)} />
+      </div>
+      <button type="submit">Apply tag filter</button>
+    </form>
+    <${ErrorPanel} error=${complianceError} title="Compliance could not be read" />
+    ${nodes === null
+      ? html`<${Loading} label=${`Loading nodes… ${loaded} so far`} />`
+      : html`<p role="status" aria-live="polite" class="muted" id="fleet-shown">${shown.length} of ${all.length} nodes shown</p>
+          <${Table} caption="Managed nodes" columns=${columns} rows=${rows} rowKey=${(n) => n.InstanceId}
+            empty="No node matches these filters." />
+          ${pages > 1
+            ? html`<nav aria-label="Fleet pages" class="pager">
+                <button type="button" class="secondary" disabled=${page === 0} onClick=${() => setPage(page - 1)}>Previous</button>
+                <span> Page ${page + 1} of ${pages} </span>
+                <button type="button" class="secondary" disabled=${page + 1 >= pages} onClick=${() => setPage(page + 1)}>Next</button>
+              </nav>`
+            : null}`}`;
+}
