@@ -1,9 +1,12 @@
-// Every page of the console: its path pattern, its title and, for the
-// navigation bar, its label. A page is a component taking { params, query }.
-import { FleetPage } from "./pages/fleet.js";
+// Every page of the console. Each module under pages/ exports `routes`:
+// { path, title, nav?, order?, component }, where `path` is a pattern
+// ("/nodes/:id"), `nav` the label in the navigation bar (pages reached only
+// by links have none) and `component` takes { params, query }. Collected
+// here, so a new page touches no other file.
+const modules = import.meta.glob("./pages/*.js", { eager: true });
 
-export const routes = [
-  { path: "/fleet", title: "Fleet", nav: "Fleet", component: FleetPage },
-];
+export const routes = Object.values(modules)
+  .flatMap((m) => m.routes || [])
+  .sort((a, b) => (a.order ?? 100) - (b.order ?? 100));
 
 export const HOME = "/fleet";

@@ -167,3 +167,5 @@ export function FleetPage() {
               </nav>`
             : null}`}`;
 }
+
+export const routes = [{ path: "/fleet", title: "Fleet", nav: "Fleet", order: 10, component: FleetPage }];

@@ -99,6 +99,9 @@ pub fn serve(req: &http::Request<Bytes>) -> Option<http::Response<Bytes>> {
     }
     let rel = path.strip_prefix(PREFIX)?;
     let rel = if rel.is_empty() { "index.html" } else { rel };
+    if let Some(dir) = std::env::var_os(DEV_DIR_VAR) {
+        return Some(serve_from_dir(req, std::path::Path::new(&dir), rel));
+    }
     if ASSETS.is_empty() {
         let body = Bytes::from_static(NOT_BUILT.as_bytes());
         return Some(respond(
@@ -140,6 +143,47 @@ pub fn serve(req: &http::Request<Bytes>) -> Option<http::Response<Bytes>> {
     ))
 }
 
+/// For working on the console: serve it from this folder (console/dist) at
+/// each request instead of the build embedded in the binary, so that a new
+/// `npm run build` shows without restarting the api. Never set when deployed.
+pub const DEV_DIR_VAR: &str = "STEWARD_CONSOLE_DIR";
+
+/// A file name the console's build can have: no `..`, no hidden files, no
+/// other characters, so nothing outside the folder is ever read.
+fn safe_relative_path(rel: &str) -> bool {
+    !rel.is_empty()
+        && rel
+            .split('/')
+            .all(|seg| !seg.is_empty() && !seg.starts_with('.'))
+        && rel
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"._-/".contains(&b))
+}
+
+fn serve_from_dir(
+    req: &http::Request<Bytes>,
+    dir: &std::path::Path,
+    rel: &str,
+) -> http::Response<Bytes> {
+    let file = safe_relative_path(rel)
+        .then(|| std::fs::read(dir.join(rel)).ok())
+        .flatten();
+    match file {
+        Some(body) => {
+            let mut r = respond(req, 200, content_type(rel), "no-cache", Bytes::from(body));
+            r.headers_mut().remove("content-encoding");
+            r
+        }
+        None => respond(
+            req,
+            404,
+            "text/plain; charset=utf-8",
+            "no-store",
+            Bytes::from_static(b"Not found: no such file in the console."),
+        ),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -150,6 +194,26 @@ mod tests {
             b = b.header(*k, *v);
         }
         b.body(Bytes::new()).expect("a request")
+    }
+
+    #[test]
+    fn only_the_consoles_own_file_names_are_read_from_a_folder() {
+        for ok in ["index.html", "assets/index-CTVw31T4.js", "assets/a_b.css"] {
+            assert!(safe_relative_path(ok), "{ok}");
+        }
+        for bad in [
+            "",
+            "../secret",
+            "assets/../../etc/passwd",
+            ".env",
+            "assets/.hidden",
+            "a//b",
+            "/etc/passwd",
+            "a\\b",
+            "a%2e%2e",
+        ] {
+            assert!(!safe_relative_path(bad), "{bad}");
+        }
     }
 
     #[test]
