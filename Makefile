@@ -1,7 +1,7 @@
 # Steward: the two commands a new user needs, and a few for developers.
 SHELL := /usr/bin/env bash
 
-.PHONY: up down console test test-faults install stack provision build bench bench-scale bench-automation bench-patching bench-scheduler bench-sessions lint
+.PHONY: up down console test test-faults install stack provision build bench bench-scale bench-automation bench-patching bench-scheduler bench-sessions bench-console lint
 
 up: ## Install what is missing, build, start the local stack and control plane, register three agents, run a command.
 	@bash infra/up.sh
@@ -47,3 +47,6 @@ bench-scheduler: ## Scheduler: lateness p50/p99 of 100 associations due in the s
 
 bench-sessions: ## Session Manager: keystroke-to-echo p50/p99, port-forwarding MB/s, AWS requests per minute of an idle and a busy session and of one whole session, cost per session-hour (release binaries where fresh; needs make up).
 	@bash bench/sessions.sh $(BENCH_ARGS)
+
+bench-console: ## Web console: time to a usable fleet page with 500 registered nodes (and its longest main-thread task), and what the browser downloads on first load (needs make up).
+	@bash bench/console.sh $(BENCH_ARGS)
