@@ -30,7 +30,10 @@ fn main() {
     let dist = manifest.join("../../console/dist");
     let out_dir = PathBuf::from(env::var("OUT_DIR").expect("cargo sets OUT_DIR"));
     // Cargo scans a directory named here for changes to anything inside it.
-    println!("cargo:rerun-if-changed={}", dist.display());
+    // A path that does not exist would rerun this script at every build, so
+    // without a build the console's folder is watched, where one will appear.
+    let watched = if dist.exists() { dist.clone() } else { manifest.join("../../console") };
+    println!("cargo:rerun-if-changed={}", watched.display());
 
     let mut found = Vec::new();
     files(&dist, &mut found);
