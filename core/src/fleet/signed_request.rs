@@ -40,6 +40,19 @@ impl Refusal {
             Refusal::Store(e) => e,
         }
     }
+
+    /// As [`Refusal::into_error`], for the credential operations: a node
+    /// that is not registered (deregistered, say) is told so, in the words
+    /// SSM's credential endpoint uses, so that its agent can say why it
+    /// stops working instead of retrying a signature that cannot help.
+    pub fn into_credentials_error(self, instance_id: &str, bad_signature: &str) -> SsmError {
+        match self {
+            Refusal::NotRegistered => SsmError::InvalidInstanceId(format!(
+                "Not existing InstanceId {instance_id}: this node is not registered (it was deregistered). Register it again with an activation."
+            )),
+            other => other.into_error(bad_signature),
+        }
+    }
 }
 
 /// The node that signed `message`, if the request passes.

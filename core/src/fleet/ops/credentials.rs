@@ -8,7 +8,7 @@ use crate::channel::{self};
 use crate::error::SsmError;
 use crate::error::parse_request as parse;
 use crate::fleet::FleetContext;
-use crate::fleet::signed_request::{self, Refusal};
+use crate::fleet::signed_request;
 
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "PascalCase")]
@@ -59,18 +59,11 @@ pub async fn node_credentials(
         now,
     )
     .await
-    .map_err(|refusal| match refusal {
-        // A node that is not registered (deregistered, say) is told so, in
-        // the words SSM's credential endpoint uses, so that its agent can
-        // say why it stops working instead of retrying a signature that
-        // cannot help.
-        Refusal::NotRegistered => SsmError::InvalidInstanceId(format!(
-            "Not existing InstanceId {}: this node is not registered (it was deregistered). Register it again with an activation.",
-            req.instance_id
-        )),
-        other => other.into_error(
+    .map_err(|refusal| {
+        refusal.into_credentials_error(
+            &req.instance_id,
             "The node's signature does not verify; the node must sign \"<InstanceId>\\n<Timestamp>\" with the key it registered. Re-register the node if its key was lost.",
-        ),
+        )
     })?;
     let ingest_arn = ctx.queues.ingest_queue_arn().await?;
     let policy = node_session_policy(&node.queue_arn, &ingest_arn);

@@ -9,7 +9,7 @@ use super::{QUEUE_CREDENTIALS_SECONDS, role_session_name, side_policy};
 use crate::channel;
 use crate::error::{SsmError, parse_request};
 use crate::fleet::ports::{CredentialIssuer, NodeStore};
-use crate::fleet::signed_request::{self, Refusal};
+use crate::fleet::signed_request;
 
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "PascalCase")]
@@ -42,14 +42,11 @@ pub async fn session_credentials(
         now,
     )
     .await
-    .map_err(|refusal| match refusal {
-        Refusal::NotRegistered => SsmError::InvalidInstanceId(format!(
-            "Not existing InstanceId {}: this node is not registered.",
-            req.instance_id
-        )),
-        other => other.into_error(
+    .map_err(|refusal| {
+        refusal.into_credentials_error(
+            &req.instance_id,
             "The node's signature does not verify; the node must sign \"session-credentials\\n<InstanceId>\\n<SessionId>\\n<Timestamp>\" with the key it registered.",
-        ),
+        )
     })?;
     // Another node's session, or one that ended, gets nothing: the same
     // answer for both, so a node learns nothing of other nodes' sessions.
