@@ -97,6 +97,35 @@ def debian_node(stack, tmp_path):
             deregister(ssm_client(), node.instance_id())
 
 
+# --- the web console -------------------------------------------------------------
+# Debian's Chromium through Playwright (tests/console.py): one browser for the
+# session, a fresh context (no storage, no cookies) per test.
+
+
+@pytest.fixture(scope="session")
+def browser():
+    from playwright.sync_api import sync_playwright
+
+    from console import launch
+
+    with sync_playwright() as p:
+        b = launch(p)
+        try:
+            yield b
+        finally:
+            b.close()
+
+
+@pytest.fixture
+def page(browser):
+    context = browser.new_context(viewport={"width": 1400, "height": 900})
+    p = context.new_page()
+    try:
+        yield p
+    finally:
+        context.close()
+
+
 # --- nodes left behind ---------------------------------------------------------
 # A test's nodes go when its fixture's scope ends (fleet.Fleet.stop). This
 # checks, once the session is over, that none of the nodes this session's

@@ -13,6 +13,7 @@ are needed), and any other agent's node when the session ends
 
 import atexit
 import configparser
+import contextlib
 import json
 import os
 import signal
@@ -456,3 +457,20 @@ def wait_automation_status(ssm, execution_id, status, timeout=120):
         return None
 
     return wait_for(f"automation execution {execution_id} to be {status}", probe, timeout=timeout, interval=1)
+
+
+@contextlib.contextmanager
+def dev_prod_fleet(workdir):
+    """Three agents online: dev1 and dev2 tagged env=dev, prod1 env=prod
+    (all tagged with the fleet's suite); stopped and deregistered after."""
+    f = Fleet(workdir)
+    dev = f.activation("dev", 2)
+    prod = f.activation("prod", 1)
+    f.add("dev1", dev)
+    f.add("dev2", dev)
+    f.add("prod1", prod)
+    try:
+        f.wait_online("dev1", "dev2", "prod1")
+        yield f
+    finally:
+        f.stop()

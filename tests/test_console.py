@@ -7,45 +7,16 @@ from __future__ import annotations
 import uuid
 
 import pytest
-from playwright.sync_api import expect, sync_playwright
+from playwright.sync_api import expect
 
-from console import (WAIT_MS, admin_key, assert_accessible, console_url, launch, screenshot, sign_in)
-from fleet import Fleet, restricted_key
+from console import WAIT_MS, admin_key, assert_accessible, console_url, screenshot, sign_in
+from fleet import dev_prod_fleet, restricted_key
 
 
 @pytest.fixture(scope="module")
 def fleet(stack, tmp_path_factory):
-    f = Fleet(tmp_path_factory.mktemp("fleet"))
-    dev = f.activation("dev", 2)
-    prod = f.activation("prod", 1)
-    f.add("dev1", dev)
-    f.add("dev2", dev)
-    f.add("prod1", prod)
-    try:
-        f.wait_online("dev1", "dev2", "prod1")
+    with dev_prod_fleet(tmp_path_factory.mktemp("fleet")) as f:
         yield f
-    finally:
-        f.stop()
-
-
-@pytest.fixture(scope="module")
-def browser():
-    with sync_playwright() as p:
-        b = launch(p)
-        try:
-            yield b
-        finally:
-            b.close()
-
-
-@pytest.fixture
-def page(browser):
-    context = browser.new_context(viewport={"width": 1400, "height": 900})
-    p = context.new_page()
-    try:
-        yield p
-    finally:
-        context.close()
 
 
 def test_sign_in_with_a_key_and_see_the_fleet(fleet, page):
