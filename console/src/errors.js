@@ -14,6 +14,14 @@ const NEXT = {
   InvalidDocument: "No document has this name, or it is not shared with you. Pick one from the Documents page.",
   ValidationException: "A value is not accepted. Correct the field the message names and send again.",
   NetworkError: "Steward's API did not answer. Check your connection, or that the stack is running.",
+  InvalidAutomationSignalException:
+    "Only the step's approvers may approve or reject it, and only while it waits. Sign in with an approver's key, or ask an approver.",
+  AutomationExecutionNotFoundException: "No execution has this id. Pick one from the Automation page.",
+  InvalidAutomationStatusUpdateException: "The execution has ended, or is being stopped already: nothing is left to stop.",
+  InvalidCommandId: "No command has this id. Pick one from the Commands page.",
+  ParameterAlreadyExists: "A parameter has this name already. Edit it instead (Overwrite), or choose another name.",
+  InvalidDocumentContent: "The content is not a valid document. Correct what the message names and create it again.",
+  DocumentAlreadyExists: "A document has this name already. Choose another name, or add a version to it.",
 };
 
 export class ApiError extends Error {

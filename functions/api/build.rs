@@ -32,7 +32,11 @@ fn main() {
     // Cargo scans a directory named here for changes to anything inside it.
     // A path that does not exist would rerun this script at every build, so
     // without a build the console's folder is watched, where one will appear.
-    let watched = if dist.exists() { dist.clone() } else { manifest.join("../../console") };
+    let watched = if dist.exists() {
+        dist.clone()
+    } else {
+        manifest.join("../../console")
+    };
     println!("cargo:rerun-if-changed={}", watched.display());
 
     let mut found = Vec::new();
