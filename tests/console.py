@@ -55,6 +55,12 @@ def sign_in(page, key_id: str, secret: str, region: str, route: str = "") -> Non
     page.get_by_role("navigation", name="Main").wait_for(timeout=WAIT_MS)
 
 
+def filter_fleet_by_tag(page, tag: str) -> None:
+    """On the fleet page: the API's tag filter (`key` or `key=value`)."""
+    page.get_by_label("Tag (key or key=value)").fill(tag)
+    page.get_by_role("button", name="Apply tag filter").click()
+
+
 def screenshot(page, name: str) -> Path:
     """Keeps a full-page screenshot for people to look at."""
     OUTPUT.mkdir(parents=True, exist_ok=True)

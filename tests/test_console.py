@@ -9,7 +9,7 @@ import uuid
 import pytest
 from playwright.sync_api import expect
 
-from console import WAIT_MS, admin_key, assert_accessible, console_url, screenshot, sign_in
+from console import WAIT_MS, admin_key, assert_accessible, console_url, filter_fleet_by_tag, screenshot, sign_in
 from fleet import dev_prod_fleet, restricted_key
 
 
@@ -56,12 +56,10 @@ def test_a_wrong_secret_is_refused_with_what_to_do(stack, page):
 
 def test_filter_the_fleet_by_tag(fleet, page):
     sign_in(page, *admin_key())
-    page.get_by_label("Tag (key or key=value)").fill(f"suite={fleet.suite}")
-    page.get_by_role("button", name="Apply tag filter").click()
+    filter_fleet_by_tag(page, f"suite={fleet.suite}")
     for name in ("dev1", "dev2", "prod1"):
         expect(page.get_by_role("link", name=fleet.agents[name].instance_id())).to_be_visible(timeout=WAIT_MS)
-    page.get_by_label("Tag (key or key=value)").fill("env=prod")
-    page.get_by_role("button", name="Apply tag filter").click()
+    filter_fleet_by_tag(page, "env=prod")
     expect(page.get_by_role("link", name=fleet.agents["prod1"].instance_id())).to_be_visible(timeout=WAIT_MS)
     expect(page.get_by_role("link", name=fleet.agents["dev1"].instance_id())).to_have_count(0)
     screenshot(page, "fleet-filtered-by-tag")

@@ -12,7 +12,7 @@ import uuid
 import pytest
 from playwright.sync_api import expect
 
-from console import WAIT_MS, admin_key, assert_accessible, console_url, screenshot, sign_in
+from console import WAIT_MS, admin_key, assert_accessible, console_url, filter_fleet_by_tag, screenshot, sign_in
 from fleet import Fleet, restricted_key, ssm_client, wait_command_final, wait_for
 
 
@@ -37,8 +37,7 @@ def open_node_from_fleet(page, fleet, name):
     """Signs in, filters the fleet to this suite and opens `name`'s node by its link."""
     node = fleet.agents[name].instance_id()
     sign_in(page, *admin_key())
-    page.get_by_label("Tag (key or key=value)").fill(f"suite={fleet.suite}")
-    page.get_by_role("button", name="Apply tag filter").click()
+    filter_fleet_by_tag(page, f"suite={fleet.suite}")
     page.get_by_role("link", name=node).click()
     expect(page.get_by_role("heading", level=1)).to_contain_text(node, timeout=WAIT_MS)
     return node
@@ -62,8 +61,7 @@ def test_open_a_node_from_the_fleet_and_see_its_facts(fleet, page):
 
 def test_the_fleet_shows_tags_and_patch_columns(fleet, page):
     sign_in(page, *admin_key())
-    page.get_by_label("Tag (key or key=value)").fill(f"suite={fleet.suite}")
-    page.get_by_role("button", name="Apply tag filter").click()
+    filter_fleet_by_tag(page, f"suite={fleet.suite}")
     node = fleet.agents["dev2"].instance_id()
     row = page.get_by_role("row").filter(has=page.get_by_role("link", name=node))
     expect(row.locator(".tag", has_text=f"suite={fleet.suite}")).to_be_visible(timeout=WAIT_MS)

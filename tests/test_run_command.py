@@ -9,8 +9,8 @@ import botocore.exceptions
 import pytest
 
 from fleet import (
-    Fleet,
     aws,
+    dev_prod_fleet,
     invocations,
     listed,
     localstack_client,
@@ -23,17 +23,8 @@ from fleet import (
 
 @pytest.fixture(scope="module")
 def fleet(tmp_path_factory):
-    f = Fleet(tmp_path_factory.mktemp("fleet"))
-    dev = f.activation("dev", 2)
-    prod = f.activation("prod", 1)
-    f.add("dev1", dev)
-    f.add("dev2", dev)
-    f.add("prod1", prod)
-    try:
-        f.wait_online("dev1", "dev2", "prod1")
+    with dev_prod_fleet(tmp_path_factory.mktemp("fleet")) as f:
         yield f
-    finally:
-        f.stop()
 
 
 def ids(fleet, *names):
