@@ -322,16 +322,15 @@ mod session_tests {
     use aws_lc_rs::signature::{ECDSA_P256_SHA256_ASN1_SIGNING, EcdsaKeyPair, KeyPair};
     use base64::Engine;
     use base64::engine::general_purpose::STANDARD as B64;
-    use futures::future::BoxFuture;
     use steward_core::channel::{
         Downlink, DownlinkPayload, SessionKind, SessionTerminate, SignedDownlink,
     };
-    use steward_core::sessions::pump::{self, MemoryQueue};
+    use steward_core::sessions::pump;
     use steward_core::sessions::{Body, Direction, Peer, SessionKey};
 
     use super::*;
     use crate::queue::{QueueError, Received};
-    use crate::session::SessionQueues;
+    use crate::session::test_support::MemorySource;
     use crate::spool::Spool;
     use crate::wait::{LIMIT, wait_until, within};
 
@@ -360,31 +359,11 @@ mod session_tests {
         }
     }
 
-    struct Memory {
-        to_agent: Arc<MemoryQueue>,
-        to_client: Arc<MemoryQueue>,
-        opened: Mutex<usize>,
-    }
-    impl SessionQueueSource for Memory {
-        fn open<'a>(
-            &'a self,
-            _start: &'a SessionStart,
-        ) -> BoxFuture<'a, Result<SessionQueues, SessionError>> {
-            *lock(&self.opened) += 1;
-            Box::pin(async move {
-                Ok(SessionQueues {
-                    to_agent: self.to_agent.clone(),
-                    to_client: self.to_client.clone(),
-                })
-            })
-        }
-    }
-
     struct Fixture {
         signer: EcdsaKeyPair,
         dir: tempfile::TempDir,
         agent: Arc<Agent<Idle, Nowhere>>,
-        memory: Arc<Memory>,
+        memory: Arc<MemorySource>,
         key: SessionKey,
     }
 
@@ -409,11 +388,7 @@ mod session_tests {
             progress_grace: LIMIT,
         })
         .unwrap();
-        let memory = Arc::new(Memory {
-            to_agent: MemoryQueue::new(),
-            to_client: MemoryQueue::new(),
-            opened: Mutex::new(0),
-        });
+        let memory = MemorySource::new();
         assert!(agent.serve_sessions(SessionSetup {
             queues: memory.clone(),
             user: Some(SessionUser::current().unwrap()),

@@ -3,19 +3,16 @@
 //! on the loopback interface.
 
 use std::collections::{BTreeMap, VecDeque};
-use std::sync::Mutex;
 
-use futures::future::BoxFuture;
 use steward_core::channel::{SessionKind, SessionStart, SessionState, SessionUpdate};
-use steward_core::secret::Secret;
 use steward_core::sessions::Streams;
 use steward_core::sessions::flow::INITIAL_STREAM_CREDIT;
 use steward_core::sessions::frames::MAX_PAYLOAD;
-use steward_core::sessions::pump::MemoryQueue;
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpListener;
 use tokio::sync::mpsc;
 
+use super::test_support::{ServedSession, serve, session_start, states};
 use super::*;
 use crate::wait::{LIMIT, within};
 
@@ -26,41 +23,16 @@ fn key() -> SessionKey {
 }
 
 fn forward_start(host: &str, port: u16) -> SessionStart {
-    SessionStart {
-        session_id: SID.into(),
-        key: Secret::new(key().expose_base64()),
-        to_agent_queue_url: "memory://to-agent".into(),
-        to_client_queue_url: "memory://to-client".into(),
-        document_name: "AWS-StartPortForwardingSessionToRemoteHost".into(),
-        kind: SessionKind::PortForward {
-            host: host.into(),
-            port,
-        },
-        run_as: None,
-        shell_profile: String::new(),
-        idle_timeout_seconds: 0,
-        max_duration_seconds: 0,
-        transcript_put_url: None,
-    }
-}
-
-struct MemorySource {
-    to_agent: Arc<MemoryQueue>,
-    to_client: Arc<MemoryQueue>,
-}
-
-impl SessionQueueSource for MemorySource {
-    fn open<'a>(
-        &'a self,
-        _start: &'a SessionStart,
-    ) -> BoxFuture<'a, Result<SessionQueues, SessionError>> {
-        Box::pin(async move {
-            Ok(SessionQueues {
-                to_agent: self.to_agent.clone(),
-                to_client: self.to_client.clone(),
-            })
-        })
-    }
+    let kind = SessionKind::PortForward {
+        host: host.into(),
+        port,
+    };
+    session_start(
+        SID,
+        &key(),
+        "AWS-StartPortForwardingSessionToRemoteHost",
+        kind,
+    )
 }
 
 /// Accepts connections on the loopback interface and sends back what each
@@ -109,47 +81,29 @@ struct ClientStream {
 
 /// A forwarding session served in a task, and the client's end of it.
 struct Client {
-    ends: ChannelEnds,
+    served: ServedSession,
     streams: Streams,
     state: BTreeMap<u32, ClientStream>,
-    reports: Arc<Mutex<Vec<SessionUpdate>>>,
-    stop: watch::Sender<Option<StopCause>>,
-    session: tokio::task::JoinHandle<()>,
-    _dir: tempfile::TempDir,
+}
+
+impl std::ops::Deref for Client {
+    type Target = ServedSession;
+    fn deref(&self) -> &ServedSession {
+        &self.served
+    }
+}
+
+impl std::ops::DerefMut for Client {
+    fn deref_mut(&mut self) -> &mut ServedSession {
+        &mut self.served
+    }
 }
 
 fn serve_forwarding(start: SessionStart) -> Client {
-    let to_agent = MemoryQueue::new();
-    let to_client = MemoryQueue::new();
-    let source = Arc::new(MemorySource {
-        to_agent: to_agent.clone(),
-        to_client: to_client.clone(),
-    });
-    let ends = pump::start(
-        Peer::new(SID, Direction::ClientToAgent, key()),
-        SID.into(),
-        to_client,
-        to_agent,
-    );
-    let dir = tempfile::tempdir().unwrap();
-    let env = SessionEnv {
-        http: HttpClient::new(),
-        state_dir: dir.path().to_path_buf(),
-        user: None,
-    };
-    let reports = Arc::new(Mutex::new(Vec::new()));
-    let kept = Arc::clone(&reports);
-    let reporter: Reporter = Arc::new(move |u| kept.lock().unwrap().push(u));
-    let (stop, stop_rx) = watch::channel(None);
-    let session = tokio::spawn(run(start, env, source, stop_rx, reporter));
     Client {
-        ends,
+        served: serve(SID, key(), start, None),
         streams: Streams::new(Direction::ClientToAgent),
         state: BTreeMap::new(),
-        reports,
-        stop,
-        session,
-        _dir: dir,
     }
 }
 
@@ -157,7 +111,7 @@ impl Client {
     /// Opens a stream that will carry `data`, then the client's close.
     async fn open(&mut self, data: Vec<u8>) -> u32 {
         let (id, body) = self.streams.open().unwrap();
-        self.ends.outbound.send(body).await.unwrap();
+        self.served.ends.outbound.send(body).await.unwrap();
         self.state.insert(
             id,
             ClientStream {
@@ -170,7 +124,7 @@ impl Client {
     }
 
     async fn receive(&mut self) -> Body {
-        receive_checked(&mut self.ends.inbound, &mut self.streams).await
+        receive_checked(&mut self.served.ends.inbound, &mut self.streams).await
     }
 
     /// The next body due from the client: data within the agent's credit,
@@ -210,7 +164,7 @@ impl Client {
     async fn relay(&mut self, granting: Granting) {
         within("every forwarded stream to finish", LIMIT, async {
             let mut grants: VecDeque<Body> = VecDeque::new();
-            let outbound = self.ends.outbound.clone();
+            let outbound = self.served.ends.outbound.clone();
             while self.state.values().any(|s| !s.closed_by_agent) || self.can_send() {
                 let sendable = !grants.is_empty() || self.can_send();
                 tokio::select! {
@@ -222,7 +176,7 @@ impl Client {
                         };
                         permit.send(body);
                     }
-                    body = receive_checked(&mut self.ends.inbound, &mut self.streams) => match body {
+                    body = receive_checked(&mut self.served.ends.inbound, &mut self.streams) => match body {
                         Body::StreamData { stream, data } => {
                             let s = self.state.get_mut(&stream).unwrap();
                             let len = data.len() as u64;
@@ -253,7 +207,7 @@ impl Client {
                 }
             }
             for grant in grants {
-                self.ends.outbound.send(grant).await.unwrap();
+                self.served.ends.outbound.send(grant).await.unwrap();
             }
         })
         .await
@@ -275,11 +229,20 @@ impl Client {
 
     /// Waits for the session to end; its reports.
     async fn ended(self) -> Vec<SessionUpdate> {
-        within("the session to end", LIMIT, self.session)
+        self.served.ended().await
+    }
+
+    /// The client's Close, then the session's end; its reports.
+    async fn close(self) -> Vec<SessionUpdate> {
+        self.served
+            .ends
+            .outbound
+            .send(Body::Close {
+                reason: "done".into(),
+            })
             .await
-            .unwrap()
             .unwrap();
-        self.reports.lock().unwrap().clone()
+        self.ended().await
     }
 }
 
@@ -293,10 +256,6 @@ async fn receive_checked(inbound: &mut mpsc::Receiver<Body>, streams: &mut Strea
         .on_receive(&body)
         .unwrap_or_else(|e| panic!("the agent broke the stream rules: {e}"));
     body
-}
-
-fn states(reports: &[SessionUpdate]) -> Vec<SessionState> {
-    reports.iter().map(|r| r.state).collect()
 }
 
 /// Bytes that differ along the stream and between streams.
@@ -327,15 +286,7 @@ async fn three_connections_each_get_their_own_bytes_back() {
         assert_eq!(received.len(), data.len(), "stream {id}");
         assert!(received == data, "stream {id} came back different");
     }
-    client
-        .ends
-        .outbound
-        .send(Body::Close {
-            reason: "done".into(),
-        })
-        .await
-        .unwrap();
-    let reports = client.ended().await;
+    let reports = client.close().await;
     assert_eq!(
         states(&reports),
         vec![SessionState::Connected, SessionState::Terminated]
@@ -355,15 +306,7 @@ async fn a_mebibyte_keeps_within_credit_granted_slowly() {
     let received = &client.state[&id].received;
     assert_eq!(received.len(), data.len());
     assert!(*received == data, "the stream came back different");
-    client
-        .ends
-        .outbound
-        .send(Body::Close {
-            reason: "done".into(),
-        })
-        .await
-        .unwrap();
-    let reports = client.ended().await;
+    let reports = client.close().await;
     assert_eq!(states(&reports).last(), Some(&SessionState::Terminated));
 }
 
@@ -394,15 +337,7 @@ async fn a_refused_connection_closes_its_stream_and_not_the_session() {
     let close = client.streams.close(id).unwrap();
     client.ends.outbound.send(close).await.unwrap();
     assert_eq!(client.streams.open_count(), 0);
-    client
-        .ends
-        .outbound
-        .send(Body::Close {
-            reason: "done".into(),
-        })
-        .await
-        .unwrap();
-    let reports = client.ended().await;
+    let reports = client.close().await;
     assert_eq!(
         states(&reports),
         vec![SessionState::Connected, SessionState::Terminated]

@@ -235,4 +235,6 @@ async fn close_channel(ends: ChannelEnds, reason: String) {
 #[cfg(test)]
 mod forward_tests;
 #[cfg(test)]
+pub(crate) mod test_support;
+#[cfg(test)]
 mod tests;

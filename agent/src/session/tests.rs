@@ -2,10 +2,10 @@ use std::sync::Mutex;
 
 use futures::future::BoxFuture;
 use steward_core::channel::{SessionKind, SessionStart, SessionState, SessionUpdate};
-use steward_core::secret::Secret;
 use steward_core::sessions::frames::{Frame, encode_batch, encode_frame};
-use steward_core::sessions::pump::{ChannelEnd, MemoryQueue};
+use steward_core::sessions::pump::ChannelEnd;
 
+use super::test_support::{ServedSession, serve, session_start, states};
 use super::*;
 use crate::wait::{LIMIT, within};
 
@@ -16,19 +16,7 @@ fn key() -> SessionKey {
 }
 
 fn start_message(kind: SessionKind) -> SessionStart {
-    SessionStart {
-        session_id: SID.into(),
-        key: Secret::new(key().expose_base64()),
-        to_agent_queue_url: "memory://to-agent".into(),
-        to_client_queue_url: "memory://to-client".into(),
-        document_name: "SSM-SessionManagerRunShell".into(),
-        kind,
-        run_as: None,
-        shell_profile: String::new(),
-        idle_timeout_seconds: 0,
-        max_duration_seconds: 0,
-        transcript_put_url: None,
-    }
+    session_start(SID, &key(), "SSM-SessionManagerRunShell", kind)
 }
 
 /// `sh` in a terminal: quick to start, and with no profile of its own.
@@ -39,77 +27,43 @@ fn interactive_sh() -> SessionKind {
     }
 }
 
-struct MemorySource {
-    to_agent: Arc<MemoryQueue>,
-    to_client: Arc<MemoryQueue>,
-}
-
-impl SessionQueueSource for MemorySource {
-    fn open<'a>(
-        &'a self,
-        _start: &'a SessionStart,
-    ) -> BoxFuture<'a, Result<SessionQueues, SessionError>> {
-        Box::pin(async move {
-            Ok(SessionQueues {
-                to_agent: self.to_agent.clone(),
-                to_client: self.to_client.clone(),
-            })
-        })
-    }
-}
-
-/// A session served in a task, and the client's end of its channel.
+/// A session served in a task, and what the client read of it.
 struct Served {
-    client: ChannelEnds,
-    to_agent: Arc<MemoryQueue>,
-    reports: Arc<Mutex<Vec<SessionUpdate>>>,
-    stop: watch::Sender<Option<StopCause>>,
-    session: tokio::task::JoinHandle<()>,
+    served: ServedSession,
     /// Everything the client received as Data, and the Close's reason.
     output: Vec<u8>,
     closed: Option<String>,
-    state: tempfile::TempDir,
+}
+
+impl std::ops::Deref for Served {
+    type Target = ServedSession;
+    fn deref(&self) -> &ServedSession {
+        &self.served
+    }
+}
+
+impl std::ops::DerefMut for Served {
+    fn deref_mut(&mut self) -> &mut ServedSession {
+        &mut self.served
+    }
 }
 
 fn serve_session(start: SessionStart) -> Served {
-    let to_agent = MemoryQueue::new();
-    let to_client = MemoryQueue::new();
-    let source = Arc::new(MemorySource {
-        to_agent: to_agent.clone(),
-        to_client: to_client.clone(),
-    });
-    let client = pump::start(
-        Peer::new(SID, Direction::ClientToAgent, key()),
-        SID.into(),
-        to_client,
-        to_agent.clone(),
-    );
-    let state = tempfile::tempdir().unwrap();
-    let env = SessionEnv {
-        http: HttpClient::new(),
-        state_dir: state.path().to_path_buf(),
-        user: Some(shell::SessionUser::current().unwrap()),
-    };
-    let reports = Arc::new(Mutex::new(Vec::new()));
-    let kept = Arc::clone(&reports);
-    let reporter: Reporter = Arc::new(move |u| kept.lock().unwrap().push(u));
-    let (stop, stop_rx) = watch::channel(None);
-    let session = tokio::spawn(run(start, env, source, stop_rx, reporter));
     Served {
-        client,
-        to_agent,
-        reports,
-        stop,
-        session,
+        served: serve(
+            SID,
+            key(),
+            start,
+            Some(shell::SessionUser::current().unwrap()),
+        ),
         output: Vec::new(),
         closed: None,
-        state,
     }
 }
 
 impl Served {
     async fn send(&self, body: Body) {
-        self.client.outbound.send(body).await.unwrap();
+        self.served.ends.outbound.send(body).await.unwrap();
     }
 
     async fn type_line(&self, line: &str) {
@@ -126,7 +80,7 @@ impl Served {
         let what = format!("{needle:?} in the session's output");
         within(&what, LIMIT, async {
             while !self.text().contains(needle) {
-                match self.client.inbound.recv().await {
+                match self.served.ends.inbound.recv().await {
                     Some(Body::Data(d)) => self.output.extend_from_slice(&d),
                     Some(Body::Close { reason }) => {
                         panic!("closed ({reason}) before {needle:?}: {}", self.text())
@@ -144,7 +98,7 @@ impl Served {
     async fn read_until_close(&mut self) -> String {
         within("the agent's Close", LIMIT, async {
             loop {
-                match self.client.inbound.recv().await {
+                match self.served.ends.inbound.recv().await {
                     Some(Body::Data(d)) => self.output.extend_from_slice(&d),
                     Some(Body::Close { reason }) => {
                         self.closed = Some(reason.clone());
@@ -161,16 +115,8 @@ impl Served {
 
     /// Waits for the session to end; its reports.
     async fn ended(self) -> Vec<SessionUpdate> {
-        within("the session to end", LIMIT, self.session)
-            .await
-            .unwrap()
-            .unwrap();
-        self.reports.lock().unwrap().clone()
+        self.served.ended().await
     }
-}
-
-fn states(reports: &[SessionUpdate]) -> Vec<SessionState> {
-    reports.iter().map(|r| r.state).collect()
 }
 
 #[tokio::test]
@@ -265,7 +211,7 @@ async fn the_client_types_and_sees_the_answer_then_closes() {
         reason: "client done".into(),
     })
     .await;
-    let ChannelEnds { task, .. } = std::mem::replace(&mut s.client, dummy_ends());
+    let ChannelEnds { task, .. } = std::mem::replace(&mut s.ends, dummy_ends());
     let end = within("the client's channel to end", LIMIT, task)
         .await
         .unwrap()
@@ -538,7 +484,7 @@ async fn the_transcript_is_uploaded_at_the_end() {
     s.read_until("logged-25").await;
     s.type_line("exit 0").await;
     assert_eq!(s.read_until_close().await, "Exited with status 0");
-    let state = std::mem::replace(&mut s.state, tempfile::tempdir().unwrap());
+    let state = std::mem::replace(&mut s.state_dir, tempfile::tempdir().unwrap());
     let reports = s.ended().await;
     assert_eq!(reports.len(), 2);
     let uploaded = within("the transcript upload", LIMIT, server)
