@@ -460,17 +460,23 @@ def wait_automation_status(ssm, execution_id, status, timeout=120):
 
 
 @contextlib.contextmanager
-def dev_prod_fleet(workdir):
-    """Three agents online: dev1 and dev2 tagged env=dev, prod1 env=prod
-    (all tagged with the fleet's suite); stopped and deregistered after."""
+def online_fleet(workdir, **agents_by_env):
+    """A Fleet whose agents are online: one activation per env tag, naming
+    its agents (`online_fleet(d, dev=["dev1", "dev2"], prod=["prod1"])`);
+    stopped and deregistered after."""
     f = Fleet(workdir)
-    dev = f.activation("dev", 2)
-    prod = f.activation("prod", 1)
-    f.add("dev1", dev)
-    f.add("dev2", dev)
-    f.add("prod1", prod)
+    for env_tag, names in agents_by_env.items():
+        activation = f.activation(env_tag, len(names))
+        for name in names:
+            f.add(name, activation)
     try:
-        f.wait_online("dev1", "dev2", "prod1")
+        f.wait_online(*(name for names in agents_by_env.values() for name in names))
         yield f
     finally:
         f.stop()
+
+
+def dev_prod_fleet(workdir):
+    """Three agents online: dev1 and dev2 tagged env=dev, prod1 env=prod
+    (all tagged with the fleet's suite)."""
+    return online_fleet(workdir, dev=["dev1", "dev2"], prod=["prod1"])

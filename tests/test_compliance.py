@@ -8,7 +8,7 @@ from datetime import datetime, timezone
 
 import pytest
 
-from fleet import Fleet, aws, drain, event_queue, listed, refused, ssm_client
+from fleet import aws, drain, event_queue, listed, online_fleet, refused, ssm_client
 
 pytestmark = pytest.mark.usefixtures("stack")
 
@@ -17,13 +17,8 @@ RUN = datetime(2024, 1, 1, 10, 10, 10, tzinfo=timezone.utc)
 
 @pytest.fixture(scope="module")
 def fleet(tmp_path_factory):
-    f = Fleet(tmp_path_factory.mktemp("compliance"))
-    f.add("node", f.activation("compliance", 1))
-    try:
-        f.wait_online("node")
+    with online_fleet(tmp_path_factory.mktemp("compliance"), compliance=["node"]) as f:
         yield f
-    finally:
-        f.stop()
 
 
 @pytest.fixture(scope="module")

@@ -14,7 +14,7 @@ import pytest
 from playwright.sync_api import expect
 
 from console import WAIT_MS, admin_key, assert_accessible, screenshot, sign_in
-from fleet import Fleet, key_client, restricted_key, wait_automation_final, wait_automation_status
+from fleet import key_client, online_fleet, restricted_key, wait_automation_final, wait_automation_status
 
 APPROVAL_RUNBOOK = "Steward-RunCommandAfterApproval"
 
@@ -31,13 +31,8 @@ RUN_MS = 120_000
 
 @pytest.fixture(scope="module")
 def fleet(stack, tmp_path_factory):
-    f = Fleet(tmp_path_factory.mktemp("console-automation"))
-    f.add("node", f.activation("console-automation", 1))
-    try:
-        f.wait_online("node")
+    with online_fleet(tmp_path_factory.mktemp("console-automation"), console_automation=["node"]) as f:
         yield f
-    finally:
-        f.stop()
 
 
 @pytest.fixture(scope="module")

@@ -13,20 +13,13 @@ import pytest
 from playwright.sync_api import expect
 
 from console import WAIT_MS, admin_key, assert_accessible, console_url, filter_fleet_by_tag, screenshot, sign_in
-from fleet import Fleet, restricted_key, ssm_client, wait_command_final, wait_for
+from fleet import online_fleet, restricted_key, ssm_client, wait_command_final, wait_for
 
 
 @pytest.fixture(scope="module")
 def fleet(stack, tmp_path_factory):
-    f = Fleet(tmp_path_factory.mktemp("fleet"))
-    dev = f.activation("dev", 2)
-    f.add("dev1", dev)
-    f.add("dev2", dev)
-    try:
-        f.wait_online("dev1", "dev2")
+    with online_fleet(tmp_path_factory.mktemp("fleet"), dev=["dev1", "dev2"]) as f:
         yield f
-    finally:
-        f.stop()
 
 
 def section(page, name):

@@ -13,20 +13,13 @@ import uuid
 import pytest
 from botocore.exceptions import ClientError
 
-from fleet import Fleet, aws, code, listed, localstack_client, wait_command_final, wait_for
+from fleet import aws, code, listed, localstack_client, online_fleet, wait_command_final, wait_for
 
 
 @pytest.fixture(scope="module")
 def fleet(tmp_path_factory):
-    f = Fleet(tmp_path_factory.mktemp("fleet"))
-    act = f.activation("s3out", 2)
-    f.add("node", act)
-    f.add("other", act)
-    try:
-        f.wait_online("node", "other")
+    with online_fleet(tmp_path_factory.mktemp("fleet"), s3out=["node", "other"]) as f:
         yield f
-    finally:
-        f.stop()
 
 
 def node_id(fleet, name="node"):

@@ -14,11 +14,11 @@ import pytest
 from botocore.exceptions import ClientError
 
 from fleet import (
+    aws,
     code,
     LOCAL,
-    Fleet,
-    aws,
     localstack_client,
+    online_fleet,
     restricted_client,
     stack_env,
     wait_command_final,
@@ -28,13 +28,8 @@ from fleet import (
 
 @pytest.fixture(scope="module")
 def fleet(tmp_path_factory):
-    f = Fleet(tmp_path_factory.mktemp("references"))
-    f.add("node", f.activation("refs", 1))
-    try:
-        f.wait_online("node")
+    with online_fleet(tmp_path_factory.mktemp("references"), refs=["node"]) as f:
         yield f
-    finally:
-        f.stop()
 
 
 @pytest.fixture

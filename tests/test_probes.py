@@ -23,11 +23,11 @@ from botocore.credentials import Credentials
 from botocore.exceptions import ClientError
 
 from fleet import (
-    Fleet,
     aws,
     code,
     iam_client,
     key_client,
+    online_fleet,
     profile,
     refused,
     restricted_key,
@@ -42,13 +42,8 @@ JSON_11 = "application/x-amz-json-1.1"
 
 @pytest.fixture(scope="module")
 def fleet(tmp_path_factory):
-    f = Fleet(tmp_path_factory.mktemp("probes"))
-    f.add("node", f.activation("probes", 1))
-    try:
-        f.wait_online("node")
+    with online_fleet(tmp_path_factory.mktemp("probes"), probes=["node"]) as f:
         yield f
-    finally:
-        f.stop()
 
 
 @pytest.fixture(scope="module")
