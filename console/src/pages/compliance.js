@@ -45,6 +45,7 @@ export function CompliancePage({ query }) {
   const [summaries, setSummaries] = useState(null);
   const [summaryError, setSummaryError] = useState(null);
   const [types, setTypes] = useState([]);
+  const [typesError, setTypesError] = useState(null);
   const [nodes, setNodes] = useState(null);
   const [loaded, setLoaded] = useState(0);
   const [nodesError, setNodesError] = useState(null);
@@ -59,9 +60,7 @@ export function CompliancePage({ query }) {
       (out) => out.ComplianceSummaryItems,
     )
       .then((items) => live && setTypes(items.map((i) => i.ComplianceType).sort()))
-      .catch(() => {
-        // The summaries' own call below shows the refusal.
-      });
+      .catch((e) => live && setTypesError(e));
     return () => {
       live = false;
     };
@@ -140,6 +139,9 @@ export function CompliancePage({ query }) {
       </div>
       <button type="button" class="secondary" onClick=${() => setReload(reload + 1)}>Refresh</button>
     </form>
+    ${typesError && !summaryError
+      ? html`<${ErrorPanel} error=${typesError} title="The compliance types for the filter could not be listed" />`
+      : null}
     <h2>By compliance type</h2>
     ${summaryError
       ? html`<${ErrorPanel} error=${summaryError} title="The compliance summaries could not be read" />`

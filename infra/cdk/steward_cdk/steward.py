@@ -33,14 +33,10 @@ def snake(name: str) -> str:
     return re.sub(r"(?<=[a-z0-9])(?=[A-Z])|(?<=[A-Z])(?=[A-Z][a-z])", "_", name).lower()
 
 
-def _template_parameters(template_path: Path) -> dict[str, str]:
-    return {snake(name): name for name in translate.load(template_path).get("Parameters", {})}
-
-
 # The construct's props: template.yaml's parameters, in snake case
 # (`connection_lost_seconds=` sets ConnectionLostSeconds). Read from the
 # template, so a parameter added there is a prop here at once.
-PARAMETERS: dict[str, str] = _template_parameters(TEMPLATE)
+PARAMETERS: dict[str, str] = {snake(name): name for name in translate.load(TEMPLATE).get("Parameters", {})}
 
 
 class Steward(Construct):
@@ -66,13 +62,13 @@ class Steward(Construct):
         **parameters: Any,
     ) -> None:
         super().__init__(scope, construct_id)
-        names = PARAMETERS if Path(template_path) == TEMPLATE else _template_parameters(Path(template_path))
+        source = translate.load(Path(template_path))
+        names = {snake(name): name for name in source.get("Parameters", {})}
         unknown = sorted(set(parameters) - set(names))
         if unknown:
             raise TypeError(
                 f"Steward got unknown props {unknown}; its props are template.yaml's parameters: {sorted(names)}"
             )
-        source = translate.load(Path(template_path))
         binaries = translate.function_binaries(source)
         missing = [b for b in binaries.values() if not (Path(lambda_build) / b / "bootstrap").is_file()]
         if missing:
