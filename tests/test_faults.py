@@ -45,7 +45,7 @@ audit_counts = audit_printer(AUDIT)
 POINTS = {
     "after-receive": ("Success", 1, 1),  # nothing written: the message comes back and runs
     "after-journal": ("Failed", 0, 0),  # taken, not started: Failed, and the redelivery is a replay
-    "after-final-spooled": ("Success", 1, 1),  # the Success report is spooled and goes first
+    "after-final-spooled": ("Success", 1, 1),  # the spooled Success is sent; no Failed follows
     "after-send-before-remove": ("Success", 1, 1),  # sent twice; the second changes nothing
     "mid-step": ("Failed", 1, 0),  # killed from outside while its script sleeps
 }

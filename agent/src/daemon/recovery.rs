@@ -6,10 +6,12 @@
 
 use std::sync::Arc;
 
+use steward_core::channel::Uplink;
 use steward_core::clock::now_epoch;
 
 use super::execution::{RESUME_FILE, Resume};
 use super::{Agent, lock, update};
+use crate::journal::CommandState;
 use crate::queue::{IngestQueue, NodeQueue};
 use crate::runner;
 
@@ -24,13 +26,29 @@ impl<Q: NodeQueue, I: IngestQueue> Agent<Q, I> {
                 self.resume_command(record);
                 continue;
             }
-            tracing::warn!(
-                command_id,
-                "command was interrupted by an agent restart; reporting it Failed"
-            );
             let now = now_epoch();
-            let report = update::interrupted(&command_id, &rec.plugins, now);
-            self.finish(&mut lock(&self.journal), report, now)?;
+            if self.final_report_spooled(&command_id)? {
+                // Killed between spooling the final report and journaling it:
+                // the report stands and goes out; a Failed sent after it
+                // could reach the control plane first and be the one kept.
+                tracing::info!(
+                    command_id,
+                    "command had ended before the agent restart; its report is still to send"
+                );
+                lock(&self.journal).record_command(
+                    &command_id,
+                    CommandState::Finished,
+                    &[],
+                    now,
+                )?;
+            } else {
+                tracing::warn!(
+                    command_id,
+                    "command was interrupted by an agent restart; reporting it Failed"
+                );
+                let report = update::interrupted(&command_id, &rec.plugins, now);
+                self.finish(&mut lock(&self.journal), report, now)?;
+            }
             // What the killed agent started must not run on unsupervised.
             if let Ok(steps) = std::fs::read_dir(&run_dir) {
                 for step in steps.flatten() {
@@ -46,6 +64,33 @@ impl<Q: NodeQueue, I: IngestQueue> Agent<Q, I> {
         }
         Ok(())
     }
+
+    /// Whether the spool holds the final report of `command_id`. The sender
+    /// sends a final report only once it is journaled Finished (see
+    /// `sealed`), so a command left unfinished has its report here if it
+    /// was ever made.
+    fn final_report_spooled(&self, command_id: &str) -> std::io::Result<bool> {
+        let spool = lock(&self.spool);
+        for report in spool.pending()? {
+            // A damaged file is the sender's to drop; it is no final report.
+            if let Ok(payload) = spool.read(&report)
+                && is_final_report_of(&payload.message, command_id)
+            {
+                return Ok(true);
+            }
+        }
+        Ok(false)
+    }
+}
+
+/// A command's last invocation report: a status nothing follows.
+pub(super) fn is_final_report(message: &Uplink) -> bool {
+    matches!(message, Uplink::InvocationUpdate(u) if u.detail.is_final())
+}
+
+fn is_final_report_of(message: &Uplink, command_id: &str) -> bool {
+    is_final_report(message)
+        && matches!(message, Uplink::InvocationUpdate(u) if u.command_id == command_id)
 }
 
 /// The resume record of `command_id`, if one was written whole for it.

@@ -204,6 +204,13 @@ impl<Q: NodeQueue, I: IngestQueue> Agent<Q, I> {
             }
             Err(e) => return Err(e.to_string()),
         };
+        if super::recovery::is_final_report(&payload.message) {
+            // `finish` holds the journal from spooling a final report to
+            // journaling it Finished; waiting for the journal here sends
+            // the report only after that. An agent killed in between still
+            // has it spooled, and its restart sends it instead of a Failed.
+            drop(lock(&self.journal));
+        }
         self.key
             .seal(&self.node_id, &payload)
             .map(Some)

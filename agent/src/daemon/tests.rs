@@ -1,4 +1,5 @@
 use super::*;
+use crate::journal::CommandState;
 use crate::queue::QueueError;
 use crate::queue::Received;
 use crate::spool::Spool;
@@ -454,6 +455,51 @@ async fn a_command_cut_by_a_restart_is_reported_failed_and_not_run_again() {
         agent.recover().unwrap();
         assert_eq!(f.reports().len(), before_restart + 1);
     }
+}
+
+/// Killed after spooling a command's final report and before journaling
+/// it Finished: the restart keeps that report and adds no Failed, which
+/// could otherwise reach the control plane first and be the one kept.
+#[tokio::test]
+async fn a_final_report_spooled_before_a_restart_is_the_only_one_sent() {
+    let f = Fixture::new();
+    let agent = f.agent();
+    let now = now_epoch();
+    {
+        let mut journal = lock(&agent.journal);
+        let plugins = [RUN_SHELL_SCRIPT_PLUGIN.to_string()];
+        for id in ["c1", "c2"] {
+            journal
+                .record_command(id, CommandState::Started, &plugins, now)
+                .unwrap();
+        }
+    }
+    // c1's final report made it to the spool, c2's did not.
+    let ended = update::ended("c1", InvocationDetail::Success, 0, now, now, Vec::new());
+    agent.report(Uplink::InvocationUpdate(ended)).unwrap();
+    drop(agent);
+
+    let agent = f.agent();
+    agent.recover().unwrap();
+    let reports = f.reports();
+    let summary: Vec<(&str, InvocationDetail)> = reports
+        .iter()
+        .map(|r| (update(r).command_id.as_str(), update(r).detail))
+        .collect();
+    assert_eq!(
+        summary,
+        [
+            ("c1", InvocationDetail::Success),
+            ("c2", InvocationDetail::Failed)
+        ]
+    );
+    let journal = lock(&agent.journal);
+    for id in ["c1", "c2"] {
+        assert_eq!(journal.command(id).unwrap().state, CommandState::Finished);
+    }
+    drop(journal);
+    agent.recover().unwrap();
+    assert_eq!(f.reports().len(), 2);
 }
 
 #[tokio::test]
