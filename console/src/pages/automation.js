@@ -11,6 +11,7 @@ import {
 } from "@aws-sdk/client-ssm";
 import { html } from "../html.js";
 import { allPages, send } from "../api.js";
+import { pollUntilFinal } from "../poll.js";
 import { ErrorPanel, Loading, Table, formatDate, Empty } from "../components/common.js";
 import { href } from "../router.js";
 import {
@@ -199,31 +200,20 @@ export function ExecutionPage({ params }) {
     setStopError(null);
   }, [id]);
 
-  useEffect(() => {
-    let live = true;
-    let timer = null;
-    async function load() {
-      try {
-        const out = await send(new GetAutomationExecutionCommand({ AutomationExecutionId: id }));
-        if (!live) return;
-        setExecution(out.AutomationExecution);
-        setError(null);
-        if (!isFinal(out.AutomationExecution?.AutomationExecutionStatus)) timer = setTimeout(load, POLL_MS);
-      } catch (e) {
-        if (!live) return;
-        setError(e);
-        // A passing failure (throttling, the network) is tried again; a refusal is not.
-        if (e.code === "ThrottlingException" || e.code === "NetworkError" || e.code === "InternalServerError") {
-          timer = setTimeout(load, POLL_MS * 2);
-        }
-      }
-    }
-    load();
-    return () => {
-      live = false;
-      if (timer) clearTimeout(timer);
-    };
-  }, [id, tick]);
+  useEffect(
+    () =>
+      pollUntilFinal({
+        read: () => send(new GetAutomationExecutionCommand({ AutomationExecutionId: id })),
+        isFinal: (out) => isFinal(out.AutomationExecution?.AutomationExecutionStatus),
+        onResult: (out) => {
+          setExecution(out.AutomationExecution);
+          setError(null);
+        },
+        onError: setError,
+        every: POLL_MS,
+      }),
+    [id, tick],
+  );
 
   async function stop() {
     setStopping(true);

@@ -11,6 +11,7 @@ import {
 } from "@aws-sdk/client-ssm";
 import { html } from "../html.js";
 import { allPages, send } from "../api.js";
+import { pollUntilFinal } from "../poll.js";
 import { ErrorPanel, Loading, Table, formatDate } from "../components/common.js";
 import { href } from "../router.js";
 import "./run.css";
@@ -130,36 +131,34 @@ export function CommandPage({ params }) {
   }, [id]);
 
   // Polls while the command is not final; stops when it is, on an error
-  // (shown, with a button to try again), or when the page is left.
-  useEffect(() => {
-    let live = true;
-    let timer;
-    async function poll() {
-      try {
-        const [c, inv] = await Promise.all([
-          send(new ListCommandsCommand({ CommandId: id })),
-          allPages(
-            (token) => new ListCommandInvocationsCommand({ CommandId: id, Details: true, MaxResults: 50, NextToken: token }),
-            (out) => out.CommandInvocations,
-          ),
-        ]);
-        if (!live) return;
-        const cmd = (c.Commands || [])[0] || null;
-        setCommand(cmd);
-        setInvocations(inv);
-        setError(null);
-        setUpdated(new Date());
-        if (cmd && !FINAL.has(cmd.Status)) timer = setTimeout(poll, POLL_MS);
-      } catch (e) {
-        if (live) setError(e);
-      }
-    }
-    poll();
-    return () => {
-      live = false;
-      clearTimeout(timer);
-    };
-  }, [id, round]);
+  // that does not pass by itself (shown, with a button to try again), or
+  // when the page is left.
+  useEffect(
+    () =>
+      pollUntilFinal({
+        read: () =>
+          Promise.all([
+            send(new ListCommandsCommand({ CommandId: id })),
+            allPages(
+              (token) => new ListCommandInvocationsCommand({ CommandId: id, Details: true, MaxResults: 50, NextToken: token }),
+              (out) => out.CommandInvocations,
+            ),
+          ]),
+        isFinal: ([c]) => {
+          const cmd = (c.Commands || [])[0];
+          return !cmd || FINAL.has(cmd.Status);
+        },
+        onResult: ([c, inv]) => {
+          setCommand((c.Commands || [])[0] || null);
+          setInvocations(inv);
+          setError(null);
+          setUpdated(new Date());
+        },
+        onError: setError,
+        every: POLL_MS,
+      }),
+    [id, round],
+  );
 
   async function cancel() {
     setCancelling(true);
