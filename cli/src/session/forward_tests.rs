@@ -1,8 +1,7 @@
-use std::sync::Arc;
 use std::time::Duration;
 
-use steward_core::sessions::pump::{self, MemoryQueue, SessionQueue};
-use steward_core::sessions::{Peer, SessionKey};
+use steward_core::sessions::SessionKey;
+use steward_core::sessions::pump;
 use tokio::net::TcpStream;
 
 use super::*;
@@ -107,19 +106,7 @@ struct Forwarding {
 }
 
 async fn forwarding() -> Forwarding {
-    let (to_agent, to_client) = (MemoryQueue::new(), MemoryQueue::new());
-    let client_ends = pump::start(
-        Peer::new(SID, Direction::ClientToAgent, key()),
-        SID.into(),
-        Arc::clone(&to_client) as Arc<dyn SessionQueue>,
-        Arc::clone(&to_agent) as Arc<dyn SessionQueue>,
-    );
-    let agent_ends = pump::start(
-        Peer::new(SID, Direction::AgentToClient, key()),
-        SID.into(),
-        to_agent,
-        to_client,
-    );
+    let (client_ends, agent_ends) = pump::memory_pair(SID, key());
     let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).await.unwrap();
     let port = listener.local_addr().unwrap().port();
     let (stops, stops_rx) = mpsc::channel(1);
@@ -383,19 +370,7 @@ async fn a_stop_signal_ends_the_relay() {
 
 #[tokio::test]
 async fn a_stream_rule_broken_by_the_agent_closes_the_session() {
-    let (to_agent, to_client) = (MemoryQueue::new(), MemoryQueue::new());
-    let client_ends = pump::start(
-        Peer::new(SID, Direction::ClientToAgent, key()),
-        SID.into(),
-        Arc::clone(&to_client) as Arc<dyn SessionQueue>,
-        Arc::clone(&to_agent) as Arc<dyn SessionQueue>,
-    );
-    let mut agent = pump::start(
-        Peer::new(SID, Direction::AgentToClient, key()),
-        SID.into(),
-        to_agent,
-        to_client,
-    );
+    let (client_ends, mut agent) = pump::memory_pair(SID, key());
     let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).await.unwrap();
     let (_stops, stops_rx) = mpsc::channel(1);
     let relay = tokio::spawn(async move {

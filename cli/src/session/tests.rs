@@ -4,9 +4,9 @@ use std::time::{Duration, SystemTime};
 
 use serde_json::{Value, json};
 use steward_core::secret::Secret;
-use steward_core::sessions::pump::{self, ChannelEnd, MemoryQueue, SessionQueue};
+use steward_core::sessions::pump::{self, ChannelEnd};
 use steward_core::sessions::token::TOKEN_VERSION;
-use steward_core::sessions::{Body, Direction, Peer, QueueCredentials, SessionKey, SessionToken};
+use steward_core::sessions::{Body, QueueCredentials, SessionKey, SessionToken};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
 use tokio::sync::mpsc;
@@ -606,19 +606,7 @@ struct Session {
 }
 
 fn session_pair(initial: Option<(u16, u16)>) -> Session {
-    let (to_agent, to_client) = (MemoryQueue::new(), MemoryQueue::new());
-    let client_ends = pump::start(
-        Peer::new(SID, Direction::ClientToAgent, key()),
-        SID.into(),
-        Arc::clone(&to_client) as Arc<dyn SessionQueue>,
-        Arc::clone(&to_agent) as Arc<dyn SessionQueue>,
-    );
-    let agent = pump::start(
-        Peer::new(SID, Direction::AgentToClient, key()),
-        SID.into(),
-        to_agent,
-        to_client,
-    );
+    let (client_ends, agent) = pump::memory_pair(SID, key());
     let (input, input_rx) = mpsc::channel(4);
     let (controls, controls_rx) = mpsc::channel(4);
     let client = tokio::spawn(async move {

@@ -17,7 +17,7 @@ use tokio::sync::{Notify, mpsc};
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
-use super::frames::Body;
+use super::frames::{Body, Direction, SessionKey};
 use super::peer::Peer;
 use super::stream::StreamError;
 
@@ -388,6 +388,26 @@ async fn send_due(shared: &Shared, queue: &dyn SessionQueue) -> Result<bool, Pum
         }
     }
     Ok(sent)
+}
+
+/// Both ends of one session's channel, the client's and the agent's, each
+/// pumped over a [`MemoryQueue`] to the other. For tests of what runs at
+/// either end.
+pub fn memory_pair(session_id: &str, key: SessionKey) -> (ChannelEnds, ChannelEnds) {
+    let (to_agent, to_client) = (MemoryQueue::new(), MemoryQueue::new());
+    let client = start(
+        Peer::new(session_id, Direction::ClientToAgent, key.clone()),
+        session_id.into(),
+        Arc::clone(&to_client) as Arc<dyn SessionQueue>,
+        Arc::clone(&to_agent) as Arc<dyn SessionQueue>,
+    );
+    let agent = start(
+        Peer::new(session_id, Direction::AgentToClient, key),
+        session_id.into(),
+        to_agent,
+        to_client,
+    );
+    (client, agent)
 }
 
 /// A queue in memory with SQS's receive semantics that matter here: long
