@@ -221,6 +221,26 @@ def test_the_form_checks_names_before_sending(ssm, root, page):
     expect(problems).to_contain_text("at most 15 levels", timeout=WAIT_MS)
     expect(problems).to_contain_text("4096")
 
+    # The full ARN is what counts against 1011 characters, in the console as
+    # in the API: one character over is refused before sending, and the API
+    # refuses it too; the longest that fits is sent and accepted.
+    arn_prefix = len(f"arn:aws:ssm:{ssm.meta.region_name}:") + 12 + len(":parameter/")
+    longest = f"{root}/" + "a" * (1011 - arn_prefix - len(root))
+    over = longest + "a"
+    page.get_by_label("Name", exact=True).fill(over)
+    page.get_by_label("Value", exact=True).fill("x")
+    page.get_by_role("button", name="Create parameter").click()
+    expect(problems).to_contain_text("would have 1012. Shorten the name by 1.", timeout=WAIT_MS)
+    with pytest.raises(ClientError) as e:
+        ssm.put_parameter(Name=over, Type="String", Value="x")
+    assert e.value.response["Error"]["Code"] == "ValidationException"
+    page.get_by_label("Name", exact=True).fill(longest)
+    page.get_by_role("button", name="Create parameter").click()
+    expect(page.locator("[data-fact=type]")).to_have_text("String", timeout=WAIT_MS)
+    made = ssm.get_parameter(Name=longest)["Parameter"]
+    assert made["Value"] == "x" and len(made["ARN"]) == 1011
+
+    page.goto(page.url.split("#")[0] + "#/parameters/new")
     # A valid one is sent, and the API's own refusal (it exists) is shown.
     created = f"{root}/app/created"
     page.get_by_label("Name", exact=True).fill(created)

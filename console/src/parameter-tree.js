@@ -1,7 +1,12 @@
 // Parameter Store's hierarchy as a tree, and the checks SSM makes on a
 // parameter's name and value before it is put: pure functions, no API.
 
-export const MAX_NAME_LENGTH = 1011;
+// SSM: "The maximum length for a parameter name, including the full length
+// of the parameter ARN, is 1011 characters."
+export const MAX_ARN_LENGTH = 1011;
+// Account ids are always 12 digits, so the ARN's length is known from the
+// region alone, without a call to learn the account.
+const ACCOUNT_ID_LENGTH = 12;
 export const MAX_LEVELS = 15;
 export const VALUE_LIMITS = { Standard: 4096, Advanced: 8192, "Intelligent-Tiering": 8192 };
 export const MAX_DESCRIPTION_LENGTH = 1024;
@@ -69,11 +74,23 @@ export function ancestors(name) {
   return out;
 }
 
-// Every problem SSM would find with this name, as sentences; [] when valid.
-export function nameProblems(name) {
+// The length of the ARN the API gives `name` in `region`, as it counts it:
+// arn:aws:ssm:<region>:<account>:parameter/<name without its leading slash>.
+export function arnLength(name, region) {
+  return `arn:aws:ssm:${region || ""}:`.length + ACCOUNT_ID_LENGTH + ":parameter/".length + name.replace(/^\//, "").length;
+}
+
+// Every problem SSM would find with this name in `region`, as sentences;
+// [] when valid.
+export function nameProblems(name, region) {
   const problems = [];
   if (!name) return ["Enter a name."];
-  if (name.length > MAX_NAME_LENGTH) problems.push(`A name has at most ${MAX_NAME_LENGTH} characters (this one has ${name.length}).`);
+  const arn = arnLength(name, region);
+  if (arn > MAX_ARN_LENGTH) {
+    problems.push(
+      `A name's ARN (arn:aws:ssm:${region}:<account>:parameter/ and the name) has at most ${MAX_ARN_LENGTH} characters; this one's would have ${arn}. Shorten the name by ${arn - MAX_ARN_LENGTH}.`,
+    );
+  }
   const bad = [...new Set(name.replace(/[a-zA-Z0-9_.\-/]/g, ""))];
   if (bad.length) {
     problems.push(`A name may use only letters, digits and _ . - / (not ${bad.map((c) => (c === " " ? "a space" : `"${c}"`)).join(", ")}).`);
@@ -93,8 +110,8 @@ export function nameProblems(name) {
 }
 
 // Every problem SSM would find with a PutParameter's fields; [] when valid.
-export function putProblems({ name, type, value, tier, description }) {
-  const problems = [...nameProblems(name)];
+export function putProblems({ name, region, type, value, tier, description }) {
+  const problems = [...nameProblems(name, region)];
   if (!TYPES.includes(type)) problems.push(`Pick a type: ${TYPES.join(", ")}.`);
   const t = tier || "Standard";
   if (!TIERS.includes(t)) problems.push(`Pick a tier: ${TIERS.join(", ")}.`);

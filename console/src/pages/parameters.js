@@ -16,6 +16,7 @@ import { allPages, send } from "../api.js";
 import { ApiError } from "../errors.js";
 import { ErrorPanel, Loading, Table, formatDate } from "../components/common.js";
 import { href, navigate } from "../router.js";
+import { currentSession } from "../session.js";
 import { TIERS, TYPES, ancestors, buildTree, filterByName, putProblems } from "../parameter-tree.js";
 import "./parameters.css";
 
@@ -331,7 +332,7 @@ export function PutParameterForm({ editing, initial }) {
   async function submit(e) {
     e.preventDefault();
     setError(null);
-    const found = putProblems({ name: name.trim(), type, value, tier, description });
+    const found = putProblems({ name: name.trim(), region: currentSession()?.region, type, value, tier, description });
     setProblems(found);
     if (found.length) return;
     setBusy(true);
