@@ -4,6 +4,7 @@
 //! whose patch step rebooted the node on purpose: it left a resume record,
 //! and is finished from that step (see [`crate::patching::reboot`]).
 
+use std::collections::HashSet;
 use std::sync::Arc;
 
 use steward_core::channel::Uplink;
@@ -20,6 +21,12 @@ impl<Q: NodeQueue, I: IngestQueue> Agent<Q, I> {
     /// as Failed (it is never run again), or resumes it after its reboot.
     pub fn recover(self: &Arc<Self>) -> std::io::Result<()> {
         let unfinished = lock(&self.journal).unfinished();
+        // Read once: the spool may hold many reports after an outage.
+        let spooled_final = if unfinished.is_empty() {
+            HashSet::new()
+        } else {
+            self.spooled_final_reports()?
+        };
         for (command_id, rec) in unfinished {
             let run_dir = self.run_dir(&command_id);
             if let Some(record) = resume_record(&run_dir.join(RESUME_FILE), &command_id) {
@@ -27,7 +34,7 @@ impl<Q: NodeQueue, I: IngestQueue> Agent<Q, I> {
                 continue;
             }
             let now = now_epoch();
-            if self.final_report_spooled(&command_id)? {
+            if spooled_final.contains(&command_id) {
                 // Killed between spooling the final report and journaling it:
                 // the report stands and goes out; a Failed sent after it
                 // could reach the control plane first and be the one kept.
@@ -65,32 +72,31 @@ impl<Q: NodeQueue, I: IngestQueue> Agent<Q, I> {
         Ok(())
     }
 
-    /// Whether the spool holds the final report of `command_id`. The sender
-    /// sends a final report only once it is journaled Finished (see
-    /// `sealed`), so a command left unfinished has its report here if it
-    /// was ever made.
-    fn final_report_spooled(&self, command_id: &str) -> std::io::Result<bool> {
+    /// The commands whose final report is in the spool. The sender sends a
+    /// final report only once it is journaled Finished (see `sealed`), so a
+    /// command left unfinished has its report here if it was ever made.
+    fn spooled_final_reports(&self) -> std::io::Result<HashSet<String>> {
         let spool = lock(&self.spool);
+        let mut commands = HashSet::new();
         for report in spool.pending()? {
             // A damaged file is the sender's to drop; it is no final report.
             if let Ok(payload) = spool.read(&report)
-                && is_final_report_of(&payload.message, command_id)
+                && let Some(command_id) = final_report_command(&payload.message)
             {
-                return Ok(true);
+                commands.insert(command_id.to_string());
             }
         }
-        Ok(false)
+        Ok(commands)
     }
 }
 
-/// A command's last invocation report: a status nothing follows.
-pub(super) fn is_final_report(message: &Uplink) -> bool {
-    matches!(message, Uplink::InvocationUpdate(u) if u.detail.is_final())
-}
-
-fn is_final_report_of(message: &Uplink, command_id: &str) -> bool {
-    is_final_report(message)
-        && matches!(message, Uplink::InvocationUpdate(u) if u.command_id == command_id)
+/// The command a message is the last invocation report of (a status
+/// nothing follows), if it is one.
+pub(super) fn final_report_command(message: &Uplink) -> Option<&str> {
+    match message {
+        Uplink::InvocationUpdate(u) if u.detail.is_final() => Some(&u.command_id),
+        _ => None,
+    }
 }
 
 /// The resume record of `command_id`, if one was written whole for it.

@@ -204,7 +204,7 @@ impl<Q: NodeQueue, I: IngestQueue> Agent<Q, I> {
             }
             Err(e) => return Err(e.to_string()),
         };
-        if super::recovery::is_final_report(&payload.message) {
+        if super::recovery::final_report_command(&payload.message).is_some() {
             // `finish` holds the journal from spooling a final report to
             // journaling it Finished; waiting for the journal here sends
             // the report only after that. An agent killed in between still
